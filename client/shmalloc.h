@@ -1,0 +1,88 @@
+/*
+ * shmalloc: one heap shared by many processes on one host.
+ *
+ * The daemon shmallocd owns the heap; this library maps it and allocates from
+ * per-thread caches without locks or system calls, asking the daemon only to
+ * refill or drain a cache in large batches, for large blocks, roots and stats.
+ * An allocation made in one process is passed to another as a shma_ref_t
+ * (shma_ref), turned back into a pointer there (shma_ptr), and may be read,
+ * written or freed by any process.
+ *
+ * Errors: functions returning int return 0 or a negative errno, which
+ * shma_strerror() names.  Allocation functions return NULL and set errno, as
+ * their libc namesakes do.
+ *
+ * Threads: every function may be called from any thread.  fork(): the child
+ * discards the caches it inherited and reconnects on first use.
+ */
+#ifndef SHMALLOC_H
+#define SHMALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define SHMA_EXPORT __attribute__((visibility("default")))
+#else
+#define SHMA_EXPORT
+#endif
+
+/* A reference to shared memory that is valid in every process; 0 is null. */
+typedef uint64_t shma_ref_t;
+
+/*
+ * Connects to the daemon on socket_path; NULL means $SHMALLOC_SOCKET, else
+ * $XDG_RUNTIME_DIR/shmalloc/shmallocd.sock, else /tmp/shmalloc-$UID/shmallocd.sock.
+ * Optional: the first allocation connects on its own.  Returns 0 (also when
+ * already connected), -ENOENT/-ECONNREFUSED when no daemon listens, -EACCES
+ * when the daemon refuses this user, -EPROTO on a version mismatch.
+ */
+SHMA_EXPORT int shma_connect(const char *socket_path);
+
+/* Flushes every cache of this process back to the daemon and says goodbye.
+ * Blocks already handed to the application stay valid and mapped. */
+SHMA_EXPORT void shma_disconnect(void);
+
+/* As malloc(3), calloc(3), realloc(3), aligned_alloc(3), free(3): NULL with
+ * errno = ENOMEM on failure.  shma_free() takes a block from any process. */
+SHMA_EXPORT void *shma_malloc(size_t size);
+SHMA_EXPORT void *shma_calloc(size_t n, size_t size);
+SHMA_EXPORT void *shma_realloc(void *p, size_t size);
+SHMA_EXPORT void *shma_aligned_alloc(size_t alignment, size_t size);
+SHMA_EXPORT void shma_free(void *p);
+
+/* Bytes usable at p (at least what was asked for); 0 for NULL or a pointer
+ * that is not the start of a shared block. */
+SHMA_EXPORT size_t shma_usable_size(const void *p);
+
+/* The ref of the block p points into (any byte inside it), or 0 if p is not
+ * in the shared heap. */
+SHMA_EXPORT shma_ref_t shma_ref(const void *p);
+
+/* The address of ref in this process, mapping its segment on first use;
+ * NULL (errno EINVAL) if ref does not name a live segment of this heap. */
+SHMA_EXPORT void *shma_ptr(shma_ref_t ref);
+
+/* Named roots: a small directory of name -> ref kept by the daemon.  Names
+ * are 1..255 bytes.  shma_publish: 0, -EEXIST, -EINVAL, -ENAMETOOLONG.
+ * shma_lookup: 0, -ENOENT.  shma_unpublish: 0, -ENOENT. */
+SHMA_EXPORT int shma_publish(const char *name, shma_ref_t ref);
+SHMA_EXPORT int shma_lookup(const char *name, shma_ref_t *ref);
+SHMA_EXPORT int shma_unpublish(const char *name);
+
+/* The daemon's statistics as a JSON document in *json, which the caller
+ * frees with free(3).  0 or a negative errno. */
+SHMA_EXPORT int shma_stats_json(char **json);
+
+/* A message for an error code (negative or positive errno); never NULL. */
+SHMA_EXPORT const char *shma_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

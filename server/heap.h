@@ -1,0 +1,126 @@
+/*
+ * The heap: arenas, their page heaps, spans and the central free lists.
+ *
+ * The daemon is the only writer of allocation metadata.  Each arena is a
+ * segment laid out as shm/layout.h says; the heap keeps in its own (private)
+ * memory the indexes it needs to be fast -- free runs by size, partial spans
+ * by class -- and writes to the shared metadata (page map, object bitmaps)
+ * everything a restarted daemon needs to rebuild them.  A bit set in a span's
+ * bitmap means the object is out: in a client's cache or in use.
+ *
+ * No function here does socket I/O or knows about clients; every function is
+ * bounded work in the size of its arguments (refill: the batch; flush: the
+ * refs), never in the size of the heap.
+ */
+#ifndef SHMA_SERVER_HEAP_H
+#define SHMA_SERVER_HEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "layout.h"
+#include "sizeclass.h"
+
+struct heap_config {
+	const char *instance;     /* segment names: /shmalloc.<instance>.... */
+	uint64_t arena_size;      /* power of two, >= SHMA_MIN_ARENA_SIZE */
+	uint64_t max_memory;      /* arenas + large blocks, bytes; 0: no cap */
+	mode_t mode;              /* of every segment created */
+	uint64_t decay_ms;        /* free pages idle longer than this go back to the OS */
+};
+
+struct heap_run {
+	uint64_t first; /* ref of the first object */
+	uint32_t count;
+};
+
+/* Where heap_refill() puts what it hands out; the caller owns the arrays. */
+struct heap_batch {
+	uint64_t *refs;
+	uint32_t nrefs, refs_cap;
+	struct heap_run *runs;
+	uint32_t nruns, runs_cap;
+};
+
+struct heap_class_stats {
+	uint64_t spans, objects_out, objects_total, refills, flushes;
+};
+
+struct heap_arena_stats {
+	uint32_t id;
+	uint64_t size, pages, free_pages, span_pages, largest_free_run, resident_bytes;
+};
+
+struct heap_totals {
+	uint64_t mapped_bytes;      /* arenas + large segments */
+	uint64_t resident_bytes;    /* backing store held in /dev/shm */
+	uint64_t in_use_bytes;      /* objects out (class size) + large blocks */
+	uint64_t peak_in_use_bytes;
+	uint64_t returned_bytes;    /* punched by decay, total */
+	uint64_t large_count, large_bytes;
+	uint64_t free_pages, largest_free_run; /* over all arenas, pages */
+	uint32_t narenas;
+};
+
+struct heap;
+
+/* Creates the heap and its first arena.  0 or a negative errno. */
+int heap_open(struct heap **out, const struct heap_config *cfg);
+
+/* Frees the heap's private memory and unmaps; with unlink, removes every
+ * segment of the instance too (arenas and large blocks). */
+void heap_close(struct heap *h, int unlink);
+
+/*
+ * Hands out up to want objects of class cls (want >= 1), marking each out in
+ * its span's bitmap.  Objects go in batch->refs and, where a whole fresh span
+ * or a contiguous stretch is handed out, as runs in batch->runs (cheaper for
+ * both sides); the sum of nrefs and the runs' counts is at most want.
+ * Returns the number of objects handed out (>= 1), or -ENOMEM when none could
+ * be (max_memory reached, /dev/shm full), or -EINVAL for a bad class.
+ */
+int heap_refill(struct heap *h, unsigned cls, uint32_t want, struct heap_batch *batch);
+
+/*
+ * Takes one object back.  0; -EINVAL if ref names no arena of this heap or
+ * is not on an object boundary of a span; -EALREADY if the object is not out
+ * (a double free).  *cls (may be NULL) gets the object's class on success.
+ * A span whose last object comes back returns its pages to the page heap.
+ */
+int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls);
+
+/* The class of the object ref names if it is out, else a negative errno as
+ * heap_free_object() would return; changes nothing. */
+int heap_object_class(struct heap *h, uint64_t ref);
+
+/*
+ * A large block: a segment of its own, size rounded up to pages, backing
+ * store reserved.  *ref names its first byte, *seg_size its size.  -ENOMEM
+ * past max_memory or when /dev/shm is full; -EINVAL for size 0 or a size
+ * over what a ref can address.
+ */
+int heap_alloc_large(struct heap *h, uint64_t size, uint64_t *ref, uint64_t *seg_size);
+
+/* Frees a large block: punches and unlinks its segment.  *size (may be NULL)
+ * gets its size.  -EINVAL if ref is not the start of a live large block. */
+int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size);
+
+/* Gives back to the OS the free pages idle longer than the decay; returns
+ * the bytes punched.  Call it from a timer. */
+uint64_t heap_decay(struct heap *h, uint64_t now_ms);
+
+/* Counters: bounded work (per arena, per class), no scan of user memory. */
+void heap_totals(const struct heap *h, struct heap_totals *t);
+unsigned heap_arena_count(const struct heap *h);
+void heap_arena_stats(const struct heap *h, unsigned i, struct heap_arena_stats *s);
+void heap_class_stats(const struct heap *h, unsigned cls, struct heap_class_stats *s);
+
+/* The geometry every arena of this heap has. */
+const struct arena_geometry *heap_geometry(const struct heap *h);
+
+/* Largest number of arenas max_memory allows (what clients reserve address
+ * space for). */
+uint32_t heap_max_arenas(const struct heap *h);
+
+#endif

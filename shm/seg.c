@@ -1,0 +1,144 @@
+/*
+ * Segments: see seg.h.  This is the only file of shm/ that makes system calls.
+ */
+#define _GNU_SOURCE
+#include "seg.h"
+#include "layout.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int seg_name(char *buf, size_t size, const char *instance, char kind, uint64_t id)
+{
+	int n;
+	if (kind == 'm')
+		n = snprintf(buf, size, "/shmalloc.%s.m", instance);
+	else
+		n = snprintf(buf, size, "/shmalloc.%s.%c%llu", instance, kind,
+			     (unsigned long long)id);
+	if (n < 0 || (size_t)n >= size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int seg_instance_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n >= SHMA_INSTANCE_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+void seg_instance_from_path(const char *socket_path, char *out, size_t size)
+{
+	char abs[PATH_MAX];
+	const char *p = socket_path;
+	/* The socket may not exist yet; its directory does once the daemon runs,
+	 * but hashing the path as given, made absolute, is stable either way. */
+	if (socket_path[0] != '/' && getcwd(abs, sizeof abs) != NULL &&
+	    strlen(abs) + 1 + strlen(socket_path) < sizeof abs) {
+		strcat(abs, "/");
+		strcat(abs, socket_path);
+		p = abs;
+	}
+	uint64_t h = UINT64_C(14695981039346656037);
+	for (; *p; p++) {
+		h ^= (uint8_t)*p;
+		h *= UINT64_C(1099511628211);
+	}
+	snprintf(out, size, "%016llx", (unsigned long long)h);
+}
+
+int seg_create(const char *name, uint64_t size, mode_t mode)
+{
+	int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	/* shm_open honours the umask; the mode we were given is the contract. */
+	if (fchmod(fd, mode) != 0 || ftruncate(fd, (off_t)size) != 0) {
+		int e = errno;
+		close(fd);
+		shm_unlink(name);
+		return -e;
+	}
+	return fd;
+}
+
+int seg_open(const char *name, int writable)
+{
+	int fd = shm_open(name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
+	return fd < 0 ? -errno : fd;
+}
+
+int seg_unlink(const char *name)
+{
+	return shm_unlink(name) == 0 ? 0 : -errno;
+}
+
+int64_t seg_size(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 ? (int64_t)st.st_size : -errno;
+}
+
+int64_t seg_resident(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 ? (int64_t)st.st_blocks * 512 : -errno;
+}
+
+int seg_reserve(int fd, uint64_t off, uint64_t len)
+{
+	int rc = posix_fallocate(fd, (off_t)off, (off_t)len);
+	if (rc == 0)
+		return 0;
+	return rc == ENOSPC || rc == EFBIG ? -ENOMEM : -rc;
+}
+
+int seg_punch(int fd, uint64_t off, uint64_t len)
+{
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+		      (off_t)len) != 0)
+		return -errno;
+	return 0;
+}
+
+void *seg_map(int fd, uint64_t off, size_t len, int writable, void *addr)
+{
+	int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+	int flags = MAP_SHARED | (addr ? MAP_FIXED : 0);
+	void *p = mmap(addr, len, prot, flags, fd, (off_t)off);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void *seg_reserve_va(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		       -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int seg_unmap_to_reserved(void *addr, size_t len)
+{
+	void *p = mmap(addr, len, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+int seg_unmap(void *addr, size_t len)
+{
+	return munmap(addr, len) == 0 ? 0 : -errno;
+}

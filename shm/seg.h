@@ -1,0 +1,68 @@
+/*
+ * Segments: the OS primitives under the shared heap, in one place.
+ *
+ * A segment is a POSIX shm object named /shmalloc.<instance>.<kind><id>
+ * (kind 'a' arena, 'l' large block, 'c' client control block, 'm' manifest).
+ * The daemon creates them with O_CREAT|O_EXCL and its configured mode;
+ * clients open the ones that exist.  Backing store is reserved with
+ * posix_fallocate before memory is handed out, so a full /dev/shm is an
+ * ENOMEM here and never a SIGBUS in a process that touches the page later.
+ *
+ * Every function returns 0 (or a valid fd / count) or a negative errno.
+ */
+#ifndef SHMA_SEG_H
+#define SHMA_SEG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SEG_NAME_MAX 96
+
+/* Writes "/shmalloc.<instance>.<kind><id>" into buf; -ENAMETOOLONG if it does
+ * not fit. */
+int seg_name(char *buf, size_t size, const char *instance, char kind, uint64_t id);
+
+/* A valid instance name: 1..SHMA_INSTANCE_MAX-1 bytes of [A-Za-z0-9_-]. */
+int seg_instance_valid(const char *name);
+
+/* The instance name a daemon on socket_path uses when none is given: a hash
+ * of the absolute path, so two daemons on two sockets never share segments. */
+void seg_instance_from_path(const char *socket_path, char *out, size_t size);
+
+/* Creates a new segment of size bytes (O_EXCL); returns its fd. */
+int seg_create(const char *name, uint64_t size, mode_t mode);
+
+/* Opens an existing segment read-write (or read-only); returns its fd. */
+int seg_open(const char *name, int writable);
+
+int seg_unlink(const char *name);
+
+/* Size of the segment behind fd, or a negative errno. */
+int64_t seg_size(int fd);
+
+/* Bytes of backing store the segment holds now (st_blocks). */
+int64_t seg_resident(int fd);
+
+/* Reserves backing store for [off, off+len): -ENOMEM when /dev/shm is full. */
+int seg_reserve(int fd, uint64_t off, uint64_t len);
+
+/* Gives [off, off+len) back to the OS; the range reads as zeros after. */
+int seg_punch(int fd, uint64_t off, uint64_t len);
+
+/*
+ * Maps len bytes of fd from off at addr (MAP_FIXED when addr is not NULL,
+ * which must lie inside a range reserved with seg_reserve_va()).  Returns
+ * the address or NULL with errno set.
+ */
+void *seg_map(int fd, uint64_t off, size_t len, int writable, void *addr);
+
+/* Reserves len bytes of address space (no memory, no access). */
+void *seg_reserve_va(size_t len);
+
+/* Puts [addr, addr+len) back to reserved, no-access address space. */
+int seg_unmap_to_reserved(void *addr, size_t len);
+
+int seg_unmap(void *addr, size_t len);
+
+#endif

@@ -1,0 +1,6 @@
+/*
+ * Every suite of the test runner, one XX line each: the runner declares and
+ * runs them in this order.  Add a line when adding tests/check_<module>.c.
+ */
+#define SHMA_SUITES(XX) \
+	XX(frame)

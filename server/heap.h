@@ -44,7 +44,9 @@ struct heap_batch {
 };
 
 struct heap_class_stats {
-	uint64_t spans, objects_out, objects_total, refills, flushes;
+	uint64_t spans, objects_out, objects_total;
+	uint64_t refills; /* heap_refill() calls that handed something out */
+	uint64_t flushes; /* objects taken back by heap_free_object() */
 };
 
 struct heap_arena_stats {
@@ -65,7 +67,9 @@ struct heap_totals {
 
 struct heap;
 
-/* Creates the heap and its first arena.  0 or a negative errno. */
+/* Creates the heap and its first arena.  0 or a negative errno: -EINVAL for
+ * an invalid instance name or arena size, or a max_memory (other than 0)
+ * below one arena; -EEXIST if the first arena's segment exists already. */
 int heap_open(struct heap **out, const struct heap_config *cfg);
 
 /* Frees the heap's private memory and unmaps; with unlink, removes every
@@ -78,7 +82,11 @@ void heap_close(struct heap *h, int unlink);
  * or a contiguous stretch is handed out, as runs in batch->runs (cheaper for
  * both sides); the sum of nrefs and the runs' counts is at most want.
  * Returns the number of objects handed out (>= 1), or -ENOMEM when none could
- * be (max_memory reached, /dev/shm full), or -EINVAL for a bad class.
+ * be (max_memory reached, /dev/shm full, or the class's span is larger than
+ * an arena), or -EINVAL for a bad class, want 0 or a batch with no room.
+ * The batch is filled from empty (nrefs and nruns are reset first).  Partial
+ * spans are drawn on first; a fresh span goes out as one run while the batch
+ * has room for runs.
  */
 int heap_refill(struct heap *h, unsigned cls, uint32_t want, struct heap_batch *batch);
 
@@ -106,9 +114,12 @@ int heap_alloc_large(struct heap *h, uint64_t size, uint64_t *ref, uint64_t *seg
  * gets its size.  -EINVAL if ref is not the start of a live large block. */
 int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size);
 
-/* Gives back to the OS the free pages idle longer than the decay; returns
- * the bytes punched.  Call it from a timer. */
+/* Gives back to the OS the free pages idle at least the decay; returns the
+ * bytes of backing store released.  Call it from a timer with heap_now_ms(). */
 uint64_t heap_decay(struct heap *h, uint64_t now_ms);
+
+/* The clock the heap stamps free runs with: CLOCK_MONOTONIC, milliseconds. */
+uint64_t heap_now_ms(void);
 
 /* Counters: bounded work (per arena, per class), no scan of user memory. */
 void heap_totals(const struct heap *h, struct heap_totals *t);

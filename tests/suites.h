@@ -3,4 +3,6 @@
  * runs them in this order.  Add a line when adding tests/check_<module>.c.
  */
 #define SHMA_SUITES(XX) \
-	XX(frame)
+	XX(frame) \
+	XX(heap) \
+	XX(pageheap)

@@ -1,0 +1,50 @@
+/*
+ * Arenas: the segments that hold small objects.
+ *
+ * An arena is one segment of the heap's arena_size, named 'a<id>', laid out
+ * as shm/layout.h says.  Creating one reserves backing store for its
+ * metadata region (header, page map, bitmaps), marks those pages PAGE_META in
+ * the page map and writes the header last, so a header with its magic is a
+ * whole arena.  The user pages are left sparse: the page heap reserves them
+ * run by run, just before it hands them out.  The daemon maps the whole arena
+ * read-write; clients map the metadata read-only and the pages read-write.
+ */
+#ifndef SHMA_SERVER_ARENA_H
+#define SHMA_SERVER_ARENA_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "layout.h"
+
+struct span;
+
+struct arena {
+	uint32_t id;
+	int fd;
+	void *base;                      /* the whole segment, read-write */
+	const struct arena_geometry *g;  /* shared by every arena of a heap */
+	struct page_entry *page_map;
+	struct span **span_of_page;      /* private: span by first page */
+};
+
+/*
+ * Creates segment 'a<id>' of instance with the geometry g (which must outlive
+ * the arena) and mode, reserves and initialises its metadata, and maps it.
+ * 0 and *out, or a negative errno (-EEXIST if the segment exists, -ENOMEM
+ * when /dev/shm cannot hold the metadata).  Nothing is left behind on error.
+ */
+int arena_create(struct arena **out, const char *instance, uint32_t id,
+		 const struct arena_geometry *g, mode_t mode, int64_t now);
+
+/* Unmaps and closes the arena and frees it; with unlink, removes its
+ * segment too. */
+void arena_destroy(struct arena *a, const char *instance, int unlink);
+
+/* The byte offset of page p in the segment. */
+static inline uint64_t arena_page_offset(uint32_t p)
+{
+	return (uint64_t)p << SHMA_PAGE_SHIFT;
+}
+
+#endif

@@ -1,0 +1,185 @@
+/*
+ * Large blocks: see large.h.  The index is an open-addressing table of
+ * (id, size) with linear probing and backward-shift deletion, so it never
+ * fills with tombstones; it doubles when half full.
+ */
+#include "large.h"
+#include "ref.h"
+#include "seg.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+struct slot {
+	uint32_t id;   /* id + 1; 0 is empty */
+	uint64_t size;
+};
+
+struct large_set {
+	struct slot *slots;
+	uint32_t mask;     /* slots - 1 */
+	uint64_t count, bytes;
+	uint32_t next_id;  /* ids [0, next_id) were tried already */
+};
+
+static uint32_t hash(uint32_t id)
+{
+	return id * UINT32_C(2654435761);
+}
+
+int large_create(struct large_set **out)
+{
+	struct large_set *ls = calloc(1, sizeof *ls);
+	if (ls == NULL)
+		return -ENOMEM;
+	ls->mask = 63;
+	ls->slots = calloc(ls->mask + 1, sizeof *ls->slots);
+	if (ls->slots == NULL) {
+		free(ls);
+		return -ENOMEM;
+	}
+	*out = ls;
+	return 0;
+}
+
+static void unlink_block(const char *instance, uint32_t id)
+{
+	char name[SEG_NAME_MAX];
+	if (seg_name(name, sizeof name, instance, 'l', id) == 0)
+		seg_unlink(name);
+}
+
+void large_destroy(struct large_set *ls, const char *instance, int unlink)
+{
+	for (uint32_t i = 0; unlink && i <= ls->mask; i++)
+		if (ls->slots[i].id != 0)
+			unlink_block(instance, ls->slots[i].id - 1);
+	free(ls->slots);
+	free(ls);
+}
+
+static struct slot *find(const struct large_set *ls, uint32_t id)
+{
+	for (uint32_t i = hash(id) & ls->mask;; i = (i + 1) & ls->mask) {
+		struct slot *s = &ls->slots[i];
+		if (s->id == 0 || s->id == id + 1)
+			return s;
+	}
+}
+
+static int grow(struct large_set *ls)
+{
+	if ((ls->count + 1) * 2 <= (uint64_t)ls->mask + 1)
+		return 0;
+	struct large_set n = *ls;
+	n.mask = ls->mask * 2 + 1;
+	n.slots = calloc((size_t)n.mask + 1, sizeof *n.slots);
+	if (n.slots == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i <= ls->mask; i++)
+		if (ls->slots[i].id != 0)
+			*find(&n, ls->slots[i].id - 1) = ls->slots[i];
+	free(ls->slots);
+	*ls = n;
+	return 0;
+}
+
+/* Creates the segment of the next unused id, reserved; returns its id. */
+static int create_segment(struct large_set *ls, const char *instance, mode_t mode,
+			  uint64_t size, uint32_t *id)
+{
+	char name[SEG_NAME_MAX];
+	int fd = -EEXIST;
+	while (fd == -EEXIST) {
+		if (ls->next_id > REF_ID_MAX)
+			return -ENOMEM;
+		*id = ls->next_id++;
+		int rc = seg_name(name, sizeof name, instance, 'l', *id);
+		if (rc < 0)
+			return rc;
+		fd = seg_create(name, size, mode);
+	}
+	if (fd < 0)
+		return fd;
+	int rc = seg_reserve(fd, 0, size);
+	close(fd);
+	if (rc < 0)
+		seg_unlink(name);
+	return rc;
+}
+
+int large_alloc(struct large_set *ls, const char *instance, mode_t mode,
+		uint64_t size, uint32_t *id)
+{
+	int rc = grow(ls);
+	if (rc < 0)
+		return rc;
+	rc = create_segment(ls, instance, mode, size, id);
+	if (rc < 0)
+		return rc;
+	struct slot *s = find(ls, *id);
+	s->id = *id + 1;
+	s->size = size;
+	ls->count++;
+	ls->bytes += size;
+	return 0;
+}
+
+/* Empties slot i, moving later entries of its probe chain back into it. */
+static void remove_slot(struct large_set *ls, uint32_t i)
+{
+	for (uint32_t j = (i + 1) & ls->mask; ls->slots[j].id != 0; j = (j + 1) & ls->mask) {
+		uint32_t home = hash(ls->slots[j].id - 1) & ls->mask;
+		/* j may move to i if its home is not in (i, j], cyclically. */
+		if (((j - home) & ls->mask) >= ((j - i) & ls->mask)) {
+			ls->slots[i] = ls->slots[j];
+			i = j;
+		}
+	}
+	ls->slots[i].id = 0;
+	ls->slots[i].size = 0;
+}
+
+static void punch_block(const char *instance, uint32_t id, uint64_t size)
+{
+	char name[SEG_NAME_MAX];
+	if (seg_name(name, sizeof name, instance, 'l', id) < 0)
+		return;
+	int fd = seg_open(name, 1);
+	if (fd >= 0) {
+		seg_punch(fd, 0, size);
+		close(fd);
+	}
+	seg_unlink(name);
+}
+
+int large_free(struct large_set *ls, const char *instance, uint32_t id, uint64_t *size)
+{
+	struct slot *s = find(ls, id);
+	if (s->id == 0)
+		return -EINVAL;
+	uint64_t sz = s->size;
+	punch_block(instance, id, sz);
+	remove_slot(ls, (uint32_t)(s - ls->slots));
+	ls->count--;
+	ls->bytes -= sz;
+	if (size != NULL)
+		*size = sz;
+	return 0;
+}
+
+uint64_t large_size(const struct large_set *ls, uint32_t id)
+{
+	return find(ls, id)->size;
+}
+
+uint64_t large_count(const struct large_set *ls)
+{
+	return ls->count;
+}
+
+uint64_t large_bytes(const struct large_set *ls)
+{
+	return ls->bytes;
+}

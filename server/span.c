@@ -1,0 +1,162 @@
+/*
+ * Spans: see span.h.  Finding free objects scans the bitmap a 64-bit word at
+ * a time from the span's hint, so a refill costs the words it looks at, at
+ * most a span's worth (64 words for the smallest class).
+ */
+#include "span.h"
+#include "ref.h"
+#include "sizeclass.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t *bitmap(const struct span *s)
+{
+	return layout_bitmap(s->arena->base, s->arena->g, s->start);
+}
+
+static uint32_t bitmap_words(const struct span *s)
+{
+	return (s->objects + 63) / 64;
+}
+
+/* The bits of word w that name objects of the span. */
+static uint64_t valid_mask(const struct span *s, uint32_t w)
+{
+	uint32_t left = s->objects - w * 64;
+	return left >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << left) - 1;
+}
+
+static void write_page_map(struct span *s, uint8_t kind, uint8_t cls)
+{
+	struct page_entry *pm = s->arena->page_map;
+	for (uint32_t p = s->start; p < s->start + s->npages; p++) {
+		pm[p].cls = cls;
+		pm[p].span_start = kind == PAGE_SPAN ? s->start : 0;
+		__atomic_store_n(&pm[p].kind, kind, __ATOMIC_RELEASE);
+	}
+}
+
+struct span *span_create(struct arena *a, struct page_run *run, unsigned cls)
+{
+	struct span *s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return NULL;
+	s->arena = a;
+	s->run = run;
+	s->start = run->start;
+	s->npages = run->npages;
+	s->cls = (uint8_t)cls;
+	s->size = sizeclass_table[cls].size;
+	s->objects = sizeclass_table[cls].objects;
+	memset(bitmap(s), 0, (size_t)s->npages * SHMA_BITMAP_BYTES_PER_PAGE);
+	write_page_map(s, PAGE_SPAN, s->cls);
+	a->span_of_page[s->start] = s;
+	return s;
+}
+
+void span_destroy(struct span *s)
+{
+	write_page_map(s, PAGE_FREE, 0);
+	s->arena->span_of_page[s->start] = NULL;
+	free(s);
+}
+
+uint64_t span_ref(const struct span *s, uint32_t idx)
+{
+	uint64_t off = arena_page_offset(s->start) + (uint64_t)idx * s->size;
+	return ref_make(REF_ARENA, s->arena->id, off);
+}
+
+uint32_t span_take(struct span *s, uint32_t want, uint64_t *refs)
+{
+	uint64_t *bm = bitmap(s);
+	uint32_t n = 0, words = bitmap_words(s);
+	for (uint32_t w = s->hint; w < words && n < want; w++) {
+		uint64_t avail = ~bm[w] & valid_mask(s, w);
+		while (avail != 0 && n < want) {
+			uint32_t bit = (uint32_t)__builtin_ctzll(avail);
+			avail &= avail - 1;
+			bm[w] |= UINT64_C(1) << bit;
+			refs[n++] = span_ref(s, w * 64 + bit);
+		}
+		s->hint = avail == 0 ? w + 1 : w;
+	}
+	s->nout += n;
+	return n;
+}
+
+void span_take_front(struct span *s, uint32_t n)
+{
+	uint64_t *bm = bitmap(s);
+	uint32_t w;
+	for (w = 0; w < n / 64; w++)
+		bm[w] = ~UINT64_C(0);
+	if (n % 64)
+		bm[w] |= (UINT64_C(1) << (n % 64)) - 1;
+	s->hint = n / 64;
+	s->nout += n;
+}
+
+int span_locate(const struct arena *a, uint64_t off, struct span **s, uint32_t *idx)
+{
+	uint64_t page = off >> SHMA_PAGE_SHIFT;
+	if (page >= a->g->npages)
+		return -EINVAL;
+	const struct page_entry *pe = &a->page_map[page];
+	if (pe->kind != PAGE_SPAN)
+		return -EINVAL;
+	struct span *sp = a->span_of_page[pe->span_start];
+	if (sp == NULL)
+		return -EINVAL;
+	uint64_t rel = off - arena_page_offset(sp->start);
+	if (rel % sp->size != 0 || rel / sp->size >= sp->objects)
+		return -EINVAL;
+	*s = sp;
+	*idx = (uint32_t)(rel / sp->size);
+	return 0;
+}
+
+int span_is_out(const struct span *s, uint32_t idx)
+{
+	return (int)(bitmap(s)[idx / 64] >> (idx % 64) & 1);
+}
+
+int span_put(struct span *s, uint32_t idx)
+{
+	uint64_t *word = &bitmap(s)[idx / 64];
+	uint64_t bit = UINT64_C(1) << (idx % 64);
+	if (!(*word & bit))
+		return -EALREADY;
+	*word &= ~bit;
+	s->nout--;
+	if (idx / 64 < s->hint)
+		s->hint = idx / 64;
+	return 0;
+}
+
+void span_list_push(struct span_list *l, struct span *s)
+{
+	s->prev = NULL;
+	s->next = l->head;
+	if (l->head != NULL)
+		l->head->prev = s;
+	l->head = s;
+	s->listed = 1;
+	l->count++;
+}
+
+void span_list_remove(struct span_list *l, struct span *s)
+{
+	if (!s->listed)
+		return;
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		l->head = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	s->listed = 0;
+	l->count--;
+}

@@ -1,0 +1,264 @@
+/*
+ * The page heap: free runs coalesce on both sides, exhaustion is -ENOMEM,
+ * the heap adds arenas on demand up to max_memory, and decay punches idle
+ * runs, counts what it gave back, and the pages are reserved again on reuse.
+ */
+#include <check.h>
+#include <errno.h>
+#include <string.h>
+
+#include "instance.h"
+#include "layout.h"
+#include "ref.h"
+#include "seg.h"
+#include "server/heap.h"
+#include "server/pageheap.h"
+
+#define MIB ((uint64_t)1 << 20)
+
+static uint64_t free_pages(struct pageheap *ph, uint64_t *largest)
+{
+	uint64_t n;
+	pageheap_stats(ph, UINT32_MAX, &n, largest);
+	return n;
+}
+
+START_TEST(runs_coalesce_on_both_sides)
+{
+	struct pageheap *ph;
+	struct page_run *a, *b, *c;
+	uint64_t largest;
+	ck_assert_int_eq(pageheap_create(&ph), 0);
+	ck_assert_int_eq(pageheap_add_region(ph, 0, 100, 2), 0);
+	ck_assert_int_eq(pageheap_alloc(ph, 10, &a), 0);
+	ck_assert_int_eq(pageheap_alloc(ph, 10, &b), 0);
+	ck_assert_int_eq(pageheap_alloc(ph, 10, &c), 0);
+	ck_assert_uint_eq(a->start, 2);
+	ck_assert_uint_eq(b->start, 12);
+	ck_assert_uint_eq(c->start, 22);
+	pageheap_free(ph, c, 0); /* joins the tail: [22, 100) */
+	ck_assert_uint_eq(free_pages(ph, &largest), 78);
+	ck_assert_uint_eq(largest, 78);
+	pageheap_free(ph, a, 0); /* alone: its left neighbour is metadata */
+	ck_assert_uint_eq(free_pages(ph, &largest), 88);
+	ck_assert_uint_eq(largest, 78);
+	pageheap_free(ph, b, 0); /* joins both */
+	ck_assert_uint_eq(free_pages(ph, &largest), 98);
+	ck_assert_uint_eq(largest, 98);
+	ck_assert_int_eq(pageheap_alloc(ph, 98, &a), 0);
+	ck_assert_uint_eq(a->start, 2);
+	ck_assert_int_eq(pageheap_alloc(ph, 1, &b), -ENOMEM);
+	pageheap_free(ph, a, 0);
+	pageheap_destroy(ph);
+}
+END_TEST
+
+START_TEST(exhaustion_is_enomem)
+{
+	struct pageheap *ph;
+	struct page_run *r[3];
+	ck_assert_int_eq(pageheap_create(&ph), 0);
+	ck_assert_int_eq(pageheap_add_region(ph, 0, 64, 4), 0);
+	ck_assert_int_eq(pageheap_add_region(ph, 1, 64, 4), 0);
+	ck_assert_int_eq(pageheap_add_region(ph, 3, 64, 4), -EINVAL);
+	ck_assert_int_eq(pageheap_alloc(ph, 61, &r[0]), -ENOMEM);
+	ck_assert_int_eq(pageheap_alloc(ph, 0, &r[0]), -EINVAL);
+	ck_assert_int_eq(pageheap_alloc(ph, 60, &r[0]), 0);
+	ck_assert_int_eq(pageheap_alloc(ph, 60, &r[1]), 0);
+	ck_assert_uint_ne(r[0]->region, r[1]->region);
+	ck_assert_int_eq(pageheap_alloc(ph, 1, &r[2]), -ENOMEM);
+	pageheap_free(ph, r[0], 0);
+	pageheap_free(ph, r[1], 0);
+	pageheap_destroy(ph);
+}
+END_TEST
+
+START_TEST(large_runs_are_found)
+{
+	/* Runs of 256 pages and more share a bin per power of two. */
+	struct pageheap *ph;
+	struct page_run *a, *b, *c, *d;
+	ck_assert_int_eq(pageheap_create(&ph), 0);
+	ck_assert_int_eq(pageheap_add_region(ph, 0, 4096, 1), 0);
+	ck_assert_int_eq(pageheap_alloc(ph, 300, &a), 0);
+	ck_assert_int_eq(pageheap_alloc(ph, 1, &b), 0);
+	ck_assert_int_eq(pageheap_alloc(ph, 500, &c), 0);
+	ck_assert_int_eq(pageheap_alloc(ph, 1, &d), 0);
+	pageheap_free(ph, a, 0);
+	pageheap_free(ph, c, 0);
+	/* 400 fits only the 500-page run among the two in bin 256..511. */
+	ck_assert_int_eq(pageheap_alloc(ph, 400, &a), 0);
+	ck_assert_uint_eq(a->start, 302);
+	ck_assert_int_eq(pageheap_alloc(ph, 300, &c), 0);
+	ck_assert_uint_eq(c->start, 1);
+	ck_assert_int_eq(pageheap_alloc(ph, 4096 - 802, &c), -ENOMEM);
+	pageheap_forget(a);
+	pageheap_forget(b);
+	pageheap_forget(c);
+	pageheap_forget(d);
+	pageheap_destroy(ph);
+}
+END_TEST
+
+START_TEST(decay_pops_idle_runs_in_order)
+{
+	struct pageheap *ph;
+	struct page_run *a, *b, *c;
+	struct pageheap_decayed d;
+	ck_assert_int_eq(pageheap_create(&ph), 0);
+	ck_assert_int_eq(pageheap_add_region(ph, 0, 100, 2), 0);
+	ck_assert_int_eq(pageheap_alloc(ph, 10, &a), 0);
+	ck_assert_int_eq(pageheap_alloc(ph, 10, &b), 0);
+	ck_assert_int_eq(pageheap_alloc(ph, 10, &c), 0);
+	pageheap_mark_backed(ph, 0, a->start, 10);
+	pageheap_mark_backed(ph, 0, c->start, 4);
+	/* The fresh region is clean: nothing to decay. */
+	ck_assert_int_eq(pageheap_decay_next(ph, 1000, 0, &d), 0);
+	pageheap_free(ph, a, 100);
+	pageheap_free(ph, c, 200);
+	ck_assert_int_eq(pageheap_decay_next(ph, 149, 50, &d), 0);
+	ck_assert_int_eq(pageheap_decay_next(ph, 150, 50, &d), 1);
+	ck_assert_uint_eq(d.start, 2);
+	ck_assert_uint_eq(d.npages, 10);
+	ck_assert_uint_eq(d.backed_pages, 10);
+	ck_assert_int_eq(pageheap_decay_next(ph, 150, 50, &d), 0);
+	ck_assert_int_eq(pageheap_decay_next(ph, 250, 50, &d), 1);
+	ck_assert_uint_eq(d.start, 22);
+	ck_assert_uint_eq(d.npages, 78);
+	ck_assert_uint_eq(d.backed_pages, 4);
+	ck_assert_int_eq(pageheap_decay_next(ph, 10000, 50, &d), 0);
+	/* Freeing b joins both clean neighbours; only b's pages are backed. */
+	pageheap_mark_backed(ph, 0, b->start, 10);
+	pageheap_free(ph, b, 300);
+	ck_assert_int_eq(pageheap_decay_next(ph, 400, 50, &d), 1);
+	ck_assert_uint_eq(d.npages, 98);
+	ck_assert_uint_eq(d.backed_pages, 10);
+	pageheap_destroy(ph);
+}
+END_TEST
+
+/* ---- through the heap: arenas and decay on real segments ---- */
+
+static char inst[32];
+static struct heap *h;
+
+static void open_heap(uint64_t max_memory)
+{
+	struct heap_config cfg = {
+		.instance = inst, .arena_size = MIB, .max_memory = max_memory,
+		.mode = 0600, .decay_ms = 1000,
+	};
+	test_instance(inst, sizeof inst);
+	ck_assert_int_eq(heap_open(&h, &cfg), 0);
+}
+
+static void close_heap(void)
+{
+	heap_close(h, 1);
+	ck_assert_int_eq(test_segments_left(inst), 0);
+}
+
+START_TEST(arenas_are_added_on_demand)
+{
+	unsigned cls = sizeclass_of(65536); /* 64-page spans: one per 1 MiB arena */
+	uint32_t objs = sizeclass_table[cls].objects;
+	struct heap_run runs[1];
+	struct heap_batch b = {.runs = runs, .runs_cap = 1};
+	struct heap_totals t;
+	open_heap(3 * MIB);
+	for (uint32_t i = 0; i < 3; i++) {
+		ck_assert_int_eq(heap_refill(h, cls, objs, &b), (int)objs);
+		ck_assert_uint_eq(ref_id(runs[0].first), i);
+		ck_assert_uint_eq(heap_arena_count(h), i + 1);
+	}
+	ck_assert_int_eq(heap_refill(h, cls, objs, &b), -ENOMEM);
+	heap_totals(h, &t);
+	ck_assert_uint_eq(t.narenas, 3);
+	ck_assert_uint_eq(t.mapped_bytes, 3 * MIB);
+	struct heap_arena_stats as;
+	heap_arena_stats(h, 2, &as);
+	ck_assert_uint_eq(as.id, 2);
+	ck_assert_uint_eq(as.pages, 128);
+	ck_assert_uint_eq(as.span_pages, 64);
+	ck_assert_uint_eq(as.free_pages, 128 - heap_geometry(h)->meta_pages - 64);
+	ck_assert_uint_ge(as.resident_bytes, 64 * SHMA_PAGE_SIZE);
+	/* Freed spans are reused before any new arena. */
+	for (uint32_t i = 0; i < objs; i++)
+		ck_assert_int_eq(heap_free_object(h, runs[0].first + i * sizeclass_size(cls),
+						  NULL), 0);
+	ck_assert_int_eq(heap_refill(h, cls, objs, &b), (int)objs);
+	ck_assert_uint_eq(ref_id(runs[0].first), 2);
+	close_heap();
+}
+END_TEST
+
+static uint64_t resident(void)
+{
+	struct heap_totals t;
+	heap_totals(h, &t);
+	return t.resident_bytes;
+}
+
+/* Writes every byte of the run ref names, through a mapping of our own: a
+ * page not reserved would not fault here (tmpfs has room), but it must be
+ * counted resident afterwards only if it was reserved. */
+static void touch(uint64_t first, size_t len)
+{
+	char name[SEG_NAME_MAX];
+	ck_assert_int_eq(seg_name(name, sizeof name, inst, 'a', ref_id(first)), 0);
+	int fd = seg_open(name, 1);
+	ck_assert_int_ge(fd, 0);
+	char *base = seg_map(fd, 0, MIB, 1, NULL);
+	close(fd);
+	ck_assert_ptr_nonnull(base);
+	memset(base + ref_offset(first), 0xa5, len);
+	seg_unmap(base, MIB);
+}
+
+START_TEST(decay_punches_and_counts)
+{
+	unsigned cls = 3;
+	uint32_t objs = sizeclass_table[cls].objects;
+	uint64_t span = sizeclass_table[cls].span_pages * SHMA_PAGE_SIZE;
+	struct heap_run runs[1];
+	struct heap_batch b = {.runs = runs, .runs_cap = 1};
+	open_heap(0);
+	uint64_t r0 = resident();
+	ck_assert_int_eq(heap_refill(h, cls, objs, &b), (int)objs);
+	/* Reserved before it went out. */
+	ck_assert_uint_eq(resident(), r0 + span);
+	touch(runs[0].first, objs * sizeclass_size(cls));
+	for (uint32_t i = 0; i < objs; i++)
+		ck_assert_int_eq(heap_free_object(h, runs[0].first + i * sizeclass_size(cls),
+						  NULL), 0);
+	uint64_t now = heap_now_ms();
+	ck_assert_uint_eq(heap_decay(h, now), 0);
+	ck_assert_uint_eq(resident(), r0 + span);
+	ck_assert_uint_eq(heap_decay(h, now + 5000), span);
+	ck_assert_uint_eq(resident(), r0);
+	ck_assert_uint_eq(heap_decay(h, now + 10000), 0);
+	struct heap_totals t;
+	heap_totals(h, &t);
+	ck_assert_uint_eq(t.returned_bytes, span);
+	/* Reused after the punch: reserved again, readable as zeros. */
+	ck_assert_int_eq(heap_refill(h, cls, objs, &b), (int)objs);
+	ck_assert_uint_eq(resident(), r0 + span);
+	touch(runs[0].first, objs * sizeclass_size(cls));
+	close_heap();
+}
+END_TEST
+
+Suite *make_pageheap_suite(void);
+Suite *make_pageheap_suite(void)
+{
+	Suite *s = suite_create("pageheap");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, runs_coalesce_on_both_sides);
+	tcase_add_test(tc, exhaustion_is_enomem);
+	tcase_add_test(tc, large_runs_are_found);
+	tcase_add_test(tc, decay_pops_idle_runs_in_order);
+	tcase_add_test(tc, arenas_are_added_on_demand);
+	tcase_add_test(tc, decay_punches_and_counts);
+	suite_add_tcase(s, tc);
+	return s;
+}

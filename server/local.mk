@@ -7,6 +7,8 @@ include server/heap.mk
 libshmheap_la_LIBADD = libshmcore.la
 
 sbin_PROGRAMS += shmallocd
-shmallocd_SOURCES = server/main.c
+shmallocd_SOURCES = server/main.c server/options.c server/options.h server/log.c server/log.h \
+	server/server.c server/server.h server/dispatch.c server/dispatch.h server/daemon.h \
+	server/stats.c server/stats.h server/control.c
 shmallocd_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS) $(PROTOBUF_C_CFLAGS)
 shmallocd_LDADD = libshmheap.la libshmproto.la libshmcore.la $(LIBUV_LIBS) $(PROTOBUF_C_LIBS)

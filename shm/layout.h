@@ -36,6 +36,9 @@
 #define SHMA_BITMAP_BYTES_PER_PAGE 64 /* SHMA_PAGE_SIZE / 16 bits */
 #define SHMA_MIN_ARENA_SIZE ((uint64_t)1 << 20)
 #define SHMA_MAX_ARENA_SIZE ((uint64_t)1 << 36)
+/* Clients reserve address space for every arena the daemon may create; this
+ * caps that reservation (and so the arenas) when --max-memory does not. */
+#define SHMA_MAX_ARENA_VA ((uint64_t)256 << 30)
 
 enum page_kind {
 	PAGE_FREE = 0,

@@ -1,10 +1,10 @@
 /*
  * Segments: see seg.h.  This is the only file of shm/ that makes system calls.
  */
-#define _GNU_SOURCE
 #include "seg.h"
 #include "layout.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -62,6 +62,18 @@ void seg_instance_from_path(const char *socket_path, char *out, size_t size)
 	snprintf(out, size, "%016llx", (unsigned long long)h);
 }
 
+int seg_default_socket(char *buf, size_t size)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int n;
+	if (xdg != NULL && xdg[0] == '/')
+		n = snprintf(buf, size, "%s/shmalloc/shmallocd.sock", xdg);
+	else
+		n = snprintf(buf, size, "/tmp/shmalloc-%lu/shmallocd.sock",
+			     (unsigned long)getuid());
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
 int seg_create(const char *name, uint64_t size, mode_t mode)
 {
 	int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, mode);
@@ -86,6 +98,30 @@ int seg_open(const char *name, int writable)
 int seg_unlink(const char *name)
 {
 	return shm_unlink(name) == 0 ? 0 : -errno;
+}
+
+int seg_instance_segments(const char *instance, int remove)
+{
+	char prefix[SEG_NAME_MAX];
+	int n = snprintf(prefix, sizeof prefix, "shmalloc.%s.", instance);
+	if (n < 0 || (size_t)n >= sizeof prefix)
+		return -ENAMETOOLONG;
+	DIR *dir = opendir("/dev/shm");
+	if (dir == NULL)
+		return -errno;
+	int count = 0;
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL) {
+		if (strncmp(e->d_name, prefix, (size_t)n) != 0)
+			continue;
+		char name[sizeof e->d_name + 1];
+		name[0] = '/';
+		memcpy(name + 1, e->d_name, sizeof e->d_name);
+		if (!remove || shm_unlink(name) == 0)
+			count++;
+	}
+	closedir(dir);
+	return count;
 }
 
 int64_t seg_size(int fd)

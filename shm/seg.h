@@ -30,6 +30,10 @@ int seg_instance_valid(const char *name);
  * of the absolute path, so two daemons on two sockets never share segments. */
 void seg_instance_from_path(const char *socket_path, char *out, size_t size);
 
+/* The default socket path: $XDG_RUNTIME_DIR/shmalloc/shmallocd.sock, else
+ * /tmp/shmalloc-$UID/shmallocd.sock.  0 or -ENAMETOOLONG. */
+int seg_default_socket(char *buf, size_t size);
+
 /* Creates a new segment of size bytes (O_EXCL); returns its fd. */
 int seg_create(const char *name, uint64_t size, mode_t mode);
 
@@ -37,6 +41,10 @@ int seg_create(const char *name, uint64_t size, mode_t mode);
 int seg_open(const char *name, int writable);
 
 int seg_unlink(const char *name);
+
+/* How many segments of the instance exist (in /dev/shm); with remove, unlinks
+ * them and returns how many it removed.  Negative errno on failure. */
+int seg_instance_segments(const char *instance, int remove);
 
 /* Size of the segment behind fd, or a negative errno. */
 int64_t seg_size(int fd);

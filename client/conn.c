@@ -1,0 +1,440 @@
+/*
+ * The connection: one per process, shared by its threads under a mutex.
+ *
+ * Requests carry ids; a thread that sent a request ahead of need (a refill
+ * it will want soon) collects the answer later with conn_wait(), and a
+ * thread that reads an answer meant for another parks it for its owner.
+ * After fork() the child drops the inherited connection without a word (the
+ * socket is its parent's) and connects anew on first use.
+ */
+#include "config.h"
+
+#include "client.h"
+#include "frame.h"
+#include "seg.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define PARKED_MAX 64
+#define RBUF_SLACK 65536
+#define RESPONSE_MAX ((uint32_t)64 << 20) /* longest answer we read */
+
+struct parked {
+	uint64_t id;
+	uint8_t *bytes; /* mmap'd copy of the frame's body */
+	uint32_t len;
+	size_t maplen;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	int fd;
+	uint64_t next_id;
+	uint64_t generation;
+	char path[108];
+	uint32_t max_frame;
+	struct control_block *ctl;
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	struct parked parked[PARKED_MAX];
+	int atfork_done;
+} conn = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+
+void conn_lock(void)
+{
+	pthread_mutex_lock(&conn.lock);
+}
+
+void conn_unlock(void)
+{
+	pthread_mutex_unlock(&conn.lock);
+}
+
+struct control_block *conn_control(void)
+{
+	return conn.ctl;
+}
+
+uint64_t conn_generation(void)
+{
+	return __atomic_load_n(&conn.generation, __ATOMIC_ACQUIRE);
+}
+
+int conn_connected(void)
+{
+	return conn.fd >= 0;
+}
+
+static void drop_parked(void)
+{
+	for (unsigned i = 0; i < PARKED_MAX; i++) {
+		if (conn.parked[i].bytes)
+			munmap(conn.parked[i].bytes, conn.parked[i].maplen);
+		conn.parked[i].bytes = NULL;
+	}
+}
+
+static void drop_connection(void)
+{
+	if (conn.fd >= 0)
+		close(conn.fd);
+	conn.fd = -1;
+	/* The old control block stays mapped: a thread may still be using its
+	 * slot there until it notices the new generation. */
+	conn.ctl = NULL;
+	conn.rlen = 0;
+	drop_parked();
+	__atomic_add_fetch(&conn.generation, 1, __ATOMIC_RELEASE);
+}
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&conn.lock);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&conn.lock);
+}
+
+static void atfork_child(void)
+{
+	pthread_mutex_init(&conn.lock, NULL);
+	drop_connection();
+	tcache_forget();
+}
+
+static int write_all(const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(conn.fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -EPIPE;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int send_request(Shma__Request *req)
+{
+	size_t n = shma__request__get_packed_size(req);
+	if (n > conn.max_frame)
+		return -EMSGSIZE;
+	uint8_t stackbuf[4096];
+	uint8_t *buf = stackbuf;
+	size_t maplen = 0;
+	if (n + FRAME_HEADER > sizeof stackbuf) {
+		maplen = n + FRAME_HEADER;
+		buf = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (buf == MAP_FAILED)
+			return -ENOMEM;
+	}
+	frame_put_header(buf, (uint32_t)n);
+	shma__request__pack(req, buf + FRAME_HEADER);
+	int rc = write_all(buf, n + FRAME_HEADER);
+	if (maplen)
+		munmap(buf, maplen);
+	return rc;
+}
+
+/* Reads until one whole frame is in rbuf; body and len name it. */
+static int read_frame(const uint8_t **body, uint32_t *len, size_t *used)
+{
+	for (;;) {
+		enum frame_status st = frame_next(conn.rbuf, conn.rlen, RESPONSE_MAX, body,
+						  len, used);
+		if (st == FRAME_OK)
+			return 0;
+		if (st != FRAME_NEED_MORE)
+			return -EPROTO;
+		ssize_t r = recv(conn.fd, conn.rbuf + conn.rlen, conn.rcap - conn.rlen, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -ECONNRESET;
+		conn.rlen += (size_t)r;
+	}
+}
+
+static void consume(size_t used)
+{
+	memmove(conn.rbuf, conn.rbuf + used, conn.rlen - used);
+	conn.rlen -= used;
+}
+
+/* Peeks at a Response's id without unpacking it all: field 1, varint. */
+static uint64_t response_id(const uint8_t *p, uint32_t len)
+{
+	if (len < 2 || p[0] != 0x08)
+		return 0;
+	uint64_t v = 0;
+	for (uint32_t i = 1, shift = 0; i < len && shift < 64; i++, shift += 7) {
+		v |= (uint64_t)(p[i] & 0x7f) << shift;
+		if (!(p[i] & 0x80))
+			return v;
+	}
+	return 0;
+}
+
+static int park(uint64_t id, const uint8_t *body, uint32_t len)
+{
+	for (unsigned i = 0; i < PARKED_MAX; i++) {
+		struct parked *pk = &conn.parked[i];
+		if (pk->bytes)
+			continue;
+		pk->maplen = len;
+		pk->bytes = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				 -1, 0);
+		if (pk->bytes == MAP_FAILED) {
+			pk->bytes = NULL;
+			return -ENOMEM;
+		}
+		memcpy(pk->bytes, body, len);
+		pk->len = len;
+		pk->id = id;
+		return 0;
+	}
+	return -ENOBUFS;
+}
+
+static int unpack(const uint8_t *body, uint32_t len, Shma__Response **resp)
+{
+	*resp = shma__response__unpack(pballoc_get(), len, body);
+	if (*resp == NULL)
+		return -EPROTO;
+	if ((*resp)->body_case == SHMA__RESPONSE__BODY_ERROR) {
+		int code = (*resp)->error->code;
+		return code > 0 && code < 4096 ? -code : -EPROTO;
+	}
+	if ((*resp)->body_case == SHMA__RESPONSE__BODY__NOT_SET)
+		return -EPROTO;
+	return 0;
+}
+
+static int unpark(uint64_t id, Shma__Response **resp, int *rc)
+{
+	for (unsigned i = 0; i < PARKED_MAX; i++) {
+		struct parked *pk = &conn.parked[i];
+		if (pk->bytes == NULL || pk->id != id)
+			continue;
+		*rc = unpack(pk->bytes, pk->len, resp);
+		munmap(pk->bytes, pk->maplen);
+		pk->bytes = NULL;
+		return 1;
+	}
+	return 0;
+}
+
+int conn_wait(uint64_t id, Shma__Response **resp)
+{
+	int rc;
+	*resp = NULL;
+	if (unpark(id, resp, &rc))
+		return rc;
+	for (;;) {
+		const uint8_t *body;
+		uint32_t len;
+		size_t used;
+		rc = read_frame(&body, &len, &used);
+		if (rc != 0) {
+			drop_connection();
+			return rc;
+		}
+		uint64_t got = response_id(body, len);
+		if (got == id || got == 0) {
+			/* Id 0: the daemon's error about the connection itself. */
+			rc = unpack(body, len, resp);
+			consume(used);
+			return rc;
+		}
+		rc = park(got, body, len);
+		consume(used);
+		if (rc != 0)
+			return rc;
+	}
+}
+
+uint64_t conn_send(Shma__Request *req)
+{
+	if (conn.fd < 0)
+		return 0;
+	req->id = ++conn.next_id;
+	if (send_request(req) != 0) {
+		drop_connection();
+		return 0;
+	}
+	return req->id;
+}
+
+int conn_call(Shma__Request *req, Shma__Response **resp)
+{
+	*resp = NULL;
+	int rc = conn_ensure();
+	if (rc != 0)
+		return rc;
+	uint64_t id = conn_send(req);
+	if (id == 0)
+		return -ECONNRESET;
+	return conn_wait(id, resp);
+}
+
+void conn_done(Shma__Response *resp)
+{
+	(void)resp;
+	pballoc_reset();
+}
+
+static const char *socket_path(void)
+{
+	if (conn.path[0])
+		return conn.path;
+	const char *env = getenv("SHMALLOC_SOCKET");
+	if (env && env[0] && strlen(env) < sizeof conn.path)
+		strcpy(conn.path, env);
+	else if (seg_default_socket(conn.path, sizeof conn.path) != 0)
+		conn.path[0] = '\0';
+	return conn.path;
+}
+
+static int open_socket(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (path[0] == '\0' || strlen(path) >= sizeof sa.sun_path)
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+static int map_control(const Shma__HelloReply *h)
+{
+	char name[SEG_NAME_MAX];
+	int rc = seg_name(name, sizeof name, h->instance, 'c', h->client_id);
+	if (rc != 0)
+		return rc;
+	int fd = seg_open(name, 1);
+	if (fd < 0)
+		return fd;
+	void *p = seg_map(fd, 0, sizeof(struct control_block), 1, NULL);
+	rc = p ? 0 : -errno;
+	close(fd);
+	if (rc != 0)
+		return rc;
+	conn.ctl = p;
+	if (conn.ctl->hdr.magic != SHMA_CONTROL_MAGIC || conn.ctl->hdr.client_id != h->client_id)
+		return -EPROTO;
+	return 0;
+}
+
+static int handshake(void)
+{
+	Shma__Request req = SHMA__REQUEST__INIT;
+	Shma__Hello hello = SHMA__HELLO__INIT;
+	hello.version = SHMA_PROTOCOL_VERSION;
+	hello.pid = (uint32_t)getpid();
+	hello.class_checksum = sizeclass_checksum();
+	extern char *program_invocation_short_name;
+	hello.name = program_invocation_short_name;
+	req.body_case = SHMA__REQUEST__BODY_HELLO;
+	req.hello = &hello;
+	Shma__Response *resp;
+	uint64_t id = conn_send(&req);
+	int rc = id ? conn_wait(id, &resp) : -ECONNRESET;
+	if (rc == 0 && resp->body_case != SHMA__RESPONSE__BODY_HELLO)
+		rc = -EPROTO;
+	if (rc == 0 && resp->hello->version != SHMA_PROTOCOL_VERSION)
+		rc = -EPROTONOSUPPORT;
+	if (rc == 0 && (resp->hello->max_frame < 4096 || resp->hello->control_slots != SHMA_CONTROL_SLOTS))
+		rc = -EPROTO;
+	if (rc == 0) {
+		conn.max_frame = resp->hello->max_frame;
+		rc = map_setup(resp->hello);
+	}
+	if (rc == 0)
+		rc = map_control(resp->hello);
+	conn_done(resp);
+	return rc;
+}
+
+static int alloc_rbuf(void)
+{
+	/* Room for the longest frame the daemon may send us, and slack. */
+	size_t need = (size_t)RESPONSE_MAX + FRAME_HEADER;
+	if (conn.rbuf != NULL)
+		return 0;
+	void *p = mmap(NULL, need + RBUF_SLACK, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	conn.rbuf = p;
+	conn.rcap = need + RBUF_SLACK;
+	return 0;
+}
+
+/* With the lock held. */
+int conn_ensure(void)
+{
+	if (conn.fd >= 0)
+		return 0;
+	if (!conn.atfork_done) {
+		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+		conn.atfork_done = 1;
+	}
+	int rc = alloc_rbuf();
+	if (rc != 0)
+		return rc;
+	int fd = open_socket(socket_path());
+	if (fd < 0)
+		return fd;
+	conn.fd = fd;
+	conn.max_frame = FRAME_DEFAULT_MAX;
+	__atomic_add_fetch(&conn.generation, 1, __ATOMIC_RELEASE);
+	rc = handshake();
+	if (rc != 0)
+		drop_connection();
+	return rc;
+}
+
+int conn_set_path(const char *path)
+{
+	if (path == NULL) {
+		conn.path[0] = '\0';
+		return 0;
+	}
+	if (strlen(path) >= sizeof conn.path)
+		return -ENAMETOOLONG;
+	strcpy(conn.path, path);
+	return 0;
+}
+
+/* With the lock held. */
+void conn_close(int goodbye)
+{
+	if (conn.fd >= 0 && goodbye) {
+		Shma__Request req = SHMA__REQUEST__INIT;
+		Shma__Goodbye bye = SHMA__GOODBYE__INIT;
+		req.body_case = SHMA__REQUEST__BODY_GOODBYE;
+		req.goodbye = &bye;
+		Shma__Response *resp;
+		uint64_t id = conn_send(&req);
+		if (id && conn_wait(id, &resp) == 0)
+			conn_done(resp);
+	}
+	drop_connection();
+}

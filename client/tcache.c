@@ -1,0 +1,299 @@
+/*
+ * Thread caches: per thread and size class, a LIFO list of free blocks.
+ *
+ * The heads and counts live in this thread's slot of the control block (a
+ * shared segment the daemon created for us), and each free block holds the
+ * ref of the next one in its first 8 bytes: so the daemon knows where our
+ * cached blocks are if we die.  Only the owning thread touches its slot,
+ * so the fast path (api.c) takes no lock and makes no system call.
+ *
+ * Refills: a class's batch starts small and doubles each time the cache ran
+ * dry before a refill arrived, up to a cap that keeps one class's batch
+ * near 512 KiB.  When a class falls below a quarter of its batch, the next
+ * allocation asks for a refill without waiting for it; the answer is
+ * usually there when the cache runs dry.  Frees: past twice the batch cap,
+ * half of the class goes back to the daemon in one message nobody waits for.
+ */
+#include "config.h"
+
+#include "client.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define BATCH_START 32u
+#define BATCH_BYTES ((uint64_t)512 << 10)
+#define BATCH_MAX 8192u
+#define THREAD_CACHE_MAX ((uint64_t)32 << 20)
+#define FLUSH_CHUNK 4096u
+
+__thread struct tcache *tcache_self __attribute__((tls_model("initial-exec")));
+
+static struct tcache locals[SHMA_CONTROL_SLOTS];
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static uint32_t batch_cap(unsigned cls)
+{
+	uint64_t n = BATCH_BYTES / sizeclass_size(cls);
+	return n < 8 ? 8 : n > BATCH_MAX ? BATCH_MAX : (uint32_t)n;
+}
+
+uint16_t tcache_high[SIZECLASS_COUNT];
+
+static uint32_t high_water(unsigned cls)
+{
+	return 2 * batch_cap(cls);
+}
+
+static void init_high(void)
+{
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+		tcache_high[cls] = (uint16_t)high_water(cls);
+}
+
+static inline void push(struct tcache_bin *b, uint64_t ref, void *p)
+{
+	*(uint64_t *)p = b->head;
+	b->head = ref;
+	b->count++;
+}
+
+static inline void *pop(struct tcache_bin *b)
+{
+	void *p = map_arena_ptr(b->head);
+	b->head = *(uint64_t *)p;
+	b->count--;
+	return p;
+}
+
+/* Sends up to n objects of bin b back to the daemon; with the lock held. */
+static void flush_bin(struct tcache *t, unsigned cls, uint32_t n)
+{
+	struct tcache_bin *b = &t->slot->bins[cls];
+	uint64_t refs[FLUSH_CHUNK];
+	while (n > 0 && b->count > 0) {
+		uint32_t k = 0;
+		while (k < FLUSH_CHUNK && k < n && b->count > 0) {
+			refs[k++] = b->head;
+			pop(b);
+		}
+		n -= k;
+		t->cached_bytes -= (uint64_t)k * sizeclass_size(cls);
+		Shma__Request req = SHMA__REQUEST__INIT;
+		Shma__Flush f = SHMA__FLUSH__INIT;
+		f.refs = refs;
+		f.n_refs = k;
+		req.body_case = SHMA__REQUEST__BODY_FLUSH;
+		req.flush = &f;
+		conn_send(&req); /* a lost connection loses them: the daemon takes them back */
+	}
+}
+
+static void thread_exit(void *arg)
+{
+	struct tcache *t = arg;
+	if (t == NULL || t->slot == NULL)
+		return;
+	conn_lock();
+	if (t->generation == conn_generation() && conn_connected())
+		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+			flush_bin(t, cls, UINT32_MAX);
+	__atomic_store_n(&t->slot->in_use, 0, __ATOMIC_RELEASE);
+	t->slot = NULL;
+	conn_unlock();
+	tcache_self = NULL;
+}
+
+static void make_key(void)
+{
+	init_high();
+	pthread_key_create(&exit_key, thread_exit);
+}
+
+/* Takes a free slot of the control block; with the lock held. */
+static struct tcache *take_slot(void)
+{
+	struct control_block *cb = conn_control();
+	if (cb == NULL)
+		return NULL;
+	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS; i++) {
+		struct control_slot *s = &cb->slots[i];
+		uint32_t zero = 0;
+		if (!__atomic_compare_exchange_n(&s->in_use, &zero, 1, 0, __ATOMIC_ACQ_REL,
+						 __ATOMIC_RELAXED))
+			continue;
+		struct tcache *t = &locals[i];
+		memset(s->bins, 0, sizeof s->bins);
+		memset(t, 0, sizeof *t);
+		t->slot = s;
+		t->index = i;
+		t->generation = conn_generation();
+		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+			t->batch[cls] = (uint16_t)(BATCH_START < batch_cap(cls) ? BATCH_START
+										  : batch_cap(cls));
+		return t;
+	}
+	return NULL; /* more threads than slots: this one goes uncached */
+}
+
+/* The calling thread's cache, connecting and taking a slot if needed; NULL
+ * with errno set when there is none.  With the lock held. */
+static struct tcache *self_locked(void)
+{
+	struct tcache *t = tcache_self;
+	if (t != NULL && t->generation == conn_generation() && conn_connected())
+		return t;
+	if (t != NULL) {
+		/* The connection was lost and made anew: the old slot's blocks are
+		 * the old daemon's business now. */
+		t->slot = NULL;
+		tcache_self = NULL;
+	}
+	int rc = conn_ensure();
+	if (rc != 0) {
+		errno = -rc;
+		return NULL;
+	}
+	pthread_once(&exit_once, make_key);
+	t = take_slot();
+	if (t == NULL) {
+		errno = EAGAIN;
+		return NULL;
+	}
+	pthread_setspecific(exit_key, t);
+	tcache_self = t;
+	return t;
+}
+
+static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r)
+{
+	struct tcache_bin *b = &t->slot->bins[cls];
+	uint64_t size = sizeclass_size(cls);
+	uint64_t n = 0;
+	for (size_t i = r->n_runs; i-- > 0;) {
+		const Shma__Run *run = r->runs[i];
+		if (ref_kind(run->first) != REF_ARENA || map_arena(ref_id(run->first)) != 0)
+			continue;
+		for (uint32_t j = run->count; j-- > 0;) {
+			uint64_t ref = run->first + (uint64_t)j * size;
+			push(b, ref, map_arena_ptr(ref));
+		}
+		n += run->count;
+	}
+	for (size_t i = r->n_refs; i-- > 0;) {
+		uint64_t ref = r->refs[i];
+		if (ref_kind(ref) != REF_ARENA || map_arena(ref_id(ref)) != 0)
+			continue;
+		push(b, ref, map_arena_ptr(ref));
+		n++;
+	}
+	t->cached_bytes += n * size;
+}
+
+static uint64_t send_refill(unsigned cls, uint32_t count)
+{
+	Shma__Request req = SHMA__REQUEST__INIT;
+	Shma__Refill rf = SHMA__REFILL__INIT;
+	rf.size_class = cls;
+	rf.count = count;
+	req.body_case = SHMA__REQUEST__BODY_REFILL;
+	req.refill = &rf;
+	return conn_send(&req);
+}
+
+/* Collects the answer to refill id; with the lock held.  0 or -errno. */
+static int take_refill(struct tcache *t, unsigned cls, uint64_t id)
+{
+	Shma__Response *resp;
+	int rc = conn_wait(id, &resp);
+	if (rc == 0 && (resp->body_case != SHMA__RESPONSE__BODY_REFILL ||
+			resp->refill->size_class != cls))
+		rc = -EPROTO;
+	if (rc == 0 && t->generation == conn_generation())
+		push_refs(t, cls, resp->refill);
+	conn_done(resp);
+	return rc;
+}
+
+void *tcache_alloc_slow(unsigned cls)
+{
+	conn_lock();
+	struct tcache *t = self_locked();
+	if (t == NULL) {
+		conn_unlock();
+		return NULL;
+	}
+	struct tcache_bin *b = &t->slot->bins[cls];
+	int rc = 0;
+	if (b->count == 0) {
+		uint64_t id = t->pending[cls];
+		t->pending[cls] = 0;
+		if (id == 0) {
+			id = send_refill(cls, t->batch[cls]);
+			if (t->batch[cls] < batch_cap(cls))
+				t->batch[cls] = (uint16_t)(t->batch[cls] * 2u > batch_cap(cls)
+								? batch_cap(cls)
+								: t->batch[cls] * 2u);
+		}
+		rc = id ? take_refill(t, cls, id) : -ECONNRESET;
+	} else if (t->pending[cls] == 0) {
+		t->pending[cls] = send_refill(cls, t->batch[cls]);
+	}
+	conn_unlock();
+	if (b->count == 0) {
+		errno = rc == -ENOMEM || rc == 0 ? ENOMEM : -rc;
+		return NULL;
+	}
+	t->cached_bytes -= sizeclass_size(cls);
+	return pop(b);
+}
+
+void tcache_free_slow(unsigned cls, uint64_t ref)
+{
+	conn_lock();
+	struct tcache *t = self_locked();
+	if (t == NULL) {
+		/* No cache for this thread: hand the block straight back. */
+		Shma__Request req = SHMA__REQUEST__INIT;
+		Shma__Flush f = SHMA__FLUSH__INIT;
+		f.refs = &ref;
+		f.n_refs = 1;
+		req.body_case = SHMA__REQUEST__BODY_FLUSH;
+		req.flush = &f;
+		if (conn_ensure() == 0)
+			conn_send(&req);
+		conn_unlock();
+		return;
+	}
+	struct tcache_bin *b = &t->slot->bins[cls];
+	push(b, ref, map_arena_ptr(ref));
+	t->cached_bytes += sizeclass_size(cls);
+	if (b->count > high_water(cls))
+		flush_bin(t, cls, b->count / 2);
+	if (t->cached_bytes > THREAD_CACHE_MAX)
+		for (unsigned c = 0; c < SIZECLASS_COUNT; c++)
+			flush_bin(t, c, t->slot->bins[c].count / 2);
+	conn_unlock();
+}
+
+void tcache_flush_all(void)
+{
+	struct tcache *t = tcache_self;
+	if (t == NULL || t->slot == NULL)
+		return;
+	if (t->generation == conn_generation() && conn_connected())
+		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+			if (t->pending[cls]) {
+				take_refill(t, cls, t->pending[cls]);
+				t->pending[cls] = 0;
+			}
+			flush_bin(t, cls, UINT32_MAX);
+		}
+}
+
+void tcache_forget(void)
+{
+	/* After fork(): the slot belongs to the parent's control block. */
+	tcache_self = NULL;
+}

@@ -1,0 +1,65 @@
+/*
+ * The daemon's state: what the event loop, the dispatcher and the stats
+ * share.  One libuv loop owns all of it; nothing here takes a lock.
+ */
+#ifndef SHMA_SERVER_DAEMON_H
+#define SHMA_SERVER_DAEMON_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "heap.h"
+#include "layout.h"
+#include "options.h"
+#include "roots.h"
+
+#define DAEMON_HIST_BUCKETS 32 /* service time, power-of-two ns buckets */
+
+struct client {
+	uv_pipe_t pipe;          /* first: the handle's address is the client's */
+	struct daemon *d;
+	struct client *prev, *next;
+	uint8_t *buf;            /* bytes read, not yet a whole frame */
+	size_t len, cap;
+	uint64_t id;
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	int64_t connected_since;
+	char name[64];
+	int hello_done;
+	int closing;             /* no more reads; close once the writes are out */
+	int said_goodbye;
+	int reading;
+	uint64_t bytes_held;     /* small objects and large blocks it took, net */
+	uint64_t requests, rejected;
+	int ctl_fd;
+	struct control_block *ctl;
+};
+
+struct daemon {
+	struct options opt;
+	struct heap *heap;
+	struct roots *roots;
+	uv_loop_t *loop;
+	uv_pipe_t listener;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t decay_timer;
+	struct client *clients;
+	unsigned nclients;
+	uint64_t next_client_id;
+	int stopping;
+	int64_t started;
+	uint64_t requests, rejected, reclaimed_objects;
+	uint64_t hist[DAEMON_HIST_BUCKETS];
+};
+
+/* Creates the control block of client c (segment 'c<id>'); 0 or -errno. */
+int daemon_control_create(struct daemon *d, struct client *c);
+
+/* Takes back what c's caches hold (after a crash), then removes the control
+ * block.  Returns the objects taken back. */
+uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim);
+
+#endif

@@ -1,0 +1,414 @@
+/*
+ * The dispatcher: every request's validation and effect, in one place.
+ *
+ * Every field a client sends is checked before it is used: a class index, a
+ * count, a size, a name, every ref of a flush.  Errors that leave the
+ * connection usable (ENOMEM, ENOENT, a bad ref in a flush) are answered and
+ * the connection goes on; errors that say the peer does not speak our
+ * protocol (no Hello first, a version or size-class mismatch, an unknown
+ * request) are answered and the connection is closed.
+ */
+#include "dispatch.h"
+#include "frame.h"
+#include "log.h"
+#include "ref.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_REFILL 16384   /* objects in one refill reply */
+#define MAX_RUNS 64
+#define ROOT_NAME_MAX 255
+
+static void *scratch_alloc(struct dispatch_scratch *s, size_t n)
+{
+	if (s->nblocks == sizeof s->blocks / sizeof s->blocks[0])
+		return NULL;
+	void *p = calloc(1, n ? n : 1);
+	if (p != NULL)
+		s->blocks[s->nblocks++] = p;
+	return p;
+}
+
+void dispatch_done(struct dispatch_scratch *s)
+{
+	for (unsigned i = 0; i < s->nblocks; i++)
+		free(s->blocks[i]);
+	s->nblocks = 0;
+}
+
+void dispatch_error(Shma__Response *resp, struct dispatch_scratch *s, uint64_t id,
+		    int code, const char *fmt, ...)
+{
+	Shma__Error *e = scratch_alloc(s, sizeof *e);
+	shma__response__init(resp);
+	resp->id = id;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->message, sizeof s->message, fmt, ap);
+	va_end(ap);
+	if (e == NULL)
+		return; /* an empty response: the client treats it as EPROTO */
+	shma__error__init(e);
+	e->code = code;
+	e->message = s->message;
+	resp->body_case = SHMA__RESPONSE__BODY_ERROR;
+	resp->error = e;
+}
+
+/* An Error the connection survives; logged once, counted. */
+static enum dispatch_action refuse(struct daemon *d, struct client *c, Shma__Response *resp,
+				   struct dispatch_scratch *s, uint64_t id, int code,
+				   const char *what)
+{
+	c->rejected++;
+	d->rejected++;
+	log_msg(LOG_INFO, "pid %ld: %s: %s", (long)c->pid, what, strerror(code));
+	dispatch_error(resp, s, id, code, "%s: %s", what, strerror(code));
+	return DISPATCH_REPLY;
+}
+
+/* An Error after which the connection closes. */
+static enum dispatch_action refuse_close(struct daemon *d, struct client *c,
+					 Shma__Response *resp, struct dispatch_scratch *s,
+					 uint64_t id, int code, const char *what)
+{
+	refuse(d, c, resp, s, id, code, what);
+	return DISPATCH_REPLY_CLOSE;
+}
+
+static enum dispatch_action reply_ok(Shma__Response *resp, struct dispatch_scratch *s,
+				     uint64_t id)
+{
+	Shma__Ok *ok = scratch_alloc(s, sizeof *ok);
+	shma__response__init(resp);
+	resp->id = id;
+	if (ok == NULL)
+		return DISPATCH_REPLY;
+	shma__ok__init(ok);
+	resp->body_case = SHMA__RESPONSE__BODY_OK;
+	resp->ok = ok;
+	return DISPATCH_REPLY;
+}
+
+static enum dispatch_action do_hello(struct daemon *d, struct client *c, const Shma__Request *req,
+				     Shma__Response *resp, struct dispatch_scratch *s)
+{
+	const Shma__Hello *h = req->hello;
+	if (c->hello_done)
+		return refuse_close(d, c, resp, s, req->id, EPROTO, "hello: said twice");
+	if (h->version != SHMA_PROTOCOL_VERSION)
+		return refuse_close(d, c, resp, s, req->id, EPROTONOSUPPORT,
+				    "hello: another protocol version");
+	if (h->class_checksum != sizeclass_checksum())
+		return refuse_close(d, c, resp, s, req->id, EPROTO,
+				    "hello: another size-class table");
+	c->id = ++d->next_client_id;
+	if (h->name != NULL)
+		snprintf(c->name, sizeof c->name, "%s", h->name);
+	int rc = daemon_control_create(d, c);
+	if (rc != 0)
+		return refuse_close(d, c, resp, s, req->id, -rc, "hello: control block");
+	c->hello_done = 1;
+	Shma__HelloReply *r = scratch_alloc(s, sizeof *r);
+	if (r == NULL)
+		return refuse_close(d, c, resp, s, req->id, ENOMEM, "hello");
+	const struct arena_geometry *g = heap_geometry(d->heap);
+	shma__hello_reply__init(r);
+	r->version = SHMA_PROTOCOL_VERSION;
+	r->instance = d->opt.instance;
+	r->arena_size = g->arena_size;
+	r->max_arenas = heap_max_arenas(d->heap);
+	r->large_threshold = d->opt.large_threshold;
+	r->nclasses = SIZECLASS_COUNT;
+	r->client_id = c->id;
+	r->control_slots = SHMA_CONTROL_SLOTS;
+	r->max_frame = d->opt.max_frame;
+	r->meta_bytes = (uint32_t)g->meta_bytes;
+	shma__response__init(resp);
+	resp->id = req->id;
+	resp->body_case = SHMA__RESPONSE__BODY_HELLO;
+	resp->hello = r;
+	log_msg(LOG_INFO, "client %llu connected: pid %ld uid %lu%s%s",
+		(unsigned long long)c->id, (long)c->pid, (unsigned long)c->uid,
+		c->name[0] ? " name " : "", c->name);
+	return DISPATCH_REPLY;
+}
+
+/* How many objects of size bytes c may still take under --client-max-memory. */
+static uint64_t client_room(const struct daemon *d, const struct client *c, uint64_t size)
+{
+	uint64_t cap = d->opt.client_max_memory;
+	if (cap == 0)
+		return UINT64_MAX;
+	return c->bytes_held >= cap ? 0 : (cap - c->bytes_held) / size;
+}
+
+static enum dispatch_action do_refill(struct daemon *d, struct client *c, const Shma__Request *req,
+				      Shma__Response *resp, struct dispatch_scratch *s)
+{
+	const Shma__Refill *rf = req->refill;
+	if (rf->size_class >= SIZECLASS_COUNT ||
+	    sizeclass_size(rf->size_class) >= d->opt.large_threshold)
+		return refuse(d, c, resp, s, req->id, EINVAL, "refill: no such size class");
+	if (rf->count == 0)
+		return refuse(d, c, resp, s, req->id, EINVAL, "refill: count 0");
+	uint64_t size = sizeclass_size(rf->size_class);
+	uint64_t want = rf->count < MAX_REFILL ? rf->count : MAX_REFILL;
+	uint64_t room = client_room(d, c, size);
+	if (want > room)
+		want = room;
+	if (want == 0)
+		return refuse(d, c, resp, s, req->id, ENOMEM, "refill: --client-max-memory");
+	struct heap_batch b = {0};
+	b.refs_cap = (uint32_t)want;
+	b.runs_cap = MAX_RUNS;
+	b.refs = scratch_alloc(s, want * sizeof *b.refs);
+	b.runs = scratch_alloc(s, MAX_RUNS * sizeof *b.runs);
+	Shma__RefillReply *r = scratch_alloc(s, sizeof *r);
+	Shma__Run *runs = scratch_alloc(s, MAX_RUNS * sizeof *runs);
+	Shma__Run **run_ptrs = scratch_alloc(s, MAX_RUNS * sizeof *run_ptrs);
+	if (!b.refs || !b.runs || !r || !runs || !run_ptrs)
+		return refuse(d, c, resp, s, req->id, ENOMEM, "refill");
+	int n = heap_refill(d->heap, rf->size_class, (uint32_t)want, &b);
+	if (n < 0)
+		return refuse(d, c, resp, s, req->id, -n, "refill");
+	c->bytes_held += (uint64_t)n * size;
+	shma__refill_reply__init(r);
+	r->size_class = rf->size_class;
+	r->n_refs = b.nrefs;
+	r->refs = b.refs;
+	for (uint32_t i = 0; i < b.nruns; i++) {
+		shma__run__init(&runs[i]);
+		runs[i].first = b.runs[i].first;
+		runs[i].count = b.runs[i].count;
+		run_ptrs[i] = &runs[i];
+	}
+	r->n_runs = b.nruns;
+	r->runs = run_ptrs;
+	shma__response__init(resp);
+	resp->id = req->id;
+	resp->body_case = SHMA__RESPONSE__BODY_REFILL;
+	resp->refill = r;
+	return DISPATCH_REPLY;
+}
+
+static const char *free_error(int rc)
+{
+	return rc == -EALREADY ? "double free (object is not out)"
+			       : "not an object of this heap";
+}
+
+static enum dispatch_action do_flush(struct daemon *d, struct client *c, const Shma__Request *req,
+				     Shma__Response *resp, struct dispatch_scratch *s)
+{
+	const Shma__Flush *f = req->flush;
+	uint32_t accepted = 0, rejected = 0;
+	int first_rc = 0;
+	uint64_t first_ref = 0;
+	for (size_t i = 0; i < f->n_refs; i++) {
+		unsigned cls;
+		int rc = heap_free_object(d->heap, f->refs[i], &cls);
+		if (rc == 0) {
+			uint64_t size = sizeclass_size(cls);
+			c->bytes_held = c->bytes_held > size ? c->bytes_held - size : 0;
+			accepted++;
+			continue;
+		}
+		if (rejected++ == 0) {
+			first_rc = rc;
+			first_ref = f->refs[i];
+		}
+	}
+	if (rejected) {
+		c->rejected += rejected;
+		d->rejected += rejected;
+		log_msg(LOG_WARN, "pid %ld: flush: %u of %zu refs rejected (first 0x%llx: %s)",
+			(long)c->pid, rejected, f->n_refs, (unsigned long long)first_ref,
+			free_error(first_rc));
+	}
+	if (!f->want_reply)
+		return DISPATCH_NONE;
+	Shma__FlushReply *r = scratch_alloc(s, sizeof *r);
+	shma__response__init(resp);
+	resp->id = req->id;
+	if (r == NULL)
+		return DISPATCH_REPLY;
+	shma__flush_reply__init(r);
+	r->accepted = accepted;
+	r->rejected = rejected;
+	resp->body_case = SHMA__RESPONSE__BODY_FLUSH;
+	resp->flush = r;
+	return DISPATCH_REPLY;
+}
+
+static enum dispatch_action do_alloc_large(struct daemon *d, struct client *c,
+					   const Shma__Request *req, Shma__Response *resp,
+					   struct dispatch_scratch *s)
+{
+	uint64_t size = req->alloc_large->size;
+	if (size == 0 || size > REF_OFFSET_MASK)
+		return refuse(d, c, resp, s, req->id, size ? ENOMEM : EINVAL, "alloc large");
+	if (d->opt.client_max_memory && client_room(d, c, size) == 0)
+		return refuse(d, c, resp, s, req->id, ENOMEM, "alloc large: --client-max-memory");
+	uint64_t ref, seg_size;
+	int rc = heap_alloc_large(d->heap, size, &ref, &seg_size);
+	if (rc != 0)
+		return refuse(d, c, resp, s, req->id, -rc, "alloc large");
+	c->bytes_held += seg_size;
+	Shma__AllocLargeReply *r = scratch_alloc(s, sizeof *r);
+	if (r == NULL) {
+		heap_free_large(d->heap, ref, NULL);
+		return refuse(d, c, resp, s, req->id, ENOMEM, "alloc large");
+	}
+	shma__alloc_large_reply__init(r);
+	r->ref = ref;
+	r->size = seg_size;
+	shma__response__init(resp);
+	resp->id = req->id;
+	resp->body_case = SHMA__RESPONSE__BODY_ALLOC_LARGE;
+	resp->alloc_large = r;
+	return DISPATCH_REPLY;
+}
+
+static enum dispatch_action do_free_large(struct daemon *d, struct client *c,
+					  const Shma__Request *req, Shma__Response *resp,
+					  struct dispatch_scratch *s)
+{
+	uint64_t size;
+	int rc = heap_free_large(d->heap, req->free_large->ref, &size);
+	if (rc != 0)
+		return refuse(d, c, resp, s, req->id, -rc, "free large");
+	c->bytes_held = c->bytes_held > size ? c->bytes_held - size : 0;
+	return reply_ok(resp, s, req->id);
+}
+
+static int name_check(const char *name)
+{
+	if (name == NULL || name[0] == '\0')
+		return -EINVAL;
+	return strlen(name) > ROOT_NAME_MAX ? -ENAMETOOLONG : 0;
+}
+
+static enum dispatch_action do_publish(struct daemon *d, struct client *c, const Shma__Request *req,
+				       Shma__Response *resp, struct dispatch_scratch *s)
+{
+	const Shma__Publish *p = req->publish;
+	int rc = name_check(p->name);
+	if (rc == 0 && ref_kind(p->ref) == REF_ARENA && heap_object_class(d->heap, p->ref) < 0)
+		rc = -EINVAL;
+	if (rc == 0 && ref_kind(p->ref) != REF_ARENA && ref_kind(p->ref) != REF_LARGE)
+		rc = -EINVAL;
+	if (rc == 0)
+		rc = roots_publish(d->roots, p->name, p->ref);
+	if (rc != 0)
+		return refuse(d, c, resp, s, req->id, -rc, "publish");
+	return reply_ok(resp, s, req->id);
+}
+
+static enum dispatch_action do_lookup(struct daemon *d, struct client *c, const Shma__Request *req,
+				      Shma__Response *resp, struct dispatch_scratch *s)
+{
+	uint64_t ref = 0;
+	(void)c;
+	int rc = name_check(req->lookup->name);
+	if (rc == 0)
+		rc = roots_lookup(d->roots, req->lookup->name, &ref);
+	if (rc != 0) {
+		/* A miss is an answer, not a misbehaving client: not counted. */
+		dispatch_error(resp, s, req->id, -rc, "lookup: %s", strerror(-rc));
+		return DISPATCH_REPLY;
+	}
+	Shma__LookupReply *r = scratch_alloc(s, sizeof *r);
+	shma__response__init(resp);
+	resp->id = req->id;
+	if (r == NULL)
+		return DISPATCH_REPLY;
+	shma__lookup_reply__init(r);
+	r->ref = ref;
+	resp->body_case = SHMA__RESPONSE__BODY_LOOKUP;
+	resp->lookup = r;
+	return DISPATCH_REPLY;
+}
+
+static enum dispatch_action do_unpublish(struct daemon *d, struct client *c,
+					 const Shma__Request *req, Shma__Response *resp,
+					 struct dispatch_scratch *s)
+{
+	int rc = name_check(req->unpublish->name);
+	if (rc == 0)
+		rc = roots_unpublish(d->roots, req->unpublish->name);
+	if (rc != 0) {
+		(void)c;
+		dispatch_error(resp, s, req->id, -rc, "unpublish: %s", strerror(-rc));
+		return DISPATCH_REPLY;
+	}
+	return reply_ok(resp, s, req->id);
+}
+
+static enum dispatch_action do_roots(struct daemon *d, const Shma__Request *req,
+				     Shma__Response *resp, struct dispatch_scratch *s)
+{
+	unsigned n = roots_count(d->roots);
+	Shma__RootsReply *r = scratch_alloc(s, sizeof *r);
+	Shma__Root *roots = scratch_alloc(s, n * sizeof *roots);
+	Shma__Root **ptrs = scratch_alloc(s, n * sizeof *ptrs);
+	shma__response__init(resp);
+	resp->id = req->id;
+	if (!r || !roots || !ptrs)
+		return DISPATCH_REPLY;
+	shma__roots_reply__init(r);
+	unsigned k = 0;
+	for (unsigned i = 0; k < n && i < roots_capacity(d->roots); i++) {
+		const char *name;
+		uint64_t ref;
+		if (roots_get(d->roots, i, &name, &ref) != 0)
+			continue;
+		shma__root__init(&roots[k]);
+		roots[k].name = (char *)name;
+		roots[k].ref = ref;
+		ptrs[k] = &roots[k];
+		k++;
+	}
+	r->n_roots = k;
+	r->roots = ptrs;
+	resp->body_case = SHMA__RESPONSE__BODY_ROOTS;
+	resp->roots = r;
+	return DISPATCH_REPLY;
+}
+
+enum dispatch_action dispatch_request(struct daemon *d, struct client *c,
+				      const Shma__Request *req, Shma__Response *resp,
+				      struct dispatch_scratch *s)
+{
+	if (req->body_case == SHMA__REQUEST__BODY_HELLO)
+		return do_hello(d, c, req, resp, s);
+	if (!c->hello_done)
+		return refuse_close(d, c, resp, s, req->id, EPROTO, "request before hello");
+	switch (req->body_case) {
+	case SHMA__REQUEST__BODY_REFILL: return do_refill(d, c, req, resp, s);
+	case SHMA__REQUEST__BODY_FLUSH: return do_flush(d, c, req, resp, s);
+	case SHMA__REQUEST__BODY_ALLOC_LARGE: return do_alloc_large(d, c, req, resp, s);
+	case SHMA__REQUEST__BODY_FREE_LARGE: return do_free_large(d, c, req, resp, s);
+	case SHMA__REQUEST__BODY_PUBLISH: return do_publish(d, c, req, resp, s);
+	case SHMA__REQUEST__BODY_LOOKUP: return do_lookup(d, c, req, resp, s);
+	case SHMA__REQUEST__BODY_UNPUBLISH: return do_unpublish(d, c, req, resp, s);
+	case SHMA__REQUEST__BODY_ROOTS: return do_roots(d, req, resp, s);
+	case SHMA__REQUEST__BODY_STATS:
+		shma__response__init(resp);
+		resp->id = req->id;
+		if (stats_build(d, resp, s) != 0)
+			return refuse(d, c, resp, s, req->id, ENOMEM, "stats");
+		return DISPATCH_REPLY;
+	case SHMA__REQUEST__BODY_GOODBYE:
+		c->said_goodbye = 1;
+		reply_ok(resp, s, req->id);
+		return DISPATCH_REPLY_CLOSE;
+	default:
+		return refuse_close(d, c, resp, s, req->id, EPROTO, "unknown request");
+	}
+}

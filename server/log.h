@@ -1,0 +1,16 @@
+/*
+ * Logging: one line per event on stderr, "shmallocd[pid]: level: message",
+ * which is what systemd's journal and a terminal both want.
+ */
+#ifndef SHMA_SERVER_LOG_H
+#define SHMA_SERVER_LOG_H
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+void log_set_level(enum log_level level);
+/* -1 if name is not a level (error, warn, info, debug). */
+int log_level_parse(const char *name);
+void log_msg(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

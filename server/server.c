@@ -1,0 +1,432 @@
+/*
+ * The server: the libuv loop, the listening socket, connections and frames.
+ *
+ * Each connection keeps a buffer of bytes read; the read callback takes
+ * every whole frame out of it, hands each decoded request to the dispatcher
+ * and writes what the dispatcher decided, then compacts the buffer.  A frame
+ * over the limit, a message that does not decode, or a request the
+ * dispatcher refuses with "close" gets an Error, one log line, and the
+ * connection is closed once the Error is written; nothing else notices.
+ *
+ * A client that reads nothing while sending requests makes its write queue
+ * grow: past a cap we stop reading from it until the queue drains, so one
+ * slow client costs memory bounded by the cap, and others nothing.
+ */
+#include "config.h"
+
+#include "server.h"
+#include "dispatch.h"
+#include "frame.h"
+#include "log.h"
+#include "seg.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define WRITE_QUEUE_CAP ((size_t)8 << 20)
+#define MAX_CLIENTS 4096
+
+struct write_req {
+	uv_write_t req;
+	uv_buf_t buf;
+};
+
+static void on_client_closed(uv_handle_t *h);
+static void start_reading(struct client *c);
+
+static int64_t now_seconds(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static void close_client(struct client *c)
+{
+	if (uv_is_closing((uv_handle_t *)&c->pipe))
+		return;
+	c->closing = 1;
+	uv_close((uv_handle_t *)&c->pipe, on_client_closed);
+}
+
+static void on_client_closed(uv_handle_t *h)
+{
+	struct client *c = (struct client *)h;
+	struct daemon *d = c->d;
+	uint64_t back = daemon_control_release(d, c, !c->said_goodbye);
+	if (c->hello_done)
+		log_msg(LOG_INFO, "client %llu (pid %ld) %s%s",
+			(unsigned long long)c->id, (long)c->pid,
+			c->said_goodbye ? "said goodbye" : "disconnected without goodbye",
+			back ? ", cached objects taken back" : "");
+	if (back)
+		log_msg(LOG_INFO, "client %llu: took back %llu cached objects",
+			(unsigned long long)c->id, (unsigned long long)back);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		d->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	d->nclients--;
+	free(c->buf);
+	free(c);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+	struct write_req *w = (struct write_req *)req;
+	struct client *c = req->handle->data;
+	free(w->buf.base);
+	free(w);
+	if (status < 0 && status != UV_ECANCELED) {
+		close_client(c);
+		return;
+	}
+	if (c->closing) {
+		if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) == 0)
+			close_client(c);
+		return;
+	}
+	if (!c->reading &&
+	    uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) < WRITE_QUEUE_CAP / 2)
+		start_reading(c);
+}
+
+/* Packs resp into a frame and queues it.  0 or a negative errno. */
+static int send_response(struct client *c, const Shma__Response *resp)
+{
+	size_t n = shma__response__get_packed_size(resp);
+	struct write_req *w = malloc(sizeof *w);
+	uint8_t *frame = malloc(FRAME_HEADER + n);
+	if (w == NULL || frame == NULL) {
+		free(w);
+		free(frame);
+		return -ENOMEM;
+	}
+	frame_put_header(frame, (uint32_t)n);
+	shma__response__pack(resp, frame + FRAME_HEADER);
+	w->buf = uv_buf_init((char *)frame, (unsigned)(FRAME_HEADER + n));
+	int rc = uv_write(&w->req, (uv_stream_t *)&c->pipe, &w->buf, 1, on_written);
+	if (rc != 0) {
+		free(frame);
+		free(w);
+	}
+	return rc;
+}
+
+static void send_error_and_close(struct client *c, int code, const char *what)
+{
+	Shma__Response resp;
+	struct dispatch_scratch s = {0};
+	dispatch_error(&resp, &s, 0, code, "%s", what);
+	c->rejected++;
+	c->d->rejected++;
+	log_msg(LOG_WARN, "refused pid %ld uid %lu: %s", (long)c->pid, (unsigned long)c->uid,
+		what);
+	uv_read_stop((uv_stream_t *)&c->pipe);
+	c->reading = 0;
+	c->closing = 1;
+	if (send_response(c, &resp) != 0)
+		close_client(c);
+	dispatch_done(&s);
+}
+
+static unsigned hist_bucket(uint64_t ns)
+{
+	unsigned b = ns ? 64u - (unsigned)__builtin_clzll(ns) : 0;
+	return b < DAEMON_HIST_BUCKETS ? b : DAEMON_HIST_BUCKETS - 1;
+}
+
+/* One frame's body: decode, dispatch, answer.  0 to go on, -1 to stop. */
+static int handle_frame(struct client *c, const uint8_t *body, uint32_t len)
+{
+	struct daemon *d = c->d;
+	uint64_t t0 = uv_hrtime();
+	Shma__Request *req = shma__request__unpack(NULL, len, body);
+	if (req == NULL) {
+		send_error_and_close(c, EPROTO, "message does not decode as a Request");
+		return -1;
+	}
+	Shma__Response resp;
+	struct dispatch_scratch s = {0};
+	enum dispatch_action act = dispatch_request(d, c, req, &resp, &s);
+	shma__request__free_unpacked(req, NULL);
+	c->requests++;
+	d->requests++;
+	if (act != DISPATCH_NONE && send_response(c, &resp) != 0)
+		act = DISPATCH_REPLY_CLOSE;
+	dispatch_done(&s);
+	d->hist[hist_bucket(uv_hrtime() - t0)]++;
+	if (act == DISPATCH_REPLY_CLOSE) {
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->reading = 0;
+		c->closing = 1;
+		if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) == 0)
+			close_client(c);
+		return -1;
+	}
+	return 0;
+}
+
+static void take_frames(struct client *c)
+{
+	size_t off = 0;
+	while (!c->closing) {
+		const uint8_t *body;
+		uint32_t n;
+		size_t used;
+		enum frame_status st = frame_next(c->buf + off, c->len - off, c->d->opt.max_frame,
+						  &body, &n, &used);
+		if (st == FRAME_NEED_MORE)
+			break;
+		if (st != FRAME_OK) {
+			send_error_and_close(c, st == FRAME_TOO_BIG ? EMSGSIZE : EPROTO,
+					     frame_status_str(st));
+			return;
+		}
+		off += used;
+		if (handle_frame(c, body, n) != 0)
+			return;
+	}
+	memmove(c->buf, c->buf + off, c->len - off);
+	c->len -= off;
+	if (!c->closing &&
+	    uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > WRITE_QUEUE_CAP) {
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->reading = 0;
+	}
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct client *c = (struct client *)h;
+	size_t limit = (size_t)c->d->opt.max_frame + FRAME_HEADER;
+	(void)suggested;
+	if (c->cap - c->len < 4096 && c->cap < limit + 65536) {
+		size_t ncap = c->cap ? c->cap * 2 : 65536;
+		if (ncap > limit + 65536)
+			ncap = limit + 65536;
+		uint8_t *nb = realloc(c->buf, ncap);
+		if (nb != NULL) {
+			c->buf = nb;
+			c->cap = ncap;
+		}
+	}
+	*buf = uv_buf_init((char *)c->buf + c->len, (unsigned)(c->cap - c->len));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct client *c = (struct client *)s;
+	(void)buf;
+	if (nread < 0) {
+		close_client(c);
+		return;
+	}
+	if (c->closing)
+		return;
+	c->len += (size_t)nread;
+	take_frames(c);
+	if (!c->closing && c->len == c->cap) {
+		/* Full buffer and still no whole frame: cannot happen within the
+		 * limit, since the buffer holds a whole frame plus slack. */
+		send_error_and_close(c, EMSGSIZE, "frame does not fit the read buffer");
+	}
+}
+
+static void start_reading(struct client *c)
+{
+	if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) == 0)
+		c->reading = 1;
+}
+
+static int peer_allowed(const struct options *o, uid_t uid, gid_t gid)
+{
+	for (unsigned i = 0; i < o->nallow_uid; i++)
+		if (o->allow_uid[i] == uid)
+			return 1;
+	for (unsigned i = 0; i < o->nallow_gid; i++)
+		if (o->allow_gid[i] == gid)
+			return 1;
+	return 0;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct daemon *d = server->data;
+	if (status < 0 || d->stopping)
+		return;
+	struct client *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return;
+	c->d = d;
+	c->ctl_fd = -1;
+	c->connected_since = now_seconds();
+	uv_pipe_init(d->loop, &c->pipe, 0);
+	c->pipe.data = c;
+	c->next = d->clients;
+	if (d->clients)
+		d->clients->prev = c;
+	d->clients = c;
+	d->nclients++;
+	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
+		close_client(c);
+		return;
+	}
+	uv_os_fd_t fd;
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+		log_msg(LOG_WARN, "cannot read the peer's credentials: %s", strerror(errno));
+		close_client(c);
+		return;
+	}
+	c->pid = cred.pid;
+	c->uid = cred.uid;
+	c->gid = cred.gid;
+	if (!peer_allowed(&d->opt, cred.uid, cred.gid)) {
+		send_error_and_close(c, EACCES, "this user may not use this daemon (see --allow-uid)");
+		return;
+	}
+	if (d->nclients > MAX_CLIENTS) {
+		send_error_and_close(c, EAGAIN, "too many clients");
+		return;
+	}
+	start_reading(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void begin_shutdown(struct daemon *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	log_msg(LOG_INFO, "stopping: finishing requests in flight");
+	uv_close((uv_handle_t *)&d->listener, on_handle_closed);
+	uv_close((uv_handle_t *)&d->sigterm, on_handle_closed);
+	uv_close((uv_handle_t *)&d->sigint, on_handle_closed);
+	uv_close((uv_handle_t *)&d->decay_timer, on_handle_closed);
+	for (struct client *c = d->clients; c; c = c->next) {
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->reading = 0;
+		c->closing = 1;
+		if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) == 0)
+			close_client(c);
+	}
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+	log_msg(LOG_INFO, "got signal %d", signum);
+	begin_shutdown(d);
+}
+
+static void on_decay_timer(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	uint64_t bytes = heap_decay(d->heap, uv_now(d->loop));
+	if (bytes)
+		log_msg(LOG_DEBUG, "decay gave %llu bytes back to the OS",
+			(unsigned long long)bytes);
+}
+
+/* Another daemon already listening there?  1 yes, 0 no (a stale socket). */
+static int socket_in_use(const char *path)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memcpy(sa.sun_path, path, strnlen(path, sizeof sa.sun_path - 1));
+	int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+	close(fd);
+	return rc == 0;
+}
+
+static int make_socket_dir(const struct options *o)
+{
+	char dir[sizeof o->socket_path];
+	strcpy(dir, o->socket_path);
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	mode_t mode = o->nallow_gid > 0 ? 0750 : 0700;
+	if (mkdir(dir, mode) == 0)
+		return chmod(dir, mode) == 0 ? 0 : -errno;
+	if (errno != EEXIST) {
+		log_msg(LOG_ERROR, "cannot create the socket directory %s: %s", dir,
+			strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int listen_socket(struct daemon *d)
+{
+	const char *path = d->opt.socket_path;
+	if (make_socket_dir(&d->opt) != 0)
+		return -1;
+	if (access(path, F_OK) == 0) {
+		if (socket_in_use(path)) {
+			log_msg(LOG_ERROR, "another shmallocd listens on %s", path);
+			return -1;
+		}
+		unlink(path);
+	}
+	uv_pipe_init(d->loop, &d->listener, 0);
+	d->listener.data = d;
+	int rc = uv_pipe_bind(&d->listener, path);
+	if (rc == 0 && chmod(path, d->opt.socket_mode) != 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&d->listener, 128, on_connection);
+	if (rc != 0) {
+		log_msg(LOG_ERROR, "cannot listen on %s: %s", path, uv_strerror(rc));
+		uv_close((uv_handle_t *)&d->listener, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static void start_handles(struct daemon *d)
+{
+	uv_signal_init(d->loop, &d->sigterm);
+	uv_signal_init(d->loop, &d->sigint);
+	d->sigterm.data = d->sigint.data = d;
+	uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d->sigint, on_signal, SIGINT);
+	uv_timer_init(d->loop, &d->decay_timer);
+	d->decay_timer.data = d;
+	uint64_t every = d->opt.decay_ms / 4;
+	if (every < 100)
+		every = 100;
+	if (every > 1000)
+		every = 1000;
+	uv_timer_start(&d->decay_timer, on_decay_timer, every, every);
+}
+
+int server_run(struct daemon *d)
+{
+	d->loop = uv_default_loop();
+	d->started = now_seconds();
+	if (listen_socket(d) != 0)
+		return 1;
+	start_handles(d);
+	log_msg(LOG_INFO, "listening on %s (instance %s, arenas of %llu MiB)",
+		d->opt.socket_path, d->opt.instance,
+		(unsigned long long)(d->opt.arena_size >> 20));
+	uv_run(d->loop, UV_RUN_DEFAULT);
+	unlink(d->opt.socket_path);
+	uv_loop_close(d->loop);
+	log_msg(LOG_INFO, "stopped");
+	return 0;
+}

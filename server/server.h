@@ -1,0 +1,13 @@
+/*
+ * The server: the event loop, the socket, connections.  server_run() returns
+ * when a SIGTERM or SIGINT has been handled and every connection closed.
+ */
+#ifndef SHMA_SERVER_SERVER_H
+#define SHMA_SERVER_SERVER_H
+
+#include "daemon.h"
+
+/* Runs the loop until shutdown; the process's exit code. */
+int server_run(struct daemon *d);
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * Stats: see stats.h.
+ */
+#include "stats.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static void *take(struct dispatch_scratch *s, size_t n)
+{
+	if (s->nblocks == sizeof s->blocks / sizeof s->blocks[0])
+		return NULL;
+	void *p = calloc(1, n ? n : 1);
+	if (p != NULL)
+		s->blocks[s->nblocks++] = p;
+	return p;
+}
+
+static int fill_arenas(struct daemon *d, Shma__StatsReply *r, struct dispatch_scratch *s)
+{
+	unsigned n = heap_arena_count(d->heap);
+	Shma__ArenaStats *a = take(s, n * sizeof *a);
+	Shma__ArenaStats **p = take(s, n * sizeof *p);
+	if (!a || !p)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		struct heap_arena_stats hs;
+		heap_arena_stats(d->heap, i, &hs);
+		shma__arena_stats__init(&a[i]);
+		a[i].id = hs.id;
+		a[i].size = hs.size;
+		a[i].pages = hs.pages;
+		a[i].free_pages = hs.free_pages;
+		a[i].span_pages = hs.span_pages;
+		a[i].largest_free_run = hs.largest_free_run;
+		a[i].resident_bytes = hs.resident_bytes;
+		p[i] = &a[i];
+	}
+	r->n_arenas = n;
+	r->arenas = p;
+	return 0;
+}
+
+static int fill_classes(struct daemon *d, Shma__StatsReply *r, struct dispatch_scratch *s)
+{
+	Shma__ClassStats *a = take(s, SIZECLASS_COUNT * sizeof *a);
+	Shma__ClassStats **p = take(s, SIZECLASS_COUNT * sizeof *p);
+	if (!a || !p)
+		return -ENOMEM;
+	unsigned k = 0;
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+		struct heap_class_stats hs;
+		heap_class_stats(d->heap, cls, &hs);
+		if (hs.spans == 0 && hs.refills == 0 && hs.flushes == 0)
+			continue; /* a class never used says nothing */
+		shma__class_stats__init(&a[k]);
+		a[k].size_class = cls;
+		a[k].size = sizeclass_size(cls);
+		a[k].spans = hs.spans;
+		a[k].objects_out = hs.objects_out;
+		a[k].objects_total = hs.objects_total;
+		a[k].refills = hs.refills;
+		a[k].flushes = hs.flushes;
+		p[k] = &a[k];
+		k++;
+	}
+	r->n_classes = k;
+	r->classes = p;
+	return 0;
+}
+
+static int fill_clients(struct daemon *d, Shma__StatsReply *r, struct dispatch_scratch *s)
+{
+	Shma__ClientStats *a = take(s, d->nclients * sizeof *a);
+	Shma__ClientStats **p = take(s, d->nclients * sizeof *p);
+	if (!a || !p)
+		return -ENOMEM;
+	unsigned k = 0;
+	for (struct client *c = d->clients; c && k < d->nclients; c = c->next) {
+		if (!c->hello_done)
+			continue;
+		shma__client_stats__init(&a[k]);
+		a[k].client_id = c->id;
+		a[k].pid = (uint32_t)c->pid;
+		a[k].uid = (uint32_t)c->uid;
+		a[k].connected_since = c->connected_since;
+		a[k].bytes_held = c->bytes_held;
+		a[k].requests = c->requests;
+		a[k].rejected = c->rejected;
+		a[k].name = c->name;
+		p[k] = &a[k];
+		k++;
+	}
+	r->n_clients = k;
+	r->clients = p;
+	return 0;
+}
+
+int stats_build(struct daemon *d, Shma__Response *resp, struct dispatch_scratch *s)
+{
+	Shma__StatsReply *r = take(s, sizeof *r);
+	if (r == NULL)
+		return -ENOMEM;
+	shma__stats_reply__init(r);
+	struct heap_totals t;
+	heap_totals(d->heap, &t);
+	r->instance = d->opt.instance;
+	r->pid = (uint32_t)getpid();
+	r->started = d->started;
+	r->arena_size = heap_geometry(d->heap)->arena_size;
+	r->mapped_bytes = t.mapped_bytes;
+	r->resident_bytes = t.resident_bytes;
+	r->in_use_bytes = t.in_use_bytes;
+	r->peak_in_use_bytes = t.peak_in_use_bytes;
+	r->returned_bytes = t.returned_bytes;
+	r->max_memory = d->opt.max_memory;
+	r->large_count = t.large_count;
+	r->large_bytes = t.large_bytes;
+	r->requests = d->requests;
+	r->rejected = d->rejected;
+	r->roots = roots_count(d->roots);
+	r->reclaimed_objects = d->reclaimed_objects;
+	r->external_fragmentation =
+		t.free_pages ? 1.0 - (double)t.largest_free_run / (double)t.free_pages : 0.0;
+	r->n_service_ns_histogram = DAEMON_HIST_BUCKETS;
+	r->service_ns_histogram = d->hist;
+	if (fill_arenas(d, r, s) || fill_classes(d, r, s) || fill_clients(d, r, s))
+		return -ENOMEM;
+	resp->body_case = SHMA__RESPONSE__BODY_STATS;
+	resp->stats = r;
+	return 0;
+}

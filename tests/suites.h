@@ -5,4 +5,5 @@
 #define SHMA_SUITES(XX) \
 	XX(frame) \
 	XX(heap) \
-	XX(pageheap)
+	XX(pageheap) \
+	XX(roots)

@@ -2,3 +2,4 @@
 tests_check_shmalloc_SOURCES += tests/check_frame.c
 tests_check_shmalloc_SOURCES += tests/check_heap.c tests/instance.h
 tests_check_shmalloc_SOURCES += tests/check_pageheap.c
+tests_check_shmalloc_SOURCES += tests/check_roots.c

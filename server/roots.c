@@ -1,0 +1,329 @@
+/*
+ * Roots: see roots.h.
+ *
+ * The segment holds a header and a fixed array of entries.  The daemon keeps
+ * privately: an open-addressing index (linear probing over 4x the capacity,
+ * holding slot numbers; deletions leave tombstones and the index is rebuilt
+ * when they pile up), the list of used slots for roots_get(), and the free
+ * slots.
+ */
+#include "roots.h"
+#include "layout.h"
+#include "seg.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ROOTS_MAGIC UINT64_C(0x31544f4f524d5353) /* "SSMROOT1" */
+#define ROOTS_VERSION 1u
+#define INDEX_SLOTS (4 * ROOTS_CAPACITY)
+#define EMPTY 0u
+#define TOMB UINT32_MAX
+
+struct roots_header {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t capacity;
+	uint32_t entry_size;
+	uint32_t reserved;
+	uint64_t entries_off;
+	char instance[SHMA_INSTANCE_MAX];
+};
+
+struct root_entry {
+	uint32_t used;     /* set last on publish, cleared first on unpublish */
+	uint16_t name_len;
+	uint16_t reserved;
+	uint64_t ref;
+	char name[ROOT_NAME_MAX + 1];
+};
+
+struct roots {
+	char seg[SEG_NAME_MAX];
+	int fd;
+	void *base;
+	size_t size;
+	struct roots_header *hdr;
+	struct root_entry *e;
+	uint32_t index[INDEX_SLOTS]; /* slot + 1, EMPTY or TOMB */
+	uint32_t tombs;
+	uint32_t order[ROOTS_CAPACITY]; /* used slots, for roots_get() */
+	uint32_t pos[ROOTS_CAPACITY];   /* of each used slot in order */
+	uint32_t count;
+	uint32_t free_slots[ROOTS_CAPACITY];
+	uint32_t nfree;
+};
+
+static size_t segment_size(void)
+{
+	size_t entries = (size_t)ROOTS_CAPACITY * sizeof(struct root_entry);
+	return SHMA_PAGE_SIZE + (entries + SHMA_PAGE_SIZE - 1) / SHMA_PAGE_SIZE * SHMA_PAGE_SIZE;
+}
+
+static uint32_t hash(const char *name, size_t len)
+{
+	uint64_t h = UINT64_C(14695981039346656037);
+	for (size_t i = 0; i < len; i++) {
+		h ^= (uint8_t)name[i];
+		h *= UINT64_C(1099511628211);
+	}
+	return (uint32_t)(h ^ h >> 32);
+}
+
+static int name_check(const char *name, size_t *len)
+{
+	if (name == NULL || name[0] == '\0')
+		return -EINVAL;
+	*len = strnlen(name, ROOT_NAME_MAX + 1);
+	return *len > ROOT_NAME_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* The index position holding name, or of the empty slot that ends its probe
+ * chain (*found 0). */
+static uint32_t probe(const struct roots *r, const char *name, size_t len, int *found)
+{
+	uint32_t i = hash(name, len) % INDEX_SLOTS;
+	for (;; i = (i + 1) % INDEX_SLOTS) {
+		uint32_t v = r->index[i];
+		if (v == EMPTY)
+			break;
+		if (v == TOMB)
+			continue;
+		const struct root_entry *e = &r->e[v - 1];
+		if (e->name_len == len && memcmp(e->name, name, len) == 0) {
+			*found = 1;
+			return i;
+		}
+	}
+	*found = 0;
+	return i;
+}
+
+/* Puts slot in the index (its name is not there yet). */
+static void index_insert(struct roots *r, uint32_t slot)
+{
+	const struct root_entry *e = &r->e[slot];
+	uint32_t i = hash(e->name, e->name_len) % INDEX_SLOTS;
+	while (r->index[i] != EMPTY && r->index[i] != TOMB)
+		i = (i + 1) % INDEX_SLOTS;
+	if (r->index[i] == TOMB)
+		r->tombs--;
+	r->index[i] = slot + 1;
+}
+
+static void index_rebuild(struct roots *r)
+{
+	memset(r->index, 0, sizeof r->index);
+	r->tombs = 0;
+	for (uint32_t k = 0; k < r->count; k++)
+		index_insert(r, r->order[k]);
+}
+
+static void list_add(struct roots *r, uint32_t slot)
+{
+	r->pos[slot] = r->count;
+	r->order[r->count++] = slot;
+}
+
+static void list_remove(struct roots *r, uint32_t slot)
+{
+	uint32_t last = r->order[--r->count];
+	r->order[r->pos[slot]] = last;
+	r->pos[last] = r->pos[slot];
+}
+
+/* An entry a previous daemon left is believed only if it is well formed. */
+static int entry_valid(const struct root_entry *e)
+{
+	return e->name_len > 0 && e->name_len <= ROOT_NAME_MAX &&
+	       e->name[e->name_len] == '\0' && strlen(e->name) == e->name_len &&
+	       e->ref != 0;
+}
+
+/* Builds the private state from the entries: used ones are indexed (bad or
+ * duplicate ones dropped), the rest are free. */
+static void load_entries(struct roots *r)
+{
+	for (uint32_t s = ROOTS_CAPACITY; s-- > 0;) {
+		struct root_entry *e = &r->e[s];
+		int found = 0;
+		if (e->used && entry_valid(e))
+			probe(r, e->name, e->name_len, &found);
+		if (e->used && entry_valid(e) && !found) {
+			list_add(r, s);
+			index_insert(r, s);
+			continue;
+		}
+		e->used = 0;
+		r->free_slots[r->nfree++] = s;
+	}
+}
+
+static void header_init(struct roots *r, const char *instance)
+{
+	struct roots_header *h = r->hdr;
+	h->version = ROOTS_VERSION;
+	h->capacity = ROOTS_CAPACITY;
+	h->entry_size = sizeof(struct root_entry);
+	h->entries_off = SHMA_PAGE_SIZE;
+	strncpy(h->instance, instance, sizeof h->instance - 1);
+	__atomic_store_n(&h->magic, ROOTS_MAGIC, __ATOMIC_RELEASE);
+}
+
+static int header_check(const struct roots_header *h, const char *instance)
+{
+	if (h->magic != ROOTS_MAGIC)
+		return -EINVAL;
+	if (h->version != ROOTS_VERSION)
+		return -EPROTO;
+	if (h->capacity != ROOTS_CAPACITY || h->entry_size != sizeof(struct root_entry) ||
+	    h->entries_off != SHMA_PAGE_SIZE ||
+	    strncmp(h->instance, instance, sizeof h->instance) != 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* Creates the segment, or opens the one there; *fresh says which. */
+static int open_segment(struct roots *r, mode_t mode, int *fresh)
+{
+	int fd = seg_create(r->seg, r->size, mode);
+	*fresh = fd >= 0;
+	if (fd == -EEXIST)
+		fd = seg_open(r->seg, 1);
+	if (fd < 0)
+		return fd;
+	r->fd = fd;
+	if (*fresh)
+		return seg_reserve(fd, 0, r->size);
+	int64_t size = seg_size(fd);
+	if (size < 0)
+		return (int)size;
+	return (uint64_t)size == r->size ? 0 : -EINVAL;
+}
+
+static int map_segment(struct roots *r, const char *instance, mode_t mode)
+{
+	int fresh;
+	int rc = open_segment(r, mode, &fresh);
+	if (rc < 0)
+		return rc;
+	r->base = seg_map(r->fd, 0, r->size, 1, NULL);
+	if (r->base == NULL)
+		return -errno;
+	r->hdr = r->base;
+	r->e = (struct root_entry *)((char *)r->base + SHMA_PAGE_SIZE);
+	/* A header never finished (its creator died first) holds no roots. */
+	if (fresh || r->hdr->magic == 0)
+		header_init(r, instance);
+	return header_check(r->hdr, instance);
+}
+
+int roots_open(struct roots **out, const char *instance, mode_t mode)
+{
+	struct roots *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return -ENOMEM;
+	r->fd = -1;
+	r->size = segment_size();
+	int rc = seg_name(r->seg, sizeof r->seg, instance, 'm', 0);
+	if (rc == 0)
+		rc = map_segment(r, instance, mode);
+	if (rc < 0) {
+		roots_close(r, 0);
+		return rc;
+	}
+	load_entries(r);
+	*out = r;
+	return 0;
+}
+
+void roots_close(struct roots *r, int unlink)
+{
+	if (r->base != NULL)
+		seg_unmap(r->base, r->size);
+	if (r->fd >= 0)
+		close(r->fd);
+	if (unlink)
+		seg_unlink(r->seg);
+	free(r);
+}
+
+int roots_publish(struct roots *r, const char *name, uint64_t ref)
+{
+	size_t len;
+	int found, rc = name_check(name, &len);
+	if (rc < 0)
+		return rc;
+	if (ref == 0)
+		return -EINVAL;
+	probe(r, name, len, &found);
+	if (found)
+		return -EEXIST;
+	if (r->nfree == 0)
+		return -ENOSPC;
+	uint32_t slot = r->free_slots[--r->nfree];
+	struct root_entry *e = &r->e[slot];
+	memcpy(e->name, name, len);
+	memset(e->name + len, 0, sizeof e->name - len);
+	e->name_len = (uint16_t)len;
+	e->ref = ref;
+	__atomic_store_n(&e->used, 1, __ATOMIC_RELEASE);
+	index_insert(r, slot);
+	list_add(r, slot);
+	return 0;
+}
+
+int roots_lookup(const struct roots *r, const char *name, uint64_t *ref)
+{
+	size_t len;
+	int found, rc = name_check(name, &len);
+	if (rc < 0)
+		return rc;
+	uint32_t i = probe(r, name, len, &found);
+	if (!found)
+		return -ENOENT;
+	*ref = r->e[r->index[i] - 1].ref;
+	return 0;
+}
+
+int roots_unpublish(struct roots *r, const char *name)
+{
+	size_t len;
+	int found, rc = name_check(name, &len);
+	if (rc < 0)
+		return rc;
+	uint32_t i = probe(r, name, len, &found);
+	if (!found)
+		return -ENOENT;
+	uint32_t slot = r->index[i] - 1;
+	__atomic_store_n(&r->e[slot].used, 0, __ATOMIC_RELEASE);
+	r->index[i] = TOMB;
+	list_remove(r, slot);
+	r->free_slots[r->nfree++] = slot;
+	if (++r->tombs > ROOTS_CAPACITY / 2)
+		index_rebuild(r);
+	return 0;
+}
+
+unsigned roots_count(const struct roots *r)
+{
+	return r->count;
+}
+
+unsigned roots_capacity(const struct roots *r)
+{
+	(void)r;
+	return ROOTS_CAPACITY;
+}
+
+int roots_get(const struct roots *r, unsigned i, const char **name, uint64_t *ref)
+{
+	if (i >= r->count)
+		return -ENOENT;
+	const struct root_entry *e = &r->e[r->order[i]];
+	*name = e->name;
+	*ref = e->ref;
+	return 0;
+}

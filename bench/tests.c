@@ -1,0 +1,355 @@
+/*
+ * The workloads, (a) to (e), written once against the backend of bench.h.
+ *
+ * Sizes come from tables filled from a fixed seed before the clock starts,
+ * so every allocator sees the same requests in the same order and no random
+ * number is drawn inside a timed loop.  Small sizes are log-uniform over
+ * 16 B-32 KiB (each power-of-two octave equally likely, as real programs ask
+ * for many more small blocks than large ones); large sizes log-uniform over
+ * 256 KiB-8 MiB; messages uniform over 64-256 B.
+ */
+#include "config.h"
+
+#include "tests.h"
+
+#include "bench.h"
+#include "ring.h"
+#include "workers.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#define TABLE_SLOTS 4096 /* a power of two */
+#define BATCH 100
+#define CHURN_MAX 65536
+#define SEED UINT64_C(0x5eed5eed12345678)
+
+struct message {
+	uint32_t seq;
+	uint32_t len;
+	unsigned char body[];
+};
+
+struct pc_arg {
+	struct ring *ring;
+	long messages;
+};
+
+static size_t small_sizes[TABLE_SLOTS];
+static size_t msg_sizes[TABLE_SLOTS];
+static size_t large_sizes[TABLE_SLOTS];
+static void *churn_block[CHURN_MAX];
+static size_t churn_size[CHURN_MAX];
+
+static uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * UINT64_C(2685821657736338717);
+}
+
+/* A size in [2^lo_bits, 2^hi_bits), each octave equally likely. */
+static size_t log_uniform(uint64_t *s, int lo_bits, int hi_bits)
+{
+	int k = lo_bits + (int)(rng_next(s) % (uint64_t)(hi_bits - lo_bits));
+	size_t base = (size_t)1 << k;
+
+	return base + (size_t)(rng_next(s) % base);
+}
+
+static void tables_init(void)
+{
+	uint64_t s = SEED;
+
+	for (int i = 0; i < TABLE_SLOTS; i++) {
+		small_sizes[i] = log_uniform(&s, 4, 15);
+		large_sizes[i] = log_uniform(&s, 18, 23);
+		msg_sizes[i] = 64 + (size_t)(rng_next(&s) % 193);
+	}
+}
+
+static int fail(char *why, size_t len, const char *what)
+{
+	snprintf(why, len, "%s: %s", what, strerror(errno));
+	return -1;
+}
+
+/* (a): batches of BATCH mallocs, each block's first byte written, then
+ * BATCH frees in allocation order.  start staggers workers in the table. */
+static int batch_loop(long batches, unsigned start, char *why, size_t len)
+{
+	void *slot[BATCH];
+	unsigned k = start;
+
+	for (long b = 0; b < batches; b++) {
+		for (int i = 0; i < BATCH; i++) {
+			char *p = be_malloc(small_sizes[k++ % TABLE_SLOTS]);
+
+			if (p == NULL)
+				return fail(why, len, "malloc");
+			*p = (char)i;
+			slot[i] = p;
+		}
+		for (int i = 0; i < BATCH; i++)
+			be_free(slot[i]);
+	}
+	return 0;
+}
+
+static int run_a(const struct test *t, const struct test_params *p, double *out,
+		 char *why, size_t len)
+{
+	int64_t t0;
+
+	(void)t;
+	tables_init();
+	t0 = now_ns();
+	if (batch_loop(p->batches, 0, why, len) < 0)
+		return -1;
+	out[0] = (double)(now_ns() - t0) / ((double)p->batches * BATCH);
+	return 0;
+}
+
+static int batch_worker(int index, void *arg, char *why, size_t len)
+{
+	const struct test_params *p = arg;
+
+	return batch_loop(p->batches, (unsigned)index * 977, why, len);
+}
+
+/* (b): t->procs processes doing (a) at once; the figure is wall time over
+ * every pair of every process, so perfect scaling halves it from 1 to 2. */
+static int run_b(const struct test *t, const struct test_params *p, double *out,
+		 char *why, size_t len)
+{
+	int64_t wall;
+
+	tables_init();
+	if (workers_run(t->procs, 1, batch_worker, (void *)p, &wall, why, len) < 0)
+		return -1;
+	out[0] = (double)wall / ((double)p->batches * BATCH * t->procs);
+	return 0;
+}
+
+static int produce(struct pc_arg *a, char *why, size_t len)
+{
+	for (long i = 0; i < a->messages; i++) {
+		size_t size = msg_sizes[i % TABLE_SLOTS];
+		struct message *m = be_malloc(size);
+
+		if (m == NULL)
+			return fail(why, len, "producer malloc");
+		m->seq = (uint32_t)i;
+		m->len = (uint32_t)size;
+		memset(m->body, (int)(i & 0xff), size - sizeof *m);
+		ring_push(a->ring, be_to_msg(m));
+	}
+	return 0;
+}
+
+/* Reads the whole message; 0 when it holds what the producer wrote. */
+static int check_message(const struct message *m, long i)
+{
+	size_t size = msg_sizes[i % TABLE_SLOTS];
+	unsigned sum = 0;
+
+	if (m->seq != (uint32_t)i || m->len != size)
+		return -1;
+	for (size_t k = 0; k < size - sizeof *m; k++)
+		sum += m->body[k];
+	return sum == (unsigned)(i & 0xff) * (unsigned)(size - sizeof *m) ? 0 : -1;
+}
+
+/* The consumer drains every message even after a bad one, so that the
+ * producer never waits forever on a full ring. */
+static int consume(struct pc_arg *a, char *why, size_t len)
+{
+	long bad = 0;
+
+	for (long i = 0; i < a->messages; i++) {
+		struct message *m = be_from_msg(ring_pop(a->ring));
+
+		if (m == NULL || check_message(m, i) < 0) {
+			bad++;
+			continue;
+		}
+		be_free(m);
+	}
+	if (bad)
+		snprintf(why, len, "consumer: %ld of %ld messages missing or corrupt",
+			 bad, a->messages);
+	return bad ? -1 : 0;
+}
+
+static int pc_worker(int index, void *arg, char *why, size_t len)
+{
+	return index == 0 ? produce(arg, why, len) : consume(arg, why, len);
+}
+
+/* (c): two processes on a shared heap, two threads on a private one. */
+static int run_c(const struct test *t, const struct test_params *p, double *out,
+		 char *why, size_t len)
+{
+	struct pc_arg a = { .messages = p->messages };
+	int64_t wall;
+	int rc;
+
+	(void)t;
+	tables_init();
+	a.ring = mmap(NULL, sizeof *a.ring, PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (a.ring == MAP_FAILED)
+		return fail(why, len, "mmap ring");
+	rc = workers_run(2, be_shared(), pc_worker, &a, &wall, why, len);
+	munmap(a.ring, sizeof *a.ring);
+	if (rc == 0)
+		out[0] = (double)wall / (double)p->messages;
+	return rc;
+}
+
+/* (d): a large block, its first and last page written, freed. */
+static int run_d(const struct test *t, const struct test_params *p, double *out,
+		 char *why, size_t len)
+{
+	int64_t t0;
+
+	(void)t;
+	tables_init();
+	t0 = now_ns();
+	for (long i = 0; i < p->large_ops; i++) {
+		size_t size = large_sizes[i % TABLE_SLOTS];
+		char *b = be_malloc(size);
+
+		if (b == NULL)
+			return fail(why, len, "large malloc");
+		b[0] = 1;
+		b[size - 1] = 1;
+		be_free(b);
+	}
+	out[0] = (double)(now_ns() - t0) / (double)p->large_ops;
+	return 0;
+}
+
+static int churn_replace(long i, uint64_t *s)
+{
+	size_t size = small_sizes[rng_next(s) % TABLE_SLOTS];
+
+	be_free(churn_block[i]);
+	churn_block[i] = be_malloc(size);
+	churn_size[i] = size;
+	if (churn_block[i] == NULL)
+		return -1;
+	memset(churn_block[i], 0xa5, size);
+	return 0;
+}
+
+/* Fills n slots and replaces churn_ops random ones; returns the live bytes,
+ * or -1. */
+static int64_t churn(long n, long churn_ops, uint64_t *s)
+{
+	int64_t live = 0;
+
+	for (long i = 0; i < n; i++)
+		if (churn_replace(i, s) < 0)
+			return -1;
+	for (long j = 0; j < churn_ops; j++)
+		if (churn_replace((long)(rng_next(s) % (uint64_t)n), s) < 0)
+			return -1;
+	for (long i = 0; i < n; i++)
+		live += (int64_t)churn_size[i];
+	return live;
+}
+
+/* Frees three blocks in four, at random; returns the live bytes left. */
+static int64_t thin_out(long n, uint64_t *s)
+{
+	int64_t live = 0;
+
+	for (long i = 0; i < n; i++) {
+		if (rng_next(s) % 4 == 0) {
+			live += (int64_t)churn_size[i];
+			continue;
+		}
+		be_free(churn_block[i]);
+		churn_block[i] = NULL;
+	}
+	return live;
+}
+
+static void idle_wait(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000 };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * (e): the memory behind the heap after a churn, against the bytes live;
+ * again once three blocks in four are freed at random (what fragmentation
+ * keeps); then, everything freed and the allocator left idle past its decay,
+ * what it still holds.  All are measured from a baseline taken before the
+ * first allocation (be_footprint: RSS, or the shared segments' blocks).
+ */
+static int run_e(const struct test *t, const struct test_params *p, double *out,
+		 char *why, size_t len)
+{
+	long n = p->churn_slots < CHURN_MAX ? p->churn_slots : CHURN_MAX;
+	uint64_t s = SEED ^ 0xe;
+	int64_t base, live, foot;
+
+	(void)t;
+	tables_init();
+	memset(churn_block, 0, sizeof churn_block);
+	memset(churn_size, 0, sizeof churn_size);
+	base = be_footprint();
+	live = base < 0 ? -1 : churn(n, p->churn_ops, &s);
+	if (live <= 0)
+		return fail(why, len, base < 0 ? "footprint" : "churn malloc");
+	foot = be_footprint() - base;
+	out[0] = (double)foot / 1048576.0;
+	out[1] = (double)foot / (double)live;
+	live = thin_out(n, &s);
+	out[2] = (double)(be_footprint() - base) / (double)live;
+	for (long i = 0; i < n; i++)
+		be_free(churn_block[i]);
+	idle_wait(p->idle_wait_ms);
+	out[3] = (double)(be_footprint() - base) / 1024.0;
+	return 0;
+}
+
+#define PAIR_LABEL "ns per malloc+free pair"
+
+const struct test test_table[] = {
+	{ "a", 1, 0, 1, { "a" }, { "ns" },
+	  { "(a) 1 thread, 100 malloc + 100 free, 16 B-32 KiB, " PAIR_LABEL }, run_a },
+	{ "b1", 1, 0, 1, { "b1" }, { "ns" },
+	  { "(b) 1 process doing (a), wall " PAIR_LABEL }, run_b },
+	{ "b2", 2, 0, 1, { "b2" }, { "ns" },
+	  { "(b) 2 processes doing (a), wall / all pairs" }, run_b },
+	{ "b4", 4, 0, 1, { "b4" }, { "ns" },
+	  { "(b) 4 processes doing (a), wall / all pairs" }, run_b },
+	{ "c", 2, 0, 1, { "c" }, { "ns" },
+	  { "(c) producer -> consumer, 64-256 B, ns per message" }, run_c },
+	{ "d", 1, 0, 1, { "d" }, { "ns" },
+	  { "(d) 256 KiB-8 MiB malloc + touch 2 pages + free, ns" }, run_d },
+	{ "e", 1, 1, 4, { "e_foot", "e_ratio", "e_frag", "e_idle" }, { "MiB", "x", "x", "KiB" },
+	  { "(e) memory behind the heap after churn (8192 blocks live), MiB",
+	    "(e) that / live bytes",
+	    "(e) memory behind the heap / live bytes, 3 blocks in 4 then freed",
+	    "(e) still held after free all + idle wait, KiB" }, run_e },
+	{ NULL, 0, 0, 0, { NULL }, { NULL }, { NULL }, NULL },
+};
+
+const struct test *test_find(const char *id)
+{
+	for (const struct test *t = test_table; t->id; t++)
+		if (strcmp(t->id, id) == 0)
+			return t;
+	return NULL;
+}

@@ -6,4 +6,6 @@
 	XX(frame) \
 	XX(heap) \
 	XX(pageheap) \
-	XX(roots)
+	XX(roots) \
+	XX(sizeclass) \
+	XX(e2e)

@@ -354,8 +354,11 @@ static int handshake(void)
 	req.body_case = SHMA__REQUEST__BODY_HELLO;
 	req.hello = &hello;
 	Shma__Response *resp;
-	uint64_t id = conn_send(&req);
-	int rc = id ? conn_wait(id, &resp) : -ECONNRESET;
+	req.id = ++conn.next_id;
+	/* A daemon that refuses us says why before we speak, then hangs up:
+	 * read its answer even when our Hello could not be written. */
+	send_request(&req);
+	int rc = conn_wait(req.id, &resp);
 	if (rc == 0 && resp->body_case != SHMA__RESPONSE__BODY_HELLO)
 		rc = -EPROTO;
 	if (rc == 0 && resp->hello->version != SHMA_PROTOCOL_VERSION)

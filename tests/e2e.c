@@ -1,0 +1,194 @@
+/*
+ * The end-to-end fixture: see e2e.h.
+ */
+#include "e2e.h"
+#include "instance.h"
+#include "shmalloc.h"
+
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SHMALLOCD_PATH
+#error "SHMALLOCD_PATH must name the daemon under test"
+#endif
+
+struct e2e_daemon e2e;
+
+static int try_connect(const char *path)
+{
+	int fd = e2e_raw_connect(path);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
+
+void e2e_start_daemon(struct e2e_daemon *d, const char *const *extra)
+{
+	memset(d, 0, sizeof *d);
+	strcpy(d->dir, "/tmp/shma-test-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(d->dir));
+	snprintf(d->socket, sizeof d->socket, "%s/sock/s.sock", d->dir);
+	snprintf(d->log, sizeof d->log, "%s/daemon.log", d->dir);
+	test_instance(d->instance, sizeof d->instance);
+	const char *argv[32] = {SHMALLOCD_PATH, "--socket", d->socket, "--name", d->instance,
+				"--cleanup", "--log-level", "debug"};
+	int argc = 8;
+	for (; extra && *extra && argc < 31; extra++)
+		argv[argc++] = *extra;
+	argv[argc] = NULL;
+	d->pid = fork();
+	ck_assert_int_ge(d->pid, 0);
+	if (d->pid == 0) {
+		FILE *log = freopen(d->log, "w", stderr);
+		(void)log;
+		execv(SHMALLOCD_PATH, (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 500; i++) {
+		if (try_connect(d->socket))
+			return;
+		int status;
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->pid = 0;
+			ck_abort_msg("shmallocd exited at start (status %d); see %s", status, d->log);
+		}
+		usleep(10000);
+	}
+	ck_abort_msg("shmallocd did not listen within 5 s");
+}
+
+static void remove_dir(const char *dir)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/daemon.log", dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/sock", dir);
+	rmdir(path);
+	rmdir(dir);
+}
+
+void e2e_stop_daemon(struct e2e_daemon *d)
+{
+	if (d->pid <= 0)
+		return;
+	ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
+	int status = e2e_wait(d->pid);
+	d->pid = 0;
+	ck_assert_msg(status == 0, "shmallocd exited with %d after SIGTERM", status);
+	ck_assert_msg(access(d->socket, F_OK) != 0, "the socket is still there");
+	ck_assert_int_eq(test_segments_left(d->instance), 0);
+	remove_dir(d->dir);
+}
+
+void e2e_setup(void)
+{
+	e2e_start_daemon(&e2e, NULL);
+	setenv("SHMALLOC_SOCKET", e2e.socket, 1);
+}
+
+void e2e_teardown(void)
+{
+	shma_disconnect();
+	e2e_stop_daemon(&e2e);
+}
+
+pid_t e2e_fork(int (*fn)(void *), void *arg)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int rc = shma_connect(e2e.socket);
+		if (rc != 0) {
+			fprintf(stderr, "child: connect: %s\n", shma_strerror(rc));
+			_exit(100);
+		}
+		rc = fn(arg);
+		shma_disconnect();
+		_exit(rc);
+	}
+	return pid;
+}
+
+int e2e_wait(pid_t pid)
+{
+	int status;
+	/* Bounded: a hung child fails its test through Check's timeout. */
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}
+
+int e2e_raw_connect(const char *socket_path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(socket_path) >= sizeof sa.sun_path)
+		return -1;
+	strcpy(sa.sun_path, socket_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int read_full(int fd, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 5000) <= 0)
+			return -1;
+		ssize_t r = read(fd, buf + got, n - got);
+		if (r <= 0)
+			return 0;
+		got += (size_t)r;
+	}
+	return 1;
+}
+
+int e2e_raw_read_frame(int fd, uint8_t *buf, size_t cap)
+{
+	uint8_t hdr[4];
+	int rc = read_full(fd, hdr, 4);
+	if (rc <= 0)
+		return rc;
+	uint32_t n = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
+		     (uint32_t)hdr[3] << 24;
+	if (n > cap)
+		return -1;
+	rc = read_full(fd, buf, n);
+	return rc <= 0 ? rc : (int)n;
+}
+
+int e2e_raw_closed(int fd)
+{
+	uint8_t b[256];
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 5000) <= 0)
+			return 0;
+		ssize_t r = read(fd, b, sizeof b);
+		if (r == 0 || (r < 0 && errno == ECONNRESET))
+			return 1;
+		if (r < 0)
+			return 0;
+	}
+}

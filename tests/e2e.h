@@ -1,0 +1,46 @@
+/*
+ * The end-to-end fixture: a real shmallocd on a temporary socket, with a
+ * unique instance name, started for one test and stopped after it; and
+ * helpers to fork client processes and speak raw bytes to the daemon.
+ */
+#ifndef SHMA_TESTS_E2E_H
+#define SHMA_TESTS_E2E_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct e2e_daemon {
+	char dir[64];
+	char socket[128];
+	char instance[48];
+	char log[128];
+	pid_t pid;
+};
+
+/* Starts a daemon with the given extra options (NULL-terminated list). */
+void e2e_start_daemon(struct e2e_daemon *d, const char *const *extra);
+/* SIGTERM; asserts it exits 0 and left its socket and (with --cleanup) no
+ * segments behind. */
+void e2e_stop_daemon(struct e2e_daemon *d);
+
+/* The default daemon of a test using the checked fixture below. */
+extern struct e2e_daemon e2e;
+void e2e_setup(void);
+void e2e_teardown(void);
+
+/* Runs fn(arg) in a forked child that connects to e2e's daemon first;
+ * returns the child's pid. fn returns the child's exit status. */
+pid_t e2e_fork(int (*fn)(void *), void *arg);
+/* Waits for pid; returns its exit status, or 128 + signal. */
+int e2e_wait(pid_t pid);
+
+/* A raw connection to the daemon's socket; -1 on failure. */
+int e2e_raw_connect(const char *socket);
+/* Sends bytes; reads one frame's body (up to cap) with a 5 s timeout.
+ * Returns the body length, 0 if the daemon closed, -1 on timeout. */
+int e2e_raw_read_frame(int fd, uint8_t *buf, size_t cap);
+/* 1 if the daemon closed fd (read returns 0 within 5 s). */
+int e2e_raw_closed(int fd);
+
+#endif

@@ -234,7 +234,9 @@ static uint32_t take_partial(struct heap *h, unsigned cls, uint32_t want,
 		uint32_t n = span_take(s, room, b->refs + b->nrefs);
 		b->nrefs += n;
 		got += n;
-		if (s->nout == s->objects)
+		/* A listed span has a free object, so n > 0; should the bitmap
+		 * and nout ever disagree, unlist the span rather than spin. */
+		if (s->nout == s->objects || n == 0)
 			span_list_remove(l, s);
 	}
 	return got;

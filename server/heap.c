@@ -99,13 +99,18 @@ static int check_config(const struct heap_config *cfg, struct arena_geometry *g)
 	return 0;
 }
 
+/* Arenas the heap may create: as many as --max-memory holds (rounded up, so
+ * a cap below one arena still allows one), or else SHMA_MAX_ARENA_VA's worth.
+ * Clients reserve address space for all of them. */
 static uint32_t max_arenas(const struct heap_config *cfg)
 {
-	uint64_t n = SHMA_MAX_ARENA_VA / cfg->arena_size;
+	uint64_t n = cfg->max_memory != 0
+			     ? (cfg->max_memory + cfg->arena_size - 1) / cfg->arena_size
+			     : SHMA_MAX_ARENA_VA / cfg->arena_size;
 	if (n == 0)
 		n = 1;
-	if (cfg->max_memory != 0 && cfg->max_memory / cfg->arena_size < n)
-		n = cfg->max_memory / cfg->arena_size;
+	if (n > (uint64_t)REF_ID_MAX + 1)
+		n = (uint64_t)REF_ID_MAX + 1;
 	return (uint32_t)n;
 }
 

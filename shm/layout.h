@@ -37,8 +37,10 @@
 #define SHMA_MIN_ARENA_SIZE ((uint64_t)1 << 20)
 #define SHMA_MAX_ARENA_SIZE ((uint64_t)1 << 36)
 /* Clients reserve address space for every arena the daemon may create; this
- * caps that reservation (and so the arenas) when --max-memory does not. */
-#define SHMA_MAX_ARENA_VA ((uint64_t)256 << 30)
+ * caps that reservation (and so the arenas) when --max-memory does not.  16
+ * GiB: Valgrind cannot reserve more than 32 GiB in one piece, and a program
+ * under Valgrind must still work.  Large blocks are not counted here. */
+#define SHMA_MAX_ARENA_VA ((uint64_t)16 << 30)
 
 enum page_kind {
 	PAGE_FREE = 0,

@@ -91,6 +91,11 @@ extern "C" int64_t be_footprint(void)
 	return bench_shm_bytes(segment_name.c_str());
 }
 
+extern "C" int be_detach(void)
+{
+	return 0;
+}
+
 extern "C" void be_describe(char *out, size_t len)
 {
 	std::snprintf(out, len, "version\t%d.%d.%d\nheap\tone managed_shared_memory of %zu MiB\n",

@@ -13,6 +13,7 @@
 
 #include "bench.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -84,6 +85,11 @@ void *be_from_msg(uint64_t msg)
 int64_t be_footprint(void)
 {
 	return bench_rss();
+}
+
+int be_detach(void)
+{
+	return -ENOTSUP;
 }
 
 static const char *version(void)

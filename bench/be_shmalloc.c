@@ -93,6 +93,12 @@ int64_t be_footprint(void)
 	return bench_shm_bytes(prefix);
 }
 
+int be_detach(void)
+{
+	shma_disconnect();
+	return 0;
+}
+
 void be_describe(char *out, size_t len)
 {
 	snprintf(out, len, "heap\tone shmallocd, instance %s (/dev/shm)\n", instance());

@@ -51,6 +51,11 @@ void *be_from_msg(uint64_t msg);
  * Negative errno when it cannot be measured. */
 int64_t be_footprint(void);
 
+/* Lets go of the heap as a process that exits would, yet keeps the process:
+ * shmalloc disconnects (flushing its caches), Boost keeps its segment.
+ * -ENOTSUP for a process-local heap, which dies with its process. */
+int be_detach(void);
+
 /* Extra facts about the allocator for the report, as "key\tvalue" lines
  * written to out (version, counters...).  May write nothing. */
 void be_describe(char *out, size_t len);

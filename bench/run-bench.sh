@@ -115,7 +115,8 @@ awk -F '\t' -v columns="$columns" -v skipped="$skipped" -v out="$results/latest.
 	-v ncpu="$(nproc 2>/dev/null || echo '?')" -f - "$raw" <<'AWK'
 BEGIN { na = split(columns, alloc, " "); nm = 0 }
 $1 == "metric" && !($2 in unit) { order[++nm] = $2; unit[$2] = $3; label[$2] = $4 }
-$1 == "result" { med[$2, $3] = $5; runs[$3] = $8; got[$2] = 1 }
+$1 == "result" { runs[$3] = $8; got[$2] = 1 }
+$1 == "result" && $5 !~ /nan/ { med[$2, $3] = $5 }
 $1 == "waits" { waits[$3] = waits[$3] sprintf(" %s=%.1f%%", $3, 100 * $4) }
 $1 == "info" && $3 == "version" { version[$2] = $4 }
 $1 == "unavailable" { why[$2] = why[$2] sprintf("\n    %s: %s", $3, $4) }
@@ -143,7 +144,7 @@ function ratios(ref,   i, j, m, r) {
 		printf "%-8s", m
 		for (j = 1; j <= na; j++) {
 			if (alloc[j] == ref) continue
-			r = (med[ref, m] != "" && med[alloc[j], m] > 0) ? \
+			r = (med[ref, m] > 0 && med[alloc[j], m] > 0) ? \
 				sprintf("%.2fx", med[ref, m] / med[alloc[j], m]) : "-"
 			printf " %10s", r
 		}

@@ -17,6 +17,7 @@
 #include "workers.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -293,8 +294,11 @@ static void idle_wait(long ms)
  * (e): the memory behind the heap after a churn, against the bytes live;
  * again once three blocks in four are freed at random (what fragmentation
  * keeps); then, everything freed and the allocator left idle past its decay,
- * what it still holds.  All are measured from a baseline taken before the
- * first allocation (be_footprint: RSS, or the shared segments' blocks).
+ * what it still holds; and for a shared heap, what it holds once this
+ * process has let go of it too (be_detach), which tells the caches this
+ * process keeps from what the daemon keeps.  All are measured from a
+ * baseline taken before the first allocation (be_footprint: RSS, or the
+ * shared segments' blocks).
  */
 static int run_e(const struct test *t, const struct test_params *p, double *out,
 		 char *why, size_t len)
@@ -320,6 +324,11 @@ static int run_e(const struct test *t, const struct test_params *p, double *out,
 		be_free(churn_block[i]);
 	idle_wait(p->idle_wait_ms);
 	out[3] = (double)(be_footprint() - base) / 1024.0;
+	out[4] = NAN;
+	if (be_detach() < 0)
+		return 0;
+	idle_wait(p->idle_wait_ms);
+	out[4] = (double)(be_footprint() - base) / 1024.0;
 	return 0;
 }
 
@@ -338,11 +347,14 @@ const struct test test_table[] = {
 	  { "(c) producer -> consumer, 64-256 B, ns per message" }, run_c },
 	{ "d", 1, 0, 1, { "d" }, { "ns" },
 	  { "(d) 256 KiB-8 MiB malloc + touch 2 pages + free, ns" }, run_d },
-	{ "e", 1, 1, 4, { "e_foot", "e_ratio", "e_frag", "e_idle" }, { "MiB", "x", "x", "KiB" },
+	{ "e", 1, 1, 5, { "e_foot", "e_ratio", "e_frag", "e_idle", "e_exit" },
+	  { "MiB", "x", "x", "KiB", "KiB" },
 	  { "(e) memory behind the heap after churn (8192 blocks live), MiB",
 	    "(e) that / live bytes",
 	    "(e) memory behind the heap / live bytes, 3 blocks in 4 then freed",
-	    "(e) still held after free all + idle wait, KiB" }, run_e },
+	    "(e) still held after free all + idle wait, KiB",
+	    "(e) shared heaps: still held once the process let go + idle wait, KiB" },
+	  run_e },
 	{ NULL, 0, 0, 0, { NULL }, { NULL }, { NULL }, NULL },
 };
 

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Configures (once) and builds shmalloc in the source tree.
+# Configures (once) and builds shmalloc out of tree, in build/ (or $BUILD_DIR).
 # Usage: scripts/build.sh [configure options...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -x configure ] || [ configure.ac -nt configure ]; then
+top=$PWD
+build=${BUILD_DIR:-build}
+if [ -f config.status ]; then
+  echo "scripts/build.sh: the source tree is configured in place; run 'make distclean' first" >&2
+  exit 1
+fi
+if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
   autoreconf -fi >/dev/null
 fi
-if [ ! -f Makefile ] || [ configure -nt config.status ] || [ $# -gt 0 ]; then
-  ./configure --enable-werror "$@" >/dev/null
+mkdir -p "$build"
+cd "$build"
+if [ ! -f Makefile ] || [ "$top/configure" -nt config.status ] || [ $# -gt 0 ]; then
+  "$top/configure" --enable-werror "$@" >/dev/null
 fi
 make -j"$(nproc)" >/dev/null

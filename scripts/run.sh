@@ -13,16 +13,17 @@ dir=$(mktemp -d /tmp/shmalloc-demo.XXXXXX)
 sock=$dir/shmallocd.sock
 trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$dir"' EXIT
 
-./shmallocd --socket "$sock" --cleanup &
+b=build
+$b/shmallocd --socket "$sock" --cleanup &
 daemon=$!
-for _ in $(seq 100); do ./shmallocctl --socket "$sock" ping >/dev/null 2>&1 && break; sleep 0.05; done
+for _ in $(seq 100); do $b/shmallocctl --socket "$sock" ping >/dev/null 2>&1 && break; sleep 0.05; done
 export SHMALLOC_SOCKET=$sock
 
 echo "== demo: two processes share one heap ($n messages passed by ref)"
-./examples/queue consumer "$n" &
+$b/examples/queue consumer "$n" &
 consumer=$!
-./examples/queue producer "$n"
+$b/examples/queue producer "$n"
 wait $consumer
 echo
 echo "== shmallocctl stats"
-./shmallocctl stats
+$b/shmallocctl stats

@@ -26,30 +26,29 @@ step() { # a step that is not a Check run counts as one test
 }
 
 scripts/build.sh || { echo "0 passed, 1 failed"; exit 1; }
-make -j"$(nproc)" check >/dev/null 2>&1
-count tests/check_shmalloc.log "plain build"
-[ "$failed" -eq 0 ] || cat tests/check_shmalloc.log
+make -C build -j"$(nproc)" check >/dev/null 2>&1
+count build/tests/check_shmalloc.log "plain build"
+[ "$failed" -eq 0 ] || cat build/tests/check_shmalloc.log
 
 if [ "${1:-}" != "--quick" ]; then
   # Sanitizers: a separate build tree, so the plain build stays as it is.
-  rm -rf build-asan && mkdir build-asan
-  (cd build-asan && ../configure --enable-werror --enable-sanitizers >/dev/null &&
-     make -j"$(nproc)" >/dev/null 2>&1 &&
-     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-       make -j"$(nproc)" check >/dev/null 2>&1)
+  BUILD_DIR=build-asan scripts/build.sh --enable-sanitizers
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    make -C build-asan -j"$(nproc)" check >/dev/null 2>&1
   count build-asan/tests/check_shmalloc.log "ASan+UBSan"
   # Valgrind: the client and the tests run under memcheck (CK_FORK=no keeps
   # one process per suite, so errors are not lost in forks it cannot follow).
   for suite in e2e alloc; do
     [ -n "$(grep -w "XX($suite)" tests/suites.h)" ] || continue
+    log=build/tests/valgrind-$suite.log
     CK_FORK=yes valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
-      tests/check_shmalloc "$suite" >"tests/valgrind-$suite.log" 2>&1
-    count "tests/valgrind-$suite.log" "Valgrind ($suite)"
-    if grep -q "==[0-9]*==" "tests/valgrind-$suite.log"; then
-      failed=$((failed + 1)); echo "Valgrind reported errors:"; grep "==[0-9]*==" "tests/valgrind-$suite.log" | head -30
+      build/tests/check_shmalloc "$suite" >"$log" 2>&1
+    count "$log" "Valgrind ($suite)"
+    if grep -q "==[0-9]*==" "$log"; then
+      failed=$((failed + 1)); echo "Valgrind reported errors:"; grep "==[0-9]*==" "$log" | head -30
     fi
   done
-  step make -j"$(nproc)" distcheck
+  step make -C build -j"$(nproc)" distcheck
 fi
 
 echo

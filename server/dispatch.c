@@ -152,8 +152,10 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 				      Shma__Response *resp, struct dispatch_scratch *s)
 {
 	const Shma__Refill *rf = req->refill;
+	/* Requests below --large-threshold are small: a class serves them if
+	 * the smallest request it takes is below the threshold. */
 	if (rf->size_class >= SIZECLASS_COUNT ||
-	    sizeclass_size(rf->size_class) >= d->opt.large_threshold)
+	    (rf->size_class > 0 && sizeclass_size(rf->size_class - 1) + 1 >= d->opt.large_threshold))
 		return refuse(d, c, resp, s, req->id, EINVAL, "refill: no such size class");
 	if (rf->count == 0)
 		return refuse(d, c, resp, s, req->id, EINVAL, "refill: count 0");

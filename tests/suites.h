@@ -8,4 +8,5 @@
 	XX(pageheap) \
 	XX(roots) \
 	XX(sizeclass) \
-	XX(e2e)
+	XX(e2e) \
+	XX(alloc)

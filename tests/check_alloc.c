@@ -1,0 +1,432 @@
+/*
+ * End to end, the allocator: real processes allocating, passing refs,
+ * writing, verifying and freeing each other's blocks through one daemon.
+ */
+#include "e2e.h"
+#include "instance.h"
+#include "shmalloc.h"
+
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* A pattern that says which block and which byte: a stale or overlapping
+ * block shows up as the wrong byte. */
+static uint8_t pattern(uint64_t seed, size_t i)
+{
+	return (uint8_t)((seed * 2654435761u) >> 7 ^ i * 31 ^ i >> 8);
+}
+
+static void fill(void *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		((uint8_t *)p)[i] = pattern(seed, i);
+}
+
+static int check_fill(const void *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		if (((const uint8_t *)p)[i] != pattern(seed, i))
+			return 0;
+	return 1;
+}
+
+/* Sizes from 1 B to 4 MiB: every small class region and large blocks. */
+static size_t mixed_size(unsigned i)
+{
+	static const size_t sizes[] = {1, 7, 16, 17, 100, 128, 129, 500, 1024, 4000, 8192,
+				       12345, 65536, 100000, 131071, 131072, 200000,
+				       1 << 20, 3 << 20, 4 << 20};
+	return sizes[i % (sizeof sizes / sizeof sizes[0])];
+}
+
+#define MIXED 200
+
+struct handoff {
+	shma_ref_t refs[MIXED];
+	size_t sizes[MIXED];
+};
+
+static int verify_and_free(void *arg)
+{
+	struct handoff *h = arg;
+	for (unsigned i = 0; i < MIXED; i++) {
+		uint8_t *p = shma_ptr(h->refs[i]);
+		if (p == NULL)
+			return 10;
+		if (!check_fill(p, h->sizes[i], i))
+			return 11;
+		if (shma_usable_size(p) < h->sizes[i])
+			return 12;
+		shma_free(p);
+	}
+	return 0;
+}
+
+START_TEST(mixed_sizes_written_here_verified_and_freed_there)
+{
+	struct handoff *h = mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	for (unsigned i = 0; i < MIXED; i++) {
+		h->sizes[i] = mixed_size(i);
+		void *p = shma_malloc(h->sizes[i]);
+		ck_assert_msg(p != NULL, "malloc(%zu): %s", h->sizes[i], strerror(errno));
+		fill(p, h->sizes[i], i);
+		h->refs[i] = shma_ref(p);
+		ck_assert_uint_ne(h->refs[i], 0);
+		ck_assert_ptr_eq(shma_ptr(h->refs[i]), p);
+	}
+	ck_assert_int_eq(e2e_wait(e2e_fork(verify_and_free, h)), 0);
+	/* Large blocks freed there are gone: their segments were unlinked. */
+	char *json;
+	ck_assert_int_eq(shma_stats_json(&json), 0);
+	ck_assert_ptr_nonnull(strstr(json, "\"large_count\":0,"));
+	free(json);
+	munmap(h, sizeof *h);
+}
+END_TEST
+
+struct block {
+	uintptr_t start;
+	size_t size;
+};
+
+static int by_start(const void *a, const void *b)
+{
+	const struct block *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+START_TEST(live_blocks_never_overlap)
+{
+	enum { N = 20000 };
+	static struct block b[N];
+	static void *ptrs[N];
+	unsigned seed = 1;
+	for (unsigned i = 0; i < N; i++) {
+		size_t n = (size_t)(rand_r(&seed) % 3000) + 1;
+		ptrs[i] = shma_malloc(n);
+		ck_assert_ptr_nonnull(ptrs[i]);
+		if (i % 3 == 2) { /* churn: free some, so blocks get recycled */
+			shma_free(ptrs[i - 1]);
+			ptrs[i - 1] = NULL;
+		}
+	}
+	unsigned k = 0;
+	for (unsigned i = 0; i < N; i++)
+		if (ptrs[i]) {
+			b[k].start = (uintptr_t)ptrs[i];
+			b[k].size = shma_usable_size(ptrs[i]);
+			k++;
+		}
+	qsort(b, k, sizeof b[0], by_start);
+	for (unsigned i = 1; i < k; i++)
+		ck_assert_msg(b[i - 1].start + b[i - 1].size <= b[i].start,
+			      "blocks at %#lx (+%zu) and %#lx overlap", (unsigned long)b[i - 1].start,
+			      b[i - 1].size, (unsigned long)b[i].start);
+	for (unsigned i = 0; i < N; i++)
+		shma_free(ptrs[i]);
+}
+END_TEST
+
+START_TEST(calloc_zeroes_recycled_memory)
+{
+	for (int round = 0; round < 3; round++) {
+		void *p[64];
+		for (int i = 0; i < 64; i++) {
+			p[i] = shma_malloc(256);
+			memset(p[i], 0xA5, 256);
+		}
+		for (int i = 0; i < 64; i++)
+			shma_free(p[i]);
+		for (int i = 0; i < 64; i++) {
+			uint8_t *q = shma_calloc(16, 16);
+			ck_assert_ptr_nonnull(q);
+			for (int j = 0; j < 256; j++)
+				ck_assert_uint_eq(q[j], 0);
+			p[i] = q;
+		}
+		for (int i = 0; i < 64; i++)
+			shma_free(p[i]);
+	}
+	errno = 0;
+	ck_assert_ptr_null(shma_calloc(SIZE_MAX / 2, 3));
+	ck_assert_int_eq(errno, ENOMEM);
+}
+END_TEST
+
+START_TEST(realloc_keeps_contents)
+{
+	char *p = shma_realloc(NULL, 10);
+	ck_assert_ptr_nonnull(p);
+	memcpy(p, "0123456789", 10);
+	size_t sizes[] = {12, 100, 5000, 300000, 2 << 20, 64, 10};
+	for (unsigned i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		p = shma_realloc(p, sizes[i]);
+		ck_assert_ptr_nonnull(p);
+		ck_assert_mem_eq(p, "0123456789", 10);
+		ck_assert_uint_ge(shma_usable_size(p), sizes[i]);
+	}
+	char *same = shma_realloc(p, 9); /* fits the class: in place */
+	ck_assert_ptr_eq(same, p);
+	ck_assert_ptr_null(shma_realloc(same, 0));
+}
+END_TEST
+
+START_TEST(aligned_alloc_aligns)
+{
+	size_t aligns[] = {16, 32, 64, 256, 4096, 8192, 65536, 1 << 20};
+	for (unsigned i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
+		for (size_t size = 1; size < (1 << 21); size = size * 7 + 3) {
+			void *p = shma_aligned_alloc(aligns[i], size);
+			ck_assert_msg(p != NULL, "aligned_alloc(%zu, %zu)", aligns[i], size);
+			ck_assert_uint_eq((uintptr_t)p % aligns[i], 0);
+			memset(p, 1, size);
+			ck_assert_uint_ge(shma_usable_size(p), size);
+			ck_assert_uint_ne(shma_ref(p), 0);
+			shma_free(p);
+		}
+	}
+	errno = 0;
+	ck_assert_ptr_null(shma_aligned_alloc(24, 10));
+	ck_assert_int_eq(errno, EINVAL);
+}
+END_TEST
+
+START_TEST(malloc_zero_and_free_null)
+{
+	void *p = shma_malloc(0);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_ge(shma_usable_size(p), 1);
+	shma_free(p);
+	shma_free(NULL);
+	ck_assert_uint_eq(shma_usable_size(NULL), 0);
+	int local;
+	ck_assert_uint_eq(shma_usable_size(&local), 0);
+}
+END_TEST
+
+START_TEST(interior_pointers_give_the_blocks_ref)
+{
+	char *p = shma_malloc(1000);
+	shma_ref_t r = shma_ref(p);
+	ck_assert_uint_eq(shma_ref(p + 999), r + 999);
+	ck_assert_ptr_eq(shma_ptr(shma_ref(p + 500)), p + 500);
+	char *big = shma_malloc(1 << 20);
+	shma_ref_t rb = shma_ref(big);
+	ck_assert_uint_eq(shma_ref(big + 12345), rb + 12345);
+	shma_free(p);
+	shma_free(big);
+}
+END_TEST
+
+static int child_allocates(void *arg)
+{
+	(void)arg;
+	void *p[1000];
+	for (int i = 0; i < 1000; i++) {
+		p[i] = shma_malloc(48);
+		if (p[i] == NULL)
+			return 1;
+		fill(p[i], 48, (uint64_t)i + 7);
+	}
+	for (int i = 0; i < 1000; i++) {
+		if (!check_fill(p[i], 48, (uint64_t)i + 7))
+			return 2;
+		shma_free(p[i]);
+	}
+	return 0;
+}
+
+START_TEST(fork_child_allocates_on_its_own)
+{
+	/* The parent has warm caches; the child must not reuse them. */
+	void *mine[100];
+	for (int i = 0; i < 100; i++) {
+		mine[i] = shma_malloc(48);
+		fill(mine[i], 48, (uint64_t)i);
+	}
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(child_allocates(NULL));
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	for (int i = 0; i < 100; i++) {
+		ck_assert(check_fill(mine[i], 48, (uint64_t)i));
+		shma_free(mine[i]);
+	}
+	void *again = shma_malloc(48);
+	ck_assert_ptr_nonnull(again);
+	shma_free(again);
+}
+END_TEST
+
+START_TEST(roots_publish_lookup_unpublish)
+{
+	void *p = shma_malloc(100);
+	shma_ref_t r = shma_ref(p), got = 0;
+	ck_assert_int_eq(shma_publish("app.root", r), 0);
+	ck_assert_int_eq(shma_publish("app.root", r), -EEXIST);
+	ck_assert_int_eq(shma_lookup("app.root", &got), 0);
+	ck_assert_uint_eq(got, r);
+	ck_assert_int_eq(shma_lookup("nope", &got), -ENOENT);
+	ck_assert_int_eq(shma_publish("", r), -EINVAL);
+	ck_assert_int_eq(shma_publish("null", 0), -EINVAL);
+	char longname[300];
+	memset(longname, 'x', sizeof longname - 1);
+	longname[299] = '\0';
+	ck_assert_int_eq(shma_publish(longname, r), -ENAMETOOLONG);
+	longname[255] = '\0';
+	ck_assert_int_eq(shma_publish(longname, r), 0);
+	ck_assert_int_eq(shma_unpublish("app.root"), 0);
+	ck_assert_int_eq(shma_unpublish("app.root"), -ENOENT);
+	ck_assert_int_eq(shma_lookup("app.root", &got), -ENOENT);
+	shma_free(p);
+}
+END_TEST
+
+static void *thread_allocates(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 5000; i++) {
+		void *p = shma_malloc(32 + (size_t)i % 200);
+		if (p == NULL)
+			return (void *)1;
+		memset(p, i, 32);
+		shma_free(p);
+	}
+	return NULL;
+}
+
+static uint64_t stat_value(const char *key)
+{
+	char *json;
+	ck_assert_int_eq(shma_stats_json(&json), 0);
+	char *at = strstr(json, key);
+	ck_assert_ptr_nonnull(at);
+	uint64_t v = strtoull(at + strlen(key), NULL, 10);
+	free(json);
+	return v;
+}
+
+START_TEST(thread_exit_flushes_its_caches)
+{
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, thread_allocates, NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		void *rc;
+		pthread_join(th[i], &rc);
+		ck_assert_ptr_null(rc);
+	}
+	/* Every object went back when its thread ended: none out. */
+	ck_assert_uint_eq(stat_value("\"in_use_bytes\":"), 0);
+}
+END_TEST
+
+START_TEST(disconnect_flushes_everything)
+{
+	void *p[3000];
+	for (int i = 0; i < 3000; i++)
+		p[i] = shma_malloc(64);
+	for (int i = 0; i < 3000; i++)
+		shma_free(p[i]);
+	shma_disconnect();
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	ck_assert_uint_eq(stat_value("\"in_use_bytes\":"), 0);
+}
+END_TEST
+
+static int exhaust(void *arg)
+{
+	(void)arg;
+	/* Small objects until ENOMEM, then large ones; both fail cleanly. */
+	void **held = mmap(NULL, 1 << 24, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	size_t n = 0;
+	for (;;) {
+		void *p = shma_malloc(4000);
+		if (p == NULL) {
+			if (errno != ENOMEM)
+				return 1;
+			break;
+		}
+		memset(p, 0x5a, 4000);
+		held[n++] = p;
+		if (n == (1 << 21))
+			return 2; /* the cap did not hold */
+	}
+	errno = 0;
+	if (shma_malloc(1 << 20) != NULL || errno != ENOMEM)
+		return 3;
+	for (size_t i = 0; i < n; i++)
+		shma_free(held[i]);
+	return 0;
+}
+
+START_TEST(enomem_at_the_cap_and_the_daemon_serves_on)
+{
+	struct e2e_daemon capped;
+	const char *const extra[] = {"--max-memory", "8M", "--arena-size", "4M", NULL};
+	e2e_start_daemon(&capped, extra);
+	struct e2e_daemon saved = e2e;
+	e2e = capped;
+	ck_assert_int_eq(e2e_wait(e2e_fork(exhaust, NULL)), 0);
+	/* After the hog let go, another client allocates again. */
+	ck_assert_int_eq(shma_connect(capped.socket), 0);
+	void *p = shma_malloc(4000);
+	ck_assert_ptr_nonnull(p);
+	shma_free(p);
+	shma_disconnect();
+	e2e = saved;
+	e2e_stop_daemon(&capped);
+}
+END_TEST
+
+START_TEST(client_cap_holds)
+{
+	struct e2e_daemon capped;
+	const char *const extra[] = {"--client-max-memory", "2M", NULL};
+	e2e_start_daemon(&capped, extra);
+	ck_assert_int_eq(shma_connect(capped.socket), 0);
+	size_t got = 0;
+	void *p;
+	while ((p = shma_malloc(1000)) != NULL && got < (8u << 20))
+		got += 1000;
+	ck_assert_int_eq(errno, ENOMEM);
+	ck_assert_uint_le(got, 2u << 20);
+	ck_assert_uint_ge(got, 1u << 20);
+	shma_disconnect();
+	e2e_stop_daemon(&capped);
+}
+END_TEST
+
+Suite *make_alloc_suite(void);
+Suite *make_alloc_suite(void)
+{
+	Suite *s = suite_create("alloc");
+	TCase *tc = tcase_create("allocator");
+	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, mixed_sizes_written_here_verified_and_freed_there);
+	tcase_add_test(tc, live_blocks_never_overlap);
+	tcase_add_test(tc, calloc_zeroes_recycled_memory);
+	tcase_add_test(tc, realloc_keeps_contents);
+	tcase_add_test(tc, aligned_alloc_aligns);
+	tcase_add_test(tc, malloc_zero_and_free_null);
+	tcase_add_test(tc, interior_pointers_give_the_blocks_ref);
+	tcase_add_test(tc, fork_child_allocates_on_its_own);
+	tcase_add_test(tc, roots_publish_lookup_unpublish);
+	tcase_add_test(tc, thread_exit_flushes_its_caches);
+	tcase_add_test(tc, disconnect_flushes_everything);
+	tcase_add_test(tc, enomem_at_the_cap_and_the_daemon_serves_on);
+	tcase_add_test(tc, client_cap_holds);
+	suite_add_tcase(s, tc);
+	return s;
+}

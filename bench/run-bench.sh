@@ -81,9 +81,12 @@ start_daemon() { # TEST
 		sleep 0.1
 		i=$((i + 1))
 	done
-	wait "$daemon_pid" 2>/dev/null
-	why="shmallocd exited with status $? before listening"
-	kill -0 "$daemon_pid" 2>/dev/null && why="shmallocd did not listen within 5 s"
+	if kill -0 "$daemon_pid" 2>/dev/null; then
+		why="shmallocd did not listen within 5 s"
+	else
+		wait "$daemon_pid" 2>/dev/null
+		why="shmallocd exited with status $? before listening"
+	fi
 	last=$(tail -n 1 "$tmp/daemon.log")
 	unavailable shmalloc "$1" "$why${last:+: $last}"
 	stop_daemon

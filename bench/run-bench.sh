@@ -140,7 +140,7 @@ function table(   i, j, m, line) {
 }
 function ratios(ref,   i, j, m, r) {
 	printf "\nratios %s/peer (below 1 means %s uses less):\n%-8s", ref, ref, "figure"
-	for (j = 1; j <= na; j++) if (alloc[j] != ref) printf " %10s", ref "/" substr(alloc[j], 1, 5)
+	for (j = 1; j <= na; j++) if (alloc[j] != ref) printf " %17s", ref "/" alloc[j]
 	printf "\n"
 	for (i = 1; i <= nm; i++) {
 		m = order[i]
@@ -149,7 +149,7 @@ function ratios(ref,   i, j, m, r) {
 			if (alloc[j] == ref) continue
 			r = (med[ref, m] > 0 && med[alloc[j], m] > 0) ? \
 				sprintf("%.2fx", med[ref, m] / med[alloc[j], m]) : "-"
-			printf " %10s", r
+			printf " %17s", r
 		}
 		printf "\n"
 	}

@@ -32,7 +32,9 @@ static void *large_alloc(size_t size, size_t align)
 	}
 	Shma__Request req = SHMA__REQUEST__INIT;
 	Shma__AllocLarge al = SHMA__ALLOC_LARGE__INIT;
-	al.size = size + (align > SHMA_PAGE_SIZE ? align : 0);
+	/* A segment is mapped on an OS page (4 KiB) boundary: more alignment
+	 * than that needs room to move the block up. */
+	al.size = size + (align > 4096 ? align : 0);
 	req.body_case = SHMA__REQUEST__BODY_ALLOC_LARGE;
 	req.alloc_large = &al;
 	Shma__Response *resp;

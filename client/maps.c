@@ -60,7 +60,9 @@ int map_setup(const Shma__HelloReply *h)
 		return 0;
 	}
 	uint64_t va = h->arena_size * h->max_arenas;
-	char *base = seg_reserve_va(va);
+	/* Arena-aligned, so that a span's page alignment in the segment is its
+	 * alignment in memory too (aligned_alloc relies on it). */
+	char *base = seg_reserve_va(va, h->arena_size);
 	if (base == NULL)
 		return -ENOMEM;
 	uint8_t *mapped = mmap(NULL, h->max_arenas, PROT_READ | PROT_WRITE,

@@ -216,13 +216,40 @@ static int take_refill(struct tcache *t, unsigned cls, uint64_t id)
 	return rc;
 }
 
+/* One object straight from the daemon, for a thread that has no slot (more
+ * threads than the control block holds); with the lock held. */
+static void *alloc_uncached(unsigned cls)
+{
+	Shma__Request req = SHMA__REQUEST__INIT;
+	Shma__Refill rf = SHMA__REFILL__INIT;
+	rf.size_class = cls;
+	rf.count = 1;
+	req.body_case = SHMA__REQUEST__BODY_REFILL;
+	req.refill = &rf;
+	Shma__Response *resp;
+	int rc = conn_call(&req, &resp);
+	uint64_t ref = 0;
+	if (rc == 0 && resp->body_case == SHMA__RESPONSE__BODY_REFILL) {
+		const Shma__RefillReply *r = resp->refill;
+		ref = r->n_refs ? r->refs[0] : r->n_runs ? r->runs[0]->first : 0;
+	}
+	if (resp)
+		conn_done(resp);
+	if (ref == 0 || ref_kind(ref) != REF_ARENA || map_arena(ref_id(ref)) != 0) {
+		errno = rc == 0 ? EPROTO : -rc;
+		return NULL;
+	}
+	return map_arena_ptr(ref);
+}
+
 void *tcache_alloc_slow(unsigned cls)
 {
 	conn_lock();
 	struct tcache *t = self_locked();
 	if (t == NULL) {
+		void *p = errno == EAGAIN ? alloc_uncached(cls) : NULL;
 		conn_unlock();
-		return NULL;
+		return p;
 	}
 	struct tcache_bin *b = &t->slot->bins[cls];
 	int rc = 0;

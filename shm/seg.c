@@ -160,11 +160,22 @@ void *seg_map(int fd, uint64_t off, size_t len, int writable, void *addr)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-void *seg_reserve_va(size_t len)
+void *seg_reserve_va(size_t len, size_t align)
 {
-	void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		       -1, 0);
-	return p == MAP_FAILED ? NULL : p;
+	/* mmap aligns to the OS page only: reserve more, trim both ends. */
+	size_t extra = align > 4096 ? align : 0;
+	char *p = mmap(NULL, len + extra, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (extra == 0)
+		return p;
+	char *at = (char *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
+	if (at > p)
+		munmap(p, (size_t)(at - p));
+	if (at + len < p + len + extra)
+		munmap(at + len, (size_t)(p + len + extra - (at + len)));
+	return at;
 }
 
 int seg_unmap_to_reserved(void *addr, size_t len)

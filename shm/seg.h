@@ -65,8 +65,9 @@ int seg_punch(int fd, uint64_t off, uint64_t len);
  */
 void *seg_map(int fd, uint64_t off, size_t len, int writable, void *addr);
 
-/* Reserves len bytes of address space (no memory, no access). */
-void *seg_reserve_va(size_t len);
+/* Reserves len bytes of address space (no memory, no access), aligned to
+ * align (a power of two). */
+void *seg_reserve_va(size_t len, size_t align);
 
 /* Puts [addr, addr+len) back to reserved, no-access address space. */
 int seg_unmap_to_reserved(void *addr, size_t len);

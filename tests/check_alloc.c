@@ -330,6 +330,41 @@ START_TEST(thread_exit_flushes_its_caches)
 }
 END_TEST
 
+static pthread_barrier_t all_alive;
+
+static void *one_thread(void *arg)
+{
+	(void)arg;
+	void *p = shma_malloc(100);
+	if (p == NULL)
+		return (void *)1;
+	memset(p, 1, 100);
+	/* Hold the slot until every thread has one or found none. */
+	pthread_barrier_wait(&all_alive);
+	shma_free(p);
+	return NULL;
+}
+
+START_TEST(more_threads_than_cache_slots_still_allocate)
+{
+	/* 300 threads alive at once: 256 get a cache slot, the rest go to the
+	 * daemon for each block, and every one of them allocates. */
+	enum { T = 300 };
+	static pthread_t th[T];
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	pthread_barrier_init(&all_alive, NULL, T);
+	for (int i = 0; i < T; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, one_thread, NULL), 0);
+	for (int i = 0; i < T; i++) {
+		void *rc;
+		pthread_join(th[i], &rc);
+		ck_assert_ptr_null(rc);
+	}
+	pthread_barrier_destroy(&all_alive);
+	ck_assert_uint_eq(stat_value("\"in_use_bytes\":"), 0);
+}
+END_TEST
+
 START_TEST(disconnect_flushes_everything)
 {
 	void *p[3000];
@@ -424,6 +459,7 @@ Suite *make_alloc_suite(void)
 	tcase_add_test(tc, fork_child_allocates_on_its_own);
 	tcase_add_test(tc, roots_publish_lookup_unpublish);
 	tcase_add_test(tc, thread_exit_flushes_its_caches);
+	tcase_add_test(tc, more_threads_than_cache_slots_still_allocate);
 	tcase_add_test(tc, disconnect_flushes_everything);
 	tcase_add_test(tc, enomem_at_the_cap_and_the_daemon_serves_on);
 	tcase_add_test(tc, client_cap_holds);

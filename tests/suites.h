@@ -9,4 +9,5 @@
 	XX(roots) \
 	XX(sizeclass) \
 	XX(e2e) \
-	XX(alloc)
+	XX(alloc) \
+	XX(stress)

@@ -6,3 +6,4 @@ tests_check_shmalloc_SOURCES += tests/check_roots.c
 tests_check_shmalloc_SOURCES += tests/check_sizeclass.c
 tests_check_shmalloc_SOURCES += tests/check_e2e.c
 tests_check_shmalloc_SOURCES += tests/check_alloc.c
+tests_check_shmalloc_SOURCES += tests/check_stress.c

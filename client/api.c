@@ -26,6 +26,11 @@ static inline uint64_t small_max(void)
 
 static void *large_alloc(size_t size, size_t align)
 {
+	struct tcache *t = tcache_self;
+	if (t != NULL) {
+		t->mallocs++; /* a large block always waits on the daemon */
+		t->waits++;
+	}
 	if (size > REF_OFFSET_MASK - align) {
 		errno = ENOMEM;
 		return NULL;
@@ -99,6 +104,7 @@ SHMA_EXPORT void *shma_malloc(size_t size)
 				b->head = *(uint64_t *)p;
 				b->count--;
 				t->cached_bytes -= sizeclass_size(cls);
+				t->mallocs++;
 				return p;
 			}
 		}

@@ -93,6 +93,8 @@ struct tcache {
 	struct control_slot *slot; /* in the control block */
 	uint64_t generation;       /* conn_generation() when the slot was taken */
 	uint64_t cached_bytes;
+	uint64_t mallocs;          /* every allocation of the thread */
+	uint64_t waits;            /* of them, those that waited on the daemon */
 	unsigned index;            /* of the slot */
 	uint16_t batch[SIZECLASS_COUNT];
 	uint64_t pending[SIZECLASS_COUNT]; /* id of a refill asked ahead of need */

@@ -22,9 +22,9 @@
 #include <string.h>
 
 #define BATCH_START 32u
-#define BATCH_BYTES ((uint64_t)512 << 10)
+#define BATCH_BYTES ((uint64_t)256 << 10)
 #define BATCH_MAX 8192u
-#define THREAD_CACHE_MAX ((uint64_t)32 << 20)
+#define THREAD_CACHE_MAX ((uint64_t)4 << 20)
 #define FLUSH_CHUNK 4096u
 
 __thread struct tcache *tcache_self __attribute__((tls_model("initial-exec")));
@@ -90,15 +90,27 @@ static void flush_bin(struct tcache *t, unsigned cls, uint32_t n)
 	}
 }
 
+/* Makes the thread's counters visible to the daemon (stats). */
+static void publish_counters(struct tcache *t)
+{
+	__atomic_store_n(&t->slot->mallocs, t->mallocs, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->slot->waits, t->waits, __ATOMIC_RELAXED);
+}
+
 static void thread_exit(void *arg)
 {
 	struct tcache *t = arg;
 	if (t == NULL || t->slot == NULL)
 		return;
 	conn_lock();
-	if (t->generation == conn_generation() && conn_connected())
+	if (t->generation == conn_generation() && conn_connected()) {
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
 			flush_bin(t, cls, UINT32_MAX);
+		struct control_block *cb = conn_control();
+		cb->hdr.retired_mallocs += t->mallocs;
+		cb->hdr.retired_waits += t->waits;
+		t->slot->mallocs = t->slot->waits = 0;
+	}
 	__atomic_store_n(&t->slot->in_use, 0, __ATOMIC_RELEASE);
 	t->slot = NULL;
 	conn_unlock();
@@ -125,6 +137,7 @@ static struct tcache *take_slot(void)
 			continue;
 		struct tcache *t = &locals[i];
 		memset(s->bins, 0, sizeof s->bins);
+		s->mallocs = s->waits = 0;
 		memset(t, 0, sizeof *t);
 		t->slot = s;
 		t->index = i;
@@ -253,7 +266,9 @@ void *tcache_alloc_slow(unsigned cls)
 	}
 	struct tcache_bin *b = &t->slot->bins[cls];
 	int rc = 0;
+	t->mallocs++;
 	if (b->count == 0) {
+		t->waits++;
 		uint64_t id = t->pending[cls];
 		t->pending[cls] = 0;
 		if (id == 0) {
@@ -267,6 +282,7 @@ void *tcache_alloc_slow(unsigned cls)
 	} else if (t->pending[cls] == 0) {
 		t->pending[cls] = send_refill(cls, t->batch[cls]);
 	}
+	publish_counters(t);
 	conn_unlock();
 	if (b->count == 0) {
 		errno = rc == -ENOMEM || rc == 0 ? ENOMEM : -rc;
@@ -301,6 +317,7 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 	if (t->cached_bytes > THREAD_CACHE_MAX)
 		for (unsigned c = 0; c < SIZECLASS_COUNT; c++)
 			flush_bin(t, c, t->slot->bins[c].count / 2);
+	publish_counters(t);
 	conn_unlock();
 }
 

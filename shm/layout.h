@@ -119,6 +119,8 @@ struct tcache_bin {
 struct control_slot {
 	uint32_t in_use; /* 1 while a thread owns the slot */
 	uint32_t tid;
+	uint64_t mallocs; /* allocations by the thread (published on slow paths) */
+	uint64_t waits;   /* of them, those that waited on the daemon */
 	uint64_t reserved;
 	struct tcache_bin bins[SIZECLASS_COUNT];
 };
@@ -130,7 +132,9 @@ struct control_header {
 	uint64_t client_id;
 	uint32_t pid;
 	uint32_t nclasses;
-	uint64_t reserved[4];
+	uint64_t retired_mallocs; /* counters of threads that have exited */
+	uint64_t retired_waits;
+	uint64_t reserved[2];
 };
 
 struct control_block {

@@ -50,11 +50,12 @@ static void write_classes(FILE *f, const Shma__StatsReply *r)
 	for (size_t i = 0; i < r->n_classes; i++) {
 		const Shma__ClassStats *c = r->classes[i];
 		fprintf(f, "%s{\"class\":%u,\"size\":%llu,\"spans\":%llu,\"objects_out\":%llu,"
-			   "\"objects_total\":%llu,\"refills\":%llu,\"flushes\":%llu}",
+			   "\"objects_total\":%llu,\"refills\":%llu,\"flushes\":%llu,"
+			   "\"requested_bytes\":%llu}",
 			i ? "," : "", c->size_class, (unsigned long long)c->size,
 			(unsigned long long)c->spans, (unsigned long long)c->objects_out,
 			(unsigned long long)c->objects_total, (unsigned long long)c->refills,
-			(unsigned long long)c->flushes);
+			(unsigned long long)c->flushes, (unsigned long long)c->requested_bytes);
 	}
 	fputs("]", f);
 }
@@ -67,9 +68,10 @@ static void write_clients(FILE *f, const Shma__StatsReply *r)
 		fprintf(f, "%s{\"id\":%llu,\"pid\":%u,\"uid\":%u,\"name\":", i ? "," : "",
 			(unsigned long long)c->client_id, c->pid, c->uid);
 		json_string(f, c->name);
-		fprintf(f, ",\"connected_since\":%lld,\"bytes_held\":%llu,\"requests\":%llu,"
-			   "\"rejected\":%llu}",
+		fprintf(f, ",\"connected_since\":%lld,\"bytes_held\":%llu,\"cached_bytes\":%llu,"
+			   "\"requests\":%llu,\"rejected\":%llu}",
 			(long long)c->connected_since, (unsigned long long)c->bytes_held,
+			(unsigned long long)c->cached_bytes,
 			(unsigned long long)c->requests, (unsigned long long)c->rejected);
 	}
 	fputs("]", f);
@@ -83,7 +85,8 @@ void stats_json_write(FILE *f, const Shma__StatsReply *r)
 		   "\"resident_bytes\":%llu,\"in_use_bytes\":%llu,\"peak_in_use_bytes\":%llu,"
 		   "\"returned_bytes\":%llu,\"max_memory\":%llu,\"large_count\":%llu,"
 		   "\"large_bytes\":%llu,\"requests\":%llu,\"rejected\":%llu,\"roots\":%llu,"
-		   "\"reclaimed_objects\":%llu,\"external_fragmentation\":%.4f,",
+		   "\"reclaimed_objects\":%llu,\"cached_bytes\":%llu,\"requested_bytes\":%llu,"
+		   "\"external_fragmentation\":%.4f,",
 		r->pid, (long long)r->started, (unsigned long long)r->arena_size,
 		(unsigned long long)r->mapped_bytes, (unsigned long long)r->resident_bytes,
 		(unsigned long long)r->in_use_bytes, (unsigned long long)r->peak_in_use_bytes,
@@ -91,6 +94,7 @@ void stats_json_write(FILE *f, const Shma__StatsReply *r)
 		(unsigned long long)r->large_count, (unsigned long long)r->large_bytes,
 		(unsigned long long)r->requests, (unsigned long long)r->rejected,
 		(unsigned long long)r->roots, (unsigned long long)r->reclaimed_objects,
+		(unsigned long long)r->cached_bytes, (unsigned long long)r->requested_bytes,
 		r->external_fragmentation);
 	fputs("\"service_ns_histogram\":[", f);
 	for (size_t i = 0; i < r->n_service_ns_histogram; i++)

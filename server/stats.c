@@ -1,5 +1,9 @@
 /*
- * Stats: see stats.h.
+ * Stats: see stats.h.  Everything comes from counters the daemon keeps,
+ * except what a client's caches hold: that is read from its control block
+ * (the counts of each thread's bins), which the client writes.  Those counts
+ * are only believed up to what the client holds, so a client scribbling on
+ * its control block can make its own line wrong, never the totals.
  */
 #include "stats.h"
 
@@ -70,6 +74,25 @@ static int fill_classes(struct daemon *d, Shma__StatsReply *r, struct dispatch_s
 	return 0;
 }
 
+/* Bytes sitting in c's thread caches: each in-use slot's bins, count times
+ * class size.  At most SHMA_CONTROL_SLOTS * SIZECLASS_COUNT loads. */
+static uint64_t client_cached(const struct client *c)
+{
+	if (c->ctl == NULL)
+		return 0;
+	uint64_t bytes = 0;
+	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS; i++) {
+		const struct control_slot *sl = &c->ctl->slots[i];
+		if (!__atomic_load_n(&sl->in_use, __ATOMIC_RELAXED))
+			continue;
+		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+			uint32_t n = __atomic_load_n(&sl->bins[cls].count, __ATOMIC_RELAXED);
+			bytes += (uint64_t)n * sizeclass_size(cls);
+		}
+	}
+	return bytes < c->bytes_held ? bytes : c->bytes_held;
+}
+
 static int fill_clients(struct daemon *d, Shma__StatsReply *r, struct dispatch_scratch *s)
 {
 	Shma__ClientStats *a = take(s, d->nclients * sizeof *a);
@@ -89,6 +112,8 @@ static int fill_clients(struct daemon *d, Shma__StatsReply *r, struct dispatch_s
 		a[k].requests = c->requests;
 		a[k].rejected = c->rejected;
 		a[k].name = c->name;
+		a[k].cached_bytes = client_cached(c);
+		r->cached_bytes += a[k].cached_bytes;
 		p[k] = &a[k];
 		k++;
 	}

@@ -15,6 +15,6 @@ libshmalloc_la_LIBADD = libshmclient.la
 libshmalloc_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(SHMALLOC_LT_VERSION)
 
 bin_PROGRAMS += shmallocctl
-shmallocctl_SOURCES = client/shmallocctl.c
+shmallocctl_SOURCES = client/shmallocctl.c client/ctl.h client/ctl_table.c client/ctl_prom.c
 shmallocctl_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 shmallocctl_LDADD = libshmclient.la

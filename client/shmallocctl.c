@@ -1,147 +1,196 @@
 /*
  * shmallocctl: what the heap is doing.  Talks to the daemon with the
  * library's own connection code (linked statically, not through the .so's
- * exported names).
+ * exported names); the views of a StatsReply are in ctl_table.c and
+ * ctl_prom.c.
  *
- * Exit codes: 0 ok, 1 the daemon answered with an error or is not there,
- * 2 a usage error.
+ * Exit status, one per thing that can be wrong, so that scripts can tell
+ * them apart (doc/shmallocctl.1 lists them):
+ *   0 the daemon answered;
+ *   1 it answered with an error, or the connection broke;
+ *   2 a usage error;
+ *   3 no daemon listens on the socket (ENOENT, ECONNREFUSED);
+ *   4 permission denied (EACCES, EPERM): by the file system or the daemon;
+ *   5 the daemon speaks another protocol (EPROTONOSUPPORT, EPROTO).
  */
 #include "config.h"
 
 #include "client.h"
+#include "ctl.h"
+#include "frame.h"
+#include "seg.h"
 #include "shmalloc.h"
 #include "stats_json.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+enum {
+	EXIT_DAEMON_ERROR = 1,
+	EXIT_USAGE = 2,
+	EXIT_NO_DAEMON = 3,
+	EXIT_DENIED = 4,
+	EXIT_VERSION = 5,
+};
+
+enum format { FORMAT_TABLE, FORMAT_JSON, FORMAT_PROMETHEUS };
+
+struct args {
+	const char *socket;
+	const char *cmd;
+	enum format format;
+	double watch;   /* seconds between redraws; 0: draw once */
+	long count;     /* redraws with --watch; 0: until SIGINT */
+};
+
 static const char usage_text[] =
 	"Usage: shmallocctl [--socket PATH] COMMAND [OPTIONS]\n"
 	"Show what a shmallocd heap is doing.\n"
 	"\n"
 	"Commands:\n"
-	"  ping                exit 0 when the daemon answers\n"
-	"  stats [--json]      arenas, size classes, clients, large blocks\n"
-	"  clients             connected clients\n"
+	"  stats               totals, fragmentation, service time, arenas, size\n"
+	"                      classes and clients as a table\n"
+	"  clients             connected clients: pid, uid, held, cached, since\n"
 	"  roots               published names and their refs\n"
+	"  ping                print \"ok\" and exit 0 when the daemon answers\n"
 	"\n"
+	"Options:\n"
 	"  -s, --socket PATH   the daemon's socket (default: $SHMALLOC_SOCKET, else\n"
 	"                      the daemon's default)\n"
+	"  -j, --json          stats as JSON\n"
+	"  -p, --prometheus    stats in the Prometheus text exposition format\n"
+	"  -w, --watch SECONDS redraw stats or clients every SECONDS until SIGINT\n"
+	"  -n, --count N       with --watch: stop after N draws\n"
 	"  -h, --help          show this help\n"
-	"  -V, --version       show the version\n";
+	"  -V, --version       show the version\n"
+	"\n"
+	"Exit status: 0 ok, 1 the daemon answered with an error, 2 usage error,\n"
+	"3 no daemon listens, 4 permission denied, 5 protocol version mismatch.\n";
 
-static void human(char *buf, size_t n, uint64_t bytes)
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
 {
-	const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double v = (double)bytes;
-	unsigned u = 0;
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
+	(void)sig;
+	interrupted = 1;
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("shmallocctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputs(" (try --help)\n", stderr);
+	va_end(ap);
+	return EXIT_USAGE;
+}
+
+/* The path shma_connect() will use, for messages. */
+static void socket_path(const struct args *a, char *buf, size_t n)
+{
+	const char *env = getenv("SHMALLOC_SOCKET");
+	if (a->socket)
+		snprintf(buf, n, "%s", a->socket);
+	else if (env && env[0])
+		snprintf(buf, n, "%s", env);
+	else if (seg_default_socket(buf, n) != 0)
+		snprintf(buf, n, "(the default socket)");
+}
+
+/* Says what is wrong with rc and returns the exit status that names it. */
+static int fail(const struct args *a, const char *what, int rc)
+{
+	char path[PATH_MAX];
+	socket_path(a, path, sizeof path);
+	switch (-rc) {
+	case ENOENT:
+	case ECONNREFUSED:
+		fprintf(stderr, "shmallocctl: no shmallocd listens on %s (%s)\n", path,
+			shma_strerror(rc));
+		return EXIT_NO_DAEMON;
+	case EACCES:
+	case EPERM:
+		fprintf(stderr, "shmallocctl: permission denied on %s: %s (the daemon lets in "
+				"--allow-uid and --allow-gid only)\n", path, shma_strerror(rc));
+		return EXIT_DENIED;
+	case EPROTONOSUPPORT:
+	case EPROTO:
+		fprintf(stderr, "shmallocctl: shmallocd on %s speaks another protocol (this "
+				"shmallocctl speaks version %u): %s\n", path,
+			SHMA_PROTOCOL_VERSION, shma_strerror(rc));
+		return EXIT_VERSION;
+	default:
+		fprintf(stderr, "shmallocctl: %s: %s\n", what, shma_strerror(rc));
+		return EXIT_DAEMON_ERROR;
 	}
-	if (u == 0)
-		snprintf(buf, n, "%llu B", (unsigned long long)bytes);
+}
+
+static void show_stats(const struct args *a, const Shma__StatsReply *r)
+{
+	if (a->format == FORMAT_JSON)
+		stats_json_write(stdout, r);
+	else if (a->format == FORMAT_PROMETHEUS)
+		ctl_print_prometheus(stdout, r);
+	else if (strcmp(a->cmd, "clients") == 0)
+		ctl_print_clients(stdout, r);
 	else
-		snprintf(buf, n, "%.1f %s", v, units[u]);
+		ctl_print_stats(stdout, r, time(NULL));
 }
 
-static int fail(const char *what, int rc)
-{
-	fprintf(stderr, "shmallocctl: %s: %s\n", what, shma_strerror(rc));
-	return 1;
-}
-
-static int connect_daemon(const char *path)
-{
-	int rc = shma_connect(path);
-	if (rc != 0) {
-		fail("cannot reach the daemon", rc);
-		return -1;
-	}
-	return 0;
-}
-
-static void print_table(const Shma__StatsReply *r)
-{
-	char a[32], b[32], c[32], d[32], e[32];
-	human(a, sizeof a, r->mapped_bytes);
-	human(b, sizeof b, r->resident_bytes);
-	human(c, sizeof c, r->in_use_bytes);
-	human(d, sizeof d, r->peak_in_use_bytes);
-	human(e, sizeof e, r->returned_bytes);
-	printf("shmallocd pid %u, instance %s\n", r->pid, r->instance);
-	printf("  mapped %s   resident %s   in use %s   peak %s   returned to OS %s\n", a, b,
-	       c, d, e);
-	human(a, sizeof a, r->large_bytes);
-	printf("  large blocks %llu (%s)   roots %llu   requests %llu   rejected %llu\n",
-	       (unsigned long long)r->large_count, a, (unsigned long long)r->roots,
-	       (unsigned long long)r->requests, (unsigned long long)r->rejected);
-	printf("  external fragmentation %.1f%%\n\n", r->external_fragmentation * 100);
-	printf("%-6s %10s %10s %10s %12s %10s\n", "arena", "size", "free", "spans", "largest run",
-	       "resident");
-	for (size_t i = 0; i < r->n_arenas; i++) {
-		const Shma__ArenaStats *ar = r->arenas[i];
-		human(a, sizeof a, ar->size);
-		human(b, sizeof b, ar->free_pages * 8192);
-		human(c, sizeof c, ar->span_pages * 8192);
-		human(d, sizeof d, ar->largest_free_run * 8192);
-		human(e, sizeof e, ar->resident_bytes);
-		printf("%-6u %10s %10s %10s %12s %10s\n", ar->id, a, b, c, d, e);
-	}
-	printf("\n%-6s %9s %7s %12s %12s %9s %9s\n", "class", "size", "spans", "objects out",
-	       "objects", "refills", "flushes");
-	for (size_t i = 0; i < r->n_classes; i++) {
-		const Shma__ClassStats *k = r->classes[i];
-		printf("%-6u %9llu %7llu %12llu %12llu %9llu %9llu\n", k->size_class,
-		       (unsigned long long)k->size, (unsigned long long)k->spans,
-		       (unsigned long long)k->objects_out, (unsigned long long)k->objects_total,
-		       (unsigned long long)k->refills, (unsigned long long)k->flushes);
-	}
-}
-
-static void print_clients(const Shma__StatsReply *r)
-{
-	printf("%-6s %8s %6s %-16s %12s %10s %9s %s\n", "id", "pid", "uid", "name", "held",
-	       "requests", "rejected", "connected since");
-	for (size_t i = 0; i < r->n_clients; i++) {
-		const Shma__ClientStats *c = r->clients[i];
-		char held[32], when[32];
-		time_t t = (time_t)c->connected_since;
-		struct tm tm;
-		human(held, sizeof held, c->bytes_held);
-		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
-		printf("%-6llu %8u %6u %-16s %12s %10llu %9llu %s\n",
-		       (unsigned long long)c->client_id, c->pid, c->uid, c->name ? c->name : "",
-		       held, (unsigned long long)c->requests, (unsigned long long)c->rejected,
-		       when);
-	}
-}
-
-static int cmd_stats(int json, int clients)
+static int cmd_stats(const struct args *a)
 {
 	Shma__Response *resp;
 	conn_lock();
 	int rc = stats_fetch(&resp);
-	if (rc == 0) {
-		if (json)
-			stats_json_write(stdout, resp->stats);
-		else if (clients)
-			print_clients(resp->stats);
-		else
-			print_table(resp->stats);
-	}
+	if (rc == 0)
+		show_stats(a, resp->stats);
 	if (resp)
 		conn_done(resp);
 	conn_unlock();
-	return rc == 0 ? 0 : fail("stats", rc);
+	fflush(stdout);
+	return rc == 0 ? 0 : fail(a, "stats", rc);
 }
 
-static int cmd_roots(void)
+/* Sleeps s seconds; returns early on SIGINT. */
+static void pause_for(double s)
+{
+	struct timespec ts = {.tv_sec = (time_t)s};
+	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+	while (!interrupted && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* Like top: clear the screen (on a terminal), draw, wait; until SIGINT or
+ * --count draws.  SIGINT is the normal way out and exits 0. */
+static int cmd_watch(const struct args *a)
+{
+	struct sigaction sa = {.sa_handler = on_sigint};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	int tty = isatty(STDOUT_FILENO);
+	for (long n = 0; !interrupted && (a->count == 0 || n < a->count); n++) {
+		if (n > 0)
+			pause_for(a->watch);
+		if (interrupted)
+			break;
+		fputs(tty ? "\033[H\033[2J" : (n > 0 ? "\n" : ""), stdout);
+		int rc = cmd_stats(a);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int cmd_roots(const struct args *a)
 {
 	Shma__Request req = SHMA__REQUEST__INIT;
 	Shma__Roots roots = SHMA__ROOTS__INIT;
@@ -161,56 +210,114 @@ static int cmd_roots(void)
 	if (resp)
 		conn_done(resp);
 	conn_unlock();
-	return rc == 0 ? 0 : fail("roots", rc);
+	return rc == 0 ? 0 : fail(a, "roots", rc);
+}
+
+static int parse_watch(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || *end != '\0' || errno != 0 || !(v > 0) || v > 86400)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_count(const char *s, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (end == s || *end != '\0' || errno != 0 || v < 1)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Options may come before or after the command.  0, -1 (exit 0: --help or
+ * --version printed), or EXIT_USAGE. */
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	static const struct option opts[] = {
+		{"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
+		{"prometheus", no_argument, NULL, 'p'},   {"watch", required_argument, NULL, 'w'},
+		{"count", required_argument, NULL, 'n'},  {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	};
+	int opt;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":s:jpw:n:hV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's': a->socket = optarg; break;
+		case 'j': a->format = FORMAT_JSON; break;
+		case 'p': a->format = FORMAT_PROMETHEUS; break;
+		case 'w':
+			if (parse_watch(optarg, &a->watch) != 0)
+				return usage_error("--watch wants seconds > 0, not '%s'", optarg);
+			break;
+		case 'n':
+			if (parse_count(optarg, &a->count) != 0)
+				return usage_error("--count wants a number >= 1, not '%s'", optarg);
+			break;
+		case 'h': fputs(usage_text, stdout); return -1;
+		case 'V': printf("shmallocctl %s\n", PACKAGE_VERSION); return -1;
+		case ':': return usage_error("%s wants an argument", argv[optind - 1]);
+		default: return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return usage_error("no command given");
+	a->cmd = argv[optind];
+	if (optind + 1 < argc)
+		return usage_error("unexpected argument '%s'", argv[optind + 1]);
+	return 0;
+}
+
+/* Which options go with which command. */
+static int check_args(const struct args *a)
+{
+	const char *c = a->cmd;
+	int stats = strcmp(c, "stats") == 0, clients = strcmp(c, "clients") == 0;
+	if (!stats && !clients && strcmp(c, "roots") && strcmp(c, "ping"))
+		return usage_error("unknown command '%s'", c);
+	if (a->format != FORMAT_TABLE && !stats)
+		return usage_error("--json and --prometheus go with stats, not %s", c);
+	if (a->watch > 0 && !stats && !clients)
+		return usage_error("--watch goes with stats or clients, not %s", c);
+	if (a->watch > 0 && a->format != FORMAT_TABLE)
+		return usage_error("--watch draws the table; --json and --prometheus print once");
+	if (a->count > 0 && a->watch == 0)
+		return usage_error("--count goes with --watch");
+	return 0;
+}
+
+static int run(const struct args *a)
+{
+	if (a->watch > 0)
+		return cmd_watch(a);
+	if (strcmp(a->cmd, "roots") == 0)
+		return cmd_roots(a);
+	if (strcmp(a->cmd, "ping") == 0) {
+		puts("ok");
+		return 0;
+	}
+	return cmd_stats(a);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *path = NULL;
-	int json = 0, opt;
-	while ((opt = getopt_long(argc, argv, "+s:hV", opts, NULL)) != -1) {
-		switch (opt) {
-		case 's': path = optarg; break;
-		case 'j': json = 1; break;
-		case 'h': fputs(usage_text, stdout); return 0;
-		case 'V': printf("shmallocctl %s\n", PACKAGE_VERSION); return 0;
-		default: fputs(usage_text, stderr); return 2;
-		}
-	}
-	if (optind >= argc) {
-		fputs(usage_text, stderr);
-		return 2;
-	}
-	const char *cmd = argv[optind++];
-	while ((opt = getopt_long(argc, argv, "s:", opts, NULL)) != -1) {
-		if (opt == 'j')
-			json = 1;
-		else if (opt == 's')
-			path = optarg;
-		else
-			return fputs(usage_text, stderr), 2;
-	}
-	if (strcmp(cmd, "ping") && strcmp(cmd, "stats") && strcmp(cmd, "clients") &&
-	    strcmp(cmd, "roots")) {
-		fprintf(stderr, "shmallocctl: unknown command '%s' (try --help)\n", cmd);
-		return 2;
-	}
-	if (connect_daemon(path) != 0)
-		return 1;
-	int rc = 0;
-	if (strcmp(cmd, "stats") == 0)
-		rc = cmd_stats(json, 0);
-	else if (strcmp(cmd, "clients") == 0)
-		rc = cmd_stats(json, 1);
-	else if (strcmp(cmd, "roots") == 0)
-		rc = cmd_roots();
-	else
-		puts("ok");
+	struct args a = {0};
+	int rc = parse_args(argc, argv, &a);
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	rc = check_args(&a);
+	if (rc != 0)
+		return rc;
+	rc = shma_connect(a.socket);
+	if (rc != 0)
+		return fail(&a, "cannot reach the daemon", rc);
+	rc = run(&a);
 	shma_disconnect();
 	return rc;
 }

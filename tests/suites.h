@@ -10,4 +10,5 @@
 	XX(sizeclass) \
 	XX(e2e) \
 	XX(alloc) \
-	XX(stress)
+	XX(stress) \
+	XX(ctl)

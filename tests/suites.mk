@@ -7,3 +7,4 @@ tests_check_shmalloc_SOURCES += tests/check_sizeclass.c
 tests_check_shmalloc_SOURCES += tests/check_e2e.c
 tests_check_shmalloc_SOURCES += tests/check_alloc.c
 tests_check_shmalloc_SOURCES += tests/check_stress.c
+tests_check_shmalloc_SOURCES += tests/check_ctl.c

@@ -1,0 +1,321 @@
+/*
+ * End to end, shmallocctl: the real binary against a real daemon, after a
+ * known workload held by a live client process.  The numbers must add up
+ * (in use, per class, per client), --json must parse, every --prometheus line
+ * must match the text exposition format, and each failure must exit with the
+ * status doc/shmallocctl.1 gives it.
+ */
+#include "e2e.h"
+#include "shmalloc.h"
+#include "sizeclass.h"
+
+#include <check.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SHMALLOCCTL_PATH
+#error "SHMALLOCCTL_PATH must name the shmallocctl under test"
+#endif
+
+#define OUT_CAP (256 * 1024)
+#define SMALL_N 20 /* below a first batch's low-water mark: no refill ahead */
+#define SMALL_A 100
+#define SMALL_B 3000
+#define LARGE_SIZE (320 * 1024) /* a multiple of the page: granted as asked */
+
+static char out[OUT_CAP];
+
+/* Runs shmallocctl with args (shell words) on e2e's socket; its stdout and
+ * stderr go to out.  Returns its exit status. */
+static int ctl(const char *args)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "%s --socket %s %s 2>&1", SHMALLOCCTL_PATH, e2e.socket, args);
+	FILE *p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	size_t n = fread(out, 1, OUT_CAP - 1, p);
+	out[n] = '\0';
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The number after "key": in json, searching from from. */
+static unsigned long long json_num(const char *from, const char *key)
+{
+	char pat[64];
+	snprintf(pat, sizeof pat, "\"%s\":", key);
+	const char *p = strstr(from, pat);
+	ck_assert_msg(p != NULL, "no %s in %s", key, from);
+	return strtoull(p + strlen(pat), NULL, 10);
+}
+
+/* ---- the workload: a child that allocates, says so, and holds ---- */
+
+static int ready[2], go[2];
+
+static int hold_blocks(void *arg)
+{
+	(void)arg;
+	void *a[SMALL_N], *b[SMALL_N];
+	for (int i = 0; i < SMALL_N; i++) {
+		a[i] = shma_malloc(SMALL_A);
+		b[i] = shma_malloc(SMALL_B);
+		if (a[i] == NULL || b[i] == NULL)
+			return 1;
+	}
+	void *big = shma_malloc(LARGE_SIZE);
+	if (big == NULL || write(ready[1], "r", 1) != 1)
+		return 2;
+	char c;
+	if (read(go[0], &c, 1) != 1)
+		return 3;
+	for (int i = 0; i < SMALL_N; i++) {
+		shma_free(a[i]);
+		shma_free(b[i]);
+	}
+	shma_free(big);
+	return 0;
+}
+
+static pid_t start_workload(void)
+{
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	pid_t pid = e2e_fork(hold_blocks, NULL);
+	char c;
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	return pid;
+}
+
+static void stop_workload(pid_t pid)
+{
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	close(ready[0]);
+	close(ready[1]);
+	close(go[0]);
+	close(go[1]);
+}
+
+/* What the workload's own pointers hold, at class size. */
+static unsigned long long workload_bytes(void)
+{
+	return SMALL_N * (sizeclass_size(sizeclass_of(SMALL_A)) +
+			  sizeclass_size(sizeclass_of(SMALL_B))) + LARGE_SIZE;
+}
+
+/* The client object of pid in the JSON. */
+static const char *json_client(pid_t pid)
+{
+	char pat[48];
+	snprintf(pat, sizeof pat, "\"pid\":%d,", (int)pid);
+	const char *c = strstr(strstr(out, "\"clients\":["), pat);
+	ck_assert_msg(c != NULL, "client %d not listed: %s", (int)pid, out);
+	return c;
+}
+
+/* Sum of objects_out * size over the classes, and the workload's classes'
+ * objects_out. */
+static unsigned long long json_classes(unsigned long long *out_a, unsigned long long *out_b)
+{
+	unsigned long long sum = 0;
+	const char *end = strstr(out, "\"clients\":[");
+	for (const char *p = strstr(out, "{\"class\":"); p && p < end;
+	     p = strstr(p + 1, "{\"class\":")) {
+		unsigned long long cls = json_num(p, "class"), n = json_num(p, "objects_out");
+		sum += n * json_num(p, "size");
+		if (cls == sizeclass_of(SMALL_A))
+			*out_a = n;
+		if (cls == sizeclass_of(SMALL_B))
+			*out_b = n;
+	}
+	return sum;
+}
+
+START_TEST(stats_add_up)
+{
+	pid_t pid = start_workload();
+	ck_assert_int_eq(ctl("stats --json"), 0);
+	unsigned long long in_use = json_num(out, "in_use_bytes");
+	unsigned long long cached = json_num(out, "cached_bytes");
+	unsigned long long a = 0, b = 0, classes = json_classes(&a, &b);
+	ck_assert_uint_eq(json_num(out, "large_count"), 1);
+	ck_assert_uint_eq(json_num(out, "large_bytes"), LARGE_SIZE);
+	ck_assert_uint_eq(classes + LARGE_SIZE, in_use);
+	ck_assert_uint_ge(a, SMALL_N);
+	ck_assert_uint_ge(b, SMALL_N);
+	/* Everything out is the workload's: its pointers, its caches, and the
+	 * refills it asked for ahead and has not collected yet (which neither
+	 * side counts as cached: the daemon cannot know they were not read). */
+	const char *c = json_client(pid);
+	ck_assert_uint_eq(json_num(c, "bytes_held"), in_use);
+	ck_assert_uint_eq(json_num(c, "cached_bytes"), cached);
+	ck_assert_uint_ge(in_use - cached, workload_bytes());
+	ck_assert_uint_ge(json_num(c, "requests"), 3);
+	stop_workload(pid);
+}
+END_TEST
+
+START_TEST(table_and_clients)
+{
+	pid_t pid = start_workload();
+	char pidtext[32];
+	snprintf(pidtext, sizeof pidtext, " %d ", (int)pid);
+	ck_assert_int_eq(ctl("stats"), 0);
+	ck_assert_ptr_nonnull(strstr(out, "in use"));
+	ck_assert_ptr_nonnull(strstr(out, "external"));
+	ck_assert_ptr_nonnull(strstr(out, "p99"));
+	ck_assert_ptr_nonnull(strstr(out, "large       1 blocks, 320.0 KiB"));
+	ck_assert_ptr_nonnull(strstr(out, pidtext));
+	ck_assert_int_eq(ctl("clients"), 0);
+	ck_assert_ptr_nonnull(strstr(out, pidtext));
+	ck_assert_int_eq(ctl("stats --watch 0.05 --count 3"), 0);
+	ck_assert_int_eq(ctl("roots"), 0);
+	ck_assert_ptr_nonnull(strstr(out, "name"));
+	stop_workload(pid);
+}
+END_TEST
+
+START_TEST(json_parses)
+{
+	pid_t pid = start_workload();
+	ck_assert_int_eq(ctl("stats --json | python3 -c 'import json,sys; json.load(sys.stdin)' "
+			     "&& echo parsed"), 0);
+	ck_assert_str_eq(out, "parsed\n");
+	stop_workload(pid);
+}
+END_TEST
+
+static regex_t re_comment, re_sample;
+
+static void compile_prometheus(void)
+{
+	static const char *const comment =
+		"^# (HELP shmalloc_[a-zA-Z0-9_]+ [^\n]+|"
+		"TYPE shmalloc_[a-zA-Z0-9_]+ (counter|gauge|histogram|summary|untyped))$";
+	static const char *const sample =
+		"^shmalloc_[a-zA-Z_:][a-zA-Z0-9_:]*"
+		"(\\{[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\\n]|\\\\[\\\\\"n])*\""
+		"(,[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\\n]|\\\\[\\\\\"n])*\")*\\})?"
+		" ([-+]?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?|[-+]Inf|NaN)$";
+	ck_assert_int_eq(regcomp(&re_comment, comment, REG_EXTENDED | REG_NOSUB), 0);
+	ck_assert_int_eq(regcomp(&re_sample, sample, REG_EXTENDED | REG_NOSUB), 0);
+}
+
+/* A counter's name ends in _total (the TYPE line says which are counters). */
+static void check_counter_name(const char *line)
+{
+	if (strncmp(line, "# TYPE ", 7) != 0 || strstr(line, " counter") == NULL)
+		return;
+	const char *end = strchr(line + 7, ' ');
+	ck_assert_msg(end - (line + 7) > 6 && strncmp(end - 6, "_total", 6) == 0,
+		      "counter without _total: %s", line);
+}
+
+START_TEST(prometheus_format)
+{
+	pid_t pid = start_workload();
+	ck_assert_int_eq(ctl("stats --prometheus"), 0);
+	compile_prometheus();
+	unsigned samples = 0;
+	for (char *save, *line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		int ok = line[0] == '#' ? regexec(&re_comment, line, 0, NULL, 0) == 0
+					: regexec(&re_sample, line, 0, NULL, 0) == 0;
+		ck_assert_msg(ok, "not in the exposition format: '%s'", line);
+		check_counter_name(line);
+		samples += line[0] != '#';
+	}
+	ck_assert_uint_gt(samples, 20);
+	regfree(&re_comment);
+	regfree(&re_sample);
+	stop_workload(pid);
+}
+END_TEST
+
+START_TEST(prometheus_labels)
+{
+	pid_t pid = start_workload();
+	char want[96];
+	ck_assert_int_eq(ctl("stats --prometheus"), 0);
+	snprintf(want, sizeof want, "shmalloc_client_held_bytes{client=\"");
+	ck_assert_ptr_nonnull(strstr(out, want));
+	snprintf(want, sizeof want, "pid=\"%d\"", (int)pid);
+	ck_assert_ptr_nonnull(strstr(out, want));
+	snprintf(want, sizeof want, "shmalloc_class_objects_out{class=\"%u\"",
+		 sizeclass_of(SMALL_A));
+	ck_assert_ptr_nonnull(strstr(out, want));
+	ck_assert_ptr_nonnull(strstr(out, "shmalloc_arena_free_bytes{arena=\"0\"}"));
+	ck_assert_ptr_nonnull(strstr(out, "shmalloc_large_blocks 1\n"));
+	ck_assert_ptr_nonnull(strstr(out, "le=\"+Inf\"}"));
+	stop_workload(pid);
+}
+END_TEST
+
+START_TEST(ping_answers)
+{
+	ck_assert_int_eq(ctl("ping"), 0);
+	ck_assert_str_eq(out, "ok\n");
+}
+END_TEST
+
+/* Exit status 3 and a message naming the socket when no daemon listens. */
+START_TEST(no_daemon)
+{
+	char cmd[512], sock[160];
+	snprintf(sock, sizeof sock, "%s/none.sock", e2e.dir);
+	snprintf(cmd, sizeof cmd, "%s --socket %s ping 2>&1", SHMALLOCCTL_PATH, sock);
+	FILE *p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	size_t n = fread(out, 1, OUT_CAP - 1, p);
+	out[n] = '\0';
+	int st = pclose(p);
+	ck_assert(WIFEXITED(st));
+	ck_assert_int_eq(WEXITSTATUS(st), 3);
+	char want[256];
+	snprintf(want, sizeof want, "no shmallocd listens on %s", sock);
+	ck_assert_msg(strstr(out, want) != NULL, "message: %s", out);
+}
+END_TEST
+
+START_TEST(bad_usage)
+{
+	static const char *const bad[] = {
+		"",                       "bogus",
+		"stats --nope",           "stats extra",
+		"ping --json",            "roots --prometheus",
+		"stats --watch 0",        "stats --watch abc",
+		"stats --count 2",        "stats --watch 1 --count 0",
+		"stats --watch 1 --json", "roots --watch 1",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_msg(ctl(bad[i]) == 2, "'shmallocctl %s' exited %d", bad[i], ctl(bad[i]));
+		ck_assert_msg(strstr(out, "shmallocctl: ") != NULL, "no message for '%s'", bad[i]);
+	}
+	ck_assert_int_eq(ctl("--help"), 0);
+}
+END_TEST
+
+Suite *make_ctl_suite(void);
+Suite *make_ctl_suite(void)
+{
+	Suite *s = suite_create("ctl");
+	TCase *tc = tcase_create("ctl");
+	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, stats_add_up);
+	tcase_add_test(tc, table_and_clients);
+	tcase_add_test(tc, json_parses);
+	tcase_add_test(tc, prometheus_format);
+	tcase_add_test(tc, prometheus_labels);
+	tcase_add_test(tc, ping_answers);
+	tcase_add_test(tc, no_daemon);
+	tcase_add_test(tc, bad_usage);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -11,6 +11,3 @@ CLEANFILES += doc/shmallocd.service
 doc/shmallocd.service: $(top_srcdir)/doc/shmallocd.service.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) doc && \
 	sed -e 's|@sbindir[@]|$(sbindir)|g' $(top_srcdir)/doc/shmallocd.service.in > $@
-
-# The trace reader (SHMALLOC_TRACE), installed beside the CLI.
-dist_bin_SCRIPTS = scripts/shmalloc-trace

@@ -179,20 +179,34 @@ static void print_arenas(FILE *f, const Shma__StatsReply *r)
 	}
 }
 
+/* A class's internal fragmentation, or "-" while requested bytes are not
+ * counted. */
+static void class_waste(char *buf, size_t n, const Shma__ClassStats *k)
+{
+	uint64_t granted = k->objects_out * k->size;
+	if (k->requested_bytes == 0 || granted == 0 || k->requested_bytes > granted)
+		snprintf(buf, n, "-");
+	else
+		snprintf(buf, n, "%.1f%%", 100.0 * (1.0 - (double)k->requested_bytes /
+							   (double)granted));
+}
+
 static void print_classes(FILE *f, const Shma__StatsReply *r)
 {
-	fprintf(f, "\n%-6s %9s %7s %12s %10s %7s %9s %9s\n", "class", "size", "spans",
-		"objects out", "of", "used", "refills", "flushed");
+	fprintf(f, "\n%-6s %9s %7s %12s %10s %7s %9s %9s %8s\n", "class", "size", "spans",
+		"objects out", "of", "used", "refills", "flushed", "internal");
 	for (size_t i = 0; i < r->n_classes; i++) {
 		const Shma__ClassStats *k = r->classes[i];
-		char sz[32];
+		char sz[32], waste[16];
 		double used = k->objects_total ? 100.0 * (double)k->objects_out /
 							 (double)k->objects_total : 0;
 		ctl_bytes(sz, sizeof sz, k->size);
-		fprintf(f, "%-6u %9s %7llu %12llu %10llu %6.1f%% %9llu %9llu\n", k->size_class,
-			sz, (unsigned long long)k->spans, (unsigned long long)k->objects_out,
-			(unsigned long long)k->objects_total, used,
-			(unsigned long long)k->refills, (unsigned long long)k->flushes);
+		class_waste(waste, sizeof waste, k);
+		fprintf(f, "%-6u %9s %7llu %12llu %10llu %6.1f%% %9llu %9llu %8s\n",
+			k->size_class, sz, (unsigned long long)k->spans,
+			(unsigned long long)k->objects_out, (unsigned long long)k->objects_total,
+			used, (unsigned long long)k->refills, (unsigned long long)k->flushes,
+			waste);
 	}
 }
 

@@ -119,8 +119,8 @@ static int fail(const struct args *a, const char *what, int rc)
 		return EXIT_NO_DAEMON;
 	case EACCES:
 	case EPERM:
-		fprintf(stderr, "shmallocctl: permission denied on %s: %s (the daemon lets in "
-				"--allow-uid and --allow-gid only)\n", path, shma_strerror(rc));
+		fprintf(stderr, "shmallocctl: permission denied on %s: %s (see shmallocd "
+				"--allow-uid and --allow-gid)\n", path, shma_strerror(rc));
 		return EXIT_DENIED;
 	case EPROTONOSUPPORT:
 	case EPROTO:

@@ -6,7 +6,9 @@
  * status doc/shmallocctl.1 gives it.
  */
 #include "e2e.h"
+#include "frame.h"
 #include "shmalloc.h"
+#include "shmalloc.pb-c.h"
 #include "sizeclass.h"
 
 #include <check.h>
@@ -15,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,25 +27,31 @@
 #endif
 
 #define OUT_CAP (256 * 1024)
-#define SMALL_N 20 /* below a first batch's low-water mark: no refill ahead */
+#define SMALL_N 20 /* objects of each of two small classes the workload holds */
 #define SMALL_A 100
 #define SMALL_B 3000
 #define LARGE_SIZE (320 * 1024) /* a multiple of the page: granted as asked */
 
 static char out[OUT_CAP];
 
-/* Runs shmallocctl with args (shell words) on e2e's socket; its stdout and
+/* Runs shmallocctl with args (shell words) on socket sock; its stdout and
  * stderr go to out.  Returns its exit status. */
-static int ctl(const char *args)
+static int ctl_on(const char *sock, const char *args)
 {
 	char cmd[1024];
-	snprintf(cmd, sizeof cmd, "%s --socket %s %s 2>&1", SHMALLOCCTL_PATH, e2e.socket, args);
+	snprintf(cmd, sizeof cmd, "%s --socket %s %s 2>&1", SHMALLOCCTL_PATH, sock, args);
 	FILE *p = popen(cmd, "r");
 	ck_assert_ptr_nonnull(p);
 	size_t n = fread(out, 1, OUT_CAP - 1, p);
 	out[n] = '\0';
 	int st = pclose(p);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The same on e2e's daemon. */
+static int ctl(const char *args)
+{
+	return ctl_on(e2e.socket, args);
 }
 
 /* The number after "key": in json, searching from from. */
@@ -264,22 +274,79 @@ START_TEST(ping_answers)
 }
 END_TEST
 
-/* Exit status 3 and a message naming the socket when no daemon listens. */
+/* Exit status 4 when the daemon refuses the user. */
+START_TEST(permission_denied)
+{
+	static const char *const extra[] = {"--allow-uid", "54321", NULL};
+	struct e2e_daemon other;
+	e2e_start_daemon(&other, extra);
+	int rc = ctl_on(other.socket, "ping");
+	e2e_stop_daemon(&other);
+	ck_assert_msg(rc == 4, "exit %d: %s", rc, out);
+	ck_assert_ptr_nonnull(strstr(out, "permission denied on "));
+}
+END_TEST
+
+/* A daemon of another protocol version: a listener that answers any Hello
+ * with a HelloReply of version 99. */
+static void fake_daemon(int lfd)
+{
+	int fd = accept(lfd, NULL, NULL);
+	uint8_t in[4096], buf[256];
+	if (fd < 0 || read(fd, in, sizeof in) <= 0)
+		_exit(1);
+	Shma__Response resp = SHMA__RESPONSE__INIT;
+	Shma__HelloReply h = SHMA__HELLO_REPLY__INIT;
+	h.version = 99;
+	resp.id = 1;
+	resp.body_case = SHMA__RESPONSE__BODY_HELLO;
+	resp.hello = &h;
+	size_t n = shma__response__pack(&resp, buf + FRAME_HEADER);
+	frame_put_header(buf, (uint32_t)n);
+	if (write(fd, buf, FRAME_HEADER + n) < 0)
+		_exit(1);
+	ssize_t r = read(fd, in, sizeof in); /* until shmallocctl hangs up */
+	(void)r;
+	_exit(0);
+}
+
+START_TEST(version_mismatch)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/old.sock", e2e.dir);
+	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(listen(lfd, 1), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		fake_daemon(lfd);
+	close(lfd);
+	int rc = ctl_on(sa.sun_path, "ping");
+	e2e_wait(pid);
+	unlink(sa.sun_path);
+	ck_assert_msg(rc == 5, "exit %d: %s", rc, out);
+	ck_assert_ptr_nonnull(strstr(out, "speaks another protocol"));
+}
+END_TEST
+
+/* Exit status 3 and a message naming the socket when no daemon listens:
+ * no socket (ENOENT), or a socket nobody accepts on (ECONNREFUSED). */
 START_TEST(no_daemon)
 {
-	char cmd[512], sock[160];
-	snprintf(sock, sizeof sock, "%s/none.sock", e2e.dir);
-	snprintf(cmd, sizeof cmd, "%s --socket %s ping 2>&1", SHMALLOCCTL_PATH, sock);
-	FILE *p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
-	size_t n = fread(out, 1, OUT_CAP - 1, p);
-	out[n] = '\0';
-	int st = pclose(p);
-	ck_assert(WIFEXITED(st));
-	ck_assert_int_eq(WEXITSTATUS(st), 3);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char want[256];
-	snprintf(want, sizeof want, "no shmallocd listens on %s", sock);
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/none.sock", e2e.dir);
+	ck_assert_int_eq(ctl_on(sa.sun_path, "ping"), 3);
+	snprintf(want, sizeof want, "no shmallocd listens on %s", sa.sun_path);
 	ck_assert_msg(strstr(out, want) != NULL, "message: %s", out);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	close(fd); /* the file stays; nobody listens */
+	ck_assert_int_eq(ctl_on(sa.sun_path, "stats"), 3);
+	ck_assert_msg(strstr(out, want) != NULL, "message: %s", out);
+	unlink(sa.sun_path);
 }
 END_TEST
 
@@ -315,6 +382,8 @@ Suite *make_ctl_suite(void)
 	tcase_add_test(tc, prometheus_labels);
 	tcase_add_test(tc, ping_answers);
 	tcase_add_test(tc, no_daemon);
+	tcase_add_test(tc, permission_denied);
+	tcase_add_test(tc, version_mismatch);
 	tcase_add_test(tc, bad_usage);
 	suite_add_tcase(s, tc);
 	return s;

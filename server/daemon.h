@@ -27,6 +27,7 @@ struct client {
 	uid_t uid;
 	gid_t gid;
 	int64_t connected_since;
+	uint64_t accepted_ms;    /* uv_now() at accept: the handshake timeout's start */
 	char name[64];
 	int hello_done;
 	int closing;             /* no more reads; close once the writes are out */
@@ -46,6 +47,7 @@ struct daemon {
 	uv_pipe_t listener;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t decay_timer;
+	uv_timer_t handshake_timer; /* closes connections that never said Hello */
 	struct client *clients;
 	unsigned nclients;
 	uint64_t next_client_id;

@@ -7,6 +7,10 @@
  * the connection goes on; errors that say the peer does not speak our
  * protocol (no Hello first, a version or size-class mismatch, an unknown
  * request) are answered and the connection is closed.
+ *
+ * dispatch_frame() is the whole path from a frame's bytes to the response's
+ * bytes, so that everything a peer can make the daemon do is reachable
+ * without a socket (tests/fuzz/fuzz_dispatch.c feeds it arbitrary bytes).
  */
 #include "dispatch.h"
 #include "frame.h"
@@ -95,6 +99,15 @@ static enum dispatch_action reply_ok(Shma__Response *resp, struct dispatch_scrat
 	return DISPATCH_REPLY;
 }
 
+/* A client's name is only for logs and listings: odd bytes become '?'. */
+static void copy_printable(char *out, size_t size, const char *in)
+{
+	size_t i = 0;
+	for (; in[i] != '\0' && i + 1 < size; i++)
+		out[i] = (unsigned char)in[i] < 0x20 || (unsigned char)in[i] >= 0x7f ? '?' : in[i];
+	out[i] = '\0';
+}
+
 static enum dispatch_action do_hello(struct daemon *d, struct client *c, const Shma__Request *req,
 				     Shma__Response *resp, struct dispatch_scratch *s)
 {
@@ -109,7 +122,7 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 				    "hello: another size-class table");
 	c->id = ++d->next_client_id;
 	if (h->name != NULL)
-		snprintf(c->name, sizeof c->name, "%s", h->name);
+		copy_printable(c->name, sizeof c->name, h->name);
 	int rc = daemon_control_create(d, c);
 	if (rc != 0)
 		return refuse_close(d, c, resp, s, req->id, -rc, "hello: control block");
@@ -289,11 +302,43 @@ static enum dispatch_action do_free_large(struct daemon *d, struct client *c,
 	return reply_ok(resp, s, req->id);
 }
 
+/* Length of the UTF-8 sequence at p (1-4), or 0 if it is not one, or is a
+ * control character (C0, DEL, C1): names end up in logs and in other
+ * processes' listings, where those bytes forge or garble lines. */
+static size_t name_char(const unsigned char *p)
+{
+	if (p[0] < 0x20 || p[0] == 0x7f)
+		return 0;
+	if (p[0] < 0x80)
+		return 1;
+	size_t n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+	if (n == 0 || p[0] > 0xf4)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xf0 && p[1] < 0x90) ||
+	    (p[0] == 0xf4 && p[1] > 0x8f) || (p[0] == 0xed && p[1] > 0x9f) ||
+	    (p[0] == 0xc2 && p[1] < 0xa0))
+		return 0; /* overlong, past U+10FFFF, a surrogate, or C1 */
+	return n;
+}
+
+/* A root's name: 1 to ROOT_NAME_MAX bytes of printable UTF-8. */
 static int name_check(const char *name)
 {
 	if (name == NULL || name[0] == '\0')
 		return -EINVAL;
-	return strlen(name) > ROOT_NAME_MAX ? -ENAMETOOLONG : 0;
+	size_t len = strlen(name);
+	if (len > ROOT_NAME_MAX)
+		return -ENAMETOOLONG;
+	for (size_t i = 0; i < len;) {
+		size_t n = name_char((const unsigned char *)name + i);
+		if (n == 0)
+			return -EINVAL;
+		i += n;
+	}
+	return 0;
 }
 
 static enum dispatch_action do_publish(struct daemon *d, struct client *c, const Shma__Request *req,
@@ -413,4 +458,64 @@ enum dispatch_action dispatch_request(struct daemon *d, struct client *c,
 	default:
 		return refuse_close(d, c, resp, s, req->id, EPROTO, "unknown request");
 	}
+}
+
+/*
+ * A string field holding a NUL decodes as a C string cut at the NUL, so
+ * "ab\0cd" would name the root "ab".  Such a request packs again shorter
+ * than it came: for the requests that carry a root's name, a different size
+ * is refused.  (protobuf-c keeps unknown fields, so a newer client's extra
+ * fields do not trip this; only a NUL, a field sent twice or an overlong
+ * varint do, and no encoder sends those.)
+ */
+static int name_cut_short(const Shma__Request *req, uint32_t len)
+{
+	switch (req->body_case) {
+	case SHMA__REQUEST__BODY_PUBLISH:
+	case SHMA__REQUEST__BODY_LOOKUP:
+	case SHMA__REQUEST__BODY_UNPUBLISH:
+		return shma__request__get_packed_size(req) != len;
+	default:
+		return 0;
+	}
+}
+
+int dispatch_pack(const Shma__Response *resp, uint8_t **frame, size_t *frame_len)
+{
+	size_t n = shma__response__get_packed_size(resp);
+	uint8_t *f = malloc(FRAME_HEADER + n);
+	if (f == NULL)
+		return -ENOMEM;
+	frame_put_header(f, (uint32_t)n);
+	shma__response__pack(resp, f + FRAME_HEADER);
+	*frame = f;
+	*frame_len = FRAME_HEADER + n;
+	return 0;
+}
+
+enum dispatch_action dispatch_frame(struct daemon *d, struct client *c, const uint8_t *body,
+				    uint32_t len, uint8_t **frame, size_t *frame_len)
+{
+	Shma__Response resp;
+	struct dispatch_scratch s = {0};
+	enum dispatch_action act;
+	*frame = NULL;
+	*frame_len = 0;
+	Shma__Request *req = shma__request__unpack(NULL, len, body);
+	if (req == NULL) {
+		act = refuse_close(d, c, &resp, &s, 0, EPROTO, "message does not decode as a Request");
+	} else if (name_cut_short(req, len)) {
+		act = refuse(d, c, &resp, &s, req->id, EINVAL,
+			     "name holds a NUL byte (or the request is not canonically encoded)");
+		shma__request__free_unpacked(req, NULL);
+	} else {
+		act = dispatch_request(d, c, req, &resp, &s);
+		shma__request__free_unpacked(req, NULL);
+		c->requests++;
+		d->requests++;
+	}
+	if (act != DISPATCH_NONE && dispatch_pack(&resp, frame, frame_len) != 0)
+		act = DISPATCH_REPLY_CLOSE;
+	dispatch_done(&s);
+	return act;
 }

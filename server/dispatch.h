@@ -31,4 +31,22 @@ void dispatch_error(Shma__Response *resp, struct dispatch_scratch *s, uint64_t i
 
 void dispatch_done(struct dispatch_scratch *s);
 
+/*
+ * Packs resp into one frame (header included) in a buffer of malloc(3)'s
+ * that the caller frees.  0 or -ENOMEM.
+ */
+int dispatch_pack(const Shma__Response *resp, uint8_t **frame, size_t *frame_len);
+
+/*
+ * One frame's body, as it came off the socket: decodes it as a Request,
+ * dispatches it and packs the answer.  *frame (freed by the caller with
+ * free(3)) is the response frame to write, or NULL when there is nothing to
+ * send.  A body that does not decode is answered with an EPROTO Error,
+ * logged and counted, and the action is DISPATCH_REPLY_CLOSE; so is a
+ * response that cannot be packed for want of memory (then *frame is NULL).
+ * Needs no event loop: the server and the fuzz target share it.
+ */
+enum dispatch_action dispatch_frame(struct daemon *d, struct client *c, const uint8_t *body,
+				    uint32_t len, uint8_t **frame, size_t *frame_len);
+
 #endif

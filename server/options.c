@@ -26,6 +26,7 @@ enum {
 	OPT_ARENA_SIZE = 256, OPT_MAX_MEMORY, OPT_CLIENT_MAX_MEMORY,
 	OPT_LARGE_THRESHOLD, OPT_DECAY, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_SOCKET_MODE,
 	OPT_SEGMENT_MODE, OPT_LOG_LEVEL, OPT_CLEANUP, OPT_MAX_FRAME, OPT_DISCARD,
+	OPT_HANDSHAKE_TIMEOUT,
 };
 
 static const struct option long_options[] = {
@@ -42,6 +43,7 @@ static const struct option long_options[] = {
 	{"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
 	{"segment-mode", required_argument, NULL, OPT_SEGMENT_MODE},
 	{"max-frame", required_argument, NULL, OPT_MAX_FRAME},
+	{"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"daemonize", no_argument, NULL, OPT_DAEMONIZE},
 	{"cleanup", no_argument, NULL, OPT_CLEANUP},
@@ -73,6 +75,8 @@ static const char usage_text[] =
 	"                              --allow-gid)\n"
 	"      --segment-mode MODE     mode of shared memory segments (default: as socket)\n"
 	"      --max-frame SIZE        longest message accepted (default 1M)\n"
+	"      --handshake-timeout SECONDS  close a connection that has not said Hello\n"
+	"                              within this time (default 10; 0: never)\n"
 	"      --log-level LEVEL       error, warn, info (default) or debug\n"
 	"  -d, --daemonize             detach from the terminal\n"
 	"      --cleanup               remove the instance's segments on exit\n"
@@ -229,6 +233,19 @@ static int apply_max_frame(const char *arg, struct options *o, FILE *err)
 	return 0;
 }
 
+static int apply_handshake_timeout(const char *arg, struct options *o, FILE *err)
+{
+	char *end;
+	double s = strtod(arg, &end);
+	if (end == arg || *end != '\0' || !(s >= 0) || s > 86400) {
+		fprintf(err, "shmallocd: --handshake-timeout: '%s' is not a number of seconds "
+			"(at most 86400)\n", arg);
+		return -EINVAL;
+	}
+	o->handshake_timeout_ms = (uint64_t)(s * 1000);
+	return 0;
+}
+
 /* One option, from either source.  0, or a negative errno after a message. */
 static int apply(struct options *o, int opt, const char *name, const char *arg, FILE *err)
 {
@@ -245,6 +262,7 @@ static int apply(struct options *o, int opt, const char *name, const char *arg, 
 	case OPT_SOCKET_MODE: return apply_mode(name, arg, &o->socket_mode, err);
 	case OPT_SEGMENT_MODE: return apply_mode(name, arg, &o->segment_mode, err);
 	case OPT_MAX_FRAME: return apply_max_frame(arg, o, err);
+	case OPT_HANDSHAKE_TIMEOUT: return apply_handshake_timeout(arg, o, err);
 	case OPT_LOG_LEVEL: return apply_log_level(arg, o, err);
 	case OPT_DAEMONIZE: o->daemonize = 1; return 0;
 	case OPT_CLEANUP: o->cleanup = 1; return 0;
@@ -319,6 +337,7 @@ static void set_defaults(struct options *o)
 	o->large_threshold = 128u << 10;
 	o->decay_ms = 10000;
 	o->max_frame = 1u << 20;
+	o->handshake_timeout_ms = 10000;
 	o->socket_mode = 0600;
 	o->segment_mode = 0;
 	o->log_level = LOG_INFO;

@@ -21,6 +21,7 @@ struct options {
 	uint64_t large_threshold;
 	uint64_t decay_ms;
 	uint32_t max_frame;
+	uint64_t handshake_timeout_ms; /* no Hello by then: closed; 0: never */
 	uid_t allow_uid[OPTIONS_MAX_IDS];
 	unsigned nallow_uid;
 	gid_t allow_gid[OPTIONS_MAX_IDS];

@@ -9,8 +9,17 @@
  * connection is closed once the Error is written; nothing else notices.
  *
  * A client that reads nothing while sending requests makes its write queue
- * grow: past a cap we stop reading from it until the queue drains, so one
- * slow client costs memory bounded by the cap, and others nothing.
+ * grow: past a cap we stop taking frames from its buffer and stop reading
+ * from it until the queue drains, so one slow client costs memory bounded
+ * by the cap (plus its read buffer), and others nothing.
+ *
+ * A connection that has not said Hello within --handshake-timeout gets an
+ * ETIMEDOUT Error and is closed, so that idle or half-open peers cannot sit
+ * on file descriptors and client slots.  A client that said Hello may stay
+ * idle as long as it likes.  When the process runs out of file descriptors,
+ * libuv accepts and drops the pending connections with a reserve descriptor
+ * (uv__emfile_trick) rather than spinning on accept; we only ignore the
+ * error it reports.
  */
 #include "config.h"
 
@@ -38,6 +47,12 @@ struct write_req {
 
 static void on_client_closed(uv_handle_t *h);
 static void start_reading(struct client *c);
+static void take_frames(struct client *c);
+
+static int queue_full(struct client *c)
+{
+	return uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > WRITE_QUEUE_CAP;
+}
 
 static int64_t now_seconds(void)
 {
@@ -92,30 +107,37 @@ static void on_written(uv_write_t *req, int status)
 		return;
 	}
 	if (!c->reading &&
-	    uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) < WRITE_QUEUE_CAP / 2)
-		start_reading(c);
+	    uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) < WRITE_QUEUE_CAP / 2) {
+		/* Frames already read wait in the buffer: take them first. */
+		take_frames(c);
+		if (!c->closing && !queue_full(c))
+			start_reading(c);
+	}
 }
 
-/* Packs resp into a frame and queues it.  0 or a negative errno. */
-static int send_response(struct client *c, const Shma__Response *resp)
+/* Queues a frame the caller malloc'ed; takes it over.  0 or a negative errno. */
+static int send_frame(struct client *c, uint8_t *frame, size_t len)
 {
-	size_t n = shma__response__get_packed_size(resp);
 	struct write_req *w = malloc(sizeof *w);
-	uint8_t *frame = malloc(FRAME_HEADER + n);
-	if (w == NULL || frame == NULL) {
-		free(w);
+	if (w == NULL) {
 		free(frame);
 		return -ENOMEM;
 	}
-	frame_put_header(frame, (uint32_t)n);
-	shma__response__pack(resp, frame + FRAME_HEADER);
-	w->buf = uv_buf_init((char *)frame, (unsigned)(FRAME_HEADER + n));
+	w->buf = uv_buf_init((char *)frame, (unsigned)len);
 	int rc = uv_write(&w->req, (uv_stream_t *)&c->pipe, &w->buf, 1, on_written);
 	if (rc != 0) {
 		free(frame);
 		free(w);
 	}
 	return rc;
+}
+
+static int send_response(struct client *c, const Shma__Response *resp)
+{
+	uint8_t *frame;
+	size_t len;
+	int rc = dispatch_pack(resp, &frame, &len);
+	return rc != 0 ? rc : send_frame(c, frame, len);
 }
 
 static void send_error_and_close(struct client *c, int code, const char *what)
@@ -141,32 +163,29 @@ static unsigned hist_bucket(uint64_t ns)
 	return b < DAEMON_HIST_BUCKETS ? b : DAEMON_HIST_BUCKETS - 1;
 }
 
-/* One frame's body: decode, dispatch, answer.  0 to go on, -1 to stop. */
+/* Stops reading and closes once what is queued is written. */
+static void close_after_writes(struct client *c)
+{
+	uv_read_stop((uv_stream_t *)&c->pipe);
+	c->reading = 0;
+	c->closing = 1;
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) == 0)
+		close_client(c);
+}
+
+/* One frame's body: the dispatcher decides, we write.  0 to go on, -1 to stop. */
 static int handle_frame(struct client *c, const uint8_t *body, uint32_t len)
 {
 	struct daemon *d = c->d;
 	uint64_t t0 = uv_hrtime();
-	Shma__Request *req = shma__request__unpack(NULL, len, body);
-	if (req == NULL) {
-		send_error_and_close(c, EPROTO, "message does not decode as a Request");
-		return -1;
-	}
-	Shma__Response resp;
-	struct dispatch_scratch s = {0};
-	enum dispatch_action act = dispatch_request(d, c, req, &resp, &s);
-	shma__request__free_unpacked(req, NULL);
-	c->requests++;
-	d->requests++;
-	if (act != DISPATCH_NONE && send_response(c, &resp) != 0)
+	uint8_t *frame;
+	size_t n;
+	enum dispatch_action act = dispatch_frame(d, c, body, len, &frame, &n);
+	if (frame != NULL && send_frame(c, frame, n) != 0)
 		act = DISPATCH_REPLY_CLOSE;
-	dispatch_done(&s);
 	d->hist[hist_bucket(uv_hrtime() - t0)]++;
 	if (act == DISPATCH_REPLY_CLOSE) {
-		uv_read_stop((uv_stream_t *)&c->pipe);
-		c->reading = 0;
-		c->closing = 1;
-		if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) == 0)
-			close_client(c);
+		close_after_writes(c);
 		return -1;
 	}
 	return 0;
@@ -175,7 +194,7 @@ static int handle_frame(struct client *c, const uint8_t *body, uint32_t len)
 static void take_frames(struct client *c)
 {
 	size_t off = 0;
-	while (!c->closing) {
+	while (!c->closing && !queue_full(c)) {
 		const uint8_t *body;
 		uint32_t n;
 		size_t used;
@@ -194,8 +213,7 @@ static void take_frames(struct client *c)
 	}
 	memmove(c->buf, c->buf + off, c->len - off);
 	c->len -= off;
-	if (!c->closing &&
-	    uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > WRITE_QUEUE_CAP) {
+	if (!c->closing && queue_full(c)) {
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		c->reading = 0;
 	}
@@ -231,9 +249,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	c->len += (size_t)nread;
 	take_frames(c);
-	if (!c->closing && c->len == c->cap) {
-		/* Full buffer and still no whole frame: cannot happen within the
-		 * limit, since the buffer holds a whole frame plus slack. */
+	if (!c->closing && c->reading && c->len == c->cap &&
+	    c->cap >= (size_t)c->d->opt.max_frame + FRAME_HEADER) {
+		/* Full buffer at its largest and still no whole frame: cannot
+		 * happen within the limit.  (Below its largest, a full buffer
+		 * only means on_alloc() grows it next time.) */
 		send_error_and_close(c, EMSGSIZE, "frame does not fit the read buffer");
 	}
 }
@@ -266,6 +286,7 @@ static void on_connection(uv_stream_t *server, int status)
 	c->d = d;
 	c->ctl_fd = -1;
 	c->connected_since = now_seconds();
+	c->accepted_ms = uv_now(d->loop);
 	uv_pipe_init(d->loop, &c->pipe, 0);
 	c->pipe.data = c;
 	c->next = d->clients;
@@ -315,6 +336,7 @@ static void begin_shutdown(struct daemon *d)
 	uv_close((uv_handle_t *)&d->sigterm, on_handle_closed);
 	uv_close((uv_handle_t *)&d->sigint, on_handle_closed);
 	uv_close((uv_handle_t *)&d->decay_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&d->handshake_timer, on_handle_closed);
 	for (struct client *c = d->clients; c; c = c->next) {
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		c->reading = 0;
@@ -338,6 +360,32 @@ static void on_decay_timer(uv_timer_t *t)
 	if (bytes)
 		log_msg(LOG_DEBUG, "decay gave %llu bytes back to the OS",
 			(unsigned long long)bytes);
+}
+
+/* Closes every connection that has not said Hello within the timeout. */
+static void on_handshake_timer(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	uint64_t now = uv_now(d->loop);
+	for (struct client *c = d->clients; c; c = c->next) {
+		if (c->hello_done || c->closing || now - c->accepted_ms < d->opt.handshake_timeout_ms)
+			continue;
+		send_error_and_close(c, ETIMEDOUT, "no hello within --handshake-timeout");
+	}
+}
+
+static void start_handshake_timer(struct daemon *d)
+{
+	uv_timer_init(d->loop, &d->handshake_timer);
+	d->handshake_timer.data = d;
+	if (d->opt.handshake_timeout_ms == 0)
+		return;
+	uint64_t every = d->opt.handshake_timeout_ms / 4;
+	if (every < 50)
+		every = 50;
+	if (every > 1000)
+		every = 1000;
+	uv_timer_start(&d->handshake_timer, on_handshake_timer, every, every);
 }
 
 /* Another daemon already listening there?  1 yes, 0 no (a stale socket). */
@@ -412,6 +460,7 @@ static void start_handles(struct daemon *d)
 	if (every > 1000)
 		every = 1000;
 	uv_timer_start(&d->decay_timer, on_decay_timer, every, every);
+	start_handshake_timer(d);
 }
 
 int server_run(struct daemon *d)

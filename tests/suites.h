@@ -11,4 +11,5 @@
 	XX(e2e) \
 	XX(alloc) \
 	XX(stress) \
-	XX(ctl)
+	XX(ctl) \
+	XX(hostile)

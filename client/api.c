@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include "client.h"
+#include "debug.h"
 #include "seg.h"
 #include "shmalloc.h"
 
@@ -75,24 +76,34 @@ static void *large_alloc(size_t size, size_t align)
 	return p;
 }
 
+/* Connects if this process never has; 0, or -1 with errno set. */
+static int ensure_connected(void)
+{
+	if (small_max() != 0)
+		return 0;
+	conn_lock();
+	int rc = conn_ensure();
+	conn_unlock();
+	if (rc != 0) {
+		errno = -rc;
+		return -1;
+	}
+	return 0;
+}
+
 static void *small_alloc_slow(size_t size)
 {
 	if (small_max() == 0) {
-		/* Not connected yet: connect, then we know the threshold. */
-		conn_lock();
-		int rc = conn_ensure();
-		conn_unlock();
-		if (rc != 0) {
-			errno = -rc;
+		/* Not connected yet: connect, then we know the threshold and
+		 * whether debug mode is on -- and start again from the top. */
+		if (ensure_connected() != 0)
 			return NULL;
-		}
-		if (size >= small_max())
-			return large_alloc(size, 1);
+		return shma_malloc(size);
 	}
 	return tcache_alloc_slow(sizeclass_of(size));
 }
 
-SHMA_EXPORT void *shma_malloc(size_t size)
+static inline void *malloc_fast(size_t size)
 {
 	if (likely(size < small_max())) {
 		unsigned cls = sizeclass_of(size);
@@ -101,6 +112,7 @@ SHMA_EXPORT void *shma_malloc(size_t size)
 			struct tcache_bin *b = &t->slot->bins[cls];
 			if (likely(b->count > tcache_low(t, cls))) {
 				void *p = map_arena_ptr(b->head);
+				debug_link_open(p);
 				b->head = *(uint64_t *)p;
 				b->count--;
 				t->cached_bytes -= sizeclass_size(cls);
@@ -113,6 +125,20 @@ SHMA_EXPORT void *shma_malloc(size_t size)
 	if (small_max() == 0)
 		return small_alloc_slow(size);
 	return large_alloc(size, 1);
+}
+
+static void *aligned_plain(size_t alignment, size_t size);
+
+void *api_alloc(size_t size, size_t align)
+{
+	return align > 16 ? aligned_plain(align, size) : malloc_fast(size);
+}
+
+SHMA_EXPORT void *shma_malloc(size_t size)
+{
+	if (unlikely(debug_flags))
+		return debug_malloc(size, 0);
+	return malloc_fast(size);
 }
 
 static void free_large(void *p)
@@ -134,10 +160,8 @@ static void free_large(void *p)
 	conn_unlock();
 }
 
-SHMA_EXPORT void shma_free(void *p)
+static inline void free_fast(void *p)
 {
-	if (p == NULL)
-		return;
 	unsigned cls;
 	uint64_t ref = map_small_ref(p, &cls, 0);
 	if (unlikely(ref == 0)) {
@@ -148,7 +172,9 @@ SHMA_EXPORT void shma_free(void *p)
 	if (likely(t != NULL)) {
 		struct tcache_bin *b = &t->slot->bins[cls];
 		if (likely(b->count < tcache_high[cls])) {
+			debug_link_open(p);
 			*(uint64_t *)p = b->head;
+			debug_link_close(p);
 			b->head = ref;
 			b->count++;
 			t->cached_bytes += sizeclass_size(cls);
@@ -158,7 +184,30 @@ SHMA_EXPORT void shma_free(void *p)
 	tcache_free_slow(cls, ref);
 }
 
+void api_free(void *p)
+{
+	free_fast(p);
+}
+
+SHMA_EXPORT void shma_free(void *p)
+{
+	if (p == NULL)
+		return;
+	if (unlikely(debug_flags)) {
+		debug_free(p);
+		return;
+	}
+	free_fast(p);
+}
+
 SHMA_EXPORT size_t shma_usable_size(const void *p)
+{
+	if (unlikely(debug_flags) && p != NULL)
+		return debug_usable_size(p);
+	return api_usable_size(p);
+}
+
+size_t api_usable_size(const void *p)
 {
 	if (p == NULL)
 		return 0;
@@ -216,20 +265,34 @@ SHMA_EXPORT void *shma_aligned_alloc(size_t alignment, size_t size)
 	}
 	if (alignment <= 16)
 		return shma_malloc(size);
-	if (small_max() == 0 && small_alloc_slow(0) == NULL)
-		return NULL; /* connect; the block from it is freed just below */
+	if (ensure_connected() != 0)
+		return NULL;
+	if (unlikely(debug_flags))
+		return debug_malloc(size, alignment);
+	return aligned_plain(alignment, size);
+}
+
+static void *aligned_plain(size_t alignment, size_t size)
+{
 	/* A span starts on a page, so an object whose class size is a multiple
 	 * of the alignment is aligned: take the first such class that fits. */
 	if (alignment <= SHMA_PAGE_SIZE) {
 		for (unsigned cls = sizeclass_of(size ? size : 1);
 		     cls < SIZECLASS_COUNT && sizeclass_size(cls) < small_max(); cls++)
 			if (sizeclass_size(cls) % alignment == 0)
-				return shma_malloc(sizeclass_size(cls));
+				return malloc_fast(sizeclass_size(cls));
 	}
 	return large_alloc(size ? size : 1, alignment);
 }
 
 SHMA_EXPORT shma_ref_t shma_ref(const void *p)
+{
+	if (unlikely(debug_flags) && p != NULL)
+		debug_handed_on(p);
+	return api_ref(p);
+}
+
+uint64_t api_ref(const void *p)
 {
 	if (p == NULL)
 		return 0;
@@ -256,7 +319,10 @@ SHMA_EXPORT void *shma_ptr(shma_ref_t ref)
 			return NULL;
 		}
 	}
-	return map_ref_ptr(ref);
+	void *p = map_ref_ptr(ref);
+	if (unlikely(debug_flags) && p != NULL)
+		debug_received(p);
+	return p;
 }
 
 SHMA_EXPORT int shma_connect(const char *socket_path)

@@ -59,6 +59,8 @@ SHMA_HIDDEN uint64_t map_small_ref(const void *p, unsigned *cls, int interior);
 SHMA_HIDDEN void *map_large(uint64_t ref, uint64_t size, size_t align);
 SHMA_HIDDEN int map_large_find(const void *p, uint64_t *ref, size_t *usable, int interior);
 SHMA_HIDDEN void map_large_forget(const void *p);
+/* The whole mapping of the large block p points into (a linear search). */
+SHMA_HIDDEN int map_large_extent(const void *p, char **base, size_t *len);
 SHMA_HIDDEN void *map_ref_ptr(uint64_t ref);
 
 /* ---- the connection (conn.c) ---- */

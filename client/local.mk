@@ -5,7 +5,8 @@
 include_HEADERS += client/shmalloc.h
 noinst_LTLIBRARIES += libshmclient.la
 libshmclient_la_SOURCES = client/client.h client/api.c client/conn.c client/maps.c \
-	client/tcache.c client/pballoc.c client/stats_json.c client/stats_json.h
+	client/tcache.c client/pballoc.c client/stats_json.c client/stats_json.h \
+	client/debug.c client/debug.h
 libshmclient_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 libshmclient_la_LIBADD = libshmproto.la libshmcore.la $(PROTOBUF_C_LIBS)
 

@@ -292,6 +292,23 @@ int map_large_find(const void *p, uint64_t *ref, size_t *usable, int interior)
 	return found;
 }
 
+int map_large_extent(const void *p, char **base, size_t *len)
+{
+	uintptr_t a = (uintptr_t)p;
+	int found = 0;
+	pthread_mutex_lock(&large.lock);
+	for (size_t i = 0; i < large.cap && !found; i++) {
+		struct large_entry *s = &large.slots[i];
+		if (s->user && a >= (uintptr_t)s->base && a < (uintptr_t)s->base + s->maplen) {
+			*base = s->base;
+			*len = s->maplen;
+			found = 1;
+		}
+	}
+	pthread_mutex_unlock(&large.lock);
+	return found;
+}
+
 void map_large_forget(const void *p)
 {
 	pthread_mutex_lock(&large.lock);

@@ -17,6 +17,7 @@
 #include "config.h"
 
 #include "client.h"
+#include "debug.h"
 
 #include <errno.h>
 #include <string.h>
@@ -54,7 +55,9 @@ static void init_high(void)
 
 static inline void push(struct tcache_bin *b, uint64_t ref, void *p)
 {
+	debug_link_open(p);
 	*(uint64_t *)p = b->head;
+	debug_link_close(p);
 	b->head = ref;
 	b->count++;
 }
@@ -62,6 +65,7 @@ static inline void push(struct tcache_bin *b, uint64_t ref, void *p)
 static inline void *pop(struct tcache_bin *b)
 {
 	void *p = map_arena_ptr(b->head);
+	debug_link_open(p);
 	b->head = *(uint64_t *)p;
 	b->count--;
 	return p;

@@ -42,6 +42,7 @@ if [ "${1:-}" != "--quick" ]; then
     [ -n "$(grep -w "XX($suite)" tests/suites.h)" ] || continue
     log=build/tests/valgrind-$suite.log
     CK_FORK=yes valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
+      --suppressions=tests/valgrind.supp \
       build/tests/check_shmalloc "$suite" >"$log" 2>&1
     count "$log" "Valgrind ($suite)"
     if grep -q "==[0-9]*==" "$log"; then

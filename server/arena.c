@@ -24,7 +24,10 @@ static int map_new(struct arena *a, const char *name, mode_t mode)
 	if (fd < 0)
 		return fd;
 	a->fd = fd;
-	int rc = seg_reserve(fd, 0, a->g->meta_bytes);
+	int rc = a->id == 0 ? seg_lock(fd) : 0;
+	if (rc < 0)
+		return rc;
+	rc = seg_reserve(fd, 0, a->g->meta_bytes);
 	if (rc < 0)
 		return rc;
 	a->base = seg_map(fd, 0, a->g->arena_size, 1, NULL);
@@ -34,6 +37,22 @@ static int map_new(struct arena *a, const char *name, mode_t mode)
 	return 0;
 }
 
+static struct arena *arena_new(uint32_t id, const struct arena_geometry *g)
+{
+	struct arena *a = calloc(1, sizeof *a);
+	if (a == NULL)
+		return NULL;
+	a->id = id;
+	a->fd = -1;
+	a->g = g;
+	a->span_of_page = calloc(g->npages, sizeof *a->span_of_page);
+	if (a->span_of_page == NULL) {
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
 int arena_create(struct arena **out, const char *instance, uint32_t id,
 		 const struct arena_geometry *g, mode_t mode, int64_t now)
 {
@@ -41,17 +60,9 @@ int arena_create(struct arena **out, const char *instance, uint32_t id,
 	int rc = seg_name(name, sizeof name, instance, 'a', id);
 	if (rc < 0)
 		return rc;
-	struct arena *a = calloc(1, sizeof *a);
+	struct arena *a = arena_new(id, g);
 	if (a == NULL)
 		return -ENOMEM;
-	a->id = id;
-	a->fd = -1;
-	a->g = g;
-	a->span_of_page = calloc(g->npages, sizeof *a->span_of_page);
-	if (a->span_of_page == NULL) {
-		free(a);
-		return -ENOMEM;
-	}
 	rc = map_new(a, name, mode);
 	if (rc < 0) {
 		int created = a->fd >= 0;
@@ -61,6 +72,49 @@ int arena_create(struct arena **out, const char *instance, uint32_t id,
 	/* A fresh segment reads as zeros: every page is PAGE_FREE already. */
 	mark_meta_pages(a);
 	layout_header_init((struct arena_header *)a->base, g, instance, id, now);
+	*out = a;
+	return 0;
+}
+
+/* Maps an existing segment; 0, or what arena_open() says. */
+static int map_old(struct arena *a, const char *name, const char *instance, const char **why)
+{
+	a->fd = seg_open(name, 1);
+	if (a->fd < 0)
+		return a->fd;
+	/* Arena 0 carries the instance's lock: one daemon at a time. */
+	if (a->id == 0 && seg_lock(a->fd) < 0)
+		return *why = "another shmallocd holds it", -EBUSY;
+	int64_t size = seg_size(a->fd);
+	if (size == 0)
+		return *why = "creation never finished", -EAGAIN;
+	if (size != (int64_t)a->g->arena_size)
+		return *why = "its size is not --arena-size", -EINVAL;
+	a->base = seg_map(a->fd, 0, a->g->arena_size, 1, NULL);
+	if (a->base == NULL)
+		return *why = "cannot map it", -errno;
+	const struct arena_header *h = a->base;
+	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) == 0)
+		return *why = "creation never finished", -EAGAIN;
+	a->page_map = layout_page_map(a->base, a->g);
+	return layout_header_check(h, instance, a->id, a->g->arena_size, why);
+}
+
+int arena_open(struct arena **out, const char *instance, uint32_t id,
+	       const struct arena_geometry *g, const char **why)
+{
+	char name[SEG_NAME_MAX];
+	int rc = seg_name(name, sizeof name, instance, 'a', id);
+	if (rc < 0)
+		return rc;
+	struct arena *a = arena_new(id, g);
+	if (a == NULL)
+		return -ENOMEM;
+	rc = map_old(a, name, instance, why);
+	if (rc < 0) {
+		arena_destroy(a, instance, 0);
+		return rc;
+	}
 	*out = a;
 	return 0;
 }

@@ -37,6 +37,17 @@ struct arena {
 int arena_create(struct arena **out, const char *instance, uint32_t id,
 		 const struct arena_geometry *g, mode_t mode, int64_t now);
 
+/*
+ * Reopens segment 'a<id>' that an earlier daemon of instance created, maps it
+ * and checks its header.  0 and *out; -ENOENT if there is no such segment;
+ * -EAGAIN if its creation never finished (the size not yet set or the magic
+ * not yet written: nothing in it was ever handed out); -EINVAL or -EPROTO
+ * for a segment that is not a whole arena of this instance, layout and
+ * geometry, with *why saying what is wrong.
+ */
+int arena_open(struct arena **out, const char *instance, uint32_t id,
+	       const struct arena_geometry *g, const char **why);
+
 /* Unmaps and closes the arena and frees it; with unlink, removes its
  * segment too. */
 void arena_destroy(struct arena *a, const char *instance, int unlink);

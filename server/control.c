@@ -1,25 +1,123 @@
 /*
- * Control blocks: one shared segment per connected client that holds the
- * heads and counts of its thread caches (shm/layout.h).  The daemon creates
- * it at the handshake, so that the daemon -- not the client -- knows where a
- * client's cached blocks are when the client dies without a goodbye.
+ * Control blocks: one shared segment per client that holds the heads and
+ * counts of its thread caches (shm/layout.h).  The daemon creates it at the
+ * handshake, so that the daemon -- not the client -- knows where a client's
+ * cached blocks are when the client dies.
+ *
+ * A control block outlives its connection while its process lives: a
+ * connection can end while the process goes on (the daemon was restarted,
+ * or a goodbye from one thread while others still hold caches), and the
+ * process's threads keep popping from and pushing to their bins without a
+ * word to the daemon.  Taking those blocks back then would hand them out
+ * twice.  So a block whose connection ended becomes an orphan: when its
+ * process is gone (checked at once, then on a timer) the daemon walks its
+ * caches and takes the blocks back; until then the same process may re-adopt
+ * it by saying its previous client id in Hello (same id, same block, caches
+ * intact).  A restarted daemon finds the blocks its predecessor made and
+ * treats each as an orphan.
+ *
+ * The walk never trusts the client's memory: every ref must name an object
+ * of the bin's class that is out, a bin is followed for at most its count
+ * (and every step takes an object back, so a cycle ends at the first object
+ * seen twice: it is no longer out), and the first bad link ends the bin.
+ * Blocks the application held are in no bin and stay allocated.
  */
 #include "daemon.h"
 #include "log.h"
 #include "seg.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-int daemon_control_create(struct daemon *d, struct client *c)
+#define CREATE_TRIES 64
+
+struct orphan {
+	struct orphan *next;
+	uint64_t id;
+	pid_t pid;
+	int adoptable;            /* 0 after a goodbye: the process starts afresh */
+	int fd;
+	struct control_block *ctl;
+};
+
+/* 1 if process pid is gone (or a zombie: its memory is, and so are its
+ * threads); 0 while it may still touch its caches. */
+static int pid_gone(pid_t pid)
+{
+	if (pid <= 0)
+		return 1;
+	if (kill(pid, 0) != 0 && errno == ESRCH)
+		return 1;
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *paren = strrchr(buf, ')');
+	return paren != NULL && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+/* Takes back up to count objects of class cls linked from head. */
+static uint64_t reclaim_bin(struct heap *h, uint64_t head, uint32_t count, unsigned cls)
+{
+	uint64_t ref = head, n = 0;
+	for (uint32_t i = 0; i < count && ref != 0; i++) {
+		if (heap_object_class(h, ref) != (int)cls)
+			break;
+		const volatile uint64_t *link = heap_object_address(h, ref);
+		if (link == NULL)
+			break;
+		uint64_t next = *link;
+		if (heap_free_object(h, ref, NULL) != 0)
+			break;
+		n++;
+		ref = next;
+	}
+	return n;
+}
+
+/* Takes back every object the caches of cb hold; returns how many. */
+static uint64_t reclaim_caches(struct heap *h, struct control_block *cb)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS; i++) {
+		struct control_slot *s = &cb->slots[i];
+		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+			uint64_t head = __atomic_load_n(&s->bins[cls].head, __ATOMIC_RELAXED);
+			uint32_t count = __atomic_load_n(&s->bins[cls].count, __ATOMIC_RELAXED);
+			n += reclaim_bin(h, head, count, cls);
+		}
+	}
+	return n;
+}
+
+static void unmap_and_unlink(struct daemon *d, uint64_t id, int fd, struct control_block *cb,
+			     int unlink)
+{
+	char name[SEG_NAME_MAX];
+	if (cb != NULL)
+		munmap(cb, sizeof *cb);
+	if (fd >= 0)
+		close(fd);
+	if (unlink && seg_name(name, sizeof name, d->opt.instance, 'c', id) == 0)
+		seg_unlink(name);
+}
+
+/* Creates segment c<c->id>; -EEXIST if it exists (an orphan's). */
+static int create_segment(struct daemon *d, struct client *c)
 {
 	char name[SEG_NAME_MAX];
 	int rc = seg_name(name, sizeof name, d->opt.instance, 'c', c->id);
 	if (rc != 0)
 		return rc;
-	seg_unlink(name); /* left over from a daemon that died: ids restart */
 	int fd = seg_create(name, sizeof(struct control_block), d->opt.segment_mode);
 	if (fd < 0)
 		return fd;
@@ -31,16 +129,44 @@ int daemon_control_create(struct daemon *d, struct client *c)
 		seg_unlink(name);
 		return rc;
 	}
-	struct control_block *cb = p;
+	c->ctl_fd = fd;
+	c->ctl = p;
+	return 0;
+}
+
+int daemon_control_create(struct daemon *d, struct client *c)
+{
+	int rc = create_segment(d, c);
+	/* Ids are never reused while a block of that id exists. */
+	for (int i = 0; rc == -EEXIST && i < CREATE_TRIES; i++) {
+		c->id = ++d->next_client_id;
+		rc = create_segment(d, c);
+	}
+	if (rc != 0)
+		return rc;
+	struct control_block *cb = c->ctl;
 	cb->hdr.layout_version = SHMA_LAYOUT_VERSION;
 	cb->hdr.nslots = SHMA_CONTROL_SLOTS;
 	cb->hdr.client_id = c->id;
 	cb->hdr.pid = (uint32_t)c->pid;
 	cb->hdr.nclasses = SIZECLASS_COUNT;
+	/* The magic last: a block with it is whole. */
 	__atomic_store_n(&cb->hdr.magic, SHMA_CONTROL_MAGIC, __ATOMIC_RELEASE);
-	c->ctl_fd = fd;
-	c->ctl = cb;
 	return 0;
+}
+
+static void add_orphan(struct daemon *d, uint64_t id, pid_t pid, int adoptable, int fd,
+		       struct control_block *cb)
+{
+	struct orphan *o = calloc(1, sizeof *o);
+	if (o == NULL) {
+		/* Cannot remember it: keep it in /dev/shm for a later daemon. */
+		unmap_and_unlink(d, id, fd, cb, 0);
+		return;
+	}
+	*o = (struct orphan){.next = d->orphans, .id = id, .pid = pid,
+			     .adoptable = adoptable, .fd = fd, .ctl = cb};
+	d->orphans = o;
 }
 
 uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
@@ -48,14 +174,128 @@ uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 	if (c->ctl == NULL)
 		return 0;
 	uint64_t back = 0;
-	(void)reclaim; /* taking back a dead client's caches: see issue "recovery" */
-	char name[SEG_NAME_MAX];
-	munmap(c->ctl, sizeof(struct control_block));
-	close(c->ctl_fd);
-	if (seg_name(name, sizeof name, d->opt.instance, 'c', c->id) == 0)
-		seg_unlink(name);
+	if (pid_gone(c->pid)) {
+		back = reclaim_caches(d->heap, c->ctl);
+		d->reclaimed_objects += back;
+		unmap_and_unlink(d, c->id, c->ctl_fd, c->ctl, 1);
+	} else {
+		add_orphan(d, c->id, c->pid, reclaim, c->ctl_fd, c->ctl);
+	}
 	c->ctl = NULL;
 	c->ctl_fd = -1;
-	d->reclaimed_objects += back;
 	return back;
+}
+
+int daemon_control_adopt(struct daemon *d, struct client *c, uint64_t id)
+{
+	for (struct orphan **p = &d->orphans; *p != NULL; p = &(*p)->next) {
+		struct orphan *o = *p;
+		if (o->id != id)
+			continue;
+		if (!o->adoptable || o->pid != c->pid || o->ctl->hdr.pid != (uint32_t)c->pid)
+			return -EPERM;
+		*p = o->next;
+		c->id = o->id;
+		c->ctl = o->ctl;
+		c->ctl_fd = o->fd;
+		free(o);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static uint64_t reclaim_orphan(struct daemon *d, struct orphan *o)
+{
+	uint64_t back = reclaim_caches(d->heap, o->ctl);
+	d->reclaimed_objects += back;
+	log_msg(LOG_INFO, "client %llu (pid %ld) is gone: took back %llu cached objects",
+		(unsigned long long)o->id, (long)o->pid, (unsigned long long)back);
+	unmap_and_unlink(d, o->id, o->fd, o->ctl, 1);
+	return back;
+}
+
+uint64_t daemon_control_sweep(struct daemon *d)
+{
+	uint64_t back = 0;
+	struct orphan **p = &d->orphans;
+	while (*p != NULL) {
+		struct orphan *o = *p;
+		if (!pid_gone(o->pid)) {
+			p = &o->next;
+			continue;
+		}
+		*p = o->next;
+		back += reclaim_orphan(d, o);
+		free(o);
+	}
+	return back;
+}
+
+/* ---- blocks a previous daemon left ---- */
+
+/* A block this daemon can believe: whole, of this layout, named as it says. */
+static const char *control_check(const struct control_block *cb, uint64_t id)
+{
+	if (__atomic_load_n(&cb->hdr.magic, __ATOMIC_ACQUIRE) != SHMA_CONTROL_MAGIC)
+		return "no magic (creation cut short, or not a control block)";
+	if (cb->hdr.layout_version != SHMA_LAYOUT_VERSION || cb->hdr.nslots != SHMA_CONTROL_SLOTS ||
+	    cb->hdr.nclasses != SIZECLASS_COUNT)
+		return "another layout version";
+	if (cb->hdr.client_id != id)
+		return "its client id is not its name's";
+	return NULL;
+}
+
+static int recover_one(void *arg, uint64_t id)
+{
+	struct daemon *d = arg;
+	char name[SEG_NAME_MAX];
+	if (id > d->next_client_id)
+		d->next_client_id = id;
+	if (seg_name(name, sizeof name, d->opt.instance, 'c', id) != 0)
+		return 0;
+	int fd = seg_open(name, 1);
+	if (fd < 0)
+		return 0;
+	struct control_block *cb = NULL;
+	const char *why = "its size is not a control block's";
+	if (seg_size(fd) == (int64_t)sizeof *cb)
+		cb = seg_map(fd, 0, sizeof *cb, 1, NULL);
+	if (cb != NULL)
+		why = control_check(cb, id);
+	if (why != NULL) {
+		log_msg(LOG_WARN, "control block %s not trusted (%s): removed, its caches leak",
+			name, why);
+		unmap_and_unlink(d, id, fd, cb, 1);
+		return 0;
+	}
+	pid_t pid = (pid_t)cb->hdr.pid;
+	add_orphan(d, id, pid, 1, fd, cb);
+	return 0;
+}
+
+int daemon_control_recover(struct daemon *d)
+{
+	int n = seg_instance_list(d->opt.instance, 'c', recover_one, d);
+	if (n < 0)
+		return n;
+	uint64_t back = daemon_control_sweep(d);
+	unsigned kept = 0;
+	for (struct orphan *o = d->orphans; o != NULL; o = o->next)
+		kept++;
+	if (n > 0)
+		log_msg(LOG_INFO, "%d control blocks of an earlier run: %u of live processes kept "
+			"for them to re-adopt; %llu cached objects of the dead taken back",
+			n, kept, (unsigned long long)back);
+	return 0;
+}
+
+void daemon_control_close(struct daemon *d, int unlink)
+{
+	while (d->orphans != NULL) {
+		struct orphan *o = d->orphans;
+		d->orphans = o->next;
+		unmap_and_unlink(d, o->id, o->fd, o->ctl, unlink);
+		free(o);
+	}
 }

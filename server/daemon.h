@@ -49,6 +49,7 @@ struct daemon {
 	uv_timer_t decay_timer;
 	uv_timer_t handshake_timer; /* closes connections that never said Hello */
 	struct client *clients;
+	struct orphan *orphans;  /* control blocks whose connection ended (control.c) */
 	unsigned nclients;
 	uint64_t next_client_id;
 	int stopping;
@@ -57,11 +58,31 @@ struct daemon {
 	uint64_t hist[DAEMON_HIST_BUCKETS];
 };
 
-/* Creates the control block of client c (segment 'c<id>'); 0 or -errno. */
+/* Creates the control block of client c (segment 'c<id>'; c->id moves past
+ * ids whose blocks still exist); 0 or -errno. */
 int daemon_control_create(struct daemon *d, struct client *c);
 
-/* Takes back what c's caches hold (after a crash), then removes the control
- * block.  Returns the objects taken back. */
+/* c's connection ended.  If its process is gone, takes back what its caches
+ * hold and removes the control block; else keeps the block as an orphan
+ * until the process is gone (daemon_control_sweep()) or re-adopts it
+ * (reclaim 1: it lost its connection) -- after a goodbye (reclaim 0) it may
+ * not.  Returns the objects taken back now. */
 uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim);
+
+/* Gives c the orphaned control block id, if c's process (SO_PEERCRED pid)
+ * is the one it belongs to: 0, -ENOENT (no such orphan) or -EPERM. */
+int daemon_control_adopt(struct daemon *d, struct client *c, uint64_t id);
+
+/* Takes back the caches of orphans whose process is gone; bounded by their
+ * cached objects.  Returns the objects taken back. */
+uint64_t daemon_control_sweep(struct daemon *d);
+
+/* At start, after the heap is open: the control blocks an earlier daemon
+ * left become orphans (the dead ones' caches taken back at once) and client
+ * ids start past theirs.  0 or -errno. */
+int daemon_control_recover(struct daemon *d);
+
+/* At exit: forgets the orphans; with unlink, removes their segments. */
+void daemon_control_close(struct daemon *d, int unlink);
 
 #endif

@@ -16,9 +16,12 @@
 #include "span.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct class_counters {
 	uint64_t spans, objects_out, refills, flushes;
@@ -35,6 +38,7 @@ struct heap {
 	struct span_list partial[SIZECLASS_COUNT];
 	struct class_counters counters[SIZECLASS_COUNT];
 	uint64_t in_use, peak, returned;
+	struct heap_recovery rec;
 };
 
 uint64_t heap_now_ms(void)
@@ -114,6 +118,18 @@ static uint32_t max_arenas(const struct heap_config *cfg)
 	return (uint32_t)n;
 }
 
+static void say(struct heap *h, const char *fmt, ...)
+{
+	if (h->cfg.why == NULL || h->cfg.why_size == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(h->cfg.why, h->cfg.why_size, fmt, ap);
+	va_end(ap);
+}
+
+static int recover(struct heap *h);
+
 int heap_open(struct heap **out, const struct heap_config *cfg)
 {
 	struct arena_geometry g;
@@ -132,9 +148,13 @@ int heap_open(struct heap **out, const struct heap_config *cfg)
 	if (rc == 0)
 		rc = large_create(&h->large);
 	if (rc == 0)
+		rc = recover(h);
+	if (rc == 0 && h->narenas == 0)
 		rc = add_arena(h);
+	if (rc == -EBUSY)
+		say(h, "another shmallocd holds instance %s", h->instance);
 	if (rc < 0) {
-		heap_close(h, 1);
+		heap_close(h, 0);
 		return rc;
 	}
 	*out = h;
@@ -337,6 +357,16 @@ int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls)
 	return 0;
 }
 
+void *heap_object_address(struct heap *h, uint64_t ref)
+{
+	int rc = heap_object_class(h, ref);
+	if (rc < 0) {
+		errno = -rc;
+		return NULL;
+	}
+	return (char *)h->arenas[ref_id(ref)]->base + ref_offset(ref);
+}
+
 /* ---- large blocks ---- */
 
 int heap_alloc_large(struct heap *h, uint64_t size, uint64_t *ref, uint64_t *seg_size)
@@ -453,4 +483,177 @@ const struct arena_geometry *heap_geometry(const struct heap *h)
 uint32_t heap_max_arenas(const struct heap *h)
 {
 	return h->max_arenas;
+}
+
+/* ---- recovery ----
+ *
+ * Why the state a daemon killed at any instant leaves is one we accept:
+ *
+ * - An arena's header is written last, magic last of all, after its
+ *   metadata pages are reserved and marked PAGE_META; the next arena is
+ *   created only after it.  So only the last arena may lack its magic (or its
+ *   size), and nothing in it was handed out: it is removed.
+ * - A span is made by clearing its bitmap, then writing its page map entries
+ *   (kind last, with release order), and only then are bits set and refs
+ *   sent.  A span is destroyed only when no bit is set, by writing its pages
+ *   back to PAGE_FREE.  So a span whose pages do not all agree (cut short in
+ *   creation or destruction) has a clear bitmap: its pages are free, and are
+ *   written back to PAGE_FREE here.
+ * - A bit is set before its ref leaves the daemon, and cleared only when a
+ *   client gave the ref back.  A set bit is an object out: in use, in a
+ *   cache, or in a reply or flush in flight at the kill (those leak: the
+ *   only loss).  A clear bit was never handed out since, or came back.
+ * - Backing store is reserved before the pages become a span; free pages may
+ *   hold some, so every free stretch is punched here.
+ * - A large block's segment is created at its full size and reserved before
+ *   its ref goes out, and unlinked before it is punched: a segment of size 0
+ *   was never handed out, any other is a live block (or a block in flight).
+ */
+
+/* 1 if pages [p, p + span pages) all say "span of class cls from page p". */
+static int span_whole(const struct arena *a, uint32_t p, unsigned cls)
+{
+	uint32_t n = sizeclass_table[cls].span_pages;
+	if (n == 0 || p + n > a->g->npages)
+		return 0;
+	for (uint32_t q = p; q < p + n; q++) {
+		const struct page_entry *pe = &a->page_map[q];
+		if (pe->kind != PAGE_SPAN || pe->cls != cls || pe->span_start != p)
+			return 0;
+	}
+	return 1;
+}
+
+static int adopt_span(struct heap *h, struct arena *a, uint32_t p, unsigned cls)
+{
+	struct page_run *r;
+	uint32_t n = sizeclass_table[cls].span_pages;
+	int rc = pageheap_claim(h->ph, a->id, p, n, &r);
+	if (rc < 0)
+		return rc;
+	pageheap_mark_backed(h->ph, a->id, p, n);
+	struct span *s = span_adopt(a, r, cls);
+	if (s == NULL) {
+		pageheap_free(h->ph, r, heap_now_ms());
+		return -ENOMEM;
+	}
+	h->counters[cls].spans++;
+	if (s->nout == 0) {
+		release_span(h, s);
+		return 0;
+	}
+	h->rec.spans++;
+	h->rec.objects_out += s->nout;
+	h->counters[cls].objects_out += s->nout;
+	h->in_use += (uint64_t)s->nout * s->size;
+	if (s->nout < s->objects)
+		span_list_push(&h->partial[cls], s);
+	return 0;
+}
+
+static void punch_free(struct arena *a, uint32_t from, uint32_t to)
+{
+	if (to > from)
+		seg_punch(a->fd, arena_page_offset(from), arena_page_offset(to - from));
+}
+
+/* Rebuilds the page heap region and the spans of arena a from its page map. */
+static int rebuild_arena(struct heap *h, struct arena *a)
+{
+	int rc = pageheap_add_region(h->ph, a->id, h->g.npages, h->g.meta_pages);
+	if (rc < 0)
+		return rc;
+	for (uint32_t p = 0; p < h->g.meta_pages; p++)
+		if (a->page_map[p].kind != PAGE_META)
+			return say(h, "arena a%u: metadata page %u not marked so", a->id, p), -EINVAL;
+	uint32_t p = h->g.meta_pages, free_from = p;
+	while (p < h->g.npages) {
+		struct page_entry *pe = &a->page_map[p];
+		if (pe->kind == PAGE_SPAN && pe->span_start == p && pe->cls < SIZECLASS_COUNT &&
+		    span_whole(a, p, pe->cls)) {
+			punch_free(a, free_from, p);
+			rc = adopt_span(h, a, p, pe->cls);
+			if (rc < 0)
+				return rc;
+			p += sizeclass_table[pe->cls].span_pages;
+			free_from = p;
+			continue;
+		}
+		if (pe->kind == PAGE_SPAN) {
+			/* A span cut short: its bitmap is clear (see above). */
+			__atomic_store_n(&pe->kind, PAGE_FREE, __ATOMIC_RELEASE);
+			h->rec.repaired_pages++;
+		} else if (pe->kind != PAGE_FREE) {
+			return say(h, "arena a%u: page %u of unknown kind %u", a->id, p,
+				   pe->kind), -EINVAL;
+		}
+		p++;
+	}
+	punch_free(a, free_from, p);
+	return 0;
+}
+
+static int arena_exists(const struct heap *h, uint32_t id)
+{
+	char name[SEG_NAME_MAX];
+	if (seg_name(name, sizeof name, h->instance, 'a', id) < 0)
+		return 0;
+	int fd = seg_open(name, 0);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
+
+/* Opens arena id if it exists: 1 if it did, 0 if not, or -errno. */
+static int recover_arena(struct heap *h, uint32_t id)
+{
+	struct arena *a;
+	const char *why = "?";
+	int rc = arena_open(&a, h->instance, id, &h->g, &why);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == -EAGAIN && !arena_exists(h, id + 1)) {
+		char name[SEG_NAME_MAX];
+		if (seg_name(name, sizeof name, h->instance, 'a', id) == 0)
+			seg_unlink(name);
+		return 0;
+	}
+	if (rc == -EBUSY)
+		return rc;
+	if (rc < 0)
+		return say(h, "segment /shmalloc.%s.a%u: %s", h->instance, id, why), rc;
+	rc = grow_arena_array(h);
+	if (rc < 0) {
+		arena_destroy(a, h->instance, 0);
+		return rc;
+	}
+	h->arenas[h->narenas++] = a;
+	rc = rebuild_arena(h, a);
+	return rc < 0 ? rc : 1;
+}
+
+static int recover(struct heap *h)
+{
+	int rc = 1;
+	for (uint32_t id = 0; rc == 1 && id < h->max_arenas; id++)
+		rc = recover_arena(h, id);
+	if (rc < 0)
+		return rc;
+	if (rc == 1 && arena_exists(h, h->max_arenas))
+		return say(h, "segment /shmalloc.%s.a%u lies past --max-memory", h->instance,
+			   h->max_arenas), -EINVAL;
+	h->rec.arenas = h->narenas;
+	rc = large_recover(h->large, h->instance);
+	if (rc < 0)
+		return rc;
+	h->rec.large_blocks = (uint64_t)rc;
+	h->in_use += large_bytes(h->large);
+	h->peak = h->in_use;
+	return 0;
+}
+
+void heap_recovery(const struct heap *h, struct heap_recovery *r)
+{
+	*r = h->rec;
 }

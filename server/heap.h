@@ -28,6 +28,8 @@ struct heap_config {
 	uint64_t max_memory;      /* arenas + large blocks, bytes; 0: no cap */
 	mode_t mode;              /* of every segment created */
 	uint64_t decay_ms;        /* free pages idle longer than this go back to the OS */
+	char *why;                /* may be NULL: heap_open() says here why it failed */
+	size_t why_size;
 };
 
 struct heap_run {
@@ -67,10 +69,25 @@ struct heap_totals {
 
 struct heap;
 
-/* Creates the heap and its first arena.  0 or a negative errno: -EINVAL for
- * an invalid instance name or arena size, or a max_memory (other than 0)
- * below one arena; -EEXIST if the first arena's segment exists already. */
+/*
+ * Opens the heap of the instance: recovers it from the segments an earlier
+ * daemon left (arenas a0, a1, ... and large blocks), else creates it with its
+ * first arena.  Recovery rebuilds the free runs, spans, partial lists and
+ * counters from each arena's page map and bitmaps: every object whose bit is
+ * set stays out, nothing else is.  0 or a negative errno: -EINVAL for an
+ * invalid instance name or arena size, or a max_memory (other than 0) below
+ * one arena; -EBUSY if another daemon holds the instance; -EINVAL or -EPROTO
+ * for a segment that is not a whole arena of this instance and layout (never
+ * trusted: cfg->why says which and why).
+ */
 int heap_open(struct heap **out, const struct heap_config *cfg);
+
+/* What heap_open() recovered, for the log. */
+struct heap_recovery {
+	uint32_t arenas, spans, repaired_pages;
+	uint64_t objects_out, large_blocks;
+};
+void heap_recovery(const struct heap *h, struct heap_recovery *r);
 
 /* Frees the heap's private memory and unmaps; with unlink, removes every
  * segment of the instance too (arenas and large blocks). */
@@ -97,6 +114,11 @@ int heap_refill(struct heap *h, unsigned cls, uint32_t want, struct heap_batch *
  * A span whose last object comes back returns its pages to the page heap.
  */
 int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls);
+
+/* The address, in the daemon's own mapping, of the object ref names if it
+ * is out (in a client's cache or in use), else NULL with errno set as
+ * heap_free_object() would return.  Valid until the object is freed. */
+void *heap_object_address(struct heap *h, uint64_t ref);
 
 /* The class of the object ref names if it is out, else a negative errno as
  * heap_free_object() would return; changes nothing. */

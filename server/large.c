@@ -4,6 +4,7 @@
  * fills with tombstones; it doubles when half full.
  */
 #include "large.h"
+#include "layout.h"
 #include "ref.h"
 #include "seg.h"
 
@@ -126,6 +127,46 @@ int large_alloc(struct large_set *ls, const char *instance, mode_t mode,
 	return 0;
 }
 
+struct recover_ctx {
+	struct large_set *ls;
+	const char *instance;
+};
+
+static int recover_one(void *arg, uint64_t id)
+{
+	struct recover_ctx *x = arg;
+	char name[SEG_NAME_MAX];
+	if (id > REF_ID_MAX || seg_name(name, sizeof name, x->instance, 'l', id) < 0)
+		return 0;
+	int fd = seg_open(name, 0);
+	if (fd < 0)
+		return 0;
+	int64_t size = seg_size(fd);
+	close(fd);
+	if (size <= 0 || size % SHMA_PAGE_SIZE != 0) {
+		seg_unlink(name); /* never handed out: its size comes before its ref */
+		return 0;
+	}
+	int rc = grow(x->ls);
+	if (rc < 0)
+		return rc;
+	struct slot *s = find(x->ls, (uint32_t)id);
+	s->id = (uint32_t)id + 1;
+	s->size = (uint64_t)size;
+	x->ls->count++;
+	x->ls->bytes += (uint64_t)size;
+	if (id >= x->ls->next_id)
+		x->ls->next_id = (uint32_t)id + 1;
+	return 0;
+}
+
+int large_recover(struct large_set *ls, const char *instance)
+{
+	struct recover_ctx x = {ls, instance};
+	int rc = seg_instance_list(instance, 'l', recover_one, &x);
+	return rc < 0 ? rc : (int)ls->count;
+}
+
 /* Empties slot i, moving later entries of its probe chain back into it. */
 static void remove_slot(struct large_set *ls, uint32_t i)
 {
@@ -146,12 +187,15 @@ static void punch_block(const char *instance, uint32_t id, uint64_t size)
 	char name[SEG_NAME_MAX];
 	if (seg_name(name, sizeof name, instance, 'l', id) < 0)
 		return;
+	/* Unlinked first: a daemon killed before the punch leaves no segment a
+	 * successor would take for a live block; the memory goes when the last
+	 * mapping does. */
 	int fd = seg_open(name, 1);
+	seg_unlink(name);
 	if (fd >= 0) {
 		seg_punch(fd, 0, size);
 		close(fd);
 	}
-	seg_unlink(name);
 }
 
 int large_free(struct large_set *ls, const char *instance, uint32_t id, uint64_t *size)

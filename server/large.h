@@ -26,6 +26,11 @@ int large_create(struct large_set **out);
 /* Forgets every block; with unlink, removes their segments too. */
 void large_destroy(struct large_set *ls, const char *instance, int unlink);
 
+/* Recovery: adds every block segment 'l<id>' of instance that exists, with
+ * its size, and sets the next id past them.  A segment whose size was never
+ * set (its creation was cut short) is removed.  The count, or -errno. */
+int large_recover(struct large_set *ls, const char *instance);
+
 /* Creates and reserves a block of size bytes (a multiple of the page size).
  * 0 and *id; -ENOMEM when /dev/shm is full or ids ran out; another negative
  * errno from shm_open. */

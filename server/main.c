@@ -1,5 +1,6 @@
 /*
- * shmallocd: reads the options, opens the heap and the roots, runs the loop.
+ * shmallocd: reads the options, opens (or recovers) the heap, the roots and
+ * the control blocks an earlier run left, runs the loop.
  */
 #include "daemon.h"
 #include "log.h"
@@ -13,52 +14,78 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Segments an earlier run left: this version cannot yet rebuild a heap from
- * them, so it refuses to start over them unless told to discard them. */
-static int check_leftovers(const struct options *o)
+/* --discard: start afresh, whatever an earlier run left. */
+static void discard_leftovers(const struct options *o)
 {
-	int n = seg_instance_segments(o->instance, o->discard);
-	if (n < 0) {
+	int n = seg_instance_segments(o->instance, 1);
+	if (n < 0)
 		log_msg(LOG_ERROR, "cannot list /dev/shm: %s", strerror(-n));
-		return n;
-	}
-	if (n > 0 && o->discard) {
+	else if (n > 0)
 		log_msg(LOG_WARN, "discarded %d segments of instance %s left by an earlier run",
 			n, o->instance);
-		return 0;
-	}
-	if (n > 0) {
-		log_msg(LOG_ERROR,
-			"%d segments of instance %s exist (/dev/shm/shmalloc.%s.*), left by an "
-			"earlier run; start with --discard to remove them", n, o->instance,
-			o->instance);
-		return -EEXIST;
-	}
-	return 0;
 }
 
-static int open_state(struct daemon *d)
+static void log_recovery(const struct heap *h)
 {
-	if (check_leftovers(&d->opt) != 0)
-		return -EEXIST;
+	struct heap_recovery r;
+	heap_recovery(h, &r);
+	if (r.arenas == 0 && r.large_blocks == 0)
+		return;
+	log_msg(LOG_INFO, "recovered instance: %u arenas, %u spans with %llu objects out, "
+		"%llu large blocks, %u page map entries of spans cut short repaired",
+		r.arenas, r.spans, (unsigned long long)r.objects_out,
+		(unsigned long long)r.large_blocks, r.repaired_pages);
+}
+
+/* Opens the heap: what an earlier run left is recovered, or, when it is not
+ * ours to trust, the daemon refuses to start. */
+static int open_heap(struct daemon *d)
+{
+	char why[256] = "";
 	struct heap_config hc = {
 		.instance = d->opt.instance,
 		.arena_size = d->opt.arena_size,
 		.max_memory = d->opt.max_memory,
 		.mode = d->opt.segment_mode,
 		.decay_ms = d->opt.decay_ms,
+		.why = why,
+		.why_size = sizeof why,
 	};
 	int rc = heap_open(&d->heap, &hc);
-	if (rc != 0) {
-		log_msg(LOG_ERROR, "cannot create the heap: %s", strerror(-rc));
-		return rc;
+	if (rc == 0) {
+		log_recovery(d->heap);
+		return 0;
 	}
+	if (rc == -EBUSY)
+		log_msg(LOG_ERROR, "refusing to start: %s", why);
+	else if (why[0] != '\0')
+		log_msg(LOG_ERROR, "refusing to start: %s; start with --discard to remove every "
+			"segment of instance %s (/dev/shm/shmalloc.%s.*)", why, d->opt.instance,
+			d->opt.instance);
+	else
+		log_msg(LOG_ERROR, "cannot open the heap: %s", strerror(-rc));
+	return rc;
+}
+
+static int open_state(struct daemon *d)
+{
+	if (d->opt.discard)
+		discard_leftovers(&d->opt);
+	int rc = open_heap(d);
+	if (rc != 0)
+		return rc;
 	rc = roots_open(&d->roots, d->opt.instance, d->opt.segment_mode);
 	if (rc != 0) {
-		log_msg(LOG_ERROR, "cannot open the roots: %s", strerror(-rc));
-		heap_close(d->heap, d->opt.cleanup);
+		log_msg(LOG_ERROR, "refusing to start: cannot open the roots (/dev/shm/shmalloc.%s.m):"
+			" %s; start with --discard to remove every segment of the instance",
+			d->opt.instance, strerror(-rc));
+		heap_close(d->heap, 0);
+		return rc;
 	}
-	return rc;
+	rc = daemon_control_recover(d);
+	if (rc != 0)
+		log_msg(LOG_WARN, "cannot list control blocks: %s", strerror(-rc));
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -78,6 +105,7 @@ int main(int argc, char **argv)
 	if (open_state(&d) != 0)
 		return 1;
 	int rc = server_run(&d);
+	daemon_control_close(&d, d.opt.cleanup);
 	roots_close(d.roots, d.opt.cleanup);
 	heap_close(d.heap, d.opt.cleanup);
 	return rc;

@@ -256,6 +256,50 @@ int pageheap_alloc(struct pageheap *ph, uint32_t npages, struct page_run **out)
 	return 0;
 }
 
+static struct page_run *run_holding(struct region *g, uint32_t start, uint32_t npages)
+{
+	for (struct page_run *r = g->runs; r != NULL; r = r->reg_next)
+		if (r->start <= start && start + npages <= r->start + r->npages)
+			return r;
+	return NULL;
+}
+
+int pageheap_claim(struct pageheap *ph, uint32_t region, uint32_t start, uint32_t npages,
+		   struct page_run **out)
+{
+	if (region >= ph->nregions || npages == 0)
+		return -EINVAL;
+	struct region *g = &ph->regions[region];
+	struct page_run *r = run_holding(g, start, npages);
+	if (r == NULL)
+		return -EINVAL;
+	uint32_t end = r->start + r->npages;
+	struct page_run *t = calloc(1, sizeof *t);
+	struct page_run *tail = start + npages < end ? calloc(1, sizeof *tail) : NULL;
+	if (t == NULL || (start + npages < end && tail == NULL)) {
+		free(t);
+		free(tail);
+		return -ENOMEM;
+	}
+	remove_free(ph, r);
+	*t = (struct page_run){.region = region, .start = start, .npages = npages};
+	if (r->start < start) {
+		r->npages = start - r->start;
+		insert_free(ph, r, 0);
+	} else {
+		free(r);
+	}
+	/* The tail goes in last, so it heads the region's list: the next claim
+	 * in page order finds it first. */
+	if (tail != NULL) {
+		*tail = (struct page_run){.region = region, .start = start + npages,
+					  .npages = end - start - npages};
+		insert_free(ph, tail, 0);
+	}
+	*out = t;
+	return 0;
+}
+
 /* Absorbs the free run n (a neighbour of r) into r and frees n. */
 static void absorb(struct pageheap *ph, struct page_run *r, struct page_run *n)
 {

@@ -57,6 +57,14 @@ int pageheap_add_region(struct pageheap *ph, uint32_t id, uint32_t npages,
  * no free run is large enough (or memory for the struct ran out). */
 int pageheap_alloc(struct pageheap *ph, uint32_t npages, struct page_run **out);
 
+/* Recovery: takes exactly [start, start + npages) of region, which must lie
+ * inside one free run, in *out (the rest of that run stays free).  0,
+ * -EINVAL if those pages are not all free, or -ENOMEM.  Work is in the free
+ * runs of the region looked at before the one that holds them (one, when
+ * spans are claimed in page order). */
+int pageheap_claim(struct pageheap *ph, uint32_t region, uint32_t start, uint32_t npages,
+		   struct page_run **out);
+
 /* Gives a run back at time now_ms; it coalesces with free neighbours and may
  * be freed, so the caller forgets it. */
 void pageheap_free(struct pageheap *ph, struct page_run *r, uint64_t now_ms);

@@ -356,6 +356,7 @@ static void on_signal(uv_signal_t *s, int signum)
 static void on_decay_timer(uv_timer_t *t)
 {
 	struct daemon *d = t->data;
+	daemon_control_sweep(d);
 	uint64_t bytes = heap_decay(d->heap, uv_now(d->loop));
 	if (bytes)
 		log_msg(LOG_DEBUG, "decay gave %llu bytes back to the OS",

@@ -56,6 +56,30 @@ struct span *span_create(struct arena *a, struct page_run *run, unsigned cls)
 	return s;
 }
 
+struct span *span_adopt(struct arena *a, struct page_run *run, unsigned cls)
+{
+	struct span *s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return NULL;
+	s->arena = a;
+	s->run = run;
+	s->start = run->start;
+	s->npages = run->npages;
+	s->cls = (uint8_t)cls;
+	s->size = sizeclass_table[cls].size;
+	s->objects = sizeclass_table[cls].objects;
+	const uint64_t *bm = bitmap(s);
+	s->hint = bitmap_words(s);
+	for (uint32_t w = bitmap_words(s); w-- > 0;) {
+		uint64_t out = bm[w] & valid_mask(s, w);
+		s->nout += (uint32_t)__builtin_popcountll(out);
+		if (out != valid_mask(s, w))
+			s->hint = w;
+	}
+	a->span_of_page[s->start] = s;
+	return s;
+}
+
 void span_destroy(struct span *s)
 {
 	write_page_map(s, PAGE_FREE, 0);

@@ -39,6 +39,11 @@ struct span_list {
  * NULL with errno ENOMEM if the struct cannot be had. */
 struct span *span_create(struct arena *a, struct page_run *run, unsigned cls);
 
+/* Recovery: makes a struct span for a span whose page map (pages of the run,
+ * class cls) and bitmap a previous daemon wrote; nout is counted from the
+ * bitmap, which is left as it is.  NULL with errno ENOMEM. */
+struct span *span_adopt(struct arena *a, struct page_run *run, unsigned cls);
+
 /* Writes the span's pages back to PAGE_FREE and frees the struct; its run
  * is the caller's to give back. */
 void span_destroy(struct span *s);

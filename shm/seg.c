@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -122,6 +123,50 @@ int seg_instance_segments(const char *instance, int remove)
 	}
 	closedir(dir);
 	return count;
+}
+
+/* The id of a name "<prefix><kind><digits>", or -1. */
+static int64_t parse_id(const char *name, const char *prefix, size_t n, char kind)
+{
+	if (strncmp(name, prefix, n) != 0 || name[n] != kind || name[n + 1] == '\0')
+		return -1;
+	uint64_t id = 0;
+	for (const char *p = name + n + 1; *p; p++) {
+		if (*p < '0' || *p > '9' || id > (UINT64_C(1) << 40))
+			return -1;
+		id = id * 10 + (uint64_t)(*p - '0');
+	}
+	return (int64_t)id;
+}
+
+int seg_instance_list(const char *instance, char kind,
+		      int (*fn)(void *arg, uint64_t id), void *arg)
+{
+	char prefix[SEG_NAME_MAX];
+	int n = snprintf(prefix, sizeof prefix, "shmalloc.%s.", instance);
+	if (n < 0 || (size_t)n >= sizeof prefix)
+		return -ENAMETOOLONG;
+	DIR *dir = opendir("/dev/shm");
+	if (dir == NULL)
+		return -errno;
+	int count = 0, rc = 0;
+	struct dirent *e;
+	while (rc >= 0 && (e = readdir(dir)) != NULL) {
+		int64_t id = parse_id(e->d_name, prefix, (size_t)n, kind);
+		if (id < 0)
+			continue;
+		rc = fn(arg, (uint64_t)id);
+		count++;
+	}
+	closedir(dir);
+	return rc < 0 ? rc : count;
+}
+
+int seg_lock(int fd)
+{
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	return errno == EWOULDBLOCK ? -EBUSY : -errno;
 }
 
 int64_t seg_size(int fd)

@@ -46,6 +46,19 @@ int seg_unlink(const char *name);
  * them and returns how many it removed.  Negative errno on failure. */
 int seg_instance_segments(const char *instance, int remove);
 
+/*
+ * Calls fn(arg, id) for each segment /shmalloc.<instance>.<kind><id> that
+ * exists (in /dev/shm), in no particular order.  Returns how many it saw, or
+ * a negative errno (fn's own, when fn returns one: the walk stops there).
+ */
+int seg_instance_list(const char *instance, char kind,
+		      int (*fn)(void *arg, uint64_t id), void *arg);
+
+/* Takes an exclusive advisory lock on fd without waiting, for the life of the
+ * descriptor (the kernel drops it when the holder dies): 0, or -EBUSY if
+ * another process holds it. */
+int seg_lock(int fd);
+
 /* Size of the segment behind fd, or a negative errno. */
 int64_t seg_size(int fd);
 

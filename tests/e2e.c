@@ -3,6 +3,7 @@
  */
 #include "e2e.h"
 #include "instance.h"
+#include "seg.h"
 #include "shmalloc.h"
 
 #include <check.h>
@@ -34,7 +35,46 @@ static int try_connect(const char *path)
 	return 1;
 }
 
-void e2e_start_daemon(struct e2e_daemon *d, const char *const *extra)
+/* Forks and execs the daemon on d's socket and instance; with cleanup, it
+ * removes its segments when it stops. */
+static void spawn(struct e2e_daemon *d, const char *const *extra, int cleanup)
+{
+	const char *argv[32] = {SHMALLOCD_PATH, "--socket", d->socket, "--name", d->instance,
+				"--log-level", "debug"};
+	int argc = 7;
+	if (cleanup)
+		argv[argc++] = "--cleanup";
+	for (; extra && *extra && argc < 31; extra++)
+		argv[argc++] = *extra;
+	argv[argc] = NULL;
+	d->pid = fork();
+	ck_assert_int_ge(d->pid, 0);
+	if (d->pid == 0) {
+		FILE *log = freopen(d->log, "a", stderr);
+		(void)log;
+		execv(SHMALLOCD_PATH, (char *const *)argv);
+		_exit(127);
+	}
+}
+
+/* 0 once the daemon listens; its exit status + 1 if it exited first. */
+static int wait_listening(struct e2e_daemon *d)
+{
+	for (int i = 0; i < 500; i++) {
+		if (try_connect(d->socket))
+			return 0;
+		int status;
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->pid = 0;
+			return (WIFEXITED(status) ? WEXITSTATUS(status) : 128) + 1;
+		}
+		usleep(10000);
+	}
+	ck_abort_msg("shmallocd did not listen within 5 s");
+	return -1;
+}
+
+static void make_names(struct e2e_daemon *d)
 {
 	memset(d, 0, sizeof *d);
 	strcpy(d->dir, "/tmp/shma-test-XXXXXX");
@@ -42,31 +82,59 @@ void e2e_start_daemon(struct e2e_daemon *d, const char *const *extra)
 	snprintf(d->socket, sizeof d->socket, "%s/sock/s.sock", d->dir);
 	snprintf(d->log, sizeof d->log, "%s/daemon.log", d->dir);
 	test_instance(d->instance, sizeof d->instance);
-	const char *argv[32] = {SHMALLOCD_PATH, "--socket", d->socket, "--name", d->instance,
-				"--cleanup", "--log-level", "debug"};
-	int argc = 8;
-	for (; extra && *extra && argc < 31; extra++)
-		argv[argc++] = *extra;
-	argv[argc] = NULL;
-	d->pid = fork();
-	ck_assert_int_ge(d->pid, 0);
-	if (d->pid == 0) {
-		FILE *log = freopen(d->log, "w", stderr);
-		(void)log;
-		execv(SHMALLOCD_PATH, (char *const *)argv);
-		_exit(127);
-	}
-	for (int i = 0; i < 500; i++) {
-		if (try_connect(d->socket))
-			return;
-		int status;
-		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-			d->pid = 0;
-			ck_abort_msg("shmallocd exited at start (status %d); see %s", status, d->log);
-		}
-		usleep(10000);
-	}
-	ck_abort_msg("shmallocd did not listen within 5 s");
+}
+
+void e2e_start_daemon(struct e2e_daemon *d, const char *const *extra)
+{
+	make_names(d);
+	spawn(d, extra, 1);
+	int rc = wait_listening(d);
+	ck_assert_msg(rc == 0, "shmallocd exited at start (status %d); see %s", rc - 1, d->log);
+}
+
+void e2e_start_daemon_kept(struct e2e_daemon *d, const char *const *extra)
+{
+	make_names(d);
+	spawn(d, extra, 0);
+	int rc = wait_listening(d);
+	ck_assert_msg(rc == 0, "shmallocd exited at start (status %d); see %s", rc - 1, d->log);
+}
+
+void e2e_kill_daemon(struct e2e_daemon *d)
+{
+	if (d->pid <= 0)
+		return;
+	ck_assert_int_eq(kill(d->pid, SIGKILL), 0);
+	e2e_wait(d->pid);
+	d->pid = 0;
+}
+
+int e2e_restart_daemon(struct e2e_daemon *d, const char *const *extra)
+{
+	ck_assert_int_le(d->pid, 0);
+	spawn(d, extra, 0);
+	int rc = wait_listening(d);
+	return rc == 0 ? 0 : rc - 1;
+}
+
+int e2e_log_count(const struct e2e_daemon *d, const char *text)
+{
+	static char buf[1 << 20];
+	FILE *f = fopen(d->log, "r");
+	if (f == NULL)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	int count = 0;
+	for (const char *at = buf; (at = strstr(at, text)) != NULL; at++)
+		count++;
+	return count;
+}
+
+int e2e_log_has(const struct e2e_daemon *d, const char *text)
+{
+	return e2e_log_count(d, text) > 0;
 }
 
 static void remove_dir(const char *dir)
@@ -89,6 +157,18 @@ void e2e_stop_daemon(struct e2e_daemon *d)
 	ck_assert_msg(status == 0, "shmallocd exited with %d after SIGTERM", status);
 	ck_assert_msg(access(d->socket, F_OK) != 0, "the socket is still there");
 	ck_assert_int_eq(test_segments_left(d->instance), 0);
+	remove_dir(d->dir);
+}
+
+void e2e_cleanup_daemon(struct e2e_daemon *d)
+{
+	if (d->pid > 0) {
+		kill(d->pid, SIGTERM);
+		e2e_wait(d->pid);
+		d->pid = 0;
+	}
+	seg_instance_segments(d->instance, 1);
+	unlink(d->socket);
 	remove_dir(d->dir);
 }
 

@@ -24,6 +24,20 @@ void e2e_start_daemon(struct e2e_daemon *d, const char *const *extra);
  * segments behind. */
 void e2e_stop_daemon(struct e2e_daemon *d);
 
+/* For restart tests: a daemon that keeps its segments when it stops or is
+ * killed (no --cleanup); e2e_cleanup_daemon() removes them at the end. */
+void e2e_start_daemon_kept(struct e2e_daemon *d, const char *const *extra);
+/* SIGKILL and reap. */
+void e2e_kill_daemon(struct e2e_daemon *d);
+/* Starts the daemon again on d's socket and instance (no --cleanup): 0 once
+ * it listens, else the status it exited with. */
+int e2e_restart_daemon(struct e2e_daemon *d, const char *const *extra);
+/* Stops d if it runs, removes every segment of its instance, its directory. */
+void e2e_cleanup_daemon(struct e2e_daemon *d);
+/* 1 if d's log holds text; how many times it does. */
+int e2e_log_has(const struct e2e_daemon *d, const char *text);
+int e2e_log_count(const struct e2e_daemon *d, const char *text);
+
 /* The default daemon of a test using the checked fixture below. */
 extern struct e2e_daemon e2e;
 void e2e_setup(void);

@@ -4,9 +4,24 @@ check_PROGRAMS += tests/check_shmalloc
 TESTS += tests/check_shmalloc
 tests_check_shmalloc_SOURCES = tests/check_main.c tests/suites.h tests/e2e.c tests/e2e.h
 tests_check_shmalloc_CPPFLAGS = $(AM_CPPFLAGS) -DSHMALLOCD_PATH='"$(abs_top_builddir)/shmallocd"' \
+	-DSRCDIR='"$(abs_top_srcdir)"' -DUAF_PATH='"$(abs_top_builddir)/tests/uaf"' \
+	-DUAF_ASAN_PATH='"$(abs_top_builddir)/tests/uaf_asan"' \
 	-DSHMALLOCCTL_PATH='"$(abs_top_builddir)/shmallocctl"'
 tests_check_shmalloc_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_check_shmalloc_LDADD = libshmclient.la libshmheap.la libshmproto.la libshmcore.la \
 	$(CHECK_LIBS) $(PROTOBUF_C_LIBS)
 include tests/suites.mk
+
+# A deliberate use after free, run under Valgrind and built with ASan by the
+# debug suite: the user's own tools must see shared blocks.
+check_PROGRAMS += tests/uaf
+tests_uaf_SOURCES = tests/uaf.c
+tests_uaf_LDADD = libshmclient.la
+if HAVE_ASAN
+check_PROGRAMS += tests/uaf_asan
+tests_uaf_asan_SOURCES = tests/uaf.c
+tests_uaf_asan_CFLAGS = $(AM_CFLAGS) -fsanitize=address -fno-omit-frame-pointer
+tests_uaf_asan_LDFLAGS = $(AM_LDFLAGS) -fsanitize=address
+tests_uaf_asan_LDADD = libshmclient.la
+endif
 endif

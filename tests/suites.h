@@ -12,4 +12,5 @@
 	XX(alloc) \
 	XX(stress) \
 	XX(ctl) \
-	XX(hostile)
+	XX(hostile) \
+	XX(recovery)

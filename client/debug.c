@@ -1,0 +1,459 @@
+/*
+ * Debug mode and tool integration: see debug.h.
+ *
+ * A block in debug mode is laid out as
+ *     [ user bytes (n) | canary (8) | ... | trailer (8) ]
+ * inside a block of the class that fits n + 16: the trailer, in the block's
+ * last 8 bytes, holds n tagged with DEBUG_TAG, so that any process in debug
+ * mode can check the canary of a block another process allocated, and a
+ * block allocated without debug mode (no tag) is left unchecked rather than
+ * misjudged.  A freed block is filled with 0xDD and carries FREED_MAGIC in
+ * its second word (the first is the cache's link).
+ *
+ * Nothing here calls malloc: the table of live blocks (for the leak report)
+ * is an open-addressing hash in memory of its own, under a mutex -- debug
+ * mode trades speed for answers.
+ */
+#include "config.h"
+
+#include "debug.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+#include <valgrind/memcheck.h>
+#include <valgrind/valgrind.h>
+#endif
+
+#define DEBUG_TAG UINT64_C(0x5348410000000000) /* "SHA" in the top 24 bits */
+#define DEBUG_SIZE_MASK ((UINT64_C(1) << 40) - 1)
+#define DEBUG_EXTRA 16
+#define CANARY UINT64_C(0xC5C5C5C5C5C5C5C5)
+#define FREED_MAGIC UINT64_C(0xDEADF7EEDEADF7EE)
+#define LIVE_HANDED_ON (UINT64_C(1) << 63)
+
+/* AddressSanitizer, when the program was built with it. */
+void __asan_poison_memory_region(void const volatile *addr, size_t size) __attribute__((weak));
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size) __attribute__((weak));
+
+int debug_flags;
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int trace_fd = -1;
+
+struct live {
+	uintptr_t p;   /* 0: empty */
+	uint64_t size; /* requested; LIVE_HANDED_ON once shma_ref saw it */
+};
+
+static struct {
+	pthread_mutex_t lock;
+	struct live *slots;
+	size_t cap, used;
+} live = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void report(const char *kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void report(const char *kind, const char *fmt, ...)
+{
+	char line[512];
+	int n = snprintf(line, sizeof line, "shmalloc[%ld]: %s: ", (long)getpid(), kind);
+	va_list ap;
+	va_start(ap, fmt);
+	n += vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof line - 2)
+		n = (int)sizeof line - 2;
+	line[n++] = '\n';
+	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+	(void)w;
+}
+
+/* ---- the table of live blocks ---- */
+
+static size_t slot_of(uintptr_t p, size_t cap)
+{
+	return (size_t)((p >> 4) * UINT64_C(0x9E3779B97F4A7C15) >> 17) & (cap - 1);
+}
+
+static int live_grow(void)
+{
+	size_t ncap = live.cap ? live.cap * 2 : 4096;
+	struct live *n = mmap(NULL, ncap * sizeof *n, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (n == MAP_FAILED)
+		return -ENOMEM;
+	for (size_t i = 0; i < live.cap; i++) {
+		if (live.slots[i].p == 0)
+			continue;
+		size_t j = slot_of(live.slots[i].p, ncap);
+		while (n[j].p)
+			j = (j + 1) & (ncap - 1);
+		n[j] = live.slots[i];
+	}
+	if (live.slots)
+		munmap(live.slots, live.cap * sizeof *live.slots);
+	live.slots = n;
+	live.cap = ncap;
+	return 0;
+}
+
+static struct live *live_find(uintptr_t p)
+{
+	if (live.cap == 0)
+		return NULL;
+	for (size_t j = slot_of(p, live.cap);; j = (j + 1) & (live.cap - 1)) {
+		if (live.slots[j].p == p)
+			return &live.slots[j];
+		if (live.slots[j].p == 0)
+			return NULL;
+	}
+}
+
+static void live_add(uintptr_t p, uint64_t size)
+{
+	pthread_mutex_lock(&live.lock);
+	if ((live.used + 1) * 2 <= live.cap || live_grow() == 0) {
+		size_t j = slot_of(p, live.cap);
+		while (live.slots[j].p)
+			j = (j + 1) & (live.cap - 1);
+		live.slots[j] = (struct live){p, size};
+		live.used++;
+	}
+	pthread_mutex_unlock(&live.lock);
+}
+
+static void live_remove(uintptr_t p)
+{
+	pthread_mutex_lock(&live.lock);
+	struct live *e = live_find(p);
+	if (e != NULL) {
+		size_t j = (size_t)(e - live.slots);
+		live.slots[j].p = 0;
+		live.used--;
+		for (size_t k = (j + 1) & (live.cap - 1); live.slots[k].p; k = (k + 1) & (live.cap - 1)) {
+			struct live moved = live.slots[k];
+			live.slots[k].p = 0;
+			size_t h = slot_of(moved.p, live.cap);
+			while (live.slots[h].p)
+				h = (h + 1) & (live.cap - 1);
+			live.slots[h] = moved;
+		}
+	}
+	pthread_mutex_unlock(&live.lock);
+}
+
+void debug_handed_on(const void *p)
+{
+	if (!(debug_flags & DEBUG_CHECKS))
+		return;
+	pthread_mutex_lock(&live.lock);
+	struct live *e = live_find((uintptr_t)p);
+	if (e != NULL)
+		e->size |= LIVE_HANDED_ON;
+	pthread_mutex_unlock(&live.lock);
+}
+
+static int by_size(const void *a, const void *b)
+{
+	const struct live *x = a, *y = b;
+	return x->size < y->size ? -1 : x->size > y->size;
+}
+
+/* At exit: what this process allocated and neither freed nor handed on. */
+static void leak_report(void)
+{
+	pthread_mutex_lock(&live.lock);
+	size_t k = 0;
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < live.cap; i++)
+		if (live.slots[i].p && !(live.slots[i].size & LIVE_HANDED_ON)) {
+			live.slots[k++] = live.slots[i]; /* compacts in place: the end */
+			bytes += live.slots[i].size;
+		}
+	if (k > 0) {
+		qsort(live.slots, k, sizeof *live.slots, by_size);
+		report("leak", "%zu blocks, %llu bytes, allocated here and never freed or handed on",
+		       k, (unsigned long long)bytes);
+		for (size_t i = 0; i < k;) {
+			size_t j = i;
+			while (j < k && live.slots[j].size == live.slots[i].size)
+				j++;
+			report("leak", "  %zu x %llu bytes (first at %p, ref %#llx)", j - i,
+			       (unsigned long long)live.slots[i].size, (void *)live.slots[i].p,
+			       (unsigned long long)api_ref((void *)live.slots[i].p));
+			i = j;
+		}
+	}
+	live.used = 0;
+	memset(live.slots, 0, live.cap * sizeof *live.slots);
+	pthread_mutex_unlock(&live.lock);
+}
+
+/* ---- trace ---- */
+
+static void trace(char op, const void *p, uint64_t size)
+{
+	char line[96];
+	int n;
+	if (op == '+')
+		n = snprintf(line, sizeof line, "+ %#llx %llu %ld\n",
+			     (unsigned long long)api_ref(p), (unsigned long long)size, (long)getpid());
+	else
+		n = snprintf(line, sizeof line, "- %#llx %ld\n", (unsigned long long)api_ref(p),
+			     (long)getpid());
+	ssize_t w = write(trace_fd, line, (size_t)n);
+	(void)w;
+}
+
+/* ---- init ---- */
+
+static void init(void)
+{
+	int flags = 0;
+	const char *d = getenv("SHMALLOC_DEBUG");
+	if (d != NULL && d[0] != '\0' && strcmp(d, "0") != 0)
+		flags |= DEBUG_CHECKS;
+	const char *t = getenv("SHMALLOC_TRACE");
+	if (t != NULL && t[0] != '\0') {
+		trace_fd = open(t, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		if (trace_fd >= 0)
+			flags |= DEBUG_TRACE;
+		else
+			report("trace", "cannot open %s: %s", t, strerror(errno));
+	}
+#ifdef HAVE_VALGRIND_VALGRIND_H
+	if (RUNNING_ON_VALGRIND)
+		flags |= DEBUG_VALGRIND;
+#endif
+	if (__asan_poison_memory_region != NULL && __asan_unpoison_memory_region != NULL)
+		flags |= DEBUG_ASAN;
+	if (flags & DEBUG_CHECKS)
+		atexit(leak_report);
+	__atomic_store_n(&debug_flags, flags, __ATOMIC_RELEASE);
+}
+
+void debug_init(void)
+{
+	pthread_once(&init_once, init);
+}
+
+/* ---- tools ---- */
+
+void debug_link_open_slow(void *p)
+{
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+	if (debug_flags & DEBUG_VALGRIND)
+		VALGRIND_MAKE_MEM_DEFINED(p, sizeof(uint64_t));
+#endif
+	if (debug_flags & DEBUG_ASAN)
+		__asan_unpoison_memory_region(p, sizeof(uint64_t));
+}
+
+void debug_link_close_slow(void *p)
+{
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+	if (debug_flags & DEBUG_VALGRIND)
+		VALGRIND_MAKE_MEM_NOACCESS(p, sizeof(uint64_t));
+#endif
+	if (debug_flags & DEBUG_ASAN)
+		__asan_poison_memory_region(p, sizeof(uint64_t));
+}
+
+static void tools_alloc(void *p, size_t n, size_t usable)
+{
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+	if (debug_flags & DEBUG_VALGRIND) {
+		VALGRIND_MAKE_MEM_UNDEFINED(p, usable);
+		VALGRIND_MALLOCLIKE_BLOCK(p, n, 0, 0);
+	}
+#endif
+	if (debug_flags & DEBUG_ASAN)
+		__asan_unpoison_memory_region(p, n);
+	(void)usable;
+}
+
+static void tools_free(void *p, size_t usable)
+{
+	unsigned cls;
+	int small = map_small_ref(p, &cls, 0) != 0;
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+	if (debug_flags & DEBUG_VALGRIND) {
+		VALGRIND_FREELIKE_BLOCK(p, 0);
+		if (small)
+			VALGRIND_MAKE_MEM_NOACCESS(p, usable);
+	}
+#endif
+	/* A large block is unmapped right after: a use after free faults on its
+	 * own, and ASan's shadow must not stay poisoned for whatever is mapped
+	 * at that address next. */
+	if (debug_flags & DEBUG_ASAN) {
+		if (small)
+			__asan_poison_memory_region(p, usable);
+		else
+			__asan_unpoison_memory_region(p, usable);
+	}
+}
+
+void debug_received(void *p)
+{
+	if (!(debug_flags & (DEBUG_VALGRIND | DEBUG_ASAN)))
+		return;
+	unsigned cls;
+	uint64_t ref = map_small_ref(p, &cls, 1);
+	char *start;
+	size_t usable;
+	if (ref != 0) {
+		start = map_arena_ptr(ref);
+		usable = sizeclass_size(cls);
+	} else if (!map_large_extent(p, &start, &usable)) {
+		return;
+	}
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+	if (debug_flags & DEBUG_VALGRIND)
+		VALGRIND_MAKE_MEM_DEFINED(start, usable);
+#endif
+	if (debug_flags & DEBUG_ASAN)
+		__asan_unpoison_memory_region(start, usable);
+}
+
+/* ---- the checked allocation ---- */
+
+static uint64_t *trailer_of(void *p, size_t usable)
+{
+	return (uint64_t *)((char *)p + usable - sizeof(uint64_t));
+}
+
+/* The size the program asked for, if p was allocated in debug mode. */
+static int requested(void *p, size_t usable, uint64_t *n)
+{
+	if (usable < DEBUG_EXTRA)
+		return 0;
+	uint64_t t;
+	memcpy(&t, trailer_of(p, usable), sizeof t);
+	if ((t & ~DEBUG_SIZE_MASK) != DEBUG_TAG || (t & DEBUG_SIZE_MASK) + DEBUG_EXTRA > usable)
+		return 0;
+	*n = t & DEBUG_SIZE_MASK;
+	return 1;
+}
+
+void *debug_malloc(size_t size, size_t align)
+{
+	if (!(debug_flags & DEBUG_CHECKS)) {
+		void *p = api_alloc(size, align);
+		if (p != NULL) {
+			/* The whole usable size is the program's (malloc_usable_size
+			 * says so, and realloc copies it). */
+			size_t usable = api_usable_size(p);
+			tools_alloc(p, usable, usable);
+			if (debug_flags & DEBUG_TRACE)
+				trace('+', p, size);
+		}
+		return p;
+	}
+	if (size > DEBUG_SIZE_MASK - DEBUG_EXTRA) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	void *p = api_alloc(size + DEBUG_EXTRA, align);
+	if (p == NULL)
+		return NULL;
+	size_t usable = api_usable_size(p);
+	tools_alloc(p, usable, usable); /* our own writes below */
+	memset(p, 0xAB, size);
+	uint64_t canary = CANARY, t = DEBUG_TAG | size;
+	memcpy((char *)p + size, &canary, sizeof canary);
+	memcpy(trailer_of(p, usable), &t, sizeof t);
+	live_add((uintptr_t)p, size);
+	if (debug_flags & DEBUG_TRACE)
+		trace('+', p, size);
+	return p;
+}
+
+/* Is p already in this thread's cache of its class?  Bounded by the count. */
+static int in_own_cache(void *p)
+{
+	struct tcache *t = tcache_self;
+	unsigned cls;
+	uint64_t ref = map_small_ref(p, &cls, 0);
+	if (t == NULL || t->slot == NULL || ref == 0)
+		return 0;
+	const struct tcache_bin *b = &t->slot->bins[cls];
+	uint64_t r = b->head;
+	for (uint32_t i = 0; i < b->count && r != 0; i++) {
+		if (r == ref)
+			return 1;
+		void *q = map_arena_ptr(r);
+		debug_link_open(q);
+		r = *(uint64_t *)q;
+		debug_link_close(q);
+	}
+	return 0;
+}
+
+static int checked_free(void *p, size_t usable)
+{
+	uint64_t n, second;
+	memcpy(&second, (char *)p + sizeof(uint64_t), sizeof second);
+	if (second == FREED_MAGIC && in_own_cache(p)) {
+		report("double free", "block %p (ref %#llx, %zu bytes usable) freed again by pid %ld",
+		       p, (unsigned long long)api_ref(p), usable, (long)getpid());
+		return -1;
+	}
+	if (requested(p, usable, &n)) {
+		uint64_t canary;
+		memcpy(&canary, (char *)p + n, sizeof canary);
+		if (canary != CANARY)
+			report("overflow", "block %p (ref %#llx, %llu bytes) was written past its end; "
+			       "found on free by pid %ld", p, (unsigned long long)api_ref(p),
+			       (unsigned long long)n, (long)getpid());
+	}
+	live_remove((uintptr_t)p);
+	memset(p, 0xDD, usable);
+	uint64_t magic = FREED_MAGIC;
+	memcpy((char *)p + sizeof(uint64_t), &magic, sizeof magic);
+	return 0;
+}
+
+void debug_free(void *p)
+{
+	if (p == NULL)
+		return;
+	size_t usable = api_usable_size(p);
+	if (usable == 0) {
+		if (debug_flags & DEBUG_CHECKS)
+			report("bad free", "%p is not a block of the shared heap (pid %ld)", p,
+			       (long)getpid());
+		return;
+	}
+	if (debug_flags & DEBUG_CHECKS) {
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+		if (debug_flags & DEBUG_VALGRIND)
+			VALGRIND_MAKE_MEM_DEFINED(p, usable); /* our checks read it */
+#endif
+		if (debug_flags & DEBUG_ASAN)
+			__asan_unpoison_memory_region(p, usable);
+		if (checked_free(p, usable) != 0)
+			return;
+	}
+	if (debug_flags & DEBUG_TRACE)
+		trace('-', p, 0);
+	tools_free(p, usable);
+	api_free(p);
+}
+
+size_t debug_usable_size(const void *p)
+{
+	size_t usable = api_usable_size(p);
+	uint64_t n;
+	if ((debug_flags & DEBUG_CHECKS) && usable && requested((void *)p, usable, &n))
+		return n;
+	return usable;
+}

@@ -1,0 +1,440 @@
+/*
+ * Nothing lost: clients killed at random instants of a churn loop, and the
+ * daemon killed under its clients and restarted on the same socket.  The
+ * checks are on the daemon's own accounting (in_use_bytes, rejected frees)
+ * against what the surviving processes provably hold, and on the contents
+ * of every block that must have survived.
+ */
+#include "e2e.h"
+#include "instance.h"
+#include "shmalloc.h"
+
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static uint8_t pattern(uint64_t seed, size_t i)
+{
+	return (uint8_t)((seed * 2654435761u) >> 7 ^ i * 31 ^ i >> 8);
+}
+
+static void fill(void *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		((uint8_t *)p)[i] = pattern(seed, i);
+}
+
+static int check_fill(const void *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		if (((const uint8_t *)p)[i] != pattern(seed, i))
+			return 0;
+	return 1;
+}
+
+static char *stats(void)
+{
+	char *json;
+	ck_assert_int_eq(shma_stats_json(&json), 0);
+	return json;
+}
+
+/* The number after the first "key": of the daemon's totals. */
+static uint64_t stat_value(const char *key)
+{
+	char *json = stats();
+	char *at = strstr(json, key);
+	ck_assert_ptr_nonnull(at);
+	uint64_t v = strtoull(at + strlen(key), NULL, 10);
+	free(json);
+	return v;
+}
+
+/* The daemon's count of rejected requests and refs (the totals', printed
+ * just before "roots"). */
+static uint64_t stat_rejected(void)
+{
+	char *json = stats();
+	char *at = strstr(json, ",\"roots\":");
+	ck_assert_ptr_nonnull(at);
+	while (at > json && at[-1] != ':')
+		at--;
+	uint64_t v = strtoull(at, NULL, 10);
+	free(json);
+	return v;
+}
+
+/* Waits (up to 5 s: orphaned caches are swept on a timer) for in_use_bytes
+ * to fall to at most want; returns the last value seen. */
+static uint64_t wait_in_use_at_most(uint64_t want)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 100; i++) {
+		v = stat_value("\"in_use_bytes\":");
+		if (v <= want)
+			break;
+		usleep(50000);
+	}
+	return v;
+}
+
+/* ---- (a) clients killed in a churn loop ---- */
+
+#define WINDOW 128
+#define THREADS 2
+
+/* What one churning thread holds, in memory its parent sees after the kill.
+ * pending is the size of the one malloc or free under way, whose block may
+ * or may not be the application's at the instant of the kill. */
+struct churn {
+	volatile uint64_t refs[WINDOW];
+	volatile uint32_t sizes[WINDOW];
+	volatile uint64_t pending;
+	uint64_t seed;
+};
+
+static size_t churn_size(uint64_t r)
+{
+	if (r % 97 == 0)
+		return 150000 + r % 50000; /* now and then a large block */
+	return 1 + r % 2000;
+}
+
+static uint64_t next_rand(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void *churn_thread(void *arg)
+{
+	struct churn *t = arg;
+	for (;;) {
+		uint64_t r = next_rand(&t->seed);
+		unsigned i = (unsigned)(r % WINDOW);
+		if (t->refs[i] != 0) {
+			uint64_t ref = t->refs[i];
+			void *p = shma_ptr(ref);
+			if (p == NULL || !check_fill(p, t->sizes[i], ref))
+				_exit(3);
+			t->pending = t->sizes[i];
+			t->refs[i] = 0;
+			shma_free(p);
+			t->pending = 0;
+			continue;
+		}
+		size_t n = churn_size(r >> 8);
+		t->sizes[i] = (uint32_t)n;
+		t->pending = n;
+		void *p = shma_malloc(n);
+		if (p == NULL)
+			_exit(4);
+		uint64_t ref = shma_ref(p);
+		fill(p, n, ref);
+		t->refs[i] = ref;
+		t->pending = 0;
+	}
+	return NULL;
+}
+
+static int churn_child(void *arg)
+{
+	struct churn *t = arg;
+	pthread_t th[THREADS];
+	for (int i = 0; i < THREADS; i++)
+		pthread_create(&th[i], NULL, churn_thread, &t[i]);
+	pthread_join(th[0], NULL); /* never: the parent kills us */
+	return 5;
+}
+
+/* The bytes a pending operation may have left out: its block rounded up to
+ * its class (12.5% and 16 B) or to pages. */
+static uint64_t slack_of(uint64_t pending)
+{
+	return pending ? pending + pending / 8 + 8192 : 0;
+}
+
+/* Checks and frees every block the dead children's applications held;
+ * returns the slack their pending operations allow. */
+static uint64_t free_what_they_held(struct churn *t, unsigned n)
+{
+	uint64_t slack = 0;
+	for (unsigned k = 0; k < n; k++) {
+		for (unsigned i = 0; i < WINDOW; i++) {
+			uint64_t ref = t[k].refs[i];
+			if (ref == 0)
+				continue;
+			void *p = shma_ptr(ref);
+			ck_assert_ptr_nonnull(p);
+			ck_assert_msg(check_fill(p, t[k].sizes[i], ref),
+				      "block %#llx of a killed client was overwritten",
+				      (unsigned long long)ref);
+			shma_free(p);
+		}
+		slack += slack_of(t[k].pending);
+	}
+	return slack;
+}
+
+START_TEST(clients_killed_at_random_leave_exact_accounting)
+{
+	enum { ROUNDS = 10, CHILDREN = 4 };
+	size_t bytes = sizeof(struct churn) * THREADS * CHILDREN * ROUNDS;
+	struct churn *all = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(all, MAP_FAILED);
+	srand((unsigned)getpid());
+	for (unsigned r = 0; r < ROUNDS; r++) {
+		pid_t pid[CHILDREN];
+		for (unsigned c = 0; c < CHILDREN; c++) {
+			struct churn *t = &all[(r * CHILDREN + c) * THREADS];
+			for (unsigned k = 0; k < THREADS; k++)
+				t[k].seed = (uint64_t)rand() << 20 | (r * 16 + c * 2 + k + 1);
+			pid[c] = e2e_fork(churn_child, t);
+		}
+		for (unsigned c = 0; c < CHILDREN; c++) {
+			usleep(2000 + (useconds_t)(rand() % 40000));
+			kill(pid[c], SIGKILL);
+		}
+		for (unsigned c = 0; c < CHILDREN; c++)
+			ck_assert_int_eq(e2e_wait(pid[c]), 128 + SIGKILL);
+	}
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	uint64_t slack = free_what_they_held(all, THREADS * CHILDREN * ROUNDS);
+	/* Our own cache goes back with the goodbye; then ask again. */
+	shma_disconnect();
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	uint64_t in_use = wait_in_use_at_most(0);
+	ck_assert_msg(in_use <= slack, "in_use_bytes %llu after every block was freed "
+		      "(pending operations at the kills allow %llu)",
+		      (unsigned long long)in_use, (unsigned long long)slack);
+	if (slack == 0)
+		ck_assert_uint_eq(in_use, 0);
+	ck_assert_uint_gt(stat_value("\"reclaimed_objects\":"), 0);
+	ck_assert_uint_eq(stat_rejected(), 0);
+	munmap(all, bytes);
+}
+END_TEST
+
+/* ---- (b), (d): the daemon killed and restarted ---- */
+
+/* Runs fn(arg) in a child connected to socket; returns its pid. */
+static pid_t fork_client(const char *socket, int (*fn)(void *), void *arg)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int rc = shma_connect(socket);
+		if (rc != 0) {
+			fprintf(stderr, "child: connect: %s\n", shma_strerror(rc));
+			_exit(100);
+		}
+		_exit(fn(arg));
+	}
+	return pid;
+}
+
+#define HELD 300
+/* The batches in flight at the kill leak (a refill asked ahead of need and
+ * not yet taken in, a flush not yet read): at most one refill per class the
+ * holder used (a batch is at most 512 KiB) and one flush. */
+#define IN_FLIGHT_MAX ((uint64_t)24 << 20)
+
+/* What the first life's client left: the blocks it holds, and the exact
+ * in_use_bytes of them alone. */
+struct held {
+	uint64_t refs[HELD];
+	uint32_t sizes[HELD];
+	uint64_t live_bytes;
+	uint64_t leaked_bytes; /* in flight at the kill: counted, bounded */
+	int go[2];    /* the parent tells the holder to die */
+	int ready[2]; /* the holder tells the parent it holds */
+};
+
+static size_t held_size(unsigned i)
+{
+	static const size_t sizes[] = {8, 24, 100, 700, 1500, 5000, 30000, 200000, 1 << 20};
+	return sizes[i % (sizeof sizes / sizeof sizes[0])];
+}
+
+static int hold_blocks(void *arg)
+{
+	struct held *h = arg;
+	for (unsigned i = 0; i < HELD; i++) {
+		void *p = shma_malloc(held_size(i));
+		if (p == NULL)
+			return 10;
+		h->sizes[i] = (uint32_t)held_size(i);
+		h->refs[i] = shma_ref(p);
+		fill(p, h->sizes[i], h->refs[i]);
+	}
+	for (unsigned i = 0; i < HELD; i += 3) {
+		shma_free(shma_ptr(h->refs[i]));
+		h->refs[i] = 0;
+	}
+	if (shma_publish("recovery-first", h->refs[1]) != 0)
+		return 11;
+	/* Measured with our caches flushed: the live blocks alone. */
+	shma_disconnect();
+	h->live_bytes = stat_value("\"in_use_bytes\":");
+	/* Warm caches again, then hold them across the kill. */
+	void *tmp[500];
+	for (unsigned i = 0; i < 500; i++)
+		tmp[i] = shma_malloc(16 + i % 300);
+	for (unsigned i = 0; i < 500; i++)
+		shma_free(tmp[i]);
+	char c = 1;
+	if (write(h->ready[1], &c, 1) != 1 || read(h->go[0], &c, 1) != 1)
+		return 12;
+	_exit(0); /* no goodbye: the new daemon must reclaim our caches */
+}
+
+struct span_of {
+	uintptr_t start, end;
+};
+
+/* After the restart: everything the holder left is there, and new blocks
+ * never overlap it. */
+static int verify_after_restart(void *arg)
+{
+	struct held *h = arg;
+	shma_ref_t root;
+	if (shma_lookup("recovery-first", &root) != 0 || root != h->refs[1])
+		return 20;
+	static struct span_of live[HELD];
+	unsigned n = 0;
+	for (unsigned i = 0; i < HELD; i++) {
+		if (h->refs[i] == 0)
+			continue;
+		uint8_t *p = shma_ptr(h->refs[i]);
+		if (p == NULL || !check_fill(p, h->sizes[i], h->refs[i]))
+			return 21;
+		live[n++] = (struct span_of){(uintptr_t)p, (uintptr_t)p + h->sizes[i]};
+	}
+	static void *fresh[2000];
+	for (unsigned i = 0; i < 2000; i++) {
+		size_t sz = held_size(i) > 100000 ? 64 : held_size(i);
+		uint8_t *p = fresh[i] = shma_malloc(sz);
+		if (p == NULL)
+			return 22;
+		for (unsigned k = 0; k < n; k++)
+			if ((uintptr_t)p < live[k].end && live[k].start < (uintptr_t)p + sz)
+				return 23;
+		memset(p, 0xee, sz);
+	}
+	for (unsigned i = 0; i < HELD; i++)
+		if (h->refs[i] != 0 && !check_fill(shma_ptr(h->refs[i]), h->sizes[i], h->refs[i]))
+			return 24;
+	for (unsigned i = 0; i < 2000; i++)
+		shma_free(fresh[i]);
+	shma_disconnect();
+	/* Only the holder's live blocks are out: its caches were taken back. */
+	uint64_t v = wait_in_use_at_most(h->live_bytes + IN_FLIGHT_MAX);
+	if (v < h->live_bytes || v > h->live_bytes + IN_FLIGHT_MAX)
+		return 25;
+	h->leaked_bytes = v - h->live_bytes;
+	for (unsigned i = 0; i < HELD; i++)
+		if (h->refs[i] != 0)
+			shma_free(shma_ptr(h->refs[i]));
+	return shma_unpublish("recovery-first") == 0 ? 0 : 27;
+}
+
+START_TEST(daemon_killed_and_restarted_keeps_every_live_block)
+{
+	struct e2e_daemon d;
+	e2e_start_daemon_kept(&d, NULL);
+	struct held *h = mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_int_eq(pipe(h->go), 0);
+	ck_assert_int_eq(pipe(h->ready), 0);
+	pid_t holder = fork_client(d.socket, hold_blocks, h);
+	char c;
+	ck_assert_int_eq(read(h->ready[0], &c, 1), 1);
+	ck_assert_uint_gt(h->live_bytes, 0);
+	e2e_kill_daemon(&d);
+	ck_assert_int_eq(e2e_restart_daemon(&d, NULL), 0);
+	/* The holder is alive: its control block waits for it. */
+	ck_assert_int_eq(write(h->go[1], &c, 1), 1);
+	ck_assert_int_eq(e2e_wait(holder), 0);
+	/* Its two control blocks (before and after its goodbye) are reclaimed
+	 * once the daemon sees it gone. */
+	char gone[64];
+	snprintf(gone, sizeof gone, "(pid %ld) is gone", (long)holder);
+	for (int i = 0; i < 100 && e2e_log_count(&d, gone) < 2; i++)
+		usleep(50000);
+	ck_assert_int_eq(e2e_log_count(&d, gone), 2);
+	ck_assert_int_eq(e2e_wait(fork_client(d.socket, verify_after_restart, h)), 0);
+	ck_assert(e2e_log_has(&d, "recovered instance"));
+	/* Everything is free again once the verifier is gone (what its caches
+	 * held is taken back then), but for what was in flight at the kill. */
+	ck_assert_int_eq(shma_connect(d.socket), 0);
+	ck_assert_uint_eq(wait_in_use_at_most(h->leaked_bytes), h->leaked_bytes);
+	shma_disconnect();
+	e2e_cleanup_daemon(&d);
+	ck_assert_int_eq(test_segments_left(d.instance), 0);
+	munmap(h, sizeof *h);
+}
+END_TEST
+
+/* Writes len bytes at off of segment a0 of d's instance. */
+static void scribble_arena(const struct e2e_daemon *d, off_t off, const void *bytes, size_t len)
+{
+	char path[128];
+	snprintf(path, sizeof path, "/dev/shm/shmalloc.%s.a0", d->instance);
+	FILE *f = fopen(path, "r+");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseeko(f, off, SEEK_SET), 0);
+	ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
+	fclose(f);
+}
+
+START_TEST(untrusted_segments_refuse_the_start_until_discarded)
+{
+	struct e2e_daemon d;
+	e2e_start_daemon_kept(&d, NULL);
+	e2e_kill_daemon(&d);
+	/* Another layout version (offset 8: layout_version). */
+	uint32_t version = 99;
+	scribble_arena(&d, 8, &version, sizeof version);
+	ck_assert_int_ne(e2e_restart_daemon(&d, NULL), 0);
+	ck_assert(e2e_log_has(&d, "another layout version"));
+	ck_assert(e2e_log_has(&d, "refusing to start"));
+	/* A corrupt header (offset 0: the magic). */
+	uint64_t junk = 0x0123456789abcdefu;
+	scribble_arena(&d, 0, &junk, sizeof junk);
+	ck_assert_int_ne(e2e_restart_daemon(&d, NULL), 0);
+	ck_assert(e2e_log_has(&d, "bad magic"));
+	/* --discard removes them and starts afresh. */
+	static const char *const discard[] = {"--discard", NULL};
+	ck_assert_int_eq(e2e_restart_daemon(&d, discard), 0);
+	ck_assert(e2e_log_has(&d, "discarded"));
+	e2e_cleanup_daemon(&d);
+	ck_assert_int_eq(test_segments_left(d.instance), 0);
+}
+END_TEST
+
+Suite *make_recovery_suite(void);
+Suite *make_recovery_suite(void)
+{
+	Suite *s = suite_create("recovery");
+	TCase *tc = tcase_create("client-crash");
+	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, clients_killed_at_random_leave_exact_accounting);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("daemon-restart");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, daemon_killed_and_restarted_keeps_every_live_block);
+	tcase_add_test(tc, untrusted_segments_refuse_the_start_until_discarded);
+	suite_add_tcase(s, tc);
+	return s;
+}

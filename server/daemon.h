@@ -55,6 +55,7 @@ struct daemon {
 	int stopping;
 	int64_t started;
 	uint64_t requests, rejected, reclaimed_objects;
+	uint64_t retired_mallocs, retired_waits; /* of clients gone */
 	uint64_t hist[DAEMON_HIST_BUCKETS];
 };
 

@@ -28,6 +28,7 @@
 #include "frame.h"
 #include "log.h"
 #include "seg.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -71,6 +72,7 @@ static void on_client_closed(uv_handle_t *h)
 {
 	struct client *c = (struct client *)h;
 	struct daemon *d = c->d;
+	stats_retire_client(d, c);
 	uint64_t back = daemon_control_release(d, c, !c->said_goodbye);
 	if (c->hello_done)
 		log_msg(LOG_INFO, "client %llu (pid %ld) %s%s",

@@ -93,6 +93,30 @@ static uint64_t client_cached(const struct client *c)
 	return bytes < c->bytes_held ? bytes : c->bytes_held;
 }
 
+void stats_client_counters(const struct client *c, uint64_t *mallocs, uint64_t *waits)
+{
+	*mallocs = *waits = 0;
+	if (c->ctl == NULL)
+		return;
+	*mallocs = __atomic_load_n(&c->ctl->hdr.retired_mallocs, __ATOMIC_RELAXED);
+	*waits = __atomic_load_n(&c->ctl->hdr.retired_waits, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS; i++) {
+		const struct control_slot *sl = &c->ctl->slots[i];
+		if (!__atomic_load_n(&sl->in_use, __ATOMIC_RELAXED))
+			continue;
+		*mallocs += __atomic_load_n(&sl->mallocs, __ATOMIC_RELAXED);
+		*waits += __atomic_load_n(&sl->waits, __ATOMIC_RELAXED);
+	}
+}
+
+void stats_retire_client(struct daemon *d, const struct client *c)
+{
+	uint64_t m, w;
+	stats_client_counters(c, &m, &w);
+	d->retired_mallocs += m;
+	d->retired_waits += w;
+}
+
 static int fill_clients(struct daemon *d, Shma__StatsReply *r, struct dispatch_scratch *s)
 {
 	Shma__ClientStats *a = take(s, d->nclients * sizeof *a);
@@ -114,6 +138,9 @@ static int fill_clients(struct daemon *d, Shma__StatsReply *r, struct dispatch_s
 		a[k].name = c->name;
 		a[k].cached_bytes = client_cached(c);
 		r->cached_bytes += a[k].cached_bytes;
+		stats_client_counters(c, &a[k].malloc_calls, &a[k].malloc_waits);
+		r->malloc_calls += a[k].malloc_calls;
+		r->malloc_waits += a[k].malloc_waits;
 		p[k] = &a[k];
 		k++;
 	}
@@ -150,6 +177,8 @@ int stats_build(struct daemon *d, Shma__Response *resp, struct dispatch_scratch 
 		t.free_pages ? 1.0 - (double)t.largest_free_run / (double)t.free_pages : 0.0;
 	r->n_service_ns_histogram = DAEMON_HIST_BUCKETS;
 	r->service_ns_histogram = d->hist;
+	r->malloc_calls = d->retired_mallocs;
+	r->malloc_waits = d->retired_waits;
 	if (fill_arenas(d, r, s) || fill_classes(d, r, s) || fill_clients(d, r, s))
 		return -ENOMEM;
 	resp->body_case = SHMA__RESPONSE__BODY_STATS;

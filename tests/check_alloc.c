@@ -365,6 +365,34 @@ START_TEST(more_threads_than_cache_slots_still_allocate)
 }
 END_TEST
 
+static void *counted_work(void *arg)
+{
+	(void)arg;
+	static void *p[10000];
+	for (int i = 0; i < 10000; i++)
+		p[i] = shma_malloc(64);
+	for (int i = 0; i < 10000; i++)
+		shma_free(p[i]);
+	for (int i = 0; i < 3; i++)
+		shma_free(shma_malloc(1 << 20));
+	return NULL;
+}
+
+START_TEST(malloc_and_wait_counters_add_up)
+{
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	uint64_t before = stat_value("\"malloc_calls\":");
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, counted_work, NULL), 0);
+	pthread_join(th, NULL);
+	/* The thread's exit retires its counters exactly. */
+	ck_assert_uint_eq(stat_value("\"malloc_calls\":") - before, 10003);
+	uint64_t waits = stat_value("\"malloc_waits\":");
+	ck_assert_uint_ge(waits, 4);      /* the first refill, three large blocks */
+	ck_assert_uint_le(waits, 10003 / 20); /* batches make waits rare */
+}
+END_TEST
+
 START_TEST(disconnect_flushes_everything)
 {
 	void *p[3000];
@@ -460,6 +488,7 @@ Suite *make_alloc_suite(void)
 	tcase_add_test(tc, roots_publish_lookup_unpublish);
 	tcase_add_test(tc, thread_exit_flushes_its_caches);
 	tcase_add_test(tc, more_threads_than_cache_slots_still_allocate);
+	tcase_add_test(tc, malloc_and_wait_counters_add_up);
 	tcase_add_test(tc, disconnect_flushes_everything);
 	tcase_add_test(tc, enomem_at_the_cap_and_the_daemon_serves_on);
 	tcase_add_test(tc, client_cap_holds);

@@ -2,7 +2,8 @@
 # The whole test suite from a fresh machine: install what is missing, build
 # with warnings as errors, run the Check suites; then the same suites under
 # AddressSanitizer + UBSan, the end-to-end suite under Valgrind, and
-# `make distcheck`.  Ends with one line: "N passed, N failed".
+# `make distcheck`; then 60 s of fuzzing (`make fuzz`).  Ends with one line:
+# "N passed, N failed".
 # Usage: scripts/test.sh [--quick]   (--quick: the plain build's suites only)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,8 @@ if [ "${1:-}" != "--quick" ]; then
     fi
   done
   step make -C build -j"$(nproc)" distcheck
+  # A bounded fuzz run (tests/fuzz/local.mk): 30 s per target, one step.
+  step make -C build fuzz FUZZ_SECONDS=30
 fi
 
 echo

@@ -1,0 +1,254 @@
+/*
+ * Writes the seed corpus of the fuzz targets: byte streams a real client
+ * would send, one request kind after another, plus the mistakes a buggy
+ * one makes (a double free, a request before Hello, Hello twice).
+ *
+ * The refs in the seeds are the ones a fresh heap of the dispatch target's
+ * geometry (fuzz_daemon.h) hands out first, learnt by asking such a heap,
+ * so the seeds reach the paths where a ref names a live object.
+ * Usage: gen_corpus DIR   (writes DIR/fuzz_frame/... and DIR/fuzz_dispatch/...)
+ */
+#include "frame.h"
+#include "fuzz_daemon.h"
+#include "heap.h"
+#include "shmalloc.pb-c.h"
+#include "sizeclass.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct stream {
+	uint8_t buf[1 << 16];
+	size_t len;
+	uint64_t next_id;
+};
+
+static void put(struct stream *s, Shma__Request *req)
+{
+	req->id = ++s->next_id;
+	size_t n = shma__request__get_packed_size(req);
+	if (s->len + FRAME_HEADER + n > sizeof s->buf)
+		abort();
+	frame_put_header(s->buf + s->len, (uint32_t)n);
+	shma__request__pack(req, s->buf + s->len + FRAME_HEADER);
+	s->len += FRAME_HEADER + n;
+}
+
+static void hello(struct stream *s, const char *name)
+{
+	Shma__Request r = SHMA__REQUEST__INIT;
+	Shma__Hello h = SHMA__HELLO__INIT;
+	h.version = SHMA_PROTOCOL_VERSION;
+	h.pid = 4242;
+	h.class_checksum = sizeclass_checksum();
+	h.name = (char *)name;
+	r.body_case = SHMA__REQUEST__BODY_HELLO;
+	r.hello = &h;
+	put(s, &r);
+}
+
+static void refill(struct stream *s, uint32_t cls, uint32_t count)
+{
+	Shma__Request r = SHMA__REQUEST__INIT;
+	Shma__Refill f = SHMA__REFILL__INIT;
+	f.size_class = cls;
+	f.count = count;
+	r.body_case = SHMA__REQUEST__BODY_REFILL;
+	r.refill = &f;
+	put(s, &r);
+}
+
+static void flush(struct stream *s, uint64_t *refs, size_t n, int want_reply)
+{
+	Shma__Request r = SHMA__REQUEST__INIT;
+	Shma__Flush f = SHMA__FLUSH__INIT;
+	f.refs = refs;
+	f.n_refs = n;
+	f.want_reply = want_reply;
+	r.body_case = SHMA__REQUEST__BODY_FLUSH;
+	r.flush = &f;
+	put(s, &r);
+}
+
+static void alloc_large(struct stream *s, uint64_t size)
+{
+	Shma__Request r = SHMA__REQUEST__INIT;
+	Shma__AllocLarge a = SHMA__ALLOC_LARGE__INIT;
+	a.size = size;
+	r.body_case = SHMA__REQUEST__BODY_ALLOC_LARGE;
+	r.alloc_large = &a;
+	put(s, &r);
+}
+
+static void free_large(struct stream *s, uint64_t ref)
+{
+	Shma__Request r = SHMA__REQUEST__INIT;
+	Shma__FreeLarge f = SHMA__FREE_LARGE__INIT;
+	f.ref = ref;
+	r.body_case = SHMA__REQUEST__BODY_FREE_LARGE;
+	r.free_large = &f;
+	put(s, &r);
+}
+
+static void publish(struct stream *s, const char *name, uint64_t ref)
+{
+	Shma__Request r = SHMA__REQUEST__INIT;
+	Shma__Publish p = SHMA__PUBLISH__INIT;
+	p.name = (char *)name;
+	p.ref = ref;
+	r.body_case = SHMA__REQUEST__BODY_PUBLISH;
+	r.publish = &p;
+	put(s, &r);
+}
+
+static void lookup(struct stream *s, const char *name)
+{
+	Shma__Request r = SHMA__REQUEST__INIT;
+	Shma__Lookup l = SHMA__LOOKUP__INIT;
+	l.name = (char *)name;
+	r.body_case = SHMA__REQUEST__BODY_LOOKUP;
+	r.lookup = &l;
+	put(s, &r);
+}
+
+static void unpublish(struct stream *s, const char *name)
+{
+	Shma__Request r = SHMA__REQUEST__INIT;
+	Shma__Unpublish u = SHMA__UNPUBLISH__INIT;
+	u.name = (char *)name;
+	r.body_case = SHMA__REQUEST__BODY_UNPUBLISH;
+	r.unpublish = &u;
+	put(s, &r);
+}
+
+static void empty_body(struct stream *s, Shma__Request__BodyCase which)
+{
+	Shma__Request r = SHMA__REQUEST__INIT;
+	Shma__Stats st = SHMA__STATS__INIT;
+	Shma__Roots ro = SHMA__ROOTS__INIT;
+	Shma__Goodbye g = SHMA__GOODBYE__INIT;
+	r.body_case = which;
+	if (which == SHMA__REQUEST__BODY_STATS)
+		r.stats = &st;
+	else if (which == SHMA__REQUEST__BODY_ROOTS)
+		r.roots = &ro;
+	else
+		r.goodbye = &g;
+	put(s, &r);
+}
+
+static const char *out_dir;
+
+static void save(const char *target, const char *name, const struct stream *s)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", out_dir, target);
+	mkdir(path, 0755);
+	snprintf(path, sizeof path, "%s/%s/%s", out_dir, target, name);
+	FILE *f = fopen(path, "wb");
+	if (f == NULL || fwrite(s->buf, 1, s->len, f) != s->len || fclose(f) != 0) {
+		perror(path);
+		exit(1);
+	}
+}
+
+static void save_both(const char *name, const struct stream *s)
+{
+	save("fuzz_frame", name, s);
+	save("fuzz_dispatch", name, s);
+}
+
+/* The refs a fresh heap of the target's geometry hands out first. */
+struct first_refs {
+	uint64_t small[4];
+	uint64_t large;
+};
+
+static void learn_refs(struct first_refs *fr)
+{
+	char instance[32];
+	snprintf(instance, sizeof instance, "fzgen%ld", (long)getpid());
+	struct heap_config hc = {.instance = instance, .arena_size = FUZZ_ARENA_SIZE,
+				 .max_memory = FUZZ_MAX_MEMORY, .mode = 0600};
+	struct heap *h;
+	if (heap_open(&h, &hc) != 0)
+		abort();
+	uint64_t refs[4];
+	struct heap_run runs[4];
+	struct heap_batch b = {.refs = refs, .refs_cap = 4, .runs = runs, .runs_cap = 4};
+	if (heap_refill(h, 0, 4, &b) != 4)
+		abort();
+	for (unsigned i = 0, k = 0; k < 4; i++) {
+		if (i < b.nrefs) {
+			fr->small[k++] = refs[i];
+			continue;
+		}
+		for (uint32_t j = 0; j < b.runs[i - b.nrefs].count && k < 4; j++)
+			fr->small[k++] = b.runs[i - b.nrefs].first + (uint64_t)j * sizeclass_size(0);
+	}
+	uint64_t seg_size;
+	if (heap_alloc_large(h, 200000, &fr->large, &seg_size) != 0)
+		abort();
+	heap_close(h, 1);
+}
+
+static void seeds(const struct first_refs *fr)
+{
+	struct stream s;
+	memset(&s, 0, sizeof s); hello(&s, "seed"); save_both("hello", &s);
+	empty_body(&s, SHMA__REQUEST__BODY_STATS);
+	empty_body(&s, SHMA__REQUEST__BODY_ROOTS);
+	empty_body(&s, SHMA__REQUEST__BODY_GOODBYE);
+	save_both("hello-stats-roots-goodbye", &s);
+	memset(&s, 0, sizeof s); hello(&s, NULL);
+	for (uint32_t c = 0; c < SIZECLASS_COUNT; c += 13)
+		refill(&s, c, 8);
+	save_both("refills", &s);
+	memset(&s, 0, sizeof s); hello(&s, NULL);
+	refill(&s, 0, 4);
+	flush(&s, (uint64_t *)fr->small, 4, 1);
+	flush(&s, (uint64_t *)fr->small, 2, 0);
+	refill(&s, 0, 1000);
+	save_both("refill-flush-double-free", &s);
+	memset(&s, 0, sizeof s); hello(&s, NULL);
+	alloc_large(&s, 200000);
+	free_large(&s, fr->large);
+	free_large(&s, fr->large);
+	alloc_large(&s, 0);
+	alloc_large(&s, UINT64_C(1) << 63);
+	save_both("large", &s);
+	memset(&s, 0, sizeof s); hello(&s, NULL);
+	refill(&s, 0, 1);
+	alloc_large(&s, 200000);
+	publish(&s, "queue", fr->small[0]);
+	publish(&s, "big", fr->large);
+	lookup(&s, "queue");
+	empty_body(&s, SHMA__REQUEST__BODY_ROOTS);
+	unpublish(&s, "queue");
+	lookup(&s, "queue");
+	publish(&s, "", fr->small[1]);
+	save_both("roots", &s);
+	memset(&s, 0, sizeof s);
+	empty_body(&s, SHMA__REQUEST__BODY_STATS);
+	save_both("before-hello", &s);
+	memset(&s, 0, sizeof s); hello(&s, "a"); hello(&s, "b");
+	save_both("hello-twice", &s);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: gen_corpus DIR\n");
+		return 2;
+	}
+	out_dir = argv[1];
+	mkdir(out_dir, 0755);
+	struct first_refs fr;
+	learn_refs(&fr);
+	seeds(&fr);
+	return 0;
+}

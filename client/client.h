@@ -76,7 +76,11 @@ SHMA_HIDDEN uint64_t conn_send(Shma__Request *req);
 SHMA_HIDDEN int conn_wait(uint64_t id, Shma__Response **resp);
 SHMA_HIDDEN void conn_done(Shma__Response *resp);
 SHMA_HIDDEN struct control_block *conn_control(void);
-SHMA_HIDDEN uint64_t conn_generation(void);   /* changes at every (re)connect */
+/* Changes when the control block changes: a new connection, but not a
+ * reconnection that re-adopted the block (thread slots stay valid). */
+SHMA_HIDDEN uint64_t conn_generation(void);
+/* 1 if request id was sent on the current connection (its answer may come). */
+SHMA_HIDDEN int conn_id_current(uint64_t id);
 SHMA_HIDDEN int conn_connected(void);
 SHMA_HIDDEN void conn_close(int goodbye);
 SHMA_HIDDEN int conn_set_path(const char *path); /* NULL: the default */

@@ -6,6 +6,16 @@
  * thread that reads an answer meant for another parks it for its owner.
  * After fork() the child drops the inherited connection without a word (the
  * socket is its parent's) and connects anew on first use.
+ *
+ * A connection lost without a goodbye (the daemon was killed or restarted)
+ * is made anew on the next request, retrying with growing sleeps for a few
+ * seconds while nobody listens.  The Hello then names the client id we had,
+ * and the daemon gives us our control block back when it still exists: the
+ * generation does not change, so every thread keeps its slot and its cached
+ * blocks.  Only when we get a new block does the generation change (threads
+ * then leave their old slots to the daemon, which takes them back when this
+ * process is gone).  Requests sent on a lost connection are never answered:
+ * waiting for one fails at once.
  */
 #include "config.h"
 
@@ -24,6 +34,7 @@
 #define PARKED_MAX 64
 #define RBUF_SLACK 65536
 #define RESPONSE_MAX ((uint32_t)64 << 20) /* longest answer we read */
+#define RECONNECT_MS 4000u
 
 struct parked {
 	uint64_t id;
@@ -36,7 +47,10 @@ static struct {
 	pthread_mutex_t lock;
 	int fd;
 	uint64_t next_id;
+	uint64_t first_id;   /* of the current connection's requests */
 	uint64_t generation;
+	uint64_t client_id;  /* of the control block ctl maps */
+	int lost;            /* the last connection ended without a goodbye */
 	char path[108];
 	uint32_t max_frame;
 	struct control_block *ctl;
@@ -80,17 +94,30 @@ static void drop_parked(void)
 	}
 }
 
-static void drop_connection(void)
+/* Closes the connection.  lost: it broke under us, and the control block
+ * stays ours to re-adopt; else (goodbye, fork) it is given up. */
+static void drop_connection(int lost)
 {
 	if (conn.fd >= 0)
 		close(conn.fd);
 	conn.fd = -1;
+	conn.rlen = 0;
+	drop_parked();
+	if (lost && conn.ctl != NULL) {
+		conn.lost = 1;
+		return;
+	}
 	/* The old control block stays mapped: a thread may still be using its
 	 * slot there until it notices the new generation. */
 	conn.ctl = NULL;
-	conn.rlen = 0;
-	drop_parked();
+	conn.client_id = 0;
+	conn.lost = 0;
 	__atomic_add_fetch(&conn.generation, 1, __ATOMIC_RELEASE);
+}
+
+int conn_id_current(uint64_t id)
+{
+	return conn.fd >= 0 && id >= conn.first_id;
 }
 
 static void atfork_prepare(void)
@@ -106,7 +133,7 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
 	pthread_mutex_init(&conn.lock, NULL);
-	drop_connection();
+	drop_connection(0);
 	tcache_forget();
 }
 
@@ -238,6 +265,8 @@ int conn_wait(uint64_t id, Shma__Response **resp)
 {
 	int rc;
 	*resp = NULL;
+	if (!conn_id_current(id))
+		return -ECONNRESET; /* sent on a connection that is gone */
 	if (unpark(id, resp, &rc))
 		return rc;
 	for (;;) {
@@ -246,7 +275,7 @@ int conn_wait(uint64_t id, Shma__Response **resp)
 		size_t used;
 		rc = read_frame(&body, &len, &used);
 		if (rc != 0) {
-			drop_connection();
+			drop_connection(1);
 			return rc;
 		}
 		uint64_t got = response_id(body, len);
@@ -269,7 +298,7 @@ uint64_t conn_send(Shma__Request *req)
 		return 0;
 	req->id = ++conn.next_id;
 	if (send_request(req) != 0) {
-		drop_connection();
+		drop_connection(1);
 		return 0;
 	}
 	return req->id;
@@ -282,6 +311,8 @@ int conn_call(Shma__Request *req, Shma__Response **resp)
 	if (rc != 0)
 		return rc;
 	uint64_t id = conn_send(req);
+	if (id == 0 && conn_ensure() == 0)
+		id = conn_send(req); /* the daemon restarted: nothing was sent yet */
 	if (id == 0)
 		return -ECONNRESET;
 	return conn_wait(id, resp);
@@ -322,8 +353,31 @@ static int open_socket(const char *path)
 	return fd;
 }
 
+/* After a lost connection: the daemon may be restarting, so nobody listens
+ * (ECONNREFUSED) or the socket is not there yet (ENOENT) for a while.
+ * Retries with growing sleeps, about RECONNECT_MS in all. */
+static int open_socket_retrying(const char *path)
+{
+	unsigned slept = 0, sleep_ms = 10;
+	for (;;) {
+		int fd = open_socket(path);
+		if (fd >= 0 || (fd != -ECONNREFUSED && fd != -ENOENT) || slept >= RECONNECT_MS)
+			return fd;
+		usleep(sleep_ms * 1000);
+		slept += sleep_ms;
+		sleep_ms = sleep_ms * 2 > 500 ? 500 : sleep_ms * 2;
+	}
+}
+
 static int map_control(const Shma__HelloReply *h)
 {
+	if (conn.ctl != NULL && conn.lost && h->client_id == conn.client_id)
+		return 0; /* re-adopted: the block we map already, caches intact */
+	if (conn.ctl != NULL) {
+		/* A new block: threads leave their slots in the old one. */
+		conn.ctl = NULL;
+		__atomic_add_fetch(&conn.generation, 1, __ATOMIC_RELEASE);
+	}
 	char name[SEG_NAME_MAX];
 	int rc = seg_name(name, sizeof name, h->instance, 'c', h->client_id);
 	if (rc != 0)
@@ -337,8 +391,11 @@ static int map_control(const Shma__HelloReply *h)
 	if (rc != 0)
 		return rc;
 	conn.ctl = p;
-	if (conn.ctl->hdr.magic != SHMA_CONTROL_MAGIC || conn.ctl->hdr.client_id != h->client_id)
+	if (conn.ctl->hdr.magic != SHMA_CONTROL_MAGIC || conn.ctl->hdr.client_id != h->client_id) {
+		conn.ctl = NULL;
 		return -EPROTO;
+	}
+	conn.client_id = h->client_id;
 	return 0;
 }
 
@@ -351,6 +408,7 @@ static int handshake(void)
 	hello.class_checksum = sizeclass_checksum();
 	extern char *program_invocation_short_name;
 	hello.name = program_invocation_short_name;
+	hello.previous_client_id = conn.lost ? conn.client_id : 0;
 	req.body_case = SHMA__REQUEST__BODY_HELLO;
 	req.hello = &hello;
 	Shma__Response *resp;
@@ -371,6 +429,8 @@ static int handshake(void)
 	}
 	if (rc == 0)
 		rc = map_control(resp->hello);
+	if (rc == 0)
+		conn.lost = 0;
 	conn_done(resp);
 	return rc;
 }
@@ -402,15 +462,15 @@ int conn_ensure(void)
 	int rc = alloc_rbuf();
 	if (rc != 0)
 		return rc;
-	int fd = open_socket(socket_path());
+	int fd = conn.lost ? open_socket_retrying(socket_path()) : open_socket(socket_path());
 	if (fd < 0)
 		return fd;
 	conn.fd = fd;
 	conn.max_frame = FRAME_DEFAULT_MAX;
-	__atomic_add_fetch(&conn.generation, 1, __ATOMIC_RELEASE);
+	conn.first_id = conn.next_id + 1;
 	rc = handshake();
 	if (rc != 0)
-		drop_connection();
+		drop_connection(1);
 	return rc;
 }
 
@@ -439,5 +499,5 @@ void conn_close(int goodbye)
 		if (id && conn_wait(id, &resp) == 0)
 			conn_done(resp);
 	}
-	drop_connection();
+	drop_connection(0);
 }

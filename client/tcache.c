@@ -76,6 +76,8 @@ static void flush_bin(struct tcache *t, unsigned cls, uint32_t n)
 {
 	struct tcache_bin *b = &t->slot->bins[cls];
 	uint64_t refs[FLUSH_CHUNK];
+	if (!conn_connected())
+		return; /* keep them: the daemon may give us our control block back */
 	while (n > 0 && b->count > 0) {
 		uint32_t k = 0;
 		while (k < FLUSH_CHUNK && k < n && b->count > 0) {
@@ -90,7 +92,7 @@ static void flush_bin(struct tcache *t, unsigned cls, uint32_t n)
 		f.n_refs = k;
 		req.body_case = SHMA__REQUEST__BODY_FLUSH;
 		req.flush = &f;
-		conn_send(&req); /* a lost connection loses them: the daemon takes them back */
+		conn_send(&req); /* lost with the connection: in flight, they leak */
 	}
 }
 
@@ -107,7 +109,11 @@ static void thread_exit(void *arg)
 	if (t == NULL || t->slot == NULL)
 		return;
 	conn_lock();
-	if (t->generation == conn_generation() && conn_connected()) {
+	/* Connection lost: reconnect (re-adopting our control block) to flush. */
+	if (t->generation == conn_generation() && !conn_connected())
+		conn_ensure();
+	int mine = t->generation == conn_generation();
+	if (mine && conn_connected()) {
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
 			flush_bin(t, cls, UINT32_MAX);
 		struct control_block *cb = conn_control();
@@ -115,7 +121,10 @@ static void thread_exit(void *arg)
 		cb->hdr.retired_waits += t->waits;
 		t->slot->mallocs = t->slot->waits = 0;
 	}
-	__atomic_store_n(&t->slot->in_use, 0, __ATOMIC_RELEASE);
+	/* A slot whose blocks could not go back stays taken, so that no thread
+	 * clears it: the daemon takes them back when the process is gone. */
+	if (!mine || conn_connected())
+		__atomic_store_n(&t->slot->in_use, 0, __ATOMIC_RELEASE);
 	t->slot = NULL;
 	conn_unlock();
 	tcache_self = NULL;
@@ -161,16 +170,18 @@ static struct tcache *self_locked(void)
 	struct tcache *t = tcache_self;
 	if (t != NULL && t->generation == conn_generation() && conn_connected())
 		return t;
-	if (t != NULL) {
-		/* The connection was lost and made anew: the old slot's blocks are
-		 * the old daemon's business now. */
-		t->slot = NULL;
-		tcache_self = NULL;
-	}
 	int rc = conn_ensure();
 	if (rc != 0) {
 		errno = -rc;
 		return NULL;
+	}
+	if (t != NULL && t->generation == conn_generation())
+		return t; /* reconnected, our control block re-adopted: slot intact */
+	if (t != NULL) {
+		/* A new control block: the old slot's blocks are the daemon's to
+		 * take back when this process is gone. */
+		t->slot = NULL;
+		tcache_self = NULL;
 	}
 	pthread_once(&exit_once, make_key);
 	t = take_slot();
@@ -259,10 +270,41 @@ static void *alloc_uncached(unsigned cls)
 	return map_arena_ptr(ref);
 }
 
+/* The calling thread's cache while the connection is lost and it still
+ * holds objects of the class, else NULL: those go on being used, and the
+ * reconnection waits until they run out. */
+static struct tcache *self_offline(unsigned cls)
+{
+	struct tcache *t = tcache_self;
+	if (t == NULL || t->slot == NULL || conn_connected() || t->generation != conn_generation())
+		return NULL;
+	return t->slot->bins[cls].count > 0 ? t : NULL;
+}
+
+/* Refills bin cls and waits for it: the refill asked ahead of need if it is
+ * on this connection, else a new one.  0 or -errno. */
+static int refill_now(struct tcache *t, unsigned cls)
+{
+	uint64_t id = t->pending[cls];
+	t->pending[cls] = 0;
+	if (id != 0 && !conn_id_current(id))
+		id = 0; /* asked on a connection that is gone: never answered */
+	if (id == 0) {
+		id = send_refill(cls, t->batch[cls]);
+		if (t->batch[cls] < batch_cap(cls))
+			t->batch[cls] = (uint16_t)(t->batch[cls] * 2u > batch_cap(cls)
+							? batch_cap(cls)
+							: t->batch[cls] * 2u);
+	}
+	return id ? take_refill(t, cls, id) : -ECONNRESET;
+}
+
 void *tcache_alloc_slow(unsigned cls)
 {
 	conn_lock();
-	struct tcache *t = self_locked();
+	struct tcache *t = self_offline(cls);
+	if (t == NULL)
+		t = self_locked();
 	if (t == NULL) {
 		void *p = errno == EAGAIN ? alloc_uncached(cls) : NULL;
 		conn_unlock();
@@ -273,17 +315,13 @@ void *tcache_alloc_slow(unsigned cls)
 	t->mallocs++;
 	if (b->count == 0) {
 		t->waits++;
-		uint64_t id = t->pending[cls];
-		t->pending[cls] = 0;
-		if (id == 0) {
-			id = send_refill(cls, t->batch[cls]);
-			if (t->batch[cls] < batch_cap(cls))
-				t->batch[cls] = (uint16_t)(t->batch[cls] * 2u > batch_cap(cls)
-								? batch_cap(cls)
-								: t->batch[cls] * 2u);
-		}
-		rc = id ? take_refill(t, cls, id) : -ECONNRESET;
-	} else if (t->pending[cls] == 0) {
+		rc = refill_now(t, cls);
+		/* The daemon was restarted under us: once more, on a new
+		 * connection, if our control block (and so b) is still ours. */
+		if (rc == -ECONNRESET && b->count == 0 && self_locked() == t)
+			rc = refill_now(t, cls);
+	} else if (conn_connected() &&
+		   (t->pending[cls] == 0 || !conn_id_current(t->pending[cls]))) {
 		t->pending[cls] = send_refill(cls, t->batch[cls]);
 	}
 	publish_counters(t);
@@ -299,7 +337,11 @@ void *tcache_alloc_slow(unsigned cls)
 void tcache_free_slow(unsigned cls, uint64_t ref)
 {
 	conn_lock();
-	struct tcache *t = self_locked();
+	/* While the connection is lost, frees go to the cache (flush_bin keeps
+	 * them): no reconnection on a free. */
+	struct tcache *t = tcache_self;
+	if (t == NULL || t->slot == NULL || conn_connected() || t->generation != conn_generation())
+		t = self_locked();
 	if (t == NULL) {
 		/* No cache for this thread: hand the block straight back. */
 		Shma__Request req = SHMA__REQUEST__INIT;

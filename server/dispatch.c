@@ -120,12 +120,16 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 	if (h->class_checksum != sizeclass_checksum())
 		return refuse_close(d, c, resp, s, req->id, EPROTO,
 				    "hello: another size-class table");
-	c->id = ++d->next_client_id;
 	if (h->name != NULL)
 		copy_printable(c->name, sizeof c->name, h->name);
-	int rc = daemon_control_create(d, c);
-	if (rc != 0)
-		return refuse_close(d, c, resp, s, req->id, -rc, "hello: control block");
+	int adopted = h->previous_client_id != 0 &&
+		      daemon_control_adopt(d, c, h->previous_client_id) == 0;
+	if (!adopted) {
+		c->id = ++d->next_client_id;
+		int rc = daemon_control_create(d, c);
+		if (rc != 0)
+			return refuse_close(d, c, resp, s, req->id, -rc, "hello: control block");
+	}
 	c->hello_done = 1;
 	Shma__HelloReply *r = scratch_alloc(s, sizeof *r);
 	if (r == NULL)
@@ -146,9 +150,9 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 	resp->id = req->id;
 	resp->body_case = SHMA__RESPONSE__BODY_HELLO;
 	resp->hello = r;
-	log_msg(LOG_INFO, "client %llu connected: pid %ld uid %lu%s%s",
-		(unsigned long long)c->id, (long)c->pid, (unsigned long)c->uid,
-		c->name[0] ? " name " : "", c->name);
+	log_msg(LOG_INFO, "client %llu %s: pid %ld uid %lu%s%s", (unsigned long long)c->id,
+		adopted ? "reconnected, its control block re-adopted" : "connected",
+		(long)c->pid, (unsigned long)c->uid, c->name[0] ? " name " : "", c->name);
 	return DISPATCH_REPLY;
 }
 

@@ -422,6 +422,138 @@ START_TEST(untrusted_segments_refuse_the_start_until_discarded)
 }
 END_TEST
 
+/* ---- (c) a client alive across the restart ---- */
+
+#define KEEP 400
+
+struct survivor {
+	int go[2], ready[2];
+};
+
+/* Allocates n blocks, filled, into refs/sizes. */
+static int allocate_filled(uint64_t *refs, uint32_t *sizes, unsigned n, unsigned salt)
+{
+	for (unsigned i = 0; i < n; i++) {
+		size_t sz = held_size(i + salt) > 100000 && i % 5 ? 40 : held_size(i + salt);
+		void *p = shma_malloc(sz);
+		if (p == NULL)
+			return -1;
+		refs[i] = shma_ref(p);
+		sizes[i] = (uint32_t)sz;
+		fill(p, sz, refs[i]);
+	}
+	return 0;
+}
+
+static int all_intact(const uint64_t *refs, const uint32_t *sizes, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (refs[i] == 0)
+			continue;
+		void *p = shma_ptr(refs[i]);
+		if (p == NULL || !check_fill(p, sizes[i], refs[i]))
+			return 0;
+	}
+	return 1;
+}
+
+static void free_all(uint64_t *refs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (refs[i] != 0)
+			shma_free(shma_ptr(refs[i]));
+}
+
+static pthread_barrier_t restarted;
+
+/* A second thread with a warm cache of its own that sleeps through the
+ * restart, then allocates again: its slot must still be its own. */
+static void *second_thread(void *arg)
+{
+	static uint64_t refs[KEEP];
+	static uint32_t sizes[KEEP];
+	(void)arg;
+	void *tmp[300];
+	for (unsigned i = 0; i < 300; i++)
+		tmp[i] = shma_malloc(48);
+	for (unsigned i = 0; i < 300; i++)
+		shma_free(tmp[i]);
+	pthread_barrier_wait(&restarted); /* before the kill */
+	pthread_barrier_wait(&restarted); /* after the restart */
+	if (allocate_filled(refs, sizes, KEEP, 3) != 0 || !all_intact(refs, sizes, KEEP))
+		return (void *)1;
+	free_all(refs, KEEP);
+	return NULL;
+}
+
+static int survive_restart(void *arg)
+{
+	struct survivor *sv = arg;
+	static uint64_t old_refs[KEEP], new_refs[KEEP];
+	static uint32_t old_sizes[KEEP], new_sizes[KEEP];
+	pthread_t th;
+	pthread_barrier_init(&restarted, NULL, 2);
+	pthread_create(&th, NULL, second_thread, NULL);
+	if (allocate_filled(old_refs, old_sizes, KEEP, 0) != 0)
+		return 30;
+	for (unsigned i = 0; i < KEEP; i += 4) { /* warm caches */
+		shma_free(shma_ptr(old_refs[i]));
+		old_refs[i] = 0;
+	}
+	pthread_barrier_wait(&restarted);
+	char c = 1;
+	if (write(sv->ready[1], &c, 1) != 1 || read(sv->go[0], &c, 1) != 1)
+		return 31;
+	/* The daemon was killed and restarted: carry on as if nothing happened. */
+	pthread_barrier_wait(&restarted);
+	if (!all_intact(old_refs, old_sizes, KEEP))
+		return 32;
+	for (int round = 0; round < 4; round++) {
+		if (allocate_filled(new_refs, new_sizes, KEEP, (unsigned)round) != 0)
+			return 33;
+		if (!all_intact(old_refs, old_sizes, KEEP) || !all_intact(new_refs, new_sizes, KEEP))
+			return 34;
+		free_all(new_refs, KEEP);
+	}
+	void *rc;
+	pthread_join(th, &rc);
+	if (rc != NULL)
+		return 35;
+	if (!all_intact(old_refs, old_sizes, KEEP))
+		return 36;
+	free_all(old_refs, KEEP);
+	shma_disconnect();
+	return 0;
+}
+
+START_TEST(client_alive_across_a_restart_carries_on)
+{
+	struct e2e_daemon d;
+	e2e_start_daemon_kept(&d, NULL);
+	struct survivor *sv = mmap(NULL, sizeof *sv, PROT_READ | PROT_WRITE,
+				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_int_eq(pipe(sv->go), 0);
+	ck_assert_int_eq(pipe(sv->ready), 0);
+	pid_t pid = fork_client(d.socket, survive_restart, sv);
+	char c;
+	ck_assert_int_eq(read(sv->ready[0], &c, 1), 1);
+	e2e_kill_daemon(&d);
+	ck_assert_int_eq(e2e_restart_daemon(&d, NULL), 0);
+	ck_assert_int_eq(write(sv->go[1], &c, 1), 1);
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	ck_assert(e2e_log_has(&d, "re-adopted"));
+	/* All it held went back; only batches in flight at the kill may leak. */
+	ck_assert_int_eq(shma_connect(d.socket), 0);
+	uint64_t left = wait_in_use_at_most(0);
+	ck_assert_msg(left <= IN_FLIGHT_MAX, "in_use_bytes %llu", (unsigned long long)left);
+	ck_assert_uint_eq(stat_rejected(), 0);
+	shma_disconnect();
+	e2e_cleanup_daemon(&d);
+	ck_assert_int_eq(test_segments_left(d.instance), 0);
+	munmap(sv, sizeof *sv);
+}
+END_TEST
+
 Suite *make_recovery_suite(void);
 Suite *make_recovery_suite(void)
 {
@@ -435,6 +567,7 @@ Suite *make_recovery_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, daemon_killed_and_restarted_keeps_every_live_block);
 	tcase_add_test(tc, untrusted_segments_refuse_the_start_until_discarded);
+	tcase_add_test(tc, client_alive_across_a_restart_carries_on);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -19,7 +19,8 @@
  * idle as long as it likes.  When the process runs out of file descriptors,
  * libuv accepts and drops the pending connections with a reserve descriptor
  * (uv__emfile_trick) rather than spinning on accept; we only ignore the
- * error it reports.
+ * error it reports.  At start the soft descriptor limit is raised so that
+ * the client cap, not the default 1024 descriptors, is what limits clients.
  */
 #include "config.h"
 
@@ -33,6 +34,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -466,10 +468,29 @@ static void start_handles(struct daemon *d)
 	start_handshake_timer(d);
 }
 
+/* A client costs two descriptors (its socket and its control block): raise
+ * the soft limit so that MAX_CLIENTS of them fit, as far as the hard limit
+ * lets us, and say how many fit when it does not. */
+static void raise_fd_limit(void)
+{
+	const rlim_t want = 2 * MAX_CLIENTS + 256;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < want)
+		log_msg(LOG_WARN, "only %llu file descriptors (hard limit): about %llu clients fit",
+			(unsigned long long)rl.rlim_cur,
+			(unsigned long long)(rl.rlim_cur > 256 ? (rl.rlim_cur - 256) / 2 : 0));
+}
+
 int server_run(struct daemon *d)
 {
 	d->loop = uv_default_loop();
 	d->started = now_seconds();
+	raise_fd_limit();
 	if (listen_socket(d) != 0)
 		return 1;
 	start_handles(d);

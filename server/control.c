@@ -164,8 +164,11 @@ static void add_orphan(struct daemon *d, uint64_t id, pid_t pid, int adoptable, 
 		unmap_and_unlink(d, id, fd, cb, 0);
 		return;
 	}
+	/* The mapping is all it needs: orphans may pile up, descriptors must not. */
+	if (fd >= 0)
+		close(fd);
 	*o = (struct orphan){.next = d->orphans, .id = id, .pid = pid,
-			     .adoptable = adoptable, .fd = fd, .ctl = cb};
+			     .adoptable = adoptable, .fd = -1, .ctl = cb};
 	d->orphans = o;
 }
 

@@ -25,6 +25,9 @@
 #include <string.h>
 
 #define MAX_REFILL 16384   /* objects in one refill reply */
+/* Bytes in one refill reply: the client asks for 1 MiB at most (8 objects of
+ * the largest class); more is a peer trying to grab the heap in one go. */
+#define MAX_REFILL_BYTES ((uint64_t)4 << 20)
 #define MAX_RUNS 64
 #define ROOT_NAME_MAX 255
 
@@ -178,6 +181,8 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 		return refuse(d, c, resp, s, req->id, EINVAL, "refill: count 0");
 	uint64_t size = sizeclass_size(rf->size_class);
 	uint64_t want = rf->count < MAX_REFILL ? rf->count : MAX_REFILL;
+	if (want * size > MAX_REFILL_BYTES)
+		want = MAX_REFILL_BYTES / size ? MAX_REFILL_BYTES / size : 1;
 	uint64_t room = client_room(d, c, size);
 	if (want > room)
 		want = room;

@@ -428,6 +428,14 @@ START_TEST(refill_class_and_count_out_of_range)
 	ck_assert_uint_gt(n, 0);
 	ck_assert_uint_le(n, 16384);
 	flush(fd, refs, n, (uint32_t)n, 0);
+	/* Nor in bytes: the largest small class gives 4 MiB at most, not 2 GiB. */
+	unsigned big = 0;
+	while (big + 1 < SIZECLASS_COUNT && sizeclass_size(big) < (128u << 10))
+		big++;
+	n = refill_refs(fd, big, UINT32_MAX, refs);
+	ck_assert_uint_gt(n, 0);
+	ck_assert_uint_le(n * sizeclass_size(big), 4u << 20);
+	flush(fd, refs, n, (uint32_t)n, 0);
 	close(fd);
 	still_serves(&e2e);
 }

@@ -357,6 +357,8 @@ static enum dispatch_action do_publish(struct daemon *d, struct client *c, const
 	int rc = name_check(p->name);
 	if (rc == 0 && ref_kind(p->ref) == REF_ARENA && heap_object_class(d->heap, p->ref) < 0)
 		rc = -EINVAL;
+	if (rc == 0 && ref_kind(p->ref) == REF_LARGE && heap_large_size(d->heap, p->ref) == 0)
+		rc = -EINVAL;
 	if (rc == 0 && ref_kind(p->ref) != REF_ARENA && ref_kind(p->ref) != REF_LARGE)
 		rc = -EINVAL;
 	if (rc == 0)

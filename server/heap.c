@@ -402,6 +402,14 @@ int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size)
 	return 0;
 }
 
+uint64_t heap_large_size(const struct heap *h, uint64_t ref)
+{
+	if (ref_kind(ref) != REF_LARGE)
+		return 0;
+	uint64_t size = large_size(h->large, ref_id(ref));
+	return ref_offset(ref) < size ? size : 0;
+}
+
 /* ---- decay ---- */
 
 uint64_t heap_decay(struct heap *h, uint64_t now_ms)

@@ -136,6 +136,10 @@ int heap_alloc_large(struct heap *h, uint64_t size, uint64_t *ref, uint64_t *seg
  * gets its size.  -EINVAL if ref is not the start of a live large block. */
 int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size);
 
+/* The size of the live large block ref points into (any offset inside it),
+ * or 0 if ref names none. */
+uint64_t heap_large_size(const struct heap *h, uint64_t ref);
+
 /* Gives back to the OS the free pages idle at least the decay; returns the
  * bytes of backing store released.  Call it from a timer with heap_now_ms(). */
 uint64_t heap_decay(struct heap *h, uint64_t now_ms);

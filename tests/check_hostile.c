@@ -380,7 +380,11 @@ START_TEST(refs_of_another_kind_are_refused)
 	expect_error(publish(fd, "k3", ((uint64_t)3 << 62) | 8192), EINVAL);
 	expect_error(publish(fd, "nothing", ARENA | ((uint64_t)9 << 40) | 65536), EINVAL);
 	expect_error(publish(fd, "null", 0), EINVAL);
-	expect_logged(&e2e, before + 7);
+	expect_error(publish(fd, "no-large", LARGE | ((uint64_t)77 << 40)), EINVAL);
+	expect_error(publish(fd, "past-large", large + ((uint64_t)1 << 30)), EINVAL);
+	expect_ok(publish(fd, "inside-large", large + 4096));
+	expect_ok(unpublish(fd, "inside-large"));
+	expect_logged(&e2e, before + 9);
 	expect_ok(free_large(fd, large));
 	expect_error(free_large(fd, large), EINVAL);     /* twice */
 	flush(fd, &small, 1, 1, 0);

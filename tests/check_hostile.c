@@ -500,6 +500,28 @@ START_TEST(name_with_an_embedded_nul_is_refused)
 }
 END_TEST
 
+START_TEST(a_hello_name_cannot_forge_log_lines)
+{
+	int fd = e2e_raw_connect(e2e.socket);
+	Shma__Request req;
+	Shma__Hello h;
+	hello_req(&req, &h);
+	h.name = (char *)"x\nshmallocd[1]: error: forged line\x1b[2J";
+	Shma__Response *r = call(fd, &req);
+	ck_assert_int_eq(r->body_case, SHMA__RESPONSE__BODY_HELLO);
+	shma__response__free_unpacked(r, NULL);
+	stats_ok(fd);
+	close(fd);
+	ck_assert_int_eq(log_lines(&e2e, "x?shmallocd[1]: error: forged line?[2J"), 1);
+	FILE *f = fopen(e2e.log, "r");
+	ck_assert_ptr_nonnull(f);
+	char line[1024];
+	while (fgets(line, sizeof line, f) != NULL)
+		ck_assert_msg(strncmp(line, "shmallocd[1]", 12) != 0, "forged: %s", line);
+	fclose(f);
+}
+END_TEST
+
 /* ---- peers that misbehave ---- */
 
 static void raise_fd_limit(rlim_t want)
@@ -925,6 +947,7 @@ Suite *make_hostile_suite(void)
 	tcase_add_test(tc, refill_class_and_count_out_of_range);
 	tcase_add_test(tc, bad_names_are_refused);
 	tcase_add_test(tc, name_with_an_embedded_nul_is_refused);
+	tcase_add_test(tc, a_hello_name_cannot_forge_log_lines);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("peers");
 	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);

@@ -28,9 +28,9 @@ static inline uint64_t small_max(void)
 static void *large_alloc(size_t size, size_t align)
 {
 	struct tcache *t = tcache_self;
-	if (t != NULL) {
-		t->mallocs++; /* a large block always waits on the daemon */
-		t->waits++;
+	if (t != NULL && t->slot != NULL) {
+		t->slot->mallocs++; /* a large block always waits on the daemon */
+		t->slot->waits++;
 	}
 	if (size > REF_OFFSET_MASK - align) {
 		errno = ENOMEM;
@@ -116,7 +116,7 @@ static inline void *malloc_fast(size_t size)
 				b->head = *(uint64_t *)p;
 				b->count--;
 				t->cached_bytes -= sizeclass_size(cls);
-				t->mallocs++;
+				t->slot->mallocs++;
 				return p;
 			}
 		}

@@ -81,6 +81,8 @@ SHMA_HIDDEN struct control_block *conn_control(void);
 SHMA_HIDDEN uint64_t conn_generation(void);
 /* 1 if request id was sent on the current connection (its answer may come). */
 SHMA_HIDDEN int conn_id_current(uint64_t id);
+/* With the lock held: 1 if an answer is there to read without waiting. */
+SHMA_HIDDEN int conn_readable(void);
 SHMA_HIDDEN int conn_connected(void);
 SHMA_HIDDEN void conn_close(int goodbye);
 SHMA_HIDDEN int conn_set_path(const char *path); /* NULL: the default */
@@ -99,10 +101,9 @@ struct tcache {
 	struct control_slot *slot; /* in the control block */
 	uint64_t generation;       /* conn_generation() when the slot was taken */
 	uint64_t cached_bytes;
-	uint64_t mallocs;          /* every allocation of the thread */
-	uint64_t waits;            /* of them, those that waited on the daemon */
 	unsigned index;            /* of the slot */
 	uint16_t batch[SIZECLASS_COUNT];
+	uint16_t low[SIZECLASS_COUNT]; /* see tcache_low() */
 	uint64_t pending[SIZECLASS_COUNT]; /* id of a refill asked ahead of need */
 };
 
@@ -113,11 +114,12 @@ extern __thread struct tcache *tcache_self
 /* A class's cache flushes half past this count (2 x its batch cap). */
 extern uint16_t tcache_high[SIZECLASS_COUNT] SHMA_HIDDEN;
 
-/* Objects below this count make the next allocation of the class ask for a
- * refill ahead of need. */
+/* At or below this count the next allocation of the class takes the slow
+ * path, which asks for a refill ahead of need and then sets it to 0, so the
+ * fast path goes on until the bin is empty and the refill is collected. */
 static inline uint32_t tcache_low(const struct tcache *t, unsigned cls)
 {
-	return t->batch[cls] >> 2;
+	return t->low[cls];
 }
 
 #endif

@@ -20,10 +20,12 @@
 #include "config.h"
 
 #include "client.h"
+#include "debug.h"
 #include "frame.h"
 #include "seg.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -31,7 +33,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define PARKED_MAX 64
+#define PARKED_START 64
 #define RBUF_SLACK 65536
 #define RESPONSE_MAX ((uint32_t)64 << 20) /* longest answer we read */
 #define RECONNECT_MS 4000u
@@ -56,7 +58,11 @@ static struct {
 	struct control_block *ctl;
 	uint8_t *rbuf;
 	size_t rlen, rcap;
-	struct parked parked[PARKED_MAX];
+	/* Answers read for another thread, waiting for it: at most one refill
+	 * asked ahead of need per thread and class is out, so the table grows
+	 * (never shrinks) to what the process needs. */
+	struct parked *parked;
+	unsigned nparked_cap;
 	int atfork_done;
 } conn = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
@@ -87,7 +93,7 @@ int conn_connected(void)
 
 static void drop_parked(void)
 {
-	for (unsigned i = 0; i < PARKED_MAX; i++) {
+	for (unsigned i = 0; i < conn.nparked_cap; i++) {
 		if (conn.parked[i].bytes)
 			munmap(conn.parked[i].bytes, conn.parked[i].maplen);
 		conn.parked[i].bytes = NULL;
@@ -212,9 +218,27 @@ static uint64_t response_id(const uint8_t *p, uint32_t len)
 	return 0;
 }
 
+static int grow_parked(void)
+{
+	unsigned ncap = conn.nparked_cap ? conn.nparked_cap * 2 : PARKED_START;
+	struct parked *n = mmap(NULL, ncap * sizeof *n, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (n == MAP_FAILED)
+		return -ENOMEM;
+	if (conn.parked) {
+		memcpy(n, conn.parked, conn.nparked_cap * sizeof *n);
+		munmap(conn.parked, conn.nparked_cap * sizeof *n);
+	}
+	conn.parked = n;
+	conn.nparked_cap = ncap;
+	return 0;
+}
+
 static int park(uint64_t id, const uint8_t *body, uint32_t len)
 {
-	for (unsigned i = 0; i < PARKED_MAX; i++) {
+	for (unsigned i = 0;; i++) {
+		if (i == conn.nparked_cap && grow_parked() != 0)
+			return -ENOMEM;
 		struct parked *pk = &conn.parked[i];
 		if (pk->bytes)
 			continue;
@@ -230,7 +254,6 @@ static int park(uint64_t id, const uint8_t *body, uint32_t len)
 		pk->id = id;
 		return 0;
 	}
-	return -ENOBUFS;
 }
 
 static int unpack(const uint8_t *body, uint32_t len, Shma__Response **resp)
@@ -249,7 +272,7 @@ static int unpack(const uint8_t *body, uint32_t len, Shma__Response **resp)
 
 static int unpark(uint64_t id, Shma__Response **resp, int *rc)
 {
-	for (unsigned i = 0; i < PARKED_MAX; i++) {
+	for (unsigned i = 0; i < conn.nparked_cap; i++) {
 		struct parked *pk = &conn.parked[i];
 		if (pk->bytes == NULL || pk->id != id)
 			continue;
@@ -459,6 +482,7 @@ int conn_ensure(void)
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		conn.atfork_done = 1;
 	}
+	debug_init();
 	int rc = alloc_rbuf();
 	if (rc != 0)
 		return rc;
@@ -500,4 +524,20 @@ void conn_close(int goodbye)
 			conn_done(resp);
 	}
 	drop_connection(0);
+}
+
+int conn_readable(void)
+{
+	for (unsigned i = 0; i < conn.nparked_cap; i++)
+		if (conn.parked[i].bytes)
+			return 1;
+	if (conn.fd < 0)
+		return 0;
+	const uint8_t *body;
+	uint32_t len;
+	size_t used;
+	if (frame_next(conn.rbuf, conn.rlen, RESPONSE_MAX, &body, &len, &used) == FRAME_OK)
+		return 1;
+	struct pollfd p = {.fd = conn.fd, .events = POLLIN};
+	return poll(&p, 1, 0) > 0;
 }

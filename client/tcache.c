@@ -96,11 +96,18 @@ static void flush_bin(struct tcache *t, unsigned cls, uint32_t n)
 	}
 }
 
-/* Makes the thread's counters visible to the daemon (stats). */
-static void publish_counters(struct tcache *t)
+static int take_refill(struct tcache *t, unsigned cls, uint64_t id);
+
+/* Collects the refills asked ahead of need, then sends every bin back;
+ * with the lock held and the connection current. */
+static void flush_everything(struct tcache *t)
 {
-	__atomic_store_n(&t->slot->mallocs, t->mallocs, __ATOMIC_RELAXED);
-	__atomic_store_n(&t->slot->waits, t->waits, __ATOMIC_RELAXED);
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+		if (t->pending[cls] && conn_id_current(t->pending[cls]))
+			take_refill(t, cls, t->pending[cls]);
+		t->pending[cls] = 0;
+		flush_bin(t, cls, UINT32_MAX);
+	}
 }
 
 static void thread_exit(void *arg)
@@ -114,11 +121,11 @@ static void thread_exit(void *arg)
 		conn_ensure();
 	int mine = t->generation == conn_generation();
 	if (mine && conn_connected()) {
-		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
-			flush_bin(t, cls, UINT32_MAX);
+		flush_everything(t);
 		struct control_block *cb = conn_control();
-		cb->hdr.retired_mallocs += t->mallocs;
-		cb->hdr.retired_waits += t->waits;
+		/* The counts live on in the header once the slot is free. */
+		cb->hdr.retired_mallocs += t->slot->mallocs;
+		cb->hdr.retired_waits += t->slot->waits;
 		t->slot->mallocs = t->slot->waits = 0;
 	}
 	/* A slot whose blocks could not go back stays taken, so that no thread
@@ -149,15 +156,20 @@ static struct tcache *take_slot(void)
 						 __ATOMIC_RELAXED))
 			continue;
 		struct tcache *t = &locals[i];
-		memset(s->bins, 0, sizeof s->bins);
+		/* Empty bins; the collected marks stay, they are the daemon's
+		 * record of refills this slot took in. */
+		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+			s->bins[cls].head = 0, s->bins[cls].count = 0;
 		s->mallocs = s->waits = 0;
 		memset(t, 0, sizeof *t);
 		t->slot = s;
 		t->index = i;
 		t->generation = conn_generation();
-		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
 			t->batch[cls] = (uint16_t)(BATCH_START < batch_cap(cls) ? BATCH_START
 										  : batch_cap(cls));
+			t->low[cls] = t->batch[cls] / 2;
+		}
 		return t;
 	}
 	return NULL; /* more threads than slots: this one goes uncached */
@@ -219,12 +231,13 @@ static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r
 	t->cached_bytes += n * size;
 }
 
-static uint64_t send_refill(unsigned cls, uint32_t count)
+static uint64_t send_refill(const struct tcache *t, unsigned cls, uint32_t count)
 {
 	Shma__Request req = SHMA__REQUEST__INIT;
 	Shma__Refill rf = SHMA__REFILL__INIT;
 	rf.size_class = cls;
 	rf.count = count;
+	rf.slot = t->index + 1;
 	req.body_case = SHMA__REQUEST__BODY_REFILL;
 	req.refill = &rf;
 	return conn_send(&req);
@@ -238,8 +251,12 @@ static int take_refill(struct tcache *t, unsigned cls, uint64_t id)
 	if (rc == 0 && (resp->body_case != SHMA__RESPONSE__BODY_REFILL ||
 			resp->refill->size_class != cls))
 		rc = -EPROTO;
-	if (rc == 0 && t->generation == conn_generation())
+	if (rc == 0 && t->generation == conn_generation()) {
 		push_refs(t, cls, resp->refill);
+		/* In the bin now: tell the daemon, before any can be popped
+		 * (server/inflight.h). */
+		__atomic_store_n(&t->slot->bins[cls].collected, (uint32_t)id, __ATOMIC_RELEASE);
+	}
 	conn_done(resp);
 	return rc;
 }
@@ -289,14 +306,16 @@ static int refill_now(struct tcache *t, unsigned cls)
 	t->pending[cls] = 0;
 	if (id != 0 && !conn_id_current(id))
 		id = 0; /* asked on a connection that is gone: never answered */
-	if (id == 0) {
-		id = send_refill(cls, t->batch[cls]);
-		if (t->batch[cls] < batch_cap(cls))
-			t->batch[cls] = (uint16_t)(t->batch[cls] * 2u > batch_cap(cls)
-							? batch_cap(cls)
-							: t->batch[cls] * 2u);
-	}
-	return id ? take_refill(t, cls, id) : -ECONNRESET;
+	if (id == 0)
+		id = send_refill(t, cls, t->batch[cls]);
+	int rc = id ? take_refill(t, cls, id) : -ECONNRESET;
+	/* The class keeps missing: the next batch is twice as large, up to
+	 * the cap; the next refill is asked for at half of it. */
+	if (t->batch[cls] < batch_cap(cls))
+		t->batch[cls] = (uint16_t)(t->batch[cls] * 2u > batch_cap(cls) ? batch_cap(cls)
+									 : t->batch[cls] * 2u);
+	t->low[cls] = t->batch[cls] / 2;
+	return rc;
 }
 
 void *tcache_alloc_slow(unsigned cls)
@@ -312,9 +331,11 @@ void *tcache_alloc_slow(unsigned cls)
 	}
 	struct tcache_bin *b = &t->slot->bins[cls];
 	int rc = 0;
-	t->mallocs++;
+	t->slot->mallocs++;
 	if (b->count == 0) {
-		t->waits++;
+		/* A refill asked ahead of need that is already here is no wait. */
+		if (t->pending[cls] == 0 || !conn_id_current(t->pending[cls]) || !conn_readable())
+			t->slot->waits++;
 		rc = refill_now(t, cls);
 		/* The daemon was restarted under us: once more, on a new
 		 * connection, if our control block (and so b) is still ours. */
@@ -322,9 +343,9 @@ void *tcache_alloc_slow(unsigned cls)
 			rc = refill_now(t, cls);
 	} else if (conn_connected() &&
 		   (t->pending[cls] == 0 || !conn_id_current(t->pending[cls]))) {
-		t->pending[cls] = send_refill(cls, t->batch[cls]);
+		t->pending[cls] = send_refill(t, cls, t->batch[cls]);
+		t->low[cls] = 0; /* the fast path until the bin is empty */
 	}
-	publish_counters(t);
 	conn_unlock();
 	if (b->count == 0) {
 		errno = rc == -ENOMEM || rc == 0 ? ENOMEM : -rc;
@@ -363,7 +384,6 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 	if (t->cached_bytes > THREAD_CACHE_MAX)
 		for (unsigned c = 0; c < SIZECLASS_COUNT; c++)
 			flush_bin(t, c, t->slot->bins[c].count / 2);
-	publish_counters(t);
 	conn_unlock();
 }
 
@@ -373,13 +393,7 @@ void tcache_flush_all(void)
 	if (t == NULL || t->slot == NULL)
 		return;
 	if (t->generation == conn_generation() && conn_connected())
-		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
-			if (t->pending[cls]) {
-				take_refill(t, cls, t->pending[cls]);
-				t->pending[cls] = 0;
-			}
-			flush_bin(t, cls, UINT32_MAX);
-		}
+		flush_everything(t);
 }
 
 void tcache_forget(void)

@@ -43,6 +43,7 @@ struct orphan {
 	int adoptable;            /* 0 after a goodbye: the process starts afresh */
 	int fd;
 	struct control_block *ctl;
+	struct inflight_set *inflight; /* refills of the ended connection */
 };
 
 /* 1 if process pid is gone (or a zombie: its memory is, and so are its
@@ -156,10 +157,11 @@ int daemon_control_create(struct daemon *d, struct client *c)
 }
 
 static void add_orphan(struct daemon *d, uint64_t id, pid_t pid, int adoptable, int fd,
-		       struct control_block *cb)
+		       struct control_block *cb, struct inflight_set *inflight)
 {
 	struct orphan *o = calloc(1, sizeof *o);
 	if (o == NULL) {
+		inflight_forget(&inflight);
 		/* Cannot remember it: keep it in /dev/shm for a later daemon. */
 		unmap_and_unlink(d, id, fd, cb, 0);
 		return;
@@ -168,21 +170,25 @@ static void add_orphan(struct daemon *d, uint64_t id, pid_t pid, int adoptable, 
 	if (fd >= 0)
 		close(fd);
 	*o = (struct orphan){.next = d->orphans, .id = id, .pid = pid,
-			     .adoptable = adoptable, .fd = -1, .ctl = cb};
+			     .adoptable = adoptable, .fd = -1, .ctl = cb, .inflight = inflight};
 	d->orphans = o;
 }
 
 uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 {
-	if (c->ctl == NULL)
+	if (c->ctl == NULL) {
+		inflight_forget(&c->inflight);
 		return 0;
+	}
 	uint64_t back = 0;
 	if (pid_gone(c->pid)) {
 		back = reclaim_caches(d->heap, c->ctl);
+		back += inflight_settle(&c->inflight, d->heap, c->ctl);
 		d->reclaimed_objects += back;
 		unmap_and_unlink(d, c->id, c->ctl_fd, c->ctl, 1);
 	} else {
-		add_orphan(d, c->id, c->pid, reclaim, c->ctl_fd, c->ctl);
+		add_orphan(d, c->id, c->pid, reclaim, c->ctl_fd, c->ctl, c->inflight);
+		c->inflight = NULL;
 	}
 	c->ctl = NULL;
 	c->ctl_fd = -1;
@@ -201,6 +207,10 @@ int daemon_control_adopt(struct daemon *d, struct client *c, uint64_t id)
 		c->id = o->id;
 		c->ctl = o->ctl;
 		c->ctl_fd = o->fd;
+		/* The answers to refills asked on the lost connection never came:
+		 * those not collected are taken back now, while the client waits
+		 * for its Hello reply and so touches no bin. */
+		d->reclaimed_objects += inflight_settle(&o->inflight, d->heap, o->ctl);
 		free(o);
 		return 0;
 	}
@@ -209,7 +219,10 @@ int daemon_control_adopt(struct daemon *d, struct client *c, uint64_t id)
 
 static uint64_t reclaim_orphan(struct daemon *d, struct orphan *o)
 {
+	/* The caches first: a refill collected just before the end is in a
+	 * bin, and the walk takes it; settling then skips what is free. */
 	uint64_t back = reclaim_caches(d->heap, o->ctl);
+	back += inflight_settle(&o->inflight, d->heap, o->ctl);
 	d->reclaimed_objects += back;
 	log_msg(LOG_INFO, "client %llu (pid %ld) is gone: took back %llu cached objects",
 		(unsigned long long)o->id, (long)o->pid, (unsigned long long)back);
@@ -273,7 +286,7 @@ static int recover_one(void *arg, uint64_t id)
 		return 0;
 	}
 	pid_t pid = (pid_t)cb->hdr.pid;
-	add_orphan(d, id, pid, 1, fd, cb);
+	add_orphan(d, id, pid, 1, fd, cb, NULL);
 	return 0;
 }
 
@@ -298,6 +311,7 @@ void daemon_control_close(struct daemon *d, int unlink)
 	while (d->orphans != NULL) {
 		struct orphan *o = d->orphans;
 		d->orphans = o->next;
+		inflight_forget(&o->inflight);
 		unmap_and_unlink(d, o->id, o->fd, o->ctl, unlink);
 		free(o);
 	}

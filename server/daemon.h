@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "heap.h"
+#include "inflight.h"
 #include "layout.h"
 #include "options.h"
 #include "roots.h"
@@ -37,6 +38,7 @@ struct client {
 	uint64_t requests, rejected;
 	int ctl_fd;
 	struct control_block *ctl;
+	struct inflight_set *inflight; /* its refills not yet collected (inflight.h) */
 };
 
 struct daemon {

@@ -201,6 +201,8 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 	int n = heap_refill(d->heap, rf->size_class, (uint32_t)want, &b);
 	if (n < 0)
 		return refuse(d, c, resp, s, req->id, -n, "refill");
+	if (rf->slot != 0)
+		inflight_note(&c->inflight, rf->slot - 1, rf->size_class, req->id, &b);
 	c->bytes_held += (uint64_t)n * size;
 	shma__refill_reply__init(r);
 	r->size_class = rf->size_class;

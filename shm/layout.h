@@ -111,15 +111,15 @@ static inline uint64_t *layout_bitmap(void *base, const struct arena_geometry *g
 #define SHMA_CONTROL_SLOTS 256
 
 struct tcache_bin {
-	uint64_t head;  /* ref of the first free block; each block holds the next */
+	uint64_t head;      /* ref of the first free block; each block holds the next */
 	uint32_t count;
-	uint32_t reserved;
+	uint32_t collected; /* low 32 bits of the id of the last refill taken in */
 };
 
 struct control_slot {
 	uint32_t in_use; /* 1 while a thread owns the slot */
 	uint32_t tid;
-	uint64_t mallocs; /* allocations by the thread (published on slow paths) */
+	uint64_t mallocs; /* allocations by the thread (it alone writes them) */
 	uint64_t waits;   /* of them, those that waited on the daemon */
 	uint64_t reserved;
 	struct tcache_bin bins[SIZECLASS_COUNT];

@@ -94,19 +94,9 @@ END_TEST
 
 /* ---- bad input ---- */
 
-static Shma__Response *read_response(int fd)
-{
-	static uint8_t buf[1 << 16];
-	int n = e2e_raw_read_frame(fd, buf, sizeof buf);
-	ck_assert_int_gt(n, 0);
-	Shma__Response *r = shma__response__unpack(NULL, (size_t)n, buf);
-	ck_assert_ptr_nonnull(r);
-	return r;
-}
-
 static void expect_error_and_close(int fd, int code)
 {
-	Shma__Response *r = read_response(fd);
+	Shma__Response *r = e2e_read_response(fd);
 	ck_assert_int_eq(r->body_case, SHMA__RESPONSE__BODY_ERROR);
 	ck_assert_int_eq(r->error->code, code);
 	ck_assert_ptr_nonnull(r->error->message);
@@ -115,42 +105,14 @@ static void expect_error_and_close(int fd, int code)
 	close(fd);
 }
 
-static void send_raw(int fd, const void *p, size_t n)
-{
-	ck_assert_int_eq(write(fd, p, n), (ssize_t)n);
-}
-
-static void send_request(int fd, const Shma__Request *req)
-{
-	uint8_t buf[4096];
-	size_t n = shma__request__get_packed_size(req);
-	ck_assert_uint_le(n + 4, sizeof buf);
-	frame_put_header(buf, (uint32_t)n);
-	shma__request__pack(req, buf + 4);
-	send_raw(fd, buf, n + 4);
-}
-
-static void send_hello(int fd, uint32_t version, uint64_t checksum)
-{
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Hello h = SHMA__HELLO__INIT;
-	h.version = version;
-	h.pid = (uint32_t)getpid();
-	h.class_checksum = checksum;
-	req.id = 1;
-	req.body_case = SHMA__REQUEST__BODY_HELLO;
-	req.hello = &h;
-	send_request(fd, &req);
-}
-
 /* The daemon still serves a well-behaved client: the end of every bad-input
  * test. */
 static void daemon_still_serves(void)
 {
 	int fd = e2e_raw_connect(e2e.socket);
 	ck_assert_int_ge(fd, 0);
-	send_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum());
-	Shma__Response *r = read_response(fd);
+	e2e_send_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum());
+	Shma__Response *r = e2e_read_response(fd);
 	ck_assert_int_eq(r->body_case, SHMA__RESPONSE__BODY_HELLO);
 	shma__response__free_unpacked(r, NULL);
 	close(fd);
@@ -165,7 +127,7 @@ START_TEST(oversized_length_gets_error_and_close)
 	int fd = e2e_raw_connect(e2e.socket);
 	uint8_t hdr[4];
 	frame_put_header(hdr, (1u << 20) + 1);
-	send_raw(fd, hdr, 4);
+	e2e_send_raw(fd, hdr, 4);
 	expect_error_and_close(fd, EMSGSIZE);
 	daemon_still_serves();
 }
@@ -175,7 +137,7 @@ START_TEST(zero_length_gets_error_and_close)
 {
 	int fd = e2e_raw_connect(e2e.socket);
 	uint8_t hdr[4] = {0};
-	send_raw(fd, hdr, 4);
+	e2e_send_raw(fd, hdr, 4);
 	expect_error_and_close(fd, EPROTO);
 	daemon_still_serves();
 }
@@ -187,7 +149,7 @@ START_TEST(undecodable_bytes_get_error_and_close)
 	uint8_t junk[4 + 12] = {0};
 	frame_put_header(junk, 12);
 	memset(junk + 4, 0xff, 12);
-	send_raw(fd, junk, sizeof junk);
+	e2e_send_raw(fd, junk, sizeof junk);
 	expect_error_and_close(fd, EPROTO);
 	daemon_still_serves();
 }
@@ -199,7 +161,7 @@ START_TEST(truncated_frame_then_hangup)
 	uint8_t part[4 + 3];
 	frame_put_header(part, 100);
 	memcpy(part + 4, "abc", 3);
-	send_raw(fd, part, sizeof part);
+	e2e_send_raw(fd, part, sizeof part);
 	close(fd);
 	daemon_still_serves();
 }
@@ -213,7 +175,7 @@ START_TEST(request_before_hello_is_refused)
 	req.id = 7;
 	req.body_case = SHMA__REQUEST__BODY_STATS;
 	req.stats = &st;
-	send_request(fd, &req);
+	e2e_send_request(fd, &req);
 	expect_error_and_close(fd, EPROTO);
 	daemon_still_serves();
 }
@@ -222,10 +184,10 @@ END_TEST
 START_TEST(version_mismatch_is_refused)
 {
 	int fd = e2e_raw_connect(e2e.socket);
-	send_hello(fd, SHMA_PROTOCOL_VERSION + 1, sizeclass_checksum());
+	e2e_send_hello(fd, SHMA_PROTOCOL_VERSION + 1, sizeclass_checksum());
 	expect_error_and_close(fd, EPROTONOSUPPORT);
 	fd = e2e_raw_connect(e2e.socket);
-	send_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum() ^ 1);
+	e2e_send_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum() ^ 1);
 	expect_error_and_close(fd, EPROTO);
 	daemon_still_serves();
 }
@@ -234,12 +196,12 @@ END_TEST
 START_TEST(empty_request_is_refused)
 {
 	int fd = e2e_raw_connect(e2e.socket);
-	send_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum());
-	Shma__Response *r = read_response(fd);
+	e2e_send_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum());
+	Shma__Response *r = e2e_read_response(fd);
 	shma__response__free_unpacked(r, NULL);
 	uint8_t frame[4 + 2] = {0, 0, 0, 0, 0x08, 0x05}; /* id 5, no body */
 	frame_put_header(frame, 2);
-	send_raw(fd, frame, sizeof frame);
+	e2e_send_raw(fd, frame, sizeof frame);
 	expect_error_and_close(fd, EPROTO);
 	daemon_still_serves();
 }

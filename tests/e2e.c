@@ -2,6 +2,7 @@
  * The end-to-end fixture: see e2e.h.
  */
 #include "e2e.h"
+#include "frame.h"
 #include "instance.h"
 #include "seg.h"
 #include "shmalloc.h"
@@ -271,4 +272,42 @@ int e2e_raw_closed(int fd)
 		if (r < 0)
 			return 0;
 	}
+}
+
+Shma__Response *e2e_read_response(int fd)
+{
+	static uint8_t buf[1 << 20];
+	int n = e2e_raw_read_frame(fd, buf, sizeof buf);
+	ck_assert_int_gt(n, 0);
+	Shma__Response *r = shma__response__unpack(NULL, (size_t)n, buf);
+	ck_assert_ptr_nonnull(r);
+	return r;
+}
+
+void e2e_send_raw(int fd, const void *p, size_t n)
+{
+	ck_assert_int_eq(write(fd, p, n), (ssize_t)n);
+}
+
+void e2e_send_request(int fd, const Shma__Request *req)
+{
+	uint8_t buf[4096];
+	size_t n = shma__request__get_packed_size(req);
+	ck_assert_uint_le(n + 4, sizeof buf);
+	frame_put_header(buf, (uint32_t)n);
+	shma__request__pack(req, buf + 4);
+	e2e_send_raw(fd, buf, n + 4);
+}
+
+void e2e_send_hello(int fd, uint32_t version, uint64_t checksum)
+{
+	Shma__Request req = SHMA__REQUEST__INIT;
+	Shma__Hello h = SHMA__HELLO__INIT;
+	h.version = version;
+	h.pid = (uint32_t)getpid();
+	h.class_checksum = checksum;
+	req.id = 1;
+	req.body_case = SHMA__REQUEST__BODY_HELLO;
+	req.hello = &h;
+	e2e_send_request(fd, &req);
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "shmalloc.pb-c.h"
+
 struct e2e_daemon {
 	char dir[64];
 	char socket[128];
@@ -56,5 +58,13 @@ int e2e_raw_connect(const char *socket);
 int e2e_raw_read_frame(int fd, uint8_t *buf, size_t cap);
 /* 1 if the daemon closed fd (read returns 0 within 5 s). */
 int e2e_raw_closed(int fd);
+
+/* Raw protocol, for tests that speak to the daemon as a client would not:
+ * each asserts on failure.  The response is the caller's to free with
+ * shma__response__free_unpacked(r, NULL). */
+Shma__Response *e2e_read_response(int fd);
+void e2e_send_raw(int fd, const void *p, size_t n);
+void e2e_send_request(int fd, const Shma__Request *req);
+void e2e_send_hello(int fd, uint32_t version, uint64_t checksum);
 
 #endif

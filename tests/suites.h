@@ -13,4 +13,6 @@
 	XX(stress) \
 	XX(ctl) \
 	XX(hostile) \
-	XX(recovery)
+	XX(debug) \
+	XX(recovery) \
+	XX(inflight)

@@ -9,4 +9,6 @@ tests_check_shmalloc_SOURCES += tests/check_alloc.c
 tests_check_shmalloc_SOURCES += tests/check_stress.c
 tests_check_shmalloc_SOURCES += tests/check_ctl.c
 tests_check_shmalloc_SOURCES += tests/check_hostile.c
+tests_check_shmalloc_SOURCES += tests/check_debug.c
 tests_check_shmalloc_SOURCES += tests/check_recovery.c
+tests_check_shmalloc_SOURCES += tests/check_inflight.c

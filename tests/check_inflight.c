@@ -1,0 +1,111 @@
+/*
+ * Refills in flight at a client's death: one the client marked collected in
+ * its control block stays out (its objects may be the program's), one it
+ * never marked is taken back (nobody can have its objects).
+ */
+#include "e2e.h"
+#include "frame.h"
+#include "layout.h"
+#include "seg.h"
+#include "shmalloc.h"
+#include "sizeclass.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+enum { CLS_KEPT = 3, CLS_LOST = 4, COUNT = 500 };
+
+static uint32_t refill(int fd, uint64_t id, unsigned cls)
+{
+	Shma__Request req = SHMA__REQUEST__INIT;
+	Shma__Refill rf = SHMA__REFILL__INIT;
+	rf.size_class = cls;
+	rf.count = COUNT;
+	rf.slot = 1; /* slot 0 */
+	req.id = id;
+	req.body_case = SHMA__REQUEST__BODY_REFILL;
+	req.refill = &rf;
+	e2e_send_request(fd, &req);
+	Shma__Response *r = e2e_read_response(fd);
+	uint32_t n = 0;
+	if (r->body_case == SHMA__RESPONSE__BODY_REFILL) {
+		n = (uint32_t)r->refill->n_refs;
+		for (size_t i = 0; i < r->refill->n_runs; i++)
+			n += r->refill->runs[i]->count;
+	}
+	shma__response__free_unpacked(r, NULL);
+	return n;
+}
+
+/* A client that takes two refills, marks only the first collected, dies. */
+static int take_two_and_die(void *arg)
+{
+	(void)arg;
+	int fd = e2e_raw_connect(e2e.socket);
+	e2e_send_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum());
+	Shma__Response *h = e2e_read_response(fd);
+	if (h->body_case != SHMA__RESPONSE__BODY_HELLO)
+		return 1;
+	char name[SEG_NAME_MAX];
+	seg_name(name, sizeof name, h->hello->instance, 'c', h->hello->client_id);
+	shma__response__free_unpacked(h, NULL);
+	int cfd = seg_open(name, 1);
+	struct control_block *cb = cfd >= 0 ? seg_map(cfd, 0, sizeof *cb, 1, NULL) : NULL;
+	if (cb == NULL)
+		return 2;
+	cb->slots[0].in_use = 1;
+	if (refill(fd, 2, CLS_KEPT) != COUNT || refill(fd, 3, CLS_LOST) != COUNT)
+		return 3;
+	__atomic_store_n(&cb->slots[0].bins[CLS_KEPT].collected, 2, __ATOMIC_RELEASE);
+	kill(getpid(), SIGKILL);
+	return 4;
+}
+
+static uint64_t stat_value(const char *key)
+{
+	char *json;
+	ck_assert_int_eq(shma_stats_json(&json), 0);
+	char *at = strstr(json, key);
+	ck_assert_ptr_nonnull(at);
+	uint64_t v = strtoull(at + strlen(key), NULL, 10);
+	free(json);
+	return v;
+}
+
+START_TEST(uncollected_refills_come_back_when_their_client_dies)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(take_two_and_die(NULL));
+	ck_assert_int_eq(e2e_wait(pid), 128 + SIGKILL);
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	uint64_t kept = (uint64_t)COUNT * sizeclass_size(CLS_KEPT);
+	uint64_t in_use = 0;
+	for (int i = 0; i < 100; i++) {
+		in_use = stat_value("\"in_use_bytes\":");
+		if (in_use <= kept)
+			break;
+		usleep(50000);
+	}
+	/* Exactly the collected refill is still out; the other came back. */
+	ck_assert_uint_eq(in_use, kept);
+	ck_assert_uint_ge(stat_value("\"reclaimed_objects\":"), COUNT);
+}
+END_TEST
+
+Suite *make_inflight_suite(void);
+Suite *make_inflight_suite(void)
+{
+	Suite *s = suite_create("inflight");
+	TCase *tc = tcase_create("inflight");
+	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, uncollected_refills_come_back_when_their_client_dies);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -41,6 +41,10 @@
 #include <unistd.h>
 
 #define WRITE_QUEUE_CAP ((size_t)8 << 20)
+/* Before Hello a peer has not shown it speaks our protocol: its frames are
+ * held to this (a Hello is well under it) and its buffer to about twice
+ * that, so thousands of silent connections cost little until they time out. */
+#define PREHELLO_FRAME_MAX 4096u
 #define MAX_CLIENTS 4096
 
 struct write_req {
@@ -195,6 +199,12 @@ static int handle_frame(struct client *c, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
+/* The longest frame c may send now. */
+static uint32_t frame_limit(const struct client *c)
+{
+	return c->hello_done ? c->d->opt.max_frame : PREHELLO_FRAME_MAX;
+}
+
 static void take_frames(struct client *c)
 {
 	size_t off = 0;
@@ -202,7 +212,7 @@ static void take_frames(struct client *c)
 		const uint8_t *body;
 		uint32_t n;
 		size_t used;
-		enum frame_status st = frame_next(c->buf + off, c->len - off, c->d->opt.max_frame,
+		enum frame_status st = frame_next(c->buf + off, c->len - off, frame_limit(c),
 						  &body, &n, &used);
 		if (st == FRAME_NEED_MORE)
 			break;
@@ -226,12 +236,13 @@ static void take_frames(struct client *c)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct client *c = (struct client *)h;
-	size_t limit = (size_t)c->d->opt.max_frame + FRAME_HEADER;
+	size_t slack = c->hello_done ? 65536 : 4096;
+	size_t limit = (size_t)frame_limit(c) + FRAME_HEADER + slack;
 	(void)suggested;
-	if (c->cap - c->len < 4096 && c->cap < limit + 65536) {
-		size_t ncap = c->cap ? c->cap * 2 : 65536;
-		if (ncap > limit + 65536)
-			ncap = limit + 65536;
+	if (c->cap - c->len < 4096 && c->cap < limit) {
+		size_t ncap = c->cap ? c->cap * 2 : slack;
+		if (ncap > limit)
+			ncap = limit;
 		uint8_t *nb = realloc(c->buf, ncap);
 		if (nb != NULL) {
 			c->buf = nb;
@@ -254,7 +265,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	c->len += (size_t)nread;
 	take_frames(c);
 	if (!c->closing && c->reading && c->len == c->cap &&
-	    c->cap >= (size_t)c->d->opt.max_frame + FRAME_HEADER) {
+	    c->cap >= (size_t)frame_limit(c) + FRAME_HEADER) {
 		/* Full buffer at its largest and still no whole frame: cannot
 		 * happen within the limit.  (Below its largest, a full buffer
 		 * only means on_alloc() grows it next time.) */

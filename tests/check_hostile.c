@@ -656,6 +656,27 @@ START_TEST(no_hello_in_time_is_closed)
 }
 END_TEST
 
+START_TEST(before_hello_frames_are_small)
+{
+	/* A Hello is tiny: before it, 4 KiB is the limit, not --max-frame. */
+	int fd = e2e_raw_connect(e2e.socket);
+	uint8_t hdr[FRAME_HEADER];
+	frame_put_header(hdr, 4097);
+	send_all(fd, hdr, sizeof hdr);
+	expect_error(recv_resp(fd), EMSGSIZE);
+	ck_assert(e2e_raw_closed(fd));
+	close(fd);
+	/* After it, the limit is --max-frame: a 128 KiB flush is fine. */
+	fd = peer(e2e.socket);
+	static uint64_t refs[16384];
+	size_t n = refill_refs(fd, 0, 16384, refs);
+	ck_assert_uint_gt(n, 8192);
+	flush(fd, refs, n, (uint32_t)n, 0);
+	close(fd);
+	still_serves(&e2e);
+}
+END_TEST
+
 START_TEST(half_a_frame_blocks_nobody)
 {
 	int slow = peer(e2e.socket);
@@ -955,6 +976,7 @@ Suite *make_hostile_suite(void)
 	tcase_add_test(tc, a_flood_of_connections);
 	tcase_add_test(tc, out_of_file_descriptors_does_not_spin);
 	tcase_add_test(tc, no_hello_in_time_is_closed);
+	tcase_add_test(tc, before_hello_frames_are_small);
 	tcase_add_test(tc, half_a_frame_blocks_nobody);
 	tcase_add_test(tc, a_client_that_never_reads_costs_bounded_memory);
 	suite_add_tcase(s, tc);

@@ -29,6 +29,7 @@ struct client {
 	gid_t gid;
 	int64_t connected_since;
 	uint64_t accepted_ms;    /* uv_now() at accept: the handshake timeout's start */
+	uint64_t stalled_ms;     /* uv_now() when its unread answers passed the cap; 0: not */
 	char name[64];
 	int hello_done;
 	int closing;             /* no more reads; close once the writes are out */
@@ -49,7 +50,7 @@ struct daemon {
 	uv_pipe_t listener;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t decay_timer;
-	uv_timer_t handshake_timer; /* closes connections that never said Hello */
+	uv_timer_t conn_timer;   /* closes connections without Hello, or that never read */
 	struct client *clients;
 	struct orphan *orphans;  /* control blocks whose connection ended (control.c) */
 	unsigned nclients;

@@ -26,7 +26,7 @@ enum {
 	OPT_ARENA_SIZE = 256, OPT_MAX_MEMORY, OPT_CLIENT_MAX_MEMORY,
 	OPT_LARGE_THRESHOLD, OPT_DECAY, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_SOCKET_MODE,
 	OPT_SEGMENT_MODE, OPT_LOG_LEVEL, OPT_CLEANUP, OPT_MAX_FRAME, OPT_DISCARD,
-	OPT_HANDSHAKE_TIMEOUT,
+	OPT_HANDSHAKE_TIMEOUT, OPT_WRITE_TIMEOUT,
 };
 
 static const struct option long_options[] = {
@@ -44,6 +44,7 @@ static const struct option long_options[] = {
 	{"segment-mode", required_argument, NULL, OPT_SEGMENT_MODE},
 	{"max-frame", required_argument, NULL, OPT_MAX_FRAME},
 	{"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+	{"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"daemonize", no_argument, NULL, OPT_DAEMONIZE},
 	{"cleanup", no_argument, NULL, OPT_CLEANUP},
@@ -77,6 +78,8 @@ static const char usage_text[] =
 	"      --max-frame SIZE        longest message accepted (default 1M)\n"
 	"      --handshake-timeout SECONDS  close a connection that has not said Hello\n"
 	"                              within this time (default 10; 0: never)\n"
+	"      --write-timeout SECONDS  close a client that has left 8M of answers\n"
+	"                              unread this long (default 60; 0: never)\n"
 	"      --log-level LEVEL       error, warn, info (default) or debug\n"
 	"  -d, --daemonize             detach from the terminal\n"
 	"      --cleanup               remove the instance's segments on exit\n"
@@ -233,16 +236,17 @@ static int apply_max_frame(const char *arg, struct options *o, FILE *err)
 	return 0;
 }
 
-static int apply_handshake_timeout(const char *arg, struct options *o, FILE *err)
+/* A timeout in seconds (fractions allowed), at most a day; 0 is "never". */
+static int apply_timeout(const char *name, const char *arg, uint64_t *ms, FILE *err)
 {
 	char *end;
 	double s = strtod(arg, &end);
 	if (end == arg || *end != '\0' || !(s >= 0) || s > 86400) {
-		fprintf(err, "shmallocd: --handshake-timeout: '%s' is not a number of seconds "
-			"(at most 86400)\n", arg);
+		fprintf(err, "shmallocd: --%s: '%s' is not a number of seconds (at most 86400)\n",
+			name, arg);
 		return -EINVAL;
 	}
-	o->handshake_timeout_ms = (uint64_t)(s * 1000);
+	*ms = (uint64_t)(s * 1000);
 	return 0;
 }
 
@@ -262,7 +266,8 @@ static int apply(struct options *o, int opt, const char *name, const char *arg, 
 	case OPT_SOCKET_MODE: return apply_mode(name, arg, &o->socket_mode, err);
 	case OPT_SEGMENT_MODE: return apply_mode(name, arg, &o->segment_mode, err);
 	case OPT_MAX_FRAME: return apply_max_frame(arg, o, err);
-	case OPT_HANDSHAKE_TIMEOUT: return apply_handshake_timeout(arg, o, err);
+	case OPT_HANDSHAKE_TIMEOUT: return apply_timeout(name, arg, &o->handshake_timeout_ms, err);
+	case OPT_WRITE_TIMEOUT: return apply_timeout(name, arg, &o->write_timeout_ms, err);
 	case OPT_LOG_LEVEL: return apply_log_level(arg, o, err);
 	case OPT_DAEMONIZE: o->daemonize = 1; return 0;
 	case OPT_CLEANUP: o->cleanup = 1; return 0;
@@ -338,6 +343,7 @@ static void set_defaults(struct options *o)
 	o->decay_ms = 10000;
 	o->max_frame = 1u << 20;
 	o->handshake_timeout_ms = 10000;
+	o->write_timeout_ms = 60000;
 	o->socket_mode = 0600;
 	o->segment_mode = 0;
 	o->log_level = LOG_INFO;

@@ -22,6 +22,7 @@ struct options {
 	uint64_t decay_ms;
 	uint32_t max_frame;
 	uint64_t handshake_timeout_ms; /* no Hello by then: closed; 0: never */
+	uint64_t write_timeout_ms; /* answers unread (queue past its cap) this long: closed */
 	uid_t allow_uid[OPTIONS_MAX_IDS];
 	unsigned nallow_uid;
 	gid_t allow_gid[OPTIONS_MAX_IDS];

@@ -15,7 +15,8 @@
  *
  * A connection that has not said Hello within --handshake-timeout gets an
  * ETIMEDOUT Error and is closed, so that idle or half-open peers cannot sit
- * on file descriptors and client slots.  A client that said Hello may stay
+ * on file descriptors and client slots; one whose answers stay unread past
+ * the cap for --write-timeout is closed too, so the memory it pins is freed.  A client that said Hello may stay
  * idle as long as it likes.  When the process runs out of file descriptors,
  * libuv accepts and drops the pending connections with a reserve descriptor
  * (uv__emfile_trick) rather than spinning on accept; we only ignore the
@@ -117,6 +118,7 @@ static void on_written(uv_write_t *req, int status)
 	if (!c->reading &&
 	    uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) < WRITE_QUEUE_CAP / 2) {
 		/* Frames already read wait in the buffer: take them first. */
+		c->stalled_ms = 0;
 		take_frames(c);
 		if (!c->closing && !queue_full(c))
 			start_reading(c);
@@ -230,6 +232,8 @@ static void take_frames(struct client *c)
 	if (!c->closing && queue_full(c)) {
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		c->reading = 0;
+		if (c->stalled_ms == 0)
+			c->stalled_ms = uv_now(c->d->loop) | 1;
 	}
 }
 
@@ -351,7 +355,7 @@ static void begin_shutdown(struct daemon *d)
 	uv_close((uv_handle_t *)&d->sigterm, on_handle_closed);
 	uv_close((uv_handle_t *)&d->sigint, on_handle_closed);
 	uv_close((uv_handle_t *)&d->decay_timer, on_handle_closed);
-	uv_close((uv_handle_t *)&d->handshake_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&d->conn_timer, on_handle_closed);
 	for (struct client *c = d->clients; c; c = c->next) {
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		c->reading = 0;
@@ -378,30 +382,57 @@ static void on_decay_timer(uv_timer_t *t)
 			(unsigned long long)bytes);
 }
 
-/* Closes every connection that has not said Hello within the timeout. */
-static void on_handshake_timer(uv_timer_t *t)
+/* No Hello within --handshake-timeout: told so, and closed. */
+static int handshake_overdue(const struct client *c, uint64_t now)
+{
+	uint64_t limit = c->d->opt.handshake_timeout_ms;
+	return !c->hello_done && limit != 0 && now - c->accepted_ms >= limit;
+}
+
+/* Answers unread past the cap for --write-timeout: closed without a word
+ * (it would not read one), which frees what its queue pins. */
+static int write_overdue(const struct client *c, uint64_t now)
+{
+	uint64_t limit = c->d->opt.write_timeout_ms;
+	return c->stalled_ms != 0 && limit != 0 && now - c->stalled_ms >= limit;
+}
+
+static void on_conn_timer(uv_timer_t *t)
 {
 	struct daemon *d = t->data;
 	uint64_t now = uv_now(d->loop);
 	for (struct client *c = d->clients; c; c = c->next) {
-		if (c->hello_done || c->closing || now - c->accepted_ms < d->opt.handshake_timeout_ms)
+		if (c->closing)
 			continue;
-		send_error_and_close(c, ETIMEDOUT, "no hello within --handshake-timeout");
+		if (handshake_overdue(c, now)) {
+			send_error_and_close(c, ETIMEDOUT, "no hello within --handshake-timeout");
+		} else if (write_overdue(c, now)) {
+			c->rejected++;
+			d->rejected++;
+			log_msg(LOG_WARN, "pid %ld: its answers stayed unread past --write-timeout: closed",
+				(long)c->pid);
+			c->closing = 1;
+			close_client(c);
+		}
 	}
 }
 
-static void start_handshake_timer(struct daemon *d)
+/* Ticks at a quarter of the shorter timeout, between 50 ms and 1 s. */
+static void start_conn_timer(struct daemon *d)
 {
-	uv_timer_init(d->loop, &d->handshake_timer);
-	d->handshake_timer.data = d;
-	if (d->opt.handshake_timeout_ms == 0)
+	uint64_t shortest = d->opt.handshake_timeout_ms;
+	if (shortest == 0 || (d->opt.write_timeout_ms && d->opt.write_timeout_ms < shortest))
+		shortest = d->opt.write_timeout_ms;
+	uv_timer_init(d->loop, &d->conn_timer);
+	d->conn_timer.data = d;
+	if (shortest == 0)
 		return;
-	uint64_t every = d->opt.handshake_timeout_ms / 4;
+	uint64_t every = shortest / 4;
 	if (every < 50)
 		every = 50;
 	if (every > 1000)
 		every = 1000;
-	uv_timer_start(&d->handshake_timer, on_handshake_timer, every, every);
+	uv_timer_start(&d->conn_timer, on_conn_timer, every, every);
 }
 
 /* Another daemon already listening there?  1 yes, 0 no (a stale socket). */
@@ -476,7 +507,7 @@ static void start_handles(struct daemon *d)
 	if (every > 1000)
 		every = 1000;
 	uv_timer_start(&d->decay_timer, on_decay_timer, every, every);
-	start_handshake_timer(d);
+	start_conn_timer(d);
 }
 
 /* A client costs two descriptors (its socket and its control block): raise

@@ -702,11 +702,12 @@ START_TEST(half_a_frame_blocks_nobody)
 }
 END_TEST
 
-START_TEST(a_client_that_never_reads_costs_bounded_memory)
+/* A client that sends Roots requests for a second and never reads: 64
+ * roots of the longest names make an answer of some 17 KiB for a request of
+ * 8 bytes, so one read of 64 KiB holds 8192 of them. */
+static int start_hog(const struct e2e_daemon *d)
 {
-	/* 64 roots of the longest names make a Roots answer of some 17 KiB
-	 * for a request of 8 bytes: one read of 64 KiB holds 8192 of them. */
-	int hog = peer(e2e.socket);
+	int hog = peer(d->socket);
 	uint64_t ref;
 	ck_assert_uint_eq(refill_refs(hog, 0, 1, &ref), 1);
 	char name[256];
@@ -717,8 +718,12 @@ START_TEST(a_client_that_never_reads_costs_bounded_memory)
 		name[2] = 'r';
 		expect_ok(publish(hog, name, ref));
 	}
-	long rss0 = daemon_rss_kib(&e2e);
-	uint8_t batch[8 * 8192];
+	return hog;
+}
+
+static void hog_for_a_second(int hog)
+{
+	static uint8_t batch[8 * 8192];
 	Shma__Request req = SHMA__REQUEST__INIT;
 	Shma__Roots ro = SHMA__ROOTS__INIT;
 	req.body_case = SHMA__REQUEST__BODY_ROOTS;
@@ -730,25 +735,46 @@ START_TEST(a_client_that_never_reads_costs_bounded_memory)
 		frame_put_header(batch + i, (uint32_t)n);
 		shma__request__pack(&req, batch + i + FRAME_HEADER);
 	}
-	/* As many as the socket takes, for a second, and never a read. */
 	ck_assert_int_eq(fcntl(hog, F_SETFL, O_NONBLOCK), 0);
-	size_t sent = 0;
 	struct timespec t0, t;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do {
-		ssize_t w = write(hog, batch, sizeof batch);
-		if (w > 0)
-			sent += (size_t)w;
-		else
+		if (write(hog, batch, sizeof batch) <= 0)
 			usleep(1000);
 		clock_gettime(CLOCK_MONOTONIC, &t);
 	} while (t.tv_sec - t0.tv_sec < 1);
+}
+
+START_TEST(a_client_that_never_reads_costs_bounded_memory)
+{
+	int hog = start_hog(&e2e);
+	long rss0 = daemon_rss_kib(&e2e);
+	hog_for_a_second(hog);
 	still_serves(&e2e);
 	long grown = daemon_rss_kib(&e2e) - rss0;
-	ck_assert_msg(grown < 48 * 1024, "the daemon grew by %ld KiB (%zu bytes of requests)",
-		      grown, sent);
+	ck_assert_msg(grown < 48 * 1024, "the daemon grew by %ld KiB", grown);
 	close(hog);
 	still_serves(&e2e);
+}
+END_TEST
+
+START_TEST(a_client_that_never_reads_is_closed_after_the_write_timeout)
+{
+	struct e2e_daemon d;
+	const char *const extra[] = {"--write-timeout", "1", NULL};
+	e2e_start_daemon(&d, extra);
+	int hog = start_hog(&d);
+	int reader = peer(d.socket); /* idle, but reads what it asks for */
+	hog_for_a_second(hog);
+	int n = 0;
+	for (int i = 0; i < 300 && (n = log_lines(&d, "past --write-timeout: closed")) == 0; i++)
+		usleep(10000);
+	ck_assert_int_eq(n, 1);
+	stats_ok(reader);
+	close(reader);
+	close(hog);
+	still_serves(&d);
+	e2e_stop_daemon(&d);
 }
 END_TEST
 
@@ -983,6 +1009,7 @@ Suite *make_hostile_suite(void)
 	tcase_add_test(tc, before_hello_frames_are_small);
 	tcase_add_test(tc, half_a_frame_blocks_nobody);
 	tcase_add_test(tc, a_client_that_never_reads_costs_bounded_memory);
+	tcase_add_test(tc, a_client_that_never_reads_is_closed_after_the_write_timeout);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("limits");
 	tcase_set_timeout(tc, 30);

@@ -104,6 +104,7 @@ struct tcache {
 	unsigned index;            /* of the slot */
 	uint16_t batch[SIZECLASS_COUNT];
 	uint16_t low[SIZECLASS_COUNT]; /* see tcache_low() */
+	uint64_t last_refill_ns[SIZECLASS_COUNT];
 	uint64_t pending[SIZECLASS_COUNT]; /* id of a refill asked ahead of need */
 };
 

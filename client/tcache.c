@@ -21,12 +21,15 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #define BATCH_START 32u
 #define BATCH_BYTES ((uint64_t)256 << 10)
 #define BATCH_MAX 8192u
 #define THREAD_CACHE_MAX ((uint64_t)4 << 20)
 #define FLUSH_CHUNK 4096u
+#define GROW_WITHIN_NS 5000000u    /* refilled again within 5 ms: grow */
+#define SHRINK_AFTER_NS 100000000u /* not for 100 ms: shrink */
 
 __thread struct tcache *tcache_self __attribute__((tls_model("initial-exec")));
 
@@ -300,6 +303,42 @@ static struct tcache *self_offline(unsigned cls)
 
 /* Refills bin cls and waits for it: the refill asked ahead of need if it is
  * on this connection, else a new one.  0 or -errno. */
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The next batch of a class: twice as large while the class is refilled in
+ * quick succession (it keeps missing), half as large when it is not, between
+ * BATCH_START and the cap; the next refill is asked for at half of it. */
+static void adapt_batch(struct tcache *t, unsigned cls)
+{
+	uint64_t now = now_ns(), since = now - t->last_refill_ns[cls];
+	uint32_t b = t->batch[cls];
+	t->last_refill_ns[cls] = now;
+	if (since < GROW_WITHIN_NS)
+		b = b * 2 > batch_cap(cls) ? batch_cap(cls) : b * 2;
+	else if (since > SHRINK_AFTER_NS && b / 2 >= BATCH_START)
+		b /= 2;
+	t->batch[cls] = (uint16_t)b;
+	t->low[cls] = (uint16_t)(b / 2);
+}
+
+/* How many objects a refill of cls asks for: the batch, but no more than the
+ * thread's cache budget has room for (and at least a few). */
+static uint32_t refill_count(const struct tcache *t, unsigned cls)
+{
+	uint64_t size = sizeclass_size(cls);
+	uint64_t room = t->cached_bytes < THREAD_CACHE_MAX
+				? (THREAD_CACHE_MAX - t->cached_bytes) / size : 0;
+	uint32_t n = t->batch[cls], least = n < 8 ? n : 8;
+	if (n > room)
+		n = room > least ? (uint32_t)room : least;
+	return n;
+}
+
 static int refill_now(struct tcache *t, unsigned cls)
 {
 	uint64_t id = t->pending[cls];
@@ -307,14 +346,9 @@ static int refill_now(struct tcache *t, unsigned cls)
 	if (id != 0 && !conn_id_current(id))
 		id = 0; /* asked on a connection that is gone: never answered */
 	if (id == 0)
-		id = send_refill(t, cls, t->batch[cls]);
+		id = send_refill(t, cls, refill_count(t, cls));
 	int rc = id ? take_refill(t, cls, id) : -ECONNRESET;
-	/* The class keeps missing: the next batch is twice as large, up to
-	 * the cap; the next refill is asked for at half of it. */
-	if (t->batch[cls] < batch_cap(cls))
-		t->batch[cls] = (uint16_t)(t->batch[cls] * 2u > batch_cap(cls) ? batch_cap(cls)
-									 : t->batch[cls] * 2u);
-	t->low[cls] = t->batch[cls] / 2;
+	adapt_batch(t, cls);
 	return rc;
 }
 
@@ -343,7 +377,7 @@ void *tcache_alloc_slow(unsigned cls)
 			rc = refill_now(t, cls);
 	} else if (conn_connected() &&
 		   (t->pending[cls] == 0 || !conn_id_current(t->pending[cls]))) {
-		t->pending[cls] = send_refill(t, cls, t->batch[cls]);
+		t->pending[cls] = send_refill(t, cls, refill_count(t, cls));
 		t->low[cls] = 0; /* the fast path until the bin is empty */
 	}
 	conn_unlock();

@@ -15,4 +15,5 @@
 	XX(hostile) \
 	XX(debug) \
 	XX(recovery) \
-	XX(inflight)
+	XX(inflight) \
+	XX(limits)

@@ -12,3 +12,4 @@ tests_check_shmalloc_SOURCES += tests/check_hostile.c
 tests_check_shmalloc_SOURCES += tests/check_debug.c
 tests_check_shmalloc_SOURCES += tests/check_recovery.c
 tests_check_shmalloc_SOURCES += tests/check_inflight.c
+tests_check_shmalloc_SOURCES += tests/check_limits.c tests/raw.h

@@ -50,13 +50,24 @@ uint64_t heap_now_ms(void)
 
 static uint64_t mapped_bytes(const struct heap *h)
 {
-	return (uint64_t)h->narenas * h->g.arena_size + large_bytes(h->large);
+	return (uint64_t)h->narenas * h->g.arena_size + large_bytes(h->large) +
+	       large_kept_bytes(h->large);
 }
 
 /* 1 if max_memory leaves room for bytes more. */
-static int within_cap(const struct heap *h, uint64_t bytes)
+static int fits_cap(const struct heap *h, uint64_t bytes)
 {
 	return h->cfg.max_memory == 0 || mapped_bytes(h) + bytes <= h->cfg.max_memory;
+}
+
+/* Whether bytes more fit --max-memory, giving the kept large blocks back
+ * first if that makes the room. */
+static int within_cap(struct heap *h, uint64_t bytes)
+{
+	if (fits_cap(h, bytes))
+		return 1;
+	h->returned += large_release_kept(h->large, h->instance, UINT64_MAX, 0);
+	return fits_cap(h, bytes);
 }
 
 static int grow_arena_array(struct heap *h)
@@ -377,12 +388,13 @@ int heap_alloc_large(struct heap *h, uint64_t size, uint64_t *ref, uint64_t *seg
 	uint64_t rounded = (size + SHMA_PAGE_SIZE - 1) & ~(uint64_t)(SHMA_PAGE_SIZE - 1);
 	if (!within_cap(h, rounded))
 		return -ENOMEM;
-	int rc = large_alloc(h->large, h->instance, h->cfg.mode, rounded, &id);
+	uint64_t got;
+	int rc = large_alloc(h->large, h->instance, h->cfg.mode, rounded, &id, &got);
 	if (rc < 0)
 		return rc;
 	*ref = ref_make(REF_LARGE, id, 0);
-	*seg_size = rounded;
-	h->in_use += rounded;
+	*seg_size = got;
+	h->in_use += got;
 	if (h->in_use > h->peak)
 		h->peak = h->in_use;
 	return 0;
@@ -393,7 +405,7 @@ int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size)
 	uint64_t sz;
 	if (ref_kind(ref) != REF_LARGE || ref_offset(ref) != 0)
 		return -EINVAL;
-	int rc = large_free(h->large, h->instance, ref_id(ref), &sz);
+	int rc = large_free(h->large, h->instance, ref_id(ref), &sz, heap_now_ms());
 	if (rc < 0)
 		return rc;
 	h->in_use -= sz;
@@ -422,6 +434,7 @@ uint64_t heap_decay(struct heap *h, uint64_t now_ms)
 		if (rc == 0)
 			bytes += arena_page_offset(d.backed_pages);
 	}
+	bytes += large_release_kept(h->large, h->instance, now_ms, h->cfg.decay_ms);
 	h->returned += bytes;
 	return bytes;
 }
@@ -441,7 +454,7 @@ void heap_totals(const struct heap *h, struct heap_totals *t)
 	for (uint32_t i = 0; i < h->narenas; i++)
 		t->resident_bytes += arena_resident(h->arenas[i]);
 	/* Large blocks are reserved whole until freed. */
-	t->resident_bytes += large_bytes(h->large);
+	t->resident_bytes += large_bytes(h->large) + large_kept_bytes(h->large);
 	t->in_use_bytes = h->in_use;
 	t->peak_in_use_bytes = h->peak;
 	t->returned_bytes = h->returned;

@@ -17,11 +17,20 @@ struct slot {
 	uint64_t size;
 };
 
+struct kept {
+	uint32_t id;
+	uint64_t size;
+	uint64_t since_ms; /* freed then */
+};
+
 struct large_set {
 	struct slot *slots;
 	uint32_t mask;     /* slots - 1 */
 	uint64_t count, bytes;
 	uint32_t next_id;  /* ids [0, next_id) were tried already */
+	struct kept keep[LARGE_KEEP_MAX];
+	unsigned nkeep;
+	uint64_t keep_bytes;
 };
 
 static uint32_t hash(uint32_t id)
@@ -53,6 +62,8 @@ static void unlink_block(const char *instance, uint32_t id)
 
 void large_destroy(struct large_set *ls, const char *instance, int unlink)
 {
+	/* Kept blocks are free memory: never left behind. */
+	large_release_kept(ls, instance, UINT64_MAX, 0);
 	for (uint32_t i = 0; unlink && i <= ls->mask; i++)
 		if (ls->slots[i].id != 0)
 			unlink_block(instance, ls->slots[i].id - 1);
@@ -110,20 +121,78 @@ static int create_segment(struct large_set *ls, const char *instance, mode_t mod
 	return rc;
 }
 
+static void punch_block(const char *instance, uint32_t id, uint64_t size)
+{
+	char name[SEG_NAME_MAX];
+	if (seg_name(name, sizeof name, instance, 'l', id) < 0)
+		return;
+	/* Unlinked first: a daemon killed before the punch leaves no segment a
+	 * successor would take for a live block; the memory goes when the last
+	 * mapping does. */
+	int fd = seg_open(name, 1);
+	seg_unlink(name);
+	if (fd >= 0) {
+		seg_punch(fd, 0, size);
+		close(fd);
+	}
+}
+
+/* Sets the size of segment id: size + 1 marks it kept, size makes it a
+ * block again.  0 or -errno. */
+static int set_size(const char *instance, uint32_t id, uint64_t size)
+{
+	char name[SEG_NAME_MAX];
+	int rc = seg_name(name, sizeof name, instance, 'l', id);
+	int fd = rc < 0 ? rc : seg_open(name, 1);
+	if (fd < 0)
+		return fd;
+	rc = seg_resize(fd, size);
+	close(fd);
+	return rc;
+}
+
+/* The smallest kept block of size to size * 5/4 bytes, taken out of the
+ * pool and made a block again: 0 with id and got set, or -ENOENT. */
+static int take_kept(struct large_set *ls, const char *instance, uint64_t size, uint32_t *id,
+		     uint64_t *got)
+{
+	int best = -1;
+	for (unsigned i = 0; i < ls->nkeep; i++) {
+		uint64_t k = ls->keep[i].size;
+		if (k >= size && k <= size + size / 4 && (best < 0 || k < ls->keep[best].size))
+			best = (int)i;
+	}
+	if (best < 0)
+		return -ENOENT;
+	struct kept k = ls->keep[best];
+	ls->keep[best] = ls->keep[--ls->nkeep];
+	ls->keep_bytes -= k.size;
+	if (set_size(instance, k.id, k.size) != 0) {
+		punch_block(instance, k.id, k.size);
+		return -ENOENT;
+	}
+	*id = k.id;
+	*got = k.size;
+	return 0;
+}
+
 int large_alloc(struct large_set *ls, const char *instance, mode_t mode,
-		uint64_t size, uint32_t *id)
+		uint64_t size, uint32_t *id, uint64_t *got)
 {
 	int rc = grow(ls);
 	if (rc < 0)
 		return rc;
-	rc = create_segment(ls, instance, mode, size, id);
-	if (rc < 0)
-		return rc;
+	*got = size;
+	if (take_kept(ls, instance, size, id, got) != 0) {
+		rc = create_segment(ls, instance, mode, size, id);
+		if (rc < 0)
+			return rc;
+	}
 	struct slot *s = find(ls, *id);
 	s->id = *id + 1;
-	s->size = size;
+	s->size = *got;
 	ls->count++;
-	ls->bytes += size;
+	ls->bytes += *got;
 	return 0;
 }
 
@@ -182,29 +251,54 @@ static void remove_slot(struct large_set *ls, uint32_t i)
 	ls->slots[i].size = 0;
 }
 
-static void punch_block(const char *instance, uint32_t id, uint64_t size)
+
+/* Keeps block id in the pool if there is room; 1 if kept. */
+static int keep(struct large_set *ls, const char *instance, uint32_t id, uint64_t size,
+		uint64_t now_ms)
 {
-	char name[SEG_NAME_MAX];
-	if (seg_name(name, sizeof name, instance, 'l', id) < 0)
-		return;
-	/* Unlinked first: a daemon killed before the punch leaves no segment a
-	 * successor would take for a live block; the memory goes when the last
-	 * mapping does. */
-	int fd = seg_open(name, 1);
-	seg_unlink(name);
-	if (fd >= 0) {
-		seg_punch(fd, 0, size);
-		close(fd);
-	}
+	if (ls->nkeep == LARGE_KEEP_MAX || ls->keep_bytes + size > LARGE_KEEP_BYTES)
+		return 0;
+	/* Marked before it counts as kept: a daemon killed now leaves a segment
+	 * recovery removes, never a block it would think live. */
+	if (set_size(instance, id, size + 1) != 0)
+		return 0;
+	ls->keep[ls->nkeep++] = (struct kept){id, size, now_ms};
+	ls->keep_bytes += size;
+	return 1;
 }
 
-int large_free(struct large_set *ls, const char *instance, uint32_t id, uint64_t *size)
+uint64_t large_release_kept(struct large_set *ls, const char *instance, uint64_t now_ms,
+			    uint64_t decay_ms)
+{
+	uint64_t bytes = 0;
+	for (unsigned i = 0; i < ls->nkeep;) {
+		struct kept k = ls->keep[i];
+		if (now_ms - k.since_ms < decay_ms) {
+			i++;
+			continue;
+		}
+		punch_block(instance, k.id, k.size + 1);
+		ls->keep[i] = ls->keep[--ls->nkeep];
+		ls->keep_bytes -= k.size;
+		bytes += k.size;
+	}
+	return bytes;
+}
+
+uint64_t large_kept_bytes(const struct large_set *ls)
+{
+	return ls->keep_bytes;
+}
+
+int large_free(struct large_set *ls, const char *instance, uint32_t id, uint64_t *size,
+	       uint64_t now_ms)
 {
 	struct slot *s = find(ls, id);
 	if (s->id == 0)
 		return -EINVAL;
 	uint64_t sz = s->size;
-	punch_block(instance, id, sz);
+	if (!keep(ls, instance, id, sz, now_ms))
+		punch_block(instance, id, sz);
 	remove_slot(ls, (uint32_t)(s - ls->slots));
 	ls->count--;
 	ls->bytes -= sz;

@@ -228,6 +228,19 @@ static int large_exists(uint64_t ref)
 	return 1;
 }
 
+/* The size of the segment behind a large ref, or -1. */
+static int64_t large_seg_size(uint64_t ref)
+{
+	char name[SEG_NAME_MAX];
+	ck_assert_int_eq(seg_name(name, sizeof name, inst, 'l', ref_id(ref)), 0);
+	int fd = seg_open(name, 0);
+	if (fd < 0)
+		return -1;
+	int64_t size = seg_size(fd);
+	close(fd);
+	return size;
+}
+
 START_TEST(large_blocks_are_segments)
 {
 	uint64_t ref, size, freed;
@@ -247,11 +260,19 @@ START_TEST(large_blocks_are_segments)
 	ck_assert_int_eq(heap_free_large(h, ref_make(REF_ARENA, 0, 0), NULL), -EINVAL);
 	ck_assert_int_eq(heap_free_large(h, ref, &freed), 0);
 	ck_assert_uint_eq(freed, size);
-	ck_assert(!large_exists(ref));
+	/* Kept, still reserved, for the next allocation that fits; marked by a
+	 * size past its pages, so recovery would never take it for live. */
+	ck_assert_int_eq(large_seg_size(ref), (int64_t)size + 1);
 	ck_assert_int_eq(heap_free_large(h, ref, NULL), -EINVAL);
 	heap_totals(h, &t);
 	ck_assert_uint_eq(t.large_count, 0);
 	ck_assert_uint_eq(t.in_use_bytes, 0);
+	ck_assert_uint_eq(t.mapped_bytes, MIB + size);
+	/* After the decay it goes back to the OS. */
+	ck_assert_uint_ge(heap_decay(h, heap_now_ms() + 1000), size);
+	ck_assert(!large_exists(ref));
+	heap_totals(h, &t);
+	ck_assert_uint_eq(t.mapped_bytes, MIB);
 	ck_assert_int_eq(heap_alloc_large(h, 0, &ref, &size), -EINVAL);
 	ck_assert_int_eq(heap_alloc_large(h, (REF_OFFSET_MASK + 1) * 2, &ref, &size),
 			 -EINVAL);
@@ -259,23 +280,59 @@ START_TEST(large_blocks_are_segments)
 }
 END_TEST
 
-START_TEST(large_ids_are_not_reused)
+START_TEST(large_blocks_come_back_from_the_pool_new_ids_never_repeat)
 {
 	char name[SEG_NAME_MAX];
-	uint64_t a, b, size;
+	uint64_t a, b, c, size;
 	open_heap(0);
 	/* A segment left by someone else holds id 0: it is skipped. */
 	ck_assert_int_eq(seg_name(name, sizeof name, inst, 'l', 0), 0);
 	int fd = seg_create(name, SHMA_PAGE_SIZE, 0600);
 	ck_assert_int_ge(fd, 0);
 	close(fd);
-	ck_assert_int_eq(heap_alloc_large(h, 1, &a, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(h, 100000, &a, &size), 0);
 	ck_assert_uint_eq(ref_id(a), 1);
 	ck_assert_int_eq(heap_free_large(h, a, NULL), 0);
-	ck_assert_int_eq(heap_alloc_large(h, 1, &b, &size), 0);
-	ck_assert_uint_eq(ref_id(b), 2);
+	/* The same size again: the kept segment, a block again. */
+	ck_assert_int_eq(heap_alloc_large(h, 100000, &b, &size), 0);
+	ck_assert_uint_eq(ref_id(b), 1);
+	ck_assert_int_eq(large_seg_size(b), (int64_t)size);
 	ck_assert_int_eq(heap_free_large(h, b, NULL), 0);
+	/* Twice as large does not fit it (more than a quarter): a new id. */
+	ck_assert_int_eq(heap_alloc_large(h, 200000, &c, &size), 0);
+	ck_assert_uint_eq(ref_id(c), 2);
+	ck_assert_int_eq(heap_free_large(h, c, NULL), 0);
 	ck_assert_int_eq(seg_unlink(name), 0);
+	close_heap();
+}
+END_TEST
+
+START_TEST(the_pool_is_bounded_and_yields_to_the_cap)
+{
+	enum { N = 24 };
+	uint64_t ref[N], size;
+	struct heap_totals t;
+	open_heap(0);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(heap_alloc_large(h, (uint64_t)(i + 1) << 20, &ref[i], &size), 0);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(heap_free_large(h, ref[i], NULL), 0);
+	heap_totals(h, &t);
+	ck_assert_uint_le(t.mapped_bytes - MIB, 64u << 20); /* at most 64 MiB kept */
+	int kept = 0;
+	for (int i = 0; i < N; i++)
+		kept += large_exists(ref[i]);
+	ck_assert_int_le(kept, 16);
+	ck_assert_int_gt(kept, 0);
+	close_heap();
+	ck_assert_int_eq(test_segments_left(inst), 0);
+	/* Under a cap, kept blocks give their room to a new allocation. */
+	open_heap(MIB + (9u << 20));
+	ck_assert_int_eq(heap_alloc_large(h, 8u << 20, &ref[0], &size), 0);
+	ck_assert_int_eq(heap_free_large(h, ref[0], NULL), 0);
+	ck_assert_int_eq(heap_alloc_large(h, 5u << 20, &ref[1], &size), 0);
+	ck_assert(!large_exists(ref[0]) || ref_id(ref[1]) == ref_id(ref[0]));
+	ck_assert_int_eq(heap_free_large(h, ref[1], NULL), 0);
 	close_heap();
 }
 END_TEST
@@ -367,7 +424,8 @@ Suite *make_heap_suite(void)
 	tcase_add_test(tc, span_tail_is_no_object);
 	tcase_add_test(tc, empty_span_returns_its_pages);
 	tcase_add_test(tc, large_blocks_are_segments);
-	tcase_add_test(tc, large_ids_are_not_reused);
+	tcase_add_test(tc, large_blocks_come_back_from_the_pool_new_ids_never_repeat);
+	tcase_add_test(tc, the_pool_is_bounded_and_yields_to_the_cap);
 	tcase_add_test(tc, large_blocks_are_tracked_by_id);
 	tcase_add_test(tc, close_unlinks_live_blocks);
 	tcase_add_test(tc, max_memory_is_a_cap);

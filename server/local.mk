@@ -7,7 +7,8 @@ include server/heap.mk
 libshmheap_la_LIBADD = libshmcore.la
 
 sbin_PROGRAMS += shmallocd
-shmallocd_SOURCES = server/main.c server/options.c server/options.h server/log.c server/log.h \
+shmallocd_SOURCES = server/main.c server/access.c server/access.h server/options.c \
+	server/options.h server/log.c server/log.h \
 	server/server.c server/server.h server/dispatch.c server/dispatch.h server/daemon.h \
 	server/stats.c server/stats.h server/control.c server/inflight.c server/inflight.h
 shmallocd_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS) $(PROTOBUF_C_CFLAGS)

@@ -2,6 +2,7 @@
  * shmallocd: reads the options, opens (or recovers) the heap, the roots and
  * the control blocks an earlier run left, runs the loop.
  */
+#include "access.h"
 #include "daemon.h"
 #include "log.h"
 #include "seg.h"
@@ -102,7 +103,7 @@ int main(int argc, char **argv)
 		perror("shmallocd: daemon");
 		return 1;
 	}
-	if (open_state(&d) != 0)
+	if (access_prepare(&d.opt) != 0 || open_state(&d) != 0)
 		return 1;
 	int rc = server_run(&d);
 	daemon_control_close(&d, d.opt.cleanup);

@@ -75,13 +75,23 @@ int seg_default_socket(char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+/* The group of every segment created, or -1 for the creator's own. */
+static gid_t segment_group = (gid_t)-1;
+
+void seg_set_group(gid_t gid)
+{
+	segment_group = gid;
+}
+
 int seg_create(const char *name, uint64_t size, mode_t mode)
 {
 	int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
-	/* shm_open honours the umask; the mode we were given is the contract. */
-	if (fchmod(fd, mode) != 0 || ftruncate(fd, (off_t)size) != 0) {
+	/* shm_open honours the umask; the mode we were given is the contract.
+	 * The group first: a change of group may clear mode bits. */
+	if ((segment_group != (gid_t)-1 && fchown(fd, (uid_t)-1, segment_group) != 0) ||
+	    fchmod(fd, mode) != 0 || ftruncate(fd, (off_t)size) != 0) {
 		int e = errno;
 		close(fd);
 		shm_unlink(name);
@@ -167,6 +177,11 @@ int seg_lock(int fd)
 	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 		return 0;
 	return errno == EWOULDBLOCK ? -EBUSY : -errno;
+}
+
+int seg_resize(int fd, uint64_t size)
+{
+	return ftruncate(fd, (off_t)size) == 0 ? 0 : -errno;
 }
 
 int64_t seg_size(int fd)

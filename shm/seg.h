@@ -34,8 +34,14 @@ void seg_instance_from_path(const char *socket_path, char *out, size_t size);
  * /tmp/shmalloc-$UID/shmallocd.sock.  0 or -ENAMETOOLONG. */
 int seg_default_socket(char *buf, size_t size);
 
-/* Creates a new segment of size bytes (O_EXCL); returns its fd. */
+/* Creates a new segment of size bytes (O_EXCL) with exactly mode (whatever
+ * the umask) and the group set by seg_set_group(); returns its fd. */
 int seg_create(const char *name, uint64_t size, mode_t mode);
+
+/* Makes every segment this process creates from now on belong to group gid
+ * ((gid_t)-1: the creator's own, the default).  Process-wide, as the umask
+ * is: the daemon sets it once, before it creates anything. */
+void seg_set_group(gid_t gid);
 
 /* Opens an existing segment read-write (or read-only); returns its fd. */
 int seg_open(const char *name, int writable);
@@ -58,6 +64,9 @@ int seg_instance_list(const char *instance, char kind,
  * descriptor (the kernel drops it when the holder dies): 0, or -EBUSY if
  * another process holds it. */
 int seg_lock(int fd);
+
+/* Sets the size of the segment behind fd; 0 or -errno. */
+int seg_resize(int fd, uint64_t size);
 
 /* Size of the segment behind fd, or a negative errno. */
 int64_t seg_size(int fd);

@@ -327,6 +327,24 @@ uint64_t conn_send(Shma__Request *req)
 	return req->id;
 }
 
+/* Requests that may be sent again when the answer was lost with the
+ * connection: at worst the first one's block is out and nobody has it,
+ * which is what a daemon killed with a request in flight costs anyway.
+ * A Flush, FreeLarge, Publish, Unpublish or Goodbye twice would not be. */
+static int may_repeat(const Shma__Request *req)
+{
+	switch (req->body_case) {
+	case SHMA__REQUEST__BODY_REFILL:
+	case SHMA__REQUEST__BODY_ALLOC_LARGE:
+	case SHMA__REQUEST__BODY_STATS:
+	case SHMA__REQUEST__BODY_LOOKUP:
+	case SHMA__REQUEST__BODY_ROOTS:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 int conn_call(Shma__Request *req, Shma__Response **resp)
 {
 	*resp = NULL;
@@ -338,7 +356,13 @@ int conn_call(Shma__Request *req, Shma__Response **resp)
 		id = conn_send(req); /* the daemon restarted: nothing was sent yet */
 	if (id == 0)
 		return -ECONNRESET;
-	return conn_wait(id, resp);
+	rc = conn_wait(id, resp);
+	if (rc != 0 && *resp == NULL && conn.fd < 0 && may_repeat(req) && conn_ensure() == 0) {
+		/* The daemon died with our request: ask its successor. */
+		id = conn_send(req);
+		rc = id ? conn_wait(id, resp) : -ECONNRESET;
+	}
+	return rc;
 }
 
 void conn_done(Shma__Response *resp)

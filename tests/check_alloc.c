@@ -303,16 +303,6 @@ static void *thread_allocates(void *arg)
 	return NULL;
 }
 
-static uint64_t stat_value(const char *key)
-{
-	char *json;
-	ck_assert_int_eq(shma_stats_json(&json), 0);
-	char *at = strstr(json, key);
-	ck_assert_ptr_nonnull(at);
-	uint64_t v = strtoull(at + strlen(key), NULL, 10);
-	free(json);
-	return v;
-}
 
 START_TEST(thread_exit_flushes_its_caches)
 {
@@ -326,7 +316,7 @@ START_TEST(thread_exit_flushes_its_caches)
 		ck_assert_ptr_null(rc);
 	}
 	/* Every object went back when its thread ended: none out. */
-	ck_assert_uint_eq(stat_value("\"in_use_bytes\":"), 0);
+	ck_assert_uint_eq(e2e_stat("\"in_use_bytes\":"), 0);
 }
 END_TEST
 
@@ -361,7 +351,7 @@ START_TEST(more_threads_than_cache_slots_still_allocate)
 		ck_assert_ptr_null(rc);
 	}
 	pthread_barrier_destroy(&all_alive);
-	ck_assert_uint_eq(stat_value("\"in_use_bytes\":"), 0);
+	ck_assert_uint_eq(e2e_stat("\"in_use_bytes\":"), 0);
 }
 END_TEST
 
@@ -381,13 +371,13 @@ static void *counted_work(void *arg)
 START_TEST(malloc_and_wait_counters_add_up)
 {
 	ck_assert_int_eq(shma_connect(e2e.socket), 0);
-	uint64_t before = stat_value("\"malloc_calls\":");
+	uint64_t before = e2e_stat("\"malloc_calls\":");
 	pthread_t th;
 	ck_assert_int_eq(pthread_create(&th, NULL, counted_work, NULL), 0);
 	pthread_join(th, NULL);
 	/* The thread's exit retires its counters exactly. */
-	ck_assert_uint_eq(stat_value("\"malloc_calls\":") - before, 10003);
-	uint64_t waits = stat_value("\"malloc_waits\":");
+	ck_assert_uint_eq(e2e_stat("\"malloc_calls\":") - before, 10003);
+	uint64_t waits = e2e_stat("\"malloc_waits\":");
 	ck_assert_uint_ge(waits, 4);      /* the first refill, three large blocks */
 	ck_assert_uint_le(waits, 10003 / 20); /* batches make waits rare */
 }
@@ -402,7 +392,7 @@ START_TEST(disconnect_flushes_everything)
 		shma_free(p[i]);
 	shma_disconnect();
 	ck_assert_int_eq(shma_connect(e2e.socket), 0);
-	ck_assert_uint_eq(stat_value("\"in_use_bytes\":"), 0);
+	ck_assert_uint_eq(e2e_stat("\"in_use_bytes\":"), 0);
 }
 END_TEST
 

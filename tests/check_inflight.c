@@ -65,16 +65,6 @@ static int take_two_and_die(void *arg)
 	return 4;
 }
 
-static uint64_t stat_value(const char *key)
-{
-	char *json;
-	ck_assert_int_eq(shma_stats_json(&json), 0);
-	char *at = strstr(json, key);
-	ck_assert_ptr_nonnull(at);
-	uint64_t v = strtoull(at + strlen(key), NULL, 10);
-	free(json);
-	return v;
-}
 
 START_TEST(uncollected_refills_come_back_when_their_client_dies)
 {
@@ -87,14 +77,14 @@ START_TEST(uncollected_refills_come_back_when_their_client_dies)
 	uint64_t kept = (uint64_t)COUNT * sizeclass_size(CLS_KEPT);
 	uint64_t in_use = 0;
 	for (int i = 0; i < 100; i++) {
-		in_use = stat_value("\"in_use_bytes\":");
+		in_use = e2e_stat("\"in_use_bytes\":");
 		if (in_use <= kept)
 			break;
 		usleep(50000);
 	}
 	/* Exactly the collected refill is still out; the other came back. */
 	ck_assert_uint_eq(in_use, kept);
-	ck_assert_uint_ge(stat_value("\"reclaimed_objects\":"), COUNT);
+	ck_assert_uint_ge(e2e_stat("\"reclaimed_objects\":"), COUNT);
 }
 END_TEST
 

@@ -42,49 +42,18 @@ static int check_fill(const void *p, size_t n, uint64_t seed)
 	return 1;
 }
 
-static char *stats(void)
-{
-	char *json;
-	ck_assert_int_eq(shma_stats_json(&json), 0);
-	return json;
-}
-
-/* The number after the first "key": of the daemon's totals. */
-static uint64_t stat_value(const char *key)
-{
-	char *json = stats();
-	char *at = strstr(json, key);
-	ck_assert_ptr_nonnull(at);
-	uint64_t v = strtoull(at + strlen(key), NULL, 10);
-	free(json);
-	return v;
-}
-
 /* The daemon's count of rejected requests and refs (the totals', printed
  * just before "roots"). */
 static uint64_t stat_rejected(void)
 {
-	char *json = stats();
+	char *json;
+	ck_assert_int_eq(shma_stats_json(&json), 0);
 	char *at = strstr(json, ",\"roots\":");
 	ck_assert_ptr_nonnull(at);
 	while (at > json && at[-1] != ':')
 		at--;
 	uint64_t v = strtoull(at, NULL, 10);
 	free(json);
-	return v;
-}
-
-/* Waits (up to 5 s: orphaned caches are swept on a timer) for in_use_bytes
- * to fall to at most want; returns the last value seen. */
-static uint64_t wait_in_use_at_most(uint64_t want)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 100; i++) {
-		v = stat_value("\"in_use_bytes\":");
-		if (v <= want)
-			break;
-		usleep(50000);
-	}
 	return v;
 }
 
@@ -218,13 +187,13 @@ START_TEST(clients_killed_at_random_leave_exact_accounting)
 	/* Our own cache goes back with the goodbye; then ask again. */
 	shma_disconnect();
 	ck_assert_int_eq(shma_connect(e2e.socket), 0);
-	uint64_t in_use = wait_in_use_at_most(0);
+	uint64_t in_use = e2e_wait_in_use_at_most(0);
 	ck_assert_msg(in_use <= slack, "in_use_bytes %llu after every block was freed "
 		      "(pending operations at the kills allow %llu)",
 		      (unsigned long long)in_use, (unsigned long long)slack);
 	if (slack == 0)
 		ck_assert_uint_eq(in_use, 0);
-	ck_assert_uint_gt(stat_value("\"reclaimed_objects\":"), 0);
+	ck_assert_uint_gt(e2e_stat("\"reclaimed_objects\":"), 0);
 	ck_assert_uint_eq(stat_rejected(), 0);
 	munmap(all, bytes);
 }
@@ -321,11 +290,11 @@ START_TEST(a_scribbled_control_block_is_walked_safely)
 {
 	ck_assert_int_eq(e2e_wait(e2e_fork(scribble_and_die, NULL)), 128 + SIGKILL);
 	ck_assert_int_eq(shma_connect(e2e.socket), 0);
-	for (int i = 0; i < 100 && stat_value("\"reclaimed_objects\":") == 0; i++)
+	for (int i = 0; i < 100 && e2e_stat("\"reclaimed_objects\":") == 0; i++)
 		usleep(50000);
 	/* The good links were taken back, the bad ones ended their bin. */
-	ck_assert_uint_gt(stat_value("\"reclaimed_objects\":"), 0);
-	ck_assert_uint_le(stat_value("\"in_use_bytes\":"), 3000 * 208);
+	ck_assert_uint_gt(e2e_stat("\"reclaimed_objects\":"), 0);
+	ck_assert_uint_le(e2e_stat("\"in_use_bytes\":"), 3000 * 208);
 	ck_assert_int_eq(kill(e2e.pid, 0), 0);
 	/* And the heap is whole: others allocate and free as before. */
 	ck_assert_int_eq(e2e_wait(e2e_fork(churn_a_little, NULL)), 0);
@@ -393,7 +362,7 @@ static int hold_blocks(void *arg)
 		return 11;
 	/* Measured with our caches flushed: the live blocks alone. */
 	shma_disconnect();
-	h->live_bytes = stat_value("\"in_use_bytes\":");
+	h->live_bytes = e2e_stat("\"in_use_bytes\":");
 	/* Warm caches again, then hold them across the kill. */
 	void *tmp[500];
 	for (unsigned i = 0; i < 500; i++)
@@ -446,7 +415,7 @@ static int verify_after_restart(void *arg)
 		shma_free(fresh[i]);
 	shma_disconnect();
 	/* Only the holder's live blocks are out: its caches were taken back. */
-	uint64_t v = wait_in_use_at_most(h->live_bytes + IN_FLIGHT_MAX);
+	uint64_t v = e2e_wait_in_use_at_most(h->live_bytes + IN_FLIGHT_MAX);
 	if (v < h->live_bytes || v > h->live_bytes + IN_FLIGHT_MAX)
 		return 25;
 	h->leaked_bytes = v - h->live_bytes;
@@ -485,7 +454,7 @@ START_TEST(daemon_killed_and_restarted_keeps_every_live_block)
 	/* Everything is free again once the verifier is gone (what its caches
 	 * held is taken back then), but for what was in flight at the kill. */
 	ck_assert_int_eq(shma_connect(d.socket), 0);
-	ck_assert_uint_eq(wait_in_use_at_most(h->leaked_bytes), h->leaked_bytes);
+	ck_assert_uint_eq(e2e_wait_in_use_at_most(h->leaked_bytes), h->leaked_bytes);
 	shma_disconnect();
 	e2e_cleanup_daemon(&d);
 	ck_assert_int_eq(test_segments_left(d.instance), 0);
@@ -504,6 +473,49 @@ static void scribble_arena(const struct e2e_daemon *d, off_t off, const void *by
 	ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
 	fclose(f);
 }
+
+static int keep_one_free_one(void *arg)
+{
+	shma_ref_t *live = arg;
+	char *a = shma_malloc(1 << 20), *b = shma_malloc(2 << 20);
+	if (a == NULL || b == NULL)
+		return 1;
+	memset(a, 0x5c, 1 << 20);
+	*live = shma_ref(a);
+	shma_free(b); /* kept by the daemon, still reserved, for reuse */
+	return 0;
+}
+
+static int read_the_live_one(void *arg)
+{
+	const unsigned char *a = shma_ptr(*(shma_ref_t *)arg);
+	if (a == NULL)
+		return 1;
+	for (size_t i = 0; i < (1 << 20); i += 4096)
+		if (a[i] != 0x5c)
+			return 2;
+	return 0;
+}
+
+START_TEST(a_kept_large_block_is_not_taken_for_live_after_a_kill)
+{
+	struct e2e_daemon d;
+	e2e_start_daemon_kept(&d, NULL);
+	shma_ref_t *live = mmap(NULL, sizeof *live, PROT_READ | PROT_WRITE,
+				MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_int_eq(e2e_wait(fork_client(d.socket, keep_one_free_one, live)), 0);
+	e2e_kill_daemon(&d);
+	ck_assert_int_eq(e2e_restart_daemon(&d, NULL), 0);
+	ck_assert_int_eq(shma_connect(d.socket), 0);
+	/* One large block is live, 1 MiB; the freed 2 MiB one is gone. */
+	ck_assert_uint_eq(e2e_stat("\"large_count\":"), 1);
+	ck_assert_uint_eq(e2e_stat("\"large_bytes\":"), 1 << 20);
+	ck_assert_int_eq(e2e_wait(fork_client(d.socket, read_the_live_one, live)), 0);
+	shma_disconnect();
+	e2e_cleanup_daemon(&d);
+	munmap(live, sizeof *live);
+}
+END_TEST
 
 START_TEST(untrusted_segments_refuse_the_start_until_discarded)
 {
@@ -652,13 +664,55 @@ START_TEST(client_alive_across_a_restart_carries_on)
 	ck_assert(e2e_log_has(&d, "re-adopted"));
 	/* All it held went back; only batches in flight at the kill may leak. */
 	ck_assert_int_eq(shma_connect(d.socket), 0);
-	uint64_t left = wait_in_use_at_most(0);
+	uint64_t left = e2e_wait_in_use_at_most(0);
 	ck_assert_msg(left <= IN_FLIGHT_MAX, "in_use_bytes %llu", (unsigned long long)left);
 	ck_assert_uint_eq(stat_rejected(), 0);
 	shma_disconnect();
 	e2e_cleanup_daemon(&d);
 	ck_assert_int_eq(test_segments_left(d.instance), 0);
 	munmap(sv, sizeof *sv);
+}
+END_TEST
+
+/* ---- (e) a request whose answer the killed daemon never sent ---- */
+
+static int alloc_large_across_the_kill(void *arg)
+{
+	int *pipes = arg; /* ready, then go */
+	char c = 1;
+	if (write(pipes[1], &c, 1) != 1 || read(pipes[2], &c, 1) != 1)
+		return 60;
+	/* The daemon is stopped: this waits, then loses its connection. */
+	uint8_t *p = shma_malloc(300000);
+	if (p == NULL) {
+		fprintf(stderr, "alloc_large_across_the_kill: %s\n", strerror(errno));
+		return 61;
+	}
+	fill(p, 300000, 7);
+	int ok = check_fill(p, 300000, 7);
+	shma_free(p);
+	shma_disconnect();
+	return ok ? 0 : 62;
+}
+
+START_TEST(a_large_allocation_asked_as_the_daemon_dies_is_asked_again)
+{
+	struct e2e_daemon d;
+	e2e_start_daemon_kept(&d, NULL);
+	int pipes[4];
+	ck_assert_int_eq(pipe(pipes), 0);
+	ck_assert_int_eq(pipe(pipes + 2), 0);
+	pid_t pid = fork_client(d.socket, alloc_large_across_the_kill, pipes);
+	char c;
+	ck_assert_int_eq(read(pipes[0], &c, 1), 1);
+	ck_assert_int_eq(kill(d.pid, SIGSTOP), 0);
+	ck_assert_int_eq(write(pipes[3], &c, 1), 1);
+	usleep(200000); /* the AllocLarge is in the daemon's socket, unread */
+	e2e_kill_daemon(&d);
+	ck_assert_int_eq(e2e_restart_daemon(&d, NULL), 0);
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	e2e_cleanup_daemon(&d);
+	ck_assert_int_eq(test_segments_left(d.instance), 0);
 }
 END_TEST
 
@@ -676,7 +730,9 @@ Suite *make_recovery_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, daemon_killed_and_restarted_keeps_every_live_block);
 	tcase_add_test(tc, untrusted_segments_refuse_the_start_until_discarded);
+	tcase_add_test(tc, a_kept_large_block_is_not_taken_for_live_after_a_kill);
 	tcase_add_test(tc, client_alive_across_a_restart_carries_on);
+	tcase_add_test(tc, a_large_allocation_asked_as_the_daemon_dies_is_asked_again);
 	suite_add_tcase(s, tc);
 	return s;
 }

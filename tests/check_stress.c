@@ -19,14 +19,8 @@
 #include <unistd.h>
 
 #define PROCS 4
-#define RING 1024
 #define HELD 512
 #define OPS 60000
-
-struct ring {
-	uint64_t head, tail;
-	shma_ref_t slot[RING];
-};
 
 struct header {
 	uint64_t ref;
@@ -34,7 +28,7 @@ struct header {
 	uint64_t seed;
 };
 
-static struct ring *rings;
+static struct e2e_ring *rings;
 
 static size_t random_size(unsigned *seed)
 {
@@ -76,31 +70,11 @@ static int intact(const void *p)
 	return 1;
 }
 
-static int ring_put(struct ring *r, shma_ref_t ref)
-{
-	uint64_t head = r->head;
-	if (head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) == RING)
-		return 0;
-	r->slot[head % RING] = ref;
-	__atomic_store_n(&r->head, head + 1, __ATOMIC_RELEASE);
-	return 1;
-}
-
-static shma_ref_t ring_get(struct ring *r)
-{
-	uint64_t tail = r->tail;
-	if (__atomic_load_n(&r->head, __ATOMIC_ACQUIRE) == tail)
-		return 0;
-	shma_ref_t ref = r->slot[tail % RING];
-	__atomic_store_n(&r->tail, tail + 1, __ATOMIC_RELEASE);
-	return ref;
-}
-
 /* Takes what the neighbour passed; 0, or an exit code on a broken block. */
-static int receive(struct ring *in, void **held, unsigned *nheld)
+static int receive(struct e2e_ring *in, void **held, unsigned *nheld)
 {
 	shma_ref_t ref;
-	while ((ref = ring_get(in)) != 0) {
+	while ((ref = e2e_ring_get(in)) != 0) {
 		void *p = shma_ptr(ref);
 		if (p == NULL || !intact(p))
 			return 20;
@@ -115,7 +89,7 @@ static int receive(struct ring *in, void **held, unsigned *nheld)
 static int worker(void *arg)
 {
 	unsigned me = (unsigned)(uintptr_t)arg, seed = me * 7919 + 1;
-	struct ring *in = &rings[me], *out = &rings[(me + 1) % PROCS];
+	struct e2e_ring *in = &rings[me], *out = &rings[(me + 1) % PROCS];
 	void *held[HELD];
 	unsigned nheld = 0;
 	for (unsigned op = 0; op < OPS; op++) {
@@ -141,7 +115,7 @@ static int worker(void *arg)
 			held[i] = held[--nheld];
 		} else if (r == 6 && nheld > 0) {
 			unsigned i = (unsigned)rand_r(&seed) % nheld;
-			if (ring_put(out, shma_ref(held[i])))
+			if (e2e_ring_put(out, shma_ref(held[i])))
 				held[i] = held[--nheld];
 		} else if (receive(in, held, &nheld) != 0) {
 			return 12;
@@ -160,24 +134,13 @@ static void drain_rings(void)
 {
 	for (unsigned i = 0; i < PROCS; i++) {
 		shma_ref_t ref;
-		while ((ref = ring_get(&rings[i])) != 0) {
+		while ((ref = e2e_ring_get(&rings[i])) != 0) {
 			void *p = shma_ptr(ref);
 			ck_assert_ptr_nonnull(p);
 			ck_assert(intact(p));
 			shma_free(p);
 		}
 	}
-}
-
-static uint64_t in_use(void)
-{
-	char *json;
-	ck_assert_int_eq(shma_stats_json(&json), 0);
-	char *at = strstr(json, "\"in_use_bytes\":");
-	ck_assert_ptr_nonnull(at);
-	uint64_t v = strtoull(at + 15, NULL, 10);
-	free(json);
-	return v;
 }
 
 START_TEST(processes_pass_blocks_at_random)
@@ -195,21 +158,10 @@ START_TEST(processes_pass_blocks_at_random)
 	drain_rings();
 	shma_disconnect();
 	ck_assert_int_eq(shma_connect(e2e.socket), 0);
-	ck_assert_uint_eq(in_use(), 0);
+	ck_assert_uint_eq(e2e_stat("\"in_use_bytes\":"), 0);
 	munmap(rings, PROCS * sizeof *rings);
 }
 END_TEST
-
-static uint64_t stat_of(const char *key)
-{
-	char *json;
-	ck_assert_int_eq(shma_stats_json(&json), 0);
-	char *at = strstr(json, key);
-	ck_assert_ptr_nonnull(at);
-	uint64_t v = strtoull(at + strlen(key), NULL, 10);
-	free(json);
-	return v;
-}
 
 START_TEST(decay_gives_memory_back)
 {
@@ -227,21 +179,21 @@ START_TEST(decay_gives_memory_back)
 		ck_assert_ptr_nonnull(p[i]);
 		memset(p[i], 0x77, 1000);
 	}
-	uint64_t peak = stat_of("\"resident_bytes\":");
+	uint64_t peak = e2e_stat("\"resident_bytes\":");
 	ck_assert_uint_ge(peak, (uint64_t)N * 1000);
 	for (int i = 0; i < N; i++)
 		shma_free(p[i]);
 	shma_disconnect();
 	ck_assert_int_eq(shma_connect(quick.socket), 0);
-	ck_assert_uint_eq(stat_of("\"in_use_bytes\":"), 0);
+	ck_assert_uint_eq(e2e_stat("\"in_use_bytes\":"), 0);
 	uint64_t resident = peak;
 	for (int i = 0; i < 100 && resident * 20 > peak; i++) {
 		usleep(50000);
-		resident = stat_of("\"resident_bytes\":");
+		resident = e2e_stat("\"resident_bytes\":");
 	}
 	ck_assert_msg(resident * 20 <= peak, "%llu of %llu bytes still resident after the decay",
 		      (unsigned long long)resident, (unsigned long long)peak);
-	ck_assert_uint_ge(stat_of("\"returned_bytes\":"), peak / 2);
+	ck_assert_uint_ge(e2e_stat("\"returned_bytes\":"), peak / 2);
 	shma_disconnect();
 	e2e_stop_daemon(&quick);
 }

@@ -214,6 +214,49 @@ int e2e_wait(pid_t pid)
 	return 128 + WTERMSIG(status);
 }
 
+uint64_t e2e_stat(const char *key)
+{
+	char *json;
+	ck_assert_int_eq(shma_stats_json(&json), 0);
+	char *at = strstr(json, key);
+	ck_assert_ptr_nonnull(at);
+	uint64_t v = strtoull(at + strlen(key), NULL, 10);
+	free(json);
+	return v;
+}
+
+uint64_t e2e_wait_in_use_at_most(uint64_t want)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 100; i++) {
+		v = e2e_stat("\"in_use_bytes\":");
+		if (v <= want)
+			break;
+		usleep(50000);
+	}
+	return v;
+}
+
+int e2e_ring_put(struct e2e_ring *r, uint64_t ref)
+{
+	uint64_t head = r->head;
+	if (head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) == E2E_RING)
+		return 0;
+	r->slot[head % E2E_RING] = ref;
+	__atomic_store_n(&r->head, head + 1, __ATOMIC_RELEASE);
+	return 1;
+}
+
+uint64_t e2e_ring_get(struct e2e_ring *r)
+{
+	uint64_t tail = r->tail;
+	if (__atomic_load_n(&r->head, __ATOMIC_ACQUIRE) == tail)
+		return 0;
+	uint64_t ref = r->slot[tail % E2E_RING];
+	__atomic_store_n(&r->tail, tail + 1, __ATOMIC_RELEASE);
+	return ref;
+}
+
 int e2e_raw_connect(const char *socket_path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};

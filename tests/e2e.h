@@ -51,6 +51,24 @@ pid_t e2e_fork(int (*fn)(void *), void *arg);
 /* Waits for pid; returns its exit status, or 128 + signal. */
 int e2e_wait(pid_t pid);
 
+/* The number after the first key (e.g. "\"in_use_bytes\":") in the stats
+ * of the daemon this process is connected to; asserts it is there. */
+uint64_t e2e_stat(const char *key);
+/* Waits (up to 5 s: orphaned caches are swept on a timer) for in_use_bytes
+ * to fall to at most want; returns the last value seen. */
+uint64_t e2e_wait_in_use_at_most(uint64_t want);
+
+/* A ring of refs in shared memory, one producer and one consumer process. */
+#define E2E_RING 1024
+struct e2e_ring {
+	uint64_t head, tail;
+	uint64_t slot[E2E_RING];
+};
+/* 1 if ref went in, 0 if the ring is full. */
+int e2e_ring_put(struct e2e_ring *r, uint64_t ref);
+/* The oldest ref, or 0 if the ring is empty. */
+uint64_t e2e_ring_get(struct e2e_ring *r);
+
 /* A raw connection to the daemon's socket; -1 on failure. */
 int e2e_raw_connect(const char *socket);
 /* Sends bytes; reads one frame's body (up to cap) with a 5 s timeout.

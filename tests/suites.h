@@ -16,4 +16,5 @@
 	XX(debug) \
 	XX(recovery) \
 	XX(inflight) \
+	XX(access) \
 	XX(limits)

@@ -12,4 +12,5 @@ tests_check_shmalloc_SOURCES += tests/check_hostile.c
 tests_check_shmalloc_SOURCES += tests/check_debug.c
 tests_check_shmalloc_SOURCES += tests/check_recovery.c
 tests_check_shmalloc_SOURCES += tests/check_inflight.c
+tests_check_shmalloc_SOURCES += tests/check_access.c
 tests_check_shmalloc_SOURCES += tests/check_limits.c tests/raw.h

@@ -31,7 +31,7 @@
 #define MAX_RUNS 64
 #define ROOT_NAME_MAX 255
 
-static void *scratch_alloc(struct dispatch_scratch *s, size_t n)
+void *dispatch_scratch_alloc(struct dispatch_scratch *s, size_t n)
 {
 	if (s->nblocks == sizeof s->blocks / sizeof s->blocks[0])
 		return NULL;
@@ -51,7 +51,7 @@ void dispatch_done(struct dispatch_scratch *s)
 void dispatch_error(Shma__Response *resp, struct dispatch_scratch *s, uint64_t id,
 		    int code, const char *fmt, ...)
 {
-	Shma__Error *e = scratch_alloc(s, sizeof *e);
+	Shma__Error *e = dispatch_scratch_alloc(s, sizeof *e);
 	shma__response__init(resp);
 	resp->id = id;
 	va_list ap;
@@ -91,7 +91,7 @@ static enum dispatch_action refuse_close(struct daemon *d, struct client *c,
 static enum dispatch_action reply_ok(Shma__Response *resp, struct dispatch_scratch *s,
 				     uint64_t id)
 {
-	Shma__Ok *ok = scratch_alloc(s, sizeof *ok);
+	Shma__Ok *ok = dispatch_scratch_alloc(s, sizeof *ok);
 	shma__response__init(resp);
 	resp->id = id;
 	if (ok == NULL)
@@ -134,7 +134,7 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 			return refuse_close(d, c, resp, s, req->id, -rc, "hello: control block");
 	}
 	c->hello_done = 1;
-	Shma__HelloReply *r = scratch_alloc(s, sizeof *r);
+	Shma__HelloReply *r = dispatch_scratch_alloc(s, sizeof *r);
 	if (r == NULL)
 		return refuse_close(d, c, resp, s, req->id, ENOMEM, "hello");
 	const struct arena_geometry *g = heap_geometry(d->heap);
@@ -191,11 +191,11 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 	struct heap_batch b = {0};
 	b.refs_cap = (uint32_t)want;
 	b.runs_cap = MAX_RUNS;
-	b.refs = scratch_alloc(s, want * sizeof *b.refs);
-	b.runs = scratch_alloc(s, MAX_RUNS * sizeof *b.runs);
-	Shma__RefillReply *r = scratch_alloc(s, sizeof *r);
-	Shma__Run *runs = scratch_alloc(s, MAX_RUNS * sizeof *runs);
-	Shma__Run **run_ptrs = scratch_alloc(s, MAX_RUNS * sizeof *run_ptrs);
+	b.refs = dispatch_scratch_alloc(s, want * sizeof *b.refs);
+	b.runs = dispatch_scratch_alloc(s, MAX_RUNS * sizeof *b.runs);
+	Shma__RefillReply *r = dispatch_scratch_alloc(s, sizeof *r);
+	Shma__Run *runs = dispatch_scratch_alloc(s, MAX_RUNS * sizeof *runs);
+	Shma__Run **run_ptrs = dispatch_scratch_alloc(s, MAX_RUNS * sizeof *run_ptrs);
 	if (!b.refs || !b.runs || !r || !runs || !run_ptrs)
 		return refuse(d, c, resp, s, req->id, ENOMEM, "refill");
 	int n = heap_refill(d->heap, rf->size_class, (uint32_t)want, &b);
@@ -259,7 +259,7 @@ static enum dispatch_action do_flush(struct daemon *d, struct client *c, const S
 	}
 	if (!f->want_reply)
 		return DISPATCH_NONE;
-	Shma__FlushReply *r = scratch_alloc(s, sizeof *r);
+	Shma__FlushReply *r = dispatch_scratch_alloc(s, sizeof *r);
 	shma__response__init(resp);
 	resp->id = req->id;
 	if (r == NULL)
@@ -286,7 +286,7 @@ static enum dispatch_action do_alloc_large(struct daemon *d, struct client *c,
 	if (rc != 0)
 		return refuse(d, c, resp, s, req->id, -rc, "alloc large");
 	c->bytes_held += seg_size;
-	Shma__AllocLargeReply *r = scratch_alloc(s, sizeof *r);
+	Shma__AllocLargeReply *r = dispatch_scratch_alloc(s, sizeof *r);
 	if (r == NULL) {
 		heap_free_large(d->heap, ref, NULL);
 		return refuse(d, c, resp, s, req->id, ENOMEM, "alloc large");
@@ -383,7 +383,7 @@ static enum dispatch_action do_lookup(struct daemon *d, struct client *c, const 
 		dispatch_error(resp, s, req->id, -rc, "lookup: %s", strerror(-rc));
 		return DISPATCH_REPLY;
 	}
-	Shma__LookupReply *r = scratch_alloc(s, sizeof *r);
+	Shma__LookupReply *r = dispatch_scratch_alloc(s, sizeof *r);
 	shma__response__init(resp);
 	resp->id = req->id;
 	if (r == NULL)
@@ -414,9 +414,9 @@ static enum dispatch_action do_roots(struct daemon *d, const Shma__Request *req,
 				     Shma__Response *resp, struct dispatch_scratch *s)
 {
 	unsigned n = roots_count(d->roots);
-	Shma__RootsReply *r = scratch_alloc(s, sizeof *r);
-	Shma__Root *roots = scratch_alloc(s, n * sizeof *roots);
-	Shma__Root **ptrs = scratch_alloc(s, n * sizeof *ptrs);
+	Shma__RootsReply *r = dispatch_scratch_alloc(s, sizeof *r);
+	Shma__Root *roots = dispatch_scratch_alloc(s, n * sizeof *roots);
+	Shma__Root **ptrs = dispatch_scratch_alloc(s, n * sizeof *ptrs);
 	shma__response__init(resp);
 	resp->id = req->id;
 	if (!r || !roots || !ptrs)

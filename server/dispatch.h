@@ -29,6 +29,10 @@ enum dispatch_action dispatch_request(struct daemon *d, struct client *c,
 void dispatch_error(Shma__Response *resp, struct dispatch_scratch *s, uint64_t id,
 		    int code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* n zeroed bytes that live until dispatch_done(); NULL when out of memory
+ * or out of scratch blocks. */
+void *dispatch_scratch_alloc(struct dispatch_scratch *s, size_t n);
+
 void dispatch_done(struct dispatch_scratch *s);
 
 /*

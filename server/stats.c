@@ -11,21 +11,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static void *take(struct dispatch_scratch *s, size_t n)
-{
-	if (s->nblocks == sizeof s->blocks / sizeof s->blocks[0])
-		return NULL;
-	void *p = calloc(1, n ? n : 1);
-	if (p != NULL)
-		s->blocks[s->nblocks++] = p;
-	return p;
-}
 
 static int fill_arenas(struct daemon *d, Shma__StatsReply *r, struct dispatch_scratch *s)
 {
 	unsigned n = heap_arena_count(d->heap);
-	Shma__ArenaStats *a = take(s, n * sizeof *a);
-	Shma__ArenaStats **p = take(s, n * sizeof *p);
+	Shma__ArenaStats *a = dispatch_scratch_alloc(s, n * sizeof *a);
+	Shma__ArenaStats **p = dispatch_scratch_alloc(s, n * sizeof *p);
 	if (!a || !p)
 		return -ENOMEM;
 	for (unsigned i = 0; i < n; i++) {
@@ -48,8 +39,8 @@ static int fill_arenas(struct daemon *d, Shma__StatsReply *r, struct dispatch_sc
 
 static int fill_classes(struct daemon *d, Shma__StatsReply *r, struct dispatch_scratch *s)
 {
-	Shma__ClassStats *a = take(s, SIZECLASS_COUNT * sizeof *a);
-	Shma__ClassStats **p = take(s, SIZECLASS_COUNT * sizeof *p);
+	Shma__ClassStats *a = dispatch_scratch_alloc(s, SIZECLASS_COUNT * sizeof *a);
+	Shma__ClassStats **p = dispatch_scratch_alloc(s, SIZECLASS_COUNT * sizeof *p);
 	if (!a || !p)
 		return -ENOMEM;
 	unsigned k = 0;
@@ -119,8 +110,8 @@ void stats_retire_client(struct daemon *d, const struct client *c)
 
 static int fill_clients(struct daemon *d, Shma__StatsReply *r, struct dispatch_scratch *s)
 {
-	Shma__ClientStats *a = take(s, d->nclients * sizeof *a);
-	Shma__ClientStats **p = take(s, d->nclients * sizeof *p);
+	Shma__ClientStats *a = dispatch_scratch_alloc(s, d->nclients * sizeof *a);
+	Shma__ClientStats **p = dispatch_scratch_alloc(s, d->nclients * sizeof *p);
 	if (!a || !p)
 		return -ENOMEM;
 	unsigned k = 0;
@@ -151,7 +142,7 @@ static int fill_clients(struct daemon *d, Shma__StatsReply *r, struct dispatch_s
 
 int stats_build(struct daemon *d, Shma__Response *resp, struct dispatch_scratch *s)
 {
-	Shma__StatsReply *r = take(s, sizeof *r);
+	Shma__StatsReply *r = dispatch_scratch_alloc(s, sizeof *r);
 	if (r == NULL)
 		return -ENOMEM;
 	shma__stats_reply__init(r);

@@ -15,26 +15,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* A pattern that says which block and which byte: a stale or overlapping
- * block shows up as the wrong byte. */
-static uint8_t pattern(uint64_t seed, size_t i)
-{
-	return (uint8_t)((seed * 2654435761u) >> 7 ^ i * 31 ^ i >> 8);
-}
-
-static void fill(void *p, size_t n, uint64_t seed)
-{
-	for (size_t i = 0; i < n; i++)
-		((uint8_t *)p)[i] = pattern(seed, i);
-}
-
-static int check_fill(const void *p, size_t n, uint64_t seed)
-{
-	for (size_t i = 0; i < n; i++)
-		if (((const uint8_t *)p)[i] != pattern(seed, i))
-			return 0;
-	return 1;
-}
 
 /* Sizes from 1 B to 4 MiB: every small class region and large blocks. */
 static size_t mixed_size(unsigned i)
@@ -59,7 +39,7 @@ static int verify_and_free(void *arg)
 		uint8_t *p = shma_ptr(h->refs[i]);
 		if (p == NULL)
 			return 10;
-		if (!check_fill(p, h->sizes[i], i))
+		if (!e2e_check_fill(p, h->sizes[i], i))
 			return 11;
 		if (shma_usable_size(p) < h->sizes[i])
 			return 12;
@@ -76,7 +56,7 @@ START_TEST(mixed_sizes_written_here_verified_and_freed_there)
 		h->sizes[i] = mixed_size(i);
 		void *p = shma_malloc(h->sizes[i]);
 		ck_assert_msg(p != NULL, "malloc(%zu): %s", h->sizes[i], strerror(errno));
-		fill(p, h->sizes[i], i);
+		e2e_fill(p, h->sizes[i], i);
 		h->refs[i] = shma_ref(p);
 		ck_assert_uint_ne(h->refs[i], 0);
 		ck_assert_ptr_eq(shma_ptr(h->refs[i]), p);
@@ -233,10 +213,10 @@ static int child_allocates(void *arg)
 		p[i] = shma_malloc(48);
 		if (p[i] == NULL)
 			return 1;
-		fill(p[i], 48, (uint64_t)i + 7);
+		e2e_fill(p[i], 48, (uint64_t)i + 7);
 	}
 	for (int i = 0; i < 1000; i++) {
-		if (!check_fill(p[i], 48, (uint64_t)i + 7))
+		if (!e2e_check_fill(p[i], 48, (uint64_t)i + 7))
 			return 2;
 		shma_free(p[i]);
 	}
@@ -249,7 +229,7 @@ START_TEST(fork_child_allocates_on_its_own)
 	void *mine[100];
 	for (int i = 0; i < 100; i++) {
 		mine[i] = shma_malloc(48);
-		fill(mine[i], 48, (uint64_t)i);
+		e2e_fill(mine[i], 48, (uint64_t)i);
 	}
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -257,7 +237,7 @@ START_TEST(fork_child_allocates_on_its_own)
 		_exit(child_allocates(NULL));
 	ck_assert_int_eq(e2e_wait(pid), 0);
 	for (int i = 0; i < 100; i++) {
-		ck_assert(check_fill(mine[i], 48, (uint64_t)i));
+		ck_assert(e2e_check_fill(mine[i], 48, (uint64_t)i));
 		shma_free(mine[i]);
 	}
 	void *again = shma_malloc(48);

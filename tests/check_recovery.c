@@ -23,24 +23,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static uint8_t pattern(uint64_t seed, size_t i)
-{
-	return (uint8_t)((seed * 2654435761u) >> 7 ^ i * 31 ^ i >> 8);
-}
-
-static void fill(void *p, size_t n, uint64_t seed)
-{
-	for (size_t i = 0; i < n; i++)
-		((uint8_t *)p)[i] = pattern(seed, i);
-}
-
-static int check_fill(const void *p, size_t n, uint64_t seed)
-{
-	for (size_t i = 0; i < n; i++)
-		if (((const uint8_t *)p)[i] != pattern(seed, i))
-			return 0;
-	return 1;
-}
 
 /* The daemon's count of rejected requests and refs (the totals', printed
  * just before "roots"). */
@@ -96,7 +78,7 @@ static void *churn_thread(void *arg)
 		if (t->refs[i] != 0) {
 			uint64_t ref = t->refs[i];
 			void *p = shma_ptr(ref);
-			if (p == NULL || !check_fill(p, t->sizes[i], ref))
+			if (p == NULL || !e2e_check_fill(p, t->sizes[i], ref))
 				_exit(3);
 			t->pending = t->sizes[i];
 			t->refs[i] = 0;
@@ -113,7 +95,7 @@ static void *churn_thread(void *arg)
 			_exit(4); /* only a kill may end us: say why we stopped */
 		}
 		uint64_t ref = shma_ref(p);
-		fill(p, n, ref);
+		e2e_fill(p, n, ref);
 		t->refs[i] = ref;
 		t->pending = 0;
 	}
@@ -149,7 +131,7 @@ static uint64_t free_what_they_held(struct churn *t, unsigned n)
 				continue;
 			void *p = shma_ptr(ref);
 			ck_assert_ptr_nonnull(p);
-			ck_assert_msg(check_fill(p, t[k].sizes[i], ref),
+			ck_assert_msg(e2e_check_fill(p, t[k].sizes[i], ref),
 				      "block %#llx of a killed client was overwritten",
 				      (unsigned long long)ref);
 			shma_free(p);
@@ -275,10 +257,10 @@ static int churn_a_little(void *arg)
 		for (unsigned i = 0; i < 5000; i++) {
 			if ((p[i] = shma_malloc(16 + (i % 12) * 16)) == NULL)
 				return 50;
-			fill(p[i], 16, i);
+			e2e_fill(p[i], 16, i);
 		}
 		for (unsigned i = 0; i < 5000; i++)
-			if (!check_fill(p[i], 16, i))
+			if (!e2e_check_fill(p[i], 16, i))
 				return 51;
 		for (unsigned i = 0; i < 5000; i++)
 			shma_free(p[i]);
@@ -352,7 +334,7 @@ static int hold_blocks(void *arg)
 			return 10;
 		h->sizes[i] = (uint32_t)held_size(i);
 		h->refs[i] = shma_ref(p);
-		fill(p, h->sizes[i], h->refs[i]);
+		e2e_fill(p, h->sizes[i], h->refs[i]);
 	}
 	for (unsigned i = 0; i < HELD; i += 3) {
 		shma_free(shma_ptr(h->refs[i]));
@@ -393,7 +375,7 @@ static int verify_after_restart(void *arg)
 		if (h->refs[i] == 0)
 			continue;
 		uint8_t *p = shma_ptr(h->refs[i]);
-		if (p == NULL || !check_fill(p, h->sizes[i], h->refs[i]))
+		if (p == NULL || !e2e_check_fill(p, h->sizes[i], h->refs[i]))
 			return 21;
 		live[n++] = (struct span_of){(uintptr_t)p, (uintptr_t)p + h->sizes[i]};
 	}
@@ -409,7 +391,7 @@ static int verify_after_restart(void *arg)
 		memset(p, 0xee, sz);
 	}
 	for (unsigned i = 0; i < HELD; i++)
-		if (h->refs[i] != 0 && !check_fill(shma_ptr(h->refs[i]), h->sizes[i], h->refs[i]))
+		if (h->refs[i] != 0 && !e2e_check_fill(shma_ptr(h->refs[i]), h->sizes[i], h->refs[i]))
 			return 24;
 	for (unsigned i = 0; i < 2000; i++)
 		shma_free(fresh[i]);
@@ -560,7 +542,7 @@ static int allocate_filled(uint64_t *refs, uint32_t *sizes, unsigned n, unsigned
 			return -1;
 		refs[i] = shma_ref(p);
 		sizes[i] = (uint32_t)sz;
-		fill(p, sz, refs[i]);
+		e2e_fill(p, sz, refs[i]);
 	}
 	return 0;
 }
@@ -571,7 +553,7 @@ static int all_intact(const uint64_t *refs, const uint32_t *sizes, unsigned n)
 		if (refs[i] == 0)
 			continue;
 		void *p = shma_ptr(refs[i]);
-		if (p == NULL || !check_fill(p, sizes[i], refs[i]))
+		if (p == NULL || !e2e_check_fill(p, sizes[i], refs[i]))
 			return 0;
 	}
 	return 1;
@@ -688,8 +670,8 @@ static int alloc_large_across_the_kill(void *arg)
 		fprintf(stderr, "alloc_large_across_the_kill: %s\n", strerror(errno));
 		return 61;
 	}
-	fill(p, 300000, 7);
-	int ok = check_fill(p, 300000, 7);
+	e2e_fill(p, 300000, 7);
+	int ok = e2e_check_fill(p, 300000, 7);
 	shma_free(p);
 	shma_disconnect();
 	return ok ? 0 : 62;

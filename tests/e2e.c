@@ -354,3 +354,22 @@ void e2e_send_hello(int fd, uint32_t version, uint64_t checksum)
 	req.hello = &h;
 	e2e_send_request(fd, &req);
 }
+
+static uint8_t pattern(uint64_t seed, size_t i)
+{
+	return (uint8_t)((seed * 2654435761u) >> 7 ^ i * 31 ^ i >> 8);
+}
+
+void e2e_fill(void *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		((uint8_t *)p)[i] = pattern(seed, i);
+}
+
+int e2e_check_fill(const void *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		if (((const uint8_t *)p)[i] != pattern(seed, i))
+			return 0;
+	return 1;
+}

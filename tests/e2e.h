@@ -77,6 +77,11 @@ int e2e_raw_read_frame(int fd, uint8_t *buf, size_t cap);
 /* 1 if the daemon closed fd (read returns 0 within 5 s). */
 int e2e_raw_closed(int fd);
 
+/* A pattern that names the block (seed) and the byte: a block handed out
+ * twice, overlapping another or recycled while live shows the wrong byte. */
+void e2e_fill(void *p, size_t n, uint64_t seed);
+int e2e_check_fill(const void *p, size_t n, uint64_t seed);
+
 /* Raw protocol, for tests that speak to the daemon as a client would not:
  * each asserts on failure.  The response is the caller's to free with
  * shma__response__free_unpacked(r, NULL). */

@@ -312,9 +312,13 @@ static void check_alive(void)
 
 static void restart_daemon(void)
 {
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	e2e_kill_daemon(&e2e);
 	ck_assert_int_eq(e2e_restart_daemon(&e2e, NULL), 0);
-	printf("soak: daemon killed with SIGKILL and restarted on %s\n", e2e.socket);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("soak: daemon killed with SIGKILL and restarted on %s: listening again after %ld ms\n",
+	       e2e.socket, (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
 	fflush(stdout);
 }
 

@@ -14,3 +14,20 @@ doc/shmallocd.service: $(top_srcdir)/doc/shmallocd.service.in Makefile
 
 # The trace reader (SHMALLOC_TRACE), installed beside the CLI.
 dist_bin_SCRIPTS = scripts/shmalloc-trace
+
+# One page per function of shmalloc(3), each a link to it, so `man shma_malloc` works.
+dist_man_MANS +=doc/shma_connect.3 \
+	doc/shma_disconnect.3 \
+	doc/shma_malloc.3 \
+	doc/shma_calloc.3 \
+	doc/shma_realloc.3 \
+	doc/shma_aligned_alloc.3 \
+	doc/shma_free.3 \
+	doc/shma_usable_size.3 \
+	doc/shma_ref.3 \
+	doc/shma_ptr.3 \
+	doc/shma_publish.3 \
+	doc/shma_lookup.3 \
+	doc/shma_unpublish.3 \
+	doc/shma_stats_json.3 \
+	doc/shma_strerror.3

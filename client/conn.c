@@ -497,6 +497,22 @@ static int alloc_rbuf(void)
 	return 0;
 }
 
+/* One attempt: connect (retrying while nobody listens, when reconnecting)
+ * and say Hello.  0 or -errno. */
+static int connect_and_greet(int retrying)
+{
+	int fd = retrying ? open_socket_retrying(socket_path()) : open_socket(socket_path());
+	if (fd < 0)
+		return fd;
+	conn.fd = fd;
+	conn.max_frame = FRAME_DEFAULT_MAX;
+	conn.first_id = conn.next_id + 1;
+	int rc = handshake();
+	if (rc != 0)
+		drop_connection(1);
+	return rc;
+}
+
 /* With the lock held. */
 int conn_ensure(void)
 {
@@ -510,16 +526,20 @@ int conn_ensure(void)
 	int rc = alloc_rbuf();
 	if (rc != 0)
 		return rc;
-	int fd = conn.lost ? open_socket_retrying(socket_path()) : open_socket(socket_path());
-	if (fd < 0)
-		return fd;
-	conn.fd = fd;
-	conn.max_frame = FRAME_DEFAULT_MAX;
-	conn.first_id = conn.next_id + 1;
-	rc = handshake();
-	if (rc != 0)
-		drop_connection(1);
-	return rc;
+	if (!conn.lost)
+		return connect_and_greet(0);
+	/* The daemon went away: a new one may take a moment to listen, and the
+	 * dying one may still take a connection and reset it before our Hello
+	 * is answered.  Either way, try again, for about RECONNECT_MS. */
+	unsigned slept = 0, sleep_ms = 10;
+	for (;;) {
+		rc = connect_and_greet(1);
+		if ((rc != -ECONNRESET && rc != -EPIPE) || slept >= RECONNECT_MS)
+			return rc;
+		usleep(sleep_ms * 1000);
+		slept += sleep_ms;
+		sleep_ms = sleep_ms * 2 > 500 ? 500 : sleep_ms * 2;
+	}
 }
 
 int conn_set_path(const char *path)

@@ -17,6 +17,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -499,6 +501,68 @@ START_TEST(a_kept_large_block_is_not_taken_for_live_after_a_kill)
 }
 END_TEST
 
+struct handover {
+	int ready[2], go[2];
+};
+
+static int allocate_across_the_handover(void *arg)
+{
+	struct handover *h = arg;
+	char c = 'r';
+	void *warm = shma_malloc(300000);
+	if (warm == NULL || write(h->ready[1], &c, 1) != 1 || read(h->go[0], &c, 1) != 1)
+		return 1;
+	/* The daemon is gone now: this reconnects, first to a peer that resets
+	 * the connection, then to the new daemon. */
+	void *p = shma_malloc(300000);
+	if (p == NULL) {
+		fprintf(stderr, "child: malloc: %s\n", strerror(errno));
+		return 2;
+	}
+	memset(p, 1, 300000);
+	shma_free(p);
+	shma_free(warm);
+	return 0;
+}
+
+/* Listens on path, takes one connection and resets it (as a daemon dying
+ * under SIGKILL does to a connection it accepted), then goes away. */
+static void reset_one_connection(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	strcpy(sa.sun_path, path);
+	unlink(path);
+	int l = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(listen(l, 8), 0);
+	int c = accept(l, NULL, NULL);
+	ck_assert_int_ge(c, 0);
+	struct linger lg = {1, 0}; /* close with a reset */
+	setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	close(c);
+	close(l);
+	unlink(path);
+}
+
+START_TEST(a_reconnect_reset_by_a_dying_daemon_tries_again)
+{
+	struct e2e_daemon d;
+	struct handover h;
+	char c = 'g';
+	e2e_start_daemon_kept(&d, NULL);
+	ck_assert_int_eq(pipe(h.ready), 0);
+	ck_assert_int_eq(pipe(h.go), 0);
+	pid_t client = fork_client(d.socket, allocate_across_the_handover, &h);
+	ck_assert_int_eq(read(h.ready[0], &c, 1), 1);
+	e2e_kill_daemon(&d);
+	ck_assert_int_eq(write(h.go[1], &c, 1), 1);
+	reset_one_connection(d.socket);
+	ck_assert_int_eq(e2e_restart_daemon(&d, NULL), 0);
+	ck_assert_int_eq(e2e_wait(client), 0);
+	e2e_cleanup_daemon(&d);
+}
+END_TEST
+
 START_TEST(untrusted_segments_refuse_the_start_until_discarded)
 {
 	struct e2e_daemon d;
@@ -713,6 +777,7 @@ Suite *make_recovery_suite(void)
 	tcase_add_test(tc, daemon_killed_and_restarted_keeps_every_live_block);
 	tcase_add_test(tc, untrusted_segments_refuse_the_start_until_discarded);
 	tcase_add_test(tc, a_kept_large_block_is_not_taken_for_live_after_a_kill);
+	tcase_add_test(tc, a_reconnect_reset_by_a_dying_daemon_tries_again);
 	tcase_add_test(tc, client_alive_across_a_restart_carries_on);
 	tcase_add_test(tc, a_large_allocation_asked_as_the_daemon_dies_is_asked_again);
 	suite_add_tcase(s, tc);

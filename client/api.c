@@ -48,6 +48,11 @@ static void *large_alloc(size_t size, size_t align)
 	int rc = conn_call(&req, &resp);
 	uint64_t ref = 0, segsize = 0;
 	if (rc == 0 && resp->body_case == SHMA__RESPONSE__BODY_ALLOC_LARGE) {
+		/* Read: the daemon need not take it back if we die now, since the
+		 * program may have it soon (server/inflight.h). */
+		struct control_block *cb = conn_control();
+		if (cb != NULL)
+			__atomic_store_n(&cb->hdr.large_collected, req.id, __ATOMIC_RELEASE);
 		ref = resp->alloc_large->ref;
 		segsize = resp->alloc_large->size;
 	} else if (rc == 0) {

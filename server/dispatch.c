@@ -286,6 +286,7 @@ static enum dispatch_action do_alloc_large(struct daemon *d, struct client *c,
 	if (rc != 0)
 		return refuse(d, c, resp, s, req->id, -rc, "alloc large");
 	c->bytes_held += seg_size;
+	inflight_note_large(&c->inflight, req->id, ref);
 	Shma__AllocLargeReply *r = dispatch_scratch_alloc(s, sizeof *r);
 	if (r == NULL) {
 		heap_free_large(d->heap, ref, NULL);

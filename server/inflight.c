@@ -22,6 +22,9 @@ struct inflight_set {
 	uint32_t cap, used;
 };
 
+/* The key of the large-block record: past every slot and class. */
+#define LARGE_KEY (SHMA_CONTROL_SLOTS * SIZECLASS_COUNT + 1)
+
 static uint32_t home(uint32_t key, uint32_t cap)
 {
 	return (key * 2654435761u) & (cap - 1);
@@ -91,10 +94,27 @@ void inflight_note(struct inflight_set **set, uint32_t slot, uint32_t cls, uint6
 		memcpy(r->runs, b->runs, b->nruns * sizeof *r->runs), r->nruns = b->nruns;
 }
 
+void inflight_note_large(struct inflight_set **set, uint64_t req_id, uint64_t ref)
+{
+	if (*set == NULL && (*set = calloc(1, sizeof **set)) == NULL)
+		return;
+	struct record *r = find_or_add(*set, LARGE_KEY);
+	if (r == NULL)
+		return;
+	free(r->refs);
+	r->refs = malloc(sizeof *r->refs);
+	r->nrefs = r->refs ? 1 : 0;
+	if (r->refs)
+		r->refs[0] = ref;
+	r->id = req_id;
+}
+
 static int collected(const struct record *r, const struct control_block *ctl)
 {
 	if (ctl == NULL)
 		return 0;
+	if (r->key == LARGE_KEY)
+		return __atomic_load_n(&ctl->hdr.large_collected, __ATOMIC_ACQUIRE) >= r->id;
 	uint32_t slot = (r->key - 1) / SIZECLASS_COUNT, cls = (r->key - 1) % SIZECLASS_COUNT;
 	uint32_t mark = __atomic_load_n(&ctl->slots[slot].bins[cls].collected, __ATOMIC_ACQUIRE);
 	/* Ids grow on a connection; the mark is their low 32 bits. */
@@ -104,6 +124,11 @@ static int collected(const struct record *r, const struct control_block *ctl)
 static uint64_t take_back(const struct record *r, struct heap *h)
 {
 	uint64_t back = 0;
+	if (r->key == LARGE_KEY) {
+		for (uint32_t i = 0; i < r->nrefs; i++)
+			back += heap_free_large(h, r->refs[i], NULL) == 0;
+		return back;
+	}
 	for (uint32_t i = 0; i < r->nrefs; i++)
 		back += heap_free_object(h, r->refs[i], NULL) == 0;
 	for (uint32_t i = 0; i < r->nruns; i++) {

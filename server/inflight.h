@@ -11,7 +11,10 @@
  * of its control block, after the objects are in the bin and before any can
  * be handed to the program.  When the client's control block is settled
  * (its process gone, a goodbye, a re-adoption after a lost connection), every
- * refill not marked collected is taken back.  A refill marked collected is
+ * refill not marked collected is taken back.  Large blocks likewise: the
+ * client writes the id of each AllocLarge answer into its control block's
+ * header as soon as it has read it, so an unmarked one never reached anyone
+ * and is freed.  A refill marked collected is
  * forgotten; so is one that a newer refill of the same slot and class
  * replaces, since the thread collected it before asking again.
  */
@@ -29,6 +32,10 @@ struct inflight_set;
  * one of that slot and class.  Memory trouble only loses the record. */
 void inflight_note(struct inflight_set **set, uint32_t slot, uint32_t cls, uint64_t req_id,
 		   const struct heap_batch *b);
+
+/* Remembers large block ref handed out by AllocLarge req_id: a client has
+ * one AllocLarge out at a time, so this replaces the last one. */
+void inflight_note_large(struct inflight_set **set, uint64_t req_id, uint64_t ref);
 
 /* Takes back every refill of the set that ctl (may be NULL: none collected)
  * does not mark collected, frees the set and sets *set to NULL.  Returns the

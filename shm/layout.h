@@ -134,7 +134,8 @@ struct control_header {
 	uint32_t nclasses;
 	uint64_t retired_mallocs; /* counters of threads that have exited */
 	uint64_t retired_waits;
-	uint64_t reserved[2];
+	uint64_t large_collected; /* id of the last AllocLarge answer read */
+	uint64_t reserved[1];
 };
 
 struct control_block {

@@ -88,6 +88,61 @@ START_TEST(uncollected_refills_come_back_when_their_client_dies)
 }
 END_TEST
 
+static uint64_t alloc_large(int fd, uint64_t id)
+{
+	Shma__Request req = SHMA__REQUEST__INIT;
+	Shma__AllocLarge al = SHMA__ALLOC_LARGE__INIT;
+	al.size = 1 << 20;
+	req.id = id;
+	req.body_case = SHMA__REQUEST__BODY_ALLOC_LARGE;
+	req.alloc_large = &al;
+	e2e_send_request(fd, &req);
+	Shma__Response *r = e2e_read_response(fd);
+	uint64_t ref = r->body_case == SHMA__RESPONSE__BODY_ALLOC_LARGE ? r->alloc_large->ref : 0;
+	shma__response__free_unpacked(r, NULL);
+	return ref;
+}
+
+/* Two large blocks; the first answer marked read, the second not; dies. */
+static int two_large_and_die(void *arg)
+{
+	(void)arg;
+	int fd = e2e_raw_connect(e2e.socket);
+	e2e_send_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum());
+	Shma__Response *h = e2e_read_response(fd);
+	if (h->body_case != SHMA__RESPONSE__BODY_HELLO)
+		return 1;
+	char name[SEG_NAME_MAX];
+	seg_name(name, sizeof name, h->hello->instance, 'c', h->hello->client_id);
+	shma__response__free_unpacked(h, NULL);
+	int cfd = seg_open(name, 1);
+	struct control_block *cb = cfd >= 0 ? seg_map(cfd, 0, sizeof *cb, 1, NULL) : NULL;
+	if (cb == NULL || alloc_large(fd, 2) == 0)
+		return 2;
+	__atomic_store_n(&cb->hdr.large_collected, 2, __ATOMIC_RELEASE);
+	if (alloc_large(fd, 3) == 0)
+		return 3;
+	kill(getpid(), SIGKILL);
+	return 4;
+}
+
+START_TEST(a_large_block_whose_answer_was_never_read_comes_back)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(two_large_and_die(NULL));
+	ck_assert_int_eq(e2e_wait(pid), 128 + SIGKILL);
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	uint64_t n = 0;
+	for (int i = 0; i < 100 && (n = e2e_stat("\"large_count\":")) > 1; i++)
+		usleep(50000);
+	/* The block whose answer was read may be the program's: it stays. */
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(e2e_stat("\"large_bytes\":"), 1 << 20);
+}
+END_TEST
+
 Suite *make_inflight_suite(void);
 Suite *make_inflight_suite(void)
 {
@@ -96,6 +151,7 @@ Suite *make_inflight_suite(void)
 	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, uncollected_refills_come_back_when_their_client_dies);
+	tcase_add_test(tc, a_large_block_whose_answer_was_never_read_comes_back);
 	suite_add_tcase(s, tc);
 	return s;
 }

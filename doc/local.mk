@@ -1,5 +1,5 @@
 # ---- doc/ and the files a release carries ----
-EXTRA_DIST += README.md doc/architecture.md scripts/deps.sh scripts/build.sh scripts/run.sh \
+EXTRA_DIST += README.md doc/architecture.md doc/bench.png scripts/deps.sh scripts/build.sh scripts/run.sh \
 	scripts/test.sh tests/valgrind.supp
 
 # ---- man pages and the systemd unit (installed by make install) ----

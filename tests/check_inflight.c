@@ -41,20 +41,30 @@ static uint32_t refill(int fd, uint64_t id, unsigned cls)
 	return n;
 }
 
-/* A client that takes two refills, marks only the first collected, dies. */
-static int take_two_and_die(void *arg)
+/* A raw client: connects, says Hello and maps the control block the daemon
+ * made for it; NULL if any of that fails. */
+static struct control_block *raw_client(int *fd)
 {
-	(void)arg;
-	int fd = e2e_raw_connect(e2e.socket);
-	e2e_send_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum());
-	Shma__Response *h = e2e_read_response(fd);
-	if (h->body_case != SHMA__RESPONSE__BODY_HELLO)
-		return 1;
+	*fd = e2e_raw_connect(e2e.socket);
+	e2e_send_hello(*fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum());
+	Shma__Response *h = e2e_read_response(*fd);
+	if (h->body_case != SHMA__RESPONSE__BODY_HELLO) {
+		shma__response__free_unpacked(h, NULL);
+		return NULL;
+	}
 	char name[SEG_NAME_MAX];
 	seg_name(name, sizeof name, h->hello->instance, 'c', h->hello->client_id);
 	shma__response__free_unpacked(h, NULL);
 	int cfd = seg_open(name, 1);
-	struct control_block *cb = cfd >= 0 ? seg_map(cfd, 0, sizeof *cb, 1, NULL) : NULL;
+	return cfd >= 0 ? seg_map(cfd, 0, sizeof(struct control_block), 1, NULL) : NULL;
+}
+
+/* A client that takes two refills, marks only the first collected, dies. */
+static int take_two_and_die(void *arg)
+{
+	(void)arg;
+	int fd;
+	struct control_block *cb = raw_client(&fd);
 	if (cb == NULL)
 		return 2;
 	cb->slots[0].in_use = 1;
@@ -107,16 +117,8 @@ static uint64_t alloc_large(int fd, uint64_t id)
 static int two_large_and_die(void *arg)
 {
 	(void)arg;
-	int fd = e2e_raw_connect(e2e.socket);
-	e2e_send_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum());
-	Shma__Response *h = e2e_read_response(fd);
-	if (h->body_case != SHMA__RESPONSE__BODY_HELLO)
-		return 1;
-	char name[SEG_NAME_MAX];
-	seg_name(name, sizeof name, h->hello->instance, 'c', h->hello->client_id);
-	shma__response__free_unpacked(h, NULL);
-	int cfd = seg_open(name, 1);
-	struct control_block *cb = cfd >= 0 ? seg_map(cfd, 0, sizeof *cb, 1, NULL) : NULL;
+	int fd;
+	struct control_block *cb = raw_client(&fd);
 	if (cb == NULL || alloc_large(fd, 2) == 0)
 		return 2;
 	__atomic_store_n(&cb->hdr.large_collected, 2, __ATOMIC_RELEASE);

@@ -38,7 +38,8 @@ static void write_page_map(struct span *s, uint8_t kind, uint8_t cls)
 	}
 }
 
-struct span *span_create(struct arena *a, struct page_run *run, unsigned cls)
+/* A span of class cls over run, its private fields set; NULL without memory. */
+static struct span *span_new(struct arena *a, struct page_run *run, unsigned cls)
 {
 	struct span *s = calloc(1, sizeof *s);
 	if (s == NULL)
@@ -50,6 +51,14 @@ struct span *span_create(struct arena *a, struct page_run *run, unsigned cls)
 	s->cls = (uint8_t)cls;
 	s->size = sizeclass_table[cls].size;
 	s->objects = sizeclass_table[cls].objects;
+	return s;
+}
+
+struct span *span_create(struct arena *a, struct page_run *run, unsigned cls)
+{
+	struct span *s = span_new(a, run, cls);
+	if (s == NULL)
+		return NULL;
 	memset(bitmap(s), 0, (size_t)s->npages * SHMA_BITMAP_BYTES_PER_PAGE);
 	write_page_map(s, PAGE_SPAN, s->cls);
 	a->span_of_page[s->start] = s;
@@ -58,16 +67,9 @@ struct span *span_create(struct arena *a, struct page_run *run, unsigned cls)
 
 struct span *span_adopt(struct arena *a, struct page_run *run, unsigned cls)
 {
-	struct span *s = calloc(1, sizeof *s);
+	struct span *s = span_new(a, run, cls);
 	if (s == NULL)
 		return NULL;
-	s->arena = a;
-	s->run = run;
-	s->start = run->start;
-	s->npages = run->npages;
-	s->cls = (uint8_t)cls;
-	s->size = sizeclass_table[cls].size;
-	s->objects = sizeclass_table[cls].objects;
 	const uint64_t *bm = bitmap(s);
 	s->hint = bitmap_words(s);
 	for (uint32_t w = bitmap_words(s); w-- > 0;) {

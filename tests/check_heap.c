@@ -8,33 +8,15 @@
 #include <stdlib.h>
 
 #include "server/heap.h"
+#include "heap_fixture.h"
 #include "instance.h"
 #include "layout.h"
 #include "ref.h"
 #include "seg.h"
 #include "sizeclass.h"
 
-#define MIB ((uint64_t)1 << 20)
 #define CLS 3 /* 64-byte objects, 8-page spans */
 
-static char inst[32];
-static struct heap *h;
-
-static void open_heap(uint64_t max_memory)
-{
-	struct heap_config cfg = {
-		.instance = inst, .arena_size = MIB, .max_memory = max_memory,
-		.mode = 0600, .decay_ms = 1000,
-	};
-	test_instance(inst, sizeof inst);
-	ck_assert_int_eq(heap_open(&h, &cfg), 0);
-}
-
-static void close_heap(void)
-{
-	heap_close(h, 1);
-	ck_assert_int_eq(test_segments_left(inst), 0);
-}
 
 /* Maps arena id read-only, as a client maps its metadata. */
 static void *map_arena(uint32_t id)

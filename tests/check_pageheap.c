@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "heap_fixture.h"
 #include "instance.h"
 #include "layout.h"
 #include "ref.h"
@@ -14,7 +15,6 @@
 #include "server/heap.h"
 #include "server/pageheap.h"
 
-#define MIB ((uint64_t)1 << 20)
 
 static uint64_t free_pages(struct pageheap *ph, uint64_t *largest)
 {
@@ -139,24 +139,6 @@ END_TEST
 
 /* ---- through the heap: arenas and decay on real segments ---- */
 
-static char inst[32];
-static struct heap *h;
-
-static void open_heap(uint64_t max_memory)
-{
-	struct heap_config cfg = {
-		.instance = inst, .arena_size = MIB, .max_memory = max_memory,
-		.mode = 0600, .decay_ms = 1000,
-	};
-	test_instance(inst, sizeof inst);
-	ck_assert_int_eq(heap_open(&h, &cfg), 0);
-}
-
-static void close_heap(void)
-{
-	heap_close(h, 1);
-	ck_assert_int_eq(test_segments_left(inst), 0);
-}
 
 START_TEST(arenas_are_added_on_demand)
 {

@@ -14,3 +14,4 @@ tests_check_shmalloc_SOURCES += tests/check_recovery.c
 tests_check_shmalloc_SOURCES += tests/check_inflight.c
 tests_check_shmalloc_SOURCES += tests/check_access.c
 tests_check_shmalloc_SOURCES += tests/check_limits.c tests/raw.h
+tests_check_shmalloc_SOURCES += tests/heap_fixture.h

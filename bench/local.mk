@@ -35,6 +35,7 @@ bench_bench_boost_CXXFLAGS = $(SAN_CFLAGS) -Wall -Wextra -Wshadow -Wpointer-arit
 BENCH_CXX_WERROR = `case ' $(WARN_CFLAGS) ' in *' -Werror '*) echo -Werror;; esac`
 
 bench_bench_shmalloc_SOURCES = $(BENCH_COMMON) bench/be_shmalloc.c
+bench_bench_shmalloc_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/client/lib
 bench_bench_shmalloc_LDADD = libshmalloc.la
 
 BENCH_DRIVERS = glibc

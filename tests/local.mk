@@ -2,8 +2,11 @@
 if HAVE_CHECK
 check_PROGRAMS += tests/check_shmalloc
 TESTS += tests/check_shmalloc
-tests_check_shmalloc_SOURCES = tests/check_main.c tests/suites.h tests/e2e.c tests/e2e.h
-tests_check_shmalloc_CPPFLAGS = $(AM_CPPFLAGS) -DSHMALLOCD_PATH='"$(abs_top_builddir)/shmallocd"' \
+tests_check_shmalloc_SOURCES = tests/check_main.c tests/suites.h tests/instance.h \
+	tests/e2e/e2e.c tests/e2e/e2e.h
+tests_check_shmalloc_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) $(LIB_CPPFLAGS) \
+	-I$(top_srcdir)/tests -I$(top_srcdir)/tests/unit -I$(top_srcdir)/tests/e2e \
+	-DSHMALLOCD_PATH='"$(abs_top_builddir)/shmallocd"' \
 	-DSRCDIR='"$(abs_top_srcdir)"' -DUAF_PATH='"$(abs_top_builddir)/tests/uaf"' \
 	-DUAF_ASAN_PATH='"$(abs_top_builddir)/tests/uaf_asan"' \
 	-DSHMALLOCCTL_PATH='"$(abs_top_builddir)/shmallocctl"'
@@ -15,11 +18,13 @@ include tests/suites.mk
 # A deliberate use after free, run under Valgrind and built with ASan by the
 # debug suite: the user's own tools must see shared blocks.
 check_PROGRAMS += tests/uaf
-tests_uaf_SOURCES = tests/uaf.c
+tests_uaf_SOURCES = tests/e2e/uaf.c
+tests_uaf_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
 tests_uaf_LDADD = libshmclient.la
 if HAVE_ASAN
 check_PROGRAMS += tests/uaf_asan
-tests_uaf_asan_SOURCES = tests/uaf.c
+tests_uaf_asan_SOURCES = tests/e2e/uaf.c
+tests_uaf_asan_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
 tests_uaf_asan_CFLAGS = $(AM_CFLAGS) -fsanitize=address -fno-omit-frame-pointer
 tests_uaf_asan_LDFLAGS = $(AM_LDFLAGS) -fsanitize=address
 tests_uaf_asan_LDADD = libshmclient.la

@@ -1,17 +1,18 @@
-# One line per suite file: tests_check_shmalloc_SOURCES += tests/check_<module>.c
-tests_check_shmalloc_SOURCES += tests/check_frame.c
-tests_check_shmalloc_SOURCES += tests/check_heap.c tests/instance.h
-tests_check_shmalloc_SOURCES += tests/check_pageheap.c
-tests_check_shmalloc_SOURCES += tests/check_roots.c
-tests_check_shmalloc_SOURCES += tests/check_sizeclass.c
-tests_check_shmalloc_SOURCES += tests/check_e2e.c
-tests_check_shmalloc_SOURCES += tests/check_alloc.c
-tests_check_shmalloc_SOURCES += tests/check_stress.c
-tests_check_shmalloc_SOURCES += tests/check_ctl.c
-tests_check_shmalloc_SOURCES += tests/check_hostile.c
-tests_check_shmalloc_SOURCES += tests/check_debug.c
-tests_check_shmalloc_SOURCES += tests/check_recovery.c
-tests_check_shmalloc_SOURCES += tests/check_inflight.c
-tests_check_shmalloc_SOURCES += tests/check_access.c
-tests_check_shmalloc_SOURCES += tests/check_limits.c tests/raw.h
-tests_check_shmalloc_SOURCES += tests/heap_fixture.h
+# One line per suite file: tests/unit/check_<module>.c for a module alone,
+# tests/e2e/check_<area>.c for suites that start a real daemon.
+tests_check_shmalloc_SOURCES += tests/unit/check_frame.c
+tests_check_shmalloc_SOURCES += tests/unit/check_heap.c
+tests_check_shmalloc_SOURCES += tests/unit/check_pageheap.c
+tests_check_shmalloc_SOURCES += tests/unit/check_roots.c
+tests_check_shmalloc_SOURCES += tests/unit/check_sizeclass.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_e2e.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_alloc.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_stress.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_ctl.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_hostile.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_debug.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_recovery.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_inflight.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_access.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_limits.c tests/e2e/raw.h
+tests_check_shmalloc_SOURCES += tests/unit/heap_fixture.h

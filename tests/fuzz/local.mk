@@ -8,15 +8,15 @@
 FUZZ_CC = clang
 FUZZ_SECONDS = 30
 FUZZ_SANITIZE = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/server -I$(top_srcdir)/tests/fuzz \
+FUZZ_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) -I$(top_srcdir)/tests/fuzz \
 	$(PROTOBUF_C_CFLAGS) $(LIBUV_CFLAGS)
 FUZZ_PROTO = $(top_srcdir)/proto/frame.c $(top_builddir)/proto/shmalloc.pb-c.c
 FUZZ_SHM = $(top_srcdir)/shm/seg.c $(top_srcdir)/shm/layout.c $(top_srcdir)/shm/sizeclass.c
 FUZZ_SERVER = $(top_srcdir)/server/dispatch.c $(top_srcdir)/server/stats.c \
 	$(top_srcdir)/server/control.c $(top_srcdir)/server/inflight.c $(top_srcdir)/server/log.c \
-	$(top_srcdir)/server/heap.c $(top_srcdir)/server/arena.c \
-	$(top_srcdir)/server/pageheap.c $(top_srcdir)/server/span.c \
-	$(top_srcdir)/server/large.c $(top_srcdir)/server/roots.c
+	$(top_srcdir)/server/heap/heap.c $(top_srcdir)/server/heap/arena.c \
+	$(top_srcdir)/server/heap/pageheap.c $(top_srcdir)/server/heap/span.c \
+	$(top_srcdir)/server/heap/large.c $(top_srcdir)/server/heap/roots.c
 FUZZ_TARGETS = tests/fuzz/fuzz_frame tests/fuzz/fuzz_dispatch
 CLEANFILES += $(FUZZ_TARGETS)
 EXTRA_DIST += tests/fuzz/fuzz_frame.c tests/fuzz/fuzz_dispatch.c tests/fuzz/fuzz_daemon.h \
@@ -44,7 +44,7 @@ fuzz:
 
 EXTRA_PROGRAMS += tests/fuzz/gen_corpus
 tests_fuzz_gen_corpus_SOURCES = tests/fuzz/gen_corpus.c tests/fuzz/fuzz_daemon.h
-tests_fuzz_gen_corpus_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/server -I$(top_srcdir)/tests/fuzz
+tests_fuzz_gen_corpus_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) -I$(top_srcdir)/tests/fuzz
 tests_fuzz_gen_corpus_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_fuzz_gen_corpus_LDADD = libshmheap.la libshmproto.la libshmcore.la $(PROTOBUF_C_LIBS)
 

@@ -12,8 +12,8 @@
 #include "layout.h"
 #include "ref.h"
 #include "seg.h"
-#include "server/heap.h"
-#include "server/pageheap.h"
+#include "heap.h"
+#include "pageheap.h"
 
 
 static uint64_t free_pages(struct pageheap *ph, uint64_t *largest)

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "server/heap.h"
+#include "heap.h"
 #include "heap_fixture.h"
 #include "instance.h"
 #include "layout.h"

@@ -10,7 +10,7 @@
 #include "instance.h"
 #include "ref.h"
 #include "seg.h"
-#include "server/roots.h"
+#include "roots.h"
 
 static char inst[32];
 static struct roots *r;

@@ -9,7 +9,7 @@
 #include <check.h>
 
 #include "instance.h"
-#include "server/heap.h"
+#include "heap.h"
 
 #define MIB ((uint64_t)1 << 20)
 

@@ -1,0 +1,12 @@
+# ---- server/heap/: the allocator core, a library with no I/O loop ----
+# Page heap, spans, arenas, large blocks, roots and recovery.  It may use
+# shm/ and libc only: no libuv, no protocol (its include path has neither).
+noinst_LTLIBRARIES += libshmheap.la
+libshmheap_la_SOURCES = server/heap/heap.c server/heap/heap.h \
+	server/heap/arena.c server/heap/arena.h \
+	server/heap/pageheap.c server/heap/pageheap.h \
+	server/heap/span.c server/heap/span.h \
+	server/heap/large.c server/heap/large.h \
+	server/heap/roots.c server/heap/roots.h
+libshmheap_la_CPPFLAGS = $(AM_CPPFLAGS) $(HEAP_CPPFLAGS)
+libshmheap_la_LIBADD = libshmcore.la

@@ -35,6 +35,7 @@ struct client {
 	int closing;             /* no more reads; close once the writes are out */
 	int said_goodbye;
 	int reading;
+	int mapping_logged;      /* where it mapped the heap was logged */
 	uint64_t bytes_held;     /* small objects and large blocks it took, net */
 	uint64_t requests, rejected;
 	int ctl_fd;

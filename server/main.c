@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* --discard: start afresh, whatever an earlier run left. */
@@ -30,6 +31,12 @@ static void log_recovery(const struct heap *h)
 {
 	struct heap_recovery r;
 	heap_recovery(h, &r);
+	const struct heap_header *hh = heap_header(h);
+	log_msg(LOG_INFO, "heap at 0x%llx, %llu bytes of address space", (unsigned long long)hh->base,
+		(unsigned long long)hh->range);
+	if (r.old_base != 0)
+		log_msg(LOG_WARN, "--base moved the heap from 0x%llx: pointers stored in it by "
+			"earlier processes no longer hold", (unsigned long long)r.old_base);
 	if (r.arenas == 0 && r.large_blocks == 0)
 		return;
 	log_msg(LOG_INFO, "recovered instance: %u arenas, %u spans with %llu objects out, "
@@ -47,6 +54,7 @@ static int open_heap(struct daemon *d)
 		.instance = d->opt.instance,
 		.arena_size = d->opt.arena_size,
 		.max_memory = d->opt.max_memory,
+		.base = d->opt.base,
 		.mode = d->opt.segment_mode,
 		.decay_ms = d->opt.decay_ms,
 		.why = why,
@@ -75,7 +83,9 @@ static int open_state(struct daemon *d)
 	int rc = open_heap(d);
 	if (rc != 0)
 		return rc;
-	rc = roots_open(&d->roots, d->opt.instance, d->opt.segment_mode);
+	/* Metadata: no client writes it, whatever the segment mode. */
+	rc = roots_open(&d->roots, d->opt.instance,
+			d->opt.segment_mode & ~(mode_t)(S_IWGRP | S_IWOTH));
 	if (rc != 0) {
 		log_msg(LOG_ERROR, "refusing to start: cannot open the roots (/dev/shm/shmalloc.%s.m):"
 			" %s; start with --discard to remove every segment of the instance",

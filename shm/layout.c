@@ -1,5 +1,5 @@
 /*
- * Arena geometry and header: see layout.h.
+ * Arena geometry and header, and where a slot's bins lie: see layout.h.
  */
 #include "layout.h"
 
@@ -65,4 +65,14 @@ int layout_header_check(const struct arena_header *h, const char *instance,
 	    h->bitmap_off != g.bitmap_off)
 		return *why = "corrupt geometry", -EINVAL;
 	return 0;
+}
+
+uint32_t layout_bin_firsts(uint32_t *first)
+{
+	uint32_t at = 0;
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+		first[cls] = at;
+		at += layout_bin_capacity(cls);
+	}
+	return at;
 }

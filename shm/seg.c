@@ -19,8 +19,8 @@
 int seg_name(char *buf, size_t size, const char *instance, char kind, uint64_t id)
 {
 	int n;
-	if (kind == 'm')
-		n = snprintf(buf, size, "/shmalloc.%s.m", instance);
+	if (kind == 'm' || kind == 'M' || kind == 'p')
+		n = snprintf(buf, size, "/shmalloc.%s.%c", instance, kind);
 	else
 		n = snprintf(buf, size, "/shmalloc.%s.%c%llu", instance, kind,
 			     (unsigned long long)id);
@@ -218,6 +218,37 @@ void *seg_map(int fd, uint64_t off, size_t len, int writable, void *addr)
 	int flags = MAP_SHARED | (addr ? MAP_FIXED : 0);
 	void *p = mmap(addr, len, prot, flags, fd, (off_t)off);
 	return p == MAP_FAILED ? NULL : p;
+}
+
+void *seg_map_at(int fd, size_t len, int writable, void *addr)
+{
+	int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+	void *p = mmap(addr, len, prot, MAP_SHARED | MAP_NORESERVE | MAP_FIXED_NOREPLACE, fd, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (p != addr) {
+		/* A kernel before 4.17 takes the flag for a hint. */
+		munmap(p, len);
+		errno = EEXIST;
+		return NULL;
+	}
+	return p;
+}
+
+void *seg_map_sparse(int fd, size_t len, int writable, size_t align)
+{
+	char *at = seg_reserve_va(len, align);
+	if (at == NULL)
+		return NULL;
+	int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+	void *p = mmap(at, len, prot, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, 0);
+	if (p == MAP_FAILED) {
+		int e = errno;
+		munmap(at, len);
+		errno = e;
+		return NULL;
+	}
+	return p;
 }
 
 void *seg_reserve_va(size_t len, size_t align)

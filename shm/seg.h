@@ -2,7 +2,8 @@
  * Segments: the OS primitives under the shared heap, in one place.
  *
  * A segment is a POSIX shm object named /shmalloc.<instance>.<kind><id>
- * (kind 'a' arena, 'l' large block, 'c' client control block, 'm' manifest).
+ * (kind 'c' client control block, with an id) or /shmalloc.<instance>.<kind>
+ * (kind 'p' the heap's pages, 'M' its metadata, 'm' the manifest of roots).
  * The daemon creates them with O_CREAT|O_EXCL and its configured mode;
  * clients open the ones that exist.  Backing store is reserved with
  * posix_fallocate before memory is handed out, so a full /dev/shm is an
@@ -86,6 +87,18 @@ int seg_punch(int fd, uint64_t off, uint64_t len);
  * the address or NULL with errno set.
  */
 void *seg_map(int fd, uint64_t off, size_t len, int writable, void *addr);
+
+/*
+ * Maps the first len bytes of fd at exactly addr, shared and without
+ * reserving swap, never over an existing mapping: the address or NULL with
+ * errno set (EEXIST: something is mapped there already).
+ */
+void *seg_map_at(int fd, size_t len, int writable, void *addr);
+
+/* Maps the first len bytes of fd, shared, without reserving swap, wherever
+ * the kernel finds room aligned to align (a power of two).  The address or
+ * NULL with errno set. */
+void *seg_map_sparse(int fd, size_t len, int writable, size_t align);
 
 /* Reserves len bytes of address space (no memory, no access), aligned to
  * align (a power of two). */

@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -56,6 +57,7 @@ static struct {
 	char path[108];
 	uint32_t max_frame;
 	struct control_block *ctl;
+	int ctl_fd;          /* of ctl: slots are reserved through it */
 	uint8_t *rbuf;
 	size_t rlen, rcap;
 	/* Answers read for another thread, waiting for it: at most one refill
@@ -64,7 +66,7 @@ static struct {
 	struct parked *parked;
 	unsigned nparked_cap;
 	int atfork_done;
-} conn = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+} conn = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .ctl_fd = -1};
 
 void conn_lock(void)
 {
@@ -79,6 +81,14 @@ void conn_unlock(void)
 struct control_block *conn_control(void)
 {
 	return conn.ctl;
+}
+
+int conn_reserve_slot(unsigned i)
+{
+	if (conn.ctl_fd < 0 || i >= SHMA_CONTROL_SLOTS)
+		return -EINVAL;
+	return seg_reserve(conn.ctl_fd, offsetof(struct control_block, refs[i]),
+			   sizeof conn.ctl->refs[i]);
 }
 
 uint64_t conn_generation(void)
@@ -432,17 +442,29 @@ static int map_control(const Shma__HelloReply *h)
 	int fd = seg_open(name, 1);
 	if (fd < 0)
 		return fd;
-	void *p = seg_map(fd, 0, sizeof(struct control_block), 1, NULL);
-	rc = p ? 0 : -errno;
-	close(fd);
-	if (rc != 0)
+	void *p = NULL;
+	if (seg_size(fd) == (int64_t)sizeof(struct control_block))
+		p = seg_map(fd, 0, sizeof(struct control_block), 1, NULL);
+	rc = p ? 0 : -EPROTO;
+	if (rc != 0) {
+		close(fd);
 		return rc;
-	conn.ctl = p;
-	if (conn.ctl->hdr.magic != SHMA_CONTROL_MAGIC || conn.ctl->hdr.client_id != h->client_id) {
-		conn.ctl = NULL;
+	}
+	struct control_block *cb = p;
+	if (cb->hdr.magic != SHMA_CONTROL_MAGIC || cb->hdr.client_id != h->client_id) {
+		munmap(p, sizeof *cb);
+		close(fd);
 		return -EPROTO;
 	}
+	/* The old block stays mapped (a thread may still use its slot there
+	 * until it sees the new generation); its descriptor is not needed. */
+	if (conn.ctl_fd >= 0)
+		close(conn.ctl_fd);
+	conn.ctl_fd = fd;
+	conn.ctl = cb;
 	conn.client_id = h->client_id;
+	__atomic_store_n(&cb->hdr.same_address, map_view.same_address ? 1u : 2u,
+			 __ATOMIC_RELAXED);
 	return 0;
 }
 

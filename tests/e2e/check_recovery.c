@@ -212,7 +212,7 @@ static struct control_block *my_control_block(void)
 }
 
 /* Warms its caches, then scribbles on its control block -- counts past the
- * end of a list, refs that name nothing, a cycle, a slot of noise -- and
+ * end of a bin, refs that name nothing, a ref twice, a slot of noise -- and
  * dies. */
 static int scribble_and_die(void *arg)
 {
@@ -229,23 +229,29 @@ static int scribble_and_die(void *arg)
 	struct control_slot *s = &cb->slots[0];
 	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS && !s->in_use; i++)
 		s = &cb->slots[i];
-	unsigned k = 0;
+	unsigned k = 0, slot = (unsigned)(s - cb->slots);
+	uint32_t first[SIZECLASS_COUNT];
+	layout_bin_firsts(first);
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
 		struct tcache_bin *b = &s->bins[cls];
+		uint64_t *refs = &cb->refs[slot][first[cls]];
 		if (b->count == 0)
 			continue;
 		switch (k++ % 3) {
 		case 0: b->count = UINT32_MAX; break;
-		case 1: b->head ^= 0x5a5a5a; break;
+		case 1: refs[0] ^= 0x5a5a5a; break;
 		default:
-			*(uint64_t *)shma_ptr(b->head) = b->head;
+			refs[b->count - 1] = refs[0]; /* the first ref twice */
 			b->count = UINT32_MAX;
 		}
 	}
 	struct control_slot *noise = &cb->slots[SHMA_CONTROL_SLOTS - 1];
+	noise->in_use = 1;
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
-		noise->bins[cls].head = (uint64_t)random() << 33 ^ (uint64_t)random();
 		noise->bins[cls].count = (uint32_t)random();
+		for (unsigned i = 0; i < 4; i++)
+			cb->refs[SHMA_CONTROL_SLOTS - 1][first[cls] + i] =
+				(uint64_t)random() << 33 ^ (uint64_t)random();
 	}
 	kill(getpid(), SIGKILL);
 	return 42;
@@ -446,14 +452,15 @@ START_TEST(daemon_killed_and_restarted_keeps_every_live_block)
 }
 END_TEST
 
-/* Writes len bytes at off of segment a0 of d's instance. */
+/* Writes len bytes at off of arena 0's metadata (in segment 'M', after the
+ * heap header's page) of d's instance. */
 static void scribble_arena(const struct e2e_daemon *d, off_t off, const void *bytes, size_t len)
 {
 	char path[128];
-	snprintf(path, sizeof path, "/dev/shm/shmalloc.%s.a0", d->instance);
+	snprintf(path, sizeof path, "/dev/shm/shmalloc.%s.M", d->instance);
 	FILE *f = fopen(path, "r+");
 	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fseeko(f, off, SEEK_SET), 0);
+	ck_assert_int_eq(fseeko(f, (off_t)SHMA_PAGE_SIZE + off, SEEK_SET), 0);
 	ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
 	fclose(f);
 }

@@ -165,6 +165,8 @@ static int create_segment(struct daemon *d, struct client *c)
 int daemon_control_create(struct daemon *d, struct client *c)
 {
 	int rc = create_segment(d, c);
+	if (rc == -ENOMEM && heap_release_free(d->heap) > 0)
+		rc = create_segment(d, c); /* /dev/shm was full of free pages */
 	/* Ids are never reused while a block of that id exists. */
 	for (int i = 0; rc == -EEXIST && i < CREATE_TRIES; i++) {
 		c->id = ++d->next_client_id;

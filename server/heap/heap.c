@@ -334,6 +334,9 @@ static int alloc_pages(struct heap *h, uint32_t npages, struct page_run **out)
 		return 0;
 	rc = seg_reserve(h->pages_fd, pages_offset(h, r->region, r->start),
 			 arena_page_offset(r->npages));
+	if (rc == -ENOMEM && heap_release_free(h) > 0)
+		rc = seg_reserve(h->pages_fd, pages_offset(h, r->region, r->start),
+				 arena_page_offset(r->npages));
 	if (rc < 0) {
 		pageheap_free(h->ph, r, heap_now_ms());
 		return rc;
@@ -571,6 +574,15 @@ uint64_t heap_decay(struct heap *h, uint64_t now_ms)
 			bytes += arena_page_offset(d.backed_pages);
 	}
 	h->returned += bytes;
+	return bytes;
+}
+
+uint64_t heap_release_free(struct heap *h)
+{
+	uint64_t decay = h->cfg.decay_ms;
+	h->cfg.decay_ms = 0;
+	uint64_t bytes = heap_decay(h, UINT64_MAX / 2);
+	h->cfg.decay_ms = decay;
 	return bytes;
 }
 

@@ -155,6 +155,10 @@ uint64_t heap_large_size(const struct heap *h, uint64_t ref, uint64_t *start);
  * bytes of backing store released.  Call it from a timer with heap_now_ms(). */
 uint64_t heap_decay(struct heap *h, uint64_t now_ms);
 
+/* Gives back to the OS every free page that holds backing store, however
+ * recently freed: when /dev/shm is full.  Returns the bytes released. */
+uint64_t heap_release_free(struct heap *h);
+
 /* The clock the heap stamps free runs with: CLOCK_MONOTONIC, milliseconds. */
 uint64_t heap_now_ms(void);
 

@@ -295,8 +295,9 @@ static void assert_mode(const char *path, mode_t mode, gid_t gid)
 		      (long)gid);
 }
 
-/* Every segment of the instance: an arena, the manifest, a control block
- * and a large block at least. */
+/* Every segment of the instance: the pages, the metadata, the manifest and
+ * a control block at least.  Metadata ('M', 'm') is writable by its owner
+ * alone, whatever the mode: no client may change what is allocated. */
 static void assert_segment_modes(const struct e2e_daemon *d, mode_t mode, gid_t gid)
 {
 	char prefix[96], path[400];
@@ -308,10 +309,11 @@ static void assert_segment_modes(const struct e2e_daemon *d, mode_t mode, gid_t 
 		if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
 			continue;
 		snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
-		assert_mode(path, mode, gid);
-		const char *kind = strchr("acml", e->d_name[strlen(prefix)]);
+		const char *kind = strchr("pMcm", e->d_name[strlen(prefix)]);
+		int meta = kind != NULL && (*kind == 'M' || *kind == 'm');
+		assert_mode(path, meta ? mode & ~(mode_t)022 : mode, gid);
 		if (kind != NULL)
-			kinds |= 1u << (kind - "acml");
+			kinds |= 1u << (kind - "pMcm");
 	}
 	closedir(dir);
 	ck_assert_uint_eq(kinds, 15);

@@ -9,11 +9,18 @@ tests_check_shmalloc_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) $(LIB_CPPFLAGS
 	-DSHMALLOCD_PATH='"$(abs_top_builddir)/shmallocd"' \
 	-DSRCDIR='"$(abs_top_srcdir)"' -DUAF_PATH='"$(abs_top_builddir)/tests/uaf"' \
 	-DUAF_ASAN_PATH='"$(abs_top_builddir)/tests/uaf_asan"' \
-	-DSHMALLOCCTL_PATH='"$(abs_top_builddir)/shmallocctl"'
+	-DSHMALLOCCTL_PATH='"$(abs_top_builddir)/shmallocctl"' \
+	-DLISTWALK_PATH='"$(abs_top_builddir)/tests/listwalk"'
 tests_check_shmalloc_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_check_shmalloc_LDADD = libshmclient.la libshmheap.la libshmproto.la libshmcore.la \
 	$(CHECK_LIBS) $(PROTOBUF_C_LIBS)
 include tests/suites.mk
+
+# One heap, one address: two exec'd programs share a list by raw pointers.
+check_PROGRAMS += tests/listwalk
+tests_listwalk_SOURCES = tests/e2e/listwalk.c
+tests_listwalk_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
+tests_listwalk_LDADD = libshmclient.la
 
 # A deliberate use after free, run under Valgrind and built with ASan by the
 # debug suite: the user's own tools must see shared blocks.

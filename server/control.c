@@ -119,6 +119,16 @@ static uint64_t reclaim_caches(struct daemon *d, const struct control_block *cb,
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
 			n += reclaim_bin(d->heap, cb, i, cls, &refused);
 	}
+	/* The large blocks it kept: those it allocated and that are live. */
+	for (unsigned i = 0; i < SHMA_LARGE_KEEP; i++) {
+		uint64_t ref = __atomic_load_n(&cb->hdr.large[i].ref, __ATOMIC_ACQUIRE);
+		if (ref == 0)
+			continue;
+		if (heap_large_owner(d->heap, ref) == id && heap_free_large(d->heap, ref, NULL) == 0)
+			n++;
+		else
+			refused++;
+	}
 	if (refused != 0) {
 		log_msg(LOG_WARN, "client %llu: %llu refs of its caches refused (not objects "
 			"of their bin's class that are out)", (unsigned long long)id,

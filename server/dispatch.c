@@ -146,6 +146,7 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 	r->max_arenas = hh->max_arenas;
 	r->heap_base = __atomic_load_n(&hh->base, __ATOMIC_ACQUIRE);
 	r->heap_range = hh->range;
+	r->decay_ms = d->opt.decay_ms;
 	r->large_threshold = d->opt.large_threshold;
 	r->nclasses = SIZECLASS_COUNT;
 	r->client_id = c->id;
@@ -285,7 +286,7 @@ static enum dispatch_action do_alloc_large(struct daemon *d, struct client *c,
 	if (d->opt.client_max_memory && client_room(d, c, size) == 0)
 		return refuse(d, c, resp, s, req->id, ENOMEM, "alloc large: --client-max-memory");
 	uint64_t ref, seg_size;
-	int rc = heap_alloc_large(d->heap, size, &ref, &seg_size);
+	int rc = heap_alloc_large(d->heap, size, c->id, &ref, &seg_size);
 	if (rc != 0)
 		return refuse(d, c, resp, s, req->id, -rc, "alloc large");
 	c->bytes_held += seg_size;

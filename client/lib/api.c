@@ -41,13 +41,18 @@ static void send_free_large(uint64_t ref)
 	conn_unlock();
 }
 
+/* Start of a block (of start) aligned as asked. */
+static void *aligned_in(uint64_t start, size_t align)
+{
+	uintptr_t user = (uintptr_t)map_ptr(start);
+	if (align > 1)
+		user = (user + align - 1) & ~(uintptr_t)(align - 1);
+	return (void *)user;
+}
+
 static void *large_alloc(size_t size, size_t align)
 {
 	struct tcache *t = tcache_self;
-	if (t != NULL && t->slot != NULL) {
-		t->slot->mallocs++; /* a large block always waits on the daemon */
-		t->slot->waits++;
-	}
 	/* A block starts on a page: more alignment than that needs room to
 	 * move the block up. */
 	size_t extra = align > SHMA_PAGE_SIZE ? align : 0;
@@ -55,6 +60,17 @@ static void *large_alloc(size_t size, size_t align)
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (t != NULL && t->slot != NULL)
+		t->slot->mallocs++;
+	/* One this process freed, if one fits: no round trip. */
+	conn_lock();
+	lcache_expire();
+	uint64_t kept_size, kept = lcache_take(size + extra, &kept_size);
+	conn_unlock();
+	if (kept != 0)
+		return aligned_in(kept, align);
+	if (t != NULL && t->slot != NULL)
+		t->slot->waits++; /* from the daemon: a wait */
 	Shma__Request req = SHMA__REQUEST__INIT;
 	Shma__AllocLarge al = SHMA__ALLOC_LARGE__INIT;
 	al.size = size + extra;
@@ -93,10 +109,10 @@ static void *large_alloc(size_t size, size_t align)
 		errno = EPROTO;
 		return NULL;
 	}
-	uintptr_t user = (uintptr_t)start;
-	if (align > 1)
-		user = (user + align - 1) & ~(uintptr_t)(align - 1);
-	return (void *)user;
+	conn_lock();
+	lcache_note_mine(ref);
+	conn_unlock();
+	return aligned_in(ref, align);
 }
 
 /* Connects if this process never has; 0, or -1 with errno set. */
@@ -170,7 +186,12 @@ static void free_large(void *p)
 	size_t size;
 	if (!map_large_block(p, &ref, &start, &size))
 		return; /* not ours: ignoring it beats corrupting the heap */
-	send_free_large(ref);
+	conn_lock();
+	int kept = lcache_put(ref, size);
+	lcache_expire();
+	conn_unlock();
+	if (!kept)
+		send_free_large(ref);
 }
 
 static inline void free_fast(void *p)
@@ -372,6 +393,7 @@ SHMA_EXPORT void shma_disconnect(void)
 	conn_lock();
 	if (conn_connected()) {
 		tcache_flush_all();
+		lcache_flush();
 		conn_close(1);
 	}
 	conn_unlock();

@@ -5,6 +5,7 @@
  * maps.c   the heap mapped whole, at its base; ref <-> pointer both ways
  * tcache.c per-thread caches in the control block; the fast path
  * api.c    the public functions of shmalloc.h
+ * largecache.c freed large blocks kept for reuse, in the control block
  * pballoc.c protobuf-c's allocator: a bump arena, never the process's malloc
  *
  * Nothing here calls malloc(3): the library must be able to stand in for it.
@@ -104,6 +105,20 @@ SHMA_HIDDEN int conn_readable(void);
 SHMA_HIDDEN int conn_connected(void);
 SHMA_HIDDEN void conn_close(int goodbye);
 SHMA_HIDDEN int conn_set_path(const char *path); /* NULL: the default */
+
+/* ---- large blocks this process keeps (largecache.c), lock held ---- */
+SHMA_HIDDEN void lcache_set_decay(uint64_t decay_ms);
+/* A large block we allocated (the only kind we may keep when freed). */
+SHMA_HIDDEN void lcache_note_mine(uint64_t ref);
+/* A kept block of need to 2 * need bytes: its ref (*size its size), or 0. */
+SHMA_HIDDEN uint64_t lcache_take(uint64_t need, uint64_t *size);
+/* Keeps a freed block: 1 if kept, 0 if it must go back to the daemon. */
+SHMA_HIDDEN int lcache_put(uint64_t ref, uint64_t size);
+/* Gives back what was kept longer than the decay / everything. */
+SHMA_HIDDEN void lcache_expire(void);
+SHMA_HIDDEN void lcache_flush(void);
+/* After fork: the parent's blocks are not ours to keep. */
+SHMA_HIDDEN void lcache_forget(void);
 
 /* ---- protobuf-c's allocator (pballoc.c) ---- */
 SHMA_HIDDEN ProtobufCAllocator *pballoc_get(void);

@@ -151,6 +151,7 @@ static void atfork_child(void)
 	pthread_mutex_init(&conn.lock, NULL);
 	drop_connection(0);
 	tcache_forget();
+	lcache_forget();
 }
 
 static int write_all(const uint8_t *p, size_t n)
@@ -494,6 +495,7 @@ static int handshake(void)
 		rc = -EPROTO;
 	if (rc == 0) {
 		conn.max_frame = resp->hello->max_frame;
+		lcache_set_decay(resp->hello->decay_ms);
 		rc = map_setup(resp->hello);
 	}
 	if (rc == 0)

@@ -29,7 +29,8 @@ static struct arena *arena_new(uint32_t id, void *meta, const struct arena_geome
 	a->page_map = layout_page_map(meta, g);
 	a->span_of_page = calloc(g->npages, sizeof *a->span_of_page);
 	a->large_of_page = calloc(g->npages, sizeof *a->large_of_page);
-	if (a->span_of_page == NULL || a->large_of_page == NULL) {
+	a->large_owner = calloc(g->npages, sizeof *a->large_owner);
+	if (a->span_of_page == NULL || a->large_of_page == NULL || a->large_owner == NULL) {
 		arena_destroy(a);
 		return NULL;
 	}
@@ -73,5 +74,6 @@ void arena_destroy(struct arena *a)
 {
 	free(a->span_of_page);
 	free(a->large_of_page);
+	free(a->large_owner);
 	free(a);
 }

@@ -132,10 +132,16 @@ int heap_object_class(struct heap *h, uint64_t ref);
  * A large block: a run of whole pages of one arena (server/heap/large.h),
  * backing store reserved -- the pages of a freed block, still reserved, when
  * one fits.  *ref names its first byte, *got its size (size rounded up to
- * pages).  -ENOMEM past max_memory, when /dev/shm is full or when the block
+ * pages); owner (a client id, say) is remembered with it.  -ENOMEM past max_memory, when /dev/shm is full or when the block
  * is larger than an arena's pages; -EINVAL for size 0.
  */
-int heap_alloc_large(struct heap *h, uint64_t size, uint64_t *ref, uint64_t *got);
+int heap_alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *ref,
+		     uint64_t *got);
+
+/* The owner heap_alloc_large() was given for the live large block starting
+ * exactly at ref, or 0 (no such block, or one recovered from an earlier
+ * daemon: its owner is not known). */
+uint64_t heap_large_owner(const struct heap *h, uint64_t ref);
 
 /* Frees a large block: its pages go back to the page heap, still reserved
  * (punched at once from HEAP_PUNCH_AT bytes).  *size (may be NULL) gets its

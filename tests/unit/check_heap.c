@@ -219,7 +219,7 @@ START_TEST(large_blocks_are_page_runs)
 	struct heap_totals t, t0;
 	open_heap(0);
 	heap_totals(h, &t0);
-	ck_assert_int_eq(heap_alloc_large(h, 200000, &ref, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(h, 200000, 1, &ref, &size), 0);
 	ck_assert_uint_eq(size, 25 * SHMA_PAGE_SIZE);
 	ck_assert_uint_eq(ref % SHMA_PAGE_SIZE, 0);
 	/* The page map says so: its first page and its length, then pages that
@@ -253,13 +253,13 @@ START_TEST(large_blocks_are_page_runs)
 	/* Still reserved: the next block of that size takes the same pages
 	 * back without a system call; after the decay they go to the OS. */
 	uint64_t again;
-	ck_assert_int_eq(heap_alloc_large(h, 200000, &again, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(h, 200000, 1, &again, &size), 0);
 	ck_assert_uint_eq(again, ref);
 	ck_assert_int_eq(heap_free_large(h, again, NULL), 0);
 	ck_assert_uint_ge(heap_decay(h, heap_now_ms() + 1000), size);
-	ck_assert_int_eq(heap_alloc_large(h, 0, &ref, &size), -EINVAL);
+	ck_assert_int_eq(heap_alloc_large(h, 0, 1, &ref, &size), -EINVAL);
 	/* No block is larger than an arena's pages. */
-	ck_assert_int_eq(heap_alloc_large(h, MIB, &ref, &size), -ENOMEM);
+	ck_assert_int_eq(heap_alloc_large(h, MIB, 1, &ref, &size), -ENOMEM);
 	close_heap();
 }
 END_TEST
@@ -270,7 +270,7 @@ START_TEST(large_blocks_are_tracked_by_id)
 	uint64_t refs[N], size;
 	open_heap(0);
 	for (unsigned i = 0; i < N; i++)
-		ck_assert_int_eq(heap_alloc_large(h, SHMA_PAGE_SIZE, &refs[i], &size), 0);
+		ck_assert_int_eq(heap_alloc_large(h, SHMA_PAGE_SIZE, 1, &refs[i], &size), 0);
 	for (unsigned i = 0; i < N; i += 2)
 		ck_assert_int_eq(heap_free_large(h, refs[i], NULL), 0);
 	for (unsigned i = 1; i < N; i += 2)
@@ -288,7 +288,7 @@ START_TEST(close_unlinks_live_blocks)
 	uint64_t refs[4];
 	struct heap_batch b = {.refs = refs, .refs_cap = 4};
 	open_heap(0);
-	ck_assert_int_eq(heap_alloc_large(h, MIB / 2, &ref, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(h, MIB / 2, 1, &ref, &size), 0);
 	ck_assert_int_eq(heap_refill(h, CLS, 4, &b), 4);
 	close_heap();
 }
@@ -303,9 +303,9 @@ START_TEST(max_memory_is_a_cap)
 	ck_assert_uint_eq(heap_max_arenas(h), 2);
 	/* Large blocks fill the arenas the cap allows, then fail. */
 	uint64_t half = MIB / 2, big_refs[2];
-	ck_assert_int_eq(heap_alloc_large(h, half, &big_refs[0], &size), 0);
-	ck_assert_int_eq(heap_alloc_large(h, half, &big_refs[1], &size), 0);
-	ck_assert_int_eq(heap_alloc_large(h, half, &ref, &size), -ENOMEM);
+	ck_assert_int_eq(heap_alloc_large(h, half, 1, &big_refs[0], &size), 0);
+	ck_assert_int_eq(heap_alloc_large(h, half, 1, &big_refs[1], &size), 0);
+	ck_assert_int_eq(heap_alloc_large(h, half, 1, &ref, &size), -ENOMEM);
 	ck_assert_uint_eq(heap_arena_count(h), 2);
 	ck_assert_int_eq(heap_free_large(h, big_refs[0], NULL), 0);
 	ck_assert_int_eq(heap_free_large(h, big_refs[1], NULL), 0);

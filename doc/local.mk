@@ -26,6 +26,7 @@ dist_man_MANS +=doc/shma_connect.3 \
 	doc/shma_usable_size.3 \
 	doc/shma_ref.3 \
 	doc/shma_ptr.3 \
+	doc/shma_same_address.3 \
 	doc/shma_publish.3 \
 	doc/shma_lookup.3 \
 	doc/shma_unpublish.3 \

@@ -156,7 +156,9 @@ static int create_segment(struct daemon *d, struct client *c)
 	int rc = seg_name(name, sizeof name, d->opt.instance, 'c', c->id);
 	if (rc != 0)
 		return rc;
-	int fd = seg_create(name, sizeof(struct control_block), d->opt.segment_mode);
+	/* The daemon's alone: its client gets the descriptor with the Hello
+	 * reply (server.c), no other uid can open it. */
+	int fd = seg_create(name, sizeof(struct control_block), 0600);
 	if (fd < 0)
 		return fd;
 	rc = seg_reserve(fd, 0, offsetof(struct control_block, refs));

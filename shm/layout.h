@@ -16,9 +16,10 @@
  * - 'M', the metadata: a heap header (page 0), then arena i's metadata at
  *   SHMA_PAGE_SIZE + i * meta_bytes: its header, its page map (one entry per
  *   page: free, metadata, a span of class k starting at page s, or a large
- *   block) and its object bitmaps (64 bytes per page, so a span starting at
+ *   block), its object bitmaps (64 bytes per page, so a span starting at
  *   page s keeps its bitmap at bitmap slot s; one bit per object, set while
- *   the object is out of the daemon's hands).  Clients map it read-only; no
+ *   the object is out of the daemon's hands) and its large-block owners (8
+ *   bytes per page: the client that asked for the block starting there).  Clients map it read-only; no
  *   client can open it for writing (its mode has no write bit but the
  *   owner's), so nothing a client does changes what is allocated.
  *
@@ -91,6 +92,7 @@ struct arena_header {
 	uint64_t page_map_off; /* bytes from the segment start */
 	uint64_t bitmap_off;
 	int64_t created;       /* unix seconds */
+	uint64_t owner_off;
 };
 
 /* Page 0 of segment 'M': the instance's heap, as the daemon set it up. */
@@ -128,6 +130,7 @@ struct arena_geometry {
 	uint32_t meta_pages;
 	uint64_t page_map_off;
 	uint64_t bitmap_off;
+	uint64_t owner_off;  /* per page: client id that asked for the large block there */
 	uint64_t meta_bytes; /* meta_pages * SHMA_PAGE_SIZE */
 };
 
@@ -147,6 +150,13 @@ static inline struct page_entry *layout_page_map(void *base,
 						 const struct arena_geometry *g)
 {
 	return (struct page_entry *)((char *)base + g->page_map_off);
+}
+
+/* The client id that asked for the large block starting at page p (0 for
+ * none), written by the daemon before the block's first page. */
+static inline uint64_t *layout_owner(void *base, const struct arena_geometry *g, uint32_t p)
+{
+	return (uint64_t *)((char *)base + g->owner_off) + p;
 }
 
 static inline uint64_t *layout_bitmap(void *base, const struct arena_geometry *g,

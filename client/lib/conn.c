@@ -58,6 +58,7 @@ static struct {
 	uint32_t max_frame;
 	struct control_block *ctl;
 	int ctl_fd;          /* of ctl: slots are reserved through it */
+	int passed_fd;       /* a descriptor the daemon sent (SCM_RIGHTS), not yet used */
 	uint8_t *rbuf;
 	size_t rlen, rcap;
 	/* Answers read for another thread, waiting for it: at most one refill
@@ -66,7 +67,7 @@ static struct {
 	struct parked *parked;
 	unsigned nparked_cap;
 	int atfork_done;
-} conn = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .ctl_fd = -1};
+} conn = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .ctl_fd = -1, .passed_fd = -1};
 
 void conn_lock(void)
 {
@@ -118,6 +119,9 @@ static void drop_connection(int lost)
 		close(conn.fd);
 	conn.fd = -1;
 	conn.rlen = 0;
+	if (conn.passed_fd >= 0)
+		close(conn.passed_fd);
+	conn.passed_fd = -1;
 	drop_parked();
 	if (lost && conn.ctl != NULL) {
 		conn.lost = 1;
@@ -190,6 +194,37 @@ static int send_request(Shma__Request *req)
 	return rc;
 }
 
+/* Reads what the socket has; a descriptor the daemon attached (the control
+ * block's, with the Hello reply) is kept for map_control(). */
+static ssize_t recv_some(uint8_t *buf, size_t cap)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+	} ctl;
+	struct iovec iov = {buf, cap};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			   .msg_controllen = sizeof ctl.buf};
+	ssize_t r = recvmsg(conn.fd, &m, MSG_CMSG_CLOEXEC);
+	if (r < 0)
+		return r;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm != NULL; cm = CMSG_NXTHDR(&m, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof fd, sizeof fd);
+			/* One is all we take: the first; the rest are closed. */
+			if (i == 0 && conn.passed_fd < 0)
+				conn.passed_fd = fd;
+			else
+				close(fd);
+		}
+	}
+	return r;
+}
+
 /* Reads until one whole frame is in rbuf; body and len name it. */
 static int read_frame(const uint8_t **body, uint32_t *len, size_t *used)
 {
@@ -200,7 +235,7 @@ static int read_frame(const uint8_t **body, uint32_t *len, size_t *used)
 			return 0;
 		if (st != FRAME_NEED_MORE)
 			return -EPROTO;
-		ssize_t r = recv(conn.fd, conn.rbuf + conn.rlen, conn.rcap - conn.rlen, 0);
+		ssize_t r = recv_some(conn.rbuf + conn.rlen, conn.rcap - conn.rlen);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -429,20 +464,30 @@ static int open_socket_retrying(const char *path)
 
 static int map_control(const Shma__HelloReply *h)
 {
-	if (conn.ctl != NULL && conn.lost && h->client_id == conn.client_id)
+	if (conn.ctl != NULL && conn.lost && h->client_id == conn.client_id) {
+		if (conn.passed_fd >= 0)
+			close(conn.passed_fd);
+		conn.passed_fd = -1;
 		return 0; /* re-adopted: the block we map already, caches intact */
+	}
 	if (conn.ctl != NULL) {
 		/* A new block: threads leave their slots in the old one. */
 		conn.ctl = NULL;
 		__atomic_add_fetch(&conn.generation, 1, __ATOMIC_RELEASE);
 	}
-	char name[SEG_NAME_MAX];
-	int rc = seg_name(name, sizeof name, h->instance, 'c', h->client_id);
-	if (rc != 0)
-		return rc;
-	int fd = seg_open(name, 1);
-	if (fd < 0)
-		return fd;
+	/* The descriptor the daemon passed with its reply (the block is the
+	 * daemon's, mode 0600); by name only if none came. */
+	int fd = conn.passed_fd, rc;
+	conn.passed_fd = -1;
+	if (fd < 0) {
+		char name[SEG_NAME_MAX];
+		rc = seg_name(name, sizeof name, h->instance, 'c', h->client_id);
+		if (rc != 0)
+			return rc;
+		fd = seg_open(name, 1);
+		if (fd < 0)
+			return fd;
+	}
 	void *p = NULL;
 	if (seg_size(fd) == (int64_t)sizeof(struct control_block))
 		p = seg_map(fd, 0, sizeof(struct control_block), 1, NULL);

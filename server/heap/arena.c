@@ -29,8 +29,7 @@ static struct arena *arena_new(uint32_t id, void *meta, const struct arena_geome
 	a->page_map = layout_page_map(meta, g);
 	a->span_of_page = calloc(g->npages, sizeof *a->span_of_page);
 	a->large_of_page = calloc(g->npages, sizeof *a->large_of_page);
-	a->large_owner = calloc(g->npages, sizeof *a->large_owner);
-	if (a->span_of_page == NULL || a->large_of_page == NULL || a->large_owner == NULL) {
+	if (a->span_of_page == NULL || a->large_of_page == NULL) {
 		arena_destroy(a);
 		return NULL;
 	}
@@ -74,6 +73,5 @@ void arena_destroy(struct arena *a)
 {
 	free(a->span_of_page);
 	free(a->large_of_page);
-	free(a->large_owner);
 	free(a);
 }

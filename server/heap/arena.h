@@ -31,7 +31,6 @@ struct arena {
 	struct page_entry *page_map;
 	struct span **span_of_page;      /* private: span by first page */
 	struct page_run **large_of_page; /* private: large block by first page */
-	uint64_t *large_owner;           /* private: who asked for it, by first page */
 };
 
 /*

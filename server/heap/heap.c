@@ -519,8 +519,7 @@ int heap_alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *re
 	if (rc < 0)
 		return rc;
 	struct arena *a = h->arenas[r->region];
-	large_make(a, r);
-	a->large_owner[r->start] = owner;
+	large_make(a, r, owner);
 	*ref = a->ref_base + arena_page_offset(r->start);
 	*got = arena_page_offset(r->npages);
 	h->large_count++;
@@ -540,7 +539,6 @@ int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size)
 	uint64_t sz = arena_page_offset(r->npages);
 	uint32_t region = r->region, start = r->start, npages = r->npages;
 	large_unmake(a, r);
-	a->large_owner[start] = 0;
 	pageheap_free(h->ph, r, heap_now_ms());
 	if (sz >= HEAP_PUNCH_AT &&
 	    seg_punch(h->pages_fd, pages_offset(h, region, start), sz) == 0)
@@ -557,7 +555,7 @@ uint64_t heap_large_owner(const struct heap *h, uint64_t ref)
 {
 	struct arena *a = arena_of(h, ref);
 	struct page_run *r = a ? large_at(a, ref_arena_offset(ref, h->arena_shift)) : NULL;
-	return r != NULL ? a->large_owner[r->start] : 0;
+	return r != NULL ? large_owner(a, r->start) : 0;
 }
 
 uint64_t heap_large_size(const struct heap *h, uint64_t ref, uint64_t *start)

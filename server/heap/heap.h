@@ -139,8 +139,7 @@ int heap_alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *re
 		     uint64_t *got);
 
 /* The owner heap_alloc_large() was given for the live large block starting
- * exactly at ref, or 0 (no such block, or one recovered from an earlier
- * daemon: its owner is not known). */
+ * exactly at ref (kept in the metadata: across restarts too), or 0. */
 uint64_t heap_large_owner(const struct heap *h, uint64_t ref);
 
 /* Frees a large block: its pages go back to the page heap, still reserved

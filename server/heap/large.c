@@ -5,9 +5,10 @@
 
 #include <stddef.h>
 
-void large_make(struct arena *a, struct page_run *run)
+void large_make(struct arena *a, struct page_run *run, uint64_t owner)
 {
 	struct page_entry *pm = a->page_map;
+	*layout_owner(a->meta, a->g, run->start) = owner;
 	for (uint32_t p = run->start + 1; p < run->start + run->npages; p++) {
 		pm[p].cls = 0;
 		pm[p].span_start = run->start;
@@ -29,6 +30,12 @@ void large_unmake(struct arena *a, struct page_run *run)
 		pm[p].span_start = 0;
 	}
 	a->large_of_page[run->start] = NULL;
+	*layout_owner(a->meta, a->g, run->start) = 0;
+}
+
+uint64_t large_owner(const struct arena *a, uint32_t p)
+{
+	return *layout_owner(a->meta, a->g, p);
 }
 
 struct page_run *large_at(const struct arena *a, uint64_t off)

@@ -24,8 +24,12 @@
 #include "arena.h"
 #include "pageheap.h"
 
-/* Makes run (of arena a, reserved) a large block. */
-void large_make(struct arena *a, struct page_run *run);
+/* Makes run (of arena a, reserved) a large block asked for by owner (kept
+ * in the metadata, so it survives a restart). */
+void large_make(struct arena *a, struct page_run *run, uint64_t owner);
+
+/* The owner of the block starting at first page p. */
+uint64_t large_owner(const struct arena *a, uint32_t p);
 
 /* Writes the block's pages back to PAGE_FREE and forgets it; the run is the
  * caller's to give back. */

@@ -297,7 +297,8 @@ static void assert_mode(const char *path, mode_t mode, gid_t gid)
 
 /* Every segment of the instance: the pages, the metadata, the manifest and
  * a control block at least.  Metadata ('M', 'm') is writable by its owner
- * alone, whatever the mode: no client may change what is allocated. */
+ * alone, whatever the mode: no client may change what is allocated; a
+ * control block is 0600 (its client gets its descriptor from the daemon). */
 static void assert_segment_modes(const struct e2e_daemon *d, mode_t mode, gid_t gid)
 {
 	char prefix[96], path[400];
@@ -311,7 +312,11 @@ static void assert_segment_modes(const struct e2e_daemon *d, mode_t mode, gid_t 
 		snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
 		const char *kind = strchr("pMcm", e->d_name[strlen(prefix)]);
 		int meta = kind != NULL && (*kind == 'M' || *kind == 'm');
-		assert_mode(path, meta ? mode & ~(mode_t)022 : mode, gid);
+		/* A control block is its client's alone: it gets the fd. */
+		if (kind != NULL && *kind == 'c')
+			assert_mode(path, 0600, gid);
+		else
+			assert_mode(path, meta ? mode & ~(mode_t)022 : mode, gid);
 		if (kind != NULL)
 			kinds |= 1u << (kind - "pMcm");
 	}

@@ -41,6 +41,8 @@ struct heap_view {
 	uint64_t meta_bytes;
 	uint64_t page_map_off;
 	uint64_t large_threshold; /* requests this big are large blocks */
+	uint32_t narenas_seen;    /* arenas known made (the header's count, cached) */
+	int valgrind;             /* memcheck is watching: see map_arenas_made() */
 	char instance[SHMA_INSTANCE_MAX];
 };
 
@@ -51,12 +53,15 @@ static inline void *map_ptr(uint64_t ref)
 	return map_view.base + ref;
 }
 
+/* Catches up with the arenas the daemon made since: 1 if arena id is made. */
+SHMA_HIDDEN int map_arenas_made(uint32_t id);
+
 /* The page map entry of the page at offset off of the range (off <
  * map_view.range), or NULL if its arena is not made yet. */
 static inline const struct page_entry *map_page(uint64_t off)
 {
 	uint32_t id = (uint32_t)(off >> map_view.arena_shift);
-	if (unlikely(id >= __atomic_load_n(&map_view.hdr->narenas, __ATOMIC_ACQUIRE)))
+	if (unlikely(id >= map_view.narenas_seen) && !map_arenas_made(id))
 		return NULL;
 	const struct page_entry *pm =
 		(const struct page_entry *)(map_view.meta + SHMA_PAGE_SIZE + id * map_view.meta_bytes +

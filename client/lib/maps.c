@@ -12,6 +12,12 @@
  *
  * Pointer -> ref is a subtraction, ref -> pointer an addition; the page map
  * (read-only) says what a page holds.  No table, no lock, no system call.
+ *
+ * Under Valgrind, memcheck would read every readable byte of the two
+ * mappings when it looks for leaks -- and a read of a hole in tmpfs makes a
+ * page: tens of GiB.  So the pages are marked no-access at first (blocks
+ * become accessible as this process allocates or receives them, debug.c),
+ * and the metadata of arenas not made yet stays no-access until they are.
  */
 #include "config.h"
 
@@ -20,6 +26,11 @@
 
 #include <errno.h>
 #include <string.h>
+
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+#include <valgrind/memcheck.h>
+#include <valgrind/valgrind.h>
+#endif
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -120,8 +131,35 @@ int map_setup(const Shma__HelloReply *h)
 	map_view.page_map_off = g.page_map_off;
 	map_view.large_threshold = h->large_threshold;
 	strcpy(map_view.instance, h->instance);
+	map_view.narenas_seen = 0;
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+	if (RUNNING_ON_VALGRIND) {
+		map_view.valgrind = 1;
+		VALGRIND_MAKE_MEM_NOACCESS(base, h->heap_range);
+		VALGRIND_MAKE_MEM_NOACCESS(meta + SHMA_PAGE_SIZE, meta_size - SHMA_PAGE_SIZE);
+	}
+#endif
 	__atomic_store_n(&map_view.base, base, __ATOMIC_RELEASE);
+	map_arenas_made(0);
 	return 0;
+}
+
+int map_arenas_made(uint32_t id)
+{
+	uint32_t n = __atomic_load_n(&map_view.hdr->narenas, __ATOMIC_ACQUIRE);
+	if (n > map_view.max_arenas)
+		n = map_view.max_arenas;
+	uint32_t seen = __atomic_load_n(&map_view.narenas_seen, __ATOMIC_RELAXED);
+	if (n > seen) {
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+		if (map_view.valgrind)
+			VALGRIND_MAKE_MEM_DEFINED(map_view.meta + SHMA_PAGE_SIZE + seen * map_view.meta_bytes,
+						  (n - seen) * map_view.meta_bytes);
+#endif
+		/* Threads race here harmlessly: the count only grows. */
+		__atomic_store_n(&map_view.narenas_seen, n, __ATOMIC_RELAXED);
+	}
+	return id < n;
 }
 
 uint64_t map_small_ref(const void *p, unsigned *cls, int interior)

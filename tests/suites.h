@@ -14,7 +14,9 @@
 	XX(ctl) \
 	XX(hostile) \
 	XX(debug) \
-	XX(recovery) \
+	XX(reclaim) \
+	XX(restart) \
+	XX(reconnect) \
 	XX(inflight) \
 	XX(access) \
 	XX(limits)

@@ -19,4 +19,5 @@
 	XX(reconnect) \
 	XX(inflight) \
 	XX(access) \
-	XX(limits)
+	XX(limits) \
+	XX(contract)

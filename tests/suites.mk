@@ -17,4 +17,5 @@ tests_check_shmalloc_SOURCES += tests/e2e/check_reconnect.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_inflight.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_access.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_limits.c tests/e2e/raw.h
+tests_check_shmalloc_SOURCES += tests/e2e/check_contract.c
 tests_check_shmalloc_SOURCES += tests/unit/heap_fixture.c tests/unit/heap_fixture.h

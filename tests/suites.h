@@ -14,7 +14,10 @@
 	XX(ctl) \
 	XX(hostile) \
 	XX(debug) \
-	XX(recovery) \
+	XX(reclaim) \
+	XX(restart) \
+	XX(reconnect) \
 	XX(inflight) \
 	XX(access) \
-	XX(limits)
+	XX(limits) \
+	XX(contract)

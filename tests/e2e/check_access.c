@@ -11,6 +11,7 @@
  */
 #include "e2e.h"
 #include "instance.h"
+#include "skip.h"
 #include "shmalloc.h"
 
 #include <check.h>
@@ -79,13 +80,10 @@ static int do_nothing(void *arg)
 	return 0;
 }
 
-/* 1 if this process may run children under another uid; else says why not. */
+/* 1 if this process may run children under another uid. */
 static int can_switch_user(void)
 {
-	if (geteuid() == 0 && e2e_wait(fork_as(OTHER_UID, OTHER_GID, do_nothing, NULL)) == 0)
-		return 1;
-	fprintf(stderr, "access: skipped: this process may not change its uid (not root?)\n");
-	return 0;
+	return geteuid() == 0 && e2e_wait(fork_as(OTHER_UID, OTHER_GID, do_nothing, NULL)) == 0;
 }
 
 static void setup(void)
@@ -157,8 +155,10 @@ static int allocate_a_little(void *arg)
 
 START_TEST(an_unlisted_uid_gets_eacces_and_nothing_else)
 {
-	if (!can_switch_user())
+	if (!can_switch_user()) {
+		TEST_SKIP("this process may not change its uid (not root?)");
 		return;
+	}
 	struct e2e_daemon d;
 	static const char *const open_socket[] = {"--socket-mode", "0666", NULL};
 	start(&d, open_socket);
@@ -224,8 +224,10 @@ static void root_reads_the_block(const struct e2e_daemon *d)
 
 START_TEST(a_listed_uid_allocates_and_passes_a_block_to_root)
 {
-	if (!can_switch_user())
+	if (!can_switch_user()) {
+		TEST_SKIP("this process may not change its uid (not root?)");
 		return;
+	}
 	struct e2e_daemon d;
 	/* One other uid, without a group: the operator opens the directory,
 	 * the socket and the segments to everyone; the daemon's list is the
@@ -250,8 +252,10 @@ static const char *const group_listed[] = {"--allow-gid", "4242", "--allow-uid",
 
 START_TEST(a_member_of_an_allowed_group_gets_in)
 {
-	if (!can_switch_user())
+	if (!can_switch_user()) {
+		TEST_SKIP("this process may not change its uid (not root?)");
 		return;
+	}
 	struct e2e_daemon d;
 	start(&d, group_listed);
 	/* Nothing opened by hand: the group modes must be enough. */
@@ -272,8 +276,10 @@ static int expect_no_entry(void *arg)
 
 START_TEST(a_non_member_stays_out)
 {
-	if (!can_switch_user())
+	if (!can_switch_user()) {
+		TEST_SKIP("this process may not change its uid (not root?)");
 		return;
+	}
 	struct e2e_daemon d;
 	start(&d, group_listed);
 	ck_assert_int_eq(e2e_wait(fork_as(OTHER_UID, OTHER_GID, expect_no_entry, NULL)), 0);
@@ -357,8 +363,10 @@ static int hold_and_report_modes(void *arg)
 
 START_TEST(group_modes_with_allow_gid)
 {
-	if (!can_switch_user())
+	if (!can_switch_user()) {
+		TEST_SKIP("this process may not change its uid (not root?)");
 		return;
+	}
 	struct e2e_daemon d;
 	start(&d, group_listed);
 	pid_t member = fork_as(OTHER_UID, SHARED_GID, hold_and_report_modes, NULL);

@@ -16,6 +16,7 @@
 #include "raw.h"
 #include "frame.h"
 #include "instance.h"
+#include "skip.h"
 #include "shmalloc.h"
 #include "shmalloc.pb-c.h"
 #include "sizeclass.h"
@@ -296,8 +297,7 @@ START_TEST(a_flood_of_connections)
 	struct rlimit rl;
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
 	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < FLOOD * 2 + 512) {
-		fprintf(stderr, "hostile: a_flood_of_connections skipped: hard limit of %llu "
-			"descriptors\n", (unsigned long long)rl.rlim_max);
+		TEST_SKIP("a hard limit of %llu descriptors", (unsigned long long)rl.rlim_max);
 		return;
 	}
 	start_limited_daemon(&d, 256, rl.rlim_max);

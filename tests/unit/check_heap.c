@@ -6,6 +6,7 @@
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "heap.h"
 #include "heap_fixture.h"
@@ -22,7 +23,7 @@
 static void *map_arena(uint32_t id)
 {
 	char name[SEG_NAME_MAX];
-	ck_assert_int_eq(seg_name(name, sizeof name, inst, 'a', id), 0);
+	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'a', id), 0);
 	int fd = seg_open(name, 0);
 	ck_assert_int_ge(fd, 0);
 	void *base = seg_map(fd, 0, MIB, 0, NULL);
@@ -41,7 +42,7 @@ static int cmp_u64(const void *a, const void *b)
  * an object boundary inside the span, its bit is set. */
 static void check_object(void *base, uint64_t ref, unsigned cls)
 {
-	const struct arena_geometry *g = heap_geometry(h);
+	const struct arena_geometry *g = heap_geometry(heap_fixture_heap);
 	const struct sizeclass *sc = &sizeclass_table[cls];
 	ck_assert_int_eq(ref_kind(ref), REF_ARENA);
 	uint64_t off = ref_offset(ref);
@@ -55,7 +56,7 @@ static void check_object(void *base, uint64_t ref, unsigned cls)
 	ck_assert_uint_lt(idx, sc->objects);
 	const uint64_t *bm = layout_bitmap(base, g, pe->span_start);
 	ck_assert(bm[idx / 64] >> (idx % 64) & 1);
-	ck_assert_int_eq(heap_object_class(h, ref), (int)cls);
+	ck_assert_int_eq(heap_object_class(heap_fixture_heap, ref), (int)cls);
 }
 
 START_TEST(refill_hands_distinct_objects)
@@ -63,8 +64,8 @@ START_TEST(refill_hands_distinct_objects)
 	enum { WANT = 3000 };
 	uint64_t refs[WANT];
 	struct heap_batch b = {.refs = refs, .refs_cap = WANT};
-	open_heap(0);
-	ck_assert_int_eq(heap_refill(h, CLS, WANT, &b), WANT);
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, WANT, &b), WANT);
 	ck_assert_uint_eq(b.nrefs, WANT);
 	ck_assert_uint_eq(b.nruns, 0);
 	void *base = map_arena(0);
@@ -74,12 +75,12 @@ START_TEST(refill_hands_distinct_objects)
 	for (unsigned i = 1; i < WANT; i++)
 		ck_assert_uint_ge(refs[i] - refs[i - 1], sizeclass_size(CLS));
 	struct heap_class_stats cs;
-	heap_class_stats(h, CLS, &cs);
+	heap_class_stats(heap_fixture_heap, CLS, &cs);
 	ck_assert_uint_eq(cs.objects_out, WANT);
 	ck_assert_uint_eq(cs.spans, (WANT + 1023) / 1024);
 	ck_assert_uint_eq(cs.objects_total, cs.spans * 1024);
 	seg_unmap(base, MIB);
-	close_heap();
+	heap_fixture_close();
 }
 END_TEST
 
@@ -89,8 +90,8 @@ START_TEST(fresh_spans_go_out_as_runs)
 	uint64_t refs[16];
 	struct heap_run runs[4];
 	struct heap_batch b = {.refs = refs, .refs_cap = 16, .runs = runs, .runs_cap = 4};
-	open_heap(0);
-	ck_assert_int_eq(heap_refill(h, CLS, 2 * objs + 5, &b), (int)(2 * objs + 5));
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 2 * objs + 5, &b), (int)(2 * objs + 5));
 	ck_assert_uint_eq(b.nruns, 3);
 	ck_assert_uint_eq(b.nrefs, 0);
 	ck_assert_uint_eq(runs[0].count, objs);
@@ -102,12 +103,12 @@ START_TEST(fresh_spans_go_out_as_runs)
 			check_object(base, runs[r].first + i * sizeclass_size(CLS), CLS);
 	/* The partly used span is drawn on next, as refs after the run. */
 	b.runs_cap = 0;
-	ck_assert_int_eq(heap_refill(h, CLS, 10, &b), 10);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 10, &b), 10);
 	ck_assert_uint_eq(b.nrefs, 10);
 	for (unsigned i = 0; i < 10; i++)
 		ck_assert_uint_eq(refs[i], runs[2].first + (5 + i) * sizeclass_size(CLS));
 	seg_unmap(base, MIB);
-	close_heap();
+	heap_fixture_close();
 }
 END_TEST
 
@@ -116,14 +117,14 @@ START_TEST(bad_refills_are_refused)
 	uint64_t refs[4];
 	struct heap_batch b = {.refs = refs, .refs_cap = 4};
 	struct heap_batch none = {0};
-	open_heap(0);
-	ck_assert_int_eq(heap_refill(h, SIZECLASS_COUNT, 1, &b), -EINVAL);
-	ck_assert_int_eq(heap_refill(h, CLS, 0, &b), -EINVAL);
-	ck_assert_int_eq(heap_refill(h, CLS, 1, &none), -EINVAL);
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, SIZECLASS_COUNT, 1, &b), -EINVAL);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 0, &b), -EINVAL);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 1, &none), -EINVAL);
 	/* A 1 MiB class needs 8 MiB spans: no 1 MiB arena holds one. */
-	ck_assert_int_eq(heap_refill(h, SIZECLASS_COUNT - 1, 1, &b), -ENOMEM);
-	ck_assert_uint_eq(heap_arena_count(h), 1);
-	close_heap();
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, SIZECLASS_COUNT - 1, 1, &b), -ENOMEM);
+	ck_assert_uint_eq(heap_arena_count(heap_fixture_heap), 1);
+	heap_fixture_close();
 }
 END_TEST
 
@@ -132,27 +133,28 @@ START_TEST(bad_frees_are_refused)
 	uint64_t refs[2];
 	struct heap_batch b = {.refs = refs, .refs_cap = 2};
 	unsigned cls = 99;
-	open_heap(0);
-	ck_assert_int_eq(heap_refill(h, CLS, 2, &b), 2);
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 2, &b), 2);
 	uint64_t r = refs[0], off = ref_offset(r);
-	ck_assert_int_eq(heap_free_object(h, r + 1, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(h, r + sizeclass_size(CLS) / 2, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(h, ref_make(REF_ARENA, 5, off), NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(h, ref_make(REF_LARGE, 0, off), NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(h, 0, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(h, ref_make(REF_ARENA, 0, 0), NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(h, ref_make(REF_ARENA, 0, MIB - 64), NULL),
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, r + 1, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, r + sizeclass_size(CLS) / 2, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, ref_make(REF_ARENA, 5, off), NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, ref_make(REF_LARGE, 0, off), NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, 0, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, ref_make(REF_ARENA, 0, 0), NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, ref_make(REF_ARENA, 0, MIB - 64), NULL),
 			 -EINVAL);
-	ck_assert_int_eq(heap_free_object(h, ref_make(REF_ARENA, 0, MIB * 4), NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, ref_make(REF_ARENA, 0, MIB * 4), NULL),
+			 -EINVAL);
 	/* Past the last object of the span: the tail is no object. */
-	ck_assert_int_eq(heap_free_object(h, r, &cls), 0);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, r, &cls), 0);
 	ck_assert_uint_eq(cls, CLS);
-	ck_assert_int_eq(heap_free_object(h, r, NULL), -EALREADY);
-	ck_assert_int_eq(heap_object_class(h, r), -EALREADY);
-	ck_assert_int_eq(heap_free_object(h, refs[1], NULL), 0);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, r, NULL), -EALREADY);
+	ck_assert_int_eq(heap_object_class(heap_fixture_heap, r), -EALREADY);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[1], NULL), 0);
 	/* The span went back: its pages are no span any more. */
-	ck_assert_int_eq(heap_free_object(h, refs[1], NULL), -EINVAL);
-	close_heap();
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[1], NULL), -EINVAL);
+	heap_fixture_close();
 }
 END_TEST
 
@@ -163,12 +165,12 @@ START_TEST(span_tail_is_no_object)
 	uint64_t ref;
 	struct heap_batch b = {.refs = &ref, .refs_cap = 1};
 	ck_assert_uint_lt((uint64_t)sc->objects * sc->size, sc->span_pages * SHMA_PAGE_SIZE);
-	open_heap(0);
-	ck_assert_int_eq(heap_refill(h, cls, 1, &b), 1);
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, 1, &b), 1);
 	uint64_t tail = ref + (uint64_t)sc->objects * sc->size;
-	ck_assert_int_eq(heap_free_object(h, tail, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(h, ref, NULL), 0);
-	close_heap();
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, tail, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, ref, NULL), 0);
+	heap_fixture_close();
 }
 END_TEST
 
@@ -177,32 +179,32 @@ START_TEST(empty_span_returns_its_pages)
 	uint64_t refs[8];
 	struct heap_batch b = {.refs = refs, .refs_cap = 8};
 	struct heap_totals t0, t1;
-	open_heap(0);
-	heap_totals(h, &t0);
-	ck_assert_int_eq(heap_refill(h, CLS, 8, &b), 8);
-	heap_totals(h, &t1);
+	heap_fixture_open(0);
+	heap_totals(heap_fixture_heap, &t0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 8, &b), 8);
+	heap_totals(heap_fixture_heap, &t1);
 	ck_assert_uint_eq(t1.free_pages, t0.free_pages - sizeclass_table[CLS].span_pages);
 	ck_assert_uint_eq(t1.in_use_bytes, 8 * sizeclass_size(CLS));
 	for (unsigned i = 0; i < 8; i++)
-		ck_assert_int_eq(heap_free_object(h, refs[i], NULL), 0);
-	heap_totals(h, &t1);
+		ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[i], NULL), 0);
+	heap_totals(heap_fixture_heap, &t1);
 	ck_assert_uint_eq(t1.free_pages, t0.free_pages);
 	ck_assert_uint_eq(t1.largest_free_run, t0.largest_free_run);
 	ck_assert_uint_eq(t1.in_use_bytes, 0);
 	ck_assert_uint_eq(t1.peak_in_use_bytes, 8 * sizeclass_size(CLS));
 	struct heap_class_stats cs;
-	heap_class_stats(h, CLS, &cs);
+	heap_class_stats(heap_fixture_heap, CLS, &cs);
 	ck_assert_uint_eq(cs.spans, 0);
 	ck_assert_uint_eq(cs.flushes, 8);
 	ck_assert_uint_eq(cs.refills, 1);
-	close_heap();
+	heap_fixture_close();
 }
 END_TEST
 
 static int large_exists(uint64_t ref)
 {
 	char name[SEG_NAME_MAX];
-	ck_assert_int_eq(seg_name(name, sizeof name, inst, 'l', ref_id(ref)), 0);
+	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'l', ref_id(ref)), 0);
 	int fd = seg_open(name, 0);
 	if (fd < 0)
 		return 0;
@@ -214,7 +216,7 @@ static int large_exists(uint64_t ref)
 static int64_t large_seg_size(uint64_t ref)
 {
 	char name[SEG_NAME_MAX];
-	ck_assert_int_eq(seg_name(name, sizeof name, inst, 'l', ref_id(ref)), 0);
+	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'l', ref_id(ref)), 0);
 	int fd = seg_open(name, 0);
 	if (fd < 0)
 		return -1;
@@ -227,38 +229,38 @@ START_TEST(large_blocks_are_segments)
 {
 	uint64_t ref, size, freed;
 	struct heap_totals t;
-	open_heap(0);
-	ck_assert_int_eq(heap_alloc_large(h, 200000, &ref, &size), 0);
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 200000, &ref, &size), 0);
 	ck_assert_uint_eq(size, 25 * SHMA_PAGE_SIZE);
 	ck_assert_int_eq(ref_kind(ref), REF_LARGE);
 	ck_assert_uint_eq(ref_offset(ref), 0);
 	ck_assert(large_exists(ref));
-	heap_totals(h, &t);
+	heap_totals(heap_fixture_heap, &t);
 	ck_assert_uint_eq(t.large_count, 1);
 	ck_assert_uint_eq(t.large_bytes, size);
 	ck_assert_uint_eq(t.in_use_bytes, size);
 	ck_assert_uint_eq(t.mapped_bytes, MIB + size);
-	ck_assert_int_eq(heap_free_large(h, ref + 8, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_large(h, ref_make(REF_ARENA, 0, 0), NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_large(h, ref, &freed), 0);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref + 8, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref_make(REF_ARENA, 0, 0), NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref, &freed), 0);
 	ck_assert_uint_eq(freed, size);
 	/* Kept, still reserved, for the next allocation that fits; marked by a
 	 * size past its pages, so recovery would never take it for live. */
 	ck_assert_int_eq(large_seg_size(ref), (int64_t)size + 1);
-	ck_assert_int_eq(heap_free_large(h, ref, NULL), -EINVAL);
-	heap_totals(h, &t);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref, NULL), -EINVAL);
+	heap_totals(heap_fixture_heap, &t);
 	ck_assert_uint_eq(t.large_count, 0);
 	ck_assert_uint_eq(t.in_use_bytes, 0);
 	ck_assert_uint_eq(t.mapped_bytes, MIB + size);
 	/* After the decay it goes back to the OS. */
-	ck_assert_uint_ge(heap_decay(h, heap_now_ms() + 1000), size);
+	ck_assert_uint_ge(heap_decay(heap_fixture_heap, heap_now_ms() + 1000), size);
 	ck_assert(!large_exists(ref));
-	heap_totals(h, &t);
+	heap_totals(heap_fixture_heap, &t);
 	ck_assert_uint_eq(t.mapped_bytes, MIB);
-	ck_assert_int_eq(heap_alloc_large(h, 0, &ref, &size), -EINVAL);
-	ck_assert_int_eq(heap_alloc_large(h, (REF_OFFSET_MASK + 1) * 2, &ref, &size),
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 0, &ref, &size), -EINVAL);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, (REF_OFFSET_MASK + 1) * 2, &ref, &size),
 			 -EINVAL);
-	close_heap();
+	heap_fixture_close();
 }
 END_TEST
 
@@ -266,26 +268,26 @@ START_TEST(large_blocks_come_back_from_the_pool_new_ids_never_repeat)
 {
 	char name[SEG_NAME_MAX];
 	uint64_t a, b, c, size;
-	open_heap(0);
+	heap_fixture_open(0);
 	/* A segment left by someone else holds id 0: it is skipped. */
-	ck_assert_int_eq(seg_name(name, sizeof name, inst, 'l', 0), 0);
+	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'l', 0), 0);
 	int fd = seg_create(name, SHMA_PAGE_SIZE, 0600);
 	ck_assert_int_ge(fd, 0);
 	close(fd);
-	ck_assert_int_eq(heap_alloc_large(h, 100000, &a, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 100000, &a, &size), 0);
 	ck_assert_uint_eq(ref_id(a), 1);
-	ck_assert_int_eq(heap_free_large(h, a, NULL), 0);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, a, NULL), 0);
 	/* The same size again: the kept segment, a block again. */
-	ck_assert_int_eq(heap_alloc_large(h, 100000, &b, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 100000, &b, &size), 0);
 	ck_assert_uint_eq(ref_id(b), 1);
 	ck_assert_int_eq(large_seg_size(b), (int64_t)size);
-	ck_assert_int_eq(heap_free_large(h, b, NULL), 0);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, b, NULL), 0);
 	/* Twice as large does not fit it (more than a quarter): a new id. */
-	ck_assert_int_eq(heap_alloc_large(h, 200000, &c, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 200000, &c, &size), 0);
 	ck_assert_uint_eq(ref_id(c), 2);
-	ck_assert_int_eq(heap_free_large(h, c, NULL), 0);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, c, NULL), 0);
 	ck_assert_int_eq(seg_unlink(name), 0);
-	close_heap();
+	heap_fixture_close();
 }
 END_TEST
 
@@ -294,28 +296,28 @@ START_TEST(the_pool_is_bounded_and_yields_to_the_cap)
 	enum { N = 24 };
 	uint64_t ref[N], size;
 	struct heap_totals t;
-	open_heap(0);
+	heap_fixture_open(0);
 	for (int i = 0; i < N; i++)
-		ck_assert_int_eq(heap_alloc_large(h, (uint64_t)(i + 1) << 20, &ref[i], &size), 0);
+		ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, (uint64_t)(i + 1) << 20, &ref[i], &size), 0);
 	for (int i = 0; i < N; i++)
-		ck_assert_int_eq(heap_free_large(h, ref[i], NULL), 0);
-	heap_totals(h, &t);
+		ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref[i], NULL), 0);
+	heap_totals(heap_fixture_heap, &t);
 	ck_assert_uint_le(t.mapped_bytes - MIB, 64u << 20); /* at most 64 MiB kept */
 	int kept = 0;
 	for (int i = 0; i < N; i++)
 		kept += large_exists(ref[i]);
 	ck_assert_int_le(kept, 16);
 	ck_assert_int_gt(kept, 0);
-	close_heap();
-	ck_assert_int_eq(test_segments_left(inst), 0);
+	heap_fixture_close();
+	ck_assert_int_eq(test_segments_left(heap_fixture_inst), 0);
 	/* Under a cap, kept blocks give their room to a new allocation. */
-	open_heap(MIB + (9u << 20));
-	ck_assert_int_eq(heap_alloc_large(h, 8u << 20, &ref[0], &size), 0);
-	ck_assert_int_eq(heap_free_large(h, ref[0], NULL), 0);
-	ck_assert_int_eq(heap_alloc_large(h, 5u << 20, &ref[1], &size), 0);
+	heap_fixture_open(MIB + (9u << 20));
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 8u << 20, &ref[0], &size), 0);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref[0], NULL), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 5u << 20, &ref[1], &size), 0);
 	ck_assert(!large_exists(ref[0]) || ref_id(ref[1]) == ref_id(ref[0]));
-	ck_assert_int_eq(heap_free_large(h, ref[1], NULL), 0);
-	close_heap();
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref[1], NULL), 0);
+	heap_fixture_close();
 }
 END_TEST
 
@@ -323,17 +325,17 @@ START_TEST(large_blocks_are_tracked_by_id)
 {
 	enum { N = 300 };
 	uint64_t refs[N], size;
-	open_heap(0);
+	heap_fixture_open(0);
 	for (unsigned i = 0; i < N; i++)
-		ck_assert_int_eq(heap_alloc_large(h, SHMA_PAGE_SIZE, &refs[i], &size), 0);
+		ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, SHMA_PAGE_SIZE, &refs[i], &size), 0);
 	for (unsigned i = 0; i < N; i += 2)
-		ck_assert_int_eq(heap_free_large(h, refs[i], NULL), 0);
+		ck_assert_int_eq(heap_free_large(heap_fixture_heap, refs[i], NULL), 0);
 	for (unsigned i = 1; i < N; i += 2)
-		ck_assert_int_eq(heap_free_large(h, refs[i], &size), 0);
+		ck_assert_int_eq(heap_free_large(heap_fixture_heap, refs[i], &size), 0);
 	struct heap_totals t;
-	heap_totals(h, &t);
+	heap_totals(heap_fixture_heap, &t);
 	ck_assert_uint_eq(t.large_count, 0);
-	close_heap();
+	heap_fixture_close();
 }
 END_TEST
 
@@ -342,10 +344,10 @@ START_TEST(close_unlinks_live_blocks)
 	uint64_t ref, size;
 	uint64_t refs[4];
 	struct heap_batch b = {.refs = refs, .refs_cap = 4};
-	open_heap(0);
-	ck_assert_int_eq(heap_alloc_large(h, 5 * MIB, &ref, &size), 0);
-	ck_assert_int_eq(heap_refill(h, CLS, 4, &b), 4);
-	close_heap();
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 5 * MIB, &ref, &size), 0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 4, &b), 4);
+	heap_fixture_close();
 }
 END_TEST
 
@@ -354,17 +356,17 @@ START_TEST(max_memory_is_a_cap)
 	uint64_t ref, size;
 	uint64_t refs[8];
 	struct heap_batch b = {.refs = refs, .refs_cap = 8};
-	open_heap(2 * MIB);
-	ck_assert_uint_eq(heap_max_arenas(h), 2);
-	ck_assert_int_eq(heap_alloc_large(h, MIB, &ref, &size), 0);
-	ck_assert_int_eq(heap_alloc_large(h, 1, &ref, &size), -ENOMEM);
+	heap_fixture_open(2 * MIB);
+	ck_assert_uint_eq(heap_max_arenas(heap_fixture_heap), 2);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, MIB, &ref, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 1, &ref, &size), -ENOMEM);
 	/* The first arena has room; a second one would pass the cap. */
 	unsigned big = sizeclass_of(65536); /* 64-page spans: one per 1 MiB arena */
-	ck_assert_int_eq(heap_refill(h, big, 1, &b), 1);
-	ck_assert_int_eq(heap_refill(h, big, 8, &b), 7);
-	ck_assert_int_eq(heap_refill(h, big, 1, &b), -ENOMEM);
-	ck_assert_uint_eq(heap_arena_count(h), 1);
-	close_heap();
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 1, &b), 1);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 8, &b), 7);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 1, &b), -ENOMEM);
+	ck_assert_uint_eq(heap_arena_count(heap_fixture_heap), 1);
+	heap_fixture_close();
 }
 END_TEST
 
@@ -373,8 +375,8 @@ START_TEST(bad_configs_are_refused)
 	struct heap *other;
 	struct heap_config cfg = {.instance = "bad/name", .arena_size = MIB, .mode = 0600};
 	ck_assert_int_eq(heap_open(&other, &cfg), -EINVAL);
-	test_instance(inst, sizeof inst);
-	cfg.instance = inst;
+	test_instance(heap_fixture_inst, sizeof heap_fixture_inst);
+	cfg.instance = heap_fixture_inst;
 	cfg.arena_size = MIB + 1;
 	ck_assert_int_eq(heap_open(&other, &cfg), -EINVAL);
 	cfg.arena_size = MIB / 2;
@@ -382,15 +384,15 @@ START_TEST(bad_configs_are_refused)
 	cfg.arena_size = 2 * MIB;
 	cfg.max_memory = MIB;
 	ck_assert_int_eq(heap_open(&other, &cfg), -EINVAL);
-	ck_assert_int_eq(test_segments_left(inst), 0);
+	ck_assert_int_eq(test_segments_left(heap_fixture_inst), 0);
 	/* Two heaps of one instance would share segments: the first holds the
 	 * instance's lock, and the second would recover the first's arenas. */
-	open_heap(0);
-	cfg.instance = inst;
+	heap_fixture_open(0);
+	cfg.instance = heap_fixture_inst;
 	cfg.arena_size = MIB;
 	cfg.max_memory = 0;
 	ck_assert_int_eq(heap_open(&other, &cfg), -EBUSY);
-	close_heap();
+	heap_fixture_close();
 }
 END_TEST
 

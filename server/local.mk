@@ -22,3 +22,4 @@ shmallocd_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS)
 shmallocd_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS) $(PROTOBUF_C_CFLAGS)
 shmallocd_LDADD = libshmsession.la libshmheap.la libshmproto.la libshmcore.la $(LIBUV_LIBS) \
 	$(PROTOBUF_C_LIBS)
+EXTRA_DIST += server/README.md

@@ -341,8 +341,9 @@ void conn_check_timeouts(struct conn_list *l)
 		} else if (write_overdue(cn, now)) {
 			cn->client->rejected++;
 			l->d->rejected++;
-			log_msg(SLOG_WARN, "pid %ld: its answers stayed unread past --write-timeout: "
-				"closed", (long)cn->client->pid);
+			log_msg(SLOG_WARN,
+				"pid %ld: its answers stayed unread past --write-timeout: closed",
+				(long)cn->client->pid);
 			close_conn(cn);
 		}
 	}

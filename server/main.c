@@ -78,8 +78,9 @@ static int open_state(struct daemon *d)
 		return rc;
 	rc = roots_open(&d->roots, d->opt.instance, d->opt.segment_mode);
 	if (rc != 0) {
-		log_msg(SLOG_ERROR, "refusing to start: cannot open the roots (/dev/shm/shmalloc.%s.m):"
-			" %s; start with --discard to remove every segment of the instance",
+		log_msg(SLOG_ERROR, "refusing to start: cannot open the roots "
+			"(/dev/shm/shmalloc.%s.m): %s; start with --discard to remove every "
+			"segment of the instance",
 			d->opt.instance, strerror(-rc));
 		heap_close(d->heap, 0);
 		return rc;

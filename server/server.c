@@ -198,7 +198,8 @@ static void raise_fd_limit(void)
 	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
 		getrlimit(RLIMIT_NOFILE, &rl);
 	if (rl.rlim_cur < want)
-		log_msg(SLOG_WARN, "only %llu file descriptors (hard limit): about %llu clients fit",
+		log_msg(SLOG_WARN,
+			"only %llu file descriptors (hard limit): about %llu clients fit",
 			(unsigned long long)rl.rlim_cur,
 			(unsigned long long)(rl.rlim_cur > 256 ? (rl.rlim_cur - 256) / 2 : 0));
 }

@@ -2,7 +2,7 @@
  * Options: see options.h.  getopt_long reads the command line; the config
  * file is read line by line and each "name = value" goes through the same
  * apply() as "--name value" would, so the two can never disagree on what an
- * option means.  Layer: session (libc only).
+ * option means.  Layer: session (no libuv).
  */
 #include "options.h"
 #include "layout.h"

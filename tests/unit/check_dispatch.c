@@ -22,6 +22,7 @@
 #include "instance.h"
 #include "log.h"
 #include "ref.h"
+#include "seg.h"
 #include "session.h"
 #include "shmalloc.pb-c.h"
 #include "sizeclass.h"
@@ -41,6 +42,9 @@ static void open_daemon(void)
 			(char *)"1M", (char *)"--max-memory", (char *)"8M", NULL};
 	log_set_level(SLOG_ERROR);
 	test_instance(inst, sizeof inst);
+	/* /dev/shm is shared: a run that died may have left segments of this
+	 * name (its pid is ours now, so it is gone), which recovery would refuse. */
+	ck_assert_int_ge(seg_instance_segments(inst, 1), 0);
 	memset(&d, 0, sizeof d);
 	ck_assert_int_eq(options_parse(&d.opt, 7, argv, stdout, stderr), OPTIONS_RUN);
 	struct heap_config hc = {

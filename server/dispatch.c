@@ -10,7 +10,8 @@
  *
  * dispatch_frame() is the whole path from a frame's bytes to the response's
  * bytes, so that everything a peer can make the daemon do is reachable
- * without a socket (tests/fuzz/fuzz_dispatch.c feeds it arbitrary bytes).
+ * without a socket (tests/fuzz/fuzz_dispatch.c feeds it arbitrary bytes,
+ * tests/unit/check_dispatch.c decoded requests).  Layer: session (no libuv).
  */
 #include "dispatch.h"
 #include "frame.h"
@@ -74,7 +75,7 @@ static enum dispatch_action refuse(struct daemon *d, struct client *c, Shma__Res
 {
 	c->rejected++;
 	d->rejected++;
-	log_msg(LOG_INFO, "pid %ld: %s: %s", (long)c->pid, what, strerror(code));
+	log_msg(SLOG_INFO, "pid %ld: %s: %s", (long)c->pid, what, strerror(code));
 	dispatch_error(resp, s, id, code, "%s: %s", what, strerror(code));
 	return DISPATCH_REPLY;
 }
@@ -153,7 +154,7 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 	resp->id = req->id;
 	resp->body_case = SHMA__RESPONSE__BODY_HELLO;
 	resp->hello = r;
-	log_msg(LOG_INFO, "client %llu %s: pid %ld uid %lu%s%s", (unsigned long long)c->id,
+	log_msg(SLOG_INFO, "client %llu %s: pid %ld uid %lu%s%s", (unsigned long long)c->id,
 		adopted ? "reconnected, its control block re-adopted" : "connected",
 		(long)c->pid, (unsigned long)c->uid, c->name[0] ? " name " : "", c->name);
 	return DISPATCH_REPLY;
@@ -253,7 +254,7 @@ static enum dispatch_action do_flush(struct daemon *d, struct client *c, const S
 	if (rejected) {
 		c->rejected += rejected;
 		d->rejected += rejected;
-		log_msg(LOG_WARN, "pid %ld: flush: %u of %zu refs rejected (first 0x%llx: %s)",
+		log_msg(SLOG_WARN, "pid %ld: flush: %u of %zu refs rejected (first 0x%llx: %s)",
 			(long)c->pid, rejected, f->n_refs, (unsigned long long)first_ref,
 			free_error(first_rc));
 	}

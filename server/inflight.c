@@ -1,6 +1,7 @@
 /*
  * Refills in flight: see inflight.h.  A set is a small open-addressing table
- * keyed by slot and class, in the daemon's private memory.
+ * keyed by slot and class, in the daemon's private memory.  Layer: session
+ * (no libuv).
  */
 #include "inflight.h"
 

@@ -1,6 +1,7 @@
 /*
  * shmallocd: reads the options, opens (or recovers) the heap, the roots and
- * the control blocks an earlier run left, runs the loop.
+ * the control blocks an earlier run left, runs the loop.  Layer: loop (it
+ * starts server.c's); it sees no libuv type itself.
  */
 #include "access.h"
 #include "daemon.h"
@@ -20,9 +21,9 @@ static void discard_leftovers(const struct options *o)
 {
 	int n = seg_instance_segments(o->instance, 1);
 	if (n < 0)
-		log_msg(LOG_ERROR, "cannot list /dev/shm: %s", strerror(-n));
+		log_msg(SLOG_ERROR, "cannot list /dev/shm: %s", strerror(-n));
 	else if (n > 0)
-		log_msg(LOG_WARN, "discarded %d segments of instance %s left by an earlier run",
+		log_msg(SLOG_WARN, "discarded %d segments of instance %s left by an earlier run",
 			n, o->instance);
 }
 
@@ -32,7 +33,7 @@ static void log_recovery(const struct heap *h)
 	heap_recovery(h, &r);
 	if (r.arenas == 0 && r.large_blocks == 0)
 		return;
-	log_msg(LOG_INFO, "recovered instance: %u arenas, %u spans with %llu objects out, "
+	log_msg(SLOG_INFO, "recovered instance: %u arenas, %u spans with %llu objects out, "
 		"%llu large blocks, %u page map entries of spans cut short repaired",
 		r.arenas, r.spans, (unsigned long long)r.objects_out,
 		(unsigned long long)r.large_blocks, r.repaired_pages);
@@ -58,13 +59,13 @@ static int open_heap(struct daemon *d)
 		return 0;
 	}
 	if (rc == -EBUSY)
-		log_msg(LOG_ERROR, "refusing to start: %s", why);
+		log_msg(SLOG_ERROR, "refusing to start: %s", why);
 	else if (why[0] != '\0')
-		log_msg(LOG_ERROR, "refusing to start: %s; start with --discard to remove every "
+		log_msg(SLOG_ERROR, "refusing to start: %s; start with --discard to remove every "
 			"segment of instance %s (/dev/shm/shmalloc.%s.*)", why, d->opt.instance,
 			d->opt.instance);
 	else
-		log_msg(LOG_ERROR, "cannot open the heap: %s", strerror(-rc));
+		log_msg(SLOG_ERROR, "cannot open the heap: %s", strerror(-rc));
 	return rc;
 }
 
@@ -77,15 +78,16 @@ static int open_state(struct daemon *d)
 		return rc;
 	rc = roots_open(&d->roots, d->opt.instance, d->opt.segment_mode);
 	if (rc != 0) {
-		log_msg(LOG_ERROR, "refusing to start: cannot open the roots (/dev/shm/shmalloc.%s.m):"
-			" %s; start with --discard to remove every segment of the instance",
+		log_msg(SLOG_ERROR, "refusing to start: cannot open the roots "
+			"(/dev/shm/shmalloc.%s.m): %s; start with --discard to remove every "
+			"segment of the instance",
 			d->opt.instance, strerror(-rc));
 		heap_close(d->heap, 0);
 		return rc;
 	}
 	rc = daemon_control_recover(d);
 	if (rc != 0)
-		log_msg(LOG_WARN, "cannot list control blocks: %s", strerror(-rc));
+		log_msg(SLOG_WARN, "cannot list control blocks: %s", strerror(-rc));
 	return 0;
 }
 

@@ -12,8 +12,8 @@ tests_check_shmalloc_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) $(LIB_CPPFLAGS
 	-DUAF_ASAN_PATH='"$(abs_top_builddir)/tests/uaf_asan"' \
 	-DSHMALLOCCTL_PATH='"$(abs_top_builddir)/shmallocctl"'
 tests_check_shmalloc_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
-tests_check_shmalloc_LDADD = libshmclient.la libshmheap.la libshmproto.la libshmcore.la \
-	$(CHECK_LIBS) $(PROTOBUF_C_LIBS)
+tests_check_shmalloc_LDADD = libshmclient.la libshmsession.la libshmheap.la libshmproto.la \
+	libshmcore.la $(CHECK_LIBS) $(PROTOBUF_C_LIBS)
 include tests/suites.mk
 
 # A deliberate use after free, run under Valgrind and built with ASan by the

@@ -50,8 +50,8 @@ uint64_t heap_now_ms(void)
 
 static uint64_t mapped_bytes(const struct heap *h)
 {
-	return (uint64_t)h->narenas * h->g.arena_size + large_bytes(h->large) +
-	       large_kept_bytes(h->large);
+	return (uint64_t)h->narenas * h->g.arena_size + large_set_bytes(h->large) +
+	       large_set_kept_bytes(h->large);
 }
 
 /* 1 if max_memory leaves room for bytes more. */
@@ -66,7 +66,7 @@ static int within_cap(struct heap *h, uint64_t bytes)
 {
 	if (fits_cap(h, bytes))
 		return 1;
-	h->returned += large_release_kept(h->large, h->instance, UINT64_MAX, 0);
+	h->returned += large_set_release_kept(h->large, h->instance, UINT64_MAX, 0);
 	return fits_cap(h, bytes);
 }
 
@@ -157,7 +157,7 @@ int heap_open(struct heap **out, const struct heap_config *cfg)
 	h->max_arenas = max_arenas(cfg);
 	rc = pageheap_create(&h->ph);
 	if (rc == 0)
-		rc = large_create(&h->large);
+		rc = large_set_create(&h->large);
 	if (rc == 0)
 		rc = recover(h);
 	if (rc == 0 && h->narenas == 0)
@@ -196,7 +196,7 @@ void heap_close(struct heap *h, int unlink)
 	if (h->ph != NULL)
 		pageheap_destroy(h->ph);
 	if (h->large != NULL)
-		large_destroy(h->large, h->instance, unlink);
+		large_set_destroy(h->large, h->instance, unlink);
 	free(h);
 }
 
@@ -389,7 +389,7 @@ int heap_alloc_large(struct heap *h, uint64_t size, uint64_t *ref, uint64_t *seg
 	if (!within_cap(h, rounded))
 		return -ENOMEM;
 	uint64_t got;
-	int rc = large_alloc(h->large, h->instance, h->cfg.mode, rounded, &id, &got);
+	int rc = large_set_alloc(h->large, h->instance, h->cfg.mode, rounded, &id, &got);
 	if (rc < 0)
 		return rc;
 	*ref = ref_make(REF_LARGE, id, 0);
@@ -405,7 +405,7 @@ int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size)
 	uint64_t sz;
 	if (ref_kind(ref) != REF_LARGE || ref_offset(ref) != 0)
 		return -EINVAL;
-	int rc = large_free(h->large, h->instance, ref_id(ref), &sz, heap_now_ms());
+	int rc = large_set_free(h->large, h->instance, ref_id(ref), &sz, heap_now_ms());
 	if (rc < 0)
 		return rc;
 	h->in_use -= sz;
@@ -418,7 +418,7 @@ uint64_t heap_large_size(const struct heap *h, uint64_t ref)
 {
 	if (ref_kind(ref) != REF_LARGE)
 		return 0;
-	uint64_t size = large_size(h->large, ref_id(ref));
+	uint64_t size = large_set_size(h->large, ref_id(ref));
 	return ref_offset(ref) < size ? size : 0;
 }
 
@@ -434,7 +434,7 @@ uint64_t heap_decay(struct heap *h, uint64_t now_ms)
 		if (rc == 0)
 			bytes += arena_page_offset(d.backed_pages);
 	}
-	bytes += large_release_kept(h->large, h->instance, now_ms, h->cfg.decay_ms);
+	bytes += large_set_release_kept(h->large, h->instance, now_ms, h->cfg.decay_ms);
 	h->returned += bytes;
 	return bytes;
 }
@@ -454,12 +454,12 @@ void heap_totals(const struct heap *h, struct heap_totals *t)
 	for (uint32_t i = 0; i < h->narenas; i++)
 		t->resident_bytes += arena_resident(h->arenas[i]);
 	/* Large blocks are reserved whole until freed. */
-	t->resident_bytes += large_bytes(h->large) + large_kept_bytes(h->large);
+	t->resident_bytes += large_set_bytes(h->large) + large_set_kept_bytes(h->large);
 	t->in_use_bytes = h->in_use;
 	t->peak_in_use_bytes = h->peak;
 	t->returned_bytes = h->returned;
-	t->large_count = large_count(h->large);
-	t->large_bytes = large_bytes(h->large);
+	t->large_count = large_set_count(h->large);
+	t->large_bytes = large_set_bytes(h->large);
 	pageheap_stats(h->ph, UINT32_MAX, &t->free_pages, &t->largest_free_run);
 	t->narenas = h->narenas;
 }
@@ -665,11 +665,11 @@ static int recover(struct heap *h)
 		return say(h, "segment /shmalloc.%s.a%u lies past --max-memory", h->instance,
 			   h->max_arenas), -EINVAL;
 	h->rec.arenas = h->narenas;
-	rc = large_recover(h->large, h->instance);
+	rc = large_set_recover(h->large, h->instance);
 	if (rc < 0)
 		return rc;
 	h->rec.large_blocks = (uint64_t)rc;
-	h->in_use += large_bytes(h->large);
+	h->in_use += large_set_bytes(h->large);
 	h->peak = h->in_use;
 	return 0;
 }

@@ -38,7 +38,7 @@ static uint32_t hash(uint32_t id)
 	return id * UINT32_C(2654435761);
 }
 
-int large_create(struct large_set **out)
+int large_set_create(struct large_set **out)
 {
 	struct large_set *ls = calloc(1, sizeof *ls);
 	if (ls == NULL)
@@ -60,10 +60,10 @@ static void unlink_block(const char *instance, uint32_t id)
 		seg_unlink(name);
 }
 
-void large_destroy(struct large_set *ls, const char *instance, int unlink)
+void large_set_destroy(struct large_set *ls, const char *instance, int unlink)
 {
 	/* Kept blocks are free memory: never left behind. */
-	large_release_kept(ls, instance, UINT64_MAX, 0);
+	large_set_release_kept(ls, instance, UINT64_MAX, 0);
 	for (uint32_t i = 0; unlink && i <= ls->mask; i++)
 		if (ls->slots[i].id != 0)
 			unlink_block(instance, ls->slots[i].id - 1);
@@ -176,8 +176,8 @@ static int take_kept(struct large_set *ls, const char *instance, uint64_t size, 
 	return 0;
 }
 
-int large_alloc(struct large_set *ls, const char *instance, mode_t mode,
-		uint64_t size, uint32_t *id, uint64_t *got)
+int large_set_alloc(struct large_set *ls, const char *instance, mode_t mode,
+		    uint64_t size, uint32_t *id, uint64_t *got)
 {
 	int rc = grow(ls);
 	if (rc < 0)
@@ -229,7 +229,7 @@ static int recover_one(void *arg, uint64_t id)
 	return 0;
 }
 
-int large_recover(struct large_set *ls, const char *instance)
+int large_set_recover(struct large_set *ls, const char *instance)
 {
 	struct recover_ctx x = {ls, instance};
 	int rc = seg_instance_list(instance, 'l', recover_one, &x);
@@ -267,8 +267,8 @@ static int keep(struct large_set *ls, const char *instance, uint32_t id, uint64_
 	return 1;
 }
 
-uint64_t large_release_kept(struct large_set *ls, const char *instance, uint64_t now_ms,
-			    uint64_t decay_ms)
+uint64_t large_set_release_kept(struct large_set *ls, const char *instance, uint64_t now_ms,
+				uint64_t decay_ms)
 {
 	uint64_t bytes = 0;
 	for (unsigned i = 0; i < ls->nkeep;) {
@@ -285,13 +285,13 @@ uint64_t large_release_kept(struct large_set *ls, const char *instance, uint64_t
 	return bytes;
 }
 
-uint64_t large_kept_bytes(const struct large_set *ls)
+uint64_t large_set_kept_bytes(const struct large_set *ls)
 {
 	return ls->keep_bytes;
 }
 
-int large_free(struct large_set *ls, const char *instance, uint32_t id, uint64_t *size,
-	       uint64_t now_ms)
+int large_set_free(struct large_set *ls, const char *instance, uint32_t id, uint64_t *size,
+		   uint64_t now_ms)
 {
 	struct slot *s = find(ls, id);
 	if (s->id == 0)
@@ -307,17 +307,17 @@ int large_free(struct large_set *ls, const char *instance, uint32_t id, uint64_t
 	return 0;
 }
 
-uint64_t large_size(const struct large_set *ls, uint32_t id)
+uint64_t large_set_size(const struct large_set *ls, uint32_t id)
 {
 	return find(ls, id)->size;
 }
 
-uint64_t large_count(const struct large_set *ls)
+uint64_t large_set_count(const struct large_set *ls)
 {
 	return ls->count;
 }
 
-uint64_t large_bytes(const struct large_set *ls)
+uint64_t large_set_bytes(const struct large_set *ls)
 {
 	return ls->bytes;
 }

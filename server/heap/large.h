@@ -29,15 +29,15 @@
 struct large_set;
 
 /* 0 and *out, or -ENOMEM. */
-int large_create(struct large_set **out);
+int large_set_create(struct large_set **out);
 
 /* Forgets every block; with unlink, removes their segments too. */
-void large_destroy(struct large_set *ls, const char *instance, int unlink);
+void large_set_destroy(struct large_set *ls, const char *instance, int unlink);
 
 /* Recovery: adds every block segment 'l<id>' of instance that exists, with
  * its size, and sets the next id past them.  A segment whose size was never
  * set (its creation was cut short) is removed.  The count, or -errno. */
-int large_recover(struct large_set *ls, const char *instance);
+int large_set_recover(struct large_set *ls, const char *instance);
 
 #define LARGE_KEEP_MAX 16
 #define LARGE_KEEP_BYTES ((uint64_t)64 << 20)
@@ -46,27 +46,27 @@ int large_recover(struct large_set *ls, const char *instance);
  * that fits, else a new segment, reserved.  0, *id and *got (its size);
  * -ENOMEM when /dev/shm is full or ids ran out; another negative errno from
  * shm_open. */
-int large_alloc(struct large_set *ls, const char *instance, mode_t mode,
-		uint64_t size, uint32_t *id, uint64_t *got);
+int large_set_alloc(struct large_set *ls, const char *instance, mode_t mode,
+		    uint64_t size, uint32_t *id, uint64_t *got);
 
 /* Frees block id: into the pool, or punched and unlinked.  *size (may be
  * NULL) gets its size.  0, or -EINVAL if id is no live block. */
-int large_free(struct large_set *ls, const char *instance, uint32_t id, uint64_t *size,
-	       uint64_t now_ms);
+int large_set_free(struct large_set *ls, const char *instance, uint32_t id, uint64_t *size,
+		   uint64_t now_ms);
 
 /* Punches and unlinks the kept blocks freed before now_ms - decay_ms (all
  * of them with decay_ms 0 and now_ms UINT64_MAX); returns their bytes. */
-uint64_t large_release_kept(struct large_set *ls, const char *instance, uint64_t now_ms,
-			    uint64_t decay_ms);
+uint64_t large_set_release_kept(struct large_set *ls, const char *instance, uint64_t now_ms,
+				uint64_t decay_ms);
 
 /* Bytes in the pool. */
-uint64_t large_kept_bytes(const struct large_set *ls);
+uint64_t large_set_kept_bytes(const struct large_set *ls);
 
 /* The size of live block id, or 0. */
-uint64_t large_size(const struct large_set *ls, uint32_t id);
+uint64_t large_set_size(const struct large_set *ls, uint32_t id);
 
 /* Live blocks and their bytes. */
-uint64_t large_count(const struct large_set *ls);
-uint64_t large_bytes(const struct large_set *ls);
+uint64_t large_set_count(const struct large_set *ls);
+uint64_t large_set_bytes(const struct large_set *ls);
 
 #endif

@@ -102,13 +102,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int quiet;
 	if (!quiet) {
-		log_set_level(getenv("FUZZ_LOG") ? LOG_DEBUG : LOG_ERROR);
+		log_set_level(getenv("FUZZ_LOG") ? SLOG_DEBUG : SLOG_ERROR);
 		quiet = 1;
 	}
 	open_daemon();
 	struct client c;
 	memset(&c, 0, sizeof c);
-	c.d = &d;
 	c.ctl_fd = -1;
 	c.pid = 0x7ffffff0; /* past any pid_max: the peer is gone when the connection ends */
 	d.clients = &c;

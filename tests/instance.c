@@ -8,13 +8,22 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 static unsigned instance_counter;
+static unsigned instance_salt;
 
+/* The pid alone is not enough: a run that crashed may have left segments
+ * under a name whose pid the kernel now hands to us, and a heap refuses an
+ * arena it did not make.  A random salt per program makes that collision
+ * one in 2^32. */
 void test_instance(char *buf, size_t size)
 {
-	snprintf(buf, size, "t%ldx%u", (long)getpid(), instance_counter++);
+	if (instance_salt == 0 && getrandom(&instance_salt, sizeof instance_salt, 0) < 0)
+		instance_salt = (unsigned)time(NULL);
+	snprintf(buf, size, "t%ld%08xx%u", (long)getpid(), instance_salt, instance_counter++);
 }
 
 int test_segments_left(const char *instance)

@@ -9,8 +9,8 @@
 
 #include <stddef.h>
 
-/* Writes "t<pid>x<n>" into buf: unique across the tests of a run, and across
- * runs that overlap. */
+/* Writes "t<pid><salt>x<n>" into buf: unique across the tests of a run, and
+ * across runs that overlap or crashed (see instance.c). */
 void test_instance(char *buf, size_t size);
 
 /* How many segments of instance exist (names /dev/shm/shmalloc.<inst>.*). */

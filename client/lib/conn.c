@@ -35,7 +35,6 @@
 
 #define PARKED_START 64
 #define RBUF_SLACK 65536
-#define RESPONSE_MAX ((uint32_t)64 << 20) /* longest answer we read */
 #define RECONNECT_MS 4000u
 
 struct parked {
@@ -183,7 +182,7 @@ static int send_request(Shma__Request *req)
 static int read_frame(const uint8_t **body, uint32_t *len, size_t *used)
 {
 	for (;;) {
-		enum frame_status st = frame_next(conn.rbuf, conn.rlen, RESPONSE_MAX, body,
+		enum frame_status st = frame_next(conn.rbuf, conn.rlen, WIRE_RESPONSE_MAX, body,
 						  len, used);
 		if (st == FRAME_OK)
 			return 0;
@@ -262,8 +261,7 @@ static int unpack(const uint8_t *body, uint32_t len, Shma__Response **resp)
 	if (*resp == NULL)
 		return -EPROTO;
 	if ((*resp)->body_case == SHMA__RESPONSE__BODY_ERROR) {
-		int code = (*resp)->error->code;
-		return code > 0 && code < 4096 ? -code : -EPROTO;
+		return -wire_error_code((*resp)->error->code);
 	}
 	if ((*resp)->body_case == SHMA__RESPONSE__BODY__NOT_SET)
 		return -EPROTO;
@@ -365,9 +363,8 @@ int conn_call(Shma__Request *req, Shma__Response **resp)
 	return rc;
 }
 
-void conn_done(Shma__Response *resp)
+void conn_done(void)
 {
-	(void)resp;
 	pballoc_reset();
 }
 
@@ -448,16 +445,11 @@ static int map_control(const Shma__HelloReply *h)
 
 static int handshake(void)
 {
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Hello hello = SHMA__HELLO__INIT;
-	hello.version = SHMA_PROTOCOL_VERSION;
-	hello.pid = (uint32_t)getpid();
-	hello.class_checksum = sizeclass_checksum();
+	Shma__Request req;
+	Shma__Hello hello;
 	extern char *program_invocation_short_name;
-	hello.name = program_invocation_short_name;
-	hello.previous_client_id = conn.lost ? conn.client_id : 0;
-	req.body_case = SHMA__REQUEST__BODY_HELLO;
-	req.hello = &hello;
+	wire_hello(&req, &hello, program_invocation_short_name,
+		   conn.lost ? conn.client_id : 0);
 	Shma__Response *resp;
 	req.id = ++conn.next_id;
 	/* A daemon that refuses us says why before we speak, then hangs up:
@@ -468,7 +460,7 @@ static int handshake(void)
 		rc = -EPROTO;
 	if (rc == 0 && resp->hello->version != SHMA_PROTOCOL_VERSION)
 		rc = -EPROTONOSUPPORT;
-	if (rc == 0 && (resp->hello->max_frame < 4096 || resp->hello->control_slots != SHMA_CONTROL_SLOTS))
+	if (rc == 0 && (resp->hello->max_frame < WIRE_MIN_MAX_FRAME || resp->hello->control_slots != SHMA_CONTROL_SLOTS))
 		rc = -EPROTO;
 	if (rc == 0) {
 		conn.max_frame = resp->hello->max_frame;
@@ -478,14 +470,14 @@ static int handshake(void)
 		rc = map_control(resp->hello);
 	if (rc == 0)
 		conn.lost = 0;
-	conn_done(resp);
+	conn_done();
 	return rc;
 }
 
 static int alloc_rbuf(void)
 {
 	/* Room for the longest frame the daemon may send us, and slack. */
-	size_t need = (size_t)RESPONSE_MAX + FRAME_HEADER;
+	size_t need = (size_t)WIRE_RESPONSE_MAX + FRAME_HEADER;
 	if (conn.rbuf != NULL)
 		return 0;
 	void *p = mmap(NULL, need + RBUF_SLACK, PROT_READ | PROT_WRITE,
@@ -558,14 +550,13 @@ int conn_set_path(const char *path)
 void conn_close(int goodbye)
 {
 	if (conn.fd >= 0 && goodbye) {
-		Shma__Request req = SHMA__REQUEST__INIT;
-		Shma__Goodbye bye = SHMA__GOODBYE__INIT;
-		req.body_case = SHMA__REQUEST__BODY_GOODBYE;
-		req.goodbye = &bye;
+		Shma__Request req;
+		Shma__Goodbye bye;
+		wire_goodbye(&req, &bye);
 		Shma__Response *resp;
 		uint64_t id = conn_send(&req);
 		if (id && conn_wait(id, &resp) == 0)
-			conn_done(resp);
+			conn_done();
 	}
 	drop_connection(0);
 }
@@ -580,7 +571,7 @@ int conn_readable(void)
 	const uint8_t *body;
 	uint32_t len;
 	size_t used;
-	if (frame_next(conn.rbuf, conn.rlen, RESPONSE_MAX, &body, &len, &used) == FRAME_OK)
+	if (frame_next(conn.rbuf, conn.rlen, WIRE_RESPONSE_MAX, &body, &len, &used) == FRAME_OK)
 		return 1;
 	struct pollfd p = {.fd = conn.fd, .events = POLLIN};
 	return poll(&p, 1, 0) > 0;

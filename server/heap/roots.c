@@ -74,10 +74,9 @@ static uint32_t hash(const char *name, size_t len)
 
 static int name_check(const char *name, size_t *len)
 {
-	if (name == NULL || name[0] == '\0')
-		return -EINVAL;
-	*len = strnlen(name, ROOT_NAME_MAX + 1);
-	return *len > ROOT_NAME_MAX ? -ENAMETOOLONG : 0;
+	int rc = rootname_check(name);
+	*len = rc == 0 ? strlen(name) : 0;
+	return rc;
 }
 
 /* The index position holding name, or of the empty slot that ends its probe

@@ -8,6 +8,7 @@
 	XX(pageheap) \
 	XX(roots) \
 	XX(sizeclass) \
+	XX(table) \
 	XX(e2e) \
 	XX(alloc) \
 	XX(stress) \

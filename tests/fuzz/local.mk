@@ -13,7 +13,7 @@ FUZZ_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) -I$(top_srcdir)/tests/fuzz \
 FUZZ_PROTO = $(top_srcdir)/proto/frame.c $(top_srcdir)/proto/wire.c \
 	$(top_builddir)/proto/shmalloc.pb-c.c
 FUZZ_SHM = $(top_srcdir)/shm/seg.c $(top_srcdir)/shm/layout.c $(top_srcdir)/shm/sizeclass.c \
-	$(top_srcdir)/shm/rootname.c
+	$(top_srcdir)/shm/rootname.c $(top_srcdir)/shm/table.c
 FUZZ_SERVER = $(top_srcdir)/server/dispatch.c $(top_srcdir)/server/stats.c \
 	$(top_srcdir)/server/control.c $(top_srcdir)/server/inflight.c $(top_srcdir)/server/log.c \
 	$(top_srcdir)/server/heap/heap.c $(top_srcdir)/server/heap/arena.c \

@@ -7,6 +7,7 @@
  * tcache.c per-thread caches in the control block; the fast path
  * api.c    the public functions of shmalloc.h
  * pballoc.c protobuf-c's allocator: a bump arena, never the process's malloc
+ * prim.c   the one primitive for the library's own memory (anonymous pages)
  * stats_json.c the daemon's stats, fetched and written as JSON
  *
  * This is the one header through which code outside client/lib/ (the CLI,
@@ -95,6 +96,13 @@ SHMA_HIDDEN int conn_readable(void);
 SHMA_HIDDEN int conn_connected(void);
 SHMA_HIDDEN void conn_close(int goodbye);
 SHMA_HIDDEN int conn_set_path(const char *path); /* NULL: the default */
+
+/* ---- memory for the library's own use (prim.c) ---- */
+/* len > 0 zeroed, page-aligned bytes of private anonymous memory, committed
+ * as touched; NULL with errno ENOMEM.  prim_free() takes what prim_alloc()
+ * gave, with the same len (NULL: nothing), and keeps errno. */
+SHMA_HIDDEN void *prim_alloc(size_t len);
+SHMA_HIDDEN void prim_free(void *p, size_t len);
 
 /* ---- protobuf-c's allocator (pballoc.c) ---- */
 SHMA_HIDDEN ProtobufCAllocator *pballoc_get(void);

@@ -28,7 +28,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -39,7 +38,7 @@
 
 struct parked {
 	uint64_t id;
-	uint8_t *bytes; /* mmap'd copy of the frame's body */
+	uint8_t *bytes; /* prim_alloc'd copy of the frame's body */
 	uint32_t len;
 	size_t maplen;
 };
@@ -93,8 +92,7 @@ int conn_connected(void)
 static void drop_parked(void)
 {
 	for (unsigned i = 0; i < conn.nparked_cap; i++) {
-		if (conn.parked[i].bytes)
-			munmap(conn.parked[i].bytes, conn.parked[i].maplen);
+		prim_free(conn.parked[i].bytes, conn.parked[i].maplen);
 		conn.parked[i].bytes = NULL;
 	}
 }
@@ -166,15 +164,15 @@ static int send_request(Shma__Request *req)
 	size_t maplen = 0;
 	if (n + FRAME_HEADER > sizeof stackbuf) {
 		maplen = n + FRAME_HEADER;
-		buf = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (buf == MAP_FAILED)
+		buf = prim_alloc(maplen);
+		if (buf == NULL)
 			return -ENOMEM;
 	}
 	frame_put_header(buf, (uint32_t)n);
 	shma__request__pack(req, buf + FRAME_HEADER);
 	int rc = write_all(buf, n + FRAME_HEADER);
 	if (maplen)
-		munmap(buf, maplen);
+		prim_free(buf, maplen);
 	return rc;
 }
 
@@ -220,13 +218,12 @@ static uint64_t response_id(const uint8_t *p, uint32_t len)
 static int grow_parked(void)
 {
 	unsigned ncap = conn.nparked_cap ? conn.nparked_cap * 2 : PARKED_START;
-	struct parked *n = mmap(NULL, ncap * sizeof *n, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (n == MAP_FAILED)
+	struct parked *n = prim_alloc(ncap * sizeof *n);
+	if (n == NULL)
 		return -ENOMEM;
 	if (conn.parked) {
 		memcpy(n, conn.parked, conn.nparked_cap * sizeof *n);
-		munmap(conn.parked, conn.nparked_cap * sizeof *n);
+		prim_free(conn.parked, conn.nparked_cap * sizeof *n);
 	}
 	conn.parked = n;
 	conn.nparked_cap = ncap;
@@ -242,12 +239,9 @@ static int park(uint64_t id, const uint8_t *body, uint32_t len)
 		if (pk->bytes)
 			continue;
 		pk->maplen = len;
-		pk->bytes = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-				 -1, 0);
-		if (pk->bytes == MAP_FAILED) {
-			pk->bytes = NULL;
+		pk->bytes = prim_alloc(len);
+		if (pk->bytes == NULL)
 			return -ENOMEM;
-		}
 		memcpy(pk->bytes, body, len);
 		pk->len = len;
 		pk->id = id;
@@ -275,7 +269,7 @@ static int unpark(uint64_t id, Shma__Response **resp, int *rc)
 		if (pk->bytes == NULL || pk->id != id)
 			continue;
 		*rc = unpack(pk->bytes, pk->len, resp);
-		munmap(pk->bytes, pk->maplen);
+		prim_free(pk->bytes, pk->maplen);
 		pk->bytes = NULL;
 		return 1;
 	}
@@ -480,9 +474,8 @@ static int alloc_rbuf(void)
 	size_t need = (size_t)WIRE_RESPONSE_MAX + FRAME_HEADER;
 	if (conn.rbuf != NULL)
 		return 0;
-	void *p = mmap(NULL, need + RBUF_SLACK, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
+	void *p = prim_alloc(need + RBUF_SLACK);
+	if (p == NULL)
 		return -ENOMEM;
 	conn.rbuf = p;
 	conn.rcap = need + RBUF_SLACK;

@@ -101,7 +101,7 @@ SHMA_EXPORT shma_ref_t shma_ref(const void *p);
 SHMA_EXPORT void *shma_ptr(shma_ref_t ref);
 
 /* Named roots: a small directory of name -> ref kept by the daemon.  Names
- * are 1..255 bytes.  shma_publish: 0, -EEXIST, -EINVAL, -ENAMETOOLONG.
+ * are 1..255 bytes of UTF-8 without control characters.  shma_publish: 0, -EEXIST, -EINVAL, -ENAMETOOLONG.
  * shma_lookup: 0, -ENOENT.  shma_unpublish: 0, -ENOENT. */
 SHMA_EXPORT int shma_publish(const char *name, shma_ref_t ref);
 SHMA_EXPORT int shma_lookup(const char *name, shma_ref_t *ref);

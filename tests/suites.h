@@ -9,6 +9,7 @@
 	XX(roots) \
 	XX(sizeclass) \
 	XX(table) \
+	XX(wire) \
 	XX(e2e) \
 	XX(alloc) \
 	XX(stress) \

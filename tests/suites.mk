@@ -6,6 +6,7 @@ tests_check_shmalloc_SOURCES += tests/unit/check_pageheap.c
 tests_check_shmalloc_SOURCES += tests/unit/check_roots.c
 tests_check_shmalloc_SOURCES += tests/unit/check_sizeclass.c
 tests_check_shmalloc_SOURCES += tests/unit/check_table.c
+tests_check_shmalloc_SOURCES += tests/unit/check_wire.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_e2e.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_alloc.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_stress.c

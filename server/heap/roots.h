@@ -38,9 +38,9 @@ int roots_open(struct roots **out, const char *instance, mode_t mode);
 void roots_close(struct roots *r, int unlink);
 
 /* Publishes name -> ref.  0; -EINVAL for the null ref or a name that
- * rootname_check() refuses (-ENAMETOOLONG one over ROOT_NAME_MAX bytes), -EEXIST if the name is
- * published already, -ENOSPC when the directory is full.  The ref is not
- * checked against the heap: the caller does that. */
+ * rootname_check() refuses (-ENAMETOOLONG one over ROOT_NAME_MAX bytes),
+ * -EEXIST if the name is published already, -ENOSPC when the directory is
+ * full.  The ref is not checked against the heap: the caller does that. */
 int roots_publish(struct roots *r, const char *name, uint64_t ref);
 
 /* 0 and *ref; -ENOENT if the name is not published (-EINVAL,

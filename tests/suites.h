@@ -9,6 +9,8 @@
 	XX(roots) \
 	XX(sizeclass) \
 	XX(dispatch) \
+	XX(table) \
+	XX(wire) \
 	XX(e2e) \
 	XX(alloc) \
 	XX(stress) \

@@ -10,6 +10,7 @@
  * so and passes without proving anything.
  */
 #include "e2e.h"
+#include "raw.h"
 #include "instance.h"
 #include "skip.h"
 #include "shmalloc.h"
@@ -121,11 +122,11 @@ static void socket_dir(const struct e2e_daemon *d, char *out, size_t size)
 static int expect_refusal(void *arg)
 {
 	(void)arg;
-	int fd = e2e_raw_connect(report->socket);
+	int fd = raw_connect(report->socket);
 	if (fd < 0)
 		return 2; /* the file system stopped us, not the daemon */
 	uint8_t buf[512];
-	int n = e2e_raw_read_frame(fd, buf, sizeof buf);
+	int n = raw_read_frame(fd, buf, sizeof buf);
 	if (n <= 0)
 		return 3;
 	Shma__Response *r = shma__response__unpack(NULL, (size_t)n, buf);
@@ -135,7 +136,7 @@ static int expect_refusal(void *arg)
 		shma__response__free_unpacked(r, NULL);
 	if (!ok)
 		return 4;
-	if (!e2e_raw_closed(fd))
+	if (!raw_closed(fd))
 		return 5;
 	close(fd);
 	return shma_connect(report->socket) == -EACCES ? 0 : 6;

@@ -12,8 +12,10 @@ FUZZ_SANITIZE = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefi
 # file added there is fuzzed too; it needs no libuv.
 FUZZ_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) -I$(top_srcdir)/tests/fuzz \
 	$(PROTOBUF_C_CFLAGS)
-FUZZ_PROTO = $(top_srcdir)/proto/frame.c $(top_builddir)/proto/shmalloc.pb-c.c
-FUZZ_SHM = $(top_srcdir)/shm/seg.c $(top_srcdir)/shm/layout.c $(top_srcdir)/shm/sizeclass.c
+FUZZ_PROTO = $(top_srcdir)/proto/frame.c $(top_srcdir)/proto/wire.c \
+	$(top_builddir)/proto/shmalloc.pb-c.c
+FUZZ_SHM = $(top_srcdir)/shm/seg.c $(top_srcdir)/shm/layout.c $(top_srcdir)/shm/sizeclass.c \
+	$(top_srcdir)/shm/rootname.c $(top_srcdir)/shm/table.c
 FUZZ_SESSION = $(SESSION_SOURCES:%=$(top_srcdir)/%)
 FUZZ_HEAP = $(top_srcdir)/server/heap/heap.c $(top_srcdir)/server/heap/arena.c \
 	$(top_srcdir)/server/heap/pageheap.c $(top_srcdir)/server/heap/span.c \
@@ -26,7 +28,8 @@ EXTRA_DIST += tests/fuzz/fuzz_frame.c tests/fuzz/fuzz_dispatch.c tests/fuzz/fuzz
 
 tests/fuzz/fuzz_frame: $(top_srcdir)/tests/fuzz/fuzz_frame.c $(FUZZ_PROTO) $(PROTO_GEN)
 	$(AM_V_CCLD)$(MKDIR_P) tests/fuzz && $(FUZZ_CC) -g -O1 $(FUZZ_SANITIZE) $(FUZZ_CPPFLAGS) \
-		-o $@ $(top_srcdir)/tests/fuzz/fuzz_frame.c $(FUZZ_PROTO) $(PROTOBUF_C_LIBS)
+		-o $@ $(top_srcdir)/tests/fuzz/fuzz_frame.c $(FUZZ_PROTO) \
+		$(top_srcdir)/shm/sizeclass.c $(PROTOBUF_C_LIBS)
 
 tests/fuzz/fuzz_dispatch: $(top_srcdir)/tests/fuzz/fuzz_dispatch.c $(FUZZ_PROTO) $(FUZZ_SHM) \
 		$(FUZZ_SERVER) $(PROTO_GEN) $(top_srcdir)/server/dispatch.h $(top_srcdir)/server/daemon.h

@@ -26,6 +26,7 @@
 #include "session.h"
 #include "shmalloc.pb-c.h"
 #include "sizeclass.h"
+#include "wire.h"
 
 #define CLS 2 /* a small class; its objects are sizeclass_size(CLS) bytes */
 
@@ -95,14 +96,11 @@ static void assert_error(int code)
 
 static enum dispatch_action hello_with(uint32_t version, uint64_t checksum, const char *name)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Hello h = SHMA__HELLO__INIT;
+	Shma__Request r;
+	Shma__Hello h;
+	wire_hello(&r, &h, name, 0);
 	h.version = version;
-	h.pid = (uint32_t)getpid();
 	h.class_checksum = checksum;
-	h.name = (char *)name;
-	r.body_case = SHMA__REQUEST__BODY_HELLO;
-	r.hello = &h;
 	return ask(&r);
 }
 
@@ -115,12 +113,9 @@ static void hello(void)
 
 static enum dispatch_action refill(uint32_t cls, uint32_t count)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Refill f = SHMA__REFILL__INIT;
-	f.size_class = cls;
-	f.count = count;
-	r.body_case = SHMA__REQUEST__BODY_REFILL;
-	r.refill = &f;
+	Shma__Request r;
+	Shma__Refill f;
+	wire_refill(&r, &f, cls, count, 0);
 	return ask(&r);
 }
 
@@ -146,53 +141,41 @@ static void take(uint64_t *refs, uint32_t count)
 
 static enum dispatch_action flush(uint64_t *refs, size_t n, int want_reply)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Flush f = SHMA__FLUSH__INIT;
-	f.refs = refs;
-	f.n_refs = n;
-	f.want_reply = want_reply;
-	r.body_case = SHMA__REQUEST__BODY_FLUSH;
-	r.flush = &f;
+	Shma__Request r;
+	Shma__Flush f;
+	wire_flush(&r, &f, refs, n, want_reply);
 	return ask(&r);
 }
 
 static enum dispatch_action publish(const char *name, uint64_t ref)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Publish p = SHMA__PUBLISH__INIT;
-	p.name = (char *)name;
-	p.ref = ref;
-	r.body_case = SHMA__REQUEST__BODY_PUBLISH;
-	r.publish = &p;
+	Shma__Request r;
+	Shma__Publish p;
+	wire_publish(&r, &p, name, ref);
 	return ask(&r);
 }
 
 static enum dispatch_action lookup(const char *name)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Lookup l = SHMA__LOOKUP__INIT;
-	l.name = (char *)name;
-	r.body_case = SHMA__REQUEST__BODY_LOOKUP;
-	r.lookup = &l;
+	Shma__Request r;
+	Shma__Lookup l;
+	wire_lookup(&r, &l, name);
 	return ask(&r);
 }
 
 static enum dispatch_action unpublish(const char *name)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Unpublish u = SHMA__UNPUBLISH__INIT;
-	u.name = (char *)name;
-	r.body_case = SHMA__REQUEST__BODY_UNPUBLISH;
-	r.unpublish = &u;
+	Shma__Request r;
+	Shma__Unpublish u;
+	wire_unpublish(&r, &u, name);
 	return ask(&r);
 }
 
 static enum dispatch_action stats(void)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Stats st = SHMA__STATS__INIT;
-	r.body_case = SHMA__REQUEST__BODY_STATS;
-	r.stats = &st;
+	Shma__Request r;
+	Shma__Stats st;
+	wire_stats(&r, &st);
 	return ask(&r);
 }
 
@@ -442,13 +425,10 @@ START_TEST(frames_are_counted_and_garbage_closes)
 {
 	open_daemon();
 	uint8_t body[256];
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Hello h = SHMA__HELLO__INIT;
-	h.version = SHMA_PROTOCOL_VERSION;
-	h.class_checksum = sizeclass_checksum();
+	Shma__Request r;
+	Shma__Hello h;
+	wire_hello(&r, &h, NULL, 0);
 	r.id = 7;
-	r.body_case = SHMA__REQUEST__BODY_HELLO;
-	r.hello = &h;
 	uint32_t len = (uint32_t)shma__request__pack(&r, body);
 	enum dispatch_action act;
 	Shma__Response *reply = frame_reply(body, len, &act);
@@ -478,10 +458,9 @@ START_TEST(goodbye_is_answered_and_closes)
 {
 	open_daemon();
 	hello();
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Goodbye g = SHMA__GOODBYE__INIT;
-	r.body_case = SHMA__REQUEST__BODY_GOODBYE;
-	r.goodbye = &g;
+	Shma__Request r;
+	Shma__Goodbye g;
+	wire_goodbye(&r, &g);
 	ck_assert_int_eq(ask(&r), DISPATCH_REPLY_CLOSE);
 	ck_assert_int_eq(resp.body_case, SHMA__RESPONSE__BODY_OK);
 	ck_assert(c->said_goodbye);

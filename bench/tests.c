@@ -1,6 +1,6 @@
 /*
  * The workloads, written once against the backend of bench.h: (a) to (e)
- * from the allocator issue, (s), (cp), (b8) and (f) from the fast-path one.
+ * from the allocator issue, (s), (cp), (b8) and (fm) from the fast-path one.
  *
  * Sizes come from tables filled from a fixed seed before the clock starts,
  * so every allocator sees the same requests in the same order and no random
@@ -430,7 +430,7 @@ static int run_e(const struct test *t, const struct test_params *p, double *out,
 }
 
 /*
- * (f): what a process's first allocation costs: fork a child that mallocs
+ * (fm): what a process's first allocation costs: fork a child that mallocs
  * and frees one block and exits, FIRST_CHILDREN times; microseconds per
  * child, from fork to reaped.  A shared heap's child connects to the daemon
  * (it may not reuse its parent's connection); a process-local one only
@@ -438,7 +438,7 @@ static int run_e(const struct test *t, const struct test_params *p, double *out,
  */
 #define FIRST_CHILDREN 200
 
-static int run_f(const struct test *t, const struct test_params *p, double *out,
+static int run_fm(const struct test *t, const struct test_params *p, double *out,
 		 char *why, size_t len)
 {
 	int64_t t0;
@@ -504,8 +504,8 @@ const struct test test_table[] = {
 	    "(e) still held after free all + idle wait, KiB",
 	    "(e) shared heaps: still held once the process let go + idle wait, KiB" },
 	  run_e },
-	{ "f", 1, 0, 1, { "f" }, { "us" },
-	  { "(f) fork, first malloc + free, exit: us per child process" }, run_f },
+	{ "fm", 1, 0, 1, { "fm" }, { "us" },
+	  { "(fm) fork, first malloc + free, exit: us per child process" }, run_fm },
 	{ NULL, 0, 0, 0, { NULL }, { NULL }, { NULL }, NULL },
 };
 

@@ -16,7 +16,7 @@ set -u
 results=${1:-bench/results}
 drivers=${BENCH_DRIVERS:-glibc}
 skipped=${BENCH_SKIPPED:-}
-tests=${BENCH_TESTS:-a b1 b2 b4 c d f e}
+tests=${BENCH_TESTS:-a s b1 b2 b4 b8 c cp d e fm f}
 limit=${BENCH_TIMEOUT:-60}
 opts="--runs ${BENCH_RUNS:-5} --idle-runs ${BENCH_IDLE_RUNS:-3}"
 opts="$opts --scale ${BENCH_SCALE:-1} --idle-wait ${BENCH_IDLE_WAIT:-3000}"
@@ -154,6 +154,22 @@ function ratios(ref,   i, j, m, r) {
 		printf "\n"
 	}
 }
+# Each figure against the best peer of the same run (the lowest, as every row
+# is lower-is-better): the figure the targets are stated in.
+function best_peer(ref,   i, j, m, b, bn, r) {
+	printf "\n%s against the best peer of this run (below 1: %s is better):\n", ref, ref
+	printf "%-8s %12s %10s %12s %8s\n", "figure", ref, "best peer", "", "ratio"
+	for (i = 1; i <= nm; i++) {
+		m = order[i]
+		b = ""; bn = "-"
+		for (j = 1; j <= na; j++) {
+			if (alloc[j] == ref || !((alloc[j], m) in med) || med[alloc[j], m] <= 0) continue
+			if (b == "" || med[alloc[j], m] < b) { b = med[alloc[j], m]; bn = alloc[j] }
+		}
+		r = (b != "" && ((ref, m) in med) && med[ref, m] > 0) ? sprintf("%.2fx", med[ref, m] / b) : "-"
+		printf "%-8s %12s %10s %12s %8s\n", m, fmt(med[ref, m]), fmt(b), bn, r
+	}
+}
 function legend(   i, m) {
 	printf "\n"
 	for (i = 1; i <= nm; i++) { m = order[i]; printf "%-8s %s\n", m, label[m] }
@@ -192,7 +208,7 @@ function write_tsv(   i, j, m, v) {
 END {
 	printf "\nshmalloc benchmarks: medians, %s CPUs; lower is better in every row\n\n", ncpu
 	table()
-	if ("shmalloc" in got) ratios("shmalloc")
+	if ("shmalloc" in got) { ratios("shmalloc"); best_peer("shmalloc") }
 	else if ("boost" in got) {
 		printf "\nshmalloc has no figures; the shared-memory peer's ratios instead:"
 		ratios("boost")

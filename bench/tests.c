@@ -1,5 +1,7 @@
 /*
- * The workloads, (a) to (f), written once against the backend of bench.h.
+ * The workloads, written once against the backend of bench.h: (a) to (e)
+ * from the allocator issue, (s), (cp), (b8) and (fm) from the fast-path one,
+ * (f) from the memory-model one.
  *
  * Sizes come from tables filled from a fixed seed before the clock starts,
  * so every allocator sees the same requests in the same order and no random
@@ -18,6 +20,12 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,9 +46,11 @@ struct message {
 struct pc_arg {
 	struct ring *ring;
 	long messages;
+	int pin; /* producer on CPU 0, consumer on CPU 1 */
 };
 
 static size_t small_sizes[TABLE_SLOTS];
+static size_t tiny_sizes[TABLE_SLOTS];
 static size_t msg_sizes[TABLE_SLOTS];
 static size_t large_sizes[TABLE_SLOTS];
 static void *churn_block[CHURN_MAX];
@@ -69,6 +79,7 @@ static void tables_init(void)
 
 	for (int i = 0; i < TABLE_SLOTS; i++) {
 		small_sizes[i] = log_uniform(&s, 4, 15);
+		tiny_sizes[i] = 64 + (size_t)(rng_next(&s) % 57);
 		large_sizes[i] = log_uniform(&s, 18, 23);
 		msg_sizes[i] = 64 + (size_t)(rng_next(&s) % 193);
 	}
@@ -82,14 +93,15 @@ static int fail(char *why, size_t len, const char *what)
 
 /* (a): batches of BATCH mallocs, each block's first byte written, then
  * BATCH frees in allocation order.  start staggers workers in the table. */
-static int batch_loop(long batches, unsigned start, char *why, size_t len)
+static int batch_loop(const size_t *sizes, long batches, unsigned start, char *why,
+		      size_t len)
 {
 	void *slot[BATCH];
 	unsigned k = start;
 
 	for (long b = 0; b < batches; b++) {
 		for (int i = 0; i < BATCH; i++) {
-			char *p = be_malloc(small_sizes[k++ % TABLE_SLOTS]);
+			char *p = be_malloc(sizes[k++ % TABLE_SLOTS]);
 
 			if (p == NULL)
 				return fail(why, len, "malloc");
@@ -110,9 +122,25 @@ static int run_a(const struct test *t, const struct test_params *p, double *out,
 	(void)t;
 	tables_init();
 	t0 = now_ns();
-	if (batch_loop(p->batches, 0, why, len) < 0)
+	if (batch_loop(small_sizes, p->batches, 0, why, len) < 0)
 		return -1;
 	out[0] = (double)(now_ns() - t0) / ((double)p->batches * BATCH);
+	return 0;
+}
+
+/* (s): (a) with 64-120 B blocks only: the fast path alone, every block of a
+ * few classes that stay in the thread's cache. */
+static int run_s(const struct test *t, const struct test_params *p, double *out,
+		 char *why, size_t len)
+{
+	int64_t t0;
+
+	(void)t;
+	tables_init();
+	t0 = now_ns();
+	if (batch_loop(tiny_sizes, 4 * p->batches, 0, why, len) < 0)
+		return -1;
+	out[0] = (double)(now_ns() - t0) / (4.0 * (double)p->batches * BATCH);
 	return 0;
 }
 
@@ -120,7 +148,7 @@ static int batch_worker(int index, void *arg, char *why, size_t len)
 {
 	const struct test_params *p = arg;
 
-	return batch_loop(p->batches, (unsigned)index * 977, why, len);
+	return batch_loop(small_sizes, p->batches, (unsigned)index * 977, why, len);
 }
 
 /* (b): t->procs processes doing (a) at once; the figure is wall time over
@@ -187,21 +215,91 @@ static int consume(struct pc_arg *a, char *why, size_t len)
 	return bad ? -1 : 0;
 }
 
+/* Pins the calling thread (or process) to one CPU; 0 or -1 with errno. */
+static int pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu % CPU_SETSIZE, &set);
+	return sched_setaffinity(0, sizeof set, &set);
+}
+
 static int pc_worker(int index, void *arg, char *why, size_t len)
 {
+	struct pc_arg *a = arg;
+
+	if (a->pin && pin_to(index) < 0)
+		return fail(why, len, "sched_setaffinity");
 	return index == 0 ? produce(arg, why, len) : consume(arg, why, len);
+}
+
+/*
+ * How long a cache line takes to go from CPU 0 to CPU 1 and back, in ns per
+ * one-way hand-over: two threads pinned apart bounce a counter.  It says in
+ * which regime a pinned run is (the VM's two vCPUs on one physical core, a
+ * few ns; on two cores, tens of ns) and is the same for every allocator.
+ */
+struct bounce {
+	_Alignas(64) _Atomic long turn;
+	long rounds;
+};
+
+static void *bounce_peer(void *arg)
+{
+	struct bounce *b = arg;
+
+	if (pin_to(1) < 0)
+		return NULL;
+	for (long i = 1; i < 2 * b->rounds; i += 2) {
+		while (atomic_load_explicit(&b->turn, memory_order_acquire) != i)
+			;
+		atomic_store_explicit(&b->turn, i + 1, memory_order_release);
+	}
+	return NULL;
+}
+
+static double bounce_ns(long rounds)
+{
+	struct bounce b = { .rounds = rounds };
+	pthread_t th;
+	int64_t t0;
+	cpu_set_t old;
+
+	if (sched_getaffinity(0, sizeof old, &old) < 0 || pin_to(0) < 0)
+		return NAN;
+	if (pthread_create(&th, NULL, bounce_peer, &b) != 0)
+		return NAN;
+	t0 = now_ns();
+	for (long i = 0; i < 2 * rounds; i += 2) {
+		while (atomic_load_explicit(&b.turn, memory_order_acquire) != i)
+			;
+		atomic_store_explicit(&b.turn, i + 1, memory_order_release);
+	}
+	while (atomic_load_explicit(&b.turn, memory_order_acquire) != 2 * rounds)
+		;
+	t0 = now_ns() - t0;
+	pthread_join(th, NULL);
+	sched_setaffinity(0, sizeof old, &old);
+	return (double)t0 / (2.0 * (double)rounds);
 }
 
 /* (c): two processes on a shared heap, two threads on a private one. */
 static int run_c(const struct test *t, const struct test_params *p, double *out,
 		 char *why, size_t len)
 {
-	struct pc_arg a = { .messages = p->messages };
+	struct pc_arg a = { .messages = p->messages, .pin = t->id[1] == 'p' };
 	int64_t wall;
 	int rc;
 
-	(void)t;
 	tables_init();
+	if (a.pin) {
+		if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+			snprintf(why, len, "pinned run needs 2 CPUs");
+			return -1;
+		}
+		out[1] = bounce_ns(200000);
+	}
 	a.ring = mmap(NULL, sizeof *a.ring, PROT_READ | PROT_WRITE,
 		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (a.ring == MAP_FAILED)
@@ -368,6 +466,51 @@ static int run_e(const struct test *t, const struct test_params *p, double *out,
 	return 0;
 }
 
+/*
+ * (fm): what a process's first allocation costs: fork a child that mallocs
+ * and frees one block and exits, FIRST_CHILDREN times; microseconds per
+ * child, from fork to reaped.  A shared heap's child connects to the daemon
+ * (it may not reuse its parent's connection); a process-local one only
+ * touches a fresh heap.  The difference between the two is the connect cost.
+ */
+#define FIRST_CHILDREN 200
+
+static int run_fm(const struct test *t, const struct test_params *p, double *out,
+		 char *why, size_t len)
+{
+	int64_t t0;
+	void *warm = be_malloc(64);
+
+	(void)t;
+	(void)p;
+	be_free(warm); /* the parent's own first malloc is not what we time */
+	fflush(NULL);  /* a child's exit() must not print the parent's output again */
+	t0 = now_ns();
+	for (int i = 0; i < FIRST_CHILDREN; i++) {
+		int status;
+		pid_t pid = fork();
+
+		if (pid < 0)
+			return fail(why, len, "fork");
+		if (pid == 0) {
+			char *b = be_malloc(64);
+
+			if (b == NULL)
+				_exit(1);
+			b[0] = 1;
+			be_free(b);
+			exit(0); /* as a program ends: atexit handlers run */
+		}
+		if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0) {
+			snprintf(why, len, "first-malloc child failed");
+			return -1;
+		}
+	}
+	out[0] = (double)(now_ns() - t0) / 1000.0 / FIRST_CHILDREN;
+	return 0;
+}
+
 #define PAIR_LABEL "ns per malloc+free pair"
 
 const struct test test_table[] = {
@@ -379,8 +522,15 @@ const struct test test_table[] = {
 	  { "(b) 2 processes doing (a), wall / all pairs" }, run_b },
 	{ "b4", 4, 0, 1, { "b4" }, { "ns" },
 	  { "(b) 4 processes doing (a), wall / all pairs" }, run_b },
+	{ "b8", 8, 0, 1, { "b8" }, { "ns" },
+	  { "(b) 8 processes doing (a), wall / all pairs" }, run_b },
+	{ "s", 1, 0, 1, { "s" }, { "ns" },
+	  { "(s) 1 thread, 100 malloc + 100 free, 64-120 B, " PAIR_LABEL }, run_s },
 	{ "c", 2, 0, 1, { "c" }, { "ns" },
 	  { "(c) producer -> consumer, 64-256 B, ns per message" }, run_c },
+	{ "cp", 2, 0, 2, { "cp", "cp_line" }, { "ns", "ns" },
+	  { "(cp) (c) pinned: producer on CPU 0, consumer on CPU 1, ns per message",
+	    "(cp) a cache line CPU 0 -> CPU 1, ns (the regime; same for all)" }, run_c },
 	{ "d", 1, 0, 1, { "d" }, { "ns" },
 	  { "(d) 256 KiB-8 MiB malloc + touch 2 pages + free, ns" }, run_d },
 	{ "f", 1, 0, 1, { "f" }, { "ns" },
@@ -393,6 +543,8 @@ const struct test test_table[] = {
 	    "(e) still held after free all + idle wait, KiB",
 	    "(e) shared heaps: still held once the process let go + idle wait, KiB" },
 	  run_e },
+	{ "fm", 1, 0, 1, { "fm" }, { "us" },
+	  { "(fm) fork, first malloc + free, exit: us per child process" }, run_fm },
 	{ NULL, 0, 0, 0, { NULL }, { NULL }, { NULL }, NULL },
 };
 

@@ -13,7 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHMA_PROTOCOL_VERSION 2u
 #define FRAME_HEADER 4u
 #define FRAME_DEFAULT_MAX (1u << 20) /* 1 MiB */
 

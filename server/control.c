@@ -31,6 +31,8 @@
  * of a live block of another process into its own bin frees that block when
  * it dies, as it would by calling free() on it.  Nothing written into freed
  * blocks matters: the walk never reads them.
+ *
+ * Layer: session (no libuv).
  */
 #include "daemon.h"
 #include "log.h"
@@ -52,7 +54,6 @@ struct orphan {
 	uint64_t id;
 	pid_t pid;
 	int adoptable;            /* 0 after a goodbye: the process starts afresh */
-	int fd;
 	struct control_block *ctl;
 	struct inflight_set *inflight; /* refills of the ended connection */
 };
@@ -130,7 +131,7 @@ static uint64_t reclaim_caches(struct daemon *d, const struct control_block *cb,
 			refused++;
 	}
 	if (refused != 0) {
-		log_msg(LOG_WARN, "client %llu: %llu refs of its caches refused (not objects "
+		log_msg(SLOG_WARN, "client %llu: %llu refs of its caches refused (not objects "
 			"of their bin's class that are out)", (unsigned long long)id,
 			(unsigned long long)refused);
 	}
@@ -211,7 +212,7 @@ static void add_orphan(struct daemon *d, uint64_t id, pid_t pid, int adoptable, 
 	if (fd >= 0)
 		close(fd);
 	*o = (struct orphan){.next = d->orphans, .id = id, .pid = pid,
-			     .adoptable = adoptable, .fd = -1, .ctl = cb, .inflight = inflight};
+			     .adoptable = adoptable, .ctl = cb, .inflight = inflight};
 	d->orphans = o;
 }
 
@@ -247,7 +248,6 @@ int daemon_control_adopt(struct daemon *d, struct client *c, uint64_t id)
 		*p = o->next;
 		c->id = o->id;
 		c->ctl = o->ctl;
-		c->ctl_fd = o->fd;
 		/* The answers to refills asked on the lost connection never came:
 		 * those not collected are taken back now, while the client waits
 		 * for its Hello reply and so touches no bin. */
@@ -265,9 +265,9 @@ static uint64_t reclaim_orphan(struct daemon *d, struct orphan *o)
 	uint64_t back = reclaim_caches(d, o->ctl, o->id);
 	back += inflight_settle(&o->inflight, d->heap, o->ctl);
 	d->reclaimed_objects += back;
-	log_msg(LOG_INFO, "client %llu (pid %ld) is gone: took back %llu cached objects",
+	log_msg(SLOG_INFO, "client %llu (pid %ld) is gone: took back %llu cached objects",
 		(unsigned long long)o->id, (long)o->pid, (unsigned long long)back);
-	unmap_and_unlink(d, o->id, o->fd, o->ctl, 1);
+	unmap_and_unlink(d, o->id, -1, o->ctl, 1);
 	return back;
 }
 
@@ -321,7 +321,7 @@ static int recover_one(void *arg, uint64_t id)
 	if (cb != NULL)
 		why = control_check(cb, id);
 	if (why != NULL) {
-		log_msg(LOG_WARN, "control block %s not trusted (%s): removed, its caches leak",
+		log_msg(SLOG_WARN, "control block %s not trusted (%s): removed, its caches leak",
 			name, why);
 		unmap_and_unlink(d, id, fd, cb, 1);
 		return 0;
@@ -341,7 +341,7 @@ int daemon_control_recover(struct daemon *d)
 	for (struct orphan *o = d->orphans; o != NULL; o = o->next)
 		kept++;
 	if (n > 0)
-		log_msg(LOG_INFO, "%d control blocks of an earlier run: %u of live processes kept "
+		log_msg(SLOG_INFO, "%d control blocks of an earlier run: %u of live processes kept "
 			"for them to re-adopt; %llu cached objects of the dead taken back",
 			n, kept, (unsigned long long)back);
 	return 0;
@@ -353,7 +353,7 @@ void daemon_control_close(struct daemon *d, int unlink)
 		struct orphan *o = d->orphans;
 		d->orphans = o->next;
 		inflight_forget(&o->inflight);
-		unmap_and_unlink(d, o->id, o->fd, o->ctl, unlink);
+		unmap_and_unlink(d, o->id, -1, o->ctl, unlink);
 		free(o);
 	}
 }

@@ -1,13 +1,15 @@
 /*
- * The daemon's state: what the event loop, the dispatcher and the stats
- * share.  One libuv loop owns all of it; nothing here takes a lock.
+ * The daemon's state as the session layer sees it: the heap, the roots, the
+ * clients and the counters that the dispatcher, the control blocks and the
+ * stats share.  Layer: session (no libuv types; the loop keeps its handles
+ * and each connection's socket and buffers in server.c and conn.c).  One
+ * thread owns all of it; nothing here takes a lock.
  */
 #ifndef SHMA_SERVER_DAEMON_H
 #define SHMA_SERVER_DAEMON_H
 
 #include <stdint.h>
 #include <sys/types.h>
-#include <uv.h>
 
 #include "heap.h"
 #include "inflight.h"
@@ -16,25 +18,19 @@
 #include "roots.h"
 
 #define DAEMON_HIST_BUCKETS 32 /* service time, power-of-two ns buckets */
+#define DAEMON_MAX_CLIENTS 4096
 
+/* One peer's session: who it is, what it holds, what it has said.  The
+ * connection that carries it (conn.c) points to it; it does not point back. */
 struct client {
-	uv_pipe_t pipe;          /* first: the handle's address is the client's */
-	struct daemon *d;
 	struct client *prev, *next;
-	uint8_t *buf;            /* bytes read, not yet a whole frame */
-	size_t len, cap;
 	uint64_t id;
 	pid_t pid;
 	uid_t uid;
-	gid_t gid;
 	int64_t connected_since;
-	uint64_t accepted_ms;    /* uv_now() at accept: the handshake timeout's start */
-	uint64_t stalled_ms;     /* uv_now() when its unread answers passed the cap; 0: not */
 	char name[64];
 	int hello_done;
-	int closing;             /* no more reads; close once the writes are out */
 	int said_goodbye;
-	int reading;
 	int mapping_logged;      /* where it mapped the heap was logged */
 	uint64_t bytes_held;     /* small objects and large blocks it took, net */
 	uint64_t requests, rejected;
@@ -47,16 +43,10 @@ struct daemon {
 	struct options opt;
 	struct heap *heap;
 	struct roots *roots;
-	uv_loop_t *loop;
-	uv_pipe_t listener;
-	uv_signal_t sigterm, sigint;
-	uv_timer_t decay_timer;
-	uv_timer_t conn_timer;   /* closes connections without Hello, or that never read */
 	struct client *clients;
 	struct orphan *orphans;  /* control blocks whose connection ended (control.c) */
 	unsigned nclients;
 	uint64_t next_client_id;
-	int stopping;
 	int64_t started;
 	uint64_t requests, rejected, reclaimed_objects;
 	uint64_t retired_mallocs, retired_waits; /* of clients gone */

@@ -10,26 +10,21 @@
  *
  * dispatch_frame() is the whole path from a frame's bytes to the response's
  * bytes, so that everything a peer can make the daemon do is reachable
- * without a socket (tests/fuzz/fuzz_dispatch.c feeds it arbitrary bytes).
+ * without a socket (tests/fuzz/fuzz_dispatch.c feeds it arbitrary bytes,
+ * tests/unit/check_dispatch.c decoded requests).  Layer: session (no libuv).
  */
 #include "dispatch.h"
 #include "frame.h"
 #include "log.h"
 #include "ref.h"
 #include "stats.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_REFILL 16384   /* objects in one refill reply */
-/* Bytes in one refill reply: the client asks for 1 MiB at most (8 objects of
- * the largest class); more is a peer trying to grab the heap in one go. */
-#define MAX_REFILL_BYTES ((uint64_t)4 << 20)
-#define MAX_RUNS 64
-#define ROOT_NAME_MAX 255
 
 void *dispatch_scratch_alloc(struct dispatch_scratch *s, size_t n)
 {
@@ -61,7 +56,7 @@ void dispatch_error(Shma__Response *resp, struct dispatch_scratch *s, uint64_t i
 	if (e == NULL)
 		return; /* an empty response: the client treats it as EPROTO */
 	shma__error__init(e);
-	e->code = code;
+	e->code = wire_error_code(code);
 	e->message = s->message;
 	resp->body_case = SHMA__RESPONSE__BODY_ERROR;
 	resp->error = e;
@@ -74,8 +69,8 @@ static enum dispatch_action refuse(struct daemon *d, struct client *c, Shma__Res
 {
 	c->rejected++;
 	d->rejected++;
-	log_msg(LOG_INFO, "pid %ld: %s: %s", (long)c->pid, what, strerror(code));
-	dispatch_error(resp, s, id, code, "%s: %s", what, strerror(code));
+	log_msg(SLOG_INFO, "pid %ld: %s: %s", (long)c->pid, what, wire_strerror(code));
+	dispatch_error(resp, s, id, code, "%s: %s", what, wire_strerror(code));
 	return DISPATCH_REPLY;
 }
 
@@ -157,7 +152,7 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 	resp->id = req->id;
 	resp->body_case = SHMA__RESPONSE__BODY_HELLO;
 	resp->hello = r;
-	log_msg(LOG_INFO, "client %llu %s: pid %ld uid %lu%s%s", (unsigned long long)c->id,
+	log_msg(SLOG_INFO, "client %llu %s: pid %ld uid %lu%s%s", (unsigned long long)c->id,
 		adopted ? "reconnected, its control block re-adopted" : "connected",
 		(long)c->pid, (unsigned long)c->uid, c->name[0] ? " name " : "", c->name);
 	return DISPATCH_REPLY;
@@ -184,9 +179,9 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 	if (rf->count == 0)
 		return refuse(d, c, resp, s, req->id, EINVAL, "refill: count 0");
 	uint64_t size = sizeclass_size(rf->size_class);
-	uint64_t want = rf->count < MAX_REFILL ? rf->count : MAX_REFILL;
-	if (want * size > MAX_REFILL_BYTES)
-		want = MAX_REFILL_BYTES / size ? MAX_REFILL_BYTES / size : 1;
+	uint64_t want = rf->count < WIRE_REFILL_MAX ? rf->count : WIRE_REFILL_MAX;
+	if (want * size > WIRE_REFILL_BYTES_MAX)
+		want = WIRE_REFILL_BYTES_MAX / size ? WIRE_REFILL_BYTES_MAX / size : 1;
 	uint64_t room = client_room(d, c, size);
 	if (want > room)
 		want = room;
@@ -194,12 +189,12 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 		return refuse(d, c, resp, s, req->id, ENOMEM, "refill: --client-max-memory");
 	struct heap_batch b = {0};
 	b.refs_cap = (uint32_t)want;
-	b.runs_cap = MAX_RUNS;
+	b.runs_cap = WIRE_RUNS_MAX;
 	b.refs = dispatch_scratch_alloc(s, want * sizeof *b.refs);
-	b.runs = dispatch_scratch_alloc(s, MAX_RUNS * sizeof *b.runs);
+	b.runs = dispatch_scratch_alloc(s, WIRE_RUNS_MAX * sizeof *b.runs);
 	Shma__RefillReply *r = dispatch_scratch_alloc(s, sizeof *r);
-	Shma__Run *runs = dispatch_scratch_alloc(s, MAX_RUNS * sizeof *runs);
-	Shma__Run **run_ptrs = dispatch_scratch_alloc(s, MAX_RUNS * sizeof *run_ptrs);
+	Shma__Run *runs = dispatch_scratch_alloc(s, WIRE_RUNS_MAX * sizeof *runs);
+	Shma__Run **run_ptrs = dispatch_scratch_alloc(s, WIRE_RUNS_MAX * sizeof *run_ptrs);
 	if (!b.refs || !b.runs || !r || !runs || !run_ptrs)
 		return refuse(d, c, resp, s, req->id, ENOMEM, "refill");
 	int n = heap_refill(d->heap, rf->size_class, (uint32_t)want, &b);
@@ -257,7 +252,7 @@ static enum dispatch_action do_flush(struct daemon *d, struct client *c, const S
 	if (rejected) {
 		c->rejected += rejected;
 		d->rejected += rejected;
-		log_msg(LOG_WARN, "pid %ld: flush: %u of %zu refs rejected (first 0x%llx: %s)",
+		log_msg(SLOG_WARN, "pid %ld: flush: %u of %zu refs rejected (first 0x%llx: %s)",
 			(long)c->pid, rejected, f->n_refs, (unsigned long long)first_ref,
 			free_error(first_rc));
 	}
@@ -318,50 +313,11 @@ static enum dispatch_action do_free_large(struct daemon *d, struct client *c,
 	return reply_ok(resp, s, req->id);
 }
 
-/* Length of the UTF-8 sequence at p (1-4), or 0 if it is not one, or is a
- * control character (C0, DEL, C1): names end up in logs and in other
- * processes' listings, where those bytes forge or garble lines. */
-static size_t name_char(const unsigned char *p)
-{
-	if (p[0] < 0x20 || p[0] == 0x7f)
-		return 0;
-	if (p[0] < 0x80)
-		return 1;
-	size_t n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
-	if (n == 0 || p[0] > 0xf4)
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xf0 && p[1] < 0x90) ||
-	    (p[0] == 0xf4 && p[1] > 0x8f) || (p[0] == 0xed && p[1] > 0x9f) ||
-	    (p[0] == 0xc2 && p[1] < 0xa0))
-		return 0; /* overlong, past U+10FFFF, a surrogate, or C1 */
-	return n;
-}
-
-/* A root's name: 1 to ROOT_NAME_MAX bytes of printable UTF-8. */
-static int name_check(const char *name)
-{
-	if (name == NULL || name[0] == '\0')
-		return -EINVAL;
-	size_t len = strlen(name);
-	if (len > ROOT_NAME_MAX)
-		return -ENAMETOOLONG;
-	for (size_t i = 0; i < len;) {
-		size_t n = name_char((const unsigned char *)name + i);
-		if (n == 0)
-			return -EINVAL;
-		i += n;
-	}
-	return 0;
-}
-
 static enum dispatch_action do_publish(struct daemon *d, struct client *c, const Shma__Request *req,
 				       Shma__Response *resp, struct dispatch_scratch *s)
 {
 	const Shma__Publish *p = req->publish;
-	int rc = name_check(p->name);
+	int rc = rootname_check(p->name);
 	/* A root names a live block: a small object (its start) or any byte of
 	 * a large block. */
 	if (rc == 0 && heap_object_class(d->heap, p->ref) < 0 &&
@@ -379,12 +335,12 @@ static enum dispatch_action do_lookup(struct daemon *d, struct client *c, const 
 {
 	uint64_t ref = 0;
 	(void)c;
-	int rc = name_check(req->lookup->name);
+	int rc = rootname_check(req->lookup->name);
 	if (rc == 0)
 		rc = roots_lookup(d->roots, req->lookup->name, &ref);
 	if (rc != 0) {
 		/* A miss is an answer, not a misbehaving client: not counted. */
-		dispatch_error(resp, s, req->id, -rc, "lookup: %s", strerror(-rc));
+		dispatch_error(resp, s, req->id, -rc, "lookup: %s", wire_strerror(rc));
 		return DISPATCH_REPLY;
 	}
 	Shma__LookupReply *r = dispatch_scratch_alloc(s, sizeof *r);
@@ -403,12 +359,12 @@ static enum dispatch_action do_unpublish(struct daemon *d, struct client *c,
 					 const Shma__Request *req, Shma__Response *resp,
 					 struct dispatch_scratch *s)
 {
-	int rc = name_check(req->unpublish->name);
+	int rc = rootname_check(req->unpublish->name);
 	if (rc == 0)
 		rc = roots_unpublish(d->roots, req->unpublish->name);
 	if (rc != 0) {
 		(void)c;
-		dispatch_error(resp, s, req->id, -rc, "unpublish: %s", strerror(-rc));
+		dispatch_error(resp, s, req->id, -rc, "unpublish: %s", wire_strerror(rc));
 		return DISPATCH_REPLY;
 	}
 	return reply_ok(resp, s, req->id);
@@ -458,7 +414,7 @@ enum dispatch_action dispatch_request(struct daemon *d, struct client *c,
 		 * its first request after that (its word: display only). */
 		uint32_t at = __atomic_load_n(&c->ctl->hdr.same_address, __ATOMIC_RELAXED);
 		if (at == 2)
-			log_msg(LOG_WARN, "client %llu (pid %ld) could not map the heap at its base: "
+			log_msg(SLOG_WARN, "client %llu (pid %ld) could not map the heap at its base: "
 				"refs work there, raw pointers of other processes do not",
 				(unsigned long long)c->id, (long)c->pid);
 		c->mapping_logged = at != 0;

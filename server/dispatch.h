@@ -1,6 +1,7 @@
 /*
  * The dispatcher: one decoded request in, one response (or none) out, and
- * whether the connection must close after it.  It decides; the server writes.
+ * whether the connection must close after it.  It decides; the connection
+ * (conn.c) writes.  Layer: session (no libuv).
  */
 #ifndef SHMA_SERVER_DISPATCH_H
 #define SHMA_SERVER_DISPATCH_H

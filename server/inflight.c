@@ -1,6 +1,8 @@
 /*
- * Refills in flight: see inflight.h.  A set is a small open-addressing table
- * keyed by slot and class, in the daemon's private memory.
+ * Refills in flight: see inflight.h.  A set is a table (shm/table.h) keyed
+ * by slot and class, in the daemon's private memory; each value is one
+ * malloc'd record holding the refill's id, refs and runs.  Layer: session
+ * (no libuv).
  */
 #include "inflight.h"
 
@@ -8,67 +10,73 @@
 #include <string.h>
 
 #include "ref.h"
+#include "table.h"
 
 struct record {
-	uint32_t key; /* slot * SIZECLASS_COUNT + cls, plus 1; 0: empty */
-	uint32_t nrefs, nruns;
 	uint64_t id;
-	uint64_t *refs;
-	struct heap_run *runs;
+	uint32_t nrefs, nruns;
+	uint64_t *refs;        /* in the same block, after the record */
+	struct heap_run *runs; /* likewise, after the refs */
 };
 
 struct inflight_set {
-	struct record *slots;
-	uint32_t cap, used;
+	struct table t; /* key: slot * SIZECLASS_COUNT + cls + 1; value: a record */
 };
 
 /* The key of the large-block record: past every slot and class. */
 #define LARGE_KEY (SHMA_CONTROL_SLOTS * SIZECLASS_COUNT + 1)
 
-static uint32_t home(uint32_t key, uint32_t cap)
+static void *set_alloc(size_t bytes, void *ctx)
 {
-	return (key * 2654435761u) & (cap - 1);
+	(void)ctx;
+	return calloc(1, bytes);
 }
 
-static void drop(struct record *r)
+static void set_free(void *p, size_t bytes, void *ctx)
 {
-	free(r->refs);
-	free(r->runs);
-	memset(r, 0, sizeof *r);
+	(void)bytes;
+	(void)ctx;
+	free(p);
 }
 
-static int grow(struct inflight_set *s)
+static struct record *record_of(const struct table_entry *e)
 {
-	uint32_t ncap = s->cap ? s->cap * 2 : 16;
-	struct record *n = calloc(ncap, sizeof *n);
-	if (n == NULL)
-		return -1;
-	for (uint32_t i = 0; i < s->cap; i++) {
-		if (s->slots[i].key == 0)
-			continue;
-		uint32_t j = home(s->slots[i].key, ncap);
-		while (n[j].key)
-			j = (j + 1) & (ncap - 1);
-		n[j] = s->slots[i];
-	}
-	free(s->slots);
-	s->slots = n;
-	s->cap = ncap;
-	return 0;
+	return (struct record *)(uintptr_t)e->value;
 }
 
-static struct record *find_or_add(struct inflight_set *s, uint32_t key)
+static struct record *record_new(uint64_t id, const uint64_t *refs, uint32_t nrefs,
+				 const struct heap_run *runs, uint32_t nruns)
 {
-	if ((s->used + 1) * 2 > s->cap && grow(s) != 0)
+	struct record *r = malloc(sizeof *r + nrefs * sizeof *refs + nruns * sizeof *runs);
+	if (r == NULL)
 		return NULL;
-	uint32_t j = home(key, s->cap);
-	while (s->slots[j].key != 0 && s->slots[j].key != key)
-		j = (j + 1) & (s->cap - 1);
-	if (s->slots[j].key == 0) {
-		s->slots[j].key = key;
-		s->used++;
+	r->id = id;
+	r->nrefs = nrefs;
+	r->nruns = nruns;
+	r->refs = (uint64_t *)(r + 1);
+	r->runs = (struct heap_run *)(r->refs + nrefs);
+	if (nrefs)
+		memcpy(r->refs, refs, nrefs * sizeof *refs);
+	if (nruns)
+		memcpy(r->runs, runs, nruns * sizeof *runs);
+	return r;
+}
+
+/* Puts r under key, replacing (and freeing) what was there; memory trouble
+ * only loses the record. */
+static void remember(struct inflight_set **set, uint32_t key, struct record *r)
+{
+	if (r == NULL)
+		return;
+	if (*set == NULL && (*set = calloc(1, sizeof **set)) != NULL)
+		table_init_growing(&(*set)->t, set_alloc, set_free, NULL);
+	struct table_entry *e = *set ? table_insert(&(*set)->t, key, NULL) : NULL;
+	if (e == NULL) {
+		free(r);
+		return;
 	}
-	return &s->slots[j];
+	free(record_of(e));
+	e->value = (uintptr_t)r;
 }
 
 void inflight_note(struct inflight_set **set, uint32_t slot, uint32_t cls, uint64_t req_id,
@@ -76,55 +84,32 @@ void inflight_note(struct inflight_set **set, uint32_t slot, uint32_t cls, uint6
 {
 	if (slot >= SHMA_CONTROL_SLOTS || cls >= SIZECLASS_COUNT)
 		return;
-	if (*set == NULL && (*set = calloc(1, sizeof **set)) == NULL)
-		return;
-	uint32_t key = slot * SIZECLASS_COUNT + cls + 1;
-	struct record *r = find_or_add(*set, key);
-	if (r == NULL)
-		return;
-	free(r->refs);
-	free(r->runs);
-	r->id = req_id;
-	r->nrefs = r->nruns = 0;
-	r->refs = b->nrefs ? malloc(b->nrefs * sizeof *r->refs) : NULL;
-	r->runs = b->nruns ? malloc(b->nruns * sizeof *r->runs) : NULL;
-	if (r->refs)
-		memcpy(r->refs, b->refs, b->nrefs * sizeof *r->refs), r->nrefs = b->nrefs;
-	if (r->runs)
-		memcpy(r->runs, b->runs, b->nruns * sizeof *r->runs), r->nruns = b->nruns;
+	remember(set, slot * SIZECLASS_COUNT + cls + 1,
+		 record_new(req_id, b->refs, b->nrefs, b->runs, b->nruns));
 }
 
 void inflight_note_large(struct inflight_set **set, uint64_t req_id, uint64_t ref)
 {
-	if (*set == NULL && (*set = calloc(1, sizeof **set)) == NULL)
-		return;
-	struct record *r = find_or_add(*set, LARGE_KEY);
-	if (r == NULL)
-		return;
-	free(r->refs);
-	r->refs = malloc(sizeof *r->refs);
-	r->nrefs = r->refs ? 1 : 0;
-	if (r->refs)
-		r->refs[0] = ref;
-	r->id = req_id;
+	remember(set, LARGE_KEY, record_new(req_id, &ref, 1, NULL, 0));
 }
 
-static int collected(const struct record *r, const struct control_block *ctl)
+static int collected(uint64_t key, const struct record *r, const struct control_block *ctl)
 {
 	if (ctl == NULL)
 		return 0;
-	if (r->key == LARGE_KEY)
+	if (key == LARGE_KEY)
 		return __atomic_load_n(&ctl->hdr.large_collected, __ATOMIC_ACQUIRE) >= r->id;
-	uint32_t slot = (r->key - 1) / SIZECLASS_COUNT, cls = (r->key - 1) % SIZECLASS_COUNT;
+	uint32_t slot = (uint32_t)(key - 1) / SIZECLASS_COUNT;
+	uint32_t cls = (uint32_t)(key - 1) % SIZECLASS_COUNT;
 	uint64_t mark = __atomic_load_n(&ctl->slots[slot].bins[cls].collected, __ATOMIC_ACQUIRE);
 	/* A process's request ids only grow, across its connections too. */
 	return mark != 0 && mark >= r->id;
 }
 
-static uint64_t take_back(const struct record *r, struct heap *h)
+static uint64_t take_back(uint64_t key, const struct record *r, struct heap *h)
 {
 	uint64_t back = 0;
-	if (r->key == LARGE_KEY) {
+	if (key == LARGE_KEY) {
 		for (uint32_t i = 0; i < r->nrefs; i++)
 			back += heap_free_large(h, r->refs[i], NULL) == 0;
 		return back;
@@ -147,13 +132,10 @@ uint64_t inflight_settle(struct inflight_set **set, struct heap *h,
 	uint64_t back = 0;
 	if (s == NULL)
 		return 0;
-	for (uint32_t i = 0; i < s->cap; i++) {
-		struct record *r = &s->slots[i];
-		if (r->key != 0 && !collected(r, ctl))
-			back += take_back(r, h);
-		if (r->key != 0)
-			drop(r);
-	}
+	size_t i = 0;
+	for (const struct table_entry *e; (e = table_next(&s->t, &i)) != NULL;)
+		if (!collected(e->key, record_of(e), ctl))
+			back += take_back(e->key, record_of(e), h);
 	inflight_forget(set);
 	return back;
 }
@@ -163,10 +145,10 @@ void inflight_forget(struct inflight_set **set)
 	struct inflight_set *s = *set;
 	if (s == NULL)
 		return;
-	for (uint32_t i = 0; i < s->cap; i++)
-		if (s->slots[i].key != 0)
-			drop(&s->slots[i]);
-	free(s->slots);
+	size_t i = 0;
+	for (const struct table_entry *e; (e = table_next(&s->t, &i)) != NULL;)
+		free(record_of(e));
+	table_release(&s->t);
 	free(s);
 	*set = NULL;
 }

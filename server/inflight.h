@@ -17,6 +17,8 @@
  * and is freed.  A refill marked collected is
  * forgotten; so is one that a newer refill of the same slot and class
  * replaces, since the thread collected it before asking again.
+ *
+ * Layer: session (no libuv).
  */
 #ifndef SHMA_SERVER_INFLIGHT_H
 #define SHMA_SERVER_INFLIGHT_H

@@ -1,12 +1,25 @@
 # ---- server/: shmallocd ----
-# Options and logging, the session layer (dispatch, control blocks, stats,
-# access) and the libuv loop (server.c, main.c).  It uses the heap library,
-# shm/ and proto/.
+# Two layers.  The session layer (options, logging, access, sessions, the
+# dispatcher, control blocks, refills in flight, stats) decides everything a
+# peer can make the daemon do and holds no libuv type: it is a library,
+# libshmsession.la, that the daemon, the dispatch unit suite and the fuzz
+# target (tests/fuzz/local.mk, from SESSION_SOURCES) all use.  The loop
+# (server.c: the libuv loop, listening socket, signals and timers; conn.c:
+# connections; main.c) is the only part that includes libuv's header and links
+# libuv.  Both use the heap library (server/heap/), shm/ and proto/.
+SESSION_SOURCES = server/options.c server/log.c server/access.c server/session.c \
+	server/dispatch.c server/control.c server/inflight.c server/stats.c
+noinst_LTLIBRARIES += libshmsession.la
+libshmsession_la_SOURCES = $(SESSION_SOURCES) server/options.h server/log.h \
+	server/access.h server/session.h server/daemon.h server/dispatch.h \
+	server/inflight.h server/stats.h
+libshmsession_la_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS)
+libshmsession_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+
 sbin_PROGRAMS += shmallocd
-shmallocd_SOURCES = server/main.c server/access.c server/access.h server/options.c \
-	server/options.h server/log.c server/log.h \
-	server/server.c server/server.h server/dispatch.c server/dispatch.h server/daemon.h \
-	server/stats.c server/stats.h server/control.c server/inflight.c server/inflight.h
+shmallocd_SOURCES = server/main.c server/server.c server/server.h server/conn.c server/conn.h
 shmallocd_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS)
 shmallocd_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS) $(PROTOBUF_C_CFLAGS)
-shmallocd_LDADD = libshmheap.la libshmproto.la libshmcore.la $(LIBUV_LIBS) $(PROTOBUF_C_LIBS)
+shmallocd_LDADD = libshmsession.la libshmheap.la libshmproto.la libshmcore.la $(LIBUV_LIBS) \
+	$(PROTOBUF_C_LIBS)
+EXTRA_DIST += server/README.md

@@ -1,5 +1,5 @@
 /*
- * Logging: see log.h.
+ * Logging: see log.h.  Layer: session (libc only).
  */
 #include "log.h"
 
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static enum log_level current = LOG_INFO;
+static enum log_level current = SLOG_INFO;
 static const char *const names[] = {"error", "warn", "info", "debug"};
 
 void log_set_level(enum log_level level)

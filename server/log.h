@@ -1,11 +1,13 @@
 /*
  * Logging: one line per event on stderr, "shmallocd[pid]: level: message",
- * which is what systemd's journal and a terminal both want.
+ * which is what systemd's journal and a terminal both want.  Layer: session
+ * (libc only; the loop and the session layer both log).
  */
 #ifndef SHMA_SERVER_LOG_H
 #define SHMA_SERVER_LOG_H
 
-enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+/* SLOG_, not LOG_: <syslog.h> defines LOG_INFO, LOG_DEBUG and the rest. */
+enum log_level { SLOG_ERROR = 0, SLOG_WARN = 1, SLOG_INFO = 2, SLOG_DEBUG = 3 };
 
 void log_set_level(enum log_level level);
 /* -1 if name is not a level (error, warn, info, debug). */

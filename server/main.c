@@ -1,6 +1,7 @@
 /*
  * shmallocd: reads the options, opens (or recovers) the heap, the roots and
- * the control blocks an earlier run left, runs the loop.
+ * the control blocks an earlier run left, runs the loop.  Layer: loop (it
+ * starts server.c's); it sees no libuv type itself.
  */
 #include "access.h"
 #include "daemon.h"
@@ -21,9 +22,9 @@ static void discard_leftovers(const struct options *o)
 {
 	int n = seg_instance_segments(o->instance, 1);
 	if (n < 0)
-		log_msg(LOG_ERROR, "cannot list /dev/shm: %s", strerror(-n));
+		log_msg(SLOG_ERROR, "cannot list /dev/shm: %s", strerror(-n));
 	else if (n > 0)
-		log_msg(LOG_WARN, "discarded %d segments of instance %s left by an earlier run",
+		log_msg(SLOG_WARN, "discarded %d segments of instance %s left by an earlier run",
 			n, o->instance);
 }
 
@@ -32,14 +33,14 @@ static void log_recovery(const struct heap *h)
 	struct heap_recovery r;
 	heap_recovery(h, &r);
 	const struct heap_header *hh = heap_header(h);
-	log_msg(LOG_INFO, "heap at 0x%llx, %llu bytes of address space", (unsigned long long)hh->base,
+	log_msg(SLOG_INFO, "heap at 0x%llx, %llu bytes of address space", (unsigned long long)hh->base,
 		(unsigned long long)hh->range);
 	if (r.old_base != 0)
-		log_msg(LOG_WARN, "--base moved the heap from 0x%llx: pointers stored in it by "
+		log_msg(SLOG_WARN, "--base moved the heap from 0x%llx: pointers stored in it by "
 			"earlier processes no longer hold", (unsigned long long)r.old_base);
 	if (r.arenas == 0 && r.large_blocks == 0)
 		return;
-	log_msg(LOG_INFO, "recovered instance: %u arenas, %u spans with %llu objects out, "
+	log_msg(SLOG_INFO, "recovered instance: %u arenas, %u spans with %llu objects out, "
 		"%llu large blocks, %u page map entries of spans cut short repaired",
 		r.arenas, r.spans, (unsigned long long)r.objects_out,
 		(unsigned long long)r.large_blocks, r.repaired_pages);
@@ -66,13 +67,13 @@ static int open_heap(struct daemon *d)
 		return 0;
 	}
 	if (rc == -EBUSY)
-		log_msg(LOG_ERROR, "refusing to start: %s", why);
+		log_msg(SLOG_ERROR, "refusing to start: %s", why);
 	else if (why[0] != '\0')
-		log_msg(LOG_ERROR, "refusing to start: %s; start with --discard to remove every "
+		log_msg(SLOG_ERROR, "refusing to start: %s; start with --discard to remove every "
 			"segment of instance %s (/dev/shm/shmalloc.%s.*)", why, d->opt.instance,
 			d->opt.instance);
 	else
-		log_msg(LOG_ERROR, "cannot open the heap: %s", strerror(-rc));
+		log_msg(SLOG_ERROR, "cannot open the heap: %s", strerror(-rc));
 	return rc;
 }
 
@@ -87,15 +88,16 @@ static int open_state(struct daemon *d)
 	rc = roots_open(&d->roots, d->opt.instance,
 			d->opt.segment_mode & ~(mode_t)(S_IWGRP | S_IWOTH));
 	if (rc != 0) {
-		log_msg(LOG_ERROR, "refusing to start: cannot open the roots (/dev/shm/shmalloc.%s.m):"
-			" %s; start with --discard to remove every segment of the instance",
+		log_msg(SLOG_ERROR, "refusing to start: cannot open the roots "
+			"(/dev/shm/shmalloc.%s.m): %s; start with --discard to remove every "
+			"segment of the instance",
 			d->opt.instance, strerror(-rc));
 		heap_close(d->heap, 0);
 		return rc;
 	}
 	rc = daemon_control_recover(d);
 	if (rc != 0)
-		log_msg(LOG_WARN, "cannot list control blocks: %s", strerror(-rc));
+		log_msg(SLOG_WARN, "cannot list control blocks: %s", strerror(-rc));
 	return 0;
 }
 

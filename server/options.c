@@ -2,7 +2,7 @@
  * Options: see options.h.  getopt_long reads the command line; the config
  * file is read line by line and each "name = value" goes through the same
  * apply() as "--name value" would, so the two can never disagree on what an
- * option means.
+ * option means.  Layer: session (no libuv).
  */
 #include "options.h"
 #include "layout.h"
@@ -368,7 +368,7 @@ static void set_defaults(struct options *o)
 	o->write_timeout_ms = 60000;
 	o->socket_mode = 0600;
 	o->segment_mode = 0;
-	o->log_level = LOG_INFO;
+	o->log_level = SLOG_INFO;
 }
 
 static int finish(struct options *o, FILE *err)

@@ -1,7 +1,7 @@
 /*
  * The daemon's options: the command line, and a config file (--config) that
  * takes the same long options as "name = value" lines.  The command line wins
- * over the file wherever both say something.
+ * over the file wherever both say something.  Layer: session (no libuv).
  */
 #ifndef SHMA_SERVER_OPTIONS_H
 #define SHMA_SERVER_OPTIONS_H

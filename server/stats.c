@@ -4,6 +4,7 @@
  * (the counts of each thread's bins), which the client writes.  Those counts
  * are only believed up to what the client holds, so a client scribbling on
  * its control block can make its own line wrong, never the totals.
+ * Layer: session (no libuv).
  */
 #include "stats.h"
 

@@ -1,6 +1,6 @@
 /*
  * Stats: the daemon's counters as a StatsReply.  Bounded work: per arena, per
- * class, per client; never a scan of user memory.
+ * class, per client; never a scan of user memory.  Layer: session (no libuv).
  */
 #ifndef SHMA_SERVER_STATS_H
 #define SHMA_SERVER_STATS_H

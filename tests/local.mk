@@ -2,8 +2,9 @@
 if HAVE_CHECK
 check_PROGRAMS += tests/check_shmalloc
 TESTS += tests/check_shmalloc
-tests_check_shmalloc_SOURCES = tests/check_main.c tests/suites.h tests/instance.h \
-	tests/e2e/e2e.c tests/e2e/e2e.h
+tests_check_shmalloc_SOURCES = tests/check_main.c tests/suites.h tests/instance.c tests/instance.h \
+	tests/skip.c tests/skip.h \
+	tests/e2e/e2e.c tests/e2e/e2e.h tests/e2e/raw.c
 tests_check_shmalloc_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) $(LIB_CPPFLAGS) \
 	-I$(top_srcdir)/tests -I$(top_srcdir)/tests/unit -I$(top_srcdir)/tests/e2e \
 	-DSHMALLOCD_PATH='"$(abs_top_builddir)/shmallocd"' \
@@ -12,8 +13,8 @@ tests_check_shmalloc_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) $(LIB_CPPFLAGS
 	-DSHMALLOCCTL_PATH='"$(abs_top_builddir)/shmallocctl"' \
 	-DLISTWALK_PATH='"$(abs_top_builddir)/tests/listwalk"'
 tests_check_shmalloc_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
-tests_check_shmalloc_LDADD = libshmclient.la libshmheap.la libshmproto.la libshmcore.la \
-	$(CHECK_LIBS) $(PROTOBUF_C_LIBS)
+tests_check_shmalloc_LDADD = libshmclient.la libshmsession.la libshmheap.la libshmproto.la \
+	libshmcore.la $(CHECK_LIBS) $(PROTOBUF_C_LIBS)
 include tests/suites.mk
 
 # One heap, one address: two exec'd programs share a list by raw pointers.

@@ -8,14 +8,20 @@
 	XX(pageheap) \
 	XX(roots) \
 	XX(sizeclass) \
+	XX(dispatch) \
+	XX(table) \
+	XX(wire) \
 	XX(e2e) \
 	XX(alloc) \
 	XX(stress) \
 	XX(ctl) \
 	XX(hostile) \
 	XX(debug) \
-	XX(recovery) \
+	XX(reclaim) \
+	XX(restart) \
+	XX(reconnect) \
 	XX(inflight) \
 	XX(access) \
 	XX(limits) \
+	XX(contract) \
 	XX(memory)

@@ -12,15 +12,14 @@
  *   3 no daemon listens on the socket (ENOENT, ECONNREFUSED);
  *   4 permission denied (EACCES, EPERM): by the file system or the daemon;
  *   5 the daemon speaks another protocol (EPROTONOSUPPORT, EPROTO).
+ * The errno -> status mapping is the wire contract's error table (wire.h).
  */
 #include "config.h"
 
 #include "client.h"
 #include "ctl.h"
-#include "frame.h"
 #include "seg.h"
 #include "shmalloc.h"
-#include "stats_json.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -32,14 +31,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-enum {
-	EXIT_DAEMON_ERROR = 1,
-	EXIT_USAGE = 2,
-	EXIT_NO_DAEMON = 3,
-	EXIT_DENIED = 4,
-	EXIT_VERSION = 5,
-};
 
 enum format { FORMAT_TABLE, FORMAT_JSON, FORMAT_PROMETHEUS };
 
@@ -91,7 +82,7 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
 	vfprintf(stderr, fmt, ap);
 	fputs(" (try --help)\n", stderr);
 	va_end(ap);
-	return EXIT_USAGE;
+	return WIRE_EXIT_USAGE;
 }
 
 /* The path shma_connect() will use, for messages. */
@@ -106,32 +97,33 @@ static void socket_path(const struct args *a, char *buf, size_t n)
 		snprintf(buf, n, "(the default socket)");
 }
 
-/* Says what is wrong with rc and returns the exit status that names it. */
+/* Says what is wrong with rc and returns the exit status that names it
+ * (the error table's, wire.h). */
 static int fail(const struct args *a, const char *what, int rc)
 {
 	char path[PATH_MAX];
 	socket_path(a, path, sizeof path);
-	switch (-rc) {
-	case ENOENT:
-	case ECONNREFUSED:
+	int status = wire_exit_status(rc);
+	switch (status) {
+	case WIRE_EXIT_NO_DAEMON:
 		fprintf(stderr, "shmallocctl: no shmallocd listens on %s (%s)\n", path,
 			shma_strerror(rc));
-		return EXIT_NO_DAEMON;
-	case EACCES:
-	case EPERM:
+		break;
+	case WIRE_EXIT_DENIED:
 		fprintf(stderr, "shmallocctl: permission denied on %s: %s (see shmallocd "
 				"--allow-uid and --allow-gid)\n", path, shma_strerror(rc));
-		return EXIT_DENIED;
-	case EPROTONOSUPPORT:
-	case EPROTO:
+		break;
+	case WIRE_EXIT_VERSION:
 		fprintf(stderr, "shmallocctl: shmallocd on %s speaks another protocol (this "
 				"shmallocctl speaks version %u): %s\n", path,
 			SHMA_PROTOCOL_VERSION, shma_strerror(rc));
-		return EXIT_VERSION;
+		break;
 	default:
 		fprintf(stderr, "shmallocctl: %s: %s\n", what, shma_strerror(rc));
-		return EXIT_DAEMON_ERROR;
+		status = WIRE_EXIT_ERROR;
+		break;
 	}
+	return status;
 }
 
 static void show_stats(const struct args *a, const Shma__StatsReply *r)
@@ -154,7 +146,7 @@ static int cmd_stats(const struct args *a)
 	if (rc == 0)
 		show_stats(a, resp->stats);
 	if (resp)
-		conn_done(resp);
+		conn_done();
 	conn_unlock();
 	fflush(stdout);
 	return rc == 0 ? 0 : fail(a, "stats", rc);
@@ -192,10 +184,9 @@ static int cmd_watch(const struct args *a)
 
 static int cmd_roots(const struct args *a)
 {
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Roots roots = SHMA__ROOTS__INIT;
-	req.body_case = SHMA__REQUEST__BODY_ROOTS;
-	req.roots = &roots;
+	Shma__Request req;
+	Shma__Roots roots;
+	wire_roots(&req, &roots);
 	Shma__Response *resp;
 	conn_lock();
 	int rc = conn_call(&req, &resp);
@@ -208,7 +199,7 @@ static int cmd_roots(const struct args *a)
 			       (unsigned long long)resp->roots->roots[i]->ref);
 	}
 	if (resp)
-		conn_done(resp);
+		conn_done();
 	conn_unlock();
 	return rc == 0 ? 0 : fail(a, "roots", rc);
 }
@@ -236,7 +227,7 @@ static int parse_count(const char *s, long *out)
 }
 
 /* Options may come before or after the command.  0, -1 (exit 0: --help or
- * --version printed), or EXIT_USAGE. */
+ * --version printed), or WIRE_EXIT_USAGE. */
 static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {

@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ROOT_NAME_MAX 255
-
 static inline uint64_t small_max(void)
 {
 	/* 0 before the first handshake: everything takes the slow path then. */
@@ -29,15 +27,13 @@ static inline uint64_t small_max(void)
 /* Gives a large block back to the daemon; with the lock not held. */
 static void send_free_large(uint64_t ref)
 {
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__FreeLarge fl = SHMA__FREE_LARGE__INIT;
-	fl.ref = ref;
-	req.body_case = SHMA__REQUEST__BODY_FREE_LARGE;
-	req.free_large = &fl;
+	Shma__Request req;
+	Shma__FreeLarge fl;
+	wire_free_large(&req, &fl, ref);
 	Shma__Response *resp;
 	conn_lock();
 	if (conn_call(&req, &resp) == 0 || resp)
-		conn_done(resp);
+		conn_done();
 	conn_unlock();
 }
 
@@ -71,11 +67,9 @@ static void *large_alloc(size_t size, size_t align)
 		return aligned_in(kept, align);
 	if (t != NULL && t->slot != NULL)
 		t->slot->waits++; /* from the daemon: a wait */
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__AllocLarge al = SHMA__ALLOC_LARGE__INIT;
-	al.size = size + extra;
-	req.body_case = SHMA__REQUEST__BODY_ALLOC_LARGE;
-	req.alloc_large = &al;
+	Shma__Request req;
+	Shma__AllocLarge al;
+	wire_alloc_large(&req, &al, size + extra);
 	Shma__Response *resp;
 	conn_lock();
 	int rc = conn_call(&req, &resp);
@@ -91,7 +85,7 @@ static void *large_alloc(size_t size, size_t align)
 	} else if (rc == 0) {
 		rc = -EPROTO;
 	}
-	conn_done(resp);
+	conn_done();
 	conn_unlock();
 	if (rc != 0) {
 		errno = -rc;
@@ -399,13 +393,6 @@ SHMA_EXPORT void shma_disconnect(void)
 	conn_unlock();
 }
 
-static int name_check(const char *name)
-{
-	if (name == NULL || name[0] == '\0')
-		return -EINVAL;
-	return strlen(name) > ROOT_NAME_MAX ? -ENAMETOOLONG : 0;
-}
-
 /* Sends a roots request and returns the daemon's verdict (and a ref). */
 static int roots_call(Shma__Request *req, uint64_t *ref)
 {
@@ -419,68 +406,47 @@ static int roots_call(Shma__Request *req, uint64_t *ref)
 			rc = -EPROTO;
 	}
 	if (resp)
-		conn_done(resp);
+		conn_done();
 	conn_unlock();
 	return rc;
 }
 
 SHMA_EXPORT int shma_publish(const char *name, shma_ref_t ref)
 {
-	int rc = name_check(name);
+	int rc = rootname_check(name);
 	if (rc != 0)
 		return rc;
 	if (ref == 0)
 		return -EINVAL;
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Publish p = SHMA__PUBLISH__INIT;
-	p.name = (char *)name;
-	p.ref = ref;
-	req.body_case = SHMA__REQUEST__BODY_PUBLISH;
-	req.publish = &p;
+	Shma__Request req;
+	Shma__Publish p;
+	wire_publish(&req, &p, name, ref);
 	return roots_call(&req, NULL);
 }
 
 SHMA_EXPORT int shma_lookup(const char *name, shma_ref_t *ref)
 {
-	int rc = name_check(name);
+	int rc = rootname_check(name);
 	if (rc != 0)
 		return rc;
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Lookup l = SHMA__LOOKUP__INIT;
-	l.name = (char *)name;
-	req.body_case = SHMA__REQUEST__BODY_LOOKUP;
-	req.lookup = &l;
+	Shma__Request req;
+	Shma__Lookup l;
+	wire_lookup(&req, &l, name);
 	return roots_call(&req, ref);
 }
 
 SHMA_EXPORT int shma_unpublish(const char *name)
 {
-	int rc = name_check(name);
+	int rc = rootname_check(name);
 	if (rc != 0)
 		return rc;
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Unpublish u = SHMA__UNPUBLISH__INIT;
-	u.name = (char *)name;
-	req.body_case = SHMA__REQUEST__BODY_UNPUBLISH;
-	req.unpublish = &u;
+	Shma__Request req;
+	Shma__Unpublish u;
+	wire_unpublish(&req, &u, name);
 	return roots_call(&req, NULL);
 }
 
 SHMA_EXPORT const char *shma_strerror(int err)
 {
-	if (err < 0)
-		err = -err;
-	switch (err) {
-	case 0: return "success";
-	case EPROTO: return "protocol error (the daemon and the library disagree)";
-	case EPROTONOSUPPORT: return "the daemon speaks another protocol version";
-	case ECONNREFUSED: return "no daemon listens on the socket";
-	case ENOENT: return "no such socket or name";
-	case EACCES: return "the daemon refuses this user";
-	case ENOMEM: return "out of shared memory";
-	case EEXIST: return "the name is taken";
-	case ENAMETOOLONG: return "name too long";
-	case ECONNRESET: return "the connection to the daemon was lost";
-	default: return strerror(err);
-	}
+	return wire_strerror(err);
 }

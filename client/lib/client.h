@@ -7,6 +7,12 @@
  * api.c    the public functions of shmalloc.h
  * largecache.c freed large blocks kept for reuse, in the control block
  * pballoc.c protobuf-c's allocator: a bump arena, never the process's malloc
+ * prim.c   the one primitive for the library's own memory (anonymous pages)
+ * stats_json.c the daemon's stats, fetched and written as JSON
+ *
+ * This is the one header through which code outside client/lib/ (the CLI,
+ * the tests) reaches the library's insides.  It brings the wire contract
+ * (wire.h: caps, builders, the error table) with it.
  *
  * Nothing here calls malloc(3): the library must be able to stand in for it.
  */
@@ -16,11 +22,13 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "layout.h"
 #include "ref.h"
 #include "shmalloc.pb-c.h"
+#include "wire.h"
 
 #define SHMA_HIDDEN __attribute__((visibility("hidden")))
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -95,7 +103,9 @@ SHMA_HIDDEN int conn_call(Shma__Request *req, Shma__Response **resp);
 SHMA_HIDDEN uint64_t conn_send(Shma__Request *req);
 /* With the lock held: waits for the response to an id sent earlier. */
 SHMA_HIDDEN int conn_wait(uint64_t id, Shma__Response **resp);
-SHMA_HIDDEN void conn_done(Shma__Response *resp);
+/* With the lock held: the response conn_call() or conn_wait() gave is done
+ * with (its memory is reused).  Harmless when there was none. */
+SHMA_HIDDEN void conn_done(void);
 SHMA_HIDDEN struct control_block *conn_control(void);
 /* Reserves backing store for slot i's refs in the control block, so that a
  * full /dev/shm is an error here and never a SIGBUS later: 0 or -errno. */
@@ -125,9 +135,21 @@ SHMA_HIDDEN void lcache_flush(void);
 /* After fork: the parent's blocks are not ours to keep. */
 SHMA_HIDDEN void lcache_forget(void);
 
+/* ---- memory for the library's own use (prim.c) ---- */
+/* len > 0 zeroed, page-aligned bytes of private anonymous memory, committed
+ * as touched; NULL with errno ENOMEM.  prim_free() takes what prim_alloc()
+ * gave, with the same len (NULL: nothing), and keeps errno. */
+SHMA_HIDDEN void *prim_alloc(size_t len);
+SHMA_HIDDEN void prim_free(void *p, size_t len);
+
 /* ---- protobuf-c's allocator (pballoc.c) ---- */
 SHMA_HIDDEN ProtobufCAllocator *pballoc_get(void);
 SHMA_HIDDEN void pballoc_reset(void);
+
+/* ---- stats (stats_json.c) ---- */
+/* With the connection's lock held; *resp valid until conn_done(). */
+SHMA_HIDDEN int stats_fetch(Shma__Response **resp);
+SHMA_HIDDEN void stats_json_write(FILE *f, const Shma__StatsReply *r);
 
 /* ---- thread caches (tcache.c) ---- */
 SHMA_HIDDEN void *tcache_alloc_slow(unsigned cls);

@@ -29,19 +29,17 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #define PARKED_START 64
 #define RBUF_SLACK 65536
-#define RESPONSE_MAX ((uint32_t)64 << 20) /* longest answer we read */
 #define RECONNECT_MS 4000u
 
 struct parked {
 	uint64_t id;
-	uint8_t *bytes; /* mmap'd copy of the frame's body */
+	uint8_t *bytes; /* prim_alloc'd copy of the frame's body */
 	uint32_t len;
 	size_t maplen;
 };
@@ -105,8 +103,7 @@ int conn_connected(void)
 static void drop_parked(void)
 {
 	for (unsigned i = 0; i < conn.nparked_cap; i++) {
-		if (conn.parked[i].bytes)
-			munmap(conn.parked[i].bytes, conn.parked[i].maplen);
+		prim_free(conn.parked[i].bytes, conn.parked[i].maplen);
 		conn.parked[i].bytes = NULL;
 	}
 }
@@ -182,15 +179,15 @@ static int send_request(Shma__Request *req)
 	size_t maplen = 0;
 	if (n + FRAME_HEADER > sizeof stackbuf) {
 		maplen = n + FRAME_HEADER;
-		buf = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (buf == MAP_FAILED)
+		buf = prim_alloc(maplen);
+		if (buf == NULL)
 			return -ENOMEM;
 	}
 	frame_put_header(buf, (uint32_t)n);
 	shma__request__pack(req, buf + FRAME_HEADER);
 	int rc = write_all(buf, n + FRAME_HEADER);
 	if (maplen)
-		munmap(buf, maplen);
+		prim_free(buf, maplen);
 	return rc;
 }
 
@@ -229,7 +226,7 @@ static ssize_t recv_some(uint8_t *buf, size_t cap)
 static int read_frame(const uint8_t **body, uint32_t *len, size_t *used)
 {
 	for (;;) {
-		enum frame_status st = frame_next(conn.rbuf, conn.rlen, RESPONSE_MAX, body,
+		enum frame_status st = frame_next(conn.rbuf, conn.rlen, WIRE_RESPONSE_MAX, body,
 						  len, used);
 		if (st == FRAME_OK)
 			return 0;
@@ -267,13 +264,12 @@ static uint64_t response_id(const uint8_t *p, uint32_t len)
 static int grow_parked(void)
 {
 	unsigned ncap = conn.nparked_cap ? conn.nparked_cap * 2 : PARKED_START;
-	struct parked *n = mmap(NULL, ncap * sizeof *n, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (n == MAP_FAILED)
+	struct parked *n = prim_alloc(ncap * sizeof *n);
+	if (n == NULL)
 		return -ENOMEM;
 	if (conn.parked) {
 		memcpy(n, conn.parked, conn.nparked_cap * sizeof *n);
-		munmap(conn.parked, conn.nparked_cap * sizeof *n);
+		prim_free(conn.parked, conn.nparked_cap * sizeof *n);
 	}
 	conn.parked = n;
 	conn.nparked_cap = ncap;
@@ -289,12 +285,9 @@ static int park(uint64_t id, const uint8_t *body, uint32_t len)
 		if (pk->bytes)
 			continue;
 		pk->maplen = len;
-		pk->bytes = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-				 -1, 0);
-		if (pk->bytes == MAP_FAILED) {
-			pk->bytes = NULL;
+		pk->bytes = prim_alloc(len);
+		if (pk->bytes == NULL)
 			return -ENOMEM;
-		}
 		memcpy(pk->bytes, body, len);
 		pk->len = len;
 		pk->id = id;
@@ -308,8 +301,7 @@ static int unpack(const uint8_t *body, uint32_t len, Shma__Response **resp)
 	if (*resp == NULL)
 		return -EPROTO;
 	if ((*resp)->body_case == SHMA__RESPONSE__BODY_ERROR) {
-		int code = (*resp)->error->code;
-		return code > 0 && code < 4096 ? -code : -EPROTO;
+		return -wire_error_code((*resp)->error->code);
 	}
 	if ((*resp)->body_case == SHMA__RESPONSE__BODY__NOT_SET)
 		return -EPROTO;
@@ -323,7 +315,7 @@ static int unpark(uint64_t id, Shma__Response **resp, int *rc)
 		if (pk->bytes == NULL || pk->id != id)
 			continue;
 		*rc = unpack(pk->bytes, pk->len, resp);
-		munmap(pk->bytes, pk->maplen);
+		prim_free(pk->bytes, pk->maplen);
 		pk->bytes = NULL;
 		return 1;
 	}
@@ -411,9 +403,8 @@ int conn_call(Shma__Request *req, Shma__Response **resp)
 	return rc;
 }
 
-void conn_done(Shma__Response *resp)
+void conn_done(void)
 {
-	(void)resp;
 	pballoc_reset();
 }
 
@@ -498,7 +489,7 @@ static int map_control(const Shma__HelloReply *h)
 	}
 	struct control_block *cb = p;
 	if (cb->hdr.magic != SHMA_CONTROL_MAGIC || cb->hdr.client_id != h->client_id) {
-		munmap(p, sizeof *cb);
+		seg_unmap(p, sizeof *cb);
 		close(fd);
 		return -EPROTO;
 	}
@@ -516,16 +507,11 @@ static int map_control(const Shma__HelloReply *h)
 
 static int handshake(void)
 {
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Hello hello = SHMA__HELLO__INIT;
-	hello.version = SHMA_PROTOCOL_VERSION;
-	hello.pid = (uint32_t)getpid();
-	hello.class_checksum = sizeclass_checksum();
+	Shma__Request req;
+	Shma__Hello hello;
 	extern char *program_invocation_short_name;
-	hello.name = program_invocation_short_name;
-	hello.previous_client_id = conn.lost ? conn.client_id : 0;
-	req.body_case = SHMA__REQUEST__BODY_HELLO;
-	req.hello = &hello;
+	wire_hello(&req, &hello, program_invocation_short_name,
+		   conn.lost ? conn.client_id : 0);
 	Shma__Response *resp;
 	req.id = ++conn.next_id;
 	/* A daemon that refuses us says why before we speak, then hangs up:
@@ -536,7 +522,7 @@ static int handshake(void)
 		rc = -EPROTO;
 	if (rc == 0 && resp->hello->version != SHMA_PROTOCOL_VERSION)
 		rc = -EPROTONOSUPPORT;
-	if (rc == 0 && (resp->hello->max_frame < 4096 || resp->hello->control_slots != SHMA_CONTROL_SLOTS))
+	if (rc == 0 && (resp->hello->max_frame < WIRE_MIN_MAX_FRAME || resp->hello->control_slots != SHMA_CONTROL_SLOTS))
 		rc = -EPROTO;
 	if (rc == 0) {
 		conn.max_frame = resp->hello->max_frame;
@@ -547,19 +533,18 @@ static int handshake(void)
 		rc = map_control(resp->hello);
 	if (rc == 0)
 		conn.lost = 0;
-	conn_done(resp);
+	conn_done();
 	return rc;
 }
 
 static int alloc_rbuf(void)
 {
 	/* Room for the longest frame the daemon may send us, and slack. */
-	size_t need = (size_t)RESPONSE_MAX + FRAME_HEADER;
+	size_t need = (size_t)WIRE_RESPONSE_MAX + FRAME_HEADER;
 	if (conn.rbuf != NULL)
 		return 0;
-	void *p = mmap(NULL, need + RBUF_SLACK, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
+	void *p = prim_alloc(need + RBUF_SLACK);
+	if (p == NULL)
 		return -ENOMEM;
 	conn.rbuf = p;
 	conn.rcap = need + RBUF_SLACK;
@@ -627,14 +612,13 @@ int conn_set_path(const char *path)
 void conn_close(int goodbye)
 {
 	if (conn.fd >= 0 && goodbye) {
-		Shma__Request req = SHMA__REQUEST__INIT;
-		Shma__Goodbye bye = SHMA__GOODBYE__INIT;
-		req.body_case = SHMA__REQUEST__BODY_GOODBYE;
-		req.goodbye = &bye;
+		Shma__Request req;
+		Shma__Goodbye bye;
+		wire_goodbye(&req, &bye);
 		Shma__Response *resp;
 		uint64_t id = conn_send(&req);
 		if (id && conn_wait(id, &resp) == 0)
-			conn_done(resp);
+			conn_done();
 	}
 	drop_connection(0);
 }
@@ -649,7 +633,7 @@ int conn_readable(void)
 	const uint8_t *body;
 	uint32_t len;
 	size_t used;
-	if (frame_next(conn.rbuf, conn.rlen, RESPONSE_MAX, &body, &len, &used) == FRAME_OK)
+	if (frame_next(conn.rbuf, conn.rlen, WIRE_RESPONSE_MAX, &body, &len, &used) == FRAME_OK)
 		return 1;
 	struct pollfd p = {.fd = conn.fd, .events = POLLIN};
 	return poll(&p, 1, 0) > 0;

@@ -11,12 +11,13 @@
  * its second word (the caches keep refs, never a link in the block).
  *
  * Nothing here calls malloc: the table of live blocks (for the leak report)
- * is an open-addressing hash in memory of its own, under a mutex -- debug
- * mode trades speed for answers.
+ * is a table (shm/table.h) of pointer -> size in memory from prim_alloc(),
+ * under a mutex -- debug mode trades speed for answers.
  */
 #include "config.h"
 
 #include "debug.h"
+#include "table.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #ifdef HAVE_VALGRIND_MEMCHECK_H
@@ -48,15 +48,12 @@ int debug_flags;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int trace_fd = -1;
 
-struct live {
-	uintptr_t p;   /* 0: empty */
-	uint64_t size; /* requested; LIVE_HANDED_ON once shma_ref saw it */
-};
-
+/* Blocks this process allocated and has not freed: key the address, value
+ * the size requested, with LIVE_HANDED_ON once shma_ref saw it. */
 static struct {
 	pthread_mutex_t lock;
-	struct live *slots;
-	size_t cap, used;
+	struct table t;
+	int ready;
 } live = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void report(const char *kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -78,75 +75,41 @@ static void report(const char *kind, const char *fmt, ...)
 
 /* ---- the table of live blocks ---- */
 
-static size_t slot_of(uintptr_t p, size_t cap)
+static void *live_mem(size_t bytes, void *ctx)
 {
-	return (size_t)((p >> 4) * UINT64_C(0x9E3779B97F4A7C15) >> 17) & (cap - 1);
+	(void)ctx;
+	return prim_alloc(bytes);
 }
 
-static int live_grow(void)
+static void live_mem_free(void *p, size_t bytes, void *ctx)
 {
-	size_t ncap = live.cap ? live.cap * 2 : 4096;
-	struct live *n = mmap(NULL, ncap * sizeof *n, PROT_READ | PROT_WRITE,
-			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (n == MAP_FAILED)
-		return -ENOMEM;
-	for (size_t i = 0; i < live.cap; i++) {
-		if (live.slots[i].p == 0)
-			continue;
-		size_t j = slot_of(live.slots[i].p, ncap);
-		while (n[j].p)
-			j = (j + 1) & (ncap - 1);
-		n[j] = live.slots[i];
-	}
-	if (live.slots)
-		munmap(live.slots, live.cap * sizeof *live.slots);
-	live.slots = n;
-	live.cap = ncap;
-	return 0;
+	(void)ctx;
+	prim_free(p, bytes);
 }
 
-static struct live *live_find(uintptr_t p)
+/* With the lock held. */
+static struct table *live_table(void)
 {
-	if (live.cap == 0)
-		return NULL;
-	for (size_t j = slot_of(p, live.cap);; j = (j + 1) & (live.cap - 1)) {
-		if (live.slots[j].p == p)
-			return &live.slots[j];
-		if (live.slots[j].p == 0)
-			return NULL;
+	if (!live.ready) {
+		table_init_growing(&live.t, live_mem, live_mem_free, NULL);
+		live.ready = 1;
 	}
+	return &live.t;
 }
 
 static void live_add(uintptr_t p, uint64_t size)
 {
 	pthread_mutex_lock(&live.lock);
-	if ((live.used + 1) * 2 <= live.cap || live_grow() == 0) {
-		size_t j = slot_of(p, live.cap);
-		while (live.slots[j].p)
-			j = (j + 1) & (live.cap - 1);
-		live.slots[j] = (struct live){p, size};
-		live.used++;
-	}
+	struct table_entry *e = table_insert(live_table(), p, NULL);
+	if (e != NULL)
+		e->value = size; /* no memory: the block goes unwatched */
 	pthread_mutex_unlock(&live.lock);
 }
 
 static void live_remove(uintptr_t p)
 {
 	pthread_mutex_lock(&live.lock);
-	struct live *e = live_find(p);
-	if (e != NULL) {
-		size_t j = (size_t)(e - live.slots);
-		live.slots[j].p = 0;
-		live.used--;
-		for (size_t k = (j + 1) & (live.cap - 1); live.slots[k].p; k = (k + 1) & (live.cap - 1)) {
-			struct live moved = live.slots[k];
-			live.slots[k].p = 0;
-			size_t h = slot_of(moved.p, live.cap);
-			while (live.slots[h].p)
-				h = (h + 1) & (live.cap - 1);
-			live.slots[h] = moved;
-		}
-	}
+	table_remove(live_table(), p);
 	pthread_mutex_unlock(&live.lock);
 }
 
@@ -155,45 +118,47 @@ void debug_handed_on(const void *p)
 	if (!(debug_flags & DEBUG_CHECKS))
 		return;
 	pthread_mutex_lock(&live.lock);
-	struct live *e = live_find((uintptr_t)p);
+	struct table_entry *e = table_find(live_table(), (uintptr_t)p);
 	if (e != NULL)
-		e->size |= LIVE_HANDED_ON;
+		e->value |= LIVE_HANDED_ON;
 	pthread_mutex_unlock(&live.lock);
 }
 
 static int by_size(const void *a, const void *b)
 {
-	const struct live *x = a, *y = b;
-	return x->size < y->size ? -1 : x->size > y->size;
+	const struct table_entry *x = a, *y = b;
+	return x->value < y->value ? -1 : x->value > y->value;
 }
 
-/* At exit: what this process allocated and neither freed nor handed on. */
+/* At exit: what this process allocated and neither freed nor handed on.
+ * The report sorts the table's entries in place, then empties it. */
 static void leak_report(void)
 {
 	pthread_mutex_lock(&live.lock);
+	struct table *t = live_table();
+	struct table_entry *v = t->e;
 	size_t k = 0;
 	uint64_t bytes = 0;
-	for (size_t i = 0; i < live.cap; i++)
-		if (live.slots[i].p && !(live.slots[i].size & LIVE_HANDED_ON)) {
-			live.slots[k++] = live.slots[i]; /* compacts in place: the end */
-			bytes += live.slots[i].size;
+	for (size_t i = 0; i < t->cap; i++)
+		if (v[i].key && !(v[i].value & LIVE_HANDED_ON)) {
+			v[k++] = v[i]; /* compacts in place: k <= i */
+			bytes += v[i].value;
 		}
 	if (k > 0) {
-		qsort(live.slots, k, sizeof *live.slots, by_size);
+		qsort(v, k, sizeof *v, by_size);
 		report("leak", "%zu blocks, %llu bytes, allocated here and never freed or handed on",
 		       k, (unsigned long long)bytes);
 		for (size_t i = 0; i < k;) {
 			size_t j = i;
-			while (j < k && live.slots[j].size == live.slots[i].size)
+			while (j < k && v[j].value == v[i].value)
 				j++;
 			report("leak", "  %zu x %llu bytes (first at %p, ref %#llx)", j - i,
-			       (unsigned long long)live.slots[i].size, (void *)live.slots[i].p,
-			       (unsigned long long)api_ref((void *)live.slots[i].p));
+			       (unsigned long long)v[i].value, (void *)(uintptr_t)v[i].key,
+			       (unsigned long long)api_ref((void *)(uintptr_t)v[i].key));
 			i = j;
 		}
 	}
-	live.used = 0;
-	memset(live.slots, 0, live.cap * sizeof *live.slots);
+	table_clear(t);
 	pthread_mutex_unlock(&live.lock);
 }
 

@@ -18,10 +18,10 @@
 #include "config.h"
 
 #include "client.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #define LCACHE_BYTES ((uint64_t)64 << 20)
@@ -67,13 +67,8 @@ void lcache_set_decay(uint64_t decay_ms)
 void lcache_note_mine(uint64_t ref)
 {
 	sync_generation();
-	if (lc.mine == NULL) {
-		void *p = mmap(NULL, MINE_CAP * sizeof *lc.mine, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p == MAP_FAILED)
-			return;
-		lc.mine = p;
-	}
+	if (lc.mine == NULL && (lc.mine = prim_alloc(MINE_CAP * sizeof *lc.mine)) == NULL)
+		return;
 	if (lc.nmine * 2 >= MINE_CAP)
 		return; /* full: that block goes back to the daemon when freed */
 	unsigned i = slot_of(ref);
@@ -110,14 +105,12 @@ static int forget_mine(uint64_t ref)
 
 static void free_now(uint64_t ref)
 {
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__FreeLarge fl = SHMA__FREE_LARGE__INIT;
-	fl.ref = ref;
-	req.body_case = SHMA__REQUEST__BODY_FREE_LARGE;
-	req.free_large = &fl;
+	Shma__Request req;
+	Shma__FreeLarge fl;
+	wire_free_large(&req, &fl, ref);
 	Shma__Response *resp;
 	if (conn_call(&req, &resp) == 0 || resp)
-		conn_done(resp);
+		conn_done();
 }
 
 /* Empties entry i and gives its block back to the daemon. */

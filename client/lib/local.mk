@@ -1,13 +1,14 @@
 # ---- client/lib/: libshmalloc ----
 # The library's code is a convenience library so that shmallocctl and the
 # tests can use its internal (hidden) functions; libshmalloc.so exports only
-# the shma_* names of shmalloc.h (-fvisibility=hidden, SHMA_EXPORT).  It uses
+# the shma_* names of shmalloc.h (-fvisibility=hidden, SHMA_EXPORT, and the
+# version script libshmalloc.map).  It uses
 # shm/ and proto/, never libuv and never a server header.
 include_HEADERS += client/lib/shmalloc.h
 noinst_LTLIBRARIES += libshmclient.la
 libshmclient_la_SOURCES = client/lib/client.h client/lib/api.c client/lib/conn.c \
 	client/lib/maps.c client/lib/tcache.c client/lib/largecache.c client/lib/pballoc.c \
-	client/lib/stats_json.c client/lib/stats_json.h \
+	client/lib/prim.c client/lib/stats_json.c \
 	client/lib/debug.c client/lib/debug.h
 libshmclient_la_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
 libshmclient_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
@@ -17,3 +18,10 @@ lib_LTLIBRARIES += libshmalloc.la
 libshmalloc_la_SOURCES =
 libshmalloc_la_LIBADD = libshmclient.la
 libshmalloc_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(SHMALLOC_LT_VERSION)
+# Exports fixed by a version script too, where the linker takes one
+# (configure probes it): shma_* global, everything else local.
+if HAVE_LD_VERSION_SCRIPT
+libshmalloc_la_LDFLAGS += -Wl,--version-script=$(top_srcdir)/client/lib/libshmalloc.map
+endif
+libshmalloc_la_DEPENDENCIES = libshmclient.la $(top_srcdir)/client/lib/libshmalloc.map
+EXTRA_DIST += client/lib/libshmalloc.map

@@ -9,8 +9,6 @@
  */
 #include "client.h"
 
-#include <sys/mman.h>
-
 #define PBALLOC_SIZE ((size_t)16 << 20)
 
 static char *arena_base;
@@ -20,11 +18,9 @@ static void *bump(void *data, size_t size)
 {
 	(void)data;
 	if (arena_base == NULL) {
-		void *p = mmap(NULL, PBALLOC_SIZE, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p == MAP_FAILED)
+		arena_base = prim_alloc(PBALLOC_SIZE);
+		if (arena_base == NULL)
 			return NULL;
-		arena_base = p;
 	}
 	size = (size + 15) & ~(size_t)15;
 	if (size > PBALLOC_SIZE - arena_used)

@@ -27,10 +27,41 @@
 extern "C" {
 #endif
 
+/* The library's version.  configure.ac reads these lines (its version is
+ * theirs), so they are the one place the version is written. */
+#define SHMA_VERSION_MAJOR 0
+#define SHMA_VERSION_MINOR 1
+#define SHMA_VERSION_PATCH 0
+
 #if defined(__GNUC__)
 #define SHMA_EXPORT __attribute__((visibility("default")))
 #else
 #define SHMA_EXPORT
+#endif
+
+/* What the allocation functions promise the compiler, as libc's do: a fresh
+ * pointer that aliases nothing (SHMA_MALLOC), of the size argument(s) named
+ * (SHMA_ALLOC_SIZE), aligned as argument n says (SHMA_ALLOC_ALIGN).  Other
+ * compilers see nothing. */
+#if defined(__has_attribute)
+#if __has_attribute(malloc)
+#define SHMA_MALLOC __attribute__((malloc))
+#endif
+#if __has_attribute(alloc_size)
+#define SHMA_ALLOC_SIZE(...) __attribute__((alloc_size(__VA_ARGS__)))
+#endif
+#if __has_attribute(alloc_align)
+#define SHMA_ALLOC_ALIGN(n) __attribute__((alloc_align(n)))
+#endif
+#endif
+#ifndef SHMA_MALLOC
+#define SHMA_MALLOC
+#endif
+#ifndef SHMA_ALLOC_SIZE
+#define SHMA_ALLOC_SIZE(...)
+#endif
+#ifndef SHMA_ALLOC_ALIGN
+#define SHMA_ALLOC_ALIGN(n)
 #endif
 
 /* A reference to shared memory that is valid in every process; 0 is null. */
@@ -51,10 +82,12 @@ SHMA_EXPORT void shma_disconnect(void);
 
 /* As malloc(3), calloc(3), realloc(3), aligned_alloc(3), free(3): NULL with
  * errno = ENOMEM on failure.  shma_free() takes a block from any process. */
-SHMA_EXPORT void *shma_malloc(size_t size);
-SHMA_EXPORT void *shma_calloc(size_t n, size_t size);
-SHMA_EXPORT void *shma_realloc(void *p, size_t size);
-SHMA_EXPORT void *shma_aligned_alloc(size_t alignment, size_t size);
+SHMA_EXPORT void *shma_malloc(size_t size) SHMA_MALLOC SHMA_ALLOC_SIZE(1);
+SHMA_EXPORT void *shma_calloc(size_t n, size_t size) SHMA_MALLOC SHMA_ALLOC_SIZE(1, 2);
+/* Not SHMA_MALLOC: the block it returns may be p's, moved or not. */
+SHMA_EXPORT void *shma_realloc(void *p, size_t size) SHMA_ALLOC_SIZE(2);
+SHMA_EXPORT void *shma_aligned_alloc(size_t alignment, size_t size)
+	SHMA_MALLOC SHMA_ALLOC_SIZE(2) SHMA_ALLOC_ALIGN(1);
 SHMA_EXPORT void shma_free(void *p);
 
 /* Bytes usable at p (at least what was asked for); 0 for NULL or a pointer
@@ -76,7 +109,7 @@ SHMA_EXPORT void *shma_ptr(shma_ref_t ref);
 SHMA_EXPORT int shma_same_address(void);
 
 /* Named roots: a small directory of name -> ref kept by the daemon.  Names
- * are 1..255 bytes.  shma_publish: 0, -EEXIST, -EINVAL, -ENAMETOOLONG.
+ * are 1..255 bytes of UTF-8 without control characters.  shma_publish: 0, -EEXIST, -EINVAL, -ENAMETOOLONG.
  * shma_lookup: 0, -ENOENT.  shma_unpublish: 0, -ENOENT. */
 SHMA_EXPORT int shma_publish(const char *name, shma_ref_t ref);
 SHMA_EXPORT int shma_lookup(const char *name, shma_ref_t *ref);

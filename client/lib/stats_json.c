@@ -8,7 +8,6 @@
 
 #include "client.h"
 #include "shmalloc.h"
-#include "stats_json.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -117,10 +116,9 @@ void stats_json_write(FILE *f, const Shma__StatsReply *r)
 
 int stats_fetch(Shma__Response **resp)
 {
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Stats st = SHMA__STATS__INIT;
-	req.body_case = SHMA__REQUEST__BODY_STATS;
-	req.stats = &st;
+	Shma__Request req;
+	Shma__Stats st;
+	wire_stats(&req, &st);
 	int rc = conn_call(&req, resp);
 	if (rc == 0 && (*resp)->body_case != SHMA__RESPONSE__BODY_STATS)
 		rc = -EPROTO;
@@ -145,7 +143,7 @@ SHMA_EXPORT int shma_stats_json(char **json)
 		}
 	}
 	if (resp)
-		conn_done(resp);
+		conn_done();
 	conn_unlock();
 	if (rc != 0) {
 		free(buf);

@@ -80,12 +80,9 @@ static inline void *pop(struct tcache *t, unsigned cls)
 /* Sends refs back to the daemon in one message nobody waits for. */
 static void send_flush(uint64_t *refs, uint32_t n)
 {
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Flush f = SHMA__FLUSH__INIT;
-	f.refs = refs;
-	f.n_refs = n;
-	req.body_case = SHMA__REQUEST__BODY_FLUSH;
-	req.flush = &f;
+	Shma__Request req;
+	Shma__Flush f;
+	wire_flush(&req, &f, refs, n, 0);
 	conn_send(&req); /* lost with the connection: in flight, they leak */
 }
 
@@ -280,13 +277,9 @@ static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r
 
 static uint64_t send_refill(const struct tcache *t, unsigned cls, uint32_t count)
 {
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Refill rf = SHMA__REFILL__INIT;
-	rf.size_class = cls;
-	rf.count = count;
-	rf.slot = t->index + 1;
-	req.body_case = SHMA__REQUEST__BODY_REFILL;
-	req.refill = &rf;
+	Shma__Request req;
+	Shma__Refill rf;
+	wire_refill(&req, &rf, cls, count, t->index + 1);
 	return conn_send(&req);
 }
 
@@ -304,7 +297,7 @@ static int take_refill(struct tcache *t, unsigned cls, uint64_t id)
 		 * (server/inflight.h). */
 		__atomic_store_n(&t->slot->bins[cls].collected, id, __ATOMIC_RELEASE);
 	}
-	conn_done(resp);
+	conn_done();
 	return rc;
 }
 
@@ -312,12 +305,9 @@ static int take_refill(struct tcache *t, unsigned cls, uint64_t id)
  * threads than the control block holds); with the lock held. */
 static void *alloc_uncached(unsigned cls)
 {
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Refill rf = SHMA__REFILL__INIT;
-	rf.size_class = cls;
-	rf.count = 1;
-	req.body_case = SHMA__REQUEST__BODY_REFILL;
-	req.refill = &rf;
+	Shma__Request req;
+	Shma__Refill rf;
+	wire_refill(&req, &rf, cls, 1, 0);
 	Shma__Response *resp;
 	int rc = conn_call(&req, &resp);
 	uint64_t ref = 0;
@@ -326,7 +316,7 @@ static void *alloc_uncached(unsigned cls)
 		ref = r->n_refs ? r->refs[0] : r->n_runs ? r->runs[0]->first : 0;
 	}
 	if (resp)
-		conn_done(resp);
+		conn_done();
 	if (!ref_ok(ref, sizeclass_size(cls))) {
 		errno = rc == 0 ? EPROTO : -rc;
 		return NULL;
@@ -445,12 +435,9 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 		t = self_locked();
 	if (t == NULL) {
 		/* No cache for this thread: hand the block straight back. */
-		Shma__Request req = SHMA__REQUEST__INIT;
-		Shma__Flush f = SHMA__FLUSH__INIT;
-		f.refs = &ref;
-		f.n_refs = 1;
-		req.body_case = SHMA__REQUEST__BODY_FLUSH;
-		req.flush = &f;
+		Shma__Request req;
+		Shma__Flush f;
+		wire_flush(&req, &f, &ref, 1, 0);
 		if (conn_ensure() == 0)
 			conn_send(&req);
 		conn_unlock();

@@ -2,14 +2,14 @@
  * Roots: see roots.h.
  *
  * The segment holds a header and a fixed array of entries.  The daemon keeps
- * privately: an open-addressing index (linear probing over 4x the capacity,
- * holding slot numbers; deletions leave tombstones and the index is rebuilt
- * when they pile up), the list of used slots for roots_get(), and the free
- * slots.
+ * privately: an index (shm/table.h over 4x the capacity, keyed by slot
+ * number + 1 and hashed by the slot's name, so that a name finds its slot),
+ * the list of used slots for roots_get(), and the free slots.
  */
 #include "roots.h"
 #include "layout.h"
 #include "seg.h"
+#include "table.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -19,8 +19,6 @@
 #define ROOTS_MAGIC UINT64_C(0x31544f4f524d5353) /* "SSMROOT1" */
 #define ROOTS_VERSION 1u
 #define INDEX_SLOTS (4 * ROOTS_CAPACITY)
-#define EMPTY 0u
-#define TOMB UINT32_MAX
 
 struct roots_header {
 	uint64_t magic;
@@ -47,8 +45,8 @@ struct roots {
 	size_t size;
 	struct roots_header *hdr;
 	struct root_entry *e;
-	uint32_t index[INDEX_SLOTS]; /* slot + 1, EMPTY or TOMB */
-	uint32_t tombs;
+	struct table index; /* key: slot + 1 */
+	struct table_entry index_mem[INDEX_SLOTS];
 	uint32_t order[ROOTS_CAPACITY]; /* used slots, for roots_get() */
 	uint32_t pos[ROOTS_CAPACITY];   /* of each used slot in order */
 	uint32_t count;
@@ -62,63 +60,56 @@ static size_t segment_size(void)
 	return SHMA_PAGE_SIZE + (entries + SHMA_PAGE_SIZE - 1) / SHMA_PAGE_SIZE * SHMA_PAGE_SIZE;
 }
 
-static uint32_t hash(const char *name, size_t len)
+static uint64_t hash(const char *name, size_t len)
 {
 	uint64_t h = UINT64_C(14695981039346656037);
 	for (size_t i = 0; i < len; i++) {
 		h ^= (uint8_t)name[i];
 		h *= UINT64_C(1099511628211);
 	}
-	return (uint32_t)(h ^ h >> 32);
+	return h;
 }
 
 static int name_check(const char *name, size_t *len)
 {
-	if (name == NULL || name[0] == '\0')
-		return -EINVAL;
-	*len = strnlen(name, ROOT_NAME_MAX + 1);
-	return *len > ROOT_NAME_MAX ? -ENAMETOOLONG : 0;
+	int rc = rootname_check(name);
+	*len = rc == 0 ? strlen(name) : 0;
+	return rc;
 }
 
-/* The index position holding name, or of the empty slot that ends its probe
- * chain (*found 0). */
-static uint32_t probe(const struct roots *r, const char *name, size_t len, int *found)
+/* The index hashes a slot by its name. */
+static uint64_t slot_hash(uint64_t key, const void *ctx)
 {
-	uint32_t i = hash(name, len) % INDEX_SLOTS;
-	for (;; i = (i + 1) % INDEX_SLOTS) {
-		uint32_t v = r->index[i];
-		if (v == EMPTY)
-			break;
-		if (v == TOMB)
-			continue;
-		const struct root_entry *e = &r->e[v - 1];
-		if (e->name_len == len && memcmp(e->name, name, len) == 0) {
-			*found = 1;
-			return i;
-		}
-	}
-	*found = 0;
-	return i;
+	const struct roots *r = ctx;
+	const struct root_entry *e = &r->e[key - 1];
+	return hash(e->name, e->name_len);
 }
 
-/* Puts slot in the index (its name is not there yet). */
+struct wanted {
+	const struct roots *r;
+	const char *name;
+	size_t len;
+};
+
+static int slot_named(uint64_t key, const void *arg)
+{
+	const struct wanted *w = arg;
+	const struct root_entry *e = &w->r->e[key - 1];
+	return e->name_len == w->len && memcmp(e->name, w->name, w->len) == 0;
+}
+
+/* The index entry of the slot holding name, or NULL. */
+static struct table_entry *probe(const struct roots *r, const char *name, size_t len)
+{
+	struct wanted w = {r, name, len};
+	return table_find_hashed(&r->index, hash(name, len), slot_named, &w);
+}
+
+/* Puts slot in the index (its name is not there yet).  The index has room
+ * for 4x the slots, so this never fails. */
 static void index_insert(struct roots *r, uint32_t slot)
 {
-	const struct root_entry *e = &r->e[slot];
-	uint32_t i = hash(e->name, e->name_len) % INDEX_SLOTS;
-	while (r->index[i] != EMPTY && r->index[i] != TOMB)
-		i = (i + 1) % INDEX_SLOTS;
-	if (r->index[i] == TOMB)
-		r->tombs--;
-	r->index[i] = slot + 1;
-}
-
-static void index_rebuild(struct roots *r)
-{
-	memset(r->index, 0, sizeof r->index);
-	r->tombs = 0;
-	for (uint32_t k = 0; k < r->count; k++)
-		index_insert(r, r->order[k]);
+	table_insert(&r->index, (uint64_t)slot + 1, NULL);
 }
 
 static void list_add(struct roots *r, uint32_t slot)
@@ -148,10 +139,7 @@ static void load_entries(struct roots *r)
 {
 	for (uint32_t s = ROOTS_CAPACITY; s-- > 0;) {
 		struct root_entry *e = &r->e[s];
-		int found = 0;
-		if (e->used && entry_valid(e))
-			probe(r, e->name, e->name_len, &found);
-		if (e->used && entry_valid(e) && !found) {
+		if (e->used && entry_valid(e) && probe(r, e->name, e->name_len) == NULL) {
 			list_add(r, s);
 			index_insert(r, s);
 			continue;
@@ -227,6 +215,8 @@ int roots_open(struct roots **out, const char *instance, mode_t mode)
 		return -ENOMEM;
 	r->fd = -1;
 	r->size = segment_size();
+	table_init(&r->index, r->index_mem, INDEX_SLOTS);
+	table_set_hash(&r->index, slot_hash, r);
 	int rc = seg_name(r->seg, sizeof r->seg, instance, 'm', 0);
 	if (rc == 0)
 		rc = map_segment(r, instance, mode);
@@ -253,13 +243,12 @@ void roots_close(struct roots *r, int unlink)
 int roots_publish(struct roots *r, const char *name, uint64_t ref)
 {
 	size_t len;
-	int found, rc = name_check(name, &len);
+	int rc = name_check(name, &len);
 	if (rc < 0)
 		return rc;
 	if (ref == 0)
 		return -EINVAL;
-	probe(r, name, len, &found);
-	if (found)
+	if (probe(r, name, len) != NULL)
 		return -EEXIST;
 	if (r->nfree == 0)
 		return -ENOSPC;
@@ -278,32 +267,31 @@ int roots_publish(struct roots *r, const char *name, uint64_t ref)
 int roots_lookup(const struct roots *r, const char *name, uint64_t *ref)
 {
 	size_t len;
-	int found, rc = name_check(name, &len);
+	int rc = name_check(name, &len);
 	if (rc < 0)
 		return rc;
-	uint32_t i = probe(r, name, len, &found);
-	if (!found)
+	const struct table_entry *x = probe(r, name, len);
+	if (x == NULL)
 		return -ENOENT;
-	*ref = r->e[r->index[i] - 1].ref;
+	*ref = r->e[x->key - 1].ref;
 	return 0;
 }
 
 int roots_unpublish(struct roots *r, const char *name)
 {
 	size_t len;
-	int found, rc = name_check(name, &len);
+	int rc = name_check(name, &len);
 	if (rc < 0)
 		return rc;
-	uint32_t i = probe(r, name, len, &found);
-	if (!found)
+	struct table_entry *x = probe(r, name, len);
+	if (x == NULL)
 		return -ENOENT;
-	uint32_t slot = r->index[i] - 1;
+	uint32_t slot = (uint32_t)(x->key - 1);
+	/* Out of the index while its name is still there to hash it by. */
+	table_remove_entry(&r->index, x);
 	__atomic_store_n(&r->e[slot].used, 0, __ATOMIC_RELEASE);
-	r->index[i] = TOMB;
 	list_remove(r, slot);
 	r->free_slots[r->nfree++] = slot;
-	if (++r->tombs > ROOTS_CAPACITY / 2)
-		index_rebuild(r);
 	return 0;
 }
 

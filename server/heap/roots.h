@@ -18,7 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define ROOT_NAME_MAX 255   /* bytes of a name, NUL not included */
+#include "rootname.h" /* ROOT_NAME_MAX and the rule a name follows */
+
 #define ROOTS_CAPACITY 4096 /* roots one instance can hold */
 
 struct roots;
@@ -36,10 +37,10 @@ int roots_open(struct roots **out, const char *instance, mode_t mode);
  * root is lost). */
 void roots_close(struct roots *r, int unlink);
 
-/* Publishes name -> ref.  0; -EINVAL for an empty name or the null ref,
- * -ENAMETOOLONG for a name over ROOT_NAME_MAX bytes, -EEXIST if the name is
- * published already, -ENOSPC when the directory is full.  The ref is not
- * checked against the heap: the caller does that. */
+/* Publishes name -> ref.  0; -EINVAL for the null ref or a name that
+ * rootname_check() refuses (-ENAMETOOLONG one over ROOT_NAME_MAX bytes),
+ * -EEXIST if the name is published already, -ENOSPC when the directory is
+ * full.  The ref is not checked against the heap: the caller does that. */
 int roots_publish(struct roots *r, const char *name, uint64_t ref);
 
 /* 0 and *ref; -ENOENT if the name is not published (-EINVAL,

@@ -170,7 +170,6 @@ void span_list_push(struct span_list *l, struct span *s)
 		l->head->prev = s;
 	l->head = s;
 	s->listed = 1;
-	l->count++;
 }
 
 void span_list_remove(struct span_list *l, struct span *s)
@@ -184,5 +183,4 @@ void span_list_remove(struct span_list *l, struct span *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	s->listed = 0;
-	l->count--;
 }

@@ -31,7 +31,6 @@ struct span {
 /* A class's partial spans: some objects out, some free. */
 struct span_list {
 	struct span *head;
-	uint64_t count;
 };
 
 /* Makes the run (reserved by the caller) a span of class cls of arena a:

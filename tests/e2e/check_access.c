@@ -10,7 +10,9 @@
  * so and passes without proving anything.
  */
 #include "e2e.h"
+#include "raw.h"
 #include "instance.h"
+#include "skip.h"
 #include "shmalloc.h"
 
 #include <check.h>
@@ -80,13 +82,10 @@ static int do_nothing(void *arg)
 	return 0;
 }
 
-/* 1 if this process may run children under another uid; else says why not. */
+/* 1 if this process may run children under another uid. */
 static int can_switch_user(void)
 {
-	if (geteuid() == 0 && e2e_wait(fork_as(OTHER_UID, OTHER_GID, do_nothing, NULL)) == 0)
-		return 1;
-	fprintf(stderr, "access: skipped: this process may not change its uid (not root?)\n");
-	return 0;
+	return geteuid() == 0 && e2e_wait(fork_as(OTHER_UID, OTHER_GID, do_nothing, NULL)) == 0;
 }
 
 static void setup(void)
@@ -124,11 +123,11 @@ static void socket_dir(const struct e2e_daemon *d, char *out, size_t size)
 static int expect_refusal(void *arg)
 {
 	(void)arg;
-	int fd = e2e_raw_connect(report->socket);
+	int fd = raw_connect(report->socket);
 	if (fd < 0)
 		return 2; /* the file system stopped us, not the daemon */
 	uint8_t buf[512];
-	int n = e2e_raw_read_frame(fd, buf, sizeof buf);
+	int n = raw_read_frame(fd, buf, sizeof buf);
 	if (n <= 0)
 		return 3;
 	Shma__Response *r = shma__response__unpack(NULL, (size_t)n, buf);
@@ -138,7 +137,7 @@ static int expect_refusal(void *arg)
 		shma__response__free_unpacked(r, NULL);
 	if (!ok)
 		return 4;
-	if (!e2e_raw_closed(fd))
+	if (!raw_closed(fd))
 		return 5;
 	close(fd);
 	return shma_connect(report->socket) == -EACCES ? 0 : 6;
@@ -158,8 +157,10 @@ static int allocate_a_little(void *arg)
 
 START_TEST(an_unlisted_uid_gets_eacces_and_nothing_else)
 {
-	if (!can_switch_user())
+	if (!can_switch_user()) {
+		TEST_SKIP("this process may not change its uid (not root?)");
 		return;
+	}
 	struct e2e_daemon d;
 	static const char *const open_socket[] = {"--socket-mode", "0666", NULL};
 	start(&d, open_socket);
@@ -225,8 +226,10 @@ static void root_reads_the_block(const struct e2e_daemon *d)
 
 START_TEST(a_listed_uid_allocates_and_passes_a_block_to_root)
 {
-	if (!can_switch_user())
+	if (!can_switch_user()) {
+		TEST_SKIP("this process may not change its uid (not root?)");
 		return;
+	}
 	struct e2e_daemon d;
 	/* One other uid, without a group: the operator opens the directory,
 	 * the socket and the segments to everyone; the daemon's list is the
@@ -371,8 +374,10 @@ static const char *const group_listed[] = {"--allow-gid", "4242", "--allow-uid",
 
 START_TEST(a_member_of_an_allowed_group_gets_in)
 {
-	if (!can_switch_user())
+	if (!can_switch_user()) {
+		TEST_SKIP("this process may not change its uid (not root?)");
 		return;
+	}
 	struct e2e_daemon d;
 	start(&d, group_listed);
 	/* Nothing opened by hand: the group modes must be enough. */
@@ -393,8 +398,10 @@ static int expect_no_entry(void *arg)
 
 START_TEST(a_non_member_stays_out)
 {
-	if (!can_switch_user())
+	if (!can_switch_user()) {
+		TEST_SKIP("this process may not change its uid (not root?)");
 		return;
+	}
 	struct e2e_daemon d;
 	start(&d, group_listed);
 	ck_assert_int_eq(e2e_wait(fork_as(OTHER_UID, OTHER_GID, expect_no_entry, NULL)), 0);
@@ -485,8 +492,10 @@ static int hold_and_report_modes(void *arg)
 
 START_TEST(group_modes_with_allow_gid)
 {
-	if (!can_switch_user())
+	if (!can_switch_user()) {
+		TEST_SKIP("this process may not change its uid (not root?)");
 		return;
+	}
 	struct e2e_daemon d;
 	start(&d, group_listed);
 	pid_t member = fork_as(OTHER_UID, SHARED_GID, hold_and_report_modes, NULL);

@@ -1,9 +1,10 @@
 /*
  * End to end, shmallocctl: the real binary against a real daemon, after a
  * known workload held by a live client process.  The numbers must add up
- * (in use, per class, per client), --json must parse, every --prometheus line
- * must match the text exposition format, and each failure must exit with the
- * status doc/shmallocctl.1 gives it.
+ * (in use, per class, per client; cached at least what a client caches),
+ * --json must parse, every --prometheus line must match the text exposition
+ * format, and each failure must exit with the status doc/shmallocctl.1 gives
+ * it.
  */
 #include "e2e.h"
 #include "frame.h"
@@ -92,14 +93,44 @@ static int hold_blocks(void *arg)
 	return 0;
 }
 
-static pid_t start_workload(void)
+/* A second workload: CACHED_N objects of each of the two classes, freed
+ * and so sitting in its thread cache (too few for it to flush any). */
+#define CACHED_N 40
+
+static int cache_blocks(void *arg)
+{
+	(void)arg;
+	void *a[CACHED_N], *b[CACHED_N];
+	for (int i = 0; i < CACHED_N; i++) {
+		a[i] = shma_malloc(SMALL_A);
+		b[i] = shma_malloc(SMALL_B);
+		if (a[i] == NULL || b[i] == NULL)
+			return 1;
+	}
+	for (int i = 0; i < CACHED_N; i++) {
+		shma_free(a[i]);
+		shma_free(b[i]);
+	}
+	char c;
+	if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+		return 2;
+	return 0;
+}
+
+/* Starts workload fn in a child and waits until it says it is ready. */
+static pid_t start_workload_of(int (*fn)(void *))
 {
 	ck_assert_int_eq(pipe(ready), 0);
 	ck_assert_int_eq(pipe(go), 0);
-	pid_t pid = e2e_fork(hold_blocks, NULL);
+	pid_t pid = e2e_fork(fn, NULL);
 	char c;
 	ck_assert_int_eq(read(ready[0], &c, 1), 1);
 	return pid;
+}
+
+static pid_t start_workload(void)
+{
+	return start_workload_of(hold_blocks);
 }
 
 static void stop_workload(pid_t pid)
@@ -167,6 +198,24 @@ START_TEST(stats_add_up)
 	ck_assert_uint_eq(json_num(c, "cached_bytes"), cached);
 	ck_assert_uint_ge(in_use - cached, workload_bytes());
 	ck_assert_uint_ge(json_num(c, "requests"), 3);
+	stop_workload(pid);
+}
+END_TEST
+
+/* What a client knows it has cached is a floor for what the daemon reports
+ * it caches, for the client and in the totals. */
+START_TEST(stats_count_at_least_what_a_client_caches)
+{
+	pid_t pid = start_workload_of(cache_blocks);
+	unsigned long long floor = CACHED_N * (sizeclass_size(sizeclass_of(SMALL_A)) +
+					       sizeclass_size(sizeclass_of(SMALL_B)));
+	ck_assert_int_eq(ctl("stats --json"), 0);
+	const char *c = json_client(pid);
+	unsigned long long mine = json_num(c, "cached_bytes");
+	ck_assert_msg(mine >= floor, "client caches %llu bytes, stats say %llu", floor, mine);
+	ck_assert_uint_le(mine, json_num(c, "bytes_held"));
+	ck_assert_uint_ge(json_num(out, "cached_bytes"), mine);
+	ck_assert_uint_le(json_num(out, "cached_bytes"), json_num(out, "in_use_bytes"));
 	stop_workload(pid);
 }
 END_TEST
@@ -376,6 +425,7 @@ Suite *make_ctl_suite(void)
 	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, stats_add_up);
+	tcase_add_test(tc, stats_count_at_least_what_a_client_caches);
 	tcase_add_test(tc, table_and_clients);
 	tcase_add_test(tc, json_parses);
 	tcase_add_test(tc, prometheus_format);

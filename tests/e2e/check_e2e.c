@@ -3,6 +3,7 @@
  * every kind of bad input the framing can meet.
  */
 #include "e2e.h"
+#include "raw.h"
 #include "frame.h"
 #include "instance.h"
 #include "seg.h"
@@ -96,12 +97,12 @@ END_TEST
 
 static void expect_error_and_close(int fd, int code)
 {
-	Shma__Response *r = e2e_read_response(fd);
+	Shma__Response *r = raw_read(fd);
 	ck_assert_int_eq(r->body_case, SHMA__RESPONSE__BODY_ERROR);
 	ck_assert_int_eq(r->error->code, code);
 	ck_assert_ptr_nonnull(r->error->message);
 	shma__response__free_unpacked(r, NULL);
-	ck_assert(e2e_raw_closed(fd));
+	ck_assert(raw_closed(fd));
 	close(fd);
 }
 
@@ -109,10 +110,10 @@ static void expect_error_and_close(int fd, int code)
  * test. */
 static void daemon_still_serves(void)
 {
-	int fd = e2e_raw_connect(e2e.socket);
+	int fd = raw_connect(e2e.socket);
 	ck_assert_int_ge(fd, 0);
-	e2e_send_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum());
-	Shma__Response *r = e2e_read_response(fd);
+	raw_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum());
+	Shma__Response *r = raw_read(fd);
 	ck_assert_int_eq(r->body_case, SHMA__RESPONSE__BODY_HELLO);
 	shma__response__free_unpacked(r, NULL);
 	close(fd);
@@ -124,10 +125,10 @@ static void daemon_still_serves(void)
 
 START_TEST(oversized_length_gets_error_and_close)
 {
-	int fd = e2e_raw_connect(e2e.socket);
+	int fd = raw_connect(e2e.socket);
 	uint8_t hdr[4];
 	frame_put_header(hdr, (1u << 20) + 1);
-	e2e_send_raw(fd, hdr, 4);
+	raw_send_bytes(fd, hdr, 4);
 	expect_error_and_close(fd, EMSGSIZE);
 	daemon_still_serves();
 }
@@ -135,9 +136,9 @@ END_TEST
 
 START_TEST(zero_length_gets_error_and_close)
 {
-	int fd = e2e_raw_connect(e2e.socket);
+	int fd = raw_connect(e2e.socket);
 	uint8_t hdr[4] = {0};
-	e2e_send_raw(fd, hdr, 4);
+	raw_send_bytes(fd, hdr, 4);
 	expect_error_and_close(fd, EPROTO);
 	daemon_still_serves();
 }
@@ -145,11 +146,11 @@ END_TEST
 
 START_TEST(undecodable_bytes_get_error_and_close)
 {
-	int fd = e2e_raw_connect(e2e.socket);
+	int fd = raw_connect(e2e.socket);
 	uint8_t junk[4 + 12] = {0};
 	frame_put_header(junk, 12);
 	memset(junk + 4, 0xff, 12);
-	e2e_send_raw(fd, junk, sizeof junk);
+	raw_send_bytes(fd, junk, sizeof junk);
 	expect_error_and_close(fd, EPROTO);
 	daemon_still_serves();
 }
@@ -157,11 +158,11 @@ END_TEST
 
 START_TEST(truncated_frame_then_hangup)
 {
-	int fd = e2e_raw_connect(e2e.socket);
+	int fd = raw_connect(e2e.socket);
 	uint8_t part[4 + 3];
 	frame_put_header(part, 100);
 	memcpy(part + 4, "abc", 3);
-	e2e_send_raw(fd, part, sizeof part);
+	raw_send_bytes(fd, part, sizeof part);
 	close(fd);
 	daemon_still_serves();
 }
@@ -169,13 +170,12 @@ END_TEST
 
 START_TEST(request_before_hello_is_refused)
 {
-	int fd = e2e_raw_connect(e2e.socket);
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Stats st = SHMA__STATS__INIT;
+	int fd = raw_connect(e2e.socket);
+	Shma__Request req;
+	Shma__Stats st;
+	wire_stats(&req, &st);
 	req.id = 7;
-	req.body_case = SHMA__REQUEST__BODY_STATS;
-	req.stats = &st;
-	e2e_send_request(fd, &req);
+	raw_send(fd, &req);
 	expect_error_and_close(fd, EPROTO);
 	daemon_still_serves();
 }
@@ -183,11 +183,11 @@ END_TEST
 
 START_TEST(version_mismatch_is_refused)
 {
-	int fd = e2e_raw_connect(e2e.socket);
-	e2e_send_hello(fd, SHMA_PROTOCOL_VERSION + 1, sizeclass_checksum());
+	int fd = raw_connect(e2e.socket);
+	raw_hello(fd, SHMA_PROTOCOL_VERSION + 1, sizeclass_checksum());
 	expect_error_and_close(fd, EPROTONOSUPPORT);
-	fd = e2e_raw_connect(e2e.socket);
-	e2e_send_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum() ^ 1);
+	fd = raw_connect(e2e.socket);
+	raw_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum() ^ 1);
 	expect_error_and_close(fd, EPROTO);
 	daemon_still_serves();
 }
@@ -195,13 +195,13 @@ END_TEST
 
 START_TEST(empty_request_is_refused)
 {
-	int fd = e2e_raw_connect(e2e.socket);
-	e2e_send_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum());
-	Shma__Response *r = e2e_read_response(fd);
+	int fd = raw_connect(e2e.socket);
+	raw_hello(fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum());
+	Shma__Response *r = raw_read(fd);
 	shma__response__free_unpacked(r, NULL);
 	uint8_t frame[4 + 2] = {0, 0, 0, 0, 0x08, 0x05}; /* id 5, no body */
 	frame_put_header(frame, 2);
-	e2e_send_raw(fd, frame, sizeof frame);
+	raw_send_bytes(fd, frame, sizeof frame);
 	expect_error_and_close(fd, EPROTO);
 	daemon_still_serves();
 }
@@ -212,7 +212,7 @@ START_TEST(unlisted_user_is_refused)
 	struct e2e_daemon strict;
 	const char *const extra[] = {"--allow-uid", "54321", NULL};
 	e2e_start_daemon(&strict, extra);
-	int fd = e2e_raw_connect(strict.socket);
+	int fd = raw_connect(strict.socket);
 	ck_assert_int_ge(fd, 0);
 	expect_error_and_close(fd, EACCES);
 	ck_assert_int_eq(shma_connect(strict.socket), -EACCES);

@@ -16,6 +16,7 @@
 #include "raw.h"
 #include "frame.h"
 #include "instance.h"
+#include "skip.h"
 #include "shmalloc.h"
 #include "shmalloc.pb-c.h"
 #include "sizeclass.h"
@@ -36,7 +37,7 @@
 
 START_TEST(refs_outside_any_segment_are_rejected)
 {
-	int fd = peer(e2e.socket);
+	int fd = raw_peer(e2e.socket);
 	uint64_t bad[] = {
 		0,                                  /* the null ref */
 		ARENA | ((uint64_t)4000 << 40) | 65536, /* an arena that does not exist */
@@ -47,80 +48,80 @@ START_TEST(refs_outside_any_segment_are_rejected)
 		LARGE | ((uint64_t)77 << 40),       /* a large block that does not exist */
 		UINT64_MAX,
 	};
-	int before = refusals_logged(&e2e);
-	flush(fd, bad, sizeof bad / sizeof bad[0], 0, sizeof bad / sizeof bad[0]);
-	expect_logged(&e2e, before + 1); /* one line for the whole flush */
-	stats_ok(fd);
+	int before = raw_refusals_logged(&e2e);
+	raw_flush(fd, bad, sizeof bad / sizeof bad[0], 0, sizeof bad / sizeof bad[0]);
+	raw_expect_logged(&e2e, before + 1); /* one line for the whole flush */
+	raw_stats_ok(fd);
 	close(fd);
-	still_serves(&e2e);
+	raw_still_serves(&e2e);
 }
 END_TEST
 
 START_TEST(double_free_is_rejected_and_the_rest_taken)
 {
-	int fd = peer(e2e.socket);
+	int fd = raw_peer(e2e.socket);
 	uint64_t refs[8] = {0};
-	ck_assert_uint_eq(refill_refs(fd, 3, 8, refs), 8);
-	int before = refusals_logged(&e2e);
-	flush(fd, refs, 4, 4, 0);
-	flush(fd, refs, 4, 0, 4);       /* all four again */
-	flush(fd, refs + 2, 4, 2, 2);   /* two again, two fresh */
-	expect_logged(&e2e, before + 2);
+	ck_assert_uint_eq(raw_refill_refs(fd, 3, 8, refs), 8);
+	int before = raw_refusals_logged(&e2e);
+	raw_flush(fd, refs, 4, 4, 0);
+	raw_flush(fd, refs, 4, 0, 4);       /* all four again */
+	raw_flush(fd, refs + 2, 4, 2, 2);   /* two again, two fresh */
+	raw_expect_logged(&e2e, before + 2);
 	/* The objects freed twice were not handed out twice. */
 	uint64_t again[64];
-	size_t n = refill_refs(fd, 3, 64, again);
+	size_t n = raw_refill_refs(fd, 3, 64, again);
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = i + 1; j < n; j++)
 			ck_assert_uint_ne(again[i], again[j]);
-	flush(fd, again, n, (uint32_t)n, 0);
-	flush(fd, refs + 6, 2, 2, 0);
+	raw_flush(fd, again, n, (uint32_t)n, 0);
+	raw_flush(fd, refs + 6, 2, 2, 0);
 	close(fd);
-	still_serves(&e2e);
+	raw_still_serves(&e2e);
 }
 END_TEST
 
 START_TEST(misaligned_refs_are_rejected)
 {
-	int fd = peer(e2e.socket);
+	int fd = raw_peer(e2e.socket);
 	uint64_t ref = 0;
-	ck_assert_uint_eq(refill_refs(fd, 10, 1, &ref), 1);
+	ck_assert_uint_eq(raw_refill_refs(fd, 10, 1, &ref), 1);
 	uint64_t off[] = {ref + 1, ref + 8, ref + sizeclass_size(10) - 1, ref - 1};
-	int before = refusals_logged(&e2e);
-	flush(fd, off, 4, 0, 4);
-	expect_logged(&e2e, before + 1);
-	flush(fd, &ref, 1, 1, 0); /* still out: the right ref frees it */
+	int before = raw_refusals_logged(&e2e);
+	raw_flush(fd, off, 4, 0, 4);
+	raw_expect_logged(&e2e, before + 1);
+	raw_flush(fd, &ref, 1, 1, 0); /* still out: the right ref frees it */
 	close(fd);
-	still_serves(&e2e);
+	raw_still_serves(&e2e);
 }
 END_TEST
 
 START_TEST(refs_of_another_kind_are_refused)
 {
-	int fd = peer(e2e.socket);
+	int fd = raw_peer(e2e.socket);
 	uint64_t small = 0;
-	ck_assert_uint_eq(refill_refs(fd, 0, 1, &small), 1);
-	Shma__Response *r = alloc_large(fd, 300000);
+	ck_assert_uint_eq(raw_refill_refs(fd, 0, 1, &small), 1);
+	Shma__Response *r = raw_alloc_large(fd, 300000);
 	ck_assert_int_eq(r->body_case, SHMA__RESPONSE__BODY_ALLOC_LARGE);
 	uint64_t large = r->alloc_large->ref;
 	shma__response__free_unpacked(r, NULL);
-	int before = refusals_logged(&e2e);
-	expect_error(free_large(fd, small), EINVAL);     /* a small object as large */
-	expect_error(free_large(fd, large + 8192), EINVAL); /* inside the block */
-	expect_error(free_large(fd, 0), EINVAL);
-	flush(fd, &large, 1, 0, 1);                      /* a large block as small */
-	expect_error(publish(fd, "k3", ((uint64_t)3 << 62) | 8192), EINVAL);
-	expect_error(publish(fd, "nothing", ARENA | ((uint64_t)9 << 40) | 65536), EINVAL);
-	expect_error(publish(fd, "null", 0), EINVAL);
-	expect_error(publish(fd, "no-large", LARGE | ((uint64_t)77 << 40)), EINVAL);
-	expect_error(publish(fd, "past-large", large + ((uint64_t)1 << 30)), EINVAL);
-	expect_ok(publish(fd, "inside-large", large + 4096));
-	expect_ok(unpublish(fd, "inside-large"));
-	expect_logged(&e2e, before + 9);
-	expect_ok(free_large(fd, large));
-	expect_error(free_large(fd, large), EINVAL);     /* twice */
-	flush(fd, &small, 1, 1, 0);
+	int before = raw_refusals_logged(&e2e);
+	raw_expect_error(raw_free_large(fd, small), EINVAL);     /* a small object as large */
+	raw_expect_error(raw_free_large(fd, large + 8192), EINVAL); /* inside the block */
+	raw_expect_error(raw_free_large(fd, 0), EINVAL);
+	raw_flush(fd, &large, 1, 0, 1);                      /* a large block as small */
+	raw_expect_error(raw_publish(fd, "k3", ((uint64_t)3 << 62) | 8192), EINVAL);
+	raw_expect_error(raw_publish(fd, "nothing", ARENA | ((uint64_t)9 << 40) | 65536), EINVAL);
+	raw_expect_error(raw_publish(fd, "null", 0), EINVAL);
+	raw_expect_error(raw_publish(fd, "no-large", LARGE | ((uint64_t)77 << 40)), EINVAL);
+	raw_expect_error(raw_publish(fd, "past-large", large + ((uint64_t)1 << 30)), EINVAL);
+	raw_expect_ok(raw_publish(fd, "inside-large", large + 4096));
+	raw_expect_ok(raw_unpublish(fd, "inside-large"));
+	raw_expect_logged(&e2e, before + 9);
+	raw_expect_ok(raw_free_large(fd, large));
+	raw_expect_error(raw_free_large(fd, large), EINVAL);     /* twice */
+	raw_flush(fd, &small, 1, 1, 0);
 	close(fd);
-	still_serves(&e2e);
+	raw_still_serves(&e2e);
 }
 END_TEST
 
@@ -131,50 +132,50 @@ START_TEST(absurd_sizes_are_refused)
 	struct e2e_daemon d;
 	const char *const extra[] = {"--arena-size", "1M", "--max-memory", "8M", NULL};
 	e2e_start_daemon(&d, extra);
-	int fd = peer(d.socket);
-	int before = refusals_logged(&d);
-	expect_error(alloc_large(fd, 0), EINVAL);
-	expect_error(alloc_large(fd, (uint64_t)1 << 63), ENOMEM);
-	expect_error(alloc_large(fd, UINT64_MAX), ENOMEM);
-	expect_error(alloc_large(fd, (8u << 20) + 1), ENOMEM); /* just over --max-memory */
-	expect_logged(&d, before + 4);
+	int fd = raw_peer(d.socket);
+	int before = raw_refusals_logged(&d);
+	raw_expect_error(raw_alloc_large(fd, 0), EINVAL);
+	raw_expect_error(raw_alloc_large(fd, (uint64_t)1 << 63), ENOMEM);
+	raw_expect_error(raw_alloc_large(fd, UINT64_MAX), ENOMEM);
+	raw_expect_error(raw_alloc_large(fd, (8u << 20) + 1), ENOMEM); /* just over --max-memory */
+	raw_expect_logged(&d, before + 4);
 	/* And a fair one still works.  (Half an arena: a block larger than an
 	 * arena's pages is not served yet, doc/architecture.md.) */
-	Shma__Response *r = alloc_large(fd, 1u << 19);
+	Shma__Response *r = raw_alloc_large(fd, 1u << 19);
 	ck_assert_int_eq(r->body_case, SHMA__RESPONSE__BODY_ALLOC_LARGE);
-	expect_ok(free_large(fd, r->alloc_large->ref));
+	raw_expect_ok(raw_free_large(fd, r->alloc_large->ref));
 	shma__response__free_unpacked(r, NULL);
 	close(fd);
-	still_serves(&d);
+	raw_still_serves(&d);
 	e2e_stop_daemon(&d);
 }
 END_TEST
 
 START_TEST(refill_class_and_count_out_of_range)
 {
-	int fd = peer(e2e.socket);
-	int before = refusals_logged(&e2e);
-	expect_error(refill(fd, SIZECLASS_COUNT, 1), EINVAL);
-	expect_error(refill(fd, SIZECLASS_COUNT + 1, 1), EINVAL);
-	expect_error(refill(fd, UINT32_MAX, 1), EINVAL);
-	expect_error(refill(fd, 0, 0), EINVAL);
-	expect_logged(&e2e, before + 4);
+	int fd = raw_peer(e2e.socket);
+	int before = raw_refusals_logged(&e2e);
+	raw_expect_error(raw_refill(fd, SIZECLASS_COUNT, 1), EINVAL);
+	raw_expect_error(raw_refill(fd, SIZECLASS_COUNT + 1, 1), EINVAL);
+	raw_expect_error(raw_refill(fd, UINT32_MAX, 1), EINVAL);
+	raw_expect_error(raw_refill(fd, 0, 0), EINVAL);
+	raw_expect_logged(&e2e, before + 4);
 	/* A huge count is capped, not refused, and not more than asked. */
 	static uint64_t refs[1 << 16];
-	size_t n = refill_refs(fd, 0, UINT32_MAX, refs);
+	size_t n = raw_refill_refs(fd, 0, UINT32_MAX, refs);
 	ck_assert_uint_gt(n, 0);
 	ck_assert_uint_le(n, 16384);
-	flush(fd, refs, n, (uint32_t)n, 0);
+	raw_flush(fd, refs, n, (uint32_t)n, 0);
 	/* Nor in bytes: the largest small class gives 4 MiB at most, not 2 GiB. */
 	unsigned big = 0;
 	while (big + 1 < SIZECLASS_COUNT && sizeclass_size(big) < (128u << 10))
 		big++;
-	n = refill_refs(fd, big, UINT32_MAX, refs);
+	n = raw_refill_refs(fd, big, UINT32_MAX, refs);
 	ck_assert_uint_gt(n, 0);
 	ck_assert_uint_le(n * sizeclass_size(big), 4u << 20);
-	flush(fd, refs, n, (uint32_t)n, 0);
+	raw_flush(fd, refs, n, (uint32_t)n, 0);
 	close(fd);
-	still_serves(&e2e);
+	raw_still_serves(&e2e);
 }
 END_TEST
 
@@ -182,9 +183,9 @@ END_TEST
 
 START_TEST(bad_names_are_refused)
 {
-	int fd = peer(e2e.socket);
+	int fd = raw_peer(e2e.socket);
 	uint64_t ref = 0;
-	ck_assert_uint_eq(refill_refs(fd, 0, 1, &ref), 1);
+	ck_assert_uint_eq(raw_refill_refs(fd, 0, 1, &ref), 1);
 	char longest[256], too_long[257];
 	memset(longest, 'n', 255);
 	longest[255] = '\0';
@@ -192,60 +193,59 @@ START_TEST(bad_names_are_refused)
 	too_long[256] = '\0';
 	static const char *const odd[] = {"a\nb", "tab\there", "\x01", "del\x7f",
 					  "bad utf-8 \xff", "cut \xc3", "esc \x1b[2J"};
-	int before = refusals_logged(&e2e);
-	expect_error(publish(fd, "", ref), EINVAL);
-	expect_error(publish(fd, too_long, ref), ENAMETOOLONG);
+	int before = raw_refusals_logged(&e2e);
+	raw_expect_error(raw_publish(fd, "", ref), EINVAL);
+	raw_expect_error(raw_publish(fd, too_long, ref), ENAMETOOLONG);
 	for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
-		expect_error(publish(fd, odd[i], ref), EINVAL);
-	expect_logged(&e2e, before + 2 + (int)(sizeof odd / sizeof odd[0]));
-	expect_error(lookup(fd, ""), EINVAL);
-	expect_error(lookup(fd, too_long), ENAMETOOLONG);
-	expect_error(lookup(fd, "a\nb"), EINVAL);
-	expect_error(unpublish(fd, ""), EINVAL);
-	expect_error(unpublish(fd, "\x01"), EINVAL);
+		raw_expect_error(raw_publish(fd, odd[i], ref), EINVAL);
+	raw_expect_logged(&e2e, before + 2 + (int)(sizeof odd / sizeof odd[0]));
+	raw_expect_error(raw_lookup(fd, ""), EINVAL);
+	raw_expect_error(raw_lookup(fd, too_long), ENAMETOOLONG);
+	raw_expect_error(raw_lookup(fd, "a\nb"), EINVAL);
+	raw_expect_error(raw_unpublish(fd, ""), EINVAL);
+	raw_expect_error(raw_unpublish(fd, "\x01"), EINVAL);
 	/* The longest name, and one in UTF-8, are fine. */
-	expect_ok(publish(fd, longest, ref));
-	expect_ok(publish(fd, "caf\xc3\xa9", ref));
-	Shma__Response *r = lookup(fd, longest);
+	raw_expect_ok(raw_publish(fd, longest, ref));
+	raw_expect_ok(raw_publish(fd, "caf\xc3\xa9", ref));
+	Shma__Response *r = raw_lookup(fd, longest);
 	ck_assert_int_eq(r->body_case, SHMA__RESPONSE__BODY_LOOKUP);
 	ck_assert_uint_eq(r->lookup->ref, ref);
 	shma__response__free_unpacked(r, NULL);
-	expect_ok(unpublish(fd, longest));
-	expect_ok(unpublish(fd, "caf\xc3\xa9"));
-	flush(fd, &ref, 1, 1, 0);
+	raw_expect_ok(raw_unpublish(fd, longest));
+	raw_expect_ok(raw_unpublish(fd, "caf\xc3\xa9"));
+	raw_flush(fd, &ref, 1, 1, 0);
 	close(fd);
-	still_serves(&e2e);
+	raw_still_serves(&e2e);
 }
 END_TEST
 
 START_TEST(name_with_an_embedded_nul_is_refused)
 {
 	/* "ab\0cd": a string field of 5 bytes that C would read as "ab". */
-	int fd = peer(e2e.socket);
+	int fd = raw_peer(e2e.socket);
 	uint8_t frame[] = {0, 0, 0, 0, 0x08, 0x7f,          /* id 127 */
 			   0x42, 7, 0x0a, 5, 'a', 'b', 0, 'c', 'd'}; /* lookup { name } */
 	frame_put_header(frame, sizeof frame - FRAME_HEADER);
-	send_all(fd, frame, sizeof frame);
-	expect_error(recv_resp(fd), EINVAL);
-	stats_ok(fd);
+	raw_send_bytes(fd, frame, sizeof frame);
+	raw_expect_error(raw_read(fd), EINVAL);
+	raw_stats_ok(fd);
 	close(fd);
-	still_serves(&e2e);
+	raw_still_serves(&e2e);
 }
 END_TEST
 
 START_TEST(a_hello_name_cannot_forge_log_lines)
 {
-	int fd = e2e_raw_connect(e2e.socket);
+	int fd = raw_connect(e2e.socket);
 	Shma__Request req;
 	Shma__Hello h;
-	hello_req(&req, &h);
-	h.name = (char *)"x\nshmallocd[1]: error: forged line\x1b[2J";
-	Shma__Response *r = call(fd, &req);
+	wire_hello(&req, &h, "x\nshmallocd[1]: error: forged line\x1b[2J", 0);
+	Shma__Response *r = raw_call(fd, &req);
 	ck_assert_int_eq(r->body_case, SHMA__RESPONSE__BODY_HELLO);
 	shma__response__free_unpacked(r, NULL);
-	stats_ok(fd);
+	raw_stats_ok(fd);
 	close(fd);
-	ck_assert_int_eq(log_lines(&e2e, "x?shmallocd[1]: error: forged line?[2J"), 1);
+	ck_assert_int_eq(raw_log_lines(&e2e, "x?shmallocd[1]: error: forged line?[2J"), 1);
 	FILE *f = fopen(e2e.log, "r");
 	ck_assert_ptr_nonnull(f);
 	char line[1024];
@@ -298,8 +298,7 @@ START_TEST(a_flood_of_connections)
 	struct rlimit rl;
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
 	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < FLOOD * 2 + 512) {
-		fprintf(stderr, "hostile: a_flood_of_connections skipped: hard limit of %llu "
-			"descriptors\n", (unsigned long long)rl.rlim_max);
+		TEST_SKIP("a hard limit of %llu descriptors", (unsigned long long)rl.rlim_max);
 		return;
 	}
 	start_limited_daemon(&d, 256, rl.rlim_max);
@@ -307,7 +306,7 @@ START_TEST(a_flood_of_connections)
 	static int fds[FLOOD];
 	int n = 0;
 	for (; n < FLOOD; n++) {
-		fds[n] = e2e_raw_connect(d.socket);
+		fds[n] = raw_connect(d.socket);
 		if (fds[n] < 0)
 			break;
 	}
@@ -316,19 +315,19 @@ START_TEST(a_flood_of_connections)
 	for (int i = 0; i < n; i += 2) {
 		Shma__Request req;
 		Shma__Hello h;
-		hello_req(&req, &h);
-		send_req(fds[i], &req);
+		wire_hello(&req, &h, NULL, 0);
+		raw_send_next(fds[i], &req);
 	}
 	for (int i = 0; i < n; i += 2) {
-		Shma__Response *r = recv_resp(fds[i]);
+		Shma__Response *r = raw_read(fds[i]);
 		ck_assert_msg(r->body_case == SHMA__RESPONSE__BODY_HELLO, "hello %d: %s", i,
 			      r->body_case == SHMA__RESPONSE__BODY_ERROR ? r->error->message : "?");
 		shma__response__free_unpacked(r, NULL);
 	}
-	still_serves(&d);
+	raw_still_serves(&d);
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
-	still_serves(&d);
+	raw_still_serves(&d);
 	e2e_stop_daemon(&d);
 }
 END_TEST
@@ -342,17 +341,17 @@ START_TEST(out_of_file_descriptors_does_not_spin)
 	enum { N = 200 };
 	int fds[N];
 	for (int i = 0; i < N; i++)
-		fds[i] = e2e_raw_connect(d.socket);
+		fds[i] = raw_connect(d.socket);
 	usleep(200000);
-	long t0 = daemon_cpu_ticks(&d);
+	long t0 = raw_daemon_cpu_ticks(&d);
 	usleep(1000000);
-	long spent = daemon_cpu_ticks(&d) - t0;
+	long spent = raw_daemon_cpu_ticks(&d) - t0;
 	ck_assert_msg(spent < sysconf(_SC_CLK_TCK) / 5, "the daemon used %ld ticks in 1 s", spent);
 	for (int i = 0; i < N; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	usleep(200000);
-	still_serves(&d);
+	raw_still_serves(&d);
 	e2e_stop_daemon(&d);
 }
 END_TEST
@@ -362,29 +361,29 @@ START_TEST(no_hello_in_time_is_closed)
 	struct e2e_daemon d;
 	const char *const extra[] = {"--handshake-timeout", "0.5", NULL};
 	e2e_start_daemon(&d, extra);
-	int silent = e2e_raw_connect(d.socket);
-	int half = e2e_raw_connect(d.socket);
+	int silent = raw_connect(d.socket);
+	int half = raw_connect(d.socket);
 	uint8_t part[4 + 2];
 	frame_put_header(part, 40);
-	send_all(half, part, sizeof part);
-	int greeted = peer(d.socket);
+	raw_send_bytes(half, part, sizeof part);
+	int greeted = raw_peer(d.socket);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	expect_error(recv_resp(silent), ETIMEDOUT);
+	raw_expect_error(raw_read(silent), ETIMEDOUT);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	ck_assert(e2e_raw_closed(silent));
-	expect_error(recv_resp(half), ETIMEDOUT);
-	ck_assert(e2e_raw_closed(half));
+	ck_assert(raw_closed(silent));
+	raw_expect_error(raw_read(half), ETIMEDOUT);
+	ck_assert(raw_closed(half));
 	double waited = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
 	ck_assert_msg(waited < 2.0, "closed after %.2f s", waited);
-	ck_assert_int_eq(log_lines(&d, "no hello within"), 2);
+	ck_assert_int_eq(raw_log_lines(&d, "no hello within"), 2);
 	/* Idle after Hello is allowed, however long. */
 	usleep(1200000);
-	stats_ok(greeted);
+	raw_stats_ok(greeted);
 	close(silent);
 	close(half);
 	close(greeted);
-	still_serves(&d);
+	raw_still_serves(&d);
 	e2e_stop_daemon(&d);
 }
 END_TEST
@@ -392,42 +391,41 @@ END_TEST
 START_TEST(before_hello_frames_are_small)
 {
 	/* A Hello is tiny: before it, 4 KiB is the limit, not --max-frame. */
-	int fd = e2e_raw_connect(e2e.socket);
+	int fd = raw_connect(e2e.socket);
 	uint8_t hdr[FRAME_HEADER];
 	frame_put_header(hdr, 4097);
-	send_all(fd, hdr, sizeof hdr);
-	expect_error(recv_resp(fd), EMSGSIZE);
-	ck_assert(e2e_raw_closed(fd));
+	raw_send_bytes(fd, hdr, sizeof hdr);
+	raw_expect_error(raw_read(fd), EMSGSIZE);
+	ck_assert(raw_closed(fd));
 	close(fd);
 	/* After it, the limit is --max-frame: a 128 KiB flush is fine. */
-	fd = peer(e2e.socket);
+	fd = raw_peer(e2e.socket);
 	static uint64_t refs[16384];
-	size_t n = refill_refs(fd, 0, 16384, refs);
+	size_t n = raw_refill_refs(fd, 0, 16384, refs);
 	ck_assert_uint_gt(n, 8192);
-	flush(fd, refs, n, (uint32_t)n, 0);
+	raw_flush(fd, refs, n, (uint32_t)n, 0);
 	close(fd);
-	still_serves(&e2e);
+	raw_still_serves(&e2e);
 }
 END_TEST
 
 START_TEST(half_a_frame_blocks_nobody)
 {
-	int slow = peer(e2e.socket);
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Stats st = SHMA__STATS__INIT;
-	req.body_case = SHMA__REQUEST__BODY_STATS;
-	req.stats = &st;
+	int slow = raw_peer(e2e.socket);
+	Shma__Request req;
+	Shma__Stats st;
+	wire_stats(&req, &st);
 	req.id = 4242;
 	uint8_t frame[64];
 	size_t n = shma__request__get_packed_size(&req);
 	frame_put_header(frame, (uint32_t)n);
 	shma__request__pack(&req, frame + FRAME_HEADER);
-	send_all(slow, frame, 3); /* half the header */
-	still_serves(&e2e);
-	send_all(slow, frame + 3, 3);
-	still_serves(&e2e);
-	send_all(slow, frame + 6, n + FRAME_HEADER - 6);
-	Shma__Response *r = recv_resp(slow);
+	raw_send_bytes(slow, frame, 3); /* half the header */
+	raw_still_serves(&e2e);
+	raw_send_bytes(slow, frame + 3, 3);
+	raw_still_serves(&e2e);
+	raw_send_bytes(slow, frame + 6, n + FRAME_HEADER - 6);
+	Shma__Response *r = raw_read(slow);
 	ck_assert_uint_eq(r->id, 4242);
 	ck_assert_int_eq(r->body_case, SHMA__RESPONSE__BODY_STATS);
 	shma__response__free_unpacked(r, NULL);
@@ -440,16 +438,16 @@ END_TEST
  * 8 bytes, so one read of 64 KiB holds 8192 of them. */
 static int start_hog(const struct e2e_daemon *d)
 {
-	int hog = peer(d->socket);
+	int hog = raw_peer(d->socket);
 	uint64_t ref = 0;
-	ck_assert_uint_eq(refill_refs(hog, 0, 1, &ref), 1);
+	ck_assert_uint_eq(raw_refill_refs(hog, 0, 1, &ref), 1);
 	char name[256];
 	memset(name, 'r', 255);
 	name[255] = '\0';
 	for (int i = 0; i < 64; i++) {
 		snprintf(name, sizeof name, "%02d", i);
 		name[2] = 'r';
-		expect_ok(publish(hog, name, ref));
+		raw_expect_ok(raw_publish(hog, name, ref));
 	}
 	return hog;
 }
@@ -457,10 +455,9 @@ static int start_hog(const struct e2e_daemon *d)
 static void hog_for_a_second(int hog)
 {
 	static uint8_t batch[8 * 8192];
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Roots ro = SHMA__ROOTS__INIT;
-	req.body_case = SHMA__REQUEST__BODY_ROOTS;
-	req.roots = &ro;
+	Shma__Request req;
+	Shma__Roots ro;
+	wire_roots(&req, &ro);
 	req.id = 1;
 	size_t n = shma__request__get_packed_size(&req);
 	ck_assert_uint_eq(n + FRAME_HEADER, 8);
@@ -481,13 +478,13 @@ static void hog_for_a_second(int hog)
 START_TEST(a_client_that_never_reads_costs_bounded_memory)
 {
 	int hog = start_hog(&e2e);
-	long rss0 = daemon_rss_kib(&e2e);
+	long rss0 = raw_daemon_rss_kib(&e2e);
 	hog_for_a_second(hog);
-	still_serves(&e2e);
-	long grown = daemon_rss_kib(&e2e) - rss0;
+	raw_still_serves(&e2e);
+	long grown = raw_daemon_rss_kib(&e2e) - rss0;
 	ck_assert_msg(grown < 48 * 1024, "the daemon grew by %ld KiB", grown);
 	close(hog);
-	still_serves(&e2e);
+	raw_still_serves(&e2e);
 }
 END_TEST
 
@@ -497,16 +494,16 @@ START_TEST(a_client_that_never_reads_is_closed_after_the_write_timeout)
 	const char *const extra[] = {"--write-timeout", "1", NULL};
 	e2e_start_daemon(&d, extra);
 	int hog = start_hog(&d);
-	int reader = peer(d.socket); /* idle, but reads what it asks for */
+	int reader = raw_peer(d.socket); /* idle, but reads what it asks for */
 	hog_for_a_second(hog);
 	int n = 0;
-	for (int i = 0; i < 300 && (n = log_lines(&d, "past --write-timeout: closed")) == 0; i++)
+	for (int i = 0; i < 300 && (n = raw_log_lines(&d, "past --write-timeout: closed")) == 0; i++)
 		usleep(10000);
 	ck_assert_int_eq(n, 1);
-	stats_ok(reader);
+	raw_stats_ok(reader);
 	close(reader);
 	close(hog);
-	still_serves(&d);
+	raw_still_serves(&d);
 	e2e_stop_daemon(&d);
 }
 END_TEST

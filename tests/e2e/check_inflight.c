@@ -4,6 +4,7 @@
  * never marked is taken back (nobody can have its objects).
  */
 #include "e2e.h"
+#include "raw.h"
 #include "frame.h"
 #include "layout.h"
 #include "seg.h"
@@ -21,16 +22,12 @@ enum { CLS_KEPT = 3, CLS_LOST = 4, COUNT = 500 };
 
 static uint32_t refill(int fd, uint64_t id, unsigned cls)
 {
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Refill rf = SHMA__REFILL__INIT;
-	rf.size_class = cls;
-	rf.count = COUNT;
-	rf.slot = 1; /* slot 0 */
+	Shma__Request req;
+	Shma__Refill rf;
+	wire_refill(&req, &rf, cls, COUNT, 1 /* slot 0 */);
 	req.id = id;
-	req.body_case = SHMA__REQUEST__BODY_REFILL;
-	req.refill = &rf;
-	e2e_send_request(fd, &req);
-	Shma__Response *r = e2e_read_response(fd);
+	raw_send(fd, &req);
+	Shma__Response *r = raw_read(fd);
 	uint32_t n = 0;
 	if (r->body_case == SHMA__RESPONSE__BODY_REFILL) {
 		n = (uint32_t)r->refill->n_refs;
@@ -45,9 +42,9 @@ static uint32_t refill(int fd, uint64_t id, unsigned cls)
  * made for it; NULL if any of that fails. */
 static struct control_block *raw_client(int *fd)
 {
-	*fd = e2e_raw_connect(e2e.socket);
-	e2e_send_hello(*fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum());
-	Shma__Response *h = e2e_read_response(*fd);
+	*fd = raw_connect(e2e.socket);
+	raw_hello(*fd, SHMA_PROTOCOL_VERSION, sizeclass_checksum());
+	Shma__Response *h = raw_read(*fd);
 	if (h->body_case != SHMA__RESPONSE__BODY_HELLO) {
 		shma__response__free_unpacked(h, NULL);
 		return NULL;
@@ -100,14 +97,12 @@ END_TEST
 
 static uint64_t alloc_large(int fd, uint64_t id)
 {
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__AllocLarge al = SHMA__ALLOC_LARGE__INIT;
-	al.size = 1 << 20;
+	Shma__Request req;
+	Shma__AllocLarge al;
+	wire_alloc_large(&req, &al, 1 << 20);
 	req.id = id;
-	req.body_case = SHMA__REQUEST__BODY_ALLOC_LARGE;
-	req.alloc_large = &al;
-	e2e_send_request(fd, &req);
-	Shma__Response *r = e2e_read_response(fd);
+	raw_send(fd, &req);
+	Shma__Response *r = raw_read(fd);
 	uint64_t ref = r->body_case == SHMA__RESPONSE__BODY_ALLOC_LARGE ? r->alloc_large->ref : 0;
 	shma__response__free_unpacked(r, NULL);
 	return ref;

@@ -13,6 +13,7 @@
 #include "e2e.h"
 #include "raw.h"
 #include "shmalloc.h"
+#include "skip.h"
 
 #include <check.h>
 #include <errno.h>
@@ -116,9 +117,9 @@ START_TEST(max_memory_holds_under_load)
 	ck_assert_uint_le(total, 16u << 20);
 	ck_assert_uint_ge(total, 8u << 20);
 	/* Everyone is at the cap: a newcomer is refused cleanly and served. */
-	int fd = peer(d.socket);
-	expect_error(alloc_large(fd, 1u << 20), ENOMEM);
-	stats_ok(fd);
+	int fd = raw_peer(d.socket);
+	raw_expect_error(raw_alloc_large(fd, 1u << 20), ENOMEM);
+	raw_stats_ok(fd);
 	close(fd);
 	release_holders(pids, go);
 	/* What they gave back can be had again.  (Small blocks: an arena, once
@@ -153,7 +154,7 @@ START_TEST(client_max_memory_holds_under_load)
 		ck_assert_uint_ge(got[i], 1u << 20);
 	}
 	/* Each is at its own cap, not the daemon's: another client is served. */
-	still_serves(&d);
+	raw_still_serves(&d);
 	release_holders(pids, go);
 	e2e_stop_daemon(&d);
 }
@@ -191,11 +192,11 @@ static int full_tmpfs_child(void)
 	if (bytes < (6u << 20) || bytes > (16u << 20))
 		return 32;
 	/* Full: a newcomer cannot have a control block; it is told so. */
-	int fd = e2e_raw_connect(d.socket);
+	int fd = raw_connect(d.socket);
 	Shma__Request req;
 	Shma__Hello hh;
-	hello_req(&req, &hh);
-	Shma__Response *r = call(fd, &req);
+	wire_hello(&req, &hh, NULL, 0);
+	Shma__Response *r = raw_call(fd, &req);
 	if (r->body_case != SHMA__RESPONSE__BODY_ERROR ||
 	    (r->error->code != ENOMEM && r->error->code != ENOSPC))
 		return 34;
@@ -206,7 +207,7 @@ static int full_tmpfs_child(void)
 	int rc = e2e_wait(pid);
 	if (rc != 0)
 		return rc;
-	still_serves(&d);
+	raw_still_serves(&d);
 	e2e_stop_daemon(&d);
 	return 0;
 }
@@ -219,8 +220,7 @@ START_TEST(full_tmpfs_is_enomem_not_sigbus)
 		_exit(full_tmpfs_child());
 	int rc = e2e_wait(pid);
 	if (rc == 77) {
-		fprintf(stderr, "hostile: full_tmpfs_is_enomem_not_sigbus skipped: cannot mount a "
-			"tmpfs in a mount namespace here (needs CAP_SYS_ADMIN)\n");
+		TEST_SKIP("cannot mount a tmpfs in a mount namespace here (needs CAP_SYS_ADMIN)");
 		return;
 	}
 	ck_assert_msg(rc == 0, "the tmpfs run ended with %d (135 is SIGBUS)", rc);

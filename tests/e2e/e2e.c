@@ -2,21 +2,18 @@
  * The end-to-end fixture: see e2e.h.
  */
 #include "e2e.h"
-#include "frame.h"
 #include "instance.h"
+#include "raw.h"
 #include "seg.h"
 #include "shmalloc.h"
 
 #include <check.h>
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,7 +26,7 @@ struct e2e_daemon e2e;
 
 static int try_connect(const char *path)
 {
-	int fd = e2e_raw_connect(path);
+	int fd = raw_connect(path);
 	if (fd < 0)
 		return 0;
 	close(fd);
@@ -255,104 +252,6 @@ uint64_t e2e_ring_get(struct e2e_ring *r)
 	uint64_t ref = r->slot[tail % E2E_RING];
 	__atomic_store_n(&r->tail, tail + 1, __ATOMIC_RELEASE);
 	return ref;
-}
-
-int e2e_raw_connect(const char *socket_path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(socket_path) >= sizeof sa.sun_path)
-		return -1;
-	strcpy(sa.sun_path, socket_path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static int read_full(int fd, uint8_t *buf, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (poll(&p, 1, 5000) <= 0)
-			return -1;
-		ssize_t r = read(fd, buf + got, n - got);
-		if (r <= 0)
-			return 0;
-		got += (size_t)r;
-	}
-	return 1;
-}
-
-int e2e_raw_read_frame(int fd, uint8_t *buf, size_t cap)
-{
-	uint8_t hdr[4];
-	int rc = read_full(fd, hdr, 4);
-	if (rc <= 0)
-		return rc;
-	uint32_t n = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
-		     (uint32_t)hdr[3] << 24;
-	if (n > cap)
-		return -1;
-	rc = read_full(fd, buf, n);
-	return rc <= 0 ? rc : (int)n;
-}
-
-int e2e_raw_closed(int fd)
-{
-	uint8_t b[256];
-	for (;;) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (poll(&p, 1, 5000) <= 0)
-			return 0;
-		ssize_t r = read(fd, b, sizeof b);
-		if (r == 0 || (r < 0 && errno == ECONNRESET))
-			return 1;
-		if (r < 0)
-			return 0;
-	}
-}
-
-Shma__Response *e2e_read_response(int fd)
-{
-	static uint8_t buf[1 << 20];
-	int n = e2e_raw_read_frame(fd, buf, sizeof buf);
-	ck_assert_int_gt(n, 0);
-	Shma__Response *r = shma__response__unpack(NULL, (size_t)n, buf);
-	ck_assert_ptr_nonnull(r);
-	return r;
-}
-
-void e2e_send_raw(int fd, const void *p, size_t n)
-{
-	ck_assert_int_eq(write(fd, p, n), (ssize_t)n);
-}
-
-void e2e_send_request(int fd, const Shma__Request *req)
-{
-	uint8_t buf[4096];
-	size_t n = shma__request__get_packed_size(req);
-	ck_assert_uint_le(n + 4, sizeof buf);
-	frame_put_header(buf, (uint32_t)n);
-	shma__request__pack(req, buf + 4);
-	e2e_send_raw(fd, buf, n + 4);
-}
-
-void e2e_send_hello(int fd, uint32_t version, uint64_t checksum)
-{
-	Shma__Request req = SHMA__REQUEST__INIT;
-	Shma__Hello h = SHMA__HELLO__INIT;
-	h.version = version;
-	h.pid = (uint32_t)getpid();
-	h.class_checksum = checksum;
-	req.id = 1;
-	req.body_case = SHMA__REQUEST__BODY_HELLO;
-	req.hello = &h;
-	e2e_send_request(fd, &req);
 }
 
 static uint8_t pattern(uint64_t seed, size_t i)

@@ -1,7 +1,8 @@
 /*
  * The end-to-end fixture: a real shmallocd on a temporary socket, with a
  * unique instance name, started for one test and stopped after it; and
- * helpers to fork client processes and speak raw bytes to the daemon.
+ * helpers to fork client processes.  Speaking raw bytes to the daemon is
+ * raw.h's.
  */
 #ifndef SHMA_TESTS_E2E_H
 #define SHMA_TESTS_E2E_H
@@ -9,8 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-#include "shmalloc.pb-c.h"
 
 struct e2e_daemon {
 	char dir[64];
@@ -69,25 +68,9 @@ int e2e_ring_put(struct e2e_ring *r, uint64_t ref);
 /* The oldest ref, or 0 if the ring is empty. */
 uint64_t e2e_ring_get(struct e2e_ring *r);
 
-/* A raw connection to the daemon's socket; -1 on failure. */
-int e2e_raw_connect(const char *socket);
-/* Sends bytes; reads one frame's body (up to cap) with a 5 s timeout.
- * Returns the body length, 0 if the daemon closed, -1 on timeout. */
-int e2e_raw_read_frame(int fd, uint8_t *buf, size_t cap);
-/* 1 if the daemon closed fd (read returns 0 within 5 s). */
-int e2e_raw_closed(int fd);
-
 /* A pattern that names the block (seed) and the byte: a block handed out
  * twice, overlapping another or recycled while live shows the wrong byte. */
 void e2e_fill(void *p, size_t n, uint64_t seed);
 int e2e_check_fill(const void *p, size_t n, uint64_t seed);
-
-/* Raw protocol, for tests that speak to the daemon as a client would not:
- * each asserts on failure.  The response is the caller's to free with
- * shma__response__free_unpacked(r, NULL). */
-Shma__Response *e2e_read_response(int fd);
-void e2e_send_raw(int fd, const void *p, size_t n);
-void e2e_send_request(int fd, const Shma__Request *req);
-void e2e_send_hello(int fd, uint32_t version, uint64_t checksum);
 
 #endif

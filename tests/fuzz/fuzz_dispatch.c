@@ -22,6 +22,7 @@
 #include "fuzz_daemon.h"
 #include "log.h"
 #include "shmalloc.pb-c.h"
+#include "wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,16 +61,13 @@ static void close_daemon(void)
 	heap_close(d.heap, 1);
 }
 
-/* The longest answer libshmalloc reads (client/conn.c, RESPONSE_MAX). */
-#define FUZZ_RESPONSE_MAX ((uint32_t)64 << 20)
-
 /* The response must be one well-formed frame the client can read. */
 static void check_response(const uint8_t *frame, size_t len)
 {
 	const uint8_t *body;
 	uint32_t n;
 	size_t used;
-	if (frame_next(frame, len, FUZZ_RESPONSE_MAX, &body, &n, &used) != FRAME_OK || used != len)
+	if (frame_next(frame, len, WIRE_RESPONSE_MAX, &body, &n, &used) != FRAME_OK || used != len)
 		abort();
 	Shma__Response *r = shma__response__unpack(NULL, n, body);
 	if (r == NULL)
@@ -102,13 +100,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int quiet;
 	if (!quiet) {
-		log_set_level(getenv("FUZZ_LOG") ? LOG_DEBUG : LOG_ERROR);
+		log_set_level(getenv("FUZZ_LOG") ? SLOG_DEBUG : SLOG_ERROR);
 		quiet = 1;
 	}
 	open_daemon();
 	struct client c;
 	memset(&c, 0, sizeof c);
-	c.d = &d;
 	c.ctl_fd = -1;
 	c.pid = 0x7ffffff0; /* past any pid_max: the peer is gone when the connection ends */
 	d.clients = &c;

@@ -13,6 +13,7 @@
 #include "heap.h"
 #include "shmalloc.pb-c.h"
 #include "sizeclass.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -40,104 +41,81 @@ static void put(struct stream *s, Shma__Request *req)
 
 static void hello(struct stream *s, const char *name)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Hello h = SHMA__HELLO__INIT;
-	h.version = SHMA_PROTOCOL_VERSION;
-	h.pid = 4242;
-	h.class_checksum = sizeclass_checksum();
-	h.name = (char *)name;
-	r.body_case = SHMA__REQUEST__BODY_HELLO;
-	r.hello = &h;
+	Shma__Request r;
+	Shma__Hello h;
+	wire_hello(&r, &h, name, 0);
+	h.pid = 4242; /* the seeds do not depend on who wrote them */
 	put(s, &r);
 }
 
 static void refill(struct stream *s, uint32_t cls, uint32_t count)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Refill f = SHMA__REFILL__INIT;
-	f.size_class = cls;
-	f.count = count;
-	r.body_case = SHMA__REQUEST__BODY_REFILL;
-	r.refill = &f;
+	Shma__Request r;
+	Shma__Refill f;
+	wire_refill(&r, &f, cls, count, 0);
 	put(s, &r);
 }
 
 static void flush(struct stream *s, uint64_t *refs, size_t n, int want_reply)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Flush f = SHMA__FLUSH__INIT;
-	f.refs = refs;
-	f.n_refs = n;
-	f.want_reply = want_reply;
-	r.body_case = SHMA__REQUEST__BODY_FLUSH;
-	r.flush = &f;
+	Shma__Request r;
+	Shma__Flush f;
+	wire_flush(&r, &f, refs, n, want_reply);
 	put(s, &r);
 }
 
 static void alloc_large(struct stream *s, uint64_t size)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__AllocLarge a = SHMA__ALLOC_LARGE__INIT;
-	a.size = size;
-	r.body_case = SHMA__REQUEST__BODY_ALLOC_LARGE;
-	r.alloc_large = &a;
+	Shma__Request r;
+	Shma__AllocLarge a;
+	wire_alloc_large(&r, &a, size);
 	put(s, &r);
 }
 
 static void free_large(struct stream *s, uint64_t ref)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__FreeLarge f = SHMA__FREE_LARGE__INIT;
-	f.ref = ref;
-	r.body_case = SHMA__REQUEST__BODY_FREE_LARGE;
-	r.free_large = &f;
+	Shma__Request r;
+	Shma__FreeLarge f;
+	wire_free_large(&r, &f, ref);
 	put(s, &r);
 }
 
 static void publish(struct stream *s, const char *name, uint64_t ref)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Publish p = SHMA__PUBLISH__INIT;
-	p.name = (char *)name;
-	p.ref = ref;
-	r.body_case = SHMA__REQUEST__BODY_PUBLISH;
-	r.publish = &p;
+	Shma__Request r;
+	Shma__Publish p;
+	wire_publish(&r, &p, name, ref);
 	put(s, &r);
 }
 
 static void lookup(struct stream *s, const char *name)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Lookup l = SHMA__LOOKUP__INIT;
-	l.name = (char *)name;
-	r.body_case = SHMA__REQUEST__BODY_LOOKUP;
-	r.lookup = &l;
+	Shma__Request r;
+	Shma__Lookup l;
+	wire_lookup(&r, &l, name);
 	put(s, &r);
 }
 
 static void unpublish(struct stream *s, const char *name)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Unpublish u = SHMA__UNPUBLISH__INIT;
-	u.name = (char *)name;
-	r.body_case = SHMA__REQUEST__BODY_UNPUBLISH;
-	r.unpublish = &u;
+	Shma__Request r;
+	Shma__Unpublish u;
+	wire_unpublish(&r, &u, name);
 	put(s, &r);
 }
 
 static void empty_body(struct stream *s, Shma__Request__BodyCase which)
 {
-	Shma__Request r = SHMA__REQUEST__INIT;
-	Shma__Stats st = SHMA__STATS__INIT;
-	Shma__Roots ro = SHMA__ROOTS__INIT;
-	Shma__Goodbye g = SHMA__GOODBYE__INIT;
-	r.body_case = which;
+	Shma__Request r;
+	Shma__Stats st;
+	Shma__Roots ro;
+	Shma__Goodbye g;
 	if (which == SHMA__REQUEST__BODY_STATS)
-		r.stats = &st;
+		wire_stats(&r, &st);
 	else if (which == SHMA__REQUEST__BODY_ROOTS)
-		r.roots = &ro;
+		wire_roots(&r, &ro);
 	else
-		r.goodbye = &g;
+		wire_goodbye(&r, &g);
 	put(s, &r);
 }
 

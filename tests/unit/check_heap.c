@@ -6,6 +6,7 @@
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "heap.h"
 #include "heap_fixture.h"
@@ -22,7 +23,7 @@
 static char *map_meta(void)
 {
 	char name[SEG_NAME_MAX];
-	ck_assert_int_eq(seg_name(name, sizeof name, inst, 'M', 0), 0);
+	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'M', 0), 0);
 	int fd = seg_open(name, 0);
 	ck_assert_int_ge(fd, 0);
 	char *meta = seg_map_sparse(fd, (size_t)seg_size(fd), 0, SHMA_PAGE_SIZE);
@@ -35,7 +36,7 @@ static char *map_meta(void)
 static void *map_arena(uint32_t id)
 {
 	char *meta = map_meta();
-	return meta + layout_meta_offset(heap_geometry(h)->meta_bytes, id);
+	return meta + layout_meta_offset(heap_geometry(heap_fixture_heap)->meta_bytes, id);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -48,7 +49,7 @@ static int cmp_u64(const void *a, const void *b)
  * an object boundary inside the span, its bit is set. */
 static void check_object(void *base, uint64_t ref, unsigned cls)
 {
-	const struct arena_geometry *g = heap_geometry(h);
+	const struct arena_geometry *g = heap_geometry(heap_fixture_heap);
 	const struct sizeclass *sc = &sizeclass_table[cls];
 	uint64_t off = ref & (MIB - 1);
 	const struct page_entry *pe = &layout_page_map(base, g)[off >> SHMA_PAGE_SHIFT];
@@ -61,7 +62,7 @@ static void check_object(void *base, uint64_t ref, unsigned cls)
 	ck_assert_uint_lt(idx, sc->objects);
 	const uint64_t *bm = layout_bitmap(base, g, pe->span_start);
 	ck_assert(bm[idx / 64] >> (idx % 64) & 1);
-	ck_assert_int_eq(heap_object_class(h, ref), (int)cls);
+	ck_assert_int_eq(heap_object_class(heap_fixture_heap, ref), (int)cls);
 }
 
 START_TEST(refill_hands_distinct_objects)
@@ -69,8 +70,8 @@ START_TEST(refill_hands_distinct_objects)
 	enum { WANT = 3000 };
 	uint64_t refs[WANT];
 	struct heap_batch b = {.refs = refs, .refs_cap = WANT};
-	open_heap(0);
-	ck_assert_int_eq(heap_refill(h, CLS, WANT, &b), WANT);
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, WANT, &b), WANT);
 	ck_assert_uint_eq(b.nrefs, WANT);
 	ck_assert_uint_eq(b.nruns, 0);
 	void *base = map_arena(0);
@@ -80,11 +81,11 @@ START_TEST(refill_hands_distinct_objects)
 	for (unsigned i = 1; i < WANT; i++)
 		ck_assert_uint_ge(refs[i] - refs[i - 1], sizeclass_size(CLS));
 	struct heap_class_stats cs;
-	heap_class_stats(h, CLS, &cs);
+	heap_class_stats(heap_fixture_heap, CLS, &cs);
 	ck_assert_uint_eq(cs.objects_out, WANT);
 	ck_assert_uint_eq(cs.spans, (WANT + 1023) / 1024);
 	ck_assert_uint_eq(cs.objects_total, cs.spans * 1024);
-	close_heap();
+	heap_fixture_close();
 }
 END_TEST
 
@@ -94,8 +95,8 @@ START_TEST(fresh_spans_go_out_as_runs)
 	uint64_t refs[16];
 	struct heap_run runs[4];
 	struct heap_batch b = {.refs = refs, .refs_cap = 16, .runs = runs, .runs_cap = 4};
-	open_heap(0);
-	ck_assert_int_eq(heap_refill(h, CLS, 2 * objs + 5, &b), (int)(2 * objs + 5));
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 2 * objs + 5, &b), (int)(2 * objs + 5));
 	ck_assert_uint_eq(b.nruns, 3);
 	ck_assert_uint_eq(b.nrefs, 0);
 	ck_assert_uint_eq(runs[0].count, objs);
@@ -107,11 +108,11 @@ START_TEST(fresh_spans_go_out_as_runs)
 			check_object(base, runs[r].first + i * sizeclass_size(CLS), CLS);
 	/* The partly used span is drawn on next, as refs after the run. */
 	b.runs_cap = 0;
-	ck_assert_int_eq(heap_refill(h, CLS, 10, &b), 10);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 10, &b), 10);
 	ck_assert_uint_eq(b.nrefs, 10);
 	for (unsigned i = 0; i < 10; i++)
 		ck_assert_uint_eq(refs[i], runs[2].first + (5 + i) * sizeclass_size(CLS));
-	close_heap();
+	heap_fixture_close();
 }
 END_TEST
 
@@ -120,14 +121,14 @@ START_TEST(bad_refills_are_refused)
 	uint64_t refs[4];
 	struct heap_batch b = {.refs = refs, .refs_cap = 4};
 	struct heap_batch none = {0};
-	open_heap(0);
-	ck_assert_int_eq(heap_refill(h, SIZECLASS_COUNT, 1, &b), -EINVAL);
-	ck_assert_int_eq(heap_refill(h, CLS, 0, &b), -EINVAL);
-	ck_assert_int_eq(heap_refill(h, CLS, 1, &none), -EINVAL);
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, SIZECLASS_COUNT, 1, &b), -EINVAL);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 0, &b), -EINVAL);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 1, &none), -EINVAL);
 	/* A 1 MiB class needs 8 MiB spans: no 1 MiB arena holds one. */
-	ck_assert_int_eq(heap_refill(h, SIZECLASS_COUNT - 1, 1, &b), -ENOMEM);
-	ck_assert_uint_eq(heap_arena_count(h), 1);
-	close_heap();
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, SIZECLASS_COUNT - 1, 1, &b), -ENOMEM);
+	ck_assert_uint_eq(heap_arena_count(heap_fixture_heap), 1);
+	heap_fixture_close();
 }
 END_TEST
 
@@ -136,25 +137,25 @@ START_TEST(bad_frees_are_refused)
 	uint64_t refs[2];
 	struct heap_batch b = {.refs = refs, .refs_cap = 2};
 	unsigned cls = 99;
-	open_heap(0);
-	ck_assert_int_eq(heap_refill(h, CLS, 2, &b), 2);
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 2, &b), 2);
 	uint64_t r = refs[0], off = r & (MIB - 1);
-	ck_assert_int_eq(heap_free_object(h, r + 1, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(h, r + sizeclass_size(CLS) / 2, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, r + 1, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, r + sizeclass_size(CLS) / 2, NULL), -EINVAL);
 	/* The same offset in an arena not made yet, and far past the range. */
-	ck_assert_int_eq(heap_free_object(h, 5 * MIB + off, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(h, (UINT64_C(1) << 62) + r, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(h, 0, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(h, MIB - 64, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, 5 * MIB + off, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, (UINT64_C(1) << 62) + r, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, 0, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, MIB - 64, NULL), -EINVAL);
 	/* Past the last object of the span: the tail is no object. */
-	ck_assert_int_eq(heap_free_object(h, r, &cls), 0);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, r, &cls), 0);
 	ck_assert_uint_eq(cls, CLS);
-	ck_assert_int_eq(heap_free_object(h, r, NULL), -EALREADY);
-	ck_assert_int_eq(heap_object_class(h, r), -EALREADY);
-	ck_assert_int_eq(heap_free_object(h, refs[1], NULL), 0);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, r, NULL), -EALREADY);
+	ck_assert_int_eq(heap_object_class(heap_fixture_heap, r), -EALREADY);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[1], NULL), 0);
 	/* The span went back: its pages are no span any more. */
-	ck_assert_int_eq(heap_free_object(h, refs[1], NULL), -EINVAL);
-	close_heap();
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[1], NULL), -EINVAL);
+	heap_fixture_close();
 }
 END_TEST
 
@@ -165,12 +166,12 @@ START_TEST(span_tail_is_no_object)
 	uint64_t ref;
 	struct heap_batch b = {.refs = &ref, .refs_cap = 1};
 	ck_assert_uint_lt((uint64_t)sc->objects * sc->size, sc->span_pages * SHMA_PAGE_SIZE);
-	open_heap(0);
-	ck_assert_int_eq(heap_refill(h, cls, 1, &b), 1);
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, 1, &b), 1);
 	uint64_t tail = ref + (uint64_t)sc->objects * sc->size;
-	ck_assert_int_eq(heap_free_object(h, tail, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(h, ref, NULL), 0);
-	close_heap();
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, tail, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, ref, NULL), 0);
+	heap_fixture_close();
 }
 END_TEST
 
@@ -179,25 +180,25 @@ START_TEST(empty_span_returns_its_pages)
 	uint64_t refs[8];
 	struct heap_batch b = {.refs = refs, .refs_cap = 8};
 	struct heap_totals t0, t1;
-	open_heap(0);
-	heap_totals(h, &t0);
-	ck_assert_int_eq(heap_refill(h, CLS, 8, &b), 8);
-	heap_totals(h, &t1);
+	heap_fixture_open(0);
+	heap_totals(heap_fixture_heap, &t0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 8, &b), 8);
+	heap_totals(heap_fixture_heap, &t1);
 	ck_assert_uint_eq(t1.free_pages, t0.free_pages - sizeclass_table[CLS].span_pages);
 	ck_assert_uint_eq(t1.in_use_bytes, 8 * sizeclass_size(CLS));
 	for (unsigned i = 0; i < 8; i++)
-		ck_assert_int_eq(heap_free_object(h, refs[i], NULL), 0);
-	heap_totals(h, &t1);
+		ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[i], NULL), 0);
+	heap_totals(heap_fixture_heap, &t1);
 	ck_assert_uint_eq(t1.free_pages, t0.free_pages);
 	ck_assert_uint_eq(t1.largest_free_run, t0.largest_free_run);
 	ck_assert_uint_eq(t1.in_use_bytes, 0);
 	ck_assert_uint_eq(t1.peak_in_use_bytes, 8 * sizeclass_size(CLS));
 	struct heap_class_stats cs;
-	heap_class_stats(h, CLS, &cs);
+	heap_class_stats(heap_fixture_heap, CLS, &cs);
 	ck_assert_uint_eq(cs.spans, 0);
 	ck_assert_uint_eq(cs.flushes, 8);
 	ck_assert_uint_eq(cs.refills, 1);
-	close_heap();
+	heap_fixture_close();
 }
 END_TEST
 
@@ -205,11 +206,11 @@ END_TEST
 static struct page_entry page_at(uint64_t ref)
 {
 	char *meta = map_meta();
-	const struct arena_geometry *g = heap_geometry(h);
+	const struct arena_geometry *g = heap_geometry(heap_fixture_heap);
 	const struct page_entry *pm =
 		layout_page_map(meta + layout_meta_offset(g->meta_bytes, (uint32_t)(ref / MIB)), g);
 	struct page_entry pe = pm[(ref & (MIB - 1)) >> SHMA_PAGE_SHIFT];
-	seg_unmap(meta, layout_meta_size(g->meta_bytes, heap_max_arenas(h)));
+	seg_unmap(meta, layout_meta_size(g->meta_bytes, heap_max_arenas(heap_fixture_heap)));
 	return pe;
 }
 
@@ -217,9 +218,9 @@ START_TEST(large_blocks_are_page_runs)
 {
 	uint64_t ref, size, freed, start;
 	struct heap_totals t, t0;
-	open_heap(0);
-	heap_totals(h, &t0);
-	ck_assert_int_eq(heap_alloc_large(h, 200000, 1, &ref, &size), 0);
+	heap_fixture_open(0);
+	heap_totals(heap_fixture_heap, &t0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 200000, 1, &ref, &size), 0);
 	ck_assert_uint_eq(size, 25 * SHMA_PAGE_SIZE);
 	ck_assert_uint_eq(ref % SHMA_PAGE_SIZE, 0);
 	/* The page map says so: its first page and its length, then pages that
@@ -230,37 +231,37 @@ START_TEST(large_blocks_are_page_runs)
 	pe = page_at(ref + 24 * SHMA_PAGE_SIZE);
 	ck_assert_int_eq(pe.kind, PAGE_LARGE_CONT);
 	ck_assert_uint_eq(pe.span_start, (ref & (MIB - 1)) >> SHMA_PAGE_SHIFT);
-	ck_assert_uint_eq(heap_large_size(h, ref + 100000, &start), size);
+	ck_assert_uint_eq(heap_large_size(heap_fixture_heap, ref + 100000, &start), size);
 	ck_assert_uint_eq(start, ref);
-	ck_assert_uint_eq(heap_large_size(h, ref + size, NULL), 0);
-	heap_totals(h, &t);
+	ck_assert_uint_eq(heap_large_size(heap_fixture_heap, ref + size, NULL), 0);
+	heap_totals(heap_fixture_heap, &t);
 	ck_assert_uint_eq(t.large_count, 1);
 	ck_assert_uint_eq(t.large_bytes, size);
 	ck_assert_uint_eq(t.in_use_bytes, size);
 	ck_assert_uint_eq(t.mapped_bytes, MIB);
 	ck_assert_uint_eq(t.free_pages, t0.free_pages - 25);
-	ck_assert_int_eq(heap_free_large(h, ref + 8, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_large(h, ref + SHMA_PAGE_SIZE, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_large(h, 0, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_large(h, ref, &freed), 0);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref + 8, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref + SHMA_PAGE_SIZE, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, 0, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref, &freed), 0);
 	ck_assert_uint_eq(freed, size);
 	ck_assert_int_eq(page_at(ref).kind, PAGE_FREE);
-	ck_assert_int_eq(heap_free_large(h, ref, NULL), -EINVAL);
-	heap_totals(h, &t);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref, NULL), -EINVAL);
+	heap_totals(heap_fixture_heap, &t);
 	ck_assert_uint_eq(t.large_count, 0);
 	ck_assert_uint_eq(t.in_use_bytes, 0);
 	ck_assert_uint_eq(t.free_pages, t0.free_pages);
 	/* Still reserved: the next block of that size takes the same pages
 	 * back without a system call; after the decay they go to the OS. */
 	uint64_t again;
-	ck_assert_int_eq(heap_alloc_large(h, 200000, 1, &again, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 200000, 1, &again, &size), 0);
 	ck_assert_uint_eq(again, ref);
-	ck_assert_int_eq(heap_free_large(h, again, NULL), 0);
-	ck_assert_uint_ge(heap_decay(h, heap_now_ms() + 1000), size);
-	ck_assert_int_eq(heap_alloc_large(h, 0, 1, &ref, &size), -EINVAL);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, again, NULL), 0);
+	ck_assert_uint_ge(heap_decay(heap_fixture_heap, heap_now_ms() + 1000), size);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 0, 1, &ref, &size), -EINVAL);
 	/* No block is larger than an arena's pages. */
-	ck_assert_int_eq(heap_alloc_large(h, MIB, 1, &ref, &size), -ENOMEM);
-	close_heap();
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, MIB, 1, &ref, &size), -ENOMEM);
+	heap_fixture_close();
 }
 END_TEST
 
@@ -268,17 +269,17 @@ START_TEST(large_blocks_are_tracked_by_id)
 {
 	enum { N = 300 };
 	uint64_t refs[N], size;
-	open_heap(0);
+	heap_fixture_open(0);
 	for (unsigned i = 0; i < N; i++)
-		ck_assert_int_eq(heap_alloc_large(h, SHMA_PAGE_SIZE, 1, &refs[i], &size), 0);
+		ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, SHMA_PAGE_SIZE, 1, &refs[i], &size), 0);
 	for (unsigned i = 0; i < N; i += 2)
-		ck_assert_int_eq(heap_free_large(h, refs[i], NULL), 0);
+		ck_assert_int_eq(heap_free_large(heap_fixture_heap, refs[i], NULL), 0);
 	for (unsigned i = 1; i < N; i += 2)
-		ck_assert_int_eq(heap_free_large(h, refs[i], &size), 0);
+		ck_assert_int_eq(heap_free_large(heap_fixture_heap, refs[i], &size), 0);
 	struct heap_totals t;
-	heap_totals(h, &t);
+	heap_totals(heap_fixture_heap, &t);
 	ck_assert_uint_eq(t.large_count, 0);
-	close_heap();
+	heap_fixture_close();
 }
 END_TEST
 
@@ -287,10 +288,10 @@ START_TEST(close_unlinks_live_blocks)
 	uint64_t ref, size;
 	uint64_t refs[4];
 	struct heap_batch b = {.refs = refs, .refs_cap = 4};
-	open_heap(0);
-	ck_assert_int_eq(heap_alloc_large(h, MIB / 2, 1, &ref, &size), 0);
-	ck_assert_int_eq(heap_refill(h, CLS, 4, &b), 4);
-	close_heap();
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, MIB / 2, 1, &ref, &size), 0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 4, &b), 4);
+	heap_fixture_close();
 }
 END_TEST
 
@@ -299,25 +300,25 @@ START_TEST(max_memory_is_a_cap)
 	uint64_t ref, size;
 	uint64_t refs[8];
 	struct heap_batch b = {.refs = refs, .refs_cap = 8};
-	open_heap(2 * MIB);
-	ck_assert_uint_eq(heap_max_arenas(h), 2);
+	heap_fixture_open(2 * MIB);
+	ck_assert_uint_eq(heap_max_arenas(heap_fixture_heap), 2);
 	/* Large blocks fill the arenas the cap allows, then fail. */
 	uint64_t half = MIB / 2, big_refs[2];
-	ck_assert_int_eq(heap_alloc_large(h, half, 1, &big_refs[0], &size), 0);
-	ck_assert_int_eq(heap_alloc_large(h, half, 1, &big_refs[1], &size), 0);
-	ck_assert_int_eq(heap_alloc_large(h, half, 1, &ref, &size), -ENOMEM);
-	ck_assert_uint_eq(heap_arena_count(h), 2);
-	ck_assert_int_eq(heap_free_large(h, big_refs[0], NULL), 0);
-	ck_assert_int_eq(heap_free_large(h, big_refs[1], NULL), 0);
-	close_heap();
-	open_heap(MIB);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, half, 1, &big_refs[0], &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, half, 1, &big_refs[1], &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, half, 1, &ref, &size), -ENOMEM);
+	ck_assert_uint_eq(heap_arena_count(heap_fixture_heap), 2);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, big_refs[0], NULL), 0);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, big_refs[1], NULL), 0);
+	heap_fixture_close();
+	heap_fixture_open(MIB);
 	/* One arena allowed: it has room for eight spans, no more. */
 	unsigned big = sizeclass_of(65536); /* 64-page spans: one per 1 MiB arena */
-	ck_assert_int_eq(heap_refill(h, big, 1, &b), 1);
-	ck_assert_int_eq(heap_refill(h, big, 8, &b), 7);
-	ck_assert_int_eq(heap_refill(h, big, 1, &b), -ENOMEM);
-	ck_assert_uint_eq(heap_arena_count(h), 1);
-	close_heap();
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 1, &b), 1);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 8, &b), 7);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 1, &b), -ENOMEM);
+	ck_assert_uint_eq(heap_arena_count(heap_fixture_heap), 1);
+	heap_fixture_close();
 }
 END_TEST
 
@@ -326,8 +327,8 @@ START_TEST(bad_configs_are_refused)
 	struct heap *other;
 	struct heap_config cfg = {.instance = "bad/name", .arena_size = MIB, .mode = 0600};
 	ck_assert_int_eq(heap_open(&other, &cfg), -EINVAL);
-	test_instance(inst, sizeof inst);
-	cfg.instance = inst;
+	test_instance(heap_fixture_inst, sizeof heap_fixture_inst);
+	cfg.instance = heap_fixture_inst;
 	cfg.arena_size = MIB + 1;
 	ck_assert_int_eq(heap_open(&other, &cfg), -EINVAL);
 	cfg.arena_size = MIB / 2;
@@ -335,15 +336,15 @@ START_TEST(bad_configs_are_refused)
 	cfg.arena_size = 2 * MIB;
 	cfg.max_memory = MIB;
 	ck_assert_int_eq(heap_open(&other, &cfg), -EINVAL);
-	ck_assert_int_eq(test_segments_left(inst), 0);
+	ck_assert_int_eq(test_segments_left(heap_fixture_inst), 0);
 	/* Two heaps of one instance would share segments: the first holds the
 	 * instance's lock, and the second would recover the first's arenas. */
-	open_heap(0);
-	cfg.instance = inst;
+	heap_fixture_open(0);
+	cfg.instance = heap_fixture_inst;
 	cfg.arena_size = MIB;
 	cfg.max_memory = 0;
 	ck_assert_int_eq(heap_open(&other, &cfg), -EBUSY);
-	close_heap();
+	heap_fixture_close();
 }
 END_TEST
 

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "heap_fixture.h"
 #include "instance.h"
@@ -147,37 +148,37 @@ START_TEST(arenas_are_added_on_demand)
 	struct heap_run runs[1];
 	struct heap_batch b = {.runs = runs, .runs_cap = 1};
 	struct heap_totals t;
-	open_heap(3 * MIB);
+	heap_fixture_open(3 * MIB);
 	for (uint32_t i = 0; i < 3; i++) {
-		ck_assert_int_eq(heap_refill(h, cls, objs, &b), (int)objs);
+		ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, objs, &b), (int)objs);
 		ck_assert_uint_eq(runs[0].first / MIB, i);
-		ck_assert_uint_eq(heap_arena_count(h), i + 1);
+		ck_assert_uint_eq(heap_arena_count(heap_fixture_heap), i + 1);
 	}
-	ck_assert_int_eq(heap_refill(h, cls, objs, &b), -ENOMEM);
-	heap_totals(h, &t);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, objs, &b), -ENOMEM);
+	heap_totals(heap_fixture_heap, &t);
 	ck_assert_uint_eq(t.narenas, 3);
 	ck_assert_uint_eq(t.mapped_bytes, 3 * MIB);
 	struct heap_arena_stats as;
-	heap_arena_stats(h, 2, &as);
+	heap_arena_stats(heap_fixture_heap, 2, &as);
 	ck_assert_uint_eq(as.id, 2);
 	ck_assert_uint_eq(as.pages, 128);
 	ck_assert_uint_eq(as.span_pages, 64);
-	ck_assert_uint_eq(as.free_pages, 128 - heap_geometry(h)->meta_pages - 64);
+	ck_assert_uint_eq(as.free_pages, 128 - heap_geometry(heap_fixture_heap)->meta_pages - 64);
 	ck_assert_uint_ge(as.resident_bytes, 64 * SHMA_PAGE_SIZE);
 	/* Freed spans are reused before any new arena. */
 	for (uint32_t i = 0; i < objs; i++)
-		ck_assert_int_eq(heap_free_object(h, runs[0].first + i * sizeclass_size(cls),
+		ck_assert_int_eq(heap_free_object(heap_fixture_heap, runs[0].first + i * sizeclass_size(cls),
 						  NULL), 0);
-	ck_assert_int_eq(heap_refill(h, cls, objs, &b), (int)objs);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, objs, &b), (int)objs);
 	ck_assert_uint_eq(runs[0].first / MIB, 2);
-	close_heap();
+	heap_fixture_close();
 }
 END_TEST
 
 static uint64_t resident(void)
 {
 	struct heap_totals t;
-	heap_totals(h, &t);
+	heap_totals(heap_fixture_heap, &t);
 	return t.resident_bytes;
 }
 
@@ -187,7 +188,7 @@ static uint64_t resident(void)
 static void touch(uint64_t first, size_t len)
 {
 	char name[SEG_NAME_MAX];
-	ck_assert_int_eq(seg_name(name, sizeof name, inst, 'p', 0), 0);
+	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'p', 0), 0);
 	int fd = seg_open(name, 1);
 	ck_assert_int_ge(fd, 0);
 	size_t range = (size_t)seg_size(fd);
@@ -205,29 +206,29 @@ START_TEST(decay_punches_and_counts)
 	uint64_t span = sizeclass_table[cls].span_pages * SHMA_PAGE_SIZE;
 	struct heap_run runs[1];
 	struct heap_batch b = {.runs = runs, .runs_cap = 1};
-	open_heap(0);
+	heap_fixture_open(0);
 	uint64_t r0 = resident();
-	ck_assert_int_eq(heap_refill(h, cls, objs, &b), (int)objs);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, objs, &b), (int)objs);
 	/* Reserved before it went out. */
 	ck_assert_uint_eq(resident(), r0 + span);
 	touch(runs[0].first, objs * sizeclass_size(cls));
 	for (uint32_t i = 0; i < objs; i++)
-		ck_assert_int_eq(heap_free_object(h, runs[0].first + i * sizeclass_size(cls),
+		ck_assert_int_eq(heap_free_object(heap_fixture_heap, runs[0].first + i * sizeclass_size(cls),
 						  NULL), 0);
 	uint64_t now = heap_now_ms();
-	ck_assert_uint_eq(heap_decay(h, now), 0);
+	ck_assert_uint_eq(heap_decay(heap_fixture_heap, now), 0);
 	ck_assert_uint_eq(resident(), r0 + span);
-	ck_assert_uint_eq(heap_decay(h, now + 5000), span);
+	ck_assert_uint_eq(heap_decay(heap_fixture_heap, now + 5000), span);
 	ck_assert_uint_eq(resident(), r0);
-	ck_assert_uint_eq(heap_decay(h, now + 10000), 0);
+	ck_assert_uint_eq(heap_decay(heap_fixture_heap, now + 10000), 0);
 	struct heap_totals t;
-	heap_totals(h, &t);
+	heap_totals(heap_fixture_heap, &t);
 	ck_assert_uint_eq(t.returned_bytes, span);
 	/* Reused after the punch: reserved again, readable as zeros. */
-	ck_assert_int_eq(heap_refill(h, cls, objs, &b), (int)objs);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, objs, &b), (int)objs);
 	ck_assert_uint_eq(resident(), r0 + span);
 	touch(runs[0].first, objs * sizeclass_size(cls));
-	close_heap();
+	heap_fixture_close();
 }
 END_TEST
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "instance.h"
 #include "ref.h"
@@ -75,6 +76,12 @@ START_TEST(bad_calls_get_their_errors)
 	ck_assert_uint_eq(ref, 7);
 	ck_assert_int_eq(roots_lookup(r, "", &ref), -EINVAL);
 	ck_assert_int_eq(roots_unpublish(r, ""), -EINVAL);
+	/* The directory keeps the wire's rule for names itself (shm/rootname.h):
+	 * a control byte or broken UTF-8 never reaches the segment. */
+	ck_assert_int_eq(roots_publish(r, "a\nb", 1), -EINVAL);
+	ck_assert_int_eq(roots_publish(r, "\xc0\xaf", 1), -EINVAL);
+	ck_assert_int_eq(roots_lookup(r, "a\x1b", &ref), -EINVAL);
+	ck_assert_int_eq(roots_publish(r, "caf\xc3\xa9", 9), 0);
 	close_roots();
 }
 END_TEST

@@ -1,0 +1,85 @@
+/*
+ * Sessions: see session.h.  A session is the daemon's side of one peer, made
+ * of what the dispatcher and the stats need and nothing of the socket that
+ * carries it; so the whole life of a client, from admission to the
+ * settling of its control block, runs without an event loop (the dispatch
+ * suite and the fuzz target drive it directly).
+ */
+#include "session.h"
+#include "access.h"
+#include "dispatch.h"
+#include "log.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+struct client *session_open(struct daemon *d, pid_t pid, uid_t uid)
+{
+	struct client *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return NULL;
+	c->ctl_fd = -1;
+	c->pid = pid;
+	c->uid = uid;
+	c->connected_since = (int64_t)time(NULL);
+	c->next = d->clients;
+	if (d->clients)
+		d->clients->prev = c;
+	d->clients = c;
+	d->nclients++;
+	return c;
+}
+
+int session_admit(const struct daemon *d, const struct client *c, gid_t gid, const char **why)
+{
+	if (!access_peer_allowed(&d->opt, c->uid, gid)) {
+		*why = "this user may not use this daemon (see --allow-uid)";
+		return -EACCES;
+	}
+	if (d->nclients > DAEMON_MAX_CLIENTS) {
+		*why = "too many clients";
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+void session_refuse(struct daemon *d, struct client *c, int code, const char *what,
+		    uint8_t **frame, size_t *frame_len)
+{
+	Shma__Response resp;
+	struct dispatch_scratch s = {0};
+	dispatch_error(&resp, &s, 0, code, "%s", what);
+	c->rejected++;
+	d->rejected++;
+	log_msg(SLOG_WARN, "refused pid %ld uid %lu: %s", (long)c->pid, (unsigned long)c->uid,
+		what);
+	if (dispatch_pack(&resp, frame, frame_len) != 0) {
+		*frame = NULL;
+		*frame_len = 0;
+	}
+	dispatch_done(&s);
+}
+
+void session_close(struct daemon *d, struct client *c)
+{
+	stats_retire_client(d, c);
+	uint64_t back = daemon_control_release(d, c, !c->said_goodbye);
+	if (c->hello_done)
+		log_msg(SLOG_INFO, "client %llu (pid %ld) %s%s",
+			(unsigned long long)c->id, (long)c->pid,
+			c->said_goodbye ? "said goodbye" : "disconnected without goodbye",
+			back ? ", cached objects taken back" : "");
+	if (back)
+		log_msg(SLOG_INFO, "client %llu: took back %llu cached objects",
+			(unsigned long long)c->id, (unsigned long long)back);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		d->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	d->nclients--;
+	free(c);
+}

@@ -13,6 +13,7 @@
 #include "inflight.h"
 #include "layout.h"
 #include "options.h"
+#include "perimeter.h"
 #include "roots.h"
 
 #define DAEMON_HIST_BUCKETS 32 /* service time, power-of-two ns buckets */
@@ -44,6 +45,7 @@ struct client {
 
 struct daemon {
 	struct options opt;
+	struct perimeter perimeter; /* the socket's directory, checked and held */
 	struct heap *heap;
 	struct roots *roots;
 	uv_loop_t *loop;

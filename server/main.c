@@ -103,8 +103,13 @@ int main(int argc, char **argv)
 		perror("shmallocd: daemon");
 		return 1;
 	}
-	if (access_prepare(&d.opt) != 0 || open_state(&d) != 0)
+	/* The perimeter first: a daemon that will not listen opens nothing. */
+	if (perimeter_open_dir(&d.perimeter, &d.opt) != 0)
 		return 1;
+	if (access_prepare(&d.opt) != 0 || open_state(&d) != 0) {
+		perimeter_close(&d.perimeter);
+		return 1;
+	}
 	int rc = server_run(&d);
 	daemon_control_close(&d, d.opt.cleanup);
 	roots_close(d.roots, d.opt.cleanup);

@@ -431,6 +431,8 @@ SHMA_EXPORT const char *shma_strerror(int err)
 	case ECONNREFUSED: return "no daemon listens on the socket";
 	case ENOENT: return "no such socket or name";
 	case EACCES: return "the daemon refuses this user";
+	case EPERM: return "the daemon on the socket runs as a user this process does not trust "
+			   "(not its own, not root; see SHMALLOC_DAEMON_UID)";
 	case ENOMEM: return "out of shared memory";
 	case EEXIST: return "the name is taken";
 	case ENAMETOOLONG: return "name too long";

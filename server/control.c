@@ -34,7 +34,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define CREATE_TRIES 64
+/* Names taken (by an orphan of ours, or by a squatter in /dev/shm) are
+ * skipped; past this many in one Hello, the Hello fails. */
+#define CREATE_TRIES 65536
 
 struct orphan {
 	struct orphan *next;
@@ -138,11 +140,17 @@ static int create_segment(struct daemon *d, struct client *c)
 int daemon_control_create(struct daemon *d, struct client *c)
 {
 	int rc = create_segment(d, c);
-	/* Ids are never reused while a block of that id exists. */
+	/* Ids are never reused while a block of that id exists, ours or not:
+	 * a name someone else took is skipped, and said once per Hello. */
+	uint64_t first = c->id;
 	for (int i = 0; rc == -EEXIST && i < CREATE_TRIES; i++) {
 		c->id = ++d->next_client_id;
 		rc = create_segment(d, c);
 	}
+	if (c->id != first && rc == 0)
+		log_msg(LOG_WARN, "control block names c%llu..c%llu of instance %s were taken: "
+			"skipped", (unsigned long long)first, (unsigned long long)c->id - 1,
+			d->opt.instance);
 	if (rc != 0)
 		return rc;
 	struct control_block *cb = c->ctl;
@@ -270,7 +278,16 @@ static int recover_one(void *arg, uint64_t id)
 		d->next_client_id = id;
 	if (seg_name(name, sizeof name, d->opt.instance, 'c', id) != 0)
 		return 0;
-	int fd = seg_open(name, 1);
+	/* Only a block we made: a file someone else dropped under the name
+	 * (while we were down, say, forging the caches of a live process to
+	 * make us free its blocks) is left alone, never believed. */
+	const char *foreign;
+	int fd = seg_adopt(name, d->opt.segment_mode, &foreign);
+	if (fd == -EPERM) {
+		log_msg(LOG_WARN, "control block %s is not ours (%s): left alone, not adopted",
+			name, foreign);
+		return 0;
+	}
 	if (fd < 0)
 		return 0;
 	struct control_block *cb = NULL;

@@ -19,9 +19,17 @@
  * (the directory we hold, whatever the path names by then) with the umask
  * set so it is born with its mode: no chmod by path, which a root daemon
  * would follow into a symlink swapped in after bind().
+ *
+ * /dev/shm is everybody's too: any user may create a file under a name the
+ * daemon's segments will carry.  Such files are never adopted (seg_adopt()),
+ * a control or large block name taken is skipped for the next id, and when
+ * the names the heap starts with are taken, the daemon moves its whole
+ * instance to another name (the clients learn it in Hello), preferring one
+ * that holds its own segments of an earlier run.
  */
 #include "perimeter.h"
 #include "log.h"
+#include "seg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -192,6 +200,47 @@ int perimeter_bind(struct perimeter *p, mode_t mode)
 	}
 	p->bound = 1;
 	return fd;
+}
+
+#define PICK_MAX 16
+
+static int candidate(char *out, size_t size, const char *base, unsigned n)
+{
+	int len = n == 0 ? snprintf(out, size, "%s", base) : snprintf(out, size, "%s-%u", base, n);
+	return len > 0 && (size_t)len < size && seg_instance_valid(out) ? 0 : -ENAMETOOLONG;
+}
+
+int perimeter_pick_instance(struct options *o, const char *base, unsigned from)
+{
+	char name[sizeof o->instance];
+	int clean = -1, chosen = -1;
+	unsigned squatted = 0;
+	for (unsigned n = from; n < from + PICK_MAX && chosen < 0; n++) {
+		unsigned own, foreign;
+		if (candidate(name, sizeof name, base, n) != 0 ||
+		    seg_instance_census(name, o->segment_mode, "cl", &own, &foreign) != 0)
+			break;
+		if (own > 0)
+			chosen = (int)n;
+		else if (foreign == 0 && clean < 0)
+			clean = (int)n;
+		else if (foreign > 0)
+			squatted++;
+	}
+	if (chosen < 0)
+		chosen = clean;
+	if (chosen < 0) {
+		log_msg(LOG_ERROR, "refusing to start: other users' files sit under the segment "
+			"names of instance %s and of its alternatives (/dev/shm/shmalloc.%s*); "
+			"remove them or give another --name", base, base);
+		return -EEXIST;
+	}
+	candidate(name, sizeof name, base, (unsigned)chosen);
+	if (chosen != 0 || squatted > 0)
+		log_msg(LOG_WARN, "segment names of instance %s are taken by files not ours (left "
+			"alone): using instance %s", base, name);
+	strcpy(o->instance, name);
+	return chosen;
 }
 
 void perimeter_close(struct perimeter *p)

@@ -28,6 +28,14 @@ int perimeter_open_dir(struct perimeter *p, const struct options *o);
  * Returns the descriptor or a negative errno (logged). */
 int perimeter_bind(struct perimeter *p, mode_t mode);
 
+/* Picks the instance name the daemon's segments carry, trying base, then
+ * base-<from>, base-<from+1>, ... (from 0: base first): the first holding
+ * segments of ours (a restart finds its heap again), else the first under
+ * whose names nobody else has put a file (other than control and large
+ * block names, which are skipped one by one).  Sets o->instance and logs
+ * a move.  The candidate's number (0 for base), or a negative errno. */
+int perimeter_pick_instance(struct options *o, const char *base, unsigned from);
+
 /* Removes the socket perimeter_bind() made (by name in the directory held
  * open, not by path) and closes the directory. */
 void perimeter_close(struct perimeter *p);

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "seg.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -48,24 +49,48 @@ struct orphan {
 	struct inflight_set *inflight; /* refills of the ended connection */
 };
 
-/* 1 if process pid is gone (or a zombie: its memory is, and so are its
- * threads); 0 while it may still touch its caches. */
+/* 1 if the task whose stat file is path is a zombie or dead; 0 if it runs
+ * (or cannot be read: then it may). */
+static int stat_dead(const char *path)
+{
+	char buf[512];
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return errno == ENOENT || errno == ESRCH;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *paren = strrchr(buf, ')');
+	return paren != NULL && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+/* 1 if process pid is gone: no such process, or every one of its threads a
+ * zombie (its memory is gone with the last).  0 while any thread may still
+ * touch its caches -- a main thread that called pthread_exit() is a zombie
+ * while its workers run on. */
 static int pid_gone(pid_t pid)
 {
 	if (pid <= 0)
 		return 1;
 	if (kill(pid, 0) != 0 && errno == ESRCH)
 		return 1;
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	const char *paren = strrchr(buf, ')');
-	return paren != NULL && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+	char path[96];
+	snprintf(path, sizeof path, "/proc/%ld/task", (long)pid);
+	DIR *dir = opendir(path);
+	if (dir == NULL) {
+		snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+		return stat_dead(path);
+	}
+	int gone = 1;
+	struct dirent *e;
+	while (gone && (e = readdir(dir)) != NULL) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof path, "/proc/%ld/task/%.20s/stat", (long)pid, e->d_name);
+		gone = stat_dead(path);
+	}
+	closedir(dir);
+	return gone;
 }
 
 /* Takes back up to count objects of class cls linked from head. */

@@ -18,4 +18,5 @@
 	XX(inflight) \
 	XX(access) \
 	XX(limits) \
-	XX(perimeter)
+	XX(perimeter) \
+	XX(liveness)

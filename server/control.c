@@ -43,6 +43,7 @@ struct orphan {
 	struct orphan *next;
 	uint64_t id;
 	pid_t pid;
+	uid_t uid;                /* of the connection that left it; -1: an earlier run's */
 	int adoptable;            /* 0 after a goodbye: the process starts afresh */
 	int fd;
 	struct control_block *ctl;
@@ -189,8 +190,8 @@ int daemon_control_create(struct daemon *d, struct client *c)
 	return 0;
 }
 
-static void add_orphan(struct daemon *d, uint64_t id, pid_t pid, int adoptable, int fd,
-		       struct control_block *cb, struct inflight_set *inflight)
+static void add_orphan(struct daemon *d, uint64_t id, pid_t pid, uid_t uid, int adoptable,
+		       int fd, struct control_block *cb, struct inflight_set *inflight)
 {
 	struct orphan *o = calloc(1, sizeof *o);
 	if (o == NULL) {
@@ -202,9 +203,10 @@ static void add_orphan(struct daemon *d, uint64_t id, pid_t pid, int adoptable, 
 	/* The mapping is all it needs: orphans may pile up, descriptors must not. */
 	if (fd >= 0)
 		close(fd);
-	*o = (struct orphan){.next = d->orphans, .id = id, .pid = pid,
+	*o = (struct orphan){.next = d->orphans, .id = id, .pid = pid, .uid = uid,
 			     .adoptable = adoptable, .fd = -1, .ctl = cb, .inflight = inflight};
 	d->orphans = o;
+	quota_orphan(d, uid, 1);
 }
 
 uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
@@ -220,7 +222,7 @@ uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 		d->reclaimed_objects += back;
 		unmap_and_unlink(d, c->id, c->ctl_fd, c->ctl, 1);
 	} else {
-		add_orphan(d, c->id, c->pid, reclaim, c->ctl_fd, c->ctl, c->inflight);
+		add_orphan(d, c->id, c->pid, c->uid, reclaim, c->ctl_fd, c->ctl, c->inflight);
 		c->inflight = NULL;
 	}
 	c->ctl = NULL;
@@ -237,6 +239,7 @@ int daemon_control_adopt(struct daemon *d, struct client *c, uint64_t id)
 		if (!o->adoptable || o->pid != c->pid || o->ctl->hdr.pid != (uint32_t)c->pid)
 			return -EPERM;
 		*p = o->next;
+		quota_orphan(d, o->uid, -1);
 		c->id = o->id;
 		c->ctl = o->ctl;
 		c->ctl_fd = o->fd;
@@ -274,6 +277,7 @@ uint64_t daemon_control_sweep(struct daemon *d)
 			continue;
 		}
 		*p = o->next;
+		quota_orphan(d, o->uid, -1);
 		back += reclaim_orphan(d, o);
 		free(o);
 	}
@@ -328,7 +332,7 @@ static int recover_one(void *arg, uint64_t id)
 		return 0;
 	}
 	pid_t pid = (pid_t)cb->hdr.pid;
-	add_orphan(d, id, pid, 1, fd, cb, NULL);
+	add_orphan(d, id, pid, (uid_t)-1, 1, fd, cb, NULL);
 	return 0;
 }
 

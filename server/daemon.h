@@ -12,6 +12,7 @@
 #include "heap.h"
 #include "inflight.h"
 #include "layout.h"
+#include "quota.h"
 #include "options.h"
 #include "perimeter.h"
 #include "roots.h"
@@ -41,6 +42,7 @@ struct client {
 	int ctl_fd;
 	struct control_block *ctl;
 	struct inflight_set *inflight; /* its refills not yet collected (inflight.h) */
+	struct quota_account *user, *proc; /* its uid's and its process's (quota.c) */
 };
 
 struct daemon {
@@ -55,6 +57,8 @@ struct daemon {
 	uv_timer_t conn_timer;   /* closes connections without Hello, or that never read */
 	struct client *clients;
 	struct orphan *orphans;  /* control blocks whose connection ended (control.c) */
+	struct quota_account *accounts;  /* per uid and per process (quota.c) */
+	struct quota_root *root_owners;  /* who published each root (quota.c) */
 	unsigned nclients;
 	uint64_t next_client_id;
 	int stopping;

@@ -4,7 +4,7 @@
 # shm/ and proto/.
 sbin_PROGRAMS += shmallocd
 shmallocd_SOURCES = server/main.c server/access.c server/access.h server/perimeter.c \
-	server/perimeter.h server/options.c \
+	server/perimeter.h server/quota.c server/quota.h server/options.c \
 	server/options.h server/log.c server/log.h \
 	server/server.c server/server.h server/dispatch.c server/dispatch.h server/daemon.h \
 	server/stats.c server/stats.h server/control.c server/inflight.c server/inflight.h

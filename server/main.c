@@ -133,5 +133,7 @@ int main(int argc, char **argv)
 	daemon_control_close(&d, d.opt.cleanup);
 	roots_close(d.roots, d.opt.cleanup);
 	heap_close(d.heap, d.opt.cleanup);
+	quota_close(&d);
+	perimeter_close(&d.perimeter);
 	return rc;
 }

@@ -82,6 +82,7 @@ static void on_client_closed(uv_handle_t *h)
 	struct daemon *d = c->d;
 	stats_retire_client(d, c);
 	uint64_t back = daemon_control_release(d, c, !c->said_goodbye);
+	quota_disconnect(d, c);
 	if (c->hello_done)
 		log_msg(LOG_INFO, "client %llu (pid %ld) %s%s",
 			(unsigned long long)c->id, (long)c->pid,
@@ -336,6 +337,12 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	if (d->nclients > MAX_CLIENTS) {
 		send_error_and_close(c, EAGAIN, "too many clients");
+		return;
+	}
+	int rc = quota_connect(d, c);
+	if (rc != 0) {
+		send_error_and_close(c, -rc, rc == -EAGAIN ? "too many connections of this user "
+				     "(--uid-max-connections)" : "out of memory");
 		return;
 	}
 	start_reading(c);

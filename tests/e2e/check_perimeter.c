@@ -20,6 +20,7 @@
 #include "seg.h"
 #include "shmalloc.h"
 #include "sizeclass.h"
+#include "users.h"
 
 #include <check.h>
 #include <errno.h>
@@ -34,42 +35,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CANNOT_SWITCH 77
-
-struct user {
-	char name[32];
-	uid_t uid;
-	gid_t gid;
-};
-
 /* attacker: a group of his own; daemon and victim: the group "served". */
 static struct user attacker, sysd, victim;
 static char attacker_group[32], served_group[32];
 static int have_users;
 static char why_not[128];
-
-/* Runs "<tool> <args> name" quietly; its status. */
-static int tool(const char *tool, const char *args, const char *name)
-{
-	char cmd[256];
-	snprintf(cmd, sizeof cmd, "%s %s %s >/dev/null 2>&1", tool, args, name);
-	return system(cmd);
-}
-
-static int make_user(struct user *u, const char *role, const char *group)
-{
-	snprintf(u->name, sizeof u->name, "shp%ld%s", (long)getpid() % 1000000, role);
-	char args[64];
-	snprintf(args, sizeof args, "-r -M -N -s /bin/false -g %s", group);
-	if (tool("useradd", args, u->name) != 0)
-		return -1;
-	struct passwd *pw = getpwnam(u->name);
-	if (pw == NULL)
-		return -1;
-	u->uid = pw->pw_uid;
-	u->gid = pw->pw_gid;
-	return 0;
-}
 
 /* Unchecked fixture (in the runner, once): the users. */
 static void users_create(void)
@@ -79,9 +49,8 @@ static void users_create(void)
 		snprintf(why_not, sizeof why_not, "not root: cannot create users");
 		return;
 	}
-	snprintf(attacker_group, sizeof attacker_group, "shp%ldga", (long)getpid() % 1000000);
-	snprintf(served_group, sizeof served_group, "shp%ldgs", (long)getpid() % 1000000);
-	if (tool("groupadd", "-r", attacker_group) != 0 || tool("groupadd", "-r", served_group) != 0 ||
+	if (make_group(attacker_group, sizeof attacker_group, "ga") != 0 ||
+	    make_group(served_group, sizeof served_group, "gs") != 0 ||
 	    make_user(&attacker, "a", attacker_group) != 0 ||
 	    make_user(&sysd, "d", served_group) != 0 || make_user(&victim, "v", served_group) != 0) {
 		snprintf(why_not, sizeof why_not, "useradd/groupadd failed (no shadow tools?)");
@@ -92,14 +61,11 @@ static void users_create(void)
 
 static void users_remove(void)
 {
-	const char *names[] = {attacker.name, sysd.name, victim.name};
-	for (unsigned i = 0; i < 3; i++)
-		if (names[i][0])
-			tool("userdel", "", names[i]);
-	if (attacker_group[0])
-		tool("groupdel", "", attacker_group);
-	if (served_group[0])
-		tool("groupdel", "", served_group);
+	remove_user(&attacker);
+	remove_user(&sysd);
+	remove_user(&victim);
+	remove_group(attacker_group);
+	remove_group(served_group);
 }
 
 static int users_or_skip(const char *test)
@@ -107,24 +73,6 @@ static int users_or_skip(const char *test)
 	if (!have_users)
 		fprintf(stderr, "SKIP: %s: %s\n", test, why_not);
 	return have_users;
-}
-
-/* Forks a process that becomes u (its primary group only) and runs fn. */
-static pid_t fork_as(const struct user *u, int (*fn)(void *), void *arg)
-{
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		if (setgroups(0, NULL) != 0 || setgid(u->gid) != 0 || setuid(u->uid) != 0)
-			_exit(CANNOT_SWITCH);
-		_exit(fn(arg));
-	}
-	return pid;
-}
-
-static int run_as(const struct user *u, int (*fn)(void *), void *arg)
-{
-	return e2e_wait(fork_as(u, fn, arg));
 }
 
 /* A scratch directory like /tmp (root's, 01777): any user may make names in

@@ -72,9 +72,9 @@ static const char usage_text[] =
 	"      --max-memory SIZE       cap on arenas plus large blocks (default: none)\n"
 	"      --client-max-memory SIZE  cap on what one client process holds, over all\n"
 	"                              its connections (default: none)\n"
-	"      --uid-max-connections N  connections one user may have open (default 1024)\n"
+	"      --uid-max-connections N  connections one user may have open (default 2048)\n"
 	"      --uid-max-orphans N     control blocks of one user's live processes whose\n"
-	"                              connection ended (default 256)\n"
+	"                              connection ended (default 1024)\n"
 	"      --uid-max-roots N       roots one user may publish (default 1024)\n"
 	"      --uid-max-large N       large blocks one user may hold (default 4096)\n"
 	"      --large-threshold SIZE  blocks this big get a segment of their own\n"
@@ -373,11 +373,11 @@ static void set_defaults(struct options *o)
 	o->max_frame = 1u << 20;
 	o->handshake_timeout_ms = 10000;
 	o->write_timeout_ms = 60000;
-	/* A quarter of what the daemon holds in all (MAX_CLIENTS connections,
-	 * ROOTS_CAPACITY roots) or a few hundred MiB of large blocks: one
-	 * user's runaway program stops there, and the others are served. */
-	o->uid_max_connections = 1024;
-	o->uid_max_orphans = 256;
+	/* Half the connections the daemon takes (MAX_CLIENTS), a quarter of
+	 * the roots (ROOTS_CAPACITY), a few thousand large blocks: one user's
+	 * runaway program stops there, and the others are served. */
+	o->uid_max_connections = 2048;
+	o->uid_max_orphans = 1024;
 	o->uid_max_roots = 1024;
 	o->uid_max_large = 4096;
 	o->socket_mode = 0600;

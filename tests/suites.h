@@ -19,4 +19,5 @@
 	XX(access) \
 	XX(limits) \
 	XX(perimeter) \
-	XX(liveness)
+	XX(liveness) \
+	XX(quota)

@@ -8,14 +8,21 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
-/* Writes "t<pid>x<n>" into buf: unique across the tests of a run, and across
- * runs that overlap. */
+/* Writes "t<pid>x<n>-<clock>" into buf: unique across the tests of a run, and
+ * across runs that overlap.  The clock part keeps a test whose pid was reused
+ * off the segments a failed run of long ago left under its name (every
+ * forked test starts from the runner's counter). */
 static inline void test_instance(char *buf, size_t size)
 {
 	static unsigned counter;
-	snprintf(buf, size, "t%ldx%u", (long)getpid(), counter++);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(buf, size, "t%ldx%u-%08lx", (long)getpid(), counter++,
+		 (unsigned long)((ts.tv_sec * 1000000007ull + (unsigned long long)ts.tv_nsec) &
+				 0xffffffffu));
 }
 
 /* How many segments of instance exist (names /dev/shm/shmalloc.<inst>.*). */

@@ -14,6 +14,7 @@ FUZZ_PROTO = $(top_srcdir)/proto/frame.c $(top_builddir)/proto/shmalloc.pb-c.c
 FUZZ_SHM = $(top_srcdir)/shm/seg.c $(top_srcdir)/shm/layout.c $(top_srcdir)/shm/sizeclass.c
 FUZZ_SERVER = $(top_srcdir)/server/dispatch.c $(top_srcdir)/server/stats.c \
 	$(top_srcdir)/server/control.c $(top_srcdir)/server/inflight.c $(top_srcdir)/server/log.c \
+	$(top_srcdir)/server/quota.c \
 	$(top_srcdir)/server/heap/heap.c $(top_srcdir)/server/heap/arena.c \
 	$(top_srcdir)/server/heap/pageheap.c $(top_srcdir)/server/heap/span.c \
 	$(top_srcdir)/server/heap/large.c $(top_srcdir)/server/heap/roots.c

@@ -19,5 +19,6 @@
 	XX(access) \
 	XX(limits) \
 	XX(perimeter) \
+	XX(squat) \
 	XX(liveness) \
 	XX(quota)

@@ -8,12 +8,15 @@
 #define SHMA_TESTS_USERS_H
 
 #include "e2e.h"
+#include "instance.h"
 
 #include <check.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CANNOT_SWITCH 77
@@ -85,6 +88,30 @@ static inline pid_t fork_as(const struct user *u, int (*fn)(void *), void *arg)
 static inline int run_as(const struct user *u, int (*fn)(void *), void *arg)
 {
 	return e2e_wait(fork_as(u, fn, arg));
+}
+
+/* A scratch directory like /tmp (root's, 01777) where users meet: any of
+ * them may make names in it, none may take another's.  d's socket goes in
+ * <dir>/<sub>/, its log in <dir>, its instance is a fresh one. */
+static inline void scratch_daemon(struct e2e_daemon *d, const char *sub)
+{
+	memset(d, 0, sizeof *d);
+	strcpy(d->dir, "/tmp/shp-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(d->dir));
+	ck_assert_int_eq(chmod(d->dir, 01777), 0);
+	snprintf(d->socket, sizeof d->socket, "%s/%s/s.sock", d->dir, sub);
+	snprintf(d->log, sizeof d->log, "%s/daemon.log", d->dir);
+	test_instance(d->instance, sizeof d->instance);
+}
+
+/* Stops d if it runs and removes the scratch directory, whoever made what
+ * is in it. */
+static inline void scratch_daemon_remove(struct e2e_daemon *d)
+{
+	e2e_cleanup_daemon(d);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", d->dir);
+	ck_assert_int_eq(system(cmd), 0);
 }
 
 #endif

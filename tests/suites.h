@@ -23,4 +23,8 @@
 	XX(inflight) \
 	XX(access) \
 	XX(limits) \
-	XX(contract)
+	XX(contract) \
+	XX(perimeter) \
+	XX(squat) \
+	XX(liveness) \
+	XX(quota)

@@ -22,3 +22,7 @@ tests_check_shmalloc_SOURCES += tests/e2e/check_access.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_limits.c tests/e2e/raw.h
 tests_check_shmalloc_SOURCES += tests/e2e/check_contract.c
 tests_check_shmalloc_SOURCES += tests/unit/heap_fixture.c tests/unit/heap_fixture.h
+tests_check_shmalloc_SOURCES += tests/e2e/check_perimeter.c tests/e2e/users.h
+tests_check_shmalloc_SOURCES += tests/e2e/check_squat.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_liveness.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_quota.c

@@ -96,6 +96,9 @@ SHMA_HIDDEN int conn_readable(void);
 SHMA_HIDDEN int conn_connected(void);
 SHMA_HIDDEN void conn_close(int goodbye);
 SHMA_HIDDEN int conn_set_path(const char *path); /* NULL: the default */
+/* Whether the daemon on fd (connected to path) is one to trust (peer.c):
+ * 0, or -EPERM (or getsockopt's errno). */
+SHMA_HIDDEN int peer_check(int fd, const char *path);
 
 /* ---- memory for the library's own use (prim.c) ---- */
 /* len > 0 zeroed, page-aligned bytes of private anonymous memory, committed

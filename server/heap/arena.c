@@ -77,9 +77,10 @@ int arena_create(struct arena **out, const char *instance, uint32_t id,
 }
 
 /* Maps an existing segment; 0, or what arena_open() says. */
-static int map_old(struct arena *a, const char *name, const char *instance, const char **why)
+static int map_old(struct arena *a, const char *name, const char *instance, mode_t mode,
+		   const char **why)
 {
-	a->fd = seg_open(name, 1);
+	a->fd = seg_adopt(name, mode, why);
 	if (a->fd < 0)
 		return a->fd;
 	/* Arena 0 carries the instance's lock: one daemon at a time. */
@@ -101,7 +102,7 @@ static int map_old(struct arena *a, const char *name, const char *instance, cons
 }
 
 int arena_open(struct arena **out, const char *instance, uint32_t id,
-	       const struct arena_geometry *g, const char **why)
+	       const struct arena_geometry *g, mode_t mode, const char **why)
 {
 	char name[SEG_NAME_MAX];
 	int rc = seg_name(name, sizeof name, instance, 'a', id);
@@ -110,7 +111,7 @@ int arena_open(struct arena **out, const char *instance, uint32_t id,
 	struct arena *a = arena_new(id, g);
 	if (a == NULL)
 		return -ENOMEM;
-	rc = map_old(a, name, instance, why);
+	rc = map_old(a, name, instance, mode, why);
 	if (rc < 0) {
 		arena_destroy(a, instance, 0);
 		return rc;

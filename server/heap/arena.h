@@ -43,10 +43,11 @@ int arena_create(struct arena **out, const char *instance, uint32_t id,
  * -EAGAIN if its creation never finished (the size not yet set or the magic
  * not yet written: nothing in it was ever handed out); -EINVAL or -EPROTO
  * for a segment that is not a whole arena of this instance, layout and
- * geometry, with *why saying what is wrong.
+ * geometry, with *why saying what is wrong; -EPERM for a file under the name
+ * that is not ours (seg_adopt(): another owner, not of mode), left alone.
  */
 int arena_open(struct arena **out, const char *instance, uint32_t id,
-	       const struct arena_geometry *g, const char **why);
+	       const struct arena_geometry *g, mode_t mode, const char **why);
 
 /* Unmaps and closes the arena and frees it; with unlink, removes its
  * segment too. */

@@ -614,12 +614,14 @@ static int rebuild_arena(struct heap *h, struct arena *a)
 	return 0;
 }
 
+/* 1 if arena id exists and is ours (a file someone else made under the
+ * name is not an arena). */
 static int arena_exists(const struct heap *h, uint32_t id)
 {
 	char name[SEG_NAME_MAX];
 	if (seg_name(name, sizeof name, h->instance, 'a', id) < 0)
 		return 0;
-	int fd = seg_open(name, 0);
+	int fd = seg_adopt(name, h->cfg.mode, NULL);
 	if (fd < 0)
 		return 0;
 	close(fd);
@@ -631,8 +633,10 @@ static int recover_arena(struct heap *h, uint32_t id)
 {
 	struct arena *a;
 	const char *why = "?";
-	int rc = arena_open(&a, h->instance, id, &h->g, &why);
-	if (rc == -ENOENT)
+	int rc = arena_open(&a, h->instance, id, &h->g, h->cfg.mode, &why);
+	/* Ours were made in order, so a name taken by someone else past arena 0
+	 * is where ours end. */
+	if (rc == -ENOENT || (rc == -EPERM && id > 0))
 		return 0;
 	if (rc == -EAGAIN && !arena_exists(h, id + 1)) {
 		char name[SEG_NAME_MAX];
@@ -665,7 +669,7 @@ static int recover(struct heap *h)
 		return say(h, "segment /shmalloc.%s.a%u lies past --max-memory", h->instance,
 			   h->max_arenas), -EINVAL;
 	h->rec.arenas = h->narenas;
-	rc = large_set_recover(h->large, h->instance);
+	rc = large_set_recover(h->large, h->instance, h->cfg.mode);
 	if (rc < 0)
 		return rc;
 	h->rec.large_blocks = (uint64_t)rc;

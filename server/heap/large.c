@@ -199,6 +199,7 @@ int large_set_alloc(struct large_set *ls, const char *instance, mode_t mode,
 struct recover_ctx {
 	struct large_set *ls;
 	const char *instance;
+	mode_t mode;
 };
 
 static int recover_one(void *arg, uint64_t id)
@@ -207,9 +208,9 @@ static int recover_one(void *arg, uint64_t id)
 	char name[SEG_NAME_MAX];
 	if (id > REF_ID_MAX || seg_name(name, sizeof name, x->instance, 'l', id) < 0)
 		return 0;
-	int fd = seg_open(name, 0);
+	int fd = seg_adopt(name, x->mode, NULL);
 	if (fd < 0)
-		return 0;
+		return 0; /* gone, or someone else's: never a block of ours */
 	int64_t size = seg_size(fd);
 	close(fd);
 	if (size <= 0 || size % SHMA_PAGE_SIZE != 0) {
@@ -229,9 +230,9 @@ static int recover_one(void *arg, uint64_t id)
 	return 0;
 }
 
-int large_set_recover(struct large_set *ls, const char *instance)
+int large_set_recover(struct large_set *ls, const char *instance, mode_t mode)
 {
-	struct recover_ctx x = {ls, instance};
+	struct recover_ctx x = {ls, instance, mode};
 	int rc = seg_instance_list(instance, 'l', recover_one, &x);
 	return rc < 0 ? rc : (int)ls->count;
 }

@@ -36,8 +36,10 @@ void large_set_destroy(struct large_set *ls, const char *instance, int unlink);
 
 /* Recovery: adds every block segment 'l<id>' of instance that exists, with
  * its size, and sets the next id past them.  A segment whose size was never
- * set (its creation was cut short) is removed.  The count, or -errno. */
-int large_set_recover(struct large_set *ls, const char *instance);
+ * set (its creation was cut short) is removed; a file under such a name that
+ * is not ours (seg_adopt()) is left alone and not counted.  The count, or
+ * -errno. */
+int large_set_recover(struct large_set *ls, const char *instance, mode_t mode);
 
 #define LARGE_KEEP_MAX 16
 #define LARGE_KEEP_BYTES ((uint64_t)64 << 20)

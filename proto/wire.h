@@ -87,7 +87,8 @@ enum wire_exit {
 	XX(ECONNREFUSED, "no daemon listens on the socket", WIRE_EXIT_NO_DAEMON)              \
 	XX(ENOENT, "no such socket or name", WIRE_EXIT_NO_DAEMON)                             \
 	XX(EACCES, "the daemon refuses this user", WIRE_EXIT_DENIED)                          \
-	XX(EPERM, "Operation not permitted", WIRE_EXIT_DENIED)                                \
+	XX(EPERM, "not permitted (a daemon of a user this process does not trust: not its own, " \
+		  "not root; see SHMALLOC_DAEMON_UID)", WIRE_EXIT_DENIED)                      \
 	XX(ENOMEM, "out of shared memory", WIRE_EXIT_ERROR)                                   \
 	XX(EEXIST, "the name is taken", WIRE_EXIT_ERROR)                                      \
 	XX(ENAMETOOLONG, "name too long", WIRE_EXIT_ERROR)                                    \

@@ -7,11 +7,11 @@
  * (the set-group-ID bit makes the socket that bind() creates in it take
  * the directory's group), the socket and every segment 0660.  Without
  * --allow-gid everything stays the daemon's own: directory 0700, socket
- * and segments 0600.  A directory that exists already is the operator's
- * and is left as it is.  Layer: session (no libuv).
+ * and segments 0600.  The directory itself is made and checked by the
+ * perimeter (perimeter.c): here, who may connect and the group segments are
+ * created in.  Layer: session (no libuv).
  */
 #include "access.h"
-#include "log.h"
 #include "seg.h"
 
 #include <errno.h>
@@ -30,37 +30,9 @@ int access_peer_allowed(const struct options *o, uid_t uid, gid_t gid)
 	return 0;
 }
 
-/* Creates dir as 02750 in group gid; 0 if it exists already. */
-static int make_group_dir(const char *dir, gid_t gid)
-{
-	if (mkdir(dir, 0750) != 0)
-		return errno == EEXIST ? 0 : -errno;
-	if (chown(dir, (uid_t)-1, gid) != 0 || chmod(dir, 02750) != 0) {
-		int e = errno;
-		rmdir(dir);
-		return -e;
-	}
-	return 0;
-}
-
 int access_prepare(const struct options *o)
 {
-	if (o->nallow_gid == 0)
-		return 0;
-	gid_t gid = o->allow_gid[0];
-	char dir[sizeof o->socket_path];
-	strcpy(dir, o->socket_path);
-	char *slash = strrchr(dir, '/');
-	int rc = 0;
-	if (slash != NULL && slash != dir) {
-		*slash = '\0';
-		rc = make_group_dir(dir, gid);
-	}
-	if (rc != 0) {
-		log_msg(SLOG_ERROR, "cannot create the socket directory %s in group %lu: %s", dir,
-			(unsigned long)gid, strerror(-rc));
-		return rc;
-	}
-	seg_set_group(gid);
+	if (o->nallow_gid > 0)
+		seg_set_group(o->allow_gid[0]);
 	return 0;
 }

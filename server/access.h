@@ -13,10 +13,8 @@
 /* 1 if o lets a peer of uid or gid (SO_PEERCRED) be served, else 0. */
 int access_peer_allowed(const struct options *o, uid_t uid, gid_t gid);
 
-/* With --allow-gid: creates the socket's directory 02750 in the first
- * allowed group (unless it exists) and makes every segment created from now
- * on belong to that group.  Without, does nothing.  0 or a negative errno
- * (logged). */
+/* With --allow-gid: makes every segment created from now on belong to the
+ * first allowed group.  Without, does nothing.  0. */
 int access_prepare(const struct options *o);
 
 #endif

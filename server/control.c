@@ -38,6 +38,7 @@
 #include "log.h"
 #include "seg.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stddef.h>
 #include <signal.h>
@@ -47,35 +48,62 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define CREATE_TRIES 64
+/* Names taken (by an orphan of ours, or by a squatter in /dev/shm) are
+ * skipped; past this many in one Hello, the Hello fails. */
+#define CREATE_TRIES 65536
 
 struct orphan {
 	struct orphan *next;
 	uint64_t id;
 	pid_t pid;
+	uid_t uid;                /* of the connection that left it; -1: an earlier run's */
 	int adoptable;            /* 0 after a goodbye: the process starts afresh */
 	struct control_block *ctl;
 	struct inflight_set *inflight; /* refills of the ended connection */
 };
 
-/* 1 if process pid is gone (or a zombie: its memory is, and so are its
- * threads); 0 while it may still touch its caches. */
+/* 1 if the task whose stat file is path is a zombie or dead; 0 if it runs
+ * (or cannot be read: then it may). */
+static int stat_dead(const char *path)
+{
+	char buf[512];
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return errno == ENOENT || errno == ESRCH;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *paren = strrchr(buf, ')');
+	return paren != NULL && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+/* 1 if process pid is gone: no such process, or every one of its threads a
+ * zombie (its memory is gone with the last).  0 while any thread may still
+ * touch its caches -- a main thread that called pthread_exit() is a zombie
+ * while its workers run on. */
 static int pid_gone(pid_t pid)
 {
 	if (pid <= 0)
 		return 1;
 	if (kill(pid, 0) != 0 && errno == ESRCH)
 		return 1;
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	const char *paren = strrchr(buf, ')');
-	return paren != NULL && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+	char path[96];
+	snprintf(path, sizeof path, "/proc/%ld/task", (long)pid);
+	DIR *dir = opendir(path);
+	if (dir == NULL) {
+		snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+		return stat_dead(path);
+	}
+	int gone = 1;
+	struct dirent *e;
+	while (gone && (e = readdir(dir)) != NULL) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof path, "/proc/%ld/task/%.20s/stat", (long)pid, e->d_name);
+		gone = stat_dead(path);
+	}
+	closedir(dir);
+	return gone;
 }
 
 /* Where each class's refs start in a slot. */
@@ -180,11 +208,17 @@ int daemon_control_create(struct daemon *d, struct client *c)
 	int rc = create_segment(d, c);
 	if (rc == -ENOMEM && heap_release_free(d->heap) > 0)
 		rc = create_segment(d, c); /* /dev/shm was full of free pages */
-	/* Ids are never reused while a block of that id exists. */
+	/* Ids are never reused while a block of that id exists, ours or not:
+	 * a name someone else took is skipped, and said once per Hello. */
+	uint64_t first = c->id;
 	for (int i = 0; rc == -EEXIST && i < CREATE_TRIES; i++) {
 		c->id = ++d->next_client_id;
 		rc = create_segment(d, c);
 	}
+	if (c->id != first && rc == 0)
+		log_msg(SLOG_WARN, "control block names c%llu..c%llu of instance %s were taken: "
+			"skipped", (unsigned long long)first, (unsigned long long)c->id - 1,
+			d->opt.instance);
 	if (rc != 0)
 		return rc;
 	struct control_block *cb = c->ctl;
@@ -198,8 +232,8 @@ int daemon_control_create(struct daemon *d, struct client *c)
 	return 0;
 }
 
-static void add_orphan(struct daemon *d, uint64_t id, pid_t pid, int adoptable, int fd,
-		       struct control_block *cb, struct inflight_set *inflight)
+static void add_orphan(struct daemon *d, uint64_t id, pid_t pid, uid_t uid, int adoptable,
+		       int fd, struct control_block *cb, struct inflight_set *inflight)
 {
 	struct orphan *o = calloc(1, sizeof *o);
 	if (o == NULL) {
@@ -211,9 +245,10 @@ static void add_orphan(struct daemon *d, uint64_t id, pid_t pid, int adoptable, 
 	/* The mapping is all it needs: orphans may pile up, descriptors must not. */
 	if (fd >= 0)
 		close(fd);
-	*o = (struct orphan){.next = d->orphans, .id = id, .pid = pid,
+	*o = (struct orphan){.next = d->orphans, .id = id, .pid = pid, .uid = uid,
 			     .adoptable = adoptable, .ctl = cb, .inflight = inflight};
 	d->orphans = o;
+	quota_orphan(d, uid, 1);
 }
 
 uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
@@ -229,7 +264,7 @@ uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 		d->reclaimed_objects += back;
 		unmap_and_unlink(d, c->id, c->ctl_fd, c->ctl, 1);
 	} else {
-		add_orphan(d, c->id, c->pid, reclaim, c->ctl_fd, c->ctl, c->inflight);
+		add_orphan(d, c->id, c->pid, c->uid, reclaim, c->ctl_fd, c->ctl, c->inflight);
 		c->inflight = NULL;
 	}
 	c->ctl = NULL;
@@ -246,6 +281,7 @@ int daemon_control_adopt(struct daemon *d, struct client *c, uint64_t id)
 		if (!o->adoptable || o->pid != c->pid || o->ctl->hdr.pid != (uint32_t)c->pid)
 			return -EPERM;
 		*p = o->next;
+		quota_orphan(d, o->uid, -1);
 		c->id = o->id;
 		c->ctl = o->ctl;
 		/* The answers to refills asked on the lost connection never came:
@@ -282,6 +318,7 @@ uint64_t daemon_control_sweep(struct daemon *d)
 			continue;
 		}
 		*p = o->next;
+		quota_orphan(d, o->uid, -1);
 		back += reclaim_orphan(d, o);
 		free(o);
 	}
@@ -311,7 +348,16 @@ static int recover_one(void *arg, uint64_t id)
 		d->next_client_id = id;
 	if (seg_name(name, sizeof name, d->opt.instance, 'c', id) != 0)
 		return 0;
-	int fd = seg_open(name, 1);
+	/* Only a block we made: a file someone else dropped under the name
+	 * (while we were down, say, forging the caches of a live process to
+	 * make us free its blocks) is left alone, never believed. */
+	const char *foreign;
+	int fd = seg_adopt(name, seg_kind_mode('c', d->opt.segment_mode), &foreign);
+	if (fd == -EPERM) {
+		log_msg(SLOG_WARN, "control block %s is not ours (%s): left alone, not adopted",
+			name, foreign);
+		return 0;
+	}
 	if (fd < 0)
 		return 0;
 	struct control_block *cb = NULL;
@@ -327,7 +373,7 @@ static int recover_one(void *arg, uint64_t id)
 		return 0;
 	}
 	pid_t pid = (pid_t)cb->hdr.pid;
-	add_orphan(d, id, pid, 1, fd, cb, NULL);
+	add_orphan(d, id, pid, (uid_t)-1, 1, fd, cb, NULL);
 	return 0;
 }
 

@@ -14,7 +14,9 @@
 #include "heap.h"
 #include "inflight.h"
 #include "layout.h"
+#include "quota.h"
 #include "options.h"
+#include "perimeter.h"
 #include "roots.h"
 
 #define DAEMON_HIST_BUCKETS 32 /* service time, power-of-two ns buckets */
@@ -37,14 +39,18 @@ struct client {
 	int ctl_fd;
 	struct control_block *ctl;
 	struct inflight_set *inflight; /* its refills not yet collected (inflight.h) */
+	struct quota_account *user, *proc; /* its uid's and its process's (quota.c) */
 };
 
 struct daemon {
 	struct options opt;
+	struct perimeter perimeter; /* the socket's directory, checked and held */
 	struct heap *heap;
 	struct roots *roots;
 	struct client *clients;
 	struct orphan *orphans;  /* control blocks whose connection ended (control.c) */
+	struct quota_account *accounts;  /* per uid and per process (quota.c) */
+	struct quota_root *root_owners;  /* who published each root (quota.c) */
 	unsigned nclients;
 	uint64_t next_client_id;
 	int64_t started;

@@ -122,6 +122,9 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 		copy_printable(c->name, sizeof c->name, h->name);
 	int adopted = h->previous_client_id != 0 &&
 		      daemon_control_adopt(d, c, h->previous_client_id) == 0;
+	if (!adopted && quota_orphans_check(d, c) != 0)
+		return refuse_close(d, c, resp, s, req->id, EAGAIN,
+				    "hello: this user's orphaned control blocks (--uid-max-orphans)");
 	if (!adopted) {
 		c->id = ++d->next_client_id;
 		int rc = daemon_control_create(d, c);
@@ -158,13 +161,11 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 	return DISPATCH_REPLY;
 }
 
-/* How many objects of size bytes c may still take under --client-max-memory. */
+/* How many objects of size bytes c's process may still take under
+ * --client-max-memory (over all its connections: quota.c). */
 static uint64_t client_room(const struct daemon *d, const struct client *c, uint64_t size)
 {
-	uint64_t cap = d->opt.client_max_memory;
-	if (cap == 0)
-		return UINT64_MAX;
-	return c->bytes_held >= cap ? 0 : (cap - c->bytes_held) / size;
+	return quota_room(d, c, size);
 }
 
 static enum dispatch_action do_refill(struct daemon *d, struct client *c, const Shma__Request *req,
@@ -202,7 +203,7 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 		return refuse(d, c, resp, s, req->id, -n, "refill");
 	if (rf->slot != 0)
 		inflight_note(&c->inflight, rf->slot - 1, rf->size_class, req->id, &b);
-	c->bytes_held += (uint64_t)n * size;
+	quota_held(c, (int64_t)((uint64_t)n * size));
 	shma__refill_reply__init(r);
 	r->size_class = rf->size_class;
 	r->n_refs = b.nrefs;
@@ -240,7 +241,7 @@ static enum dispatch_action do_flush(struct daemon *d, struct client *c, const S
 		int rc = heap_free_object(d->heap, f->refs[i], &cls);
 		if (rc == 0) {
 			uint64_t size = sizeclass_size(cls);
-			c->bytes_held = c->bytes_held > size ? c->bytes_held - size : 0;
+			quota_held(c, -(int64_t)size);
 			accepted++;
 			continue;
 		}
@@ -280,15 +281,21 @@ static enum dispatch_action do_alloc_large(struct daemon *d, struct client *c,
 		return refuse(d, c, resp, s, req->id, size ? ENOMEM : EINVAL, "alloc large");
 	if (d->opt.client_max_memory && client_room(d, c, size) == 0)
 		return refuse(d, c, resp, s, req->id, ENOMEM, "alloc large: --client-max-memory");
+	if (quota_large_take(d, c) != 0)
+		return refuse(d, c, resp, s, req->id, EAGAIN, "alloc large: --uid-max-large");
 	uint64_t ref, seg_size;
 	int rc = heap_alloc_large(d->heap, size, c->id, &ref, &seg_size);
-	if (rc != 0)
+	if (rc != 0) {
+		quota_large_give(c);
 		return refuse(d, c, resp, s, req->id, -rc, "alloc large");
-	c->bytes_held += seg_size;
+	}
+	quota_held(c, (int64_t)seg_size);
 	inflight_note_large(&c->inflight, req->id, ref);
 	Shma__AllocLargeReply *r = dispatch_scratch_alloc(s, sizeof *r);
 	if (r == NULL) {
 		heap_free_large(d->heap, ref, NULL);
+		quota_held(c, -(int64_t)seg_size);
+		quota_large_give(c);
 		return refuse(d, c, resp, s, req->id, ENOMEM, "alloc large");
 	}
 	shma__alloc_large_reply__init(r);
@@ -309,7 +316,8 @@ static enum dispatch_action do_free_large(struct daemon *d, struct client *c,
 	int rc = heap_free_large(d->heap, req->free_large->ref, &size);
 	if (rc != 0)
 		return refuse(d, c, resp, s, req->id, -rc, "free large");
-	c->bytes_held = c->bytes_held > size ? c->bytes_held - size : 0;
+	quota_held(c, -(int64_t)size);
+	quota_large_give(c);
 	return reply_ok(resp, s, req->id);
 }
 
@@ -323,10 +331,13 @@ static enum dispatch_action do_publish(struct daemon *d, struct client *c, const
 	if (rc == 0 && heap_object_class(d->heap, p->ref) < 0 &&
 	    heap_large_size(d->heap, p->ref, NULL) == 0)
 		rc = -EINVAL;
+	if (rc == 0 && quota_root_check(d, c) != 0)
+		return refuse(d, c, resp, s, req->id, EAGAIN, "publish: --uid-max-roots");
 	if (rc == 0)
 		rc = roots_publish(d->roots, p->name, p->ref);
 	if (rc != 0)
 		return refuse(d, c, resp, s, req->id, -rc, "publish");
+	quota_root_published(d, c, p->name);
 	return reply_ok(resp, s, req->id);
 }
 
@@ -362,6 +373,8 @@ static enum dispatch_action do_unpublish(struct daemon *d, struct client *c,
 	int rc = rootname_check(req->unpublish->name);
 	if (rc == 0)
 		rc = roots_unpublish(d->roots, req->unpublish->name);
+	if (rc == 0)
+		quota_root_gone(d, req->unpublish->name);
 	if (rc != 0) {
 		(void)c;
 		dispatch_error(resp, s, req->id, -rc, "unpublish: %s", wire_strerror(rc));

@@ -6,7 +6,7 @@
 #ifndef SHMA_SERVER_LOG_H
 #define SHMA_SERVER_LOG_H
 
-/* SLOG_, not LOG_: <syslog.h> defines LOG_INFO, LOG_DEBUG and the rest. */
+/* SLOG_, not LOG_: <syslog.h> defines SLOG_INFO, SLOG_DEBUG and the rest. */
 enum log_level { SLOG_ERROR = 0, SLOG_WARN = 1, SLOG_INFO = 2, SLOG_DEBUG = 3 };
 
 void log_set_level(enum log_level level);

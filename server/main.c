@@ -86,7 +86,7 @@ static int open_state(struct daemon *d)
 		return rc;
 	/* Metadata: no client writes it, whatever the segment mode. */
 	rc = roots_open(&d->roots, d->opt.instance,
-			d->opt.segment_mode & ~(mode_t)(S_IWGRP | S_IWOTH));
+			seg_kind_mode('m', d->opt.segment_mode));
 	if (rc != 0) {
 		log_msg(SLOG_ERROR, "refusing to start: cannot open the roots "
 			"(/dev/shm/shmalloc.%s.m): %s; start with --discard to remove every "
@@ -99,6 +99,25 @@ static int open_state(struct daemon *d)
 	if (rc != 0)
 		log_msg(SLOG_WARN, "cannot list control blocks: %s", strerror(-rc));
 	return 0;
+}
+
+/* Opens the state under the instance name perimeter_pick_instance() gives;
+ * when a name is taken under us between its look and our open (-EEXIST) or
+ * a file not ours is found (-EPERM), the next name is tried. */
+static int open_instance(struct daemon *d)
+{
+	char base[sizeof d->opt.instance];
+	strcpy(base, d->opt.instance);
+	unsigned from = 0;
+	for (int tries = 0;; tries++) {
+		int n = perimeter_pick_instance(&d->opt, base, from);
+		if (n < 0)
+			return n;
+		int rc = open_state(d);
+		if (rc == 0 || (rc != -EEXIST && rc != -EPERM) || tries == 3)
+			return rc;
+		from = (unsigned)n + 1;
+	}
 }
 
 int main(int argc, char **argv)
@@ -115,11 +134,18 @@ int main(int argc, char **argv)
 		perror("shmallocd: daemon");
 		return 1;
 	}
-	if (access_prepare(&d.opt) != 0 || open_state(&d) != 0)
+	/* The perimeter first: a daemon that will not listen opens nothing. */
+	if (perimeter_open_dir(&d.perimeter, &d.opt) != 0)
 		return 1;
+	if (access_prepare(&d.opt) != 0 || open_instance(&d) != 0) {
+		perimeter_close(&d.perimeter);
+		return 1;
+	}
 	int rc = server_run(&d);
 	daemon_control_close(&d, d.opt.cleanup);
 	roots_close(d.roots, d.opt.cleanup);
 	heap_close(d.heap, d.opt.cleanup);
+	quota_close(&d);
+	perimeter_close(&d.perimeter);
 	return rc;
 }

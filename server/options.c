@@ -26,7 +26,8 @@ enum {
 	OPT_ARENA_SIZE = 256, OPT_MAX_MEMORY, OPT_CLIENT_MAX_MEMORY,
 	OPT_LARGE_THRESHOLD, OPT_DECAY, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_SOCKET_MODE,
 	OPT_SEGMENT_MODE, OPT_LOG_LEVEL, OPT_CLEANUP, OPT_MAX_FRAME, OPT_DISCARD,
-	OPT_HANDSHAKE_TIMEOUT, OPT_WRITE_TIMEOUT, OPT_BASE,
+	OPT_HANDSHAKE_TIMEOUT, OPT_WRITE_TIMEOUT, OPT_UID_MAX_CONNECTIONS, OPT_UID_MAX_ORPHANS,
+	OPT_UID_MAX_ROOTS, OPT_UID_MAX_LARGE, OPT_BASE,
 };
 
 static const struct option long_options[] = {
@@ -46,6 +47,10 @@ static const struct option long_options[] = {
 	{"max-frame", required_argument, NULL, OPT_MAX_FRAME},
 	{"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
 	{"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
+	{"uid-max-connections", required_argument, NULL, OPT_UID_MAX_CONNECTIONS},
+	{"uid-max-orphans", required_argument, NULL, OPT_UID_MAX_ORPHANS},
+	{"uid-max-roots", required_argument, NULL, OPT_UID_MAX_ROOTS},
+	{"uid-max-large", required_argument, NULL, OPT_UID_MAX_LARGE},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"daemonize", no_argument, NULL, OPT_DAEMONIZE},
 	{"cleanup", no_argument, NULL, OPT_CLEANUP},
@@ -69,8 +74,13 @@ static const char usage_text[] =
 	"                              also the address space every client maps\n"
 	"                              (default: no cap, 64G of address space)\n"
 	"      --base ADDRESS          map the heap at this address in every process\n"
-	"                              (hex; default: chosen at the first start, kept)\n"
-	"      --client-max-memory SIZE  cap on what one client holds (default: none)\n"
+	"                              (hex; default: chosen at the first start, kept)\n"	"      --client-max-memory SIZE  cap on what one client process holds, over all\n"
+	"                              its connections (default: none)\n"
+	"      --uid-max-connections N  connections one user may have open (default 2048)\n"
+	"      --uid-max-orphans N     control blocks of one user's live processes whose\n"
+	"                              connection ended (default 1024)\n"
+	"      --uid-max-roots N       roots one user may publish (default 1024)\n"
+	"      --uid-max-large N       large blocks one user may hold (default 4096)\n"
 	"      --large-threshold SIZE  blocks this big are page runs of their own\n"
 	"                              (default 128K, at most 1M)\n"
 	"      --decay SECONDS         give free pages idle this long back to the OS\n"
@@ -166,6 +176,20 @@ static int apply_size(const char *name, const char *arg, uint64_t *out, FILE *er
 	if (rc != 0)
 		fprintf(err, "shmallocd: --%s: '%s' is not a size (try 64M)\n", name, arg);
 	return rc;
+}
+
+/* A limit: a count from 0 (no limit) to 2^31. */
+static int apply_count(const char *name, const char *arg, uint32_t *out, FILE *err)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(arg, &end, 10);
+	if (arg[0] == '-' || end == arg || *end != '\0' || errno != 0 || v > (1ul << 31)) {
+		fprintf(err, "shmallocd: --%s: '%s' is not a count (0: no limit)\n", name, arg);
+		return -EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
 }
 
 static int apply_id(struct options *o, int group, const char *arg, FILE *err)
@@ -290,6 +314,10 @@ static int apply(struct options *o, int opt, const char *name, const char *arg, 
 	case OPT_MAX_FRAME: return apply_max_frame(arg, o, err);
 	case OPT_HANDSHAKE_TIMEOUT: return apply_timeout(name, arg, &o->handshake_timeout_ms, err);
 	case OPT_WRITE_TIMEOUT: return apply_timeout(name, arg, &o->write_timeout_ms, err);
+	case OPT_UID_MAX_CONNECTIONS: return apply_count(name, arg, &o->uid_max_connections, err);
+	case OPT_UID_MAX_ORPHANS: return apply_count(name, arg, &o->uid_max_orphans, err);
+	case OPT_UID_MAX_ROOTS: return apply_count(name, arg, &o->uid_max_roots, err);
+	case OPT_UID_MAX_LARGE: return apply_count(name, arg, &o->uid_max_large, err);
 	case OPT_LOG_LEVEL: return apply_log_level(arg, o, err);
 	case OPT_DAEMONIZE: o->daemonize = 1; return 0;
 	case OPT_CLEANUP: o->cleanup = 1; return 0;
@@ -366,6 +394,13 @@ static void set_defaults(struct options *o)
 	o->max_frame = 1u << 20;
 	o->handshake_timeout_ms = 10000;
 	o->write_timeout_ms = 60000;
+	/* Half the connections the daemon takes (MAX_CLIENTS), a quarter of
+	 * the roots (ROOTS_CAPACITY), a few thousand large blocks: one user's
+	 * runaway program stops there, and the others are served. */
+	o->uid_max_connections = 2048;
+	o->uid_max_orphans = 1024;
+	o->uid_max_roots = 1024;
+	o->uid_max_large = 4096;
 	o->socket_mode = 0600;
 	o->segment_mode = 0;
 	o->log_level = SLOG_INFO;

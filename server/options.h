@@ -18,12 +18,16 @@ struct options {
 	uint64_t arena_size;
 	uint64_t max_memory;       /* 0: no cap */
 	uint64_t base;             /* --base; 0: as recorded, or the default */
-	uint64_t client_max_memory;
+	uint64_t client_max_memory; /* per process, over all its connections; 0: no cap */
 	uint64_t large_threshold;
 	uint64_t decay_ms;
 	uint32_t max_frame;
 	uint64_t handshake_timeout_ms; /* no Hello by then: closed; 0: never */
 	uint64_t write_timeout_ms; /* answers unread (queue past its cap) this long: closed */
+	uint32_t uid_max_connections; /* limits per uid (quota.c); 0: none */
+	uint32_t uid_max_orphans;
+	uint32_t uid_max_roots;
+	uint32_t uid_max_large;
 	uid_t allow_uid[OPTIONS_MAX_IDS];
 	unsigned nallow_uid;
 	gid_t allow_gid[OPTIONS_MAX_IDS];

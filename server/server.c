@@ -16,6 +16,7 @@
 #include "server.h"
 #include "conn.h"
 #include "log.h"
+#include "perimeter.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -109,58 +110,22 @@ static void start_conn_timer(struct server *srv)
 	uv_timer_start(&srv->conn_timer, on_conn_timer, every, every);
 }
 
-/* Another daemon already listening there?  1 yes, 0 no (a stale socket). */
-static int socket_in_use(const char *path)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	memcpy(sa.sun_path, path, strnlen(path, sizeof sa.sun_path - 1));
-	int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-	close(fd);
-	return rc == 0;
-}
-
-static int make_socket_dir(const struct options *o)
-{
-	char dir[sizeof o->socket_path];
-	strcpy(dir, o->socket_path);
-	char *slash = strrchr(dir, '/');
-	if (slash == NULL || slash == dir)
-		return 0;
-	*slash = '\0';
-	mode_t mode = o->nallow_gid > 0 ? 0750 : 0700;
-	if (mkdir(dir, mode) == 0)
-		return chmod(dir, mode) == 0 ? 0 : -errno;
-	if (errno != EEXIST) {
-		log_msg(SLOG_ERROR, "cannot create the socket directory %s: %s", dir,
-			strerror(errno));
-		return -errno;
-	}
-	return 0;
-}
-
+/* Listens on the socket perimeter_bind() made in the checked directory. */
 static int listen_socket(struct server *srv)
 {
-	const struct options *o = &srv->d->opt;
-	const char *path = o->socket_path;
-	if (make_socket_dir(o) != 0)
+	struct daemon *d = srv->d;
+	int fd = perimeter_bind(&d->perimeter, d->opt.socket_mode);
+	if (fd < 0)
 		return -1;
-	if (access(path, F_OK) == 0) {
-		if (socket_in_use(path)) {
-			log_msg(SLOG_ERROR, "another shmallocd listens on %s", path);
-			return -1;
-		}
-		unlink(path);
-	}
 	uv_pipe_init(srv->loop, &srv->listener, 0);
 	srv->listener.data = srv;
-	int rc = uv_pipe_bind(&srv->listener, path);
-	if (rc == 0 && chmod(path, o->socket_mode) != 0)
-		rc = -errno;
-	if (rc == 0)
+	int rc = uv_pipe_open(&srv->listener, fd);
+	if (rc != 0)
+		close(fd);
+	else
 		rc = uv_listen((uv_stream_t *)&srv->listener, 128, on_connection);
 	if (rc != 0) {
-		log_msg(SLOG_ERROR, "cannot listen on %s: %s", path, uv_strerror(rc));
+		log_msg(SLOG_ERROR, "cannot listen on %s: %s", d->opt.socket_path, uv_strerror(rc));
 		uv_close((uv_handle_t *)&srv->listener, NULL);
 		return -1;
 	}
@@ -218,7 +183,7 @@ int server_run(struct daemon *d)
 		d->opt.socket_path, d->opt.instance,
 		(unsigned long long)(d->opt.arena_size >> 20));
 	uv_run(srv.loop, UV_RUN_DEFAULT);
-	unlink(d->opt.socket_path);
+	perimeter_close(&d->perimeter);
 	uv_loop_close(srv.loop);
 	log_msg(SLOG_INFO, "stopped");
 	return 0;

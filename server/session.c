@@ -6,6 +6,7 @@
  * suite and the fuzz target drive it directly).
  */
 #include "session.h"
+#include "quota.h"
 #include "access.h"
 #include "dispatch.h"
 #include "log.h"
@@ -32,7 +33,7 @@ struct client *session_open(struct daemon *d, pid_t pid, uid_t uid)
 	return c;
 }
 
-int session_admit(const struct daemon *d, const struct client *c, gid_t gid, const char **why)
+int session_admit(struct daemon *d, struct client *c, gid_t gid, const char **why)
 {
 	if (!access_peer_allowed(&d->opt, c->uid, gid)) {
 		*why = "this user may not use this daemon (see --allow-uid)";
@@ -42,7 +43,11 @@ int session_admit(const struct daemon *d, const struct client *c, gid_t gid, con
 		*why = "too many clients";
 		return -EAGAIN;
 	}
-	return 0;
+	int rc = quota_connect(d, c);
+	if (rc != 0)
+		*why = rc == -EAGAIN ? "too many connections of this user (--uid-max-connections)"
+				     : "out of memory";
+	return rc;
 }
 
 void session_refuse(struct daemon *d, struct client *c, int code, const char *what,
@@ -66,6 +71,7 @@ void session_close(struct daemon *d, struct client *c)
 {
 	stats_retire_client(d, c);
 	uint64_t back = daemon_control_release(d, c, !c->said_goodbye);
+	quota_disconnect(d, c);
 	if (c->hello_done)
 		log_msg(SLOG_INFO, "client %llu (pid %ld) %s%s",
 			(unsigned long long)c->id, (long)c->pid,

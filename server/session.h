@@ -18,9 +18,10 @@
 struct client *session_open(struct daemon *d, pid_t pid, uid_t uid);
 
 /* Whether d serves c, whose peer's group is gid: 0, or -EACCES (neither its
- * uid nor gid is allowed) or -EAGAIN (more than DAEMON_MAX_CLIENTS), and
- * *why says so in words for its Error. */
-int session_admit(const struct daemon *d, const struct client *c, gid_t gid, const char **why);
+ * uid nor gid is allowed), -EAGAIN (more than DAEMON_MAX_CLIENTS, or its uid
+ * past --uid-max-connections) or -ENOMEM, and *why says so in words for its
+ * Error.  Admitted, c has joined its uid's and process's accounts (quota.h). */
+int session_admit(struct daemon *d, struct client *c, gid_t gid, const char **why);
 
 /* c is refused for a reason of the connection's (code, a positive errno;
  * what, the message): counted, logged, and *frame (the caller frees it with

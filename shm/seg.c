@@ -85,9 +85,9 @@ void seg_set_group(gid_t gid)
 
 int seg_create(const char *name, uint64_t size, mode_t mode)
 {
-	int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, mode);
+	int fd = shm_open(name, O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR | O_CLOEXEC, mode);
 	if (fd < 0)
-		return -errno;
+		return errno == EEXIST || errno == ELOOP ? -EEXIST : -errno;
 	/* shm_open honours the umask; the mode we were given is the contract.
 	 * The group first: a change of group may clear mode bits. */
 	if ((segment_group != (gid_t)-1 && fchown(fd, (uid_t)-1, segment_group) != 0) ||
@@ -102,8 +102,58 @@ int seg_create(const char *name, uint64_t size, mode_t mode)
 
 int seg_open(const char *name, int writable)
 {
-	int fd = shm_open(name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
+	/* O_NONBLOCK: a FIFO someone put under the name must not hang us. */
+	int fd = shm_open(name, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK |
+				       O_CLOEXEC, 0);
 	return fd < 0 ? -errno : fd;
+}
+
+/* Why st is not a segment of ours with mode, or NULL. */
+static const char *not_ours(const struct stat *st, mode_t mode)
+{
+	if (!S_ISREG(st->st_mode))
+		return "not a regular file";
+	if (st->st_uid != geteuid())
+		return "another user's";
+	if ((st->st_mode & 07777) != (mode & 07777))
+		return "not of the configured mode";
+	if (segment_group != (gid_t)-1 && st->st_gid != segment_group)
+		return "not of the configured group";
+	return NULL;
+}
+
+int seg_adopt(const char *name, mode_t mode, const char **why)
+{
+	const char *dummy;
+	why = why ? why : &dummy;
+	*why = NULL;
+	int fd = shm_open(name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return -ENOENT;
+		*why = errno == ELOOP ? "a symlink" : "cannot be opened";
+		return -EPERM;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		*why = "cannot be examined";
+	else
+		*why = not_ours(&st, mode);
+	if (*why != NULL) {
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
+int seg_foreign(const char *name, mode_t mode)
+{
+	struct stat st;
+	char path[SEG_NAME_MAX + 16];
+	snprintf(path, sizeof path, "/dev/shm%s", name);
+	if (lstat(path, &st) != 0)
+		return 0;
+	return not_ours(&st, mode) != NULL;
 }
 
 int seg_unlink(const char *name)
@@ -125,14 +175,57 @@ int seg_instance_segments(const char *instance, int remove)
 	while ((e = readdir(dir)) != NULL) {
 		if (strncmp(e->d_name, prefix, (size_t)n) != 0)
 			continue;
-		char name[sizeof e->d_name + 1];
-		name[0] = '/';
-		memcpy(name + 1, e->d_name, sizeof e->d_name);
-		if (!remove || shm_unlink(name) == 0)
+		if (!remove) {
+			count++;
+			continue;
+		}
+		/* Only our own: another user's file is his to remove. */
+		struct stat st;
+		if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    st.st_uid != geteuid())
+			continue;
+		if (unlinkat(dirfd(dir), e->d_name, 0) == 0)
 			count++;
 	}
 	closedir(dir);
 	return count;
+}
+
+mode_t seg_kind_mode(char kind, mode_t mode)
+{
+	if (kind == 'M' || kind == 'm')
+		return mode & ~(mode_t)(S_IWGRP | S_IWOTH);
+	if (kind == 'c')
+		return 0600;
+	return mode;
+}
+
+int seg_instance_census(const char *instance, mode_t mode, const char *skip, unsigned *own,
+			unsigned *foreign)
+{
+	char prefix[SEG_NAME_MAX];
+	int n = snprintf(prefix, sizeof prefix, "shmalloc.%s.", instance);
+	if (n < 0 || (size_t)n >= sizeof prefix)
+		return -ENAMETOOLONG;
+	*own = *foreign = 0;
+	DIR *dir = opendir("/dev/shm");
+	if (dir == NULL)
+		return -errno;
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL) {
+		if (strncmp(e->d_name, prefix, (size_t)n) != 0 || e->d_name[n] == '\0' ||
+		    strchr(skip, e->d_name[n]) != NULL)
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		if (not_ours(&st, seg_kind_mode(e->d_name[n], mode)) == NULL)
+			(*own)++;
+		else
+			(*foreign)++;
+	}
+	closedir(dir);
+	return 0;
 }
 
 /* The id of a name "<prefix><kind><digits>", or -1. */

@@ -4,8 +4,13 @@
  * A segment is a POSIX shm object named /shmalloc.<instance>.<kind><id>
  * (kind 'c' client control block, with an id) or /shmalloc.<instance>.<kind>
  * (kind 'p' the heap's pages, 'M' its metadata, 'm' the manifest of roots).
- * The daemon creates them with O_CREAT|O_EXCL and its configured mode;
- * clients open the ones that exist.  Backing store is reserved with
+ * The daemon creates them with O_CREAT|O_EXCL|O_NOFOLLOW and its configured
+ * mode; clients open the ones that exist.  /dev/shm is everybody's: any user
+ * may create a file under a name the daemon will want.  Such a file is never
+ * the daemon's: seg_create() reports the name taken (the caller picks
+ * another), and seg_adopt() -- the daemon's only way to open a segment it
+ * did not just create -- refuses anything that is not a regular file owned
+ * by the daemon's uid with exactly the configured mode (and group).  Backing store is reserved with
  * posix_fallocate before memory is handed out, so a full /dev/shm is an
  * ENOMEM here and never a SIGBUS in a process that touches the page later.
  *
@@ -35,9 +40,25 @@ void seg_instance_from_path(const char *socket_path, char *out, size_t size);
  * /tmp/shmalloc-$UID/shmallocd.sock.  0 or -ENAMETOOLONG. */
 int seg_default_socket(char *buf, size_t size);
 
-/* Creates a new segment of size bytes (O_EXCL) with exactly mode (whatever
- * the umask) and the group set by seg_set_group(); returns its fd. */
+/* Creates a new segment of size bytes (O_EXCL|O_NOFOLLOW) with exactly mode
+ * (whatever the umask) and the group set by seg_set_group(); returns its fd,
+ * or -EEXIST when the name is taken (by us or by anyone else). */
 int seg_create(const char *name, uint64_t size, mode_t mode);
+
+/* Opens a segment the daemon made earlier, read-write: the fd, -ENOENT if
+ * there is none, or -EPERM if the file under that name is not ours (not a
+ * regular file, another owner, another mode or group: someone else made it,
+ * and it is neither to be trusted nor removed).  why (may be NULL) says
+ * which. */
+int seg_adopt(const char *name, mode_t mode, const char **why);
+
+/* The mode a segment of kind has when the daemon's segment mode is mode:
+ * metadata ('M', 'm') is writable by its owner alone, a control block ('c')
+ * is 0600 (its client gets the descriptor), the pages ('p') have mode. */
+mode_t seg_kind_mode(char kind, mode_t mode);
+
+/* 1 if a file exists under name that seg_adopt() would refuse. */
+int seg_foreign(const char *name, mode_t mode);
 
 /* Makes every segment this process creates from now on belong to group gid
  * ((gid_t)-1: the creator's own, the default).  Process-wide, as the umask
@@ -50,8 +71,15 @@ int seg_open(const char *name, int writable);
 int seg_unlink(const char *name);
 
 /* How many segments of the instance exist (in /dev/shm); with remove, unlinks
- * them and returns how many it removed.  Negative errno on failure. */
+ * those owned by this process's uid (never another user's) and returns how
+ * many it removed.  Negative errno on failure. */
 int seg_instance_segments(const char *instance, int remove);
+
+/* Counts the segments of instance, all kinds but those in skip: how many are
+ * ours (seg_adopt() would take them, with mode) and how many are not.  0 or
+ * a negative errno. */
+int seg_instance_census(const char *instance, mode_t mode, const char *skip, unsigned *own,
+			unsigned *foreign);
 
 /*
  * Calls fn(arg, id) for each segment /shmalloc.<instance>.<kind><id> that

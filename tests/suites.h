@@ -24,4 +24,8 @@
 	XX(access) \
 	XX(limits) \
 	XX(contract) \
+	XX(perimeter) \
+	XX(squat) \
+	XX(liveness) \
+	XX(quota) \
 	XX(memory)

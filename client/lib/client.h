@@ -120,6 +120,9 @@ SHMA_HIDDEN int conn_readable(void);
 SHMA_HIDDEN int conn_connected(void);
 SHMA_HIDDEN void conn_close(int goodbye);
 SHMA_HIDDEN int conn_set_path(const char *path); /* NULL: the default */
+/* Whether the daemon on fd (connected to path) is one to trust (peer.c):
+ * 0, or -EPERM (or getsockopt's errno). */
+SHMA_HIDDEN int peer_check(int fd, const char *path);
 
 /* ---- large blocks this process keeps (largecache.c), lock held ---- */
 SHMA_HIDDEN void lcache_set_decay(uint64_t decay_ms);

@@ -558,10 +558,16 @@ static int connect_and_greet(int retrying)
 	int fd = retrying ? open_socket_retrying(socket_path()) : open_socket(socket_path());
 	if (fd < 0)
 		return fd;
+	/* Before a byte goes out or a segment is mapped: is it our daemon? */
+	int rc = peer_check(fd, socket_path());
+	if (rc != 0) {
+		close(fd);
+		return rc;
+	}
 	conn.fd = fd;
 	conn.max_frame = FRAME_DEFAULT_MAX;
 	conn.first_id = conn.next_id + 1;
-	int rc = handshake();
+	rc = handshake();
 	if (rc != 0)
 		drop_connection(1);
 	return rc;

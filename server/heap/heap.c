@@ -144,7 +144,7 @@ static int create_heap(struct heap *h)
 {
 	char name[SEG_NAME_MAX];
 	/* Metadata: writable by the daemon's uid alone, whatever the mode. */
-	mode_t meta_mode = h->cfg.mode & ~(mode_t)(S_IWGRP | S_IWOTH);
+	mode_t meta_mode = seg_kind_mode('M', h->cfg.mode);
 	int rc = seg_name(name, sizeof name, h->instance, 'M', 0);
 	if (rc < 0)
 		return rc;
@@ -160,8 +160,9 @@ static int create_heap(struct heap *h)
 	if (rc < 0)
 		return rc;
 	h->pages_fd = seg_create(name, h->range, h->cfg.mode);
-	if (h->pages_fd == -EEXIST) {
-		/* Left by a creation cut short ('M' had no magic): ours to drop. */
+	if (h->pages_fd == -EEXIST && !seg_foreign(name, h->cfg.mode)) {
+		/* Left by a creation cut short ('M' had no magic): ours to drop.
+		 * Someone else's file stays, and the instance moves (-EEXIST). */
 		seg_unlink(name);
 		h->pages_fd = seg_create(name, h->range, h->cfg.mode);
 	}
@@ -186,13 +187,14 @@ static int create_heap(struct heap *h)
 	return add_arena(h);
 }
 
-/* 1 if segment kind exists. */
-static int segment_exists(const char *instance, char kind, uint64_t id)
+/* 1 if segment kind exists and is ours (a file someone else made under the
+ * name is not). */
+static int segment_exists(const char *instance, char kind, uint64_t id, mode_t mode)
 {
 	char name[SEG_NAME_MAX];
 	if (seg_name(name, sizeof name, instance, kind, id) < 0)
 		return 0;
-	int fd = seg_open(name, 0);
+	int fd = seg_adopt(name, mode, NULL);
 	if (fd < 0)
 		return 0;
 	close(fd);
@@ -206,9 +208,12 @@ static int open_segments(struct heap *h)
 	int rc = seg_name(name, sizeof name, h->instance, 'M', 0);
 	if (rc < 0)
 		return rc;
-	h->meta_fd = seg_open(name, 1);
+	const char *why = NULL;
+	h->meta_fd = seg_adopt(name, seg_kind_mode('M', h->cfg.mode), &why);
+	if (h->meta_fd == -EPERM)
+		return heap_say(h, "%s is not ours (%s)", name, why ? why : "?"), -EPERM;
 	if (h->meta_fd == -ENOENT) {
-		if (segment_exists(h->instance, 'a', 0))
+		if (segment_exists(h->instance, 'a', 0, h->cfg.mode))
 			return heap_say(h, "instance %s holds a heap of layout 1 (segment "
 				    "/shmalloc.%s.a0); this shmallocd reads layout %u only", h->instance,
 				    h->instance, SHMA_LAYOUT_VERSION), -EPROTO;

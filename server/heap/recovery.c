@@ -221,7 +221,10 @@ int heap_recover(struct heap *h)
 	rc = seg_name(name, sizeof name, h->instance, 'p', 0);
 	if (rc < 0)
 		return rc;
-	h->pages_fd = seg_open(name, 1);
+	const char *why = NULL;
+	h->pages_fd = seg_adopt(name, h->cfg.mode, &why);
+	if (h->pages_fd == -EPERM)
+		return heap_say(h, "%s is not ours (%s)", name, why ? why : "?"), -EPERM;
 	if (h->pages_fd < 0)
 		return heap_say(h, "segment %s: %s", name, strerror(-h->pages_fd)), h->pages_fd;
 	if (seg_size(h->pages_fd) != (int64_t)h->range)

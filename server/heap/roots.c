@@ -179,7 +179,7 @@ static int open_segment(struct roots *r, mode_t mode, int *fresh)
 	int fd = seg_create(r->seg, r->size, mode);
 	*fresh = fd >= 0;
 	if (fd == -EEXIST)
-		fd = seg_open(r->seg, 1);
+		fd = seg_adopt(r->seg, mode, NULL); /* -EPERM: not ours */
 	if (fd < 0)
 		return fd;
 	r->fd = fd;

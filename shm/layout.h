@@ -68,8 +68,14 @@ enum page_kind {
 	PAGE_META = 1,
 	PAGE_SPAN = 2,
 	PAGE_LARGE = 3,      /* first page of a large block; span_start: its pages */
-	PAGE_LARGE_CONT = 4, /* another page of one; span_start: its first page */
+	PAGE_LARGE_CONT = 4, /* another page of one; span_start: its first page, or
+			      * PAGE_JUMBO */
 };
+
+/* span_start of a PAGE_LARGE_CONT page of a block that starts in an earlier
+ * arena (a block larger than an arena spans several whole arenas; all its
+ * pages in the later ones, those numbered as metadata too, say this). */
+#define PAGE_JUMBO UINT32_MAX
 
 struct page_entry {
 	uint8_t kind;        /* enum page_kind */

@@ -62,6 +62,20 @@ SHMA_HIDDEN void map_large_forget(const void *p);
 /* The whole mapping of the large block p points into (a linear search). */
 SHMA_HIDDEN int map_large_extent(const void *p, char **base, size_t *len);
 SHMA_HIDDEN void *map_ref_ptr(uint64_t ref);
+/* 1 if p points into the shared heap as this process maps it (the arena
+ * range, or the start of a large block held here): the one ownership test of
+ * the preload library, a range test once the heap is one range. */
+SHMA_HIDDEN int map_owns(const void *p);
+/* Calls fn on every mapping of the heap in this process that may hold data,
+ * stopping at the first nonzero return, which it returns.  all: any page of
+ * it may matter to this process (an arena's metadata, written by the
+ * daemon); else only the pages this process touched can hold data of its
+ * own (blocks).  Takes no lock: for the child after fork(). */
+SHMA_HIDDEN int map_each_mapping(int (*fn)(void *base, size_t len, int all, void *arg),
+				 void *arg);
+/* In the child after fork(): the map locks, which a thread of the parent may
+ * have held, are free again. */
+SHMA_HIDDEN void map_fork_child(void);
 
 /* ---- the connection (conn.c) ---- */
 SHMA_HIDDEN int conn_ensure(void);             /* connect if needed; 0 or -errno */

@@ -366,3 +366,53 @@ void *map_ref_ptr(uint64_t ref)
 	errno = EINVAL;
 	return NULL;
 }
+
+/* ---- for the preload library (client/lib/preload.c) ---- */
+
+int map_owns(const void *p)
+{
+	char *base = __atomic_load_n(&map_view.va_base, __ATOMIC_ACQUIRE);
+	if (base == NULL)
+		return 0;
+	if ((uint64_t)((const char *)p - base) < map_view.va_size)
+		return 1;
+	if (__atomic_load_n(&large.used, __ATOMIC_RELAXED) == 0)
+		return 0;
+	pthread_mutex_lock(&large.lock);
+	int found = large_slot((uintptr_t)p) != NULL;
+	pthread_mutex_unlock(&large.lock);
+	return found;
+}
+
+int map_each_mapping(int (*fn)(void *base, size_t len, int all, void *arg), void *arg)
+{
+	if (map_view.va_base == NULL)
+		return 0;
+	for (uint32_t id = 0; id < map_view.max_arenas; id++) {
+		if (!__atomic_load_n(&map_view.arena_mapped[id], __ATOMIC_ACQUIRE))
+			continue;
+		char *at = map_view.va_base + ((uint64_t)id << map_view.arena_shift);
+		int rc = fn(at, map_view.meta_bytes, 1, arg);
+		if (rc == 0)
+			rc = fn(at + map_view.meta_bytes, map_view.arena_size - map_view.meta_bytes, 0,
+				arg);
+		if (rc != 0)
+			return rc;
+	}
+	for (size_t i = 0; i < large.cap; i++) {
+		struct large_entry *s = &large.slots[i];
+		if (s->user == 0)
+			continue;
+		int rc = fn(s->base, s->maplen, 0, arg);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+void map_fork_child(void)
+{
+	/* Another thread of the parent may have held them at the fork. */
+	pthread_mutex_init(&large.lock, NULL);
+	pthread_mutex_init(&arena_lock, NULL);
+}

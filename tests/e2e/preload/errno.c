@@ -1,0 +1,42 @@
+/*
+ * Run under shmalloc-run by the preload suite: free() keeps errno, on every
+ * path -- the thread cache, a cache flushed to the daemon, a large block,
+ * NULL, aligned, calloc'd and realloc'd blocks.  Prints "ok" and exits 0,
+ * else names the case.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define CHECK(what, expr)                                                       \
+	do {                                                                    \
+		errno = EXDEV;                                                  \
+		expr;                                                           \
+		if (errno != EXDEV) {                                           \
+			printf("errno changed by %s: %d\n", what, errno);       \
+			return 1;                                               \
+		}                                                               \
+	} while (0)
+
+int main(void)
+{
+	static void *many[20000];
+	for (int i = 0; i < 20000; i++)
+		many[i] = malloc(64);
+	CHECK("free(NULL)", free(NULL));
+	CHECK("free(small)", free(malloc(32)));
+	/* Past the cache's high water: frees that flush to the daemon. */
+	for (int i = 0; i < 20000; i++)
+		CHECK("free(flushing)", free(many[i]));
+	CHECK("free(large)", free(malloc(8 << 20)));
+	void *a = NULL;
+	if (posix_memalign(&a, 4096, 100) != 0)
+		return 2;
+	CHECK("free(aligned)", free(a));
+	CHECK("free(calloc)", free(calloc(1000, 10)));
+	void *r = realloc(NULL, 10);
+	r = realloc(r, 100000);
+	CHECK("free(realloc)", free(r));
+	printf("ok\n");
+	return 0;
+}

@@ -125,7 +125,7 @@ static int run(int shm, const char *const *argv, const char *in, const char *out
 		if (waited >= TIMEOUT_S * 100) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
-			ck_abort_msg("%s did not end within %d s", argv[0], TIMEOUT_S);
+			ck_abort_msg("%s did not end within %d s", full[shm], TIMEOUT_S);
 		}
 		usleep(10000);
 	}
@@ -366,6 +366,17 @@ START_TEST(free_keeps_errno)
 	if (skipped("errno", NULL))
 		return;
 	helper_says_ok("errno", TESTS_BUILDDIR "/preload_errno");
+	/* Again on a daemon the program kills: its frees then fail inside. */
+	struct e2e_daemon victim;
+	e2e_start_daemon_kept(&victim, NULL);
+	char pid[32];
+	snprintf(pid, sizeof pid, "%ld", (long)victim.pid);
+	setenv("PRELOAD_KILL", pid, 1);
+	setenv("SHMALLOC_SOCKET", victim.socket, 1);
+	helper_says_ok("errno (daemon killed)", TESTS_BUILDDIR "/preload_errno");
+	setenv("SHMALLOC_SOCKET", e2e.socket, 1);
+	unsetenv("PRELOAD_KILL");
+	e2e_cleanup_daemon(&victim);
 }
 END_TEST
 

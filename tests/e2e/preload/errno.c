@@ -1,12 +1,15 @@
 /*
  * Run under shmalloc-run by the preload suite: free() keeps errno, on every
  * path -- the thread cache, a cache flushed to the daemon, a large block,
- * NULL, aligned, calloc'd and realloc'd blocks.  Prints "ok" and exits 0,
- * else names the case.
+ * NULL, aligned, calloc'd and realloc'd blocks -- and, with
+ * PRELOAD_KILL=PID, after it has killed the daemon (PID), when the frees
+ * meet a dead socket.  Prints "ok" and exits 0, else names the case.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define CHECK(what, expr)                                                       \
 	do {                                                                    \
@@ -37,6 +40,19 @@ int main(void)
 	void *r = realloc(NULL, 10);
 	r = realloc(r, 100000);
 	CHECK("free(realloc)", free(r));
+	const char *victim = getenv("PRELOAD_KILL");
+	if (victim != NULL) {
+		for (int i = 0; i < 20000; i++)
+			many[i] = malloc(64);
+		void *large = malloc(8 << 20);
+		if (kill((pid_t)atol(victim), SIGKILL) != 0)
+			return 3;
+		usleep(200000);
+		for (int i = 0; i < 20000; i++)
+			CHECK("free(flushing, daemon dead)", free(many[i]));
+		CHECK("free(large, daemon dead)", free(large));
+		CHECK("free(new, daemon dead)", free(malloc(100)));
+	}
 	printf("ok\n");
 	return 0;
 }

@@ -28,4 +28,5 @@
 	XX(squat) \
 	XX(liveness) \
 	XX(quota) \
-	XX(memory)
+	XX(memory) \
+	XX(preload)

@@ -17,4 +17,5 @@
 	XX(recovery) \
 	XX(inflight) \
 	XX(access) \
-	XX(limits)
+	XX(limits) \
+	XX(cxx)

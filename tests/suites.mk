@@ -15,4 +15,5 @@ tests_check_shmalloc_SOURCES += tests/e2e/check_recovery.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_inflight.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_access.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_limits.c tests/e2e/raw.h
+tests_check_shmalloc_SOURCES += tests/e2e/check_cxx.c
 tests_check_shmalloc_SOURCES += tests/unit/heap_fixture.h

@@ -29,4 +29,5 @@
 	XX(liveness) \
 	XX(quota) \
 	XX(memory) \
-	XX(preload)
+	XX(preload) \
+	XX(cxx)

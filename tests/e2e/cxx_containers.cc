@@ -324,8 +324,11 @@ struct throws_in_constructor {
 
 /* 0 if allocate(n) throws exactly E (and nothing derived from it). */
 template <class E, class T>
-int throws_exactly(std::size_t n, const char *what)
+int throws_exactly(std::size_t n_, const char *what)
 {
+	/* Through a volatile, so that the compiler cannot see the impossible
+	 * size reach shma_malloc's alloc_size attribute and refuse to build. */
+	volatile std::size_t n = n_;
 	try {
 		(void)shma::allocator<T>().allocate(n);
 	} catch (const std::bad_array_new_length &) {

@@ -1,6 +1,7 @@
 /*
  * The workloads, written once against the backend of bench.h: (a) to (e)
- * from the allocator issue, (s), (cp), (b8) and (fm) from the fast-path one.
+ * from the allocator issue, (s), (cp), (b8) and (fm) from the fast-path one,
+ * (f) from the memory-model one.
  *
  * Sizes come from tables filled from a fixed seed before the clock starts,
  * so every allocator sees the same requests in the same order and no random
@@ -333,6 +334,42 @@ static int run_d(const struct test *t, const struct test_params *p, double *out,
 	return 0;
 }
 
+/* (f): 8 large blocks of 256 KiB-4 MiB live; one at a time is freed and
+ * replaced by a new one, one byte written per 4 KiB page (first touch is
+ * what a heap that does not reuse its pages pays for). */
+#define F_LIVE 8
+static int run_f(const struct test *t, const struct test_params *p, double *out,
+		 char *why, size_t len)
+{
+	char *live[F_LIVE] = {0};
+	uint64_t s = SEED;
+	size_t sizes[TABLE_SLOTS];
+	int64_t t0;
+
+	(void)t;
+	for (int i = 0; i < TABLE_SLOTS; i++)
+		sizes[i] = log_uniform(&s, 18, 22);
+	t0 = now_ns();
+	for (long i = 0; i < p->large_ops + F_LIVE; i++) {
+		size_t size = sizes[i % TABLE_SLOTS];
+		int k = (int)(i % F_LIVE);
+		char *b;
+
+		if (live[k] != NULL)
+			be_free(live[k]);
+		b = be_malloc(size);
+		if (b == NULL)
+			return fail(why, len, "large malloc");
+		for (size_t off = 0; off < size; off += 4096)
+			b[off] = (char)i;
+		live[k] = b;
+	}
+	out[0] = (double)(now_ns() - t0) / (double)(p->large_ops + F_LIVE);
+	for (int k = 0; k < F_LIVE; k++)
+		be_free(live[k]);
+	return 0;
+}
+
 static int churn_replace(long i, uint64_t *s)
 {
 	size_t size = small_sizes[rng_next(s) % TABLE_SLOTS];
@@ -496,6 +533,8 @@ const struct test test_table[] = {
 	    "(cp) a cache line CPU 0 -> CPU 1, ns (the regime; same for all)" }, run_c },
 	{ "d", 1, 0, 1, { "d" }, { "ns" },
 	  { "(d) 256 KiB-8 MiB malloc + touch 2 pages + free, ns" }, run_d },
+	{ "f", 1, 0, 1, { "f" }, { "ns" },
+	  { "(f) 8 live 256 KiB-4 MiB blocks, replace one + touch every 4 KiB, ns" }, run_f },
 	{ "e", 1, 1, 5, { "e_foot", "e_ratio", "e_frag", "e_idle", "e_exit" },
 	  { "MiB", "x", "x", "KiB", "KiB" },
 	  { "(e) memory behind the heap after churn (8192 blocks live), MiB",

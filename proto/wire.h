@@ -28,7 +28,7 @@
 
 /* ---- versions and caps ---- */
 
-#define SHMA_PROTOCOL_VERSION 1u
+#define SHMA_PROTOCOL_VERSION 2u
 /* Objects in one refill reply, and their bytes: the library asks for 1 MiB
  * at most (8 objects of the largest class); more is a peer trying to grab
  * the heap in one go. */

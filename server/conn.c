@@ -136,6 +136,53 @@ static int send_frame(struct conn *cn, uint8_t *frame, size_t len)
 	return rc;
 }
 
+static void close_after_writes(struct conn *cn);
+
+/*
+ * The Hello reply goes out with the client's control block descriptor
+ * attached (SCM_RIGHTS): the segment is the daemon's alone (mode 0600), so
+ * the client gets it from us and nobody else can open it.  Only on an empty
+ * write queue, straight on the socket (libuv keeps no ancillary data); what
+ * the socket does not take at once is queued as usual.  0 if the frame is
+ * taken care of (and freed), -1 to send it the ordinary way.
+ */
+static int send_frame_with_fd(struct conn *cn, uint8_t *frame, size_t len, int pass)
+{
+	uv_os_fd_t fd;
+	if (queued(cn) != 0 || uv_fileno((uv_handle_t *)&cn->pipe, &fd) != 0)
+		return -1;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	memset(&ctl, 0, sizeof ctl);
+	struct iovec iov = {frame, len};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			   .msg_controllen = sizeof ctl.buf};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &pass, sizeof pass);
+	ssize_t w;
+	do
+		w = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (w < 0 && errno == EINTR);
+	if (w <= 0)
+		return -1;
+	if ((size_t)w == len) {
+		free(frame);
+		return 0;
+	}
+	uint8_t *rest = malloc(len - (size_t)w);
+	if (rest != NULL)
+		memcpy(rest, frame + w, len - (size_t)w);
+	free(frame);
+	if (rest == NULL || send_frame(cn, rest, len - (size_t)w) != 0)
+		close_after_writes(cn); /* half a frame out: the stream is broken */
+	return 0;
+}
+
 static void stop_reading(struct conn *cn)
 {
 	uv_read_stop((uv_stream_t *)&cn->pipe);
@@ -176,7 +223,12 @@ static int handle_frame(struct conn *cn, const uint8_t *body, uint32_t len)
 	uint64_t t0 = uv_hrtime();
 	uint8_t *frame;
 	size_t n;
-	enum dispatch_action act = dispatch_frame(d, cn->client, body, len, &frame, &n);
+	struct client *c = cn->client;
+	int greeted = c->hello_done;
+	enum dispatch_action act = dispatch_frame(d, c, body, len, &frame, &n);
+	if (frame != NULL && !greeted && c->hello_done && c->ctl_fd >= 0 &&
+	    send_frame_with_fd(cn, frame, n, c->ctl_fd) == 0)
+		frame = NULL;
 	if (frame != NULL && send_frame(cn, frame, n) != 0)
 		act = DISPATCH_REPLY_CLOSE;
 	d->hist[hist_bucket(uv_hrtime() - t0)]++;

@@ -1,6 +1,7 @@
 /*
- * Control blocks: one shared segment per client that holds the heads and
- * counts of its thread caches (shm/layout.h).  The daemon creates it at the
+ * Control blocks: one shared segment per client that holds its thread
+ * caches -- per slot and class, a bounded array of the refs of its free
+ * blocks (shm/layout.h).  The daemon creates it at the
  * handshake, so that the daemon -- not the client -- knows where a client's
  * cached blocks are when the client dies.
  *
@@ -16,11 +17,20 @@
  * intact).  A restarted daemon finds the blocks its predecessor made and
  * treats each as an orphan.
  *
- * The walk never trusts the client's memory: every ref must name an object
- * of the bin's class that is out, a bin is followed for at most its count
- * (and every step takes an object back, so a cycle ends at the first object
- * seen twice: it is no longer out), and the first bad link ends the bin.
- * Blocks the application held are in no bin and stay allocated.
+ * The walk reads the control block only, never a block's memory, and
+ * believes none of it: a bin is read for at most its class's capacity
+ * whatever its count says, and every ref must name an object of the bin's
+ * class that is out -- a ref seen twice is not out the second time, a ref of
+ * a block another process holds is of no bin at all or was never this
+ * client's to give (see below) -- or it is rejected and counted.  Blocks the
+ * application held are in no bin and stay allocated.
+ *
+ * What a client cannot forge: the refs of blocks that are out but not its
+ * own.  Those it could only name if they were in its bins, and a bin holds
+ * what the daemon handed it or what it freed; a program that writes the ref
+ * of a live block of another process into its own bin frees that block when
+ * it dies, as it would by calling free() on it.  Nothing written into freed
+ * blocks matters: the walk never reads them.
  *
  * Layer: session (no libuv).
  */
@@ -30,6 +40,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,36 +106,62 @@ static int pid_gone(pid_t pid)
 	return gone;
 }
 
-/* Takes back up to count objects of class cls linked from head. */
-static uint64_t reclaim_bin(struct heap *h, uint64_t head, uint32_t count, unsigned cls)
+/* Where each class's refs start in a slot. */
+static uint32_t bin_first[SIZECLASS_COUNT];
+static int bin_first_set;
+
+/* Takes back the objects bin cls of slot i lists; counts refs refused. */
+static uint64_t reclaim_bin(struct heap *h, const struct control_block *cb, unsigned i,
+			    unsigned cls, uint64_t *refused)
 {
-	uint64_t ref = head, n = 0;
-	for (uint32_t i = 0; i < count && ref != 0; i++) {
-		if (heap_object_class(h, ref) != (int)cls)
-			break;
-		const volatile uint64_t *link = heap_object_address(h, ref);
-		if (link == NULL)
-			break;
-		uint64_t next = *link;
-		if (heap_free_object(h, ref, NULL) != 0)
-			break;
-		n++;
-		ref = next;
+	uint32_t count = __atomic_load_n(&cb->slots[i].bins[cls].count, __ATOMIC_RELAXED);
+	uint32_t cap = layout_bin_capacity(cls);
+	if (count > cap) {
+		*refused += count - cap;
+		count = cap;
+	}
+	const volatile uint64_t *refs = &cb->refs[i][bin_first[cls]];
+	uint64_t n = 0;
+	for (uint32_t k = 0; k < count; k++) {
+		uint64_t ref = refs[k];
+		if (heap_object_class(h, ref) == (int)cls && heap_free_object(h, ref, NULL) == 0)
+			n++;
+		else
+			(*refused)++;
 	}
 	return n;
 }
 
 /* Takes back every object the caches of cb hold; returns how many. */
-static uint64_t reclaim_caches(struct heap *h, struct control_block *cb)
+static uint64_t reclaim_caches(struct daemon *d, const struct control_block *cb, uint64_t id)
 {
-	uint64_t n = 0;
+	if (!bin_first_set) {
+		layout_bin_firsts(bin_first);
+		bin_first_set = 1;
+	}
+	uint64_t n = 0, refused = 0;
 	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS; i++) {
-		struct control_slot *s = &cb->slots[i];
-		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
-			uint64_t head = __atomic_load_n(&s->bins[cls].head, __ATOMIC_RELAXED);
-			uint32_t count = __atomic_load_n(&s->bins[cls].count, __ATOMIC_RELAXED);
-			n += reclaim_bin(h, head, count, cls);
-		}
+		/* A slot no thread holds is empty: a thread leaves it only once
+		 * its bins went back (and its refs may not even be reserved). */
+		if (__atomic_load_n(&cb->slots[i].in_use, __ATOMIC_ACQUIRE) == 0)
+			continue;
+		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+			n += reclaim_bin(d->heap, cb, i, cls, &refused);
+	}
+	/* The large blocks it kept: those it allocated and that are live. */
+	for (unsigned i = 0; i < SHMA_LARGE_KEEP; i++) {
+		uint64_t ref = __atomic_load_n(&cb->hdr.large[i].ref, __ATOMIC_ACQUIRE);
+		if (ref == 0)
+			continue;
+		if (heap_large_owner(d->heap, ref) == id && heap_free_large(d->heap, ref, NULL) == 0)
+			n++;
+		else
+			refused++;
+	}
+	if (refused != 0) {
+		log_msg(SLOG_WARN, "client %llu: %llu refs of its caches refused (not objects "
+			"of their bin's class that are out)", (unsigned long long)id,
+			(unsigned long long)refused);
 	}
 	return n;
 }
@@ -148,10 +185,12 @@ static int create_segment(struct daemon *d, struct client *c)
 	int rc = seg_name(name, sizeof name, d->opt.instance, 'c', c->id);
 	if (rc != 0)
 		return rc;
-	int fd = seg_create(name, sizeof(struct control_block), d->opt.segment_mode);
+	/* The daemon's alone: its client gets the descriptor with the Hello
+	 * reply (server.c), no other uid can open it. */
+	int fd = seg_create(name, sizeof(struct control_block), 0600);
 	if (fd < 0)
 		return fd;
-	rc = seg_reserve(fd, 0, sizeof(struct control_block));
+	rc = seg_reserve(fd, 0, offsetof(struct control_block, refs));
 	void *p = rc == 0 ? seg_map(fd, 0, sizeof(struct control_block), 1, NULL) : NULL;
 	if (p == NULL) {
 		rc = rc ? rc : -errno;
@@ -167,6 +206,8 @@ static int create_segment(struct daemon *d, struct client *c)
 int daemon_control_create(struct daemon *d, struct client *c)
 {
 	int rc = create_segment(d, c);
+	if (rc == -ENOMEM && heap_release_free(d->heap) > 0)
+		rc = create_segment(d, c); /* /dev/shm was full of free pages */
 	/* Ids are never reused while a block of that id exists, ours or not:
 	 * a name someone else took is skipped, and said once per Hello. */
 	uint64_t first = c->id;
@@ -218,7 +259,7 @@ uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 	}
 	uint64_t back = 0;
 	if (pid_gone(c->pid)) {
-		back = reclaim_caches(d->heap, c->ctl);
+		back = reclaim_caches(d, c->ctl, c->id);
 		back += inflight_settle(&c->inflight, d->heap, c->ctl);
 		d->reclaimed_objects += back;
 		unmap_and_unlink(d, c->id, c->ctl_fd, c->ctl, 1);
@@ -257,7 +298,7 @@ static uint64_t reclaim_orphan(struct daemon *d, struct orphan *o)
 {
 	/* The caches first: a refill collected just before the end is in a
 	 * bin, and the walk takes it; settling then skips what is free. */
-	uint64_t back = reclaim_caches(d->heap, o->ctl);
+	uint64_t back = reclaim_caches(d, o->ctl, o->id);
 	back += inflight_settle(&o->inflight, d->heap, o->ctl);
 	d->reclaimed_objects += back;
 	log_msg(SLOG_INFO, "client %llu (pid %ld) is gone: took back %llu cached objects",
@@ -311,7 +352,7 @@ static int recover_one(void *arg, uint64_t id)
 	 * (while we were down, say, forging the caches of a live process to
 	 * make us free its blocks) is left alone, never believed. */
 	const char *foreign;
-	int fd = seg_adopt(name, d->opt.segment_mode, &foreign);
+	int fd = seg_adopt(name, seg_kind_mode('c', d->opt.segment_mode), &foreign);
 	if (fd == -EPERM) {
 		log_msg(SLOG_WARN, "control block %s is not ours (%s): left alone, not adopted",
 			name, foreign);

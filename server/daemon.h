@@ -33,6 +33,7 @@ struct client {
 	char name[64];
 	int hello_done;
 	int said_goodbye;
+	int mapping_logged;      /* where it mapped the heap was logged */
 	uint64_t bytes_held;     /* small objects and large blocks it took, net */
 	uint64_t requests, rejected;
 	int ctl_fd;

@@ -136,11 +136,15 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 	if (r == NULL)
 		return refuse_close(d, c, resp, s, req->id, ENOMEM, "hello");
 	const struct arena_geometry *g = heap_geometry(d->heap);
+	const struct heap_header *hh = heap_header(d->heap);
 	shma__hello_reply__init(r);
 	r->version = SHMA_PROTOCOL_VERSION;
 	r->instance = d->opt.instance;
 	r->arena_size = g->arena_size;
-	r->max_arenas = heap_max_arenas(d->heap);
+	r->max_arenas = hh->max_arenas;
+	r->heap_base = __atomic_load_n(&hh->base, __ATOMIC_ACQUIRE);
+	r->heap_range = hh->range;
+	r->decay_ms = d->opt.decay_ms;
 	r->large_threshold = d->opt.large_threshold;
 	r->nclasses = SIZECLASS_COUNT;
 	r->client_id = c->id;
@@ -273,14 +277,14 @@ static enum dispatch_action do_alloc_large(struct daemon *d, struct client *c,
 					   struct dispatch_scratch *s)
 {
 	uint64_t size = req->alloc_large->size;
-	if (size == 0 || size > REF_OFFSET_MASK)
+	if (size == 0 || size > REF_RANGE_MAX)
 		return refuse(d, c, resp, s, req->id, size ? ENOMEM : EINVAL, "alloc large");
 	if (d->opt.client_max_memory && client_room(d, c, size) == 0)
 		return refuse(d, c, resp, s, req->id, ENOMEM, "alloc large: --client-max-memory");
 	if (quota_large_take(d, c) != 0)
 		return refuse(d, c, resp, s, req->id, EAGAIN, "alloc large: --uid-max-large");
 	uint64_t ref, seg_size;
-	int rc = heap_alloc_large(d->heap, size, &ref, &seg_size);
+	int rc = heap_alloc_large(d->heap, size, c->id, &ref, &seg_size);
 	if (rc != 0) {
 		quota_large_give(c);
 		return refuse(d, c, resp, s, req->id, -rc, "alloc large");
@@ -322,11 +326,10 @@ static enum dispatch_action do_publish(struct daemon *d, struct client *c, const
 {
 	const Shma__Publish *p = req->publish;
 	int rc = rootname_check(p->name);
-	if (rc == 0 && ref_kind(p->ref) == REF_ARENA && heap_object_class(d->heap, p->ref) < 0)
-		rc = -EINVAL;
-	if (rc == 0 && ref_kind(p->ref) == REF_LARGE && heap_large_size(d->heap, p->ref) == 0)
-		rc = -EINVAL;
-	if (rc == 0 && ref_kind(p->ref) != REF_ARENA && ref_kind(p->ref) != REF_LARGE)
+	/* A root names a live block: a small object (its start) or any byte of
+	 * a large block. */
+	if (rc == 0 && heap_object_class(d->heap, p->ref) < 0 &&
+	    heap_large_size(d->heap, p->ref, NULL) == 0)
 		rc = -EINVAL;
 	if (rc == 0 && quota_root_check(d, c) != 0)
 		return refuse(d, c, resp, s, req->id, EAGAIN, "publish: --uid-max-roots");
@@ -419,6 +422,16 @@ enum dispatch_action dispatch_request(struct daemon *d, struct client *c,
 		return do_hello(d, c, req, resp, s);
 	if (!c->hello_done)
 		return refuse_close(d, c, resp, s, req->id, EPROTO, "request before hello");
+	if (!c->mapping_logged && c->ctl != NULL) {
+		/* The client says where it mapped the heap once it has: logged at
+		 * its first request after that (its word: display only). */
+		uint32_t at = __atomic_load_n(&c->ctl->hdr.same_address, __ATOMIC_RELAXED);
+		if (at == 2)
+			log_msg(SLOG_WARN, "client %llu (pid %ld) could not map the heap at its base: "
+				"refs work there, raw pointers of other processes do not",
+				(unsigned long long)c->id, (long)c->pid);
+		c->mapping_logged = at != 0;
+	}
 	switch (req->body_case) {
 	case SHMA__REQUEST__BODY_REFILL: return do_refill(d, c, req, resp, s);
 	case SHMA__REQUEST__BODY_FLUSH: return do_flush(d, c, req, resp, s);

@@ -101,9 +101,9 @@ static int collected(uint64_t key, const struct record *r, const struct control_
 		return __atomic_load_n(&ctl->hdr.large_collected, __ATOMIC_ACQUIRE) >= r->id;
 	uint32_t slot = (uint32_t)(key - 1) / SIZECLASS_COUNT;
 	uint32_t cls = (uint32_t)(key - 1) % SIZECLASS_COUNT;
-	uint32_t mark = __atomic_load_n(&ctl->slots[slot].bins[cls].collected, __ATOMIC_ACQUIRE);
-	/* Ids grow on a connection; the mark is their low 32 bits. */
-	return (int32_t)(mark - (uint32_t)r->id) >= 0 && mark != 0;
+	uint64_t mark = __atomic_load_n(&ctl->slots[slot].bins[cls].collected, __ATOMIC_ACQUIRE);
+	/* A process's request ids only grow, across its connections too. */
+	return mark != 0 && mark >= r->id;
 }
 
 static uint64_t take_back(uint64_t key, const struct record *r, struct heap *h)

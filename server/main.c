@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* --discard: start afresh, whatever an earlier run left. */
@@ -31,6 +32,12 @@ static void log_recovery(const struct heap *h)
 {
 	struct heap_recovery r;
 	heap_recovery(h, &r);
+	const struct heap_header *hh = heap_header(h);
+	log_msg(SLOG_INFO, "heap at 0x%llx, %llu bytes of address space", (unsigned long long)hh->base,
+		(unsigned long long)hh->range);
+	if (r.old_base != 0)
+		log_msg(SLOG_WARN, "--base moved the heap from 0x%llx: pointers stored in it by "
+			"earlier processes no longer hold", (unsigned long long)r.old_base);
 	if (r.arenas == 0 && r.large_blocks == 0)
 		return;
 	log_msg(SLOG_INFO, "recovered instance: %u arenas, %u spans with %llu objects out, "
@@ -48,6 +55,7 @@ static int open_heap(struct daemon *d)
 		.instance = d->opt.instance,
 		.arena_size = d->opt.arena_size,
 		.max_memory = d->opt.max_memory,
+		.base = d->opt.base,
 		.mode = d->opt.segment_mode,
 		.decay_ms = d->opt.decay_ms,
 		.why = why,
@@ -76,7 +84,9 @@ static int open_state(struct daemon *d)
 	int rc = open_heap(d);
 	if (rc != 0)
 		return rc;
-	rc = roots_open(&d->roots, d->opt.instance, d->opt.segment_mode);
+	/* Metadata: no client writes it, whatever the segment mode. */
+	rc = roots_open(&d->roots, d->opt.instance,
+			seg_kind_mode('m', d->opt.segment_mode));
 	if (rc != 0) {
 		log_msg(SLOG_ERROR, "refusing to start: cannot open the roots "
 			"(/dev/shm/shmalloc.%s.m): %s; start with --discard to remove every "

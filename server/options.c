@@ -27,7 +27,7 @@ enum {
 	OPT_LARGE_THRESHOLD, OPT_DECAY, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_SOCKET_MODE,
 	OPT_SEGMENT_MODE, OPT_LOG_LEVEL, OPT_CLEANUP, OPT_MAX_FRAME, OPT_DISCARD,
 	OPT_HANDSHAKE_TIMEOUT, OPT_WRITE_TIMEOUT, OPT_UID_MAX_CONNECTIONS, OPT_UID_MAX_ORPHANS,
-	OPT_UID_MAX_ROOTS, OPT_UID_MAX_LARGE,
+	OPT_UID_MAX_ROOTS, OPT_UID_MAX_LARGE, OPT_BASE,
 };
 
 static const struct option long_options[] = {
@@ -36,6 +36,7 @@ static const struct option long_options[] = {
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"arena-size", required_argument, NULL, OPT_ARENA_SIZE},
 	{"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+	{"base", required_argument, NULL, OPT_BASE},
 	{"client-max-memory", required_argument, NULL, OPT_CLIENT_MAX_MEMORY},
 	{"large-threshold", required_argument, NULL, OPT_LARGE_THRESHOLD},
 	{"decay", required_argument, NULL, OPT_DECAY},
@@ -69,15 +70,18 @@ static const char usage_text[] =
 	"                              of the socket path)\n"
 	"  -c, --config FILE           read \"option = value\" lines from FILE first\n"
 	"      --arena-size SIZE       bytes per arena, a power of two (default 64M)\n"
-	"      --max-memory SIZE       cap on arenas plus large blocks (default: none)\n"
-	"      --client-max-memory SIZE  cap on what one client process holds, over all\n"
+	"      --max-memory SIZE       cap on the heap, arenas made on demand; it is\n"
+	"                              also the address space every client maps\n"
+	"                              (default: no cap, 64G of address space)\n"
+	"      --base ADDRESS          map the heap at this address in every process\n"
+	"                              (hex; default: chosen at the first start, kept)\n"	"      --client-max-memory SIZE  cap on what one client process holds, over all\n"
 	"                              its connections (default: none)\n"
 	"      --uid-max-connections N  connections one user may have open (default 2048)\n"
 	"      --uid-max-orphans N     control blocks of one user's live processes whose\n"
 	"                              connection ended (default 1024)\n"
 	"      --uid-max-roots N       roots one user may publish (default 1024)\n"
 	"      --uid-max-large N       large blocks one user may hold (default 4096)\n"
-	"      --large-threshold SIZE  blocks this big get a segment of their own\n"
+	"      --large-threshold SIZE  blocks this big are page runs of their own\n"
 	"                              (default 128K, at most 1M)\n"
 	"      --decay SECONDS         give free pages idle this long back to the OS\n"
 	"                              (default 10; 0 gives them back at once)\n"
@@ -275,6 +279,22 @@ static int apply_timeout(const char *name, const char *arg, uint64_t *ms, FILE *
 	return 0;
 }
 
+/* --base: a page-aligned address in user space, where the heap fits. */
+static int apply_base(const char *arg, struct options *o, FILE *err)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(arg, &end, 16);
+	if (end == arg || *end != '\0' || errno != 0 || v == 0 || v % 8192 != 0 ||
+	    v >= (UINT64_C(1) << 47)) {
+		fprintf(err, "shmallocd: --base: '%s' is not a page-aligned (8 KiB) user-space "
+			"address in hex\n", arg);
+		return -EINVAL;
+	}
+	o->base = v;
+	return 0;
+}
+
 /* One option, from either source.  0, or a negative errno after a message. */
 static int apply(struct options *o, int opt, const char *name, const char *arg, FILE *err)
 {
@@ -283,6 +303,7 @@ static int apply(struct options *o, int opt, const char *name, const char *arg, 
 	case OPT_NAME: return apply_string(name, arg, o->instance, sizeof o->instance, err);
 	case OPT_ARENA_SIZE: return apply_size(name, arg, &o->arena_size, err);
 	case OPT_MAX_MEMORY: return apply_size(name, arg, &o->max_memory, err);
+	case OPT_BASE: return apply_base(arg, o, err);
 	case OPT_CLIENT_MAX_MEMORY: return apply_size(name, arg, &o->client_max_memory, err);
 	case OPT_LARGE_THRESHOLD: return apply_size(name, arg, &o->large_threshold, err);
 	case OPT_DECAY: return apply_decay(arg, o, err);

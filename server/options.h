@@ -17,6 +17,7 @@ struct options {
 	char instance[48];         /* "" until derived from the socket path */
 	uint64_t arena_size;
 	uint64_t max_memory;       /* 0: no cap */
+	uint64_t base;             /* --base; 0: as recorded, or the default */
 	uint64_t client_max_memory; /* per process, over all its connections; 0: no cap */
 	uint64_t large_threshold;
 	uint64_t decay_ms;

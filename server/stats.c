@@ -131,6 +131,8 @@ static int fill_clients(struct daemon *d, Shma__StatsReply *r, struct dispatch_s
 		a[k].cached_bytes = client_cached(c);
 		r->cached_bytes += a[k].cached_bytes;
 		stats_client_counters(c, &a[k].malloc_calls, &a[k].malloc_waits);
+		a[k].same_address = c->ctl != NULL &&
+				    __atomic_load_n(&c->ctl->hdr.same_address, __ATOMIC_RELAXED) == 1;
 		r->malloc_calls += a[k].malloc_calls;
 		r->malloc_waits += a[k].malloc_waits;
 		p[k] = &a[k];

@@ -1,5 +1,5 @@
 /*
- * Arena geometry and header: see layout.h.
+ * Arena geometry and header, and where a slot's bins lie: see layout.h.
  */
 #include "layout.h"
 
@@ -21,8 +21,8 @@ int layout_geometry(uint64_t arena_size, struct arena_geometry *g)
 	g->npages = (uint32_t)npages;
 	g->page_map_off = round_up(sizeof(struct arena_header), 64);
 	g->bitmap_off = round_up(g->page_map_off + npages * sizeof(struct page_entry), 64);
-	g->meta_bytes = round_up(g->bitmap_off + npages * SHMA_BITMAP_BYTES_PER_PAGE,
-				 SHMA_PAGE_SIZE);
+	g->owner_off = round_up(g->bitmap_off + npages * SHMA_BITMAP_BYTES_PER_PAGE, 64);
+	g->meta_bytes = round_up(g->owner_off + npages * sizeof(uint64_t), SHMA_PAGE_SIZE);
 	g->meta_pages = (uint32_t)(g->meta_bytes >> SHMA_PAGE_SHIFT);
 	return 0;
 }
@@ -41,6 +41,7 @@ void layout_header_init(struct arena_header *h, const struct arena_geometry *g,
 	h->nclasses = SIZECLASS_COUNT;
 	h->page_map_off = g->page_map_off;
 	h->bitmap_off = g->bitmap_off;
+	h->owner_off = g->owner_off;
 	h->created = now;
 	/* The magic goes last: a header with the magic is a whole header. */
 	__atomic_store_n(&h->magic, SHMA_ARENA_MAGIC, __ATOMIC_RELEASE);
@@ -62,7 +63,17 @@ int layout_header_check(const struct arena_header *h, const char *instance,
 		return *why = "another size-class table", -EPROTO;
 	if (layout_geometry(arena_size, &g) != 0 || h->npages != g.npages ||
 	    h->meta_pages != g.meta_pages || h->page_map_off != g.page_map_off ||
-	    h->bitmap_off != g.bitmap_off)
+	    h->bitmap_off != g.bitmap_off || h->owner_off != g.owner_off)
 		return *why = "corrupt geometry", -EINVAL;
 	return 0;
+}
+
+uint32_t layout_bin_firsts(uint32_t *first)
+{
+	uint32_t at = 0;
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+		first[cls] = at;
+		at += layout_bin_capacity(cls);
+	}
+	return at;
 }

@@ -1,19 +1,33 @@
 /*
  * The versioned layout of the segments both sides map.
  *
- * An arena is one segment of arena_size bytes (a power of two).  Its first
- * meta_pages pages are metadata, which clients map read-only: the header, the
- * page map (one entry per page: free, metadata, or part of a span of class k
- * starting at page s) and the object bitmaps (64 bytes per page, so a span
- * starting at page s keeps its bitmap at bitmap slot s; one bit per object,
- * set while the object is out of the daemon's hands).  The rest are pages,
- * mapped read-write.  Page p starts at byte p * SHMA_PAGE_SIZE of the segment,
- * so a ref's offset gives the page with a shift.
+ * The heap of an instance is one range of address space, [base, base +
+ * range), the same base in every process (the daemon chooses it at the
+ * instance's first start and records it here; --base overrides it).  Two
+ * sparse segments hold it:
+ *
+ * - 'p', the pages: range bytes, mapped whole and read-write by every client
+ *   at connect (MAP_FIXED_NOREPLACE at base), so every block -- in an arena
+ *   made after the client connected, a large block -- is there without any
+ *   further mapping.  Arena i is bytes [i * arena_size, (i + 1) * arena_size);
+ *   its first meta_pages pages are never used (so offset 0 is never a block,
+ *   and page p of an arena is at byte p * SHMA_PAGE_SIZE of it).  tmpfs holds
+ *   only what the daemon reserved (posix_fallocate before it hands pages out).
+ * - 'M', the metadata: a heap header (page 0), then arena i's metadata at
+ *   SHMA_PAGE_SIZE + i * meta_bytes: its header, its page map (one entry per
+ *   page: free, metadata, a span of class k starting at page s, or a large
+ *   block), its object bitmaps (64 bytes per page, so a span starting at
+ *   page s keeps its bitmap at bitmap slot s; one bit per object, set while
+ *   the object is out of the daemon's hands) and its large-block owners (8
+ *   bytes per page: the client that asked for the block starting there).  Clients map it read-only; no
+ *   client can open it for writing (its mode has no write bit but the
+ *   owner's), so nothing a client does changes what is allocated.
  *
  * The control block is one segment per connected client, created by the
- * daemon at the handshake and mapped read-write by the client: the heads and
- * counts of its thread caches, so that the daemon can take the blocks back if
- * the client dies.
+ * daemon at the handshake and mapped read-write by that client alone: per
+ * thread slot and size class, a bounded stack of the refs of its free blocks
+ * (nothing is ever linked through a freed block), so that the daemon can
+ * take the blocks back if the client dies, reading the control block only.
  *
  * Everything the daemon writes here is written so that a restarted daemon can
  * rebuild its state from it; anything a client could scribble on (the control
@@ -29,30 +43,39 @@
 
 #define SHMA_PAGE_SHIFT 13
 #define SHMA_PAGE_SIZE ((size_t)1 << SHMA_PAGE_SHIFT)
-#define SHMA_LAYOUT_VERSION 1u
-#define SHMA_ARENA_MAGIC UINT64_C(0x31414e4552414d53)   /* "SMARENA1" */
-#define SHMA_CONTROL_MAGIC UINT64_C(0x314c52544e434d53) /* "SMCNTRL1" */
+#define SHMA_LAYOUT_VERSION 2u
+#define SHMA_ARENA_MAGIC UINT64_C(0x32414e4552414d53)   /* "SMARENA2" */
+#define SHMA_HEAP_MAGIC UINT64_C(0x3250414548414d53)    /* "SMAHEAP2" */
+#define SHMA_CONTROL_MAGIC UINT64_C(0x324c52544e434d53) /* "SMCNTRL2" */
 #define SHMA_INSTANCE_MAX 48  /* bytes of an instance name, NUL included */
 #define SHMA_BITMAP_BYTES_PER_PAGE 64 /* SHMA_PAGE_SIZE / 16 bits */
 #define SHMA_MIN_ARENA_SIZE ((uint64_t)1 << 20)
 #define SHMA_MAX_ARENA_SIZE ((uint64_t)1 << 36)
-/* Clients reserve address space for every arena the daemon may create; this
- * caps that reservation (and so the arenas) when --max-memory does not.  16
- * GiB: Valgrind cannot reserve more than 32 GiB in one piece, and a program
- * under Valgrind must still work.  Large blocks are not counted here. */
-#define SHMA_MAX_ARENA_VA ((uint64_t)16 << 30)
+/* The heap range when --max-memory does not set it: arenas are made on
+ * demand up to it.  Sparse: it costs address space, not memory. */
+#define SHMA_DEFAULT_RANGE ((uint64_t)64 << 30)
+/* The default base: SHMA_BASE_FIRST plus a slot of SHMA_BASE_STRIDE chosen by
+ * the instance name's hash, so that two instances' heaps do not collide in a
+ * process that uses both.  [0x300000000000, 0x400000000000): clear of the
+ * kernel's mmap area (below 0x7f..), of AddressSanitizer's shadow (ends at
+ * 0x10007fff8000) and allocator (0x600000000000-0x640000000000). */
+#define SHMA_BASE_FIRST UINT64_C(0x300000000000)
+#define SHMA_BASE_SLOTS 256u
+#define SHMA_BASE_STRIDE ((uint64_t)1 << 36)
 
 enum page_kind {
 	PAGE_FREE = 0,
 	PAGE_META = 1,
 	PAGE_SPAN = 2,
+	PAGE_LARGE = 3,      /* first page of a large block; span_start: its pages */
+	PAGE_LARGE_CONT = 4, /* another page of one; span_start: its first page */
 };
 
 struct page_entry {
 	uint8_t kind;        /* enum page_kind */
 	uint8_t cls;         /* size class, for PAGE_SPAN */
 	uint16_t reserved;
-	uint32_t span_start; /* first page of the span, for PAGE_SPAN */
+	uint32_t span_start; /* PAGE_SPAN: first page of the span; see page_kind */
 };
 
 struct arena_header {
@@ -69,7 +92,36 @@ struct arena_header {
 	uint64_t page_map_off; /* bytes from the segment start */
 	uint64_t bitmap_off;
 	int64_t created;       /* unix seconds */
+	uint64_t owner_off;
 };
+
+/* Page 0 of segment 'M': the instance's heap, as the daemon set it up. */
+struct heap_header {
+	uint64_t magic;
+	uint32_t layout_version;
+	uint32_t page_shift;
+	char instance[SHMA_INSTANCE_MAX];
+	uint64_t base;         /* where every process maps 'p' */
+	uint64_t range;        /* bytes of 'p': max_arenas * arena_size */
+	uint64_t arena_size;
+	uint64_t meta_bytes;   /* of each arena's metadata in 'M' */
+	uint64_t class_checksum;
+	uint32_t max_arenas;
+	uint32_t narenas;      /* arenas made so far; only grows */
+	int64_t created;
+};
+
+/* Bytes of segment 'M' for max_arenas arenas of meta_bytes each. */
+static inline uint64_t layout_meta_size(uint64_t meta_bytes, uint32_t max_arenas)
+{
+	return SHMA_PAGE_SIZE + (uint64_t)max_arenas * meta_bytes;
+}
+
+/* Where arena id's metadata starts in segment 'M'. */
+static inline uint64_t layout_meta_offset(uint64_t meta_bytes, uint32_t id)
+{
+	return SHMA_PAGE_SIZE + (uint64_t)id * meta_bytes;
+}
 
 /* Where the parts of an arena's metadata lie, for an arena of a given size. */
 struct arena_geometry {
@@ -78,6 +130,7 @@ struct arena_geometry {
 	uint32_t meta_pages;
 	uint64_t page_map_off;
 	uint64_t bitmap_off;
+	uint64_t owner_off;  /* per page: client id that asked for the large block there */
 	uint64_t meta_bytes; /* meta_pages * SHMA_PAGE_SIZE */
 };
 
@@ -99,6 +152,13 @@ static inline struct page_entry *layout_page_map(void *base,
 	return (struct page_entry *)((char *)base + g->page_map_off);
 }
 
+/* The client id that asked for the large block starting at page p (0 for
+ * none), written by the daemon before the block's first page. */
+static inline uint64_t *layout_owner(void *base, const struct arena_geometry *g, uint32_t p)
+{
+	return (uint64_t *)((char *)base + g->owner_off) + p;
+}
+
 static inline uint64_t *layout_bitmap(void *base, const struct arena_geometry *g,
 				      uint32_t span_start)
 {
@@ -109,11 +169,34 @@ static inline uint64_t *layout_bitmap(void *base, const struct arena_geometry *g
 /* ---- control block ---- */
 
 #define SHMA_CONTROL_SLOTS 256
+/* A class's cache holds at most layout_bin_capacity(cls) refs: twice the
+ * largest batch, a batch being SHMA_BIN_BATCH_BYTES' worth of objects
+ * between 8 and SHMA_BIN_BATCH_MAX of them. */
+#define SHMA_BIN_BATCH_BYTES ((uint64_t)256 << 10)
+#define SHMA_BIN_BATCH_MAX 1024u
+#define SHMA_SLOT_REFS 55296u /* >= the sum of every class's capacity */
+/* Freed large blocks a client keeps for reuse, recorded here. */
+#define SHMA_LARGE_KEEP 8
 
+static inline uint32_t layout_bin_batch_cap(unsigned cls)
+{
+	uint64_t n = SHMA_BIN_BATCH_BYTES / sizeclass_table[cls].size;
+	return n < 8 ? 8 : n > SHMA_BIN_BATCH_MAX ? SHMA_BIN_BATCH_MAX : (uint32_t)n;
+}
+
+static inline uint32_t layout_bin_capacity(unsigned cls)
+{
+	return 2 * layout_bin_batch_cap(cls);
+}
+
+/* Bin cls of a slot: its free blocks are refs[first, first + count) of the
+ * slot, first = layout_bin_first(cls) (each side computes it; it is not
+ * stored where a client could change it), count <= layout_bin_capacity(cls)
+ * (the daemon reads no further, whatever count says). */
 struct tcache_bin {
-	uint64_t head;      /* ref of the first free block; each block holds the next */
 	uint32_t count;
-	uint32_t collected; /* low 32 bits of the id of the last refill taken in */
+	uint32_t reserved;
+	uint64_t collected; /* id of the last refill taken in */
 };
 
 struct control_slot {
@@ -123,6 +206,12 @@ struct control_slot {
 	uint64_t waits;   /* of them, those that waited on the daemon */
 	uint64_t reserved;
 	struct tcache_bin bins[SIZECLASS_COUNT];
+};
+
+/* A freed large block a client keeps: ref of its first page, its bytes. */
+struct control_large {
+	uint64_t ref;
+	uint64_t size;
 };
 
 struct control_header {
@@ -135,12 +224,22 @@ struct control_header {
 	uint64_t retired_mallocs; /* counters of threads that have exited */
 	uint64_t retired_waits;
 	uint64_t large_collected; /* id of the last AllocLarge answer read */
-	uint64_t reserved[1];
+	uint32_t same_address;    /* the client's word: 1 heap mapped at its base, 2 elsewhere */
+	uint32_t reserved;
+	struct control_large large[SHMA_LARGE_KEEP]; /* ref 0: an empty entry */
 };
 
+/* The header and the slots are reserved by the daemon when it makes the
+ * block; a slot's refs by the client, when a thread takes the slot. */
 struct control_block {
 	struct control_header hdr;
 	struct control_slot slots[SHMA_CONTROL_SLOTS];
+	uint64_t refs[SHMA_CONTROL_SLOTS][SHMA_SLOT_REFS] __attribute__((aligned(4096)));
 };
+
+/* Where each bin's refs start in a slot (the same for every slot): fills
+ * first[SIZECLASS_COUNT] and returns the refs they take in all, which is at
+ * most SHMA_SLOT_REFS. */
+uint32_t layout_bin_firsts(uint32_t *first);
 
 #endif

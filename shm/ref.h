@@ -1,47 +1,40 @@
 /*
  * Refs: how an allocation is named across processes.
  *
- * A ref is 64 bits: the segment kind (2 bits), the segment id (22 bits) and
- * the byte offset inside the segment (40 bits, so a segment may be up to
- * 1 TiB).  0 is the null ref: kind 0 is never a segment.  Because segment names
- * derive from kind and id, any process can turn a ref into a mapping without
- * asking the daemon, and a ref stays valid across a daemon restart.
+ * A ref is the byte offset of a block (or of a byte inside one) from the
+ * base of the instance's heap range, [base, base + range).  Every process
+ * maps the pages of the whole range, so base + ref is the block in every
+ * process -- and in a process mapped at the instance's base, the ref's
+ * pointer is the pointer every other such process holds.  0 is the null ref:
+ * the first pages of the range are arena 0's metadata pages, which never
+ * hold a block.  Arena i is [i << arena_shift, (i + 1) << arena_shift) of the
+ * range, so a ref's arena and page come with a shift and a mask.  A ref stays
+ * valid across a daemon restart (the range, its base and its arenas are kept).
  */
 #ifndef SHMA_REF_H
 #define SHMA_REF_H
 
 #include <stdint.h>
 
-enum ref_kind {
-	REF_NULL = 0,
-	REF_ARENA = 1, /* segment 'a<id>': spans of small objects */
-	REF_LARGE = 2, /* segment 'l<id>': one large block */
-};
+/* The largest heap range a ref can address (64 TiB). */
+#define REF_RANGE_MAX ((uint64_t)1 << 46)
+/* Most arenas a heap may have. */
+#define REF_ARENAS_MAX ((uint32_t)1 << 22)
 
-#define REF_OFFSET_BITS 40
-#define REF_ID_BITS 22
-#define REF_OFFSET_MASK ((UINT64_C(1) << REF_OFFSET_BITS) - 1)
-#define REF_ID_MAX ((UINT32_C(1) << REF_ID_BITS) - 1)
-
-static inline uint64_t ref_make(enum ref_kind kind, uint32_t id, uint64_t off)
+static inline uint64_t ref_make(uint32_t arena, unsigned arena_shift, uint64_t off)
 {
-	return (uint64_t)kind << 62 | (uint64_t)(id & REF_ID_MAX) << REF_OFFSET_BITS |
-	       (off & REF_OFFSET_MASK);
+	return (uint64_t)arena << arena_shift | off;
 }
 
-static inline enum ref_kind ref_kind(uint64_t ref)
+static inline uint32_t ref_arena(uint64_t ref, unsigned arena_shift)
 {
-	return (enum ref_kind)(ref >> 62);
+	return (uint32_t)(ref >> arena_shift);
 }
 
-static inline uint32_t ref_id(uint64_t ref)
+/* The byte offset of ref inside its arena. */
+static inline uint64_t ref_arena_offset(uint64_t ref, unsigned arena_shift)
 {
-	return (uint32_t)(ref >> REF_OFFSET_BITS) & REF_ID_MAX;
-}
-
-static inline uint64_t ref_offset(uint64_t ref)
-{
-	return ref & REF_OFFSET_MASK;
+	return ref & ((UINT64_C(1) << arena_shift) - 1);
 }
 
 #endif

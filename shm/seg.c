@@ -19,8 +19,8 @@
 int seg_name(char *buf, size_t size, const char *instance, char kind, uint64_t id)
 {
 	int n;
-	if (kind == 'm')
-		n = snprintf(buf, size, "/shmalloc.%s.m", instance);
+	if (kind == 'm' || kind == 'M' || kind == 'p')
+		n = snprintf(buf, size, "/shmalloc.%s.%c", instance, kind);
 	else
 		n = snprintf(buf, size, "/shmalloc.%s.%c%llu", instance, kind,
 			     (unsigned long long)id);
@@ -191,6 +191,15 @@ int seg_instance_segments(const char *instance, int remove)
 	return count;
 }
 
+mode_t seg_kind_mode(char kind, mode_t mode)
+{
+	if (kind == 'M' || kind == 'm')
+		return mode & ~(mode_t)(S_IWGRP | S_IWOTH);
+	if (kind == 'c')
+		return 0600;
+	return mode;
+}
+
 int seg_instance_census(const char *instance, mode_t mode, const char *skip, unsigned *own,
 			unsigned *foreign)
 {
@@ -210,7 +219,7 @@ int seg_instance_census(const char *instance, mode_t mode, const char *skip, uns
 		struct stat st;
 		if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 			continue;
-		if (not_ours(&st, mode) == NULL)
+		if (not_ours(&st, seg_kind_mode(e->d_name[n], mode)) == NULL)
 			(*own)++;
 		else
 			(*foreign)++;
@@ -302,6 +311,37 @@ void *seg_map(int fd, uint64_t off, size_t len, int writable, void *addr)
 	int flags = MAP_SHARED | (addr ? MAP_FIXED : 0);
 	void *p = mmap(addr, len, prot, flags, fd, (off_t)off);
 	return p == MAP_FAILED ? NULL : p;
+}
+
+void *seg_map_at(int fd, size_t len, int writable, void *addr)
+{
+	int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+	void *p = mmap(addr, len, prot, MAP_SHARED | MAP_NORESERVE | MAP_FIXED_NOREPLACE, fd, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (p != addr) {
+		/* A kernel before 4.17 takes the flag for a hint. */
+		munmap(p, len);
+		errno = EEXIST;
+		return NULL;
+	}
+	return p;
+}
+
+void *seg_map_sparse(int fd, size_t len, int writable, size_t align)
+{
+	char *at = seg_reserve_va(len, align);
+	if (at == NULL)
+		return NULL;
+	int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+	void *p = mmap(at, len, prot, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, 0);
+	if (p == MAP_FAILED) {
+		int e = errno;
+		munmap(at, len);
+		errno = e;
+		return NULL;
+	}
+	return p;
 }
 
 void *seg_reserve_va(size_t len, size_t align)

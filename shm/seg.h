@@ -2,7 +2,8 @@
  * Segments: the OS primitives under the shared heap, in one place.
  *
  * A segment is a POSIX shm object named /shmalloc.<instance>.<kind><id>
- * (kind 'a' arena, 'l' large block, 'c' client control block, 'm' manifest).
+ * (kind 'c' client control block, with an id) or /shmalloc.<instance>.<kind>
+ * (kind 'p' the heap's pages, 'M' its metadata, 'm' the manifest of roots).
  * The daemon creates them with O_CREAT|O_EXCL|O_NOFOLLOW and its configured
  * mode; clients open the ones that exist.  /dev/shm is everybody's: any user
  * may create a file under a name the daemon will want.  Such a file is never
@@ -50,6 +51,11 @@ int seg_create(const char *name, uint64_t size, mode_t mode);
  * and it is neither to be trusted nor removed).  why (may be NULL) says
  * which. */
 int seg_adopt(const char *name, mode_t mode, const char **why);
+
+/* The mode a segment of kind has when the daemon's segment mode is mode:
+ * metadata ('M', 'm') is writable by its owner alone, a control block ('c')
+ * is 0600 (its client gets the descriptor), the pages ('p') have mode. */
+mode_t seg_kind_mode(char kind, mode_t mode);
 
 /* 1 if a file exists under name that seg_adopt() would refuse. */
 int seg_foreign(const char *name, mode_t mode);
@@ -109,6 +115,18 @@ int seg_punch(int fd, uint64_t off, uint64_t len);
  * the address or NULL with errno set.
  */
 void *seg_map(int fd, uint64_t off, size_t len, int writable, void *addr);
+
+/*
+ * Maps the first len bytes of fd at exactly addr, shared and without
+ * reserving swap, never over an existing mapping: the address or NULL with
+ * errno set (EEXIST: something is mapped there already).
+ */
+void *seg_map_at(int fd, size_t len, int writable, void *addr);
+
+/* Maps the first len bytes of fd, shared, without reserving swap, wherever
+ * the kernel finds room aligned to align (a power of two).  The address or
+ * NULL with errno set. */
+void *seg_map_sparse(int fd, size_t len, int writable, size_t align);
 
 /* Reserves len bytes of address space (no memory, no access), aligned to
  * align (a power of two). */

@@ -27,4 +27,7 @@
 	XX(perimeter) \
 	XX(squat) \
 	XX(liveness) \
-	XX(quota)
+	XX(quota) \
+	XX(memory) \
+	XX(preload) \
+	XX(cxx)

@@ -26,3 +26,6 @@ tests_check_shmalloc_SOURCES += tests/e2e/check_perimeter.c tests/e2e/users.h
 tests_check_shmalloc_SOURCES += tests/e2e/check_squat.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_liveness.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_quota.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_memory.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_preload.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_cxx.c

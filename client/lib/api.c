@@ -3,8 +3,9 @@
  *
  * shma_malloc and shma_free are the fast path: a size-class lookup and a pop
  * from (or push to) the calling thread's cache -- no lock, no system call.
- * Everything else goes to tcache.c (refill, flush), maps.c (large blocks,
- * refs) or conn.c (roots, stats), under the connection's lock.
+ * Everything else goes to tcache.c (refill, flush), maps.c (refs, what a
+ * page holds) or conn.c (large blocks, roots, stats), under the connection's
+ * lock.
  */
 #include "config.h"
 
@@ -23,26 +24,56 @@ static inline uint64_t small_max(void)
 	return map_view.large_threshold;
 }
 
+/* Gives a large block back to the daemon; with the lock not held. */
+static void send_free_large(uint64_t ref)
+{
+	Shma__Request req;
+	Shma__FreeLarge fl;
+	wire_free_large(&req, &fl, ref);
+	Shma__Response *resp;
+	conn_lock();
+	if (conn_call(&req, &resp) == 0 || resp)
+		conn_done();
+	conn_unlock();
+}
+
+/* Start of a block (of start) aligned as asked. */
+static void *aligned_in(uint64_t start, size_t align)
+{
+	uintptr_t user = (uintptr_t)map_ptr(start);
+	if (align > 1)
+		user = (user + align - 1) & ~(uintptr_t)(align - 1);
+	return (void *)user;
+}
+
 static void *large_alloc(size_t size, size_t align)
 {
 	struct tcache *t = tcache_self;
-	if (t != NULL && t->slot != NULL) {
-		t->slot->mallocs++; /* a large block always waits on the daemon */
-		t->slot->waits++;
-	}
-	if (size > REF_OFFSET_MASK - align) {
+	/* A block starts on a page: more alignment than that needs room to
+	 * move the block up. */
+	size_t extra = align > SHMA_PAGE_SIZE ? align : 0;
+	if (size > map_view.range || map_view.range - size < extra) {
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (t != NULL && t->slot != NULL)
+		t->slot->mallocs++;
+	/* One this process freed, if one fits: no round trip. */
+	conn_lock();
+	lcache_expire();
+	uint64_t kept_size, kept = lcache_take(size + extra, &kept_size);
+	conn_unlock();
+	if (kept != 0)
+		return aligned_in(kept, align);
+	if (t != NULL && t->slot != NULL)
+		t->slot->waits++; /* from the daemon: a wait */
 	Shma__Request req;
 	Shma__AllocLarge al;
-	/* A segment is mapped on an OS page (4 KiB) boundary: more alignment
-	 * than that needs room to move the block up. */
-	wire_alloc_large(&req, &al, size + (align > 4096 ? align : 0));
+	wire_alloc_large(&req, &al, size + extra);
 	Shma__Response *resp;
 	conn_lock();
 	int rc = conn_call(&req, &resp);
-	uint64_t ref = 0, segsize = 0;
+	uint64_t ref = 0, got = 0;
 	if (rc == 0 && resp->body_case == SHMA__RESPONSE__BODY_ALLOC_LARGE) {
 		/* Read: the daemon need not take it back if we die now, since the
 		 * program may have it soon (server/inflight.h). */
@@ -50,7 +81,7 @@ static void *large_alloc(size_t size, size_t align)
 		if (cb != NULL)
 			__atomic_store_n(&cb->hdr.large_collected, req.id, __ATOMIC_RELEASE);
 		ref = resp->alloc_large->ref;
-		segsize = resp->alloc_large->size;
+		got = resp->alloc_large->size;
 	} else if (rc == 0) {
 		rc = -EPROTO;
 	}
@@ -60,19 +91,22 @@ static void *large_alloc(size_t size, size_t align)
 		errno = -rc;
 		return NULL;
 	}
-	void *p = map_large(ref, size, align);
-	if (p == NULL || segsize < size) {
-		int e = errno;
-		Shma__FreeLarge fl;
-		wire_free_large(&req, &fl, ref);
-		conn_lock();
-		if (conn_call(&req, &resp) == 0 || resp)
-			conn_done();
-		conn_unlock();
-		errno = e ? e : ENOMEM;
+	/* Believed once the page map (read-only to us) says it is a block of
+	 * that size starting there. */
+	uint64_t bref = 0;
+	char *start = NULL;
+	size_t bsize = 0;
+	if (ref >= map_view.range || !map_large_block(map_ptr(ref), &bref, &start, &bsize) ||
+	    bref != ref || bsize != got || got < size + extra) {
+		if (ref != 0)
+			send_free_large(ref);
+		errno = EPROTO;
 		return NULL;
 	}
-	return p;
+	conn_lock();
+	lcache_note_mine(ref);
+	conn_unlock();
+	return aligned_in(ref, align);
 }
 
 /* Connects if this process never has; 0, or -1 with errno set. */
@@ -110,10 +144,9 @@ static inline void *malloc_fast(size_t size)
 		if (likely(t != NULL)) {
 			struct tcache_bin *b = &t->slot->bins[cls];
 			if (likely(b->count > tcache_low(t, cls))) {
-				void *p = map_arena_ptr(b->head);
-				debug_link_open(p);
-				b->head = *(uint64_t *)p;
-				b->count--;
+				uint32_t n = b->count - 1;
+				b->count = n;
+				void *p = map_ptr(t->stack[cls][n]);
 				t->cached_bytes -= sizeclass_size(cls);
 				t->slot->mallocs++;
 				return p;
@@ -143,18 +176,16 @@ SHMA_EXPORT void *shma_malloc(size_t size)
 static void free_large(void *p)
 {
 	uint64_t ref;
-	size_t usable;
-	if (!map_large_find(p, &ref, &usable, 0))
+	char *start;
+	size_t size;
+	if (!map_large_block(p, &ref, &start, &size))
 		return; /* not ours: ignoring it beats corrupting the heap */
-	Shma__Request req;
-	Shma__FreeLarge fl;
-	wire_free_large(&req, &fl, ref_make(REF_LARGE, ref_id(ref), 0));
-	map_large_forget(p);
-	Shma__Response *resp;
 	conn_lock();
-	if (conn_call(&req, &resp) == 0 || resp)
-		conn_done();
+	int kept = lcache_put(ref, size);
+	lcache_expire();
 	conn_unlock();
+	if (!kept)
+		send_free_large(ref);
 }
 
 static inline void free_fast(void *p)
@@ -168,12 +199,11 @@ static inline void free_fast(void *p)
 	struct tcache *t = tcache_self;
 	if (likely(t != NULL)) {
 		struct tcache_bin *b = &t->slot->bins[cls];
-		if (likely(b->count < tcache_high[cls])) {
-			debug_link_open(p);
-			*(uint64_t *)p = b->head;
-			debug_link_close(p);
-			b->head = ref;
-			b->count++;
+		uint32_t n = b->count;
+		if (likely(n < tcache_high[cls])) {
+			t->stack[cls][n] = ref;
+			/* The ref before the count (the daemon reads up to it). */
+			__atomic_store_n(&b->count, n + 1, __ATOMIC_RELEASE);
 			t->cached_bytes += sizeclass_size(cls);
 			return;
 		}
@@ -212,8 +242,11 @@ size_t api_usable_size(const void *p)
 	if (map_small_ref(p, &cls, 0) != 0)
 		return sizeclass_size(cls);
 	uint64_t ref;
-	size_t usable;
-	return map_large_find(p, &ref, &usable, 0) ? usable : 0;
+	char *start;
+	size_t size;
+	if (!map_large_block(p, &ref, &start, &size))
+		return 0;
+	return size - (size_t)((const char *)p - start);
 }
 
 SHMA_EXPORT void *shma_calloc(size_t n, size_t size)
@@ -225,7 +258,7 @@ SHMA_EXPORT void *shma_calloc(size_t n, size_t size)
 	}
 	void *p = shma_malloc(total);
 	if (p != NULL)
-		memset(p, 0, total); /* recycled blocks hold old data and a link */
+		memset(p, 0, total); /* recycled blocks hold old data */
 	return p;
 }
 
@@ -294,11 +327,13 @@ uint64_t api_ref(const void *p)
 	if (p == NULL)
 		return 0;
 	unsigned cls;
-	uint64_t ref = map_small_ref(p, &cls, 1);
-	if (ref != 0)
-		return ref + (uint64_t)((const char *)p - (const char *)map_arena_ptr(ref));
-	size_t usable;
-	return map_large_find(p, &ref, &usable, 1) ? ref : 0;
+	uint64_t ref;
+	char *start;
+	size_t size;
+	/* Any byte of a live block: its offset from the base. */
+	if (map_small_ref(p, &cls, 1) != 0 || map_large_block(p, &ref, &start, &size))
+		return (uint64_t)((const char *)p - map_view.base);
+	return 0;
 }
 
 SHMA_EXPORT void *shma_ptr(shma_ref_t ref)
@@ -307,7 +342,7 @@ SHMA_EXPORT void *shma_ptr(shma_ref_t ref)
 		errno = EINVAL;
 		return NULL;
 	}
-	if (map_view.va_base == NULL) {
+	if (map_view.base == NULL) {
 		conn_lock();
 		int rc = conn_ensure();
 		conn_unlock();
@@ -320,6 +355,18 @@ SHMA_EXPORT void *shma_ptr(shma_ref_t ref)
 	if (unlikely(debug_flags) && p != NULL)
 		debug_received(p);
 	return p;
+}
+
+SHMA_EXPORT int shma_same_address(void)
+{
+	if (map_view.base == NULL) {
+		conn_lock();
+		int rc = conn_ensure();
+		conn_unlock();
+		if (rc != 0)
+			return rc;
+	}
+	return map_view.same_address;
 }
 
 SHMA_EXPORT int shma_connect(const char *socket_path)
@@ -340,6 +387,7 @@ SHMA_EXPORT void shma_disconnect(void)
 	conn_lock();
 	if (conn_connected()) {
 		tcache_flush_all();
+		lcache_flush();
 		conn_close(1);
 	}
 	conn_unlock();

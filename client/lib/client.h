@@ -2,10 +2,10 @@
  * libshmalloc's insides: what the files of client/ share.
  *
  * conn.c   the one connection of the process to the daemon, under a mutex
- * maps.c   the address space: arenas at fixed offsets of one reserved range,
- *          large blocks in a table; ref <-> pointer both ways
+ * maps.c   the heap mapped whole, at its base; ref <-> pointer both ways
  * tcache.c per-thread caches in the control block; the fast path
  * api.c    the public functions of shmalloc.h
+ * largecache.c freed large blocks kept for reuse, in the control block
  * pballoc.c protobuf-c's allocator: a bump arena, never the process's malloc
  * prim.c   the one primitive for the library's own memory (anonymous pages)
  * stats_json.c the daemon's stats, fetched and written as JSON
@@ -36,40 +36,71 @@
 
 /* ---- the process's view of the heap (maps.c) ---- */
 struct heap_view {
-	char *va_base;            /* arena i lives at va_base + (i << arena_shift) */
-	uint64_t va_size;
+	char *base;               /* 'p' mapped here: block of ref r at base + r */
+	uint64_t range;
+	uint64_t heap_base;       /* the instance's base (== base when same_address) */
+	int same_address;
+	const char *meta;         /* 'M', mapped read-only */
+	uint64_t meta_size;
+	const struct heap_header *hdr;
 	uint64_t arena_size;
 	unsigned arena_shift;
 	uint32_t max_arenas;
 	uint64_t meta_bytes;
 	uint64_t page_map_off;
-	uint64_t large_threshold; /* requests this big go to their own segment */
+	uint64_t large_threshold; /* requests this big are large blocks */
+	uint32_t narenas_seen;    /* arenas known made (the header's count, cached) */
+	int valgrind;             /* memcheck is watching: see map_arenas_made() */
 	char instance[SHMA_INSTANCE_MAX];
-	uint8_t *arena_mapped;    /* one byte per arena id */
 };
 
 extern struct heap_view map_view SHMA_HIDDEN;
 
-static inline void *map_arena_ptr(uint64_t ref)
+static inline void *map_ptr(uint64_t ref)
 {
-	return map_view.va_base + ((uint64_t)ref_id(ref) << map_view.arena_shift) +
-	       ref_offset(ref);
+	return map_view.base + ref;
 }
 
-/* Sets up the view after a handshake (reserving address space the first
- * time); -EPROTO if the daemon's geometry differs from the one we mapped. */
+/* Catches up with the arenas the daemon made since: 1 if arena id is made. */
+SHMA_HIDDEN int map_arenas_made(uint32_t id);
+
+/* The page map entry of the page at offset off of the range (off <
+ * map_view.range), or NULL if its arena is not made yet. */
+static inline const struct page_entry *map_page(uint64_t off)
+{
+	uint32_t id = (uint32_t)(off >> map_view.arena_shift);
+	if (unlikely(id >= map_view.narenas_seen) && !map_arenas_made(id))
+		return NULL;
+	const struct page_entry *pm =
+		(const struct page_entry *)(map_view.meta + SHMA_PAGE_SIZE + id * map_view.meta_bytes +
+					    map_view.page_map_off);
+	return &pm[(off & (map_view.arena_size - 1)) >> SHMA_PAGE_SHIFT];
+}
+
+/* Maps the heap after the first handshake (checks it is the same heap after
+ * a reconnection): 0, or -EPROTO if the daemon's geometry is not one we can
+ * use (or differs from the one we mapped), or -errno. */
 SHMA_HIDDEN int map_setup(const Shma__HelloReply *h);
-/* Maps arena id if it is not yet; 0 or a negative errno. */
-SHMA_HIDDEN int map_arena(uint32_t id);
-/* Pointer -> ref for a small object (start of it), or 0. *cls gets its class. */
+/* Pointer -> ref for a small object, or 0.  *cls gets its class.  Not
+ * interior: p is taken for an object's start (no check: the daemon checks
+ * boundaries when the ref comes back).  Interior: p may point anywhere in a
+ * live object and the ref of the object's start is returned. */
 SHMA_HIDDEN uint64_t map_small_ref(const void *p, unsigned *cls, int interior);
-/* Large blocks: remember a mapping, find one, forget one. */
-SHMA_HIDDEN void *map_large(uint64_t ref, uint64_t size, size_t align);
-SHMA_HIDDEN int map_large_find(const void *p, uint64_t *ref, size_t *usable, int interior);
-SHMA_HIDDEN void map_large_forget(const void *p);
-/* The whole mapping of the large block p points into (a linear search). */
-SHMA_HIDDEN int map_large_extent(const void *p, char **base, size_t *len);
+/* The large block p points into: 1 with *ref (its first page), *start (its
+ * address here) and *size set, else 0. */
+SHMA_HIDDEN int map_large_block(const void *p, uint64_t *ref, char **start, size_t *size);
+/* Ref -> pointer, for a ref into a live block; NULL with errno set. */
 SHMA_HIDDEN void *map_ref_ptr(uint64_t ref);
+/* 1 if p points into the heap's range in this process: the one ownership
+ * test of the preload library, a compare and a subtraction. */
+SHMA_HIDDEN int map_owns(const void *p);
+/* Calls fn on every mapping of the heap in this process that may hold data,
+ * stopping at the first nonzero return, which it returns.  all: any page of
+ * it may matter to this process (an arena's metadata, written by the
+ * daemon); else only the pages this process touched can hold data of its
+ * own (blocks).  Takes no lock: for the child after fork(). */
+SHMA_HIDDEN int map_each_mapping(int (*fn)(void *base, size_t len, int all, void *arg),
+				 void *arg);
 
 /* ---- the connection (conn.c) ---- */
 SHMA_HIDDEN int conn_ensure(void);             /* connect if needed; 0 or -errno */
@@ -86,6 +117,9 @@ SHMA_HIDDEN int conn_wait(uint64_t id, Shma__Response **resp);
  * with (its memory is reused).  Harmless when there was none. */
 SHMA_HIDDEN void conn_done(void);
 SHMA_HIDDEN struct control_block *conn_control(void);
+/* Reserves backing store for slot i's refs in the control block, so that a
+ * full /dev/shm is an error here and never a SIGBUS later: 0 or -errno. */
+SHMA_HIDDEN int conn_reserve_slot(unsigned i);
 /* Changes when the control block changes: a new connection, but not a
  * reconnection that re-adopted the block (thread slots stay valid). */
 SHMA_HIDDEN uint64_t conn_generation(void);
@@ -99,6 +133,20 @@ SHMA_HIDDEN int conn_set_path(const char *path); /* NULL: the default */
 /* Whether the daemon on fd (connected to path) is one to trust (peer.c):
  * 0, or -EPERM (or getsockopt's errno). */
 SHMA_HIDDEN int peer_check(int fd, const char *path);
+
+/* ---- large blocks this process keeps (largecache.c), lock held ---- */
+SHMA_HIDDEN void lcache_set_decay(uint64_t decay_ms);
+/* A large block we allocated (the only kind we may keep when freed). */
+SHMA_HIDDEN void lcache_note_mine(uint64_t ref);
+/* A kept block of need to 2 * need bytes: its ref (*size its size), or 0. */
+SHMA_HIDDEN uint64_t lcache_take(uint64_t need, uint64_t *size);
+/* Keeps a freed block: 1 if kept, 0 if it must go back to the daemon. */
+SHMA_HIDDEN int lcache_put(uint64_t ref, uint64_t size);
+/* Gives back what was kept longer than the decay / everything. */
+SHMA_HIDDEN void lcache_expire(void);
+SHMA_HIDDEN void lcache_flush(void);
+/* After fork: the parent's blocks are not ours to keep. */
+SHMA_HIDDEN void lcache_forget(void);
 
 /* ---- memory for the library's own use (prim.c) ---- */
 /* len > 0 zeroed, page-aligned bytes of private anonymous memory, committed
@@ -124,6 +172,7 @@ SHMA_HIDDEN void tcache_forget(void);      /* after fork: drop, never flush */
 
 struct tcache {
 	struct control_slot *slot; /* in the control block */
+	uint64_t *stack[SIZECLASS_COUNT]; /* each bin's refs in the slot */
 	uint64_t generation;       /* conn_generation() when the slot was taken */
 	uint64_t cached_bytes;
 	unsigned index;            /* of the slot */

@@ -25,7 +25,9 @@
 #include "seg.h"
 
 #include <errno.h>
+#include <time.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -35,6 +37,10 @@
 #define PARKED_START 64
 #define RBUF_SLACK 65536
 #define RECONNECT_MS 4000u
+/* After a reconnection that failed for RECONNECT_MS, the next attempts are
+ * single tries, at most one per RETRY_GAP_MS: a program whose daemon is gone
+ * waits once, not on every free that would have flushed. */
+#define RETRY_GAP_MS 1000u
 
 struct parked {
 	uint64_t id;
@@ -51,9 +57,14 @@ static struct {
 	uint64_t generation;
 	uint64_t client_id;  /* of the control block ctl maps */
 	int lost;            /* the last connection ended without a goodbye */
+	int gave_up;         /* a reconnection failed for RECONNECT_MS since */
+	uint64_t failed_ms;  /* when the last reconnection attempt failed */
+	int failed_rc;
 	char path[108];
 	uint32_t max_frame;
 	struct control_block *ctl;
+	int ctl_fd;          /* of ctl: slots are reserved through it */
+	int passed_fd;       /* a descriptor the daemon sent (SCM_RIGHTS), not yet used */
 	uint8_t *rbuf;
 	size_t rlen, rcap;
 	/* Answers read for another thread, waiting for it: at most one refill
@@ -62,7 +73,7 @@ static struct {
 	struct parked *parked;
 	unsigned nparked_cap;
 	int atfork_done;
-} conn = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+} conn = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .ctl_fd = -1, .passed_fd = -1};
 
 void conn_lock(void)
 {
@@ -77,6 +88,14 @@ void conn_unlock(void)
 struct control_block *conn_control(void)
 {
 	return conn.ctl;
+}
+
+int conn_reserve_slot(unsigned i)
+{
+	if (conn.ctl_fd < 0 || i >= SHMA_CONTROL_SLOTS)
+		return -EINVAL;
+	return seg_reserve(conn.ctl_fd, offsetof(struct control_block, refs[i]),
+			   sizeof conn.ctl->refs[i]);
 }
 
 uint64_t conn_generation(void)
@@ -105,6 +124,9 @@ static void drop_connection(int lost)
 		close(conn.fd);
 	conn.fd = -1;
 	conn.rlen = 0;
+	if (conn.passed_fd >= 0)
+		close(conn.passed_fd);
+	conn.passed_fd = -1;
 	drop_parked();
 	if (lost && conn.ctl != NULL) {
 		conn.lost = 1;
@@ -138,6 +160,7 @@ static void atfork_child(void)
 	pthread_mutex_init(&conn.lock, NULL);
 	drop_connection(0);
 	tcache_forget();
+	lcache_forget();
 }
 
 static int write_all(const uint8_t *p, size_t n)
@@ -176,6 +199,37 @@ static int send_request(Shma__Request *req)
 	return rc;
 }
 
+/* Reads what the socket has; a descriptor the daemon attached (the control
+ * block's, with the Hello reply) is kept for map_control(). */
+static ssize_t recv_some(uint8_t *buf, size_t cap)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+	} ctl;
+	struct iovec iov = {buf, cap};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			   .msg_controllen = sizeof ctl.buf};
+	ssize_t r = recvmsg(conn.fd, &m, MSG_CMSG_CLOEXEC);
+	if (r < 0)
+		return r;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm != NULL; cm = CMSG_NXTHDR(&m, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof fd, sizeof fd);
+			/* One is all we take: the first; the rest are closed. */
+			if (i == 0 && conn.passed_fd < 0)
+				conn.passed_fd = fd;
+			else
+				close(fd);
+		}
+	}
+	return r;
+}
+
 /* Reads until one whole frame is in rbuf; body and len name it. */
 static int read_frame(const uint8_t **body, uint32_t *len, size_t *used)
 {
@@ -186,7 +240,7 @@ static int read_frame(const uint8_t **body, uint32_t *len, size_t *used)
 			return 0;
 		if (st != FRAME_NEED_MORE)
 			return -EPROTO;
-		ssize_t r = recv(conn.fd, conn.rbuf + conn.rlen, conn.rcap - conn.rlen, 0);
+		ssize_t r = recv_some(conn.rbuf + conn.rlen, conn.rcap - conn.rlen);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -391,6 +445,13 @@ static int open_socket(const char *path)
 	return fd;
 }
 
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* After a lost connection: the daemon may be restarting, so nobody listens
  * (ECONNREFUSED) or the socket is not there yet (ENOENT) for a while.
  * Retries with growing sleeps, about RECONNECT_MS in all. */
@@ -409,31 +470,53 @@ static int open_socket_retrying(const char *path)
 
 static int map_control(const Shma__HelloReply *h)
 {
-	if (conn.ctl != NULL && conn.lost && h->client_id == conn.client_id)
+	if (conn.ctl != NULL && conn.lost && h->client_id == conn.client_id) {
+		if (conn.passed_fd >= 0)
+			close(conn.passed_fd);
+		conn.passed_fd = -1;
 		return 0; /* re-adopted: the block we map already, caches intact */
+	}
 	if (conn.ctl != NULL) {
 		/* A new block: threads leave their slots in the old one. */
 		conn.ctl = NULL;
 		__atomic_add_fetch(&conn.generation, 1, __ATOMIC_RELEASE);
 	}
-	char name[SEG_NAME_MAX];
-	int rc = seg_name(name, sizeof name, h->instance, 'c', h->client_id);
-	if (rc != 0)
+	/* The descriptor the daemon passed with its reply (the block is the
+	 * daemon's, mode 0600); by name only if none came. */
+	int fd = conn.passed_fd, rc;
+	conn.passed_fd = -1;
+	if (fd < 0) {
+		char name[SEG_NAME_MAX];
+		rc = seg_name(name, sizeof name, h->instance, 'c', h->client_id);
+		if (rc != 0)
+			return rc;
+		fd = seg_open(name, 1);
+		if (fd < 0)
+			return fd;
+	}
+	void *p = NULL;
+	if (seg_size(fd) == (int64_t)sizeof(struct control_block))
+		p = seg_map(fd, 0, sizeof(struct control_block), 1, NULL);
+	rc = p ? 0 : -EPROTO;
+	if (rc != 0) {
+		close(fd);
 		return rc;
-	int fd = seg_open(name, 1);
-	if (fd < 0)
-		return fd;
-	void *p = seg_map(fd, 0, sizeof(struct control_block), 1, NULL);
-	rc = p ? 0 : -errno;
-	close(fd);
-	if (rc != 0)
-		return rc;
-	conn.ctl = p;
-	if (conn.ctl->hdr.magic != SHMA_CONTROL_MAGIC || conn.ctl->hdr.client_id != h->client_id) {
-		conn.ctl = NULL;
+	}
+	struct control_block *cb = p;
+	if (cb->hdr.magic != SHMA_CONTROL_MAGIC || cb->hdr.client_id != h->client_id) {
+		seg_unmap(p, sizeof *cb);
+		close(fd);
 		return -EPROTO;
 	}
+	/* The old block stays mapped (a thread may still use its slot there
+	 * until it sees the new generation); its descriptor is not needed. */
+	if (conn.ctl_fd >= 0)
+		close(conn.ctl_fd);
+	conn.ctl_fd = fd;
+	conn.ctl = cb;
 	conn.client_id = h->client_id;
+	__atomic_store_n(&cb->hdr.same_address, map_view.same_address ? 1u : 2u,
+			 __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -458,6 +541,7 @@ static int handshake(void)
 		rc = -EPROTO;
 	if (rc == 0) {
 		conn.max_frame = resp->hello->max_frame;
+		lcache_set_decay(resp->hello->decay_ms);
 		rc = map_setup(resp->hello);
 	}
 	if (rc == 0)
@@ -521,12 +605,24 @@ int conn_ensure(void)
 		return connect_and_greet(0);
 	/* The daemon went away: a new one may take a moment to listen, and the
 	 * dying one may still take a connection and reset it before our Hello
-	 * is answered.  Either way, try again, for about RECONNECT_MS. */
+	 * is answered.  Either way, try again, for about RECONNECT_MS -- once:
+	 * after that, one quick try per RETRY_GAP_MS. */
+	uint64_t now = monotonic_ms();
+	if (conn.gave_up && now - conn.failed_ms < RETRY_GAP_MS)
+		return conn.failed_rc;
 	unsigned slept = 0, sleep_ms = 10;
 	for (;;) {
-		rc = connect_and_greet(1);
-		if ((rc != -ECONNRESET && rc != -EPIPE) || slept >= RECONNECT_MS)
+		rc = connect_and_greet(!conn.gave_up);
+		if (rc == 0) {
+			conn.gave_up = 0;
+			return 0;
+		}
+		if ((rc != -ECONNRESET && rc != -EPIPE) || slept >= RECONNECT_MS || conn.gave_up) {
+			conn.gave_up = 1;
+			conn.failed_ms = monotonic_ms();
+			conn.failed_rc = rc;
 			return rc;
+		}
 		usleep(sleep_ms * 1000);
 		slept += sleep_ms;
 		sleep_ms = sleep_ms * 2 > 500 ? 500 : sleep_ms * 2;

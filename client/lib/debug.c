@@ -8,7 +8,7 @@
  * mode can check the canary of a block another process allocated, and a
  * block allocated without debug mode (no tag) is left unchecked rather than
  * misjudged.  A freed block is filled with 0xDD and carries FREED_MAGIC in
- * its second word (the first is the cache's link).
+ * its second word (the caches keep refs, never a link in the block).
  *
  * Nothing here calls malloc: the table of live blocks (for the leak report)
  * is a table (shm/table.h) of pointer -> size in memory from prim_alloc(),
@@ -212,26 +212,6 @@ void debug_init(void)
 
 /* ---- tools ---- */
 
-void debug_link_open_slow(void *p)
-{
-#ifdef HAVE_VALGRIND_MEMCHECK_H
-	if (debug_flags & DEBUG_VALGRIND)
-		VALGRIND_MAKE_MEM_DEFINED(p, sizeof(uint64_t));
-#endif
-	if (debug_flags & DEBUG_ASAN)
-		__asan_unpoison_memory_region(p, sizeof(uint64_t));
-}
-
-void debug_link_close_slow(void *p)
-{
-#ifdef HAVE_VALGRIND_MEMCHECK_H
-	if (debug_flags & DEBUG_VALGRIND)
-		VALGRIND_MAKE_MEM_NOACCESS(p, sizeof(uint64_t));
-#endif
-	if (debug_flags & DEBUG_ASAN)
-		__asan_poison_memory_region(p, sizeof(uint64_t));
-}
-
 static void tools_alloc(void *p, size_t n, size_t usable)
 {
 #ifdef HAVE_VALGRIND_MEMCHECK_H
@@ -256,9 +236,9 @@ static void tools_free(void *p, size_t usable)
 			VALGRIND_MAKE_MEM_NOACCESS(p, usable);
 	}
 #endif
-	/* A large block is unmapped right after: a use after free faults on its
-	 * own, and ASan's shadow must not stay poisoned for whatever is mapped
-	 * at that address next. */
+	/* A large block's pages may be any block of any process next, which
+	 * this process may reach by a raw pointer: ASan's shadow must not stay
+	 * poisoned for them. */
 	if (debug_flags & DEBUG_ASAN) {
 		if (small)
 			__asan_poison_memory_region(p, usable);
@@ -276,9 +256,9 @@ void debug_received(void *p)
 	char *start;
 	size_t usable;
 	if (ref != 0) {
-		start = map_arena_ptr(ref);
+		start = map_ptr(ref);
 		usable = sizeclass_size(cls);
-	} else if (!map_large_extent(p, &start, &usable)) {
+	} else if (!map_large_block(p, &ref, &start, &usable)) {
 		return;
 	}
 #ifdef HAVE_VALGRIND_MEMCHECK_H
@@ -351,15 +331,9 @@ static int in_own_cache(void *p)
 	if (t == NULL || t->slot == NULL || ref == 0)
 		return 0;
 	const struct tcache_bin *b = &t->slot->bins[cls];
-	uint64_t r = b->head;
-	for (uint32_t i = 0; i < b->count && r != 0; i++) {
-		if (r == ref)
+	for (uint32_t i = 0; i < b->count && i < layout_bin_capacity(cls); i++)
+		if (t->stack[cls][i] == ref)
 			return 1;
-		void *q = map_arena_ptr(r);
-		debug_link_open(q);
-		r = *(uint64_t *)q;
-		debug_link_close(q);
-	}
 	return 0;
 }
 

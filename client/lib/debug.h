@@ -45,23 +45,6 @@ SHMA_HIDDEN void debug_handed_on(const void *p);
  * may remember it as freed here earlier; it is live now. */
 SHMA_HIDDEN void debug_received(void *p);
 
-/* Around the library's own reads and writes of the link word of a block in
- * a cache, which tools otherwise see as a use after free. */
-SHMA_HIDDEN void debug_link_open_slow(void *p);
-SHMA_HIDDEN void debug_link_close_slow(void *p);
-
-static inline void debug_link_open(void *p)
-{
-	if (unlikely(debug_flags & (DEBUG_VALGRIND | DEBUG_ASAN)))
-		debug_link_open_slow(p);
-}
-
-static inline void debug_link_close(void *p)
-{
-	if (unlikely(debug_flags & (DEBUG_VALGRIND | DEBUG_ASAN)))
-		debug_link_close_slow(p);
-}
-
 /* The allocator without the debug layer (api.c), for debug.c. */
 SHMA_HIDDEN void *api_alloc(size_t size, size_t align);
 SHMA_HIDDEN void api_free(void *p);

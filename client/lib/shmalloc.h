@@ -4,9 +4,11 @@
  * The daemon shmallocd owns the heap; this library maps it and allocates from
  * per-thread caches without locks or system calls, asking the daemon only to
  * refill or drain a cache in large batches, for large blocks, roots and stats.
- * An allocation made in one process is passed to another as a shma_ref_t
- * (shma_ref), turned back into a pointer there (shma_ptr), and may be read,
- * written or freed by any process.
+ * The heap sits at the same address in every process: a pointer to a block
+ * is valid as it is in every process (linked structures built in the heap
+ * work unchanged), and any process may read, write or free it.  A process
+ * that could not map the heap at its base (shma_same_address() says 0) uses
+ * refs instead: shma_ref() in one process, shma_ptr() in another.
  *
  * Errors: functions returning int return 0 or a negative errno, which
  * shma_strerror() names.  Allocation functions return NULL and set errno, as
@@ -96,9 +98,15 @@ SHMA_EXPORT size_t shma_usable_size(const void *p);
  * in the shared heap. */
 SHMA_EXPORT shma_ref_t shma_ref(const void *p);
 
-/* The address of ref in this process, mapping its segment on first use;
- * NULL (errno EINVAL) if ref does not name a live segment of this heap. */
+/* The address of ref in this process; NULL (errno EINVAL) if ref does not
+ * point into a live block of this heap.  shma_ptr(shma_ref(p)) == p. */
 SHMA_EXPORT void *shma_ptr(shma_ref_t ref);
+
+/* 1 if this process maps the heap at the instance's base (pointers are the
+ * same as in every other such process), 0 if it had to map it elsewhere
+ * (refs work, other processes' raw pointers do not), or a negative errno
+ * when it cannot connect. */
+SHMA_EXPORT int shma_same_address(void);
 
 /* Named roots: a small directory of name -> ref kept by the daemon.  Names
  * are 1..255 bytes of UTF-8 without control characters.  shma_publish: 0, -EEXIST, -EINVAL, -ENAMETOOLONG.

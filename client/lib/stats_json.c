@@ -68,11 +68,13 @@ static void write_clients(FILE *f, const Shma__StatsReply *r)
 			(unsigned long long)c->client_id, c->pid, c->uid);
 		json_string(f, c->name);
 		fprintf(f, ",\"connected_since\":%lld,\"bytes_held\":%llu,\"cached_bytes\":%llu,"
-			   "\"requests\":%llu,\"rejected\":%llu,\"mallocs\":%llu,\"waits\":%llu}",
+			   "\"requests\":%llu,\"rejected\":%llu,\"mallocs\":%llu,\"waits\":%llu,"
+			   "\"same_address\":%u}",
 			(long long)c->connected_since, (unsigned long long)c->bytes_held,
 			(unsigned long long)c->cached_bytes,
 			(unsigned long long)c->requests, (unsigned long long)c->rejected,
-			(unsigned long long)c->malloc_calls, (unsigned long long)c->malloc_waits);
+			(unsigned long long)c->malloc_calls, (unsigned long long)c->malloc_waits,
+			c->same_address);
 	}
 	fputs("]", f);
 }

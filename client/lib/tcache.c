@@ -1,15 +1,19 @@
 /*
- * Thread caches: per thread and size class, a LIFO list of free blocks.
+ * Thread caches: per thread and size class, a stack of the refs of free
+ * blocks.
  *
- * The heads and counts live in this thread's slot of the control block (a
- * shared segment the daemon created for us), and each free block holds the
- * ref of the next one in its first 8 bytes: so the daemon knows where our
- * cached blocks are if we die.  Only the owning thread touches its slot,
- * so the fast path (api.c) takes no lock and makes no system call.
+ * The stacks are arrays in this thread's slot of the control block (a
+ * shared segment the daemon created for us, that no other process can
+ * write), bounded by layout_bin_capacity(): so the daemon knows where our
+ * cached blocks are if we die, without reading any block.  Nothing is ever
+ * written into a freed block, so nothing a program writes there (a use after
+ * free) can redirect the allocator, and the fast path never touches a freed
+ * block's memory.  Only the owning thread touches its slot, so the fast path
+ * (api.c) takes no lock and makes no system call.
  *
  * Refills: a class's batch starts small and doubles each time the cache ran
  * dry before a refill arrived, up to a cap that keeps one class's batch
- * near 512 KiB.  When a class falls below a quarter of its batch, the next
+ * near 256 KiB (and within half the bin).  When a class falls below a quarter of its batch, the next
  * allocation asks for a refill without waiting for it; the answer is
  * usually there when the cache runs dry.  Frees: past twice the batch cap,
  * half of the class goes back to the daemon in one message nobody waits for.
@@ -24,8 +28,6 @@
 #include <time.h>
 
 #define BATCH_START 32u
-#define BATCH_BYTES ((uint64_t)256 << 10)
-#define BATCH_MAX 8192u
 #define THREAD_CACHE_MAX ((uint64_t)4 << 20)
 #define FLUSH_CHUNK 4096u
 #define GROW_WITHIN_NS 5000000u    /* refilled again within 5 ms: grow */
@@ -39,42 +41,53 @@ static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
 static uint32_t batch_cap(unsigned cls)
 {
-	uint64_t n = BATCH_BYTES / sizeclass_size(cls);
-	return n < 8 ? 8 : n > BATCH_MAX ? BATCH_MAX : (uint32_t)n;
+	return layout_bin_batch_cap(cls);
 }
 
 uint16_t tcache_high[SIZECLASS_COUNT];
+static uint32_t bin_first[SIZECLASS_COUNT];
 
 static uint32_t high_water(unsigned cls)
 {
-	return 2 * batch_cap(cls);
+	return layout_bin_capacity(cls);
 }
 
 static void init_high(void)
 {
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
 		tcache_high[cls] = (uint16_t)high_water(cls);
+	layout_bin_firsts(bin_first);
 }
 
-static inline void push(struct tcache_bin *b, uint64_t ref, void *p)
+/* With room checked by the caller. */
+static inline void push(struct tcache *t, unsigned cls, uint64_t ref)
 {
-	debug_link_open(p);
-	*(uint64_t *)p = b->head;
-	debug_link_close(p);
-	b->head = ref;
-	b->count++;
+	struct tcache_bin *b = &t->slot->bins[cls];
+	t->stack[cls][b->count] = ref;
+	/* The ref is in the array before the count says so: the daemon reads
+	 * no further than the count. */
+	__atomic_store_n(&b->count, b->count + 1, __ATOMIC_RELEASE);
 }
 
-static inline void *pop(struct tcache_bin *b)
+static inline void *pop(struct tcache *t, unsigned cls)
 {
-	void *p = map_arena_ptr(b->head);
-	debug_link_open(p);
-	b->head = *(uint64_t *)p;
-	b->count--;
-	return p;
+	struct tcache_bin *b = &t->slot->bins[cls];
+	uint32_t n = b->count - 1;
+	b->count = n;
+	return map_ptr(t->stack[cls][n]);
 }
 
-/* Sends up to n objects of bin b back to the daemon; with the lock held. */
+/* Sends refs back to the daemon in one message nobody waits for. */
+static void send_flush(uint64_t *refs, uint32_t n)
+{
+	Shma__Request req;
+	Shma__Flush f;
+	wire_flush(&req, &f, refs, n, 0);
+	conn_send(&req); /* lost with the connection: in flight, they leak */
+}
+
+/* Sends up to n objects of bin cls back to the daemon (from the top of the
+ * stack); with the lock held. */
 static void flush_bin(struct tcache *t, unsigned cls, uint32_t n)
 {
 	struct tcache_bin *b = &t->slot->bins[cls];
@@ -82,17 +95,17 @@ static void flush_bin(struct tcache *t, unsigned cls, uint32_t n)
 	if (!conn_connected())
 		return; /* keep them: the daemon may give us our control block back */
 	while (n > 0 && b->count > 0) {
-		uint32_t k = 0;
-		while (k < FLUSH_CHUNK && k < n && b->count > 0) {
-			refs[k++] = b->head;
-			pop(b);
-		}
+		uint32_t k = n < FLUSH_CHUNK ? n : FLUSH_CHUNK;
+		if (k > b->count)
+			k = b->count;
+		uint32_t left = b->count - k;
+		memcpy(refs, t->stack[cls] + left, k * sizeof *refs);
+		/* Out of the bin before they go: a death in between leaks them
+		 * (in flight) rather than have the daemon take them twice. */
+		__atomic_store_n(&b->count, left, __ATOMIC_RELEASE);
 		n -= k;
 		t->cached_bytes -= (uint64_t)k * sizeclass_size(cls);
-		Shma__Request req;
-		Shma__Flush f;
-		wire_flush(&req, &f, refs, k, 0);
-		conn_send(&req); /* lost with the connection: in flight, they leak */
+		send_flush(refs, k);
 	}
 }
 
@@ -159,10 +172,16 @@ static struct tcache *take_slot(void)
 		/* Empty bins; the collected marks stay, they are the daemon's
 		 * record of refills this slot took in. */
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
-			s->bins[cls].head = 0, s->bins[cls].count = 0;
+			s->bins[cls].count = 0;
+		if (conn_reserve_slot(i) != 0) {
+			__atomic_store_n(&s->in_use, 0, __ATOMIC_RELEASE);
+			return NULL; /* no room in /dev/shm: this thread goes uncached */
+		}
 		s->mallocs = s->waits = 0;
 		memset(t, 0, sizeof *t);
 		t->slot = s;
+		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+			t->stack[cls] = &cb->refs[i][bin_first[cls]];
 		t->index = i;
 		t->generation = conn_generation();
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
@@ -206,28 +225,53 @@ static struct tcache *self_locked(void)
 	return t;
 }
 
+/* A ref the daemon sent for class cls: the start of an object of the heap
+ * (its boundary is the daemon's to know; the range is ours to check). */
+static int ref_ok(uint64_t ref, uint64_t size)
+{
+	return ref != 0 && ref < map_view.range && map_view.range - ref >= size;
+}
+
+/* Takes the refill's objects into bin cls; what does not fit (the bin
+ * filled with frees since it was asked for) goes back at once. */
 static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r)
 {
 	struct tcache_bin *b = &t->slot->bins[cls];
-	uint64_t size = sizeclass_size(cls);
-	uint64_t n = 0;
+	uint64_t size = sizeclass_size(cls), n = 0;
+	uint32_t cap = layout_bin_capacity(cls), nback = 0;
+	uint64_t back[FLUSH_CHUNK];
 	for (size_t i = r->n_runs; i-- > 0;) {
 		const Shma__Run *run = r->runs[i];
-		if (ref_kind(run->first) != REF_ARENA || map_arena(ref_id(run->first)) != 0)
+		if (run->count == 0 || run->count > FLUSH_CHUNK * 4 ||
+		    !ref_ok(run->first, (uint64_t)run->count * size))
 			continue;
 		for (uint32_t j = run->count; j-- > 0;) {
 			uint64_t ref = run->first + (uint64_t)j * size;
-			push(b, ref, map_arena_ptr(ref));
+			if (b->count < cap) {
+				push(t, cls, ref);
+				n++;
+			} else {
+				back[nback++] = ref;
+				if (nback == FLUSH_CHUNK)
+					send_flush(back, nback), nback = 0;
+			}
 		}
-		n += run->count;
 	}
 	for (size_t i = r->n_refs; i-- > 0;) {
 		uint64_t ref = r->refs[i];
-		if (ref_kind(ref) != REF_ARENA || map_arena(ref_id(ref)) != 0)
+		if (!ref_ok(ref, size))
 			continue;
-		push(b, ref, map_arena_ptr(ref));
-		n++;
+		if (b->count < cap) {
+			push(t, cls, ref);
+			n++;
+		} else {
+			back[nback++] = ref;
+			if (nback == FLUSH_CHUNK)
+				send_flush(back, nback), nback = 0;
+		}
 	}
+	if (nback)
+		send_flush(back, nback);
 	t->cached_bytes += n * size;
 }
 
@@ -251,7 +295,7 @@ static int take_refill(struct tcache *t, unsigned cls, uint64_t id)
 		push_refs(t, cls, resp->refill);
 		/* In the bin now: tell the daemon, before any can be popped
 		 * (server/inflight.h). */
-		__atomic_store_n(&t->slot->bins[cls].collected, (uint32_t)id, __ATOMIC_RELEASE);
+		__atomic_store_n(&t->slot->bins[cls].collected, id, __ATOMIC_RELEASE);
 	}
 	conn_done();
 	return rc;
@@ -273,11 +317,11 @@ static void *alloc_uncached(unsigned cls)
 	}
 	if (resp)
 		conn_done();
-	if (ref == 0 || ref_kind(ref) != REF_ARENA || map_arena(ref_id(ref)) != 0) {
+	if (!ref_ok(ref, sizeclass_size(cls))) {
 		errno = rc == 0 ? EPROTO : -rc;
 		return NULL;
 	}
-	return map_arena_ptr(ref);
+	return map_ptr(ref);
 }
 
 /* The calling thread's cache while the connection is lost and it still
@@ -291,8 +335,7 @@ static struct tcache *self_offline(unsigned cls)
 	return t->slot->bins[cls].count > 0 ? t : NULL;
 }
 
-/* Refills bin cls and waits for it: the refill asked ahead of need if it is
- * on this connection, else a new one.  0 or -errno. */
+/* The clock adapt_batch() reads: CLOCK_MONOTONIC, on the slow path only. */
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -326,9 +369,12 @@ static uint32_t refill_count(const struct tcache *t, unsigned cls)
 	uint32_t n = t->batch[cls], least = n < 8 ? n : 8;
 	if (n > room)
 		n = room > least ? (uint32_t)room : least;
-	return n;
+	uint32_t free_slots = layout_bin_capacity(cls) - t->slot->bins[cls].count;
+	return n < free_slots ? n : free_slots ? free_slots : 1;
 }
 
+/* Refills bin cls and waits for it: the refill asked ahead of need if it is
+ * on this connection, else a new one.  0 or -errno. */
 static int refill_now(struct tcache *t, unsigned cls)
 {
 	uint64_t id = t->pending[cls];
@@ -376,7 +422,7 @@ void *tcache_alloc_slow(unsigned cls)
 		return NULL;
 	}
 	t->cached_bytes -= sizeclass_size(cls);
-	return pop(b);
+	return pop(t, cls);
 }
 
 void tcache_free_slow(unsigned cls, uint64_t ref)
@@ -398,10 +444,18 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 		return;
 	}
 	struct tcache_bin *b = &t->slot->bins[cls];
-	push(b, ref, map_arena_ptr(ref));
-	t->cached_bytes += sizeclass_size(cls);
-	if (b->count > high_water(cls))
+	if (b->count >= high_water(cls))
 		flush_bin(t, cls, b->count / 2);
+	if (b->count >= high_water(cls)) {
+		/* Offline and full: this one goes back when we can. */
+		uint64_t one = ref;
+		if (conn_ensure() == 0)
+			send_flush(&one, 1);
+		conn_unlock();
+		return;
+	}
+	push(t, cls, ref);
+	t->cached_bytes += sizeclass_size(cls);
 	if (t->cached_bytes > THREAD_CACHE_MAX)
 		for (unsigned c = 0; c < SIZECLASS_COUNT; c++)
 			flush_bin(t, c, t->slot->bins[c].count / 2);

@@ -1,13 +1,16 @@
 /*
- * Arenas: the segments that hold small objects.
+ * Arenas: the fixed-size regions of the heap range that hold spans and
+ * large blocks.
  *
- * An arena is one segment of the heap's arena_size, named 'a<id>', laid out
- * as shm/layout.h says.  Creating one reserves backing store for its
- * metadata region (header, page map, bitmaps), marks those pages PAGE_META in
- * the page map and writes the header last, so a header with its magic is a
- * whole arena.  The user pages are left sparse: the page heap reserves them
- * run by run, just before it hands them out.  The daemon maps the whole arena
- * read-write; clients map the metadata read-only and the pages read-write.
+ * Arena i is bytes [i * arena_size, (i + 1) * arena_size) of the pages
+ * segment 'p' and its metadata is the slot of segment 'M' at
+ * layout_meta_offset(i), laid out as shm/layout.h says.  Neither is a
+ * segment of its own: making an arena maps nothing anywhere (every process
+ * has the whole range mapped already).  Creating one clears and reserves
+ * backing store for its metadata (header, page map, bitmaps), marks the
+ * metadata pages PAGE_META in the page map and writes the header last, so a
+ * header with its magic is a whole arena.  The user pages are left sparse:
+ * the heap reserves them run by run, just before it hands them out.
  */
 #ifndef SHMA_SERVER_ARENA_H
 #define SHMA_SERVER_ARENA_H
@@ -18,42 +21,40 @@
 #include "layout.h"
 
 struct span;
+struct page_run;
 
 struct arena {
 	uint32_t id;
-	int fd;
-	void *base;                      /* the whole segment, read-write */
+	uint64_t ref_base;               /* ref (and offset in 'p') of its byte 0 */
+	void *meta;                      /* its metadata in the daemon's map of 'M' */
 	const struct arena_geometry *g;  /* shared by every arena of a heap */
 	struct page_entry *page_map;
 	struct span **span_of_page;      /* private: span by first page */
+	struct page_run **large_of_page; /* private: large block by first page */
 };
 
 /*
- * Creates segment 'a<id>' of instance with the geometry g (which must outlive
- * the arena) and mode, reserves and initialises its metadata, and maps it.
- * 0 and *out, or a negative errno (-EEXIST if the segment exists, -ENOMEM
- * when /dev/shm cannot hold the metadata).  Nothing is left behind on error.
+ * Makes arena id: clears its metadata slot at meta (the daemon's mapping of
+ * it, at byte meta_off of the segment behind meta_fd), reserves it, marks the
+ * metadata pages and writes the header.  0 and *out, or a negative errno
+ * (-ENOMEM when /dev/shm cannot hold the metadata).
  */
-int arena_create(struct arena **out, const char *instance, uint32_t id,
-		 const struct arena_geometry *g, mode_t mode, int64_t now);
+int arena_create(struct arena **out, int meta_fd, void *meta, uint64_t meta_off,
+		 const char *instance, uint32_t id, const struct arena_geometry *g, int64_t now);
 
 /*
- * Reopens segment 'a<id>' that an earlier daemon of instance created, maps it
- * and checks its header.  0 and *out; -ENOENT if there is no such segment;
- * -EAGAIN if its creation never finished (the size not yet set or the magic
- * not yet written: nothing in it was ever handed out); -EINVAL or -EPROTO
- * for a segment that is not a whole arena of this instance, layout and
- * geometry, with *why saying what is wrong; -EPERM for a file under the name
- * that is not ours (seg_adopt(): another owner, not of mode), left alone.
+ * Recovery: takes arena id whose metadata an earlier daemon wrote at meta
+ * and checks its header.  0 and *out, or -EINVAL / -EPROTO for metadata that
+ * is not a whole arena of this instance, layout and geometry, with *why
+ * saying what is wrong.
  */
-int arena_open(struct arena **out, const char *instance, uint32_t id,
-	       const struct arena_geometry *g, mode_t mode, const char **why);
+int arena_open(struct arena **out, void *meta, const char *instance, uint32_t id,
+	       const struct arena_geometry *g, const char **why);
 
-/* Unmaps and closes the arena and frees it; with unlink, removes its
- * segment too. */
-void arena_destroy(struct arena *a, const char *instance, int unlink);
+/* Frees the arena's private memory (its metadata stays). */
+void arena_destroy(struct arena *a);
 
-/* The byte offset of page p in the segment. */
+/* The byte offset of page p in the arena. */
 static inline uint64_t arena_page_offset(uint32_t p)
 {
 	return (uint64_t)p << SHMA_PAGE_SHIFT;

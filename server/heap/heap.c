@@ -1,45 +1,26 @@
 /*
- * The heap: see heap.h.  This file ties the parts together -- arenas
- * (arena.c), free runs (pageheap.c), spans and their bitmaps (span.c), large
- * blocks (large.c) -- and does the system calls they leave to it: reserving
- * backing store before pages go out, punching it when decay says so.  It
- * also keeps the counters.
+ * The heap: see heap.h.  This file ties the parts together -- the heap's two
+ * segments, arenas (arena.c), free runs (pageheap.c), spans and their bitmaps
+ * (span.c), large blocks (large.c) -- and does the system calls they leave to
+ * it: reserving backing store before pages go out, punching it when decay
+ * says so.  It also keeps the counters.  Reopening a heap an earlier daemon
+ * left is recovery.c's.
  *
- * max_memory bounds the mapped bytes: arenas (whole) plus large blocks.
+ * max_memory bounds the arenas made (large blocks live in arenas).
  */
-#include "heap.h"
-#include "arena.h"
+#include "heap_internal.h"
 #include "large.h"
-#include "pageheap.h"
 #include "ref.h"
 #include "seg.h"
-#include "span.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-struct class_counters {
-	uint64_t spans, objects_out, refills, flushes;
-};
-
-struct heap {
-	char instance[SHMA_INSTANCE_MAX];
-	struct heap_config cfg;
-	struct arena_geometry g;
-	struct arena **arenas;
-	uint32_t narenas, arenas_cap, max_arenas;
-	struct pageheap *ph;
-	struct large_set *large;
-	struct span_list partial[SIZECLASS_COUNT];
-	struct class_counters counters[SIZECLASS_COUNT];
-	uint64_t in_use, peak, returned;
-	struct heap_recovery rec;
-};
 
 uint64_t heap_now_ms(void)
 {
@@ -48,29 +29,17 @@ uint64_t heap_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static uint64_t mapped_bytes(const struct heap *h)
+void heap_say(struct heap *h, const char *fmt, ...)
 {
-	return (uint64_t)h->narenas * h->g.arena_size + large_set_bytes(h->large) +
-	       large_set_kept_bytes(h->large);
+	if (h->cfg.why == NULL || h->cfg.why_size == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(h->cfg.why, h->cfg.why_size, fmt, ap);
+	va_end(ap);
 }
 
-/* 1 if max_memory leaves room for bytes more. */
-static int fits_cap(const struct heap *h, uint64_t bytes)
-{
-	return h->cfg.max_memory == 0 || mapped_bytes(h) + bytes <= h->cfg.max_memory;
-}
-
-/* Whether bytes more fit --max-memory, giving the kept large blocks back
- * first if that makes the room. */
-static int within_cap(struct heap *h, uint64_t bytes)
-{
-	if (fits_cap(h, bytes))
-		return 1;
-	h->returned += large_set_release_kept(h->large, h->instance, UINT64_MAX, 0);
-	return fits_cap(h, bytes);
-}
-
-static int grow_arena_array(struct heap *h)
+int heap_grow_arena_array(struct heap *h)
 {
 	if (h->narenas < h->arenas_cap)
 		return 0;
@@ -86,20 +55,25 @@ static int grow_arena_array(struct heap *h)
 static int add_arena(struct heap *h)
 {
 	struct arena *a;
-	if (h->narenas >= h->max_arenas || !within_cap(h, h->g.arena_size))
+	if (h->narenas >= h->max_arenas)
 		return -ENOMEM;
-	int rc = grow_arena_array(h);
+	int rc = heap_grow_arena_array(h);
 	if (rc < 0)
 		return rc;
-	rc = arena_create(&a, h->instance, h->narenas, &h->g, h->cfg.mode, time(NULL));
+	uint32_t id = h->narenas;
+	uint64_t off = layout_meta_offset(h->g.meta_bytes, id);
+	rc = arena_create(&a, h->meta_fd, h->meta + off, off, h->instance, id, &h->g,
+			  time(NULL));
 	if (rc < 0)
 		return rc;
 	rc = pageheap_add_region(h->ph, a->id, h->g.npages, h->g.meta_pages);
 	if (rc < 0) {
-		arena_destroy(a, h->instance, 1);
+		arena_destroy(a);
 		return rc;
 	}
 	h->arenas[h->narenas++] = a;
+	/* Last: an arena counts once its metadata is whole (recovery.c). */
+	__atomic_store_n(&h->hdr->narenas, h->narenas, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -111,35 +85,158 @@ static int check_config(const struct heap_config *cfg, struct arena_geometry *g)
 		return -EINVAL;
 	if (cfg->max_memory != 0 && cfg->max_memory < cfg->arena_size)
 		return -EINVAL;
+	if (cfg->base % SHMA_PAGE_SIZE != 0)
+		return -EINVAL;
 	return 0;
 }
 
-/* Arenas the heap may create: as many as --max-memory holds (rounded up, so
- * a cap below one arena still allows one), or else SHMA_MAX_ARENA_VA's worth.
- * Clients reserve address space for all of them. */
+/* Arenas the heap may make: as many as --max-memory holds (rounded up, so a
+ * cap below one arena still allows one), or else SHMA_DEFAULT_RANGE's worth.
+ * The range is that many arenas. */
 static uint32_t max_arenas(const struct heap_config *cfg)
 {
 	uint64_t n = cfg->max_memory != 0
 			     ? (cfg->max_memory + cfg->arena_size - 1) / cfg->arena_size
-			     : SHMA_MAX_ARENA_VA / cfg->arena_size;
+			     : SHMA_DEFAULT_RANGE / cfg->arena_size;
 	if (n == 0)
 		n = 1;
-	if (n > (uint64_t)REF_ID_MAX + 1)
-		n = (uint64_t)REF_ID_MAX + 1;
+	if (n > REF_RANGE_MAX / cfg->arena_size)
+		n = REF_RANGE_MAX / cfg->arena_size;
+	if (n > REF_ARENAS_MAX)
+		n = REF_ARENAS_MAX;
 	return (uint32_t)n;
 }
 
-static void say(struct heap *h, const char *fmt, ...)
+/* The default base of an instance: a slot of the base area chosen by its
+ * name, so that two instances rarely want the same addresses. */
+static uint64_t default_base(const char *instance)
 {
-	if (h->cfg.why == NULL || h->cfg.why_size == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(h->cfg.why, h->cfg.why_size, fmt, ap);
-	va_end(ap);
+	uint64_t x = UINT64_C(14695981039346656037);
+	for (const char *p = instance; *p; p++) {
+		x ^= (uint8_t)*p;
+		x *= UINT64_C(1099511628211);
+	}
+	return SHMA_BASE_FIRST + (x % SHMA_BASE_SLOTS) * SHMA_BASE_STRIDE;
 }
 
-static int recover(struct heap *h);
+static void unlink_segment(const char *instance, char kind)
+{
+	char name[SEG_NAME_MAX];
+	if (seg_name(name, sizeof name, instance, kind, 0) == 0)
+		seg_unlink(name);
+}
+
+int heap_map_segments(struct heap *h)
+{
+	h->meta = seg_map_sparse(h->meta_fd, h->meta_size, 1, SHMA_PAGE_SIZE);
+	if (h->meta == NULL)
+		return -errno;
+	h->pages = seg_map_sparse(h->pages_fd, h->range, 1, SHMA_PAGE_SIZE);
+	if (h->pages == NULL)
+		return -errno;
+	h->hdr = (struct heap_header *)h->meta;
+	return 0;
+}
+
+/* Makes the segments of a fresh heap, 'M' first (it carries the instance's
+ * lock, and its header's magic, written last, says the heap is whole). */
+static int create_heap(struct heap *h)
+{
+	char name[SEG_NAME_MAX];
+	/* Metadata: writable by the daemon's uid alone, whatever the mode. */
+	mode_t meta_mode = seg_kind_mode('M', h->cfg.mode);
+	int rc = seg_name(name, sizeof name, h->instance, 'M', 0);
+	if (rc < 0)
+		return rc;
+	h->meta_fd = seg_create(name, h->meta_size, meta_mode);
+	if (h->meta_fd < 0)
+		return h->meta_fd;
+	rc = seg_lock(h->meta_fd);
+	if (rc == 0)
+		rc = seg_reserve(h->meta_fd, 0, SHMA_PAGE_SIZE);
+	if (rc < 0)
+		return rc;
+	rc = seg_name(name, sizeof name, h->instance, 'p', 0);
+	if (rc < 0)
+		return rc;
+	h->pages_fd = seg_create(name, h->range, h->cfg.mode);
+	if (h->pages_fd == -EEXIST && !seg_foreign(name, h->cfg.mode)) {
+		/* Left by a creation cut short ('M' had no magic): ours to drop.
+		 * Someone else's file stays, and the instance moves (-EEXIST). */
+		seg_unlink(name);
+		h->pages_fd = seg_create(name, h->range, h->cfg.mode);
+	}
+	if (h->pages_fd < 0)
+		return h->pages_fd;
+	rc = heap_map_segments(h);
+	if (rc < 0)
+		return rc;
+	struct heap_header *hh = h->hdr;
+	hh->layout_version = SHMA_LAYOUT_VERSION;
+	hh->page_shift = SHMA_PAGE_SHIFT;
+	memcpy(hh->instance, h->instance, strlen(h->instance) + 1);
+	hh->base = h->cfg.base ? h->cfg.base : default_base(h->instance);
+	hh->range = h->range;
+	hh->arena_size = h->g.arena_size;
+	hh->meta_bytes = h->g.meta_bytes;
+	hh->class_checksum = sizeclass_checksum();
+	hh->max_arenas = h->max_arenas;
+	hh->narenas = 0;
+	hh->created = time(NULL);
+	__atomic_store_n(&hh->magic, SHMA_HEAP_MAGIC, __ATOMIC_RELEASE);
+	return add_arena(h);
+}
+
+/* 1 if segment kind exists and is ours (a file someone else made under the
+ * name is not). */
+static int segment_exists(const char *instance, char kind, uint64_t id, mode_t mode)
+{
+	char name[SEG_NAME_MAX];
+	if (seg_name(name, sizeof name, instance, kind, id) < 0)
+		return 0;
+	int fd = seg_adopt(name, mode, NULL);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
+
+/* Opens the heap's segments: those an earlier daemon left, or new ones. */
+static int open_segments(struct heap *h)
+{
+	char name[SEG_NAME_MAX];
+	int rc = seg_name(name, sizeof name, h->instance, 'M', 0);
+	if (rc < 0)
+		return rc;
+	const char *why = NULL;
+	h->meta_fd = seg_adopt(name, seg_kind_mode('M', h->cfg.mode), &why);
+	if (h->meta_fd == -EPERM)
+		return heap_say(h, "%s is not ours (%s)", name, why ? why : "?"), -EPERM;
+	if (h->meta_fd == -ENOENT) {
+		if (segment_exists(h->instance, 'a', 0, h->cfg.mode))
+			return heap_say(h, "instance %s holds a heap of layout 1 (segment "
+				    "/shmalloc.%s.a0); this shmallocd reads layout %u only", h->instance,
+				    h->instance, SHMA_LAYOUT_VERSION), -EPROTO;
+		return create_heap(h);
+	}
+	if (h->meta_fd < 0)
+		return heap_say(h, "segment %s: %s", name, strerror(-h->meta_fd)), h->meta_fd;
+	if (seg_lock(h->meta_fd) < 0)
+		return -EBUSY;
+	int64_t size = seg_size(h->meta_fd);
+	struct heap_header hh = {0};
+	if (size >= (int64_t)sizeof hh && pread(h->meta_fd, &hh, sizeof hh, 0) != (ssize_t)sizeof hh)
+		return -errno;
+	if (hh.magic == 0) {
+		/* Its creation was cut short: nothing in it was handed out. */
+		close(h->meta_fd);
+		h->meta_fd = -1;
+		seg_unlink(name);
+		unlink_segment(h->instance, 'p');
+		return create_heap(h);
+	}
+	return heap_recover(h);
+}
 
 int heap_open(struct heap **out, const struct heap_config *cfg)
 {
@@ -154,16 +251,18 @@ int heap_open(struct heap **out, const struct heap_config *cfg)
 	h->cfg = *cfg;
 	h->cfg.instance = h->instance;
 	h->g = g;
+	h->arena_shift = (unsigned)__builtin_ctzll(g.arena_size);
+	h->pages_fd = h->meta_fd = -1;
 	h->max_arenas = max_arenas(cfg);
+	h->range = (uint64_t)h->max_arenas * g.arena_size;
+	h->meta_size = layout_meta_size(g.meta_bytes, h->max_arenas);
 	rc = pageheap_create(&h->ph);
 	if (rc == 0)
-		rc = large_set_create(&h->large);
-	if (rc == 0)
-		rc = recover(h);
+		rc = open_segments(h);
 	if (rc == 0 && h->narenas == 0)
 		rc = add_arena(h);
 	if (rc == -EBUSY)
-		say(h, "another shmallocd holds instance %s", h->instance);
+		heap_say(h, "another shmallocd holds instance %s", h->instance);
 	if (rc < 0) {
 		heap_close(h, 0);
 		return rc;
@@ -172,7 +271,7 @@ int heap_open(struct heap **out, const struct heap_config *cfg)
 	return 0;
 }
 
-/* Frees the private structs of an arena's spans (teardown only). */
+/* Frees the private structs of an arena's spans and blocks (teardown). */
 static void forget_spans(struct arena *a)
 {
 	for (uint32_t p = 0; p < a->g->npages; p++) {
@@ -181,6 +280,8 @@ static void forget_spans(struct arena *a)
 			pageheap_forget(s->run);
 			free(s);
 		}
+		if (a->large_of_page[p] != NULL)
+			pageheap_forget(a->large_of_page[p]);
 	}
 }
 
@@ -190,23 +291,39 @@ void heap_close(struct heap *h, int unlink)
 		return;
 	for (uint32_t i = 0; i < h->narenas; i++) {
 		forget_spans(h->arenas[i]);
-		arena_destroy(h->arenas[i], h->instance, unlink);
+		arena_destroy(h->arenas[i]);
 	}
 	free(h->arenas);
 	if (h->ph != NULL)
 		pageheap_destroy(h->ph);
-	if (h->large != NULL)
-		large_set_destroy(h->large, h->instance, unlink);
+	if (h->pages != NULL)
+		seg_unmap(h->pages, h->range);
+	if (h->meta != NULL)
+		seg_unmap(h->meta, h->meta_size);
+	if (h->pages_fd >= 0)
+		close(h->pages_fd);
+	if (h->meta_fd >= 0)
+		close(h->meta_fd);
+	if (unlink) {
+		unlink_segment(h->instance, 'p');
+		unlink_segment(h->instance, 'M');
+	}
 	free(h);
 }
 
-/* ---- spans ---- */
+/* ---- page runs ---- */
+
+/* Offset in 'p' of page p of region (arena) r. */
+static uint64_t pages_offset(const struct heap *h, uint32_t r, uint32_t p)
+{
+	return h->arenas[r]->ref_base + arena_page_offset(p);
+}
 
 /* A run of npages pages, backing store reserved: from the free runs, else
  * from a new arena. */
 static int alloc_pages(struct heap *h, uint32_t npages, struct page_run **out)
 {
-	if (npages > h->g.npages - h->g.meta_pages)
+	if (npages == 0 || npages > h->g.npages - h->g.meta_pages)
 		return -ENOMEM;
 	int rc = pageheap_alloc(h->ph, npages, out);
 	if (rc == -ENOMEM) {
@@ -217,8 +334,14 @@ static int alloc_pages(struct heap *h, uint32_t npages, struct page_run **out)
 	if (rc < 0)
 		return rc;
 	struct page_run *r = *out;
-	rc = seg_reserve(h->arenas[r->region]->fd, arena_page_offset(r->start),
+	/* Pages freed and not yet decayed hold their store: no system call. */
+	if (pageheap_backed(h->ph, r->region, r->start, r->npages) == r->npages)
+		return 0;
+	rc = seg_reserve(h->pages_fd, pages_offset(h, r->region, r->start),
 			 arena_page_offset(r->npages));
+	if (rc == -ENOMEM && heap_release_free(h) > 0)
+		rc = seg_reserve(h->pages_fd, pages_offset(h, r->region, r->start),
+				 arena_page_offset(r->npages));
 	if (rc < 0) {
 		pageheap_free(h->ph, r, heap_now_ms());
 		return rc;
@@ -242,7 +365,7 @@ static int new_span(struct heap *h, unsigned cls, struct span **out)
 	return 0;
 }
 
-static void release_span(struct heap *h, struct span *s)
+void heap_release_span(struct heap *h, struct span *s)
 {
 	struct page_run *r = s->run;
 	h->counters[s->cls].spans--;
@@ -329,11 +452,19 @@ int heap_refill(struct heap *h, unsigned cls, uint32_t want, struct heap_batch *
 
 /* ---- free ---- */
 
+/* The arena ref lies in, or NULL. */
+static struct arena *arena_of(const struct heap *h, uint64_t ref)
+{
+	uint64_t id = ref >> h->arena_shift;
+	return id < h->narenas ? h->arenas[id] : NULL;
+}
+
 static int locate(const struct heap *h, uint64_t ref, struct span **s, uint32_t *idx)
 {
-	if (ref_kind(ref) != REF_ARENA || ref_id(ref) >= h->narenas)
+	struct arena *a = arena_of(h, ref);
+	if (a == NULL)
 		return -EINVAL;
-	return span_locate(h->arenas[ref_id(ref)], ref_offset(ref), s, idx);
+	return span_locate(a, ref_arena_offset(ref, h->arena_shift), s, idx);
 }
 
 int heap_object_class(struct heap *h, uint64_t ref)
@@ -362,7 +493,7 @@ int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls)
 	if (cls != NULL)
 		*cls = c;
 	if (s->nout == 0)
-		release_span(h, s);
+		heap_release_span(h, s);
 	else if (!s->listed)
 		span_list_push(&h->partial[c], s);
 	return 0;
@@ -375,26 +506,30 @@ void *heap_object_address(struct heap *h, uint64_t ref)
 		errno = -rc;
 		return NULL;
 	}
-	return (char *)h->arenas[ref_id(ref)]->base + ref_offset(ref);
+	return h->pages + ref;
 }
 
 /* ---- large blocks ---- */
 
-int heap_alloc_large(struct heap *h, uint64_t size, uint64_t *ref, uint64_t *seg_size)
+int heap_alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *ref,
+		     uint64_t *got)
 {
-	uint32_t id;
-	if (size == 0 || size > REF_OFFSET_MASK + 1)
+	if (size == 0)
 		return -EINVAL;
-	uint64_t rounded = (size + SHMA_PAGE_SIZE - 1) & ~(uint64_t)(SHMA_PAGE_SIZE - 1);
-	if (!within_cap(h, rounded))
+	if (size > h->g.arena_size)
 		return -ENOMEM;
-	uint64_t got;
-	int rc = large_set_alloc(h->large, h->instance, h->cfg.mode, rounded, &id, &got);
+	uint64_t npages = (size + SHMA_PAGE_SIZE - 1) >> SHMA_PAGE_SHIFT;
+	struct page_run *r;
+	int rc = alloc_pages(h, (uint32_t)npages, &r);
 	if (rc < 0)
 		return rc;
-	*ref = ref_make(REF_LARGE, id, 0);
-	*seg_size = got;
-	h->in_use += got;
+	struct arena *a = h->arenas[r->region];
+	large_make(a, r, owner);
+	*ref = a->ref_base + arena_page_offset(r->start);
+	*got = arena_page_offset(r->npages);
+	h->large_count++;
+	h->large_bytes += *got;
+	h->in_use += *got;
 	if (h->in_use > h->peak)
 		h->peak = h->in_use;
 	return 0;
@@ -402,24 +537,41 @@ int heap_alloc_large(struct heap *h, uint64_t size, uint64_t *ref, uint64_t *seg
 
 int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size)
 {
-	uint64_t sz;
-	if (ref_kind(ref) != REF_LARGE || ref_offset(ref) != 0)
+	struct arena *a = arena_of(h, ref);
+	struct page_run *r = a ? large_at(a, ref_arena_offset(ref, h->arena_shift)) : NULL;
+	if (r == NULL)
 		return -EINVAL;
-	int rc = large_set_free(h->large, h->instance, ref_id(ref), &sz, heap_now_ms());
-	if (rc < 0)
-		return rc;
+	uint64_t sz = arena_page_offset(r->npages);
+	uint32_t region = r->region, start = r->start, npages = r->npages;
+	large_unmake(a, r);
+	pageheap_free(h->ph, r, heap_now_ms());
+	if (sz >= HEAP_PUNCH_AT &&
+	    seg_punch(h->pages_fd, pages_offset(h, region, start), sz) == 0)
+		h->returned += arena_page_offset(pageheap_unback(h->ph, region, start, npages));
+	h->large_count--;
+	h->large_bytes -= sz;
 	h->in_use -= sz;
 	if (size != NULL)
 		*size = sz;
 	return 0;
 }
 
-uint64_t heap_large_size(const struct heap *h, uint64_t ref)
+uint64_t heap_large_owner(const struct heap *h, uint64_t ref)
 {
-	if (ref_kind(ref) != REF_LARGE)
+	struct arena *a = arena_of(h, ref);
+	struct page_run *r = a ? large_at(a, ref_arena_offset(ref, h->arena_shift)) : NULL;
+	return r != NULL ? large_owner(a, r->start) : 0;
+}
+
+uint64_t heap_large_size(const struct heap *h, uint64_t ref, uint64_t *start)
+{
+	struct arena *a = arena_of(h, ref);
+	struct page_run *r = a ? large_containing(a, ref_arena_offset(ref, h->arena_shift)) : NULL;
+	if (r == NULL)
 		return 0;
-	uint64_t size = large_set_size(h->large, ref_id(ref));
-	return ref_offset(ref) < size ? size : 0;
+	if (start != NULL)
+		*start = a->ref_base + arena_page_offset(r->start);
+	return arena_page_offset(r->npages);
 }
 
 /* ---- decay ---- */
@@ -429,37 +581,43 @@ uint64_t heap_decay(struct heap *h, uint64_t now_ms)
 	struct pageheap_decayed d;
 	uint64_t bytes = 0;
 	while (pageheap_decay_next(h->ph, now_ms, h->cfg.decay_ms, &d)) {
-		int rc = seg_punch(h->arenas[d.region]->fd, arena_page_offset(d.start),
+		int rc = seg_punch(h->pages_fd, pages_offset(h, d.region, d.start),
 				   arena_page_offset(d.npages));
 		if (rc == 0)
 			bytes += arena_page_offset(d.backed_pages);
 	}
-	bytes += large_set_release_kept(h->large, h->instance, now_ms, h->cfg.decay_ms);
 	h->returned += bytes;
+	return bytes;
+}
+
+uint64_t heap_release_free(struct heap *h)
+{
+	uint64_t decay = h->cfg.decay_ms;
+	h->cfg.decay_ms = 0;
+	uint64_t bytes = heap_decay(h, UINT64_MAX / 2);
+	h->cfg.decay_ms = decay;
 	return bytes;
 }
 
 /* ---- counters ---- */
 
-static uint64_t arena_resident(const struct arena *a)
+static uint64_t arena_resident(const struct heap *h, uint32_t i)
 {
-	int64_t r = seg_resident(a->fd);
-	return r > 0 ? (uint64_t)r : 0;
+	return h->g.meta_bytes +
+	       arena_page_offset(pageheap_backed(h->ph, i, 0, h->g.npages));
 }
 
 void heap_totals(const struct heap *h, struct heap_totals *t)
 {
 	memset(t, 0, sizeof *t);
-	t->mapped_bytes = mapped_bytes(h);
-	for (uint32_t i = 0; i < h->narenas; i++)
-		t->resident_bytes += arena_resident(h->arenas[i]);
-	/* Large blocks are reserved whole until freed. */
-	t->resident_bytes += large_set_bytes(h->large) + large_set_kept_bytes(h->large);
+	t->mapped_bytes = (uint64_t)h->narenas * h->g.arena_size;
+	int64_t p = seg_resident(h->pages_fd), m = seg_resident(h->meta_fd);
+	t->resident_bytes = (p > 0 ? (uint64_t)p : 0) + (m > 0 ? (uint64_t)m : 0);
 	t->in_use_bytes = h->in_use;
 	t->peak_in_use_bytes = h->peak;
 	t->returned_bytes = h->returned;
-	t->large_count = large_set_count(h->large);
-	t->large_bytes = large_set_bytes(h->large);
+	t->large_count = h->large_count;
+	t->large_bytes = h->large_bytes;
 	pageheap_stats(h->ph, UINT32_MAX, &t->free_pages, &t->largest_free_run);
 	t->narenas = h->narenas;
 }
@@ -480,7 +638,7 @@ void heap_arena_stats(const struct heap *h, unsigned i, struct heap_arena_stats 
 	s->pages = h->g.npages;
 	pageheap_stats(h->ph, a->id, &s->free_pages, &s->largest_free_run);
 	s->span_pages = s->pages - h->g.meta_pages - s->free_pages;
-	s->resident_bytes = arena_resident(a);
+	s->resident_bytes = arena_resident(h, i);
 }
 
 void heap_class_stats(const struct heap *h, unsigned cls, struct heap_class_stats *s)
@@ -501,181 +659,14 @@ const struct arena_geometry *heap_geometry(const struct heap *h)
 	return &h->g;
 }
 
+const struct heap_header *heap_header(const struct heap *h)
+{
+	return h->hdr;
+}
+
 uint32_t heap_max_arenas(const struct heap *h)
 {
 	return h->max_arenas;
-}
-
-/* ---- recovery ----
- *
- * Why the state a daemon killed at any instant leaves is one we accept:
- *
- * - An arena's header is written last, magic last of all, after its
- *   metadata pages are reserved and marked PAGE_META; the next arena is
- *   created only after it.  So only the last arena may lack its magic (or its
- *   size), and nothing in it was handed out: it is removed.
- * - A span is made by clearing its bitmap, then writing its page map entries
- *   (kind last, with release order), and only then are bits set and refs
- *   sent.  A span is destroyed only when no bit is set, by writing its pages
- *   back to PAGE_FREE.  So a span whose pages do not all agree (cut short in
- *   creation or destruction) has a clear bitmap: its pages are free, and are
- *   written back to PAGE_FREE here.
- * - A bit is set before its ref leaves the daemon, and cleared only when a
- *   client gave the ref back.  A set bit is an object out: in use, in a
- *   cache, or in a reply or flush in flight at the kill (those leak: the
- *   only loss).  A clear bit was never handed out since, or came back.
- * - Backing store is reserved before the pages become a span; free pages may
- *   hold some, so every free stretch is punched here.
- * - A large block's segment is created at its full size and reserved before
- *   its ref goes out, and unlinked before it is punched: a segment of size 0
- *   was never handed out, any other is a live block (or a block in flight).
- */
-
-/* 1 if pages [p, p + span pages) all say "span of class cls from page p". */
-static int span_whole(const struct arena *a, uint32_t p, unsigned cls)
-{
-	uint32_t n = sizeclass_table[cls].span_pages;
-	if (n == 0 || p + n > a->g->npages)
-		return 0;
-	for (uint32_t q = p; q < p + n; q++) {
-		const struct page_entry *pe = &a->page_map[q];
-		if (pe->kind != PAGE_SPAN || pe->cls != cls || pe->span_start != p)
-			return 0;
-	}
-	return 1;
-}
-
-static int adopt_span(struct heap *h, struct arena *a, uint32_t p, unsigned cls)
-{
-	struct page_run *r;
-	uint32_t n = sizeclass_table[cls].span_pages;
-	int rc = pageheap_claim(h->ph, a->id, p, n, &r);
-	if (rc < 0)
-		return rc;
-	pageheap_mark_backed(h->ph, a->id, p, n);
-	struct span *s = span_adopt(a, r, cls);
-	if (s == NULL) {
-		pageheap_free(h->ph, r, heap_now_ms());
-		return -ENOMEM;
-	}
-	h->counters[cls].spans++;
-	if (s->nout == 0) {
-		release_span(h, s);
-		return 0;
-	}
-	h->rec.spans++;
-	h->rec.objects_out += s->nout;
-	h->counters[cls].objects_out += s->nout;
-	h->in_use += (uint64_t)s->nout * s->size;
-	if (s->nout < s->objects)
-		span_list_push(&h->partial[cls], s);
-	return 0;
-}
-
-static void punch_free(struct arena *a, uint32_t from, uint32_t to)
-{
-	if (to > from)
-		seg_punch(a->fd, arena_page_offset(from), arena_page_offset(to - from));
-}
-
-/* Rebuilds the page heap region and the spans of arena a from its page map. */
-static int rebuild_arena(struct heap *h, struct arena *a)
-{
-	int rc = pageheap_add_region(h->ph, a->id, h->g.npages, h->g.meta_pages);
-	if (rc < 0)
-		return rc;
-	for (uint32_t p = 0; p < h->g.meta_pages; p++)
-		if (a->page_map[p].kind != PAGE_META)
-			return say(h, "arena a%u: metadata page %u not marked so", a->id, p), -EINVAL;
-	uint32_t p = h->g.meta_pages, free_from = p;
-	while (p < h->g.npages) {
-		struct page_entry *pe = &a->page_map[p];
-		if (pe->kind == PAGE_SPAN && pe->span_start == p && pe->cls < SIZECLASS_COUNT &&
-		    span_whole(a, p, pe->cls)) {
-			punch_free(a, free_from, p);
-			rc = adopt_span(h, a, p, pe->cls);
-			if (rc < 0)
-				return rc;
-			p += sizeclass_table[pe->cls].span_pages;
-			free_from = p;
-			continue;
-		}
-		if (pe->kind == PAGE_SPAN) {
-			/* A span cut short: its bitmap is clear (see above). */
-			__atomic_store_n(&pe->kind, PAGE_FREE, __ATOMIC_RELEASE);
-			h->rec.repaired_pages++;
-		} else if (pe->kind != PAGE_FREE) {
-			return say(h, "arena a%u: page %u of unknown kind %u", a->id, p,
-				   pe->kind), -EINVAL;
-		}
-		p++;
-	}
-	punch_free(a, free_from, p);
-	return 0;
-}
-
-/* 1 if arena id exists and is ours (a file someone else made under the
- * name is not an arena). */
-static int arena_exists(const struct heap *h, uint32_t id)
-{
-	char name[SEG_NAME_MAX];
-	if (seg_name(name, sizeof name, h->instance, 'a', id) < 0)
-		return 0;
-	int fd = seg_adopt(name, h->cfg.mode, NULL);
-	if (fd < 0)
-		return 0;
-	close(fd);
-	return 1;
-}
-
-/* Opens arena id if it exists: 1 if it did, 0 if not, or -errno. */
-static int recover_arena(struct heap *h, uint32_t id)
-{
-	struct arena *a;
-	const char *why = "?";
-	int rc = arena_open(&a, h->instance, id, &h->g, h->cfg.mode, &why);
-	/* Ours were made in order, so a name taken by someone else past arena 0
-	 * is where ours end. */
-	if (rc == -ENOENT || (rc == -EPERM && id > 0))
-		return 0;
-	if (rc == -EAGAIN && !arena_exists(h, id + 1)) {
-		char name[SEG_NAME_MAX];
-		if (seg_name(name, sizeof name, h->instance, 'a', id) == 0)
-			seg_unlink(name);
-		return 0;
-	}
-	if (rc == -EBUSY)
-		return rc;
-	if (rc < 0)
-		return say(h, "segment /shmalloc.%s.a%u: %s", h->instance, id, why), rc;
-	rc = grow_arena_array(h);
-	if (rc < 0) {
-		arena_destroy(a, h->instance, 0);
-		return rc;
-	}
-	h->arenas[h->narenas++] = a;
-	rc = rebuild_arena(h, a);
-	return rc < 0 ? rc : 1;
-}
-
-static int recover(struct heap *h)
-{
-	int rc = 1;
-	for (uint32_t id = 0; rc == 1 && id < h->max_arenas; id++)
-		rc = recover_arena(h, id);
-	if (rc < 0)
-		return rc;
-	if (rc == 1 && arena_exists(h, h->max_arenas))
-		return say(h, "segment /shmalloc.%s.a%u lies past --max-memory", h->instance,
-			   h->max_arenas), -EINVAL;
-	h->rec.arenas = h->narenas;
-	rc = large_set_recover(h->large, h->instance, h->cfg.mode);
-	if (rc < 0)
-		return rc;
-	h->rec.large_blocks = (uint64_t)rc;
-	h->in_use += large_set_bytes(h->large);
-	h->peak = h->in_use;
-	return 0;
 }
 
 void heap_recovery(const struct heap *h, struct heap_recovery *r)

@@ -1,8 +1,9 @@
 /*
  * The heap: arenas, their page heaps, spans and the central free lists.
  *
- * The daemon is the only writer of allocation metadata.  Each arena is a
- * segment laid out as shm/layout.h says; the heap keeps in its own (private)
+ * The daemon is the only writer of allocation metadata.  The heap is one
+ * range of pages (segment 'p') and one of metadata (segment 'M') laid out as
+ * shm/layout.h says, arenas made in it on demand; the heap keeps in its own (private)
  * memory the indexes it needs to be fast -- free runs by size, partial spans
  * by class -- and writes to the shared metadata (page map, object bitmaps)
  * everything a restarted daemon needs to rebuild them.  A bit set in a span's
@@ -25,7 +26,9 @@
 struct heap_config {
 	const char *instance;     /* segment names: /shmalloc.<instance>.... */
 	uint64_t arena_size;      /* power of two, >= SHMA_MIN_ARENA_SIZE */
-	uint64_t max_memory;      /* arenas + large blocks, bytes; 0: no cap */
+	uint64_t max_memory;      /* arenas, bytes; 0: no cap but SHMA_DEFAULT_RANGE */
+	uint64_t base;            /* where clients map the heap; 0: as recorded, or
+				   * at the first start a default from the name */
 	mode_t mode;              /* of every segment created */
 	uint64_t decay_ms;        /* free pages idle longer than this go back to the OS */
 	char *why;                /* may be NULL: heap_open() says here why it failed */
@@ -57,7 +60,7 @@ struct heap_arena_stats {
 };
 
 struct heap_totals {
-	uint64_t mapped_bytes;      /* arenas + large segments */
+	uint64_t mapped_bytes;      /* arenas made */
 	uint64_t resident_bytes;    /* backing store held in /dev/shm */
 	uint64_t in_use_bytes;      /* objects out (class size) + large blocks */
 	uint64_t peak_in_use_bytes;
@@ -71,8 +74,8 @@ struct heap;
 
 /*
  * Opens the heap of the instance: recovers it from the segments an earlier
- * daemon left (arenas a0, a1, ... and large blocks), else creates it with its
- * first arena.  Recovery rebuilds the free runs, spans, partial lists and
+ * daemon left (server/heap/recovery.c), else creates them with its first
+ * arena.  Recovery rebuilds the free runs, spans, partial lists and
  * counters from each arena's page map and bitmaps: every object whose bit is
  * set stays out, nothing else is.  0 or a negative errno: -EINVAL for an
  * invalid instance name or arena size, or a max_memory (other than 0) below
@@ -86,11 +89,12 @@ int heap_open(struct heap **out, const struct heap_config *cfg);
 struct heap_recovery {
 	uint32_t arenas, spans, repaired_pages;
 	uint64_t objects_out, large_blocks;
+	uint64_t old_base;      /* the base recorded before --base moved it; 0: not moved */
 };
 void heap_recovery(const struct heap *h, struct heap_recovery *r);
 
-/* Frees the heap's private memory and unmaps; with unlink, removes every
- * segment of the instance too (arenas and large blocks). */
+/* Frees the heap's private memory and unmaps; with unlink, removes the
+ * heap's segments too. */
 void heap_close(struct heap *h, int unlink);
 
 /*
@@ -125,24 +129,40 @@ void *heap_object_address(struct heap *h, uint64_t ref);
 int heap_object_class(struct heap *h, uint64_t ref);
 
 /*
- * A large block: a segment of its own, size rounded up to pages, backing
- * store reserved.  *ref names its first byte, *seg_size its size.  -ENOMEM
- * past max_memory or when /dev/shm is full; -EINVAL for size 0 or a size
- * over what a ref can address.
+ * A large block: a run of whole pages of one arena (server/heap/large.h),
+ * backing store reserved -- the pages of a freed block, still reserved, when
+ * one fits.  *ref names its first byte, *got its size (size rounded up to
+ * pages); owner (a client id, say) is remembered with it.  -ENOMEM past max_memory, when /dev/shm is full or when the block
+ * is larger than an arena's pages; -EINVAL for size 0.
  */
-int heap_alloc_large(struct heap *h, uint64_t size, uint64_t *ref, uint64_t *seg_size);
+int heap_alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *ref,
+		     uint64_t *got);
 
-/* Frees a large block: punches and unlinks its segment.  *size (may be NULL)
- * gets its size.  -EINVAL if ref is not the start of a live large block. */
+/* The owner heap_alloc_large() was given for the live large block starting
+ * exactly at ref (kept in the metadata: across restarts too), or 0. */
+uint64_t heap_large_owner(const struct heap *h, uint64_t ref);
+
+/* Frees a large block: its pages go back to the page heap, still reserved
+ * (punched at once from HEAP_PUNCH_AT bytes).  *size (may be NULL) gets its
+ * size.  -EINVAL if ref is not the start of a live large block. */
 int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size);
 
+/* Blocks of this many bytes or more give their pages back to the OS as soon
+ * as they are freed, as glibc's munmap would; smaller ones at the decay. */
+#define HEAP_PUNCH_AT ((uint64_t)64 << 20)
+
 /* The size of the live large block ref points into (any offset inside it),
- * or 0 if ref names none. */
-uint64_t heap_large_size(const struct heap *h, uint64_t ref);
+ * or 0 if ref names none; *start (may be NULL) gets the ref of its first
+ * byte. */
+uint64_t heap_large_size(const struct heap *h, uint64_t ref, uint64_t *start);
 
 /* Gives back to the OS the free pages idle at least the decay; returns the
  * bytes of backing store released.  Call it from a timer with heap_now_ms(). */
 uint64_t heap_decay(struct heap *h, uint64_t now_ms);
+
+/* Gives back to the OS every free page that holds backing store, however
+ * recently freed: when /dev/shm is full.  Returns the bytes released. */
+uint64_t heap_release_free(struct heap *h);
 
 /* The clock the heap stamps free runs with: CLOCK_MONOTONIC, milliseconds. */
 uint64_t heap_now_ms(void);
@@ -156,8 +176,11 @@ void heap_class_stats(const struct heap *h, unsigned cls, struct heap_class_stat
 /* The geometry every arena of this heap has. */
 const struct arena_geometry *heap_geometry(const struct heap *h);
 
-/* Largest number of arenas max_memory allows (what clients reserve address
- * space for). */
+/* The heap's header (in segment 'M'): base, range, arenas. */
+const struct heap_header *heap_header(const struct heap *h);
+
+/* Largest number of arenas the heap may make (max_memory's worth, at most
+ * the range's). */
 uint32_t heap_max_arenas(const struct heap *h);
 
 #endif

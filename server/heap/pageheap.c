@@ -357,6 +357,33 @@ static uint32_t take_backed(uint64_t *bits, uint32_t start, uint32_t npages)
 	return n;
 }
 
+/* Counts the backed bits of [start, start + npages). */
+static uint32_t count_backed(const uint64_t *bits, uint32_t start, uint32_t npages)
+{
+	uint32_t n = 0, p = start, end = start + npages;
+	while (p < end) {
+		uint32_t w = p / 64, lo = p % 64;
+		uint32_t hi = end - w * 64 < 64 ? end - w * 64 : 64;
+		uint64_t mask = (hi == 64 ? ~UINT64_C(0) : (UINT64_C(1) << hi) - 1) &
+				(~UINT64_C(0) << lo);
+		n += (uint32_t)__builtin_popcountll(bits[w] & mask);
+		p = w * 64 + hi;
+	}
+	return n;
+}
+
+uint32_t pageheap_backed(const struct pageheap *ph, uint32_t region, uint32_t start,
+			 uint32_t npages)
+{
+	return count_backed(ph->regions[region].backed, start, npages);
+}
+
+uint32_t pageheap_unback(struct pageheap *ph, uint32_t region, uint32_t start,
+			 uint32_t npages)
+{
+	return take_backed(ph->regions[region].backed, start, npages);
+}
+
 int pageheap_decay_next(struct pageheap *ph, uint64_t now_ms, uint64_t decay_ms,
 			struct pageheap_decayed *d)
 {

@@ -77,6 +77,15 @@ void pageheap_forget(struct page_run *r);
 void pageheap_mark_backed(struct pageheap *ph, uint32_t region, uint32_t start,
 			  uint32_t npages);
 
+/* How many pages of [start, start + npages) of region hold backing store. */
+uint32_t pageheap_backed(const struct pageheap *ph, uint32_t region, uint32_t start,
+			 uint32_t npages);
+
+/* Records that [start, start + npages) of region holds none any more (it was
+ * punched); returns how many of them did. */
+uint32_t pageheap_unback(struct pageheap *ph, uint32_t region, uint32_t start,
+			 uint32_t npages);
+
 /* Pops the oldest dirty run given back at least decay_ms before now_ms into
  * *d, marks it clean and its pages unbacked.  1 if there was one, else 0. */
 int pageheap_decay_next(struct pageheap *ph, uint64_t now_ms, uint64_t decay_ms,

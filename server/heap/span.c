@@ -13,7 +13,7 @@
 
 static uint64_t *bitmap(const struct span *s)
 {
-	return layout_bitmap(s->arena->base, s->arena->g, s->start);
+	return layout_bitmap(s->arena->meta, s->arena->g, s->start);
 }
 
 static uint32_t bitmap_words(const struct span *s)
@@ -92,7 +92,7 @@ void span_destroy(struct span *s)
 uint64_t span_ref(const struct span *s, uint32_t idx)
 {
 	uint64_t off = arena_page_offset(s->start) + (uint64_t)idx * s->size;
-	return ref_make(REF_ARENA, s->arena->id, off);
+	return s->arena->ref_base + off;
 }
 
 uint32_t span_take(struct span *s, uint32_t want, uint64_t *refs)

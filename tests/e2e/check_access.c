@@ -18,6 +18,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -248,6 +249,126 @@ START_TEST(a_listed_uid_allocates_and_passes_a_block_to_root)
 }
 END_TEST
 
+/* ---- (e) another uid scribbles on everything it can open ---- */
+
+struct scribble {
+	char instance[48];
+	unsigned writable;   /* segments it could open for writing */
+	char last[300];      /* the name of the last one */
+};
+
+static struct scribble *scribbled;
+
+/* As the other uid: allocates and frees (its caches hold blocks), writes
+ * random bytes over every segment of the instance it can open for writing,
+ * and dies by SIGKILL, so the daemon takes its caches back. */
+static int scribble_and_die(void *arg)
+{
+	(void)arg;
+	if (shma_connect(report->socket) != 0 || allocate_a_little(NULL) != 0)
+		return 20;
+	char prefix[96], path[400];
+	snprintf(prefix, sizeof prefix, "shmalloc.%s.", scribbled->instance);
+	DIR *dir = opendir("/dev/shm");
+	if (dir == NULL)
+		return 21;
+	uint64_t x = 0x9E3779B97F4A7C15u;
+	static uint64_t junk[8192];
+	for (struct dirent *e; (e = readdir(dir)) != NULL;) {
+		if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+		int fd = open(path, O_RDWR);
+		if (fd < 0)
+			continue;
+		scribbled->writable++;
+		snprintf(scribbled->last, sizeof scribbled->last, "%s", e->d_name);
+		struct stat st;
+		fstat(fd, &st);
+		for (off_t off = 0; off < st.st_size; off += (off_t)sizeof junk) {
+			for (unsigned i = 0; i < 8192; i++)
+				junk[i] = (x = x * 6364136223846793005u + 1442695040888963407u);
+			if (pwrite(fd, junk, sizeof junk, off) < 0)
+				break;
+		}
+		close(fd);
+	}
+	closedir(dir);
+	kill(getpid(), SIGKILL);
+	return 22;
+}
+
+#define UNIQUE 20000
+
+/* Allocates UNIQUE blocks of mixed sizes into out (kept). */
+static int allocate_many(void *arg)
+{
+	void **out = arg;
+	if (shma_connect(report->socket) != 0)
+		return 30;
+	for (unsigned i = 0; i < UNIQUE; i++)
+		if ((out[i] = shma_malloc(16 + (i % 40) * 24)) == NULL)
+			return 31;
+	return 0;
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+START_TEST(another_uid_scribbling_every_segment_it_opens_changes_nothing)
+{
+	if (!can_switch_user())
+		return;
+	struct e2e_daemon d;
+	static const char *const listed[] = {"--allow-uid", "0", "--allow-uid", "65534",
+					     "--socket-mode", "0666", "--segment-mode", "0666",
+					     "--arena-size", "4M", "--max-memory", "96M", NULL};
+	start(&d, listed);
+	char dir[128];
+	socket_dir(&d, dir, sizeof dir);
+	ck_assert_int_eq(chmod(dir, 0711), 0);
+	scribbled = mmap(NULL, sizeof *scribbled, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(scribbled, MAP_FAILED);
+	memset(scribbled, 0, sizeof *scribbled);
+	snprintf(scribbled->instance, sizeof scribbled->instance, "%s", d.instance);
+	/* Root holds blocks of its own, and a control block, first. */
+	ck_assert_int_eq(shma_connect(d.socket), 0);
+	void **all = mmap(NULL, 3 * UNIQUE * sizeof *all, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(all, MAP_FAILED);
+	for (unsigned i = 0; i < UNIQUE; i++)
+		ck_assert_ptr_nonnull(all[i] = shma_malloc(16 + (i % 40) * 24));
+	ck_assert_int_eq(e2e_wait(fork_as(OTHER_UID, OTHER_GID, scribble_and_die, NULL)),
+			 128 + SIGKILL);
+	/* The pages are all it could write: not the metadata, not the roots,
+	 * no control block. */
+	ck_assert_uint_eq(scribbled->writable, 1);
+	ck_assert_msg(scribbled->last[strlen(scribbled->last) - 1] == 'p' &&
+		      scribbled->last[strlen(scribbled->last) - 2] == '.',
+		      "it could write %s", scribbled->last);
+	/* The daemon serves on, and hands no block out twice: root's, those of
+	 * a new process and root's new ones are all distinct. */
+	ck_assert_int_eq(kill(d.pid, 0), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(allocate_many(all + UNIQUE));
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	ck_assert_int_eq(allocate_many(all + 2 * UNIQUE), 0);
+	qsort(all, 3 * UNIQUE, sizeof *all, cmp_ptr);
+	for (unsigned i = 1; i < 3 * UNIQUE; i++)
+		ck_assert_msg(all[i] != all[i - 1], "block %p handed out twice", all[i]);
+	munmap(all, 3 * UNIQUE * sizeof *all);
+	munmap(scribbled, sizeof *scribbled);
+	shma_disconnect();
+	e2e_stop_daemon(&d);
+}
+END_TEST
+
 /* The group, and root to read what its members leave. */
 static const char *const group_listed[] = {"--allow-gid", "4242", "--allow-uid", "0", NULL};
 
@@ -302,8 +423,10 @@ static void assert_mode(const char *path, mode_t mode, gid_t gid)
 		      (long)gid);
 }
 
-/* Every segment of the instance: an arena, the manifest, a control block
- * and a large block at least. */
+/* Every segment of the instance: the pages, the metadata, the manifest and
+ * a control block at least.  Metadata ('M', 'm') is writable by its owner
+ * alone, whatever the mode: no client may change what is allocated; a
+ * control block is 0600 (its client gets its descriptor from the daemon). */
 static void assert_segment_modes(const struct e2e_daemon *d, mode_t mode, gid_t gid)
 {
 	char prefix[96], path[400];
@@ -315,10 +438,15 @@ static void assert_segment_modes(const struct e2e_daemon *d, mode_t mode, gid_t 
 		if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
 			continue;
 		snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
-		assert_mode(path, mode, gid);
-		const char *kind = strchr("acml", e->d_name[strlen(prefix)]);
+		const char *kind = strchr("pMcm", e->d_name[strlen(prefix)]);
+		int meta = kind != NULL && (*kind == 'M' || *kind == 'm');
+		/* A control block is its client's alone: it gets the fd. */
+		if (kind != NULL && *kind == 'c')
+			assert_mode(path, 0600, gid);
+		else
+			assert_mode(path, meta ? mode & ~(mode_t)022 : mode, gid);
 		if (kind != NULL)
-			kinds |= 1u << (kind - "acml");
+			kinds |= 1u << (kind - "pMcm");
 	}
 	closedir(dir);
 	ck_assert_uint_eq(kinds, 15);
@@ -399,6 +527,7 @@ Suite *make_access_suite(void)
 	tcase_add_test(tc, a_non_member_stays_out);
 	tcase_add_test(tc, default_modes_are_owner_only);
 	tcase_add_test(tc, group_modes_with_allow_gid);
+	tcase_add_test(tc, another_uid_scribbling_every_segment_it_opens_changes_nothing);
 	suite_add_tcase(s, tc);
 	return s;
 }

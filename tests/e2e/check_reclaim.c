@@ -194,7 +194,7 @@ static struct control_block *my_control_block(void)
 }
 
 /* Warms its caches, then scribbles on its control block -- counts past the
- * end of a list, refs that name nothing, a cycle, a slot of noise -- and
+ * end of a bin, refs that name nothing, a ref twice, a slot of noise -- and
  * dies. */
 static int scribble_and_die(void *arg)
 {
@@ -211,23 +211,29 @@ static int scribble_and_die(void *arg)
 	struct control_slot *s = &cb->slots[0];
 	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS && !s->in_use; i++)
 		s = &cb->slots[i];
-	unsigned k = 0;
+	unsigned k = 0, slot = (unsigned)(s - cb->slots);
+	uint32_t first[SIZECLASS_COUNT];
+	layout_bin_firsts(first);
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
 		struct tcache_bin *b = &s->bins[cls];
+		uint64_t *refs = &cb->refs[slot][first[cls]];
 		if (b->count == 0)
 			continue;
 		switch (k++ % 3) {
 		case 0: b->count = UINT32_MAX; break;
-		case 1: b->head ^= 0x5a5a5a; break;
+		case 1: refs[0] ^= 0x5a5a5a; break;
 		default:
-			*(uint64_t *)shma_ptr(b->head) = b->head;
+			refs[b->count - 1] = refs[0]; /* the first ref twice */
 			b->count = UINT32_MAX;
 		}
 	}
 	struct control_slot *noise = &cb->slots[SHMA_CONTROL_SLOTS - 1];
+	noise->in_use = 1;
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
-		noise->bins[cls].head = (uint64_t)random() << 33 ^ (uint64_t)random();
 		noise->bins[cls].count = (uint32_t)random();
+		for (unsigned i = 0; i < 4; i++)
+			cb->refs[SHMA_CONTROL_SLOTS - 1][first[cls] + i] =
+				(uint64_t)random() << 33 ^ (uint64_t)random();
 	}
 	kill(getpid(), SIGKILL);
 	return 42;

@@ -8,6 +8,7 @@
 #include "e2e.h"
 #include "instance.h"
 #include "recovery.h"
+#include "layout.h"
 #include "shmalloc.h"
 
 #include <check.h>
@@ -152,14 +153,15 @@ START_TEST(daemon_killed_and_restarted_keeps_every_live_block)
 }
 END_TEST
 
-/* Writes len bytes at off of segment a0 of d's instance. */
+/* Writes len bytes at off of arena 0's metadata (in segment 'M', after the
+ * heap header's page) of d's instance. */
 static void scribble_arena(const struct e2e_daemon *d, off_t off, const void *bytes, size_t len)
 {
 	char path[128];
-	snprintf(path, sizeof path, "/dev/shm/shmalloc.%s.a0", d->instance);
+	snprintf(path, sizeof path, "/dev/shm/shmalloc.%s.M", d->instance);
 	FILE *f = fopen(path, "r+");
 	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fseeko(f, off, SEEK_SET), 0);
+	ck_assert_int_eq(fseeko(f, (off_t)SHMA_PAGE_SIZE + off, SEEK_SET), 0);
 	ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
 	fclose(f);
 }

@@ -275,9 +275,12 @@ static int forge_control_block(void *arg)
 	cb->hdr.nclasses = SIZECLASS_COUNT;
 	cb->hdr.client_id = 1000;
 	cb->hdr.pid = sq->dead_pid;
+	uint32_t first[SIZECLASS_COUNT];
+	layout_bin_firsts(first);
 	for (unsigned i = 0; i < sq->nrefs && i < SHMA_CONTROL_SLOTS; i++)
 		for (unsigned c = 0; c < SIZECLASS_COUNT; c++) {
-			cb->slots[i].bins[c].head = sq->refs[i];
+			cb->slots[i].in_use = 1;
+			cb->refs[i][first[c]] = sq->refs[i];
 			cb->slots[i].bins[c].count = 1;
 		}
 	cb->hdr.magic = SHMA_CONTROL_MAGIC;

@@ -169,7 +169,7 @@ static void learn_refs(struct first_refs *fr)
 			fr->small[k++] = b.runs[i - b.nrefs].first + (uint64_t)j * sizeclass_size(0);
 	}
 	uint64_t seg_size;
-	if (heap_alloc_large(h, 200000, &fr->large, &seg_size) != 0)
+	if (heap_alloc_large(h, 200000, 1, &fr->large, &seg_size) != 0)
 		abort();
 	heap_close(h, 1);
 }

@@ -289,7 +289,7 @@ START_TEST(flush_rejects_bad_refs_counts_them_and_takes_the_rest)
 		refs[1] + 1,                        /* not at an object's start */
 		refs[1],
 		refs[0],                            /* a double free */
-		ref_make(REF_ARENA, 200, 1 << 16),  /* no such arena */
+		(UINT64_C(200) << 26) + (1 << 16),   /* no such arena */
 		refs[2],
 	};
 	ck_assert_int_eq(flush(batch, 6, 1), DISPATCH_REPLY);

@@ -19,17 +19,24 @@
 #define CLS 3 /* 64-byte objects, 8-page spans */
 
 
-/* Maps arena id read-only, as a client maps its metadata. */
-static void *map_arena(uint32_t id)
+/* Maps the metadata segment read-only, as a client does. */
+static char *map_meta(void)
 {
 	char name[SEG_NAME_MAX];
-	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'a', id), 0);
+	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'M', 0), 0);
 	int fd = seg_open(name, 0);
 	ck_assert_int_ge(fd, 0);
-	void *base = seg_map(fd, 0, MIB, 0, NULL);
+	char *meta = seg_map_sparse(fd, (size_t)seg_size(fd), 0, SHMA_PAGE_SIZE);
 	close(fd);
-	ck_assert_ptr_nonnull(base);
-	return base;
+	ck_assert_ptr_nonnull(meta);
+	return meta;
+}
+
+/* Arena id's metadata in the mapping of 'M'. */
+static void *map_arena(uint32_t id)
+{
+	char *meta = map_meta();
+	return meta + layout_meta_offset(heap_geometry(heap_fixture_heap)->meta_bytes, id);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -44,8 +51,7 @@ static void check_object(void *base, uint64_t ref, unsigned cls)
 {
 	const struct arena_geometry *g = heap_geometry(heap_fixture_heap);
 	const struct sizeclass *sc = &sizeclass_table[cls];
-	ck_assert_int_eq(ref_kind(ref), REF_ARENA);
-	uint64_t off = ref_offset(ref);
+	uint64_t off = ref & (MIB - 1);
 	const struct page_entry *pe = &layout_page_map(base, g)[off >> SHMA_PAGE_SHIFT];
 	ck_assert_int_eq(pe->kind, PAGE_SPAN);
 	ck_assert_uint_eq(pe->cls, cls);
@@ -79,7 +85,6 @@ START_TEST(refill_hands_distinct_objects)
 	ck_assert_uint_eq(cs.objects_out, WANT);
 	ck_assert_uint_eq(cs.spans, (WANT + 1023) / 1024);
 	ck_assert_uint_eq(cs.objects_total, cs.spans * 1024);
-	seg_unmap(base, MIB);
 	heap_fixture_close();
 }
 END_TEST
@@ -107,7 +112,6 @@ START_TEST(fresh_spans_go_out_as_runs)
 	ck_assert_uint_eq(b.nrefs, 10);
 	for (unsigned i = 0; i < 10; i++)
 		ck_assert_uint_eq(refs[i], runs[2].first + (5 + i) * sizeclass_size(CLS));
-	seg_unmap(base, MIB);
 	heap_fixture_close();
 }
 END_TEST
@@ -135,17 +139,14 @@ START_TEST(bad_frees_are_refused)
 	unsigned cls = 99;
 	heap_fixture_open(0);
 	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 2, &b), 2);
-	uint64_t r = refs[0], off = ref_offset(r);
+	uint64_t r = refs[0], off = r & (MIB - 1);
 	ck_assert_int_eq(heap_free_object(heap_fixture_heap, r + 1, NULL), -EINVAL);
 	ck_assert_int_eq(heap_free_object(heap_fixture_heap, r + sizeclass_size(CLS) / 2, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(heap_fixture_heap, ref_make(REF_ARENA, 5, off), NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(heap_fixture_heap, ref_make(REF_LARGE, 0, off), NULL), -EINVAL);
+	/* The same offset in an arena not made yet, and far past the range. */
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, 5 * MIB + off, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, (UINT64_C(1) << 62) + r, NULL), -EINVAL);
 	ck_assert_int_eq(heap_free_object(heap_fixture_heap, 0, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(heap_fixture_heap, ref_make(REF_ARENA, 0, 0), NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_object(heap_fixture_heap, ref_make(REF_ARENA, 0, MIB - 64), NULL),
-			 -EINVAL);
-	ck_assert_int_eq(heap_free_object(heap_fixture_heap, ref_make(REF_ARENA, 0, MIB * 4), NULL),
-			 -EINVAL);
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, MIB - 64, NULL), -EINVAL);
 	/* Past the last object of the span: the tail is no object. */
 	ck_assert_int_eq(heap_free_object(heap_fixture_heap, r, &cls), 0);
 	ck_assert_uint_eq(cls, CLS);
@@ -201,122 +202,65 @@ START_TEST(empty_span_returns_its_pages)
 }
 END_TEST
 
-static int large_exists(uint64_t ref)
+/* The page map entry of the page at ref, read as a client reads it. */
+static struct page_entry page_at(uint64_t ref)
 {
-	char name[SEG_NAME_MAX];
-	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'l', ref_id(ref)), 0);
-	int fd = seg_open(name, 0);
-	if (fd < 0)
-		return 0;
-	close(fd);
-	return 1;
+	char *meta = map_meta();
+	const struct arena_geometry *g = heap_geometry(heap_fixture_heap);
+	const struct page_entry *pm =
+		layout_page_map(meta + layout_meta_offset(g->meta_bytes, (uint32_t)(ref / MIB)), g);
+	struct page_entry pe = pm[(ref & (MIB - 1)) >> SHMA_PAGE_SHIFT];
+	seg_unmap(meta, layout_meta_size(g->meta_bytes, heap_max_arenas(heap_fixture_heap)));
+	return pe;
 }
 
-/* The size of the segment behind a large ref, or -1. */
-static int64_t large_seg_size(uint64_t ref)
+START_TEST(large_blocks_are_page_runs)
 {
-	char name[SEG_NAME_MAX];
-	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'l', ref_id(ref)), 0);
-	int fd = seg_open(name, 0);
-	if (fd < 0)
-		return -1;
-	int64_t size = seg_size(fd);
-	close(fd);
-	return size;
-}
-
-START_TEST(large_blocks_are_segments)
-{
-	uint64_t ref, size, freed;
-	struct heap_totals t;
+	uint64_t ref, size, freed, start;
+	struct heap_totals t, t0;
 	heap_fixture_open(0);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 200000, &ref, &size), 0);
+	heap_totals(heap_fixture_heap, &t0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 200000, 1, &ref, &size), 0);
 	ck_assert_uint_eq(size, 25 * SHMA_PAGE_SIZE);
-	ck_assert_int_eq(ref_kind(ref), REF_LARGE);
-	ck_assert_uint_eq(ref_offset(ref), 0);
-	ck_assert(large_exists(ref));
+	ck_assert_uint_eq(ref % SHMA_PAGE_SIZE, 0);
+	/* The page map says so: its first page and its length, then pages that
+	 * name the first. */
+	struct page_entry pe = page_at(ref);
+	ck_assert_int_eq(pe.kind, PAGE_LARGE);
+	ck_assert_uint_eq(pe.span_start, 25);
+	pe = page_at(ref + 24 * SHMA_PAGE_SIZE);
+	ck_assert_int_eq(pe.kind, PAGE_LARGE_CONT);
+	ck_assert_uint_eq(pe.span_start, (ref & (MIB - 1)) >> SHMA_PAGE_SHIFT);
+	ck_assert_uint_eq(heap_large_size(heap_fixture_heap, ref + 100000, &start), size);
+	ck_assert_uint_eq(start, ref);
+	ck_assert_uint_eq(heap_large_size(heap_fixture_heap, ref + size, NULL), 0);
 	heap_totals(heap_fixture_heap, &t);
 	ck_assert_uint_eq(t.large_count, 1);
 	ck_assert_uint_eq(t.large_bytes, size);
 	ck_assert_uint_eq(t.in_use_bytes, size);
-	ck_assert_uint_eq(t.mapped_bytes, MIB + size);
+	ck_assert_uint_eq(t.mapped_bytes, MIB);
+	ck_assert_uint_eq(t.free_pages, t0.free_pages - 25);
 	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref + 8, NULL), -EINVAL);
-	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref_make(REF_ARENA, 0, 0), NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref + SHMA_PAGE_SIZE, NULL), -EINVAL);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, 0, NULL), -EINVAL);
 	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref, &freed), 0);
 	ck_assert_uint_eq(freed, size);
-	/* Kept, still reserved, for the next allocation that fits; marked by a
-	 * size past its pages, so recovery would never take it for live. */
-	ck_assert_int_eq(large_seg_size(ref), (int64_t)size + 1);
+	ck_assert_int_eq(page_at(ref).kind, PAGE_FREE);
 	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref, NULL), -EINVAL);
 	heap_totals(heap_fixture_heap, &t);
 	ck_assert_uint_eq(t.large_count, 0);
 	ck_assert_uint_eq(t.in_use_bytes, 0);
-	ck_assert_uint_eq(t.mapped_bytes, MIB + size);
-	/* After the decay it goes back to the OS. */
+	ck_assert_uint_eq(t.free_pages, t0.free_pages);
+	/* Still reserved: the next block of that size takes the same pages
+	 * back without a system call; after the decay they go to the OS. */
+	uint64_t again;
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 200000, 1, &again, &size), 0);
+	ck_assert_uint_eq(again, ref);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, again, NULL), 0);
 	ck_assert_uint_ge(heap_decay(heap_fixture_heap, heap_now_ms() + 1000), size);
-	ck_assert(!large_exists(ref));
-	heap_totals(heap_fixture_heap, &t);
-	ck_assert_uint_eq(t.mapped_bytes, MIB);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 0, &ref, &size), -EINVAL);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, (REF_OFFSET_MASK + 1) * 2, &ref, &size),
-			 -EINVAL);
-	heap_fixture_close();
-}
-END_TEST
-
-START_TEST(large_blocks_come_back_from_the_pool_new_ids_never_repeat)
-{
-	char name[SEG_NAME_MAX];
-	uint64_t a, b, c, size;
-	heap_fixture_open(0);
-	/* A segment left by someone else holds id 0: it is skipped. */
-	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'l', 0), 0);
-	int fd = seg_create(name, SHMA_PAGE_SIZE, 0600);
-	ck_assert_int_ge(fd, 0);
-	close(fd);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 100000, &a, &size), 0);
-	ck_assert_uint_eq(ref_id(a), 1);
-	ck_assert_int_eq(heap_free_large(heap_fixture_heap, a, NULL), 0);
-	/* The same size again: the kept segment, a block again. */
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 100000, &b, &size), 0);
-	ck_assert_uint_eq(ref_id(b), 1);
-	ck_assert_int_eq(large_seg_size(b), (int64_t)size);
-	ck_assert_int_eq(heap_free_large(heap_fixture_heap, b, NULL), 0);
-	/* Twice as large does not fit it (more than a quarter): a new id. */
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 200000, &c, &size), 0);
-	ck_assert_uint_eq(ref_id(c), 2);
-	ck_assert_int_eq(heap_free_large(heap_fixture_heap, c, NULL), 0);
-	ck_assert_int_eq(seg_unlink(name), 0);
-	heap_fixture_close();
-}
-END_TEST
-
-START_TEST(the_pool_is_bounded_and_yields_to_the_cap)
-{
-	enum { N = 24 };
-	uint64_t ref[N], size;
-	struct heap_totals t;
-	heap_fixture_open(0);
-	for (int i = 0; i < N; i++)
-		ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, (uint64_t)(i + 1) << 20, &ref[i], &size), 0);
-	for (int i = 0; i < N; i++)
-		ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref[i], NULL), 0);
-	heap_totals(heap_fixture_heap, &t);
-	ck_assert_uint_le(t.mapped_bytes - MIB, 64u << 20); /* at most 64 MiB kept */
-	int kept = 0;
-	for (int i = 0; i < N; i++)
-		kept += large_exists(ref[i]);
-	ck_assert_int_le(kept, 16);
-	ck_assert_int_gt(kept, 0);
-	heap_fixture_close();
-	ck_assert_int_eq(test_segments_left(heap_fixture_inst), 0);
-	/* Under a cap, kept blocks give their room to a new allocation. */
-	heap_fixture_open(MIB + (9u << 20));
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 8u << 20, &ref[0], &size), 0);
-	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref[0], NULL), 0);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 5u << 20, &ref[1], &size), 0);
-	ck_assert(!large_exists(ref[0]) || ref_id(ref[1]) == ref_id(ref[0]));
-	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref[1], NULL), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 0, 1, &ref, &size), -EINVAL);
+	/* No block is larger than an arena's pages. */
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, MIB, 1, &ref, &size), -ENOMEM);
 	heap_fixture_close();
 }
 END_TEST
@@ -327,7 +271,7 @@ START_TEST(large_blocks_are_tracked_by_id)
 	uint64_t refs[N], size;
 	heap_fixture_open(0);
 	for (unsigned i = 0; i < N; i++)
-		ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, SHMA_PAGE_SIZE, &refs[i], &size), 0);
+		ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, SHMA_PAGE_SIZE, 1, &refs[i], &size), 0);
 	for (unsigned i = 0; i < N; i += 2)
 		ck_assert_int_eq(heap_free_large(heap_fixture_heap, refs[i], NULL), 0);
 	for (unsigned i = 1; i < N; i += 2)
@@ -345,7 +289,7 @@ START_TEST(close_unlinks_live_blocks)
 	uint64_t refs[4];
 	struct heap_batch b = {.refs = refs, .refs_cap = 4};
 	heap_fixture_open(0);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 5 * MIB, &ref, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, MIB / 2, 1, &ref, &size), 0);
 	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 4, &b), 4);
 	heap_fixture_close();
 }
@@ -358,9 +302,17 @@ START_TEST(max_memory_is_a_cap)
 	struct heap_batch b = {.refs = refs, .refs_cap = 8};
 	heap_fixture_open(2 * MIB);
 	ck_assert_uint_eq(heap_max_arenas(heap_fixture_heap), 2);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, MIB, &ref, &size), 0);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 1, &ref, &size), -ENOMEM);
-	/* The first arena has room; a second one would pass the cap. */
+	/* Large blocks fill the arenas the cap allows, then fail. */
+	uint64_t half = MIB / 2, big_refs[2];
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, half, 1, &big_refs[0], &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, half, 1, &big_refs[1], &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, half, 1, &ref, &size), -ENOMEM);
+	ck_assert_uint_eq(heap_arena_count(heap_fixture_heap), 2);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, big_refs[0], NULL), 0);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, big_refs[1], NULL), 0);
+	heap_fixture_close();
+	heap_fixture_open(MIB);
+	/* One arena allowed: it has room for eight spans, no more. */
 	unsigned big = sizeclass_of(65536); /* 64-page spans: one per 1 MiB arena */
 	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 1, &b), 1);
 	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 8, &b), 7);
@@ -407,9 +359,7 @@ Suite *make_heap_suite(void)
 	tcase_add_test(tc, bad_frees_are_refused);
 	tcase_add_test(tc, span_tail_is_no_object);
 	tcase_add_test(tc, empty_span_returns_its_pages);
-	tcase_add_test(tc, large_blocks_are_segments);
-	tcase_add_test(tc, large_blocks_come_back_from_the_pool_new_ids_never_repeat);
-	tcase_add_test(tc, the_pool_is_bounded_and_yields_to_the_cap);
+	tcase_add_test(tc, large_blocks_are_page_runs);
 	tcase_add_test(tc, large_blocks_are_tracked_by_id);
 	tcase_add_test(tc, close_unlinks_live_blocks);
 	tcase_add_test(tc, max_memory_is_a_cap);

@@ -151,7 +151,7 @@ START_TEST(arenas_are_added_on_demand)
 	heap_fixture_open(3 * MIB);
 	for (uint32_t i = 0; i < 3; i++) {
 		ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, objs, &b), (int)objs);
-		ck_assert_uint_eq(ref_id(runs[0].first), i);
+		ck_assert_uint_eq(runs[0].first / MIB, i);
 		ck_assert_uint_eq(heap_arena_count(heap_fixture_heap), i + 1);
 	}
 	ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, objs, &b), -ENOMEM);
@@ -170,7 +170,7 @@ START_TEST(arenas_are_added_on_demand)
 		ck_assert_int_eq(heap_free_object(heap_fixture_heap, runs[0].first + i * sizeclass_size(cls),
 						  NULL), 0);
 	ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, objs, &b), (int)objs);
-	ck_assert_uint_eq(ref_id(runs[0].first), 2);
+	ck_assert_uint_eq(runs[0].first / MIB, 2);
 	heap_fixture_close();
 }
 END_TEST
@@ -188,14 +188,15 @@ static uint64_t resident(void)
 static void touch(uint64_t first, size_t len)
 {
 	char name[SEG_NAME_MAX];
-	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'a', ref_id(first)), 0);
+	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'p', 0), 0);
 	int fd = seg_open(name, 1);
 	ck_assert_int_ge(fd, 0);
-	char *base = seg_map(fd, 0, MIB, 1, NULL);
+	size_t range = (size_t)seg_size(fd);
+	char *base = seg_map_sparse(fd, range, 1, SHMA_PAGE_SIZE);
 	close(fd);
 	ck_assert_ptr_nonnull(base);
-	memset(base + ref_offset(first), 0xa5, len);
-	seg_unmap(base, MIB);
+	memset(base + first, 0xa5, len);
+	seg_unmap(base, range);
 }
 
 START_TEST(decay_punches_and_counts)

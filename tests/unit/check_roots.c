@@ -31,7 +31,7 @@ static void close_roots(void)
 START_TEST(publish_lookup_unpublish)
 {
 	uint64_t ref = 0;
-	uint64_t a = ref_make(REF_ARENA, 0, 4096), b = ref_make(REF_LARGE, 3, 0);
+	uint64_t a = 4096 * 3, b = (UINT64_C(3) << 26) + 8192;
 	open_roots();
 	ck_assert_uint_eq(roots_count(r), 0);
 	ck_assert_int_eq(roots_lookup(r, "queue", &ref), -ENOENT);

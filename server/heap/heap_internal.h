@@ -1,0 +1,55 @@
+/*
+ * The heap's insides: what heap.c (the running heap) and recovery.c (the
+ * heap an earlier daemon left) share.  Nothing outside server/heap/ sees it.
+ */
+#ifndef SHMA_SERVER_HEAP_INTERNAL_H
+#define SHMA_SERVER_HEAP_INTERNAL_H
+
+#include "arena.h"
+#include "heap.h"
+#include "pageheap.h"
+#include "span.h"
+
+struct class_counters {
+	uint64_t spans, objects_out, refills, flushes;
+};
+
+struct heap {
+	char instance[SHMA_INSTANCE_MAX];
+	struct heap_config cfg;
+	struct arena_geometry g;
+	unsigned arena_shift;
+	int pages_fd, meta_fd;       /* segments 'p' and 'M' */
+	char *pages, *meta;          /* the daemon's mappings of them */
+	uint64_t range, meta_size;   /* their sizes */
+	struct heap_header *hdr;     /* page 0 of 'M' */
+	struct arena **arenas;
+	uint32_t narenas, arenas_cap;
+	uint32_t max_arenas;         /* what the range and max_memory allow */
+	struct pageheap *ph;
+	struct span_list partial[SIZECLASS_COUNT];
+	struct class_counters counters[SIZECLASS_COUNT];
+	uint64_t in_use, peak, returned;
+	uint64_t large_count, large_bytes;
+	struct heap_recovery rec;
+};
+
+/* Writes why heap_open() fails into cfg.why. */
+void heap_say(struct heap *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Returns a span's pages to the page heap and forgets it. */
+void heap_release_span(struct heap *h, struct span *s);
+
+/* Makes room for one more arena in h->arenas: 0 or -ENOMEM. */
+int heap_grow_arena_array(struct heap *h);
+
+/* Maps the two segments (fds set) and points h->hdr at the header: 0 or
+ * -errno. */
+int heap_map_segments(struct heap *h);
+
+/* Recovery (recovery.c): h->meta_fd is segment 'M' of an earlier daemon,
+ * locked.  Checks its header, opens 'p', maps both and rebuilds every arena
+ * from its page map and bitmaps.  0 or a negative errno, h->cfg.why set. */
+int heap_recover(struct heap *h);
+
+#endif

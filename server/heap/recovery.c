@@ -1,0 +1,248 @@
+/*
+ * Recovery: the heap an earlier daemon left, reopened and rebuilt.
+ *
+ * Why the state a daemon killed at any instant leaves is one we accept:
+ *
+ * - Segment 'M' is made first and its header's magic written last, after
+ *   'p' exists: an 'M' without the magic was never served from (heap.c
+ *   removes it and starts afresh).
+ * - An arena's metadata is cleared, reserved and marked, its header written
+ *   (magic last), and only then is the heap header's arena count raised.  So
+ *   every arena the count includes is whole; one past it is ignored (and is
+ *   cleared when it is made again).
+ * - A span is made by clearing its bitmap, then writing its page map entries
+ *   (kind last, with release order), and only then are bits set and refs
+ *   sent.  A span is destroyed only when no bit is set, by writing its pages
+ *   back to PAGE_FREE.  So a span whose pages do not all agree (cut short in
+ *   creation or destruction) has a clear bitmap: its pages are free, and are
+ *   written back to PAGE_FREE here.
+ * - A bit is set before its ref leaves the daemon, and cleared only when a
+ *   client gave the ref back.  A set bit is an object out: in use, in a
+ *   cache, or in a reply or flush in flight at the kill (those leak: the
+ *   only loss).  A clear bit was never handed out since, or came back.
+ * - A large block's continuation pages are written before its first page
+ *   and cleared after it (large.h), and its ref leaves the daemon after both:
+ *   a first page whose run agrees is a live block, anything else is free.
+ * - Backing store is reserved before pages go out; free pages may hold
+ *   some, so every free stretch is punched here.
+ */
+#include "heap_internal.h"
+#include "large.h"
+#include "ref.h"
+#include "seg.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* 1 if pages [p, p + span pages) all say "span of class cls from page p". */
+static int span_whole(const struct arena *a, uint32_t p, unsigned cls)
+{
+	uint32_t n = sizeclass_table[cls].span_pages;
+	if (n == 0 || p + n > a->g->npages)
+		return 0;
+	for (uint32_t q = p; q < p + n; q++) {
+		const struct page_entry *pe = &a->page_map[q];
+		if (pe->kind != PAGE_SPAN || pe->cls != cls || pe->span_start != p)
+			return 0;
+	}
+	return 1;
+}
+
+static int adopt_span(struct heap *h, struct arena *a, uint32_t p, unsigned cls)
+{
+	struct page_run *r;
+	uint32_t n = sizeclass_table[cls].span_pages;
+	int rc = pageheap_claim(h->ph, a->id, p, n, &r);
+	if (rc < 0)
+		return rc;
+	pageheap_mark_backed(h->ph, a->id, p, n);
+	struct span *s = span_adopt(a, r, cls);
+	if (s == NULL) {
+		pageheap_free(h->ph, r, heap_now_ms());
+		return -ENOMEM;
+	}
+	h->counters[cls].spans++;
+	if (s->nout == 0) {
+		heap_release_span(h, s);
+		return 0;
+	}
+	h->rec.spans++;
+	h->rec.objects_out += s->nout;
+	h->counters[cls].objects_out += s->nout;
+	h->in_use += (uint64_t)s->nout * s->size;
+	if (s->nout < s->objects)
+		span_list_push(&h->partial[cls], s);
+	return 0;
+}
+
+static int adopt_large(struct heap *h, struct arena *a, uint32_t p, uint32_t n)
+{
+	struct page_run *r;
+	int rc = pageheap_claim(h->ph, a->id, p, n, &r);
+	if (rc < 0)
+		return rc;
+	pageheap_mark_backed(h->ph, a->id, p, n);
+	a->large_of_page[p] = r;
+	uint64_t bytes = arena_page_offset(n);
+	h->rec.large_blocks++;
+	h->large_count++;
+	h->large_bytes += bytes;
+	h->in_use += bytes;
+	return 0;
+}
+
+static void punch_free(struct heap *h, struct arena *a, uint32_t from, uint32_t to)
+{
+	if (to > from)
+		seg_punch(h->pages_fd, a->ref_base + arena_page_offset(from),
+			  arena_page_offset(to - from));
+}
+
+/* A page that belongs to nothing whole: written back to PAGE_FREE. */
+static void repair(struct heap *h, struct page_entry *pe)
+{
+	__atomic_store_n(&pe->kind, PAGE_FREE, __ATOMIC_RELEASE);
+	pe->span_start = 0;
+	h->rec.repaired_pages++;
+}
+
+/* Rebuilds the page heap region, the spans and large blocks of arena a from
+ * its page map. */
+static int rebuild_arena(struct heap *h, struct arena *a)
+{
+	int rc = pageheap_add_region(h->ph, a->id, h->g.npages, h->g.meta_pages);
+	if (rc < 0)
+		return rc;
+	for (uint32_t p = 0; p < h->g.meta_pages; p++)
+		if (a->page_map[p].kind != PAGE_META)
+			return heap_say(h, "arena %u: metadata page %u not marked so", a->id, p),
+			       -EINVAL;
+	uint32_t p = h->g.meta_pages, free_from = p;
+	while (p < h->g.npages) {
+		struct page_entry *pe = &a->page_map[p];
+		uint32_t n = 0;
+		if (pe->kind == PAGE_SPAN && pe->span_start == p && pe->cls < SIZECLASS_COUNT &&
+		    span_whole(a, p, pe->cls)) {
+			n = sizeclass_table[pe->cls].span_pages;
+			punch_free(h, a, free_from, p);
+			rc = adopt_span(h, a, p, pe->cls);
+		} else if (pe->kind == PAGE_LARGE && (n = large_whole(a, p)) != 0) {
+			punch_free(h, a, free_from, p);
+			rc = adopt_large(h, a, p, n);
+		}
+		if (rc < 0)
+			return rc;
+		if (n != 0) {
+			p += n;
+			free_from = p;
+			continue;
+		}
+		if (pe->kind == PAGE_SPAN || pe->kind == PAGE_LARGE || pe->kind == PAGE_LARGE_CONT)
+			repair(h, pe); /* cut short (see above) */
+		else if (pe->kind != PAGE_FREE)
+			return heap_say(h, "arena %u: page %u of unknown kind %u", a->id, p,
+					pe->kind), -EINVAL;
+		p++;
+	}
+	punch_free(h, a, free_from, p);
+	return 0;
+}
+
+static int recover_arena(struct heap *h, uint32_t id)
+{
+	struct arena *a;
+	const char *why = "?";
+	char *meta = h->meta + layout_meta_offset(h->g.meta_bytes, id);
+	int rc = arena_open(&a, meta, h->instance, id, &h->g, &why);
+	if (rc < 0)
+		return heap_say(h, "arena %u of /shmalloc.%s.M: %s", id, h->instance, why), rc;
+	rc = heap_grow_arena_array(h);
+	if (rc < 0) {
+		arena_destroy(a);
+		return rc;
+	}
+	h->arenas[h->narenas++] = a;
+	return rebuild_arena(h, a);
+}
+
+/* Checks the header an earlier daemon wrote against this daemon's options;
+ * takes the range and arena count it recorded. */
+static int check_header(struct heap *h, const struct heap_header *hh, int64_t meta_size)
+{
+	if (hh->magic != SHMA_HEAP_MAGIC)
+		return heap_say(h, "/shmalloc.%s.M is not a shmalloc heap (bad magic)",
+				h->instance), -EINVAL;
+	if (hh->layout_version != SHMA_LAYOUT_VERSION || hh->page_shift != SHMA_PAGE_SHIFT)
+		return heap_say(h, "/shmalloc.%s.M holds a heap of layout %u; this shmallocd "
+				"reads layout %u only",
+				h->instance, hh->layout_version, SHMA_LAYOUT_VERSION), -EPROTO;
+	if (strncmp(hh->instance, h->instance, sizeof hh->instance) != 0)
+		return heap_say(h, "/shmalloc.%s.M belongs to another instance", h->instance),
+		       -EINVAL;
+	if (hh->class_checksum != sizeclass_checksum())
+		return heap_say(h, "/shmalloc.%s.M: another size-class table", h->instance),
+		       -EPROTO;
+	if (hh->arena_size != h->g.arena_size)
+		return heap_say(h, "/shmalloc.%s.M: its arena size %llu is not --arena-size",
+				h->instance, (unsigned long long)hh->arena_size), -EINVAL;
+	if (hh->meta_bytes != h->g.meta_bytes || hh->max_arenas == 0 ||
+	    hh->max_arenas > REF_ARENAS_MAX || hh->narenas > hh->max_arenas ||
+	    hh->range != (uint64_t)hh->max_arenas * hh->arena_size ||
+	    meta_size != (int64_t)layout_meta_size(hh->meta_bytes, hh->max_arenas) ||
+	    hh->base % SHMA_PAGE_SIZE != 0)
+		return heap_say(h, "/shmalloc.%s.M: corrupt geometry", h->instance), -EINVAL;
+	if (hh->narenas > h->max_arenas)
+		return heap_say(h, "/shmalloc.%s.M holds %u arenas, past --max-memory",
+				h->instance, hh->narenas), -EINVAL;
+	/* The range is fixed at the first start: a larger --max-memory later
+	 * cannot grow it (clients map it whole). */
+	if (h->max_arenas > hh->max_arenas)
+		h->max_arenas = hh->max_arenas;
+	h->range = hh->range;
+	h->meta_size = (uint64_t)meta_size;
+	return 0;
+}
+
+int heap_recover(struct heap *h)
+{
+	struct heap_header hh;
+	int64_t meta_size = seg_size(h->meta_fd);
+	if (meta_size < (int64_t)sizeof hh)
+		return heap_say(h, "/shmalloc.%s.M is too small", h->instance), -EINVAL;
+	if (pread(h->meta_fd, &hh, sizeof hh, 0) != (ssize_t)sizeof hh)
+		return -errno;
+	int rc = check_header(h, &hh, meta_size);
+	if (rc < 0)
+		return rc;
+	char name[SEG_NAME_MAX];
+	rc = seg_name(name, sizeof name, h->instance, 'p', 0);
+	if (rc < 0)
+		return rc;
+	const char *why = NULL;
+	h->pages_fd = seg_adopt(name, h->cfg.mode, &why);
+	if (h->pages_fd == -EPERM)
+		return heap_say(h, "%s is not ours (%s)", name, why ? why : "?"), -EPERM;
+	if (h->pages_fd < 0)
+		return heap_say(h, "segment %s: %s", name, strerror(-h->pages_fd)), h->pages_fd;
+	if (seg_size(h->pages_fd) != (int64_t)h->range)
+		return heap_say(h, "segment %s: its size is not the heap's range", name), -EINVAL;
+	rc = heap_map_segments(h);
+	if (rc < 0)
+		return rc;
+	if (h->cfg.base != 0 && h->cfg.base != h->hdr->base) {
+		h->rec.old_base = h->hdr->base;
+		__atomic_store_n(&h->hdr->base, h->cfg.base, __ATOMIC_RELEASE);
+	}
+	uint32_t n = __atomic_load_n(&h->hdr->narenas, __ATOMIC_ACQUIRE);
+	for (uint32_t id = 0; id < n; id++) {
+		rc = recover_arena(h, id);
+		if (rc < 0)
+			return rc;
+	}
+	h->rec.arenas = h->narenas;
+	h->peak = h->in_use;
+	return 0;
+}

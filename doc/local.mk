@@ -3,7 +3,8 @@ EXTRA_DIST += README.md doc/architecture.md doc/bench.png scripts/deps.sh script
 	scripts/test.sh tests/valgrind.supp
 
 # ---- man pages and the systemd unit (installed by make install) ----
-dist_man_MANS += doc/shmallocd.8 doc/shmallocctl.1 doc/shmalloc.3
+dist_man_MANS += doc/shmallocd.8 doc/shmallocctl.1 doc/shmalloc.3 doc/shmalloc-run.1
+dist_man_MANS += doc/shmalloc.hpp.3
 systemdsystemunit_DATA = doc/shmallocd.service
 EXTRA_DIST += doc/shmallocd.service.in
 CLEANFILES += doc/shmallocd.service

@@ -3,3 +3,9 @@ noinst_PROGRAMS += examples/queue
 examples_queue_SOURCES = examples/queue.c
 examples_queue_LDADD = libshmalloc.la
 examples_queue_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/client/lib
+
+# Standard C++ containers shared by two programs (shmalloc.hpp).
+noinst_PROGRAMS += examples/containers
+examples_containers_SOURCES = examples/containers.cc
+examples_containers_LDADD = libshmalloc.la
+examples_containers_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/client/lib

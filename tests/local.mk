@@ -11,7 +11,8 @@ tests_check_shmalloc_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) $(LIB_CPPFLAGS
 	-DSRCDIR='"$(abs_top_srcdir)"' -DUAF_PATH='"$(abs_top_builddir)/tests/uaf"' \
 	-DUAF_ASAN_PATH='"$(abs_top_builddir)/tests/uaf_asan"' \
 	-DSHMALLOCCTL_PATH='"$(abs_top_builddir)/shmallocctl"' \
-	-DLISTWALK_PATH='"$(abs_top_builddir)/tests/listwalk"'
+	-DLISTWALK_PATH='"$(abs_top_builddir)/tests/listwalk"' \
+	-DCXX_CONTAINERS_PATH='"$(abs_top_builddir)/tests/cxx_containers"'
 tests_check_shmalloc_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_check_shmalloc_LDADD = libshmclient.la libshmsession.la libshmheap.la libshmproto.la \
 	libshmcore.la $(CHECK_LIBS) $(PROTOBUF_C_LIBS)
@@ -22,6 +23,12 @@ check_PROGRAMS += tests/listwalk
 tests_listwalk_SOURCES = tests/e2e/listwalk.c
 tests_listwalk_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
 tests_listwalk_LDADD = libshmclient.la
+
+# Standard containers in the shared heap (shmalloc.hpp), exec'd by the cxx suite.
+check_PROGRAMS += tests/cxx_containers
+tests_cxx_containers_SOURCES = tests/e2e/cxx_containers.cc
+tests_cxx_containers_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
+tests_cxx_containers_LDADD = libshmclient.la
 
 # A deliberate use after free, run under Valgrind and built with ASan by the
 # debug suite: the user's own tools must see shared blocks.

@@ -28,4 +28,6 @@
 	XX(squat) \
 	XX(liveness) \
 	XX(quota) \
-	XX(memory)
+	XX(memory) \
+	XX(preload) \
+	XX(cxx)

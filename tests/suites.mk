@@ -27,3 +27,5 @@ tests_check_shmalloc_SOURCES += tests/e2e/check_squat.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_liveness.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_quota.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_memory.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_preload.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_cxx.c

@@ -91,6 +91,16 @@ SHMA_HIDDEN uint64_t map_small_ref(const void *p, unsigned *cls, int interior);
 SHMA_HIDDEN int map_large_block(const void *p, uint64_t *ref, char **start, size_t *size);
 /* Ref -> pointer, for a ref into a live block; NULL with errno set. */
 SHMA_HIDDEN void *map_ref_ptr(uint64_t ref);
+/* 1 if p points into the heap's range in this process: the one ownership
+ * test of the preload library, a compare and a subtraction. */
+SHMA_HIDDEN int map_owns(const void *p);
+/* Calls fn on every mapping of the heap in this process that may hold data,
+ * stopping at the first nonzero return, which it returns.  all: any page of
+ * it may matter to this process (an arena's metadata, written by the
+ * daemon); else only the pages this process touched can hold data of its
+ * own (blocks).  Takes no lock: for the child after fork(). */
+SHMA_HIDDEN int map_each_mapping(int (*fn)(void *base, size_t len, int all, void *arg),
+				 void *arg);
 
 /* ---- the connection (conn.c) ---- */
 SHMA_HIDDEN int conn_ensure(void);             /* connect if needed; 0 or -errno */

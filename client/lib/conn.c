@@ -25,6 +25,7 @@
 #include "seg.h"
 
 #include <errno.h>
+#include <time.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -36,6 +37,10 @@
 #define PARKED_START 64
 #define RBUF_SLACK 65536
 #define RECONNECT_MS 4000u
+/* After a reconnection that failed for RECONNECT_MS, the next attempts are
+ * single tries, at most one per RETRY_GAP_MS: a program whose daemon is gone
+ * waits once, not on every free that would have flushed. */
+#define RETRY_GAP_MS 1000u
 
 struct parked {
 	uint64_t id;
@@ -52,6 +57,9 @@ static struct {
 	uint64_t generation;
 	uint64_t client_id;  /* of the control block ctl maps */
 	int lost;            /* the last connection ended without a goodbye */
+	int gave_up;         /* a reconnection failed for RECONNECT_MS since */
+	uint64_t failed_ms;  /* when the last reconnection attempt failed */
+	int failed_rc;
 	char path[108];
 	uint32_t max_frame;
 	struct control_block *ctl;
@@ -437,6 +445,13 @@ static int open_socket(const char *path)
 	return fd;
 }
 
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* After a lost connection: the daemon may be restarting, so nobody listens
  * (ECONNREFUSED) or the socket is not there yet (ENOENT) for a while.
  * Retries with growing sleeps, about RECONNECT_MS in all. */
@@ -590,12 +605,24 @@ int conn_ensure(void)
 		return connect_and_greet(0);
 	/* The daemon went away: a new one may take a moment to listen, and the
 	 * dying one may still take a connection and reset it before our Hello
-	 * is answered.  Either way, try again, for about RECONNECT_MS. */
+	 * is answered.  Either way, try again, for about RECONNECT_MS -- once:
+	 * after that, one quick try per RETRY_GAP_MS. */
+	uint64_t now = monotonic_ms();
+	if (conn.gave_up && now - conn.failed_ms < RETRY_GAP_MS)
+		return conn.failed_rc;
 	unsigned slept = 0, sleep_ms = 10;
 	for (;;) {
-		rc = connect_and_greet(1);
-		if ((rc != -ECONNRESET && rc != -EPIPE) || slept >= RECONNECT_MS)
+		rc = connect_and_greet(!conn.gave_up);
+		if (rc == 0) {
+			conn.gave_up = 0;
+			return 0;
+		}
+		if ((rc != -ECONNRESET && rc != -EPIPE) || slept >= RECONNECT_MS || conn.gave_up) {
+			conn.gave_up = 1;
+			conn.failed_ms = monotonic_ms();
+			conn.failed_rc = rc;
 			return rc;
+		}
 		usleep(sleep_ms * 1000);
 		slept += sleep_ms;
 		sleep_ms = sleep_ms * 2 > 500 ? 500 : sleep_ms * 2;

@@ -5,6 +5,7 @@
 # version script libshmalloc.map).  It uses
 # shm/ and proto/, never libuv and never a server header.
 include_HEADERS += client/lib/shmalloc.h
+include_HEADERS += client/lib/shmalloc.hpp
 noinst_LTLIBRARIES += libshmclient.la
 libshmclient_la_SOURCES = client/lib/client.h client/lib/api.c client/lib/conn.c \
 	client/lib/peer.c client/lib/maps.c client/lib/tcache.c client/lib/largecache.c client/lib/pballoc.c \

@@ -249,3 +249,26 @@ void *map_ref_ptr(uint64_t ref)
 	}
 	return map_ptr(ref);
 }
+
+/* ---- for the preload library (client/lib/preload.c) ---- */
+
+int map_owns(const void *p)
+{
+	char *base = __atomic_load_n(&map_view.base, __ATOMIC_ACQUIRE);
+	return base != NULL && (uint64_t)((const char *)p - base) < map_view.range;
+}
+
+/* Only what the daemon made: arenas are made in order from 0, large blocks
+ * are page runs inside them, and an arena's metadata is reserved whole when
+ * it is made (so reading it touches no hole of the sparse segment). */
+int map_each_mapping(int (*fn)(void *base, size_t len, int all, void *arg), void *arg)
+{
+	if (map_view.base == NULL)
+		return 0;
+	map_arenas_made(0);
+	uint64_t n = __atomic_load_n(&map_view.narenas_seen, __ATOMIC_RELAXED);
+	int rc = fn((void *)map_view.meta, SHMA_PAGE_SIZE + n * map_view.meta_bytes, 1, arg);
+	if (rc == 0)
+		rc = fn(map_view.base, n * map_view.arena_size, 0, arg);
+	return rc;
+}

@@ -1,0 +1,10 @@
+# ---- client/run/: shmalloc-run, unmodified programs in the shared heap ----
+# It finds the preload library and the daemon where `make install` puts them;
+# $SHMALLOC_PRELOAD and $SHMALLOC_DAEMON override both (the tests use the
+# build tree's).  It uses shm/ only (the default socket's path).
+bin_PROGRAMS += shmalloc-run
+shmalloc_run_SOURCES = client/run/shmalloc-run.c
+shmalloc_run_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DPRELOAD_PATH='"$(libdir)/libshmalloc-preload.so"' \
+	-DSHMALLOCD_PATH='"$(sbindir)/shmallocd"'
+shmalloc_run_LDADD = libshmcore.la

@@ -155,6 +155,29 @@ START_TEST(what_a_dead_program_wrote_into_freed_blocks_frees_nothing)
 }
 END_TEST
 
+START_TEST(a_freed_large_block_is_reused_without_a_round_trip)
+{
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	shma_free(shma_malloc(64)); /* a thread slot, where waits are counted */
+	char *p = shma_malloc(2u << 20);
+	ck_assert_ptr_nonnull(p);
+	memset(p, 1, 2u << 20);
+	shma_free(p);
+	uint64_t waits = e2e_stat("\"malloc_waits\":");
+	for (int i = 0; i < 100; i++) {
+		char *q = shma_malloc((2u << 20) - (size_t)i * 4096);
+		ck_assert_ptr_eq(q, p); /* the same pages, faulted in already */
+		q[i] = 2;
+		shma_free(q);
+	}
+	ck_assert_uint_eq(e2e_stat("\"malloc_waits\":"), waits);
+	/* Kept, not lost: disconnecting gives it back. */
+	shma_disconnect();
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	ck_assert_uint_eq(e2e_wait_in_use_at_most(0), 0);
+}
+END_TEST
+
 #define BASE UINT64_C(0x500000000000)
 
 START_TEST(the_heap_sits_at_the_base_or_refs_say_where)
@@ -217,6 +240,7 @@ Suite *make_memory_suite(void)
 	tc = tcase_create("reclaim");
 	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
 	tcase_add_test(tc, what_a_dead_program_wrote_into_freed_blocks_frees_nothing);
+	tcase_add_test(tc, a_freed_large_block_is_reused_without_a_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -115,6 +115,11 @@ struct heap_header {
 	uint32_t max_arenas;
 	uint32_t narenas;      /* arenas made so far; only grows */
 	int64_t created;
+	/* The highest client id ever given out.  Large blocks record their
+	 * owner's id, and a dead owner's kept blocks are freed by id: an id must
+	 * never be given twice in the life of the heap, across restarts too,
+	 * even once its control block is gone.  0 in a heap made before it. */
+	uint64_t client_ids;
 };
 
 /* Bytes of segment 'M' for max_arenas arenas of meta_bytes each. */

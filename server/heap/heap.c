@@ -822,6 +822,17 @@ const struct heap_header *heap_header(const struct heap *h)
 	return h->hdr;
 }
 
+uint64_t heap_client_ids(const struct heap *h)
+{
+	return h->hdr->client_ids;
+}
+
+void heap_note_client_id(struct heap *h, uint64_t id)
+{
+	if (id > h->hdr->client_ids)
+		h->hdr->client_ids = id;
+}
+
 uint32_t heap_max_arenas(const struct heap *h)
 {
 	return h->max_arenas;

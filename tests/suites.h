@@ -19,6 +19,7 @@
 	XX(debug) \
 	XX(reclaim) \
 	XX(restart) \
+	XX(quarantine) \
 	XX(reconnect) \
 	XX(inflight) \
 	XX(access) \

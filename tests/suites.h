@@ -20,6 +20,7 @@
 	XX(reclaim) \
 	XX(restart) \
 	XX(quarantine) \
+	XX(fakedaemon) \
 	XX(reconnect) \
 	XX(inflight) \
 	XX(access) \

@@ -232,6 +232,33 @@ static int ref_ok(uint64_t ref, uint64_t size)
 	return ref != 0 && ref < map_view.range && map_view.range - ref >= size;
 }
 
+/* A refill's ref, believed only if the page map (read-only to us) says it
+ * is the start of an object of class cls: not in an arena's metadata pages,
+ * past the heap, inside an object or in another class's span.  The slow
+ * path's check; a divide a ref. */
+static int refill_ref_ok(uint64_t ref, unsigned cls)
+{
+	unsigned c;
+	return ref_ok(ref, sizeclass_size(cls)) && map_small_ref(map_ptr(ref), &c, 1) == ref &&
+	       c == cls;
+}
+
+/* A refill's run of count objects of class cls from first: its first and
+ * last objects are objects of one span of the class (count is bounded by
+ * the caller). */
+static int refill_run_ok(uint64_t first, uint32_t count, unsigned cls)
+{
+	uint64_t size = sizeclass_size(cls), last = first + (uint64_t)(count - 1) * size;
+	if (!refill_ref_ok(first, cls) || !refill_ref_ok(last, cls))
+		return 0;
+	const struct page_entry *pe = map_page(first);
+	if (pe == NULL)
+		return 0;
+	uint64_t start = (first & ~(map_view.arena_size - 1)) +
+			 ((uint64_t)pe->span_start << SHMA_PAGE_SHIFT);
+	return last < start + (uint64_t)sizeclass_table[cls].objects * size;
+}
+
 /* Takes the refill's objects into bin cls; what does not fit (the bin
  * filled with frees since it was asked for) goes back at once. */
 static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r)
@@ -243,8 +270,9 @@ static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r
 	for (size_t i = r->n_runs; i-- > 0;) {
 		const Shma__Run *run = r->runs[i];
 		if (run->count == 0 || run->count > FLUSH_CHUNK * 4 ||
-		    !ref_ok(run->first, (uint64_t)run->count * size))
-			continue;
+		    !ref_ok(run->first, (uint64_t)run->count * size) ||
+		    !refill_run_ok(run->first, run->count, cls))
+			continue; /* not ours to use, nor to give back */
 		for (uint32_t j = run->count; j-- > 0;) {
 			uint64_t ref = run->first + (uint64_t)j * size;
 			if (b->count < cap) {
@@ -259,7 +287,7 @@ static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r
 	}
 	for (size_t i = r->n_refs; i-- > 0;) {
 		uint64_t ref = r->refs[i];
-		if (!ref_ok(ref, size))
+		if (!refill_ref_ok(ref, cls))
 			continue;
 		if (b->count < cap) {
 			push(t, cls, ref);
@@ -317,7 +345,7 @@ static void *alloc_uncached(unsigned cls)
 	}
 	if (resp)
 		conn_done();
-	if (!ref_ok(ref, sizeclass_size(cls))) {
+	if (!refill_ref_ok(ref, cls)) {
 		errno = rc == 0 ? EPROTO : -rc;
 		return NULL;
 	}

@@ -21,6 +21,7 @@
 	XX(restart) \
 	XX(quarantine) \
 	XX(fakedaemon) \
+	XX(disconnect) \
 	XX(reconnect) \
 	XX(inflight) \
 	XX(access) \

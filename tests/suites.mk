@@ -18,6 +18,7 @@ tests_check_shmalloc_SOURCES += tests/e2e/check_reclaim.c tests/e2e/recovery.c t
 tests_check_shmalloc_SOURCES += tests/e2e/check_restart.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_quarantine.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_fakedaemon.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_disconnect.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_reconnect.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_inflight.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_access.c

@@ -36,6 +36,14 @@
 __thread struct tcache *tcache_self __attribute__((tls_model("initial-exec")));
 
 static struct tcache locals[SHMA_CONTROL_SLOTS];
+/* 1 while locals[i] is a live thread's cache, with the lock held.  After
+ * shma_disconnect() and a new connection, slot i of the new control block
+ * may be free while a thread still pops from and pushes to slot i of the old
+ * one through locals[i] (its fast path does not look at the generation):
+ * take_slot() must not hand locals[i] to another thread then.  It did: two
+ * threads shared one cache (blocks handed to both) or one zeroed the other's
+ * under it (SIGSEGV in the fast path). */
+static uint8_t locals_owned[SHMA_CONTROL_SLOTS];
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
@@ -146,6 +154,7 @@ static void thread_exit(void *arg)
 	if (!mine || conn_connected())
 		__atomic_store_n(&t->slot->in_use, 0, __ATOMIC_RELEASE);
 	t->slot = NULL;
+	locals_owned[t->index] = 0;
 	conn_unlock();
 	tcache_self = NULL;
 }
@@ -165,15 +174,19 @@ static struct tcache *take_slot(void)
 	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS; i++) {
 		struct control_slot *s = &cb->slots[i];
 		uint32_t zero = 0;
+		if (locals_owned[i])
+			continue; /* a thread's cache still, on an older block */
 		if (!__atomic_compare_exchange_n(&s->in_use, &zero, 1, 0, __ATOMIC_ACQ_REL,
 						 __ATOMIC_RELAXED))
 			continue;
 		struct tcache *t = &locals[i];
+		locals_owned[i] = 1;
 		/* Empty bins; the collected marks stay, they are the daemon's
 		 * record of refills this slot took in. */
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
 			s->bins[cls].count = 0;
 		if (conn_reserve_slot(i) != 0) {
+			locals_owned[i] = 0;
 			__atomic_store_n(&s->in_use, 0, __ATOMIC_RELEASE);
 			return NULL; /* no room in /dev/shm: this thread goes uncached */
 		}
@@ -212,6 +225,7 @@ static struct tcache *self_locked(void)
 		/* A new control block: the old slot's blocks are the daemon's to
 		 * take back when this process is gone. */
 		t->slot = NULL;
+		locals_owned[t->index] = 0;
 		tcache_self = NULL;
 	}
 	pthread_once(&exit_once, make_key);
@@ -501,6 +515,8 @@ void tcache_flush_all(void)
 
 void tcache_forget(void)
 {
-	/* After fork(): the slot belongs to the parent's control block. */
+	/* After fork(): the slot belongs to the parent's control block, and
+	 * the parent's other threads are not here. */
 	tcache_self = NULL;
+	memset(locals_owned, 0, sizeof locals_owned);
 }

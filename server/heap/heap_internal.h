@@ -32,6 +32,7 @@ struct heap {
 	uint64_t in_use, peak, returned;
 	uint64_t large_count, large_bytes;
 	struct heap_recovery rec;
+	uint64_t jumbo_left;         /* recovery: pages of a block still to come */
 	struct page_run **held;      /* free runs of quarantined arenas, withheld */
 	uint32_t nheld, held_cap;
 	uint32_t nquarantined;

@@ -33,6 +33,8 @@
  * at most (8 objects of the largest class); more is a peer trying to grab
  * the heap in one go. */
 #define WIRE_REFILL_MAX 16384u
+/* Refs in one Flush the library sends (a frame of about 40 KiB). */
+#define WIRE_FLUSH_CHUNK 4096u
 #define WIRE_REFILL_BYTES_MAX ((uint64_t)4 << 20)
 /* Runs (first ref + count) in one refill reply. */
 #define WIRE_RUNS_MAX 64u

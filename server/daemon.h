@@ -54,7 +54,9 @@ struct daemon {
 	unsigned nclients;
 	uint64_t next_client_id;
 	int64_t started;
+	uint64_t life;           /* random, new each start: HelloReply.daemon_life */
 	uint64_t requests, rejected, reclaimed_objects;
+	uint64_t inflight_returned; /* Flush.in_flight objects taken back */
 	uint64_t retired_mallocs, retired_waits; /* of clients gone */
 	uint64_t hist[DAEMON_HIST_BUCKETS];
 };

@@ -145,6 +145,7 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 	r->heap_base = __atomic_load_n(&hh->base, __ATOMIC_ACQUIRE);
 	r->heap_range = hh->range;
 	r->decay_ms = d->opt.decay_ms;
+	r->daemon_life = d->life;
 	r->large_threshold = d->opt.large_threshold;
 	r->nclasses = SIZECLASS_COUNT;
 	r->client_id = c->id;
@@ -251,6 +252,8 @@ static enum dispatch_action do_flush(struct daemon *d, struct client *c, const S
 			first_ref = f->refs[i];
 		}
 	}
+	if (f->in_flight)
+		d->inflight_returned += accepted;
 	if (rejected) {
 		c->rejected += rejected;
 		d->rejected += rejected;

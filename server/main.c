@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/random.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +141,8 @@ int main(int argc, char **argv)
 	}
 	log_set_level((enum log_level)d.opt.log_level);
 	signal(SIGPIPE, SIG_IGN);
+	if (getrandom(&d.life, sizeof d.life, 0) != (ssize_t)sizeof d.life)
+		d.life = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
 	if (d.opt.daemonize && daemon(1, 0) != 0) {
 		perror("shmallocd: daemon");
 		return 1;

@@ -168,6 +168,7 @@ int stats_build(struct daemon *d, Shma__Response *resp, struct dispatch_scratch 
 	r->rejected = d->rejected;
 	r->roots = roots_count(d->roots);
 	r->reclaimed_objects = d->reclaimed_objects;
+	r->inflight_returned = d->inflight_returned;
 	r->external_fragmentation =
 		t.free_pages ? 1.0 - (double)t.largest_free_run / (double)t.free_pages : 0.0;
 	r->n_service_ns_histogram = DAEMON_HIST_BUCKETS;

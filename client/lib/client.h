@@ -103,6 +103,9 @@ SHMA_HIDDEN int map_each_mapping(int (*fn)(void *base, size_t len, int all, void
 				 void *arg);
 
 /* ---- the connection (conn.c) ---- */
+/* Objects of refills in flight when a daemon died that this process flushed
+ * back to the daemon after it (conn.c's salvage), over its life. */
+SHMA_HIDDEN uint64_t conn_salvaged(void);
 SHMA_HIDDEN int conn_ensure(void);             /* connect if needed; 0 or -errno */
 SHMA_HIDDEN void conn_lock(void);
 SHMA_HIDDEN void conn_unlock(void);

@@ -31,6 +31,7 @@
 #include "debug.h"
 #include "frame.h"
 #include "seg.h"
+#include "sizeclass.h"
 
 #include <errno.h>
 #include <time.h>
@@ -91,6 +92,7 @@ static struct {
 	unsigned nparked_cap;
 	int atfork_done;
 	unsigned timeout_ms; /* of a wait for an answer; 0: not read yet */
+	uint64_t life;       /* HelloReply.daemon_life of the current (or last) daemon */
 } conn = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .ctl_fd = -1, .passed_fd = -1};
 
 void conn_lock(void)
@@ -136,8 +138,123 @@ static void drop_parked(void)
 
 /* Closes the connection.  lost: it broke under us, and the control block
  * stays ours to re-adopt; else (goodbye, fork) it is given up. */
+/*
+ * Refills in flight when the daemon died.  A thread asks for a refill ahead
+ * of need; if the daemon is killed after sending the answer and before the
+ * thread took it in, the objects are out in the heap's bitmaps yet in no
+ * cache.  A daemon we merely lost (a timeout) takes such refills back itself
+ * when we re-adopt our control block (server/inflight.h); a NEW daemon -- a
+ * restart -- cannot know them.  So when a connection is lost, the refill
+ * answers already read, parked or waiting in the socket are kept here, and
+ * flushed back once we are connected again, if and only if the daemon there
+ * is another life (HelloReply.daemon_life).  No thread can take them in
+ * meanwhile: their ids belong to a connection that is gone.  At most
+ * SALVAGE_MAX refs; past that they leak, as before.
+ */
+#define SALVAGE_MAX ((size_t)1 << 20)
+
+static struct {
+	uint64_t *refs;
+	size_t n, cap, maplen;
+	uint64_t life; /* of the daemon that sent them */
+	uint64_t returned; /* objects flushed back, over the process's life */
+} salvage;
+
+static void salvage_add(uint64_t ref)
+{
+	if (salvage.n == salvage.cap) {
+		size_t cap = salvage.cap ? salvage.cap * 2 : 4096;
+		if (cap > SALVAGE_MAX)
+			return;
+		uint64_t *p = prim_alloc(cap * sizeof *p);
+		if (p == NULL)
+			return;
+		if (salvage.refs != NULL) {
+			memcpy(p, salvage.refs, salvage.n * sizeof *p);
+			prim_free(salvage.refs, salvage.maplen);
+		}
+		salvage.refs = p;
+		salvage.cap = cap;
+		salvage.maplen = cap * sizeof *p;
+	}
+	salvage.refs[salvage.n++] = ref;
+}
+
+static uint64_t response_id(const uint8_t *p, uint32_t len);
+
+/* Keeps the objects of body if it is a refill answer of this connection. */
+static void salvage_frame(const uint8_t *body, uint32_t len)
+{
+	uint64_t id = response_id(body, len);
+	if (id == 0 || id < conn.first_id || id > conn.next_id)
+		return;
+	Shma__Response *r = shma__response__unpack(pballoc_get(), len, body);
+	if (r == NULL || r->body_case != SHMA__RESPONSE__BODY_REFILL ||
+	    r->refill->size_class >= SIZECLASS_COUNT)
+		return;
+	const Shma__RefillReply *f = r->refill;
+	uint64_t size = sizeclass_size(f->size_class);
+	for (size_t i = 0; i < f->n_refs; i++)
+		salvage_add(f->refs[i]);
+	for (size_t i = 0; i < f->n_runs; i++)
+		for (uint32_t k = 0; k < f->runs[i]->count && k < WIRE_REFILL_MAX; k++)
+			salvage_add(f->runs[i]->first + k * size);
+}
+
+/* The connection is lost: what it brought that nobody took in. */
+static void salvage_connection(void)
+{
+	salvage.n = 0;
+	salvage.life = conn.life;
+	for (;;) {
+		const uint8_t *body;
+		uint32_t len;
+		size_t used;
+		if (frame_next(conn.rbuf, conn.rlen, WIRE_RESPONSE_MAX, &body, &len, &used) ==
+		    FRAME_OK) {
+			salvage_frame(body, len);
+			memmove(conn.rbuf, conn.rbuf + used, conn.rlen - used);
+			conn.rlen -= used;
+			continue;
+		}
+		if (conn.rlen == conn.rcap)
+			break;
+		ssize_t r = recv(conn.fd, conn.rbuf + conn.rlen, conn.rcap - conn.rlen, MSG_DONTWAIT);
+		if (r <= 0)
+			break;
+		conn.rlen += (size_t)r;
+	}
+	for (unsigned i = 0; i < conn.nparked_cap; i++)
+		if (conn.parked[i].bytes != NULL)
+			salvage_frame(conn.parked[i].bytes, conn.parked[i].len);
+}
+
+/* Connected again: a new daemon gets the salvaged objects back. */
+static void salvage_return(void)
+{
+	if (salvage.n > 0 && salvage.life != 0 && salvage.life != conn.life) {
+		for (size_t at = 0; at < salvage.n; at += WIRE_FLUSH_CHUNK) {
+			size_t k = salvage.n - at < WIRE_FLUSH_CHUNK ? salvage.n - at : WIRE_FLUSH_CHUNK;
+			Shma__Request req;
+			Shma__Flush f;
+			wire_flush(&req, &f, salvage.refs + at, k, 0);
+			f.in_flight = 1;
+			conn_send(&req);
+		}
+		salvage.returned += salvage.n;
+	}
+	salvage.n = 0;
+}
+
+uint64_t conn_salvaged(void)
+{
+	return salvage.returned;
+}
+
 static void drop_connection(int lost)
 {
+	if (lost && conn.fd >= 0 && conn.rbuf != NULL)
+		salvage_connection();
 	if (conn.fd >= 0)
 		close(conn.fd);
 	conn.fd = -1;
@@ -626,9 +743,13 @@ static int handshake(void)
 	}
 	if (rc == 0)
 		rc = map_control(resp->hello);
-	if (rc == 0)
+	if (rc == 0) {
 		conn.lost = 0;
+		conn.life = resp->hello->daemon_life;
+	}
 	conn_done();
+	if (rc == 0)
+		salvage_return();
 	return rc;
 }
 

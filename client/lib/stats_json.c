@@ -88,8 +88,8 @@ void stats_json_write(FILE *f, const Shma__StatsReply *r)
 		   "\"resident_bytes\":%llu,\"in_use_bytes\":%llu,\"peak_in_use_bytes\":%llu,"
 		   "\"returned_bytes\":%llu,\"max_memory\":%llu,\"large_count\":%llu,"
 		   "\"large_bytes\":%llu,\"requests\":%llu,\"rejected\":%llu,\"roots\":%llu,"
-		   "\"reclaimed_objects\":%llu,\"cached_bytes\":%llu,\"requested_bytes\":%llu,"
-		   "\"external_fragmentation\":%.4f,",
+		   "\"reclaimed_objects\":%llu,\"inflight_returned\":%llu,\"cached_bytes\":%llu,"
+		   "\"requested_bytes\":%llu,\"external_fragmentation\":%.4f,",
 		r->pid, (long long)r->started, (unsigned long long)r->arena_size,
 		(unsigned long long)r->mapped_bytes, (unsigned long long)r->resident_bytes,
 		(unsigned long long)r->in_use_bytes, (unsigned long long)r->peak_in_use_bytes,
@@ -97,7 +97,7 @@ void stats_json_write(FILE *f, const Shma__StatsReply *r)
 		(unsigned long long)r->large_count, (unsigned long long)r->large_bytes,
 		(unsigned long long)r->requests, (unsigned long long)r->rejected,
 		(unsigned long long)r->roots, (unsigned long long)r->reclaimed_objects,
-		(unsigned long long)r->cached_bytes, (unsigned long long)r->requested_bytes,
+		(unsigned long long)r->inflight_returned, (unsigned long long)r->cached_bytes, (unsigned long long)r->requested_bytes,
 		r->external_fragmentation);
 	/* Only here, once: per client the same counters are "mallocs" and
 	 * "waits", so a reader that sums every occurrence of a key is right. */

@@ -5,6 +5,7 @@
  * reuse is not taken for live, and segments it cannot trust (another layout
  * version, a bad magic) refuse the start until --discard.
  */
+#include "client.h"
 #include "e2e.h"
 #include "instance.h"
 #include "recovery.h"
@@ -12,6 +13,7 @@
 #include "shmalloc.h"
 
 #include <check.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,6 +264,96 @@ START_TEST(client_ids_are_never_given_twice_across_a_restart)
 }
 END_TEST
 
+/* ---- refills in flight when the daemon is killed ---- */
+
+#define CHURN_THREADS 2
+#define KILLS 8
+#define LEAK_MAX ((uint64_t)8 << 20) /* before the salvage: 16.8 and 26.5 MB; after: 1.8-3.9 */
+#define CHURN_LIVE 2048
+
+struct churn {
+	volatile int stop;
+	uint64_t in_use_after; /* what the heap holds once the churner is gone */
+	uint64_t salvaged;
+	uint64_t returned_counted; /* the last daemon's stats */
+};
+
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+	static __thread void *live[CHURN_LIVE];
+	unsigned seed = (unsigned)(uintptr_t)&seed;
+	for (unsigned i = 0; !c->stop; i++) {
+		unsigned k = i % CHURN_LIVE;
+		shma_free(live[k]);
+		/* Sizes over many classes, so that many refills are asked ahead of
+		 * need at any moment. */
+		live[k] = shma_malloc(16 + (size_t)(rand_r(&seed) % 6000));
+	}
+	for (unsigned k = 0; k < CHURN_LIVE; k++)
+		shma_free(live[k]);
+	return NULL;
+}
+
+static int churn_across_kills(void *arg)
+{
+	struct churn *c = arg;
+	pthread_t th[CHURN_THREADS];
+	for (int i = 0; i < CHURN_THREADS; i++)
+		if (pthread_create(&th[i], NULL, churn_thread, c) != 0)
+			return 10;
+	for (int i = 0; i < CHURN_THREADS; i++)
+		pthread_join(th[i], NULL);
+	c->salvaged = conn_salvaged();
+	shma_disconnect(); /* a goodbye: every cache goes back */
+	return 0;
+}
+
+static int probe_in_use(void *arg)
+{
+	struct churn *c = arg;
+	shma_disconnect();
+	c->in_use_after = e2e_stat("\"in_use_bytes\":");
+	c->returned_counted = e2e_stat("\"inflight_returned\":");
+	return 0;
+}
+
+/* A thread asks for a refill ahead of need; a daemon killed after sending
+ * the answer, before the thread took it in, left its objects out in the
+ * heap with no cache holding them (40 kills leaked 365 MiB).  The library
+ * now flushes such answers back to the daemon's next life.  What may still
+ * leak is a Flush the dying daemon never read: bounded, far below a batch
+ * per class per kill. */
+START_TEST(refills_in_flight_at_a_kill_come_back)
+{
+	struct e2e_daemon d;
+	e2e_start_daemon_kept(&d, NULL);
+	struct churn *c = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(c, MAP_FAILED);
+	pid_t pid = recovery_fork_client(d.socket, churn_across_kills, c);
+	for (int kill = 0; kill < KILLS; kill++) {
+		usleep(150000);
+		e2e_kill_daemon(&d);
+		ck_assert_int_eq(e2e_restart_daemon(&d, NULL), 0);
+	}
+	usleep(200000);
+	c->stop = 1;
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	ck_assert_int_eq(e2e_wait(recovery_fork_client(d.socket, probe_in_use, c)), 0);
+	fprintf(stderr, "refills in flight: %llu objects flushed back over %d kills, "
+		"%llu bytes left in use\n", (unsigned long long)c->salvaged, KILLS,
+		(unsigned long long)c->in_use_after);
+	ck_assert_uint_le(c->in_use_after, LEAK_MAX);
+	/* Some refill was in flight at some kill (thousands are, typically),
+	 * and each daemon counts what it took back (the last one's count is
+	 * what its stats show). */
+	ck_assert_uint_gt(c->salvaged, 0);
+	ck_assert_uint_le(c->returned_counted, c->salvaged);
+	munmap(c, 4096);
+	e2e_cleanup_daemon(&d);
+}
+END_TEST
+
 START_TEST(untrusted_segments_refuse_the_start_until_discarded)
 {
 	struct e2e_daemon d;
@@ -297,6 +389,7 @@ Suite *make_restart_suite(void)
 	tcase_add_test(tc, untrusted_segments_refuse_the_start_until_discarded);
 	tcase_add_test(tc, a_kept_large_block_is_not_taken_for_live_after_a_kill);
 	tcase_add_test(tc, client_ids_are_never_given_twice_across_a_restart);
+	tcase_add_test(tc, refills_in_flight_at_a_kill_come_back);
 	suite_add_tcase(s, tc);
 	return s;
 }

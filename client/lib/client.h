@@ -48,6 +48,7 @@ struct heap_view {
 	uint32_t max_arenas;
 	uint64_t meta_bytes;
 	uint64_t page_map_off;
+	const char *page_maps;    /* arena 0's page map; arena i's is meta_bytes * i further */
 	uint64_t large_threshold; /* requests this big are large blocks */
 	uint32_t narenas_seen;    /* arenas known made (the header's count, cached) */
 	int valgrind;             /* memcheck is watching: see map_arenas_made() */
@@ -75,6 +76,29 @@ static inline const struct page_entry *map_page(uint64_t off)
 		(const struct page_entry *)(map_view.meta + SHMA_PAGE_SIZE + id * map_view.meta_bytes +
 					    map_view.page_map_off);
 	return &pm[(off & (map_view.arena_size - 1)) >> SHMA_PAGE_SHIFT];
+}
+
+/* The class of the small object that starts at p, with *ref its ref; or
+ * SIZECLASS_COUNT when p is no small object of an arena this process has
+ * seen made (a large block, a pointer out of the range, an arena made since:
+ * map_small_ref() says which).  map_small_ref(p, cls, 0) without a call, for
+ * free(): a subtraction, a shift, a multiply and one load of the page map. */
+static inline unsigned map_small_class(const void *p, uint64_t *ref)
+{
+	char *base = map_view.base;
+	uint64_t off = (uint64_t)((const char *)p - base);
+	if (unlikely(base == NULL || off >= map_view.range))
+		return SIZECLASS_COUNT;
+	uint32_t id = (uint32_t)(off >> map_view.arena_shift);
+	if (unlikely(id >= map_view.narenas_seen))
+		return SIZECLASS_COUNT;
+	const struct page_entry *pm =
+		(const struct page_entry *)(map_view.page_maps + id * map_view.meta_bytes);
+	struct page_entry e = pm[(off & (map_view.arena_size - 1)) >> SHMA_PAGE_SHIFT];
+	if (unlikely(e.kind != PAGE_SPAN || e.cls >= SIZECLASS_COUNT))
+		return SIZECLASS_COUNT;
+	*ref = off;
+	return e.cls;
 }
 
 /* Maps the heap after the first handshake (checks it is the same heap after
@@ -174,7 +198,6 @@ struct tcache {
 	struct control_slot *slot; /* in the control block */
 	uint64_t *stack[SIZECLASS_COUNT]; /* each bin's refs in the slot */
 	uint64_t generation;       /* conn_generation() when the slot was taken */
-	uint64_t cached_bytes;
 	unsigned index;            /* of the slot */
 	uint16_t batch[SIZECLASS_COUNT];
 	uint16_t low[SIZECLASS_COUNT]; /* see tcache_low() */

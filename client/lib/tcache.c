@@ -59,6 +59,16 @@ static void init_high(void)
 	layout_bin_firsts(bin_first);
 }
 
+/* The bytes this thread's bins hold: summed on the slow path, so that the
+ * fast path keeps no running total. */
+static uint64_t cached_bytes(const struct tcache *t)
+{
+	uint64_t sum = 0;
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+		sum += (uint64_t)t->slot->bins[cls].count * sizeclass_size(cls);
+	return sum;
+}
+
 /* With room checked by the caller. */
 static inline void push(struct tcache *t, unsigned cls, uint64_t ref)
 {
@@ -104,7 +114,6 @@ static void flush_bin(struct tcache *t, unsigned cls, uint32_t n)
 		 * (in flight) rather than have the daemon take them twice. */
 		__atomic_store_n(&b->count, left, __ATOMIC_RELEASE);
 		n -= k;
-		t->cached_bytes -= (uint64_t)k * sizeclass_size(cls);
 		send_flush(refs, k);
 	}
 }
@@ -237,7 +246,7 @@ static int ref_ok(uint64_t ref, uint64_t size)
 static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r)
 {
 	struct tcache_bin *b = &t->slot->bins[cls];
-	uint64_t size = sizeclass_size(cls), n = 0;
+	uint64_t size = sizeclass_size(cls);
 	uint32_t cap = layout_bin_capacity(cls), nback = 0;
 	uint64_t back[FLUSH_CHUNK];
 	for (size_t i = r->n_runs; i-- > 0;) {
@@ -249,7 +258,6 @@ static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r
 			uint64_t ref = run->first + (uint64_t)j * size;
 			if (b->count < cap) {
 				push(t, cls, ref);
-				n++;
 			} else {
 				back[nback++] = ref;
 				if (nback == FLUSH_CHUNK)
@@ -263,7 +271,6 @@ static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r
 			continue;
 		if (b->count < cap) {
 			push(t, cls, ref);
-			n++;
 		} else {
 			back[nback++] = ref;
 			if (nback == FLUSH_CHUNK)
@@ -272,7 +279,6 @@ static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r
 	}
 	if (nback)
 		send_flush(back, nback);
-	t->cached_bytes += n * size;
 }
 
 static uint64_t send_refill(const struct tcache *t, unsigned cls, uint32_t count)
@@ -363,9 +369,8 @@ static void adapt_batch(struct tcache *t, unsigned cls)
  * thread's cache budget has room for (and at least a few). */
 static uint32_t refill_count(const struct tcache *t, unsigned cls)
 {
-	uint64_t size = sizeclass_size(cls);
-	uint64_t room = t->cached_bytes < THREAD_CACHE_MAX
-				? (THREAD_CACHE_MAX - t->cached_bytes) / size : 0;
+	uint64_t size = sizeclass_size(cls), cached = cached_bytes(t);
+	uint64_t room = cached < THREAD_CACHE_MAX ? (THREAD_CACHE_MAX - cached) / size : 0;
 	uint32_t n = t->batch[cls], least = n < 8 ? n : 8;
 	if (n > room)
 		n = room > least ? (uint32_t)room : least;
@@ -421,7 +426,6 @@ void *tcache_alloc_slow(unsigned cls)
 		errno = rc == -ENOMEM || rc == 0 ? ENOMEM : -rc;
 		return NULL;
 	}
-	t->cached_bytes -= sizeclass_size(cls);
 	return pop(t, cls);
 }
 
@@ -455,8 +459,7 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 		return;
 	}
 	push(t, cls, ref);
-	t->cached_bytes += sizeclass_size(cls);
-	if (t->cached_bytes > THREAD_CACHE_MAX)
+	if (cached_bytes(t) > THREAD_CACHE_MAX)
 		for (unsigned c = 0; c < SIZECLASS_COUNT; c++)
 			flush_bin(t, c, t->slot->bins[c].count / 2);
 	conn_unlock();

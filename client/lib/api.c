@@ -212,7 +212,7 @@ static inline void free_fast(void *p)
 	if (likely(t != NULL)) {
 		struct tcache_bin *b = &t->slot->bins[cls];
 		uint32_t n = b->count;
-		if (likely(n < tcache_high[cls])) {
+		if (likely(n < t->room[cls])) {
 			t->stack[cls][n] = ref;
 			/* The ref before the count (the daemon reads up to it). */
 			__atomic_store_n(&b->count, n + 1, __ATOMIC_RELEASE);

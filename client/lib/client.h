@@ -141,9 +141,10 @@ SHMA_HIDDEN int conn_wait(uint64_t id, Shma__Response **resp);
  * with (its memory is reused).  Harmless when there was none. */
 SHMA_HIDDEN void conn_done(void);
 SHMA_HIDDEN struct control_block *conn_control(void);
-/* Reserves backing store for slot i's refs in the control block, so that a
- * full /dev/shm is an error here and never a SIGBUS later: 0 or -errno. */
-SHMA_HIDDEN int conn_reserve_slot(unsigned i);
+/* Reserves backing store for refs [first, first + n) of slot i in the
+ * control block, so that a full /dev/shm is an error here and never a SIGBUS
+ * later: 0 or -errno. */
+SHMA_HIDDEN int conn_reserve_refs(unsigned i, uint32_t first, uint32_t n);
 /* Changes when the control block changes: a new connection, but not a
  * reconnection that re-adopted the block (thread slots stay valid). */
 SHMA_HIDDEN uint64_t conn_generation(void);
@@ -201,6 +202,9 @@ struct tcache {
 	unsigned index;            /* of the slot */
 	uint16_t batch[SIZECLASS_COUNT];
 	uint16_t low[SIZECLASS_COUNT]; /* see tcache_low() */
+	/* A free finds room in bin cls below this count: 0 until the bin's
+	 * refs are reserved (tcache.c), then the bin's capacity. */
+	uint16_t room[SIZECLASS_COUNT];
 	uint64_t last_refill_ns[SIZECLASS_COUNT];
 	uint64_t pending[SIZECLASS_COUNT]; /* id of a refill asked ahead of need */
 };
@@ -208,9 +212,6 @@ struct tcache {
 /* The calling thread's cache, NULL until its first allocation. */
 extern __thread struct tcache *tcache_self
 	__attribute__((tls_model("initial-exec"))) SHMA_HIDDEN;
-
-/* A class's cache flushes half past this count (2 x its batch cap). */
-extern uint16_t tcache_high[SIZECLASS_COUNT] SHMA_HIDDEN;
 
 /* At or below this count the next allocation of the class takes the slow
  * path, which asks for a refill ahead of need and then sets it to 0, so the

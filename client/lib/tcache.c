@@ -44,7 +44,6 @@ static uint32_t batch_cap(unsigned cls)
 	return layout_bin_batch_cap(cls);
 }
 
-uint16_t tcache_high[SIZECLASS_COUNT];
 static uint32_t bin_first[SIZECLASS_COUNT];
 
 static uint32_t high_water(unsigned cls)
@@ -52,10 +51,8 @@ static uint32_t high_water(unsigned cls)
 	return layout_bin_capacity(cls);
 }
 
-static void init_high(void)
+static void init_firsts(void)
 {
-	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
-		tcache_high[cls] = (uint16_t)high_water(cls);
 	layout_bin_firsts(bin_first);
 }
 
@@ -161,7 +158,7 @@ static void thread_exit(void *arg)
 
 static void make_key(void)
 {
-	init_high();
+	init_firsts();
 	pthread_key_create(&exit_key, thread_exit);
 }
 
@@ -179,13 +176,12 @@ static struct tcache *take_slot(void)
 			continue;
 		struct tcache *t = &locals[i];
 		/* Empty bins; the collected marks stay, they are the daemon's
-		 * record of refills this slot took in. */
+		 * record of refills this slot took in.  A bin's refs are
+		 * reserved when the thread first uses the bin (bin_ready()): a
+		 * first malloc makes a page or two of the control block, not
+		 * the slot's 432 KiB. */
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
 			s->bins[cls].count = 0;
-		if (conn_reserve_slot(i) != 0) {
-			__atomic_store_n(&s->in_use, 0, __ATOMIC_RELEASE);
-			return NULL; /* no room in /dev/shm: this thread goes uncached */
-		}
 		s->mallocs = s->waits = 0;
 		memset(t, 0, sizeof *t);
 		t->slot = s;
@@ -232,6 +228,19 @@ static struct tcache *self_locked(void)
 	pthread_setspecific(exit_key, t);
 	tcache_self = t;
 	return t;
+}
+
+/* Reserves the refs of bin cls the first time this thread uses it (a slot
+ * another thread left has them already: the call is then cheap); until then
+ * room[cls] is 0, so every free of the class comes here.  0 or -errno. */
+static int bin_ready(struct tcache *t, unsigned cls)
+{
+	if (t->room[cls] != 0)
+		return 0;
+	int rc = conn_reserve_refs(t->index, bin_first[cls], high_water(cls));
+	if (rc == 0)
+		t->room[cls] = (uint16_t)high_water(cls);
+	return rc;
 }
 
 /* A ref the daemon sent for class cls: the start of an object of the heap
@@ -406,6 +415,13 @@ void *tcache_alloc_slow(unsigned cls)
 	}
 	struct tcache_bin *b = &t->slot->bins[cls];
 	int rc = 0;
+	if (bin_ready(t, cls) != 0) {
+		/* No room in /dev/shm for the bin: this one straight from the
+		 * daemon, uncached. */
+		void *p = alloc_uncached(cls);
+		conn_unlock();
+		return p;
+	}
 	t->slot->mallocs++;
 	if (b->count == 0) {
 		/* A refill asked ahead of need that is already here is no wait. */
@@ -437,8 +453,9 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 	struct tcache *t = tcache_self;
 	if (t == NULL || t->slot == NULL || conn_connected() || t->generation != conn_generation())
 		t = self_locked();
-	if (t == NULL) {
-		/* No cache for this thread: hand the block straight back. */
+	if (t == NULL || bin_ready(t, cls) != 0) {
+		/* No cache for this thread (or no room for the bin): hand the
+		 * block straight back. */
 		Shma__Request req;
 		Shma__Flush f;
 		wire_flush(&req, &f, &ref, 1, 0);

@@ -171,6 +171,10 @@ static struct tcache *take_slot(void)
 	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS; i++) {
 		struct control_slot *s = &cb->slots[i];
 		uint32_t zero = 0;
+		/* Raised before the slot is taken: the daemon reads no further
+		 * (we hold the lock: no other thread of ours writes it). */
+		if (cb->hdr.slots_taken <= i)
+			__atomic_store_n(&cb->hdr.slots_taken, i + 1, __ATOMIC_RELEASE);
 		if (!__atomic_compare_exchange_n(&s->in_use, &zero, 1, 0, __ATOMIC_ACQ_REL,
 						 __ATOMIC_RELAXED))
 			continue;

@@ -349,8 +349,13 @@ static void *counted_work(void *arg)
 		p[i] = shma_malloc(64);
 	for (int i = 0; i < 10000; i++)
 		shma_free(p[i]);
+	/* Live at once: the process's large-block cache cannot serve one
+	 * from another, so each of the three waits on the daemon. */
+	void *big[3];
 	for (int i = 0; i < 3; i++)
-		shma_free(shma_malloc(1 << 20));
+		big[i] = shma_malloc(1 << 20);
+	for (int i = 0; i < 3; i++)
+		shma_free(big[i]);
 	return NULL;
 }
 

@@ -216,6 +216,8 @@ int daemon_control_create(struct daemon *d, struct client *c)
 		c->id = ++d->next_client_id;
 		rc = create_segment(d, c);
 	}
+	if (rc == 0)
+		heap_note_client_id(d->heap, c->id);
 	if (c->id != first && rc == 0)
 		log_msg(SLOG_WARN, "control block names c%llu..c%llu of instance %s were taken: "
 			"skipped", (unsigned long long)first, (unsigned long long)c->id - 1,
@@ -380,6 +382,10 @@ static int recover_one(void *arg, uint64_t id)
 
 int daemon_control_recover(struct daemon *d)
 {
+	/* Past every id of this heap's life, not only those whose blocks are
+	 * still here: a dead client's large blocks are known by its id. */
+	if (heap_client_ids(d->heap) > d->next_client_id)
+		d->next_client_id = heap_client_ids(d->heap);
 	int n = seg_instance_list(d->opt.instance, 'c', recover_one, d);
 	if (n < 0)
 		return n;

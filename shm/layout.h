@@ -68,8 +68,14 @@ enum page_kind {
 	PAGE_META = 1,
 	PAGE_SPAN = 2,
 	PAGE_LARGE = 3,      /* first page of a large block; span_start: its pages */
-	PAGE_LARGE_CONT = 4, /* another page of one; span_start: its first page */
+	PAGE_LARGE_CONT = 4, /* another page of one; span_start: its first page, or
+			      * PAGE_JUMBO */
 };
+
+/* span_start of a PAGE_LARGE_CONT page of a block that starts in an earlier
+ * arena (a block larger than an arena spans several whole arenas; all its
+ * pages in the later ones, those numbered as metadata too, say this). */
+#define PAGE_JUMBO UINT32_MAX
 
 struct page_entry {
 	uint8_t kind;        /* enum page_kind */
@@ -109,6 +115,11 @@ struct heap_header {
 	uint32_t max_arenas;
 	uint32_t narenas;      /* arenas made so far; only grows */
 	int64_t created;
+	/* The highest client id ever given out.  Large blocks record their
+	 * owner's id, and a dead owner's kept blocks are freed by id: an id must
+	 * never be given twice in the life of the heap, across restarts too,
+	 * even once its control block is gone.  0 in a heap made before it. */
+	uint64_t client_ids;
 };
 
 /* Bytes of segment 'M' for max_arenas arenas of meta_bytes each. */

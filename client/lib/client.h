@@ -135,6 +135,10 @@ SHMA_HIDDEN void conn_unlock(void);
 SHMA_HIDDEN int conn_call(Shma__Request *req, Shma__Response **resp);
 /* With the lock held: sends req and does not wait; returns its id or 0. */
 SHMA_HIDDEN uint64_t conn_send(Shma__Request *req);
+/* With the lock held: sends req whose answer (an Ok, or an Error nobody
+ * could act on) is dropped when read.  0, or -EAGAIN when too many are out
+ * (send it the ordinary way), -ECONNRESET. */
+SHMA_HIDDEN int conn_send_unanswered(Shma__Request *req);
 /* With the lock held: waits for the response to an id sent earlier. */
 SHMA_HIDDEN int conn_wait(uint64_t id, Shma__Response **resp);
 /* With the lock held: the response conn_call() or conn_wait() gave is done

@@ -36,6 +36,7 @@
 
 #define PARKED_START 64
 #define RBUF_SLACK 65536
+#define CONN_UNANSWERED_MAX 64
 #define RECONNECT_MS 4000u
 /* After a reconnection that failed for RECONNECT_MS, the next attempts are
  * single tries, at most one per RETRY_GAP_MS: a program whose daemon is gone
@@ -65,6 +66,10 @@ static struct {
 	struct control_block *ctl;
 	int ctl_fd;          /* of ctl: slots are reserved through it */
 	int passed_fd;       /* a descriptor the daemon sent (SCM_RIGHTS), not yet used */
+	/* Requests whose answer nobody waits for (conn_send_unanswered()):
+	 * dropped when read, never parked. */
+	uint64_t unanswered[CONN_UNANSWERED_MAX];
+	unsigned nunanswered;
 	uint8_t *rbuf;
 	size_t rlen, rcap;
 	/* Answers read for another thread, waiting for it: at most one refill
@@ -125,6 +130,7 @@ static void drop_connection(int lost)
 		close(conn.fd);
 	conn.fd = -1;
 	conn.rlen = 0;
+	conn.nunanswered = 0;
 	if (conn.passed_fd >= 0)
 		close(conn.passed_fd);
 	conn.passed_fd = -1;
@@ -331,6 +337,28 @@ static int unpark(uint64_t id, Shma__Response **resp, int *rc)
 	return 0;
 }
 
+/* 1 if id is a request whose answer nobody waits for (now forgotten). */
+static int take_unanswered(uint64_t id)
+{
+	for (unsigned i = 0; i < conn.nunanswered; i++)
+		if (conn.unanswered[i] == id) {
+			conn.unanswered[i] = conn.unanswered[--conn.nunanswered];
+			return 1;
+		}
+	return 0;
+}
+
+int conn_send_unanswered(Shma__Request *req)
+{
+	if (conn.fd < 0 || conn.nunanswered == CONN_UNANSWERED_MAX)
+		return -EAGAIN;
+	uint64_t id = conn_send(req);
+	if (id == 0)
+		return -ECONNRESET;
+	conn.unanswered[conn.nunanswered++] = id;
+	return 0;
+}
+
 int conn_wait(uint64_t id, Shma__Response **resp)
 {
 	int rc;
@@ -354,6 +382,10 @@ int conn_wait(uint64_t id, Shma__Response **resp)
 			rc = unpack(body, len, resp);
 			consume(used);
 			return rc;
+		}
+		if (take_unanswered(got)) {
+			consume(used);
+			continue;
 		}
 		rc = park(got, body, len);
 		consume(used);

@@ -103,11 +103,15 @@ static int forget_mine(uint64_t ref)
 	return 1;
 }
 
+/* Gives a block back; nobody waits for the answer unless too many are
+ * out already. */
 static void free_now(uint64_t ref)
 {
 	Shma__Request req;
 	Shma__FreeLarge fl;
 	wire_free_large(&req, &fl, ref);
+	if (conn_send_unanswered(&req) == 0)
+		return;
 	Shma__Response *resp;
 	if (conn_call(&req, &resp) == 0 || resp)
 		conn_done();

@@ -201,6 +201,16 @@ int map_large_block(const void *p, uint64_t *ref, char **start, size_t *size)
 	uint64_t arena = off & ~(map_view.arena_size - 1);
 	uint64_t npages_arena = map_view.arena_size >> SHMA_PAGE_SHIFT;
 	uint64_t head = off >> SHMA_PAGE_SHIFT << SHMA_PAGE_SHIFT;
+	/* A page of a block that began in an earlier arena: back to its last
+	 * page (bounded by the arenas before). */
+	while (e.kind == PAGE_LARGE_CONT && e.span_start == PAGE_JUMBO && arena != 0) {
+		arena -= map_view.arena_size;
+		head = arena + map_view.arena_size - SHMA_PAGE_SIZE;
+		pe = map_page(head);
+		if (pe == NULL)
+			return 0;
+		e = *pe;
+	}
 	if (e.kind == PAGE_LARGE_CONT) {
 		if (e.span_start >= npages_arena)
 			return 0;
@@ -211,7 +221,7 @@ int map_large_block(const void *p, uint64_t *ref, char **start, size_t *size)
 		e = *pe;
 	}
 	if (e.kind != PAGE_LARGE || e.span_start == 0 ||
-	    e.span_start > npages_arena - ((head - arena) >> SHMA_PAGE_SHIFT))
+	    e.span_start > (map_view.range - head) >> SHMA_PAGE_SHIFT)
 		return 0;
 	uint64_t len = (uint64_t)e.span_start << SHMA_PAGE_SHIFT;
 	if (off >= head + len)

@@ -179,6 +179,11 @@ const struct arena_geometry *heap_geometry(const struct heap *h);
 /* The heap's header (in segment 'M'): base, range, arenas. */
 const struct heap_header *heap_header(const struct heap *h);
 
+/* Client ids: the highest ever given out in this heap's life (kept in the
+ * header, so it survives restarts), and the record that id was given. */
+uint64_t heap_client_ids(const struct heap *h);
+void heap_note_client_id(struct heap *h, uint64_t id);
+
 /* Largest number of arenas the heap may make (max_memory's worth, at most
  * the range's). */
 uint32_t heap_max_arenas(const struct heap *h);

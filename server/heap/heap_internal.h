@@ -32,6 +32,7 @@ struct heap {
 	uint64_t in_use, peak, returned;
 	uint64_t large_count, large_bytes;
 	struct heap_recovery rec;
+	uint64_t jumbo_left;         /* recovery: pages of a block still to come */
 };
 
 /* Writes why heap_open() fails into cfg.why. */

@@ -41,7 +41,8 @@ uint64_t large_owner(const struct arena *a, uint32_t p)
 struct page_run *large_at(const struct arena *a, uint64_t off)
 {
 	uint64_t page = off >> SHMA_PAGE_SHIFT;
-	if (page >= a->g->npages || (off & (SHMA_PAGE_SIZE - 1)) != 0)
+	if (page >= a->g->npages || (off & (SHMA_PAGE_SIZE - 1)) != 0 ||
+	    a->page_map[page].kind != PAGE_LARGE)
 		return NULL;
 	return a->large_of_page[page];
 }
@@ -54,7 +55,11 @@ struct page_run *large_containing(const struct arena *a, uint64_t off)
 	const struct page_entry *pe = &a->page_map[page];
 	if (pe->kind == PAGE_LARGE_CONT && pe->span_start < a->g->npages)
 		page = pe->span_start;
+	if (a->page_map[page].kind != PAGE_LARGE)
+		return NULL;
 	struct page_run *r = a->large_of_page[page];
+	/* A block running on into later arenas: every byte of this arena from
+	 * its first page on is in it. */
 	return r != NULL && off < ((uint64_t)r->start + r->npages) << SHMA_PAGE_SHIFT ? r : NULL;
 }
 
@@ -62,9 +67,10 @@ uint32_t large_whole(const struct arena *a, uint32_t p)
 {
 	const struct page_entry *pm = a->page_map;
 	uint32_t n = pm[p].span_start;
-	if (pm[p].kind != PAGE_LARGE || n == 0 || n > a->g->npages - p)
+	if (pm[p].kind != PAGE_LARGE || n == 0)
 		return 0;
-	for (uint32_t q = p + 1; q < p + n; q++)
+	uint32_t here = n > a->g->npages - p ? a->g->npages - p : n;
+	for (uint32_t q = p + 1; q < p + here; q++)
 		if (pm[q].kind != PAGE_LARGE_CONT || pm[q].span_start != p)
 			return 0;
 	return n;

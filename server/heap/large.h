@@ -41,8 +41,9 @@ struct page_run *large_at(const struct arena *a, uint64_t off);
 /* The large block byte off of arena a lies in, or NULL. */
 struct page_run *large_containing(const struct arena *a, uint64_t off);
 
-/* Recovery: the length in pages of the whole large block the page map says
- * starts at page p, or 0 if its pages do not all agree. */
+/* Recovery: the length in pages of the large block the page map says starts
+ * at page p, or 0 if its pages in this arena do not all agree (a longer one
+ * runs on into later arenas: heap.c checks those). */
 uint32_t large_whole(const struct arena *a, uint32_t p);
 
 #endif

@@ -81,10 +81,21 @@ static int adopt_span(struct heap *h, struct arena *a, uint32_t p, unsigned cls)
 static int adopt_large(struct heap *h, struct arena *a, uint32_t p, uint32_t n)
 {
 	struct page_run *r;
-	int rc = pageheap_claim(h->ph, a->id, p, n, &r);
+	uint32_t here = n > h->g.npages - p ? h->g.npages - p : n;
+	if (here < n) {
+		/* Runs on into later arenas: they must all be made, and all say
+		 * so (checked as they come, rebuild_arena()). */
+		uint32_t per = h->g.npages;
+		uint64_t more = ((uint64_t)n - here + per - 1) / per;
+		if (p != h->g.meta_pages ||
+		    a->id + more >= __atomic_load_n(&h->hdr->narenas, __ATOMIC_ACQUIRE))
+			return 1; /* not a block: its pages are repaired */
+		h->jumbo_left = n - here;
+	}
+	int rc = pageheap_claim(h->ph, a->id, p, here, &r);
 	if (rc < 0)
 		return rc;
-	pageheap_mark_backed(h->ph, a->id, p, n);
+	pageheap_mark_backed(h->ph, a->id, p, here);
 	a->large_of_page[p] = r;
 	uint64_t bytes = arena_page_offset(n);
 	h->rec.large_blocks++;
@@ -109,6 +120,41 @@ static void repair(struct heap *h, struct page_entry *pe)
 	h->rec.repaired_pages++;
 }
 
+/* An arena a block of an earlier arena runs into (h->jumbo_left pages of it
+ * still to come): its pages must say so; the whole region goes to it. */
+static int continue_jumbo(struct heap *h, struct arena *a)
+{
+	uint32_t per = h->g.npages, meta = h->g.meta_pages;
+	uint64_t covered = h->jumbo_left < per ? h->jumbo_left : per;
+	for (uint32_t p = 0; p < covered; p++)
+		if (a->page_map[p].kind != PAGE_LARGE_CONT || a->page_map[p].span_start != PAGE_JUMBO)
+			return heap_say(h, "arena %u: page %u of a block from an earlier arena "
+					"says otherwise", a->id, p), -EINVAL;
+	struct page_run *r;
+	int rc = pageheap_claim(h->ph, a->id, meta, per - meta, &r);
+	if (rc < 0)
+		return rc;
+	pageheap_mark_backed(h->ph, a->id, meta, per - meta);
+	a->large_of_page[meta] = r;
+	h->jumbo_left -= covered;
+	return 0;
+}
+
+/* Pages of a block from an earlier arena whose first page is gone (made or
+ * unmade when the daemon died): free again, metadata numbers PAGE_META. */
+static void repair_jumbo_tail(struct heap *h, struct arena *a)
+{
+	for (uint32_t p = 0; p < h->g.npages; p++) {
+		struct page_entry *pe = &a->page_map[p];
+		if (pe->kind != PAGE_LARGE_CONT || pe->span_start != PAGE_JUMBO)
+			continue;
+		pe->span_start = p < h->g.meta_pages ? p : 0;
+		__atomic_store_n(&pe->kind, p < h->g.meta_pages ? PAGE_META : PAGE_FREE,
+				 __ATOMIC_RELEASE);
+		h->rec.repaired_pages++;
+	}
+}
+
 /* Rebuilds the page heap region, the spans and large blocks of arena a from
  * its page map. */
 static int rebuild_arena(struct heap *h, struct arena *a)
@@ -116,6 +162,9 @@ static int rebuild_arena(struct heap *h, struct arena *a)
 	int rc = pageheap_add_region(h->ph, a->id, h->g.npages, h->g.meta_pages);
 	if (rc < 0)
 		return rc;
+	if (h->jumbo_left > 0)
+		return continue_jumbo(h, a);
+	repair_jumbo_tail(h, a);
 	for (uint32_t p = 0; p < h->g.meta_pages; p++)
 		if (a->page_map[p].kind != PAGE_META)
 			return heap_say(h, "arena %u: metadata page %u not marked so", a->id, p),
@@ -130,8 +179,13 @@ static int rebuild_arena(struct heap *h, struct arena *a)
 			punch_free(h, a, free_from, p);
 			rc = adopt_span(h, a, p, pe->cls);
 		} else if (pe->kind == PAGE_LARGE && (n = large_whole(a, p)) != 0) {
-			punch_free(h, a, free_from, p);
 			rc = adopt_large(h, a, p, n);
+			if (rc == 1)
+				n = rc = 0; /* runs past the arenas made: not a block */
+			else
+				punch_free(h, a, free_from, p);
+			if (n > h->g.npages - p)
+				n = h->g.npages - p;
 		}
 		if (rc < 0)
 			return rc;
@@ -242,6 +296,8 @@ int heap_recover(struct heap *h)
 		if (rc < 0)
 			return rc;
 	}
+	if (h->jumbo_left > 0)
+		return heap_say(h, "a large block runs past the last arena"), -EINVAL;
 	h->rec.arenas = h->narenas;
 	h->peak = h->in_use;
 	return 0;

@@ -349,13 +349,10 @@ static void *counted_work(void *arg)
 		p[i] = shma_malloc(64);
 	for (int i = 0; i < 10000; i++)
 		shma_free(p[i]);
-	/* Live at once: the process's large-block cache cannot serve one
-	 * from another, so each of the three waits on the daemon. */
-	void *big[3];
+	/* Sizes a freed one cannot serve (more than twice it): each waits. */
+	static const size_t large[3] = {1u << 20, 3u << 20, 7u << 20};
 	for (int i = 0; i < 3; i++)
-		big[i] = shma_malloc(1 << 20);
-	for (int i = 0; i < 3; i++)
-		shma_free(big[i]);
+		shma_free(shma_malloc(large[i]));
 	return NULL;
 }
 

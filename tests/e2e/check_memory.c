@@ -15,6 +15,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#endif
+
 /* Runs LISTWALK_PATH mode in a child with fds in and out; returns its pid. */
 static pid_t exec_listwalk(const struct e2e_daemon *d, const char *mode, int in, int out)
 {
@@ -34,7 +38,8 @@ static pid_t exec_listwalk(const struct e2e_daemon *d, const char *mode, int in,
 START_TEST(two_execd_programs_share_a_list_by_raw_pointers)
 {
 	struct e2e_daemon d;
-	const char *const extra[] = {"--arena-size", "8M", NULL};
+	/* 2 MiB arenas: the largest payloads are blocks of several arenas. */
+	const char *const extra[] = {"--arena-size", "2M", NULL};
 	e2e_start_daemon(&d, extra);
 	int to_reader[2], to_writer[2];
 	ck_assert_int_eq(pipe(to_reader), 0);
@@ -88,6 +93,9 @@ static int scribble_freed_blocks_and_die(void *arg)
 	 * another process holds, as a ref and as an address. */
 	for (unsigned i = 0; i < HELD; i++) {
 		uint64_t *w = mine[i];
+#ifdef __SANITIZE_ADDRESS__
+		__asan_unpoison_memory_region(w, 16); /* it is the point */
+#endif
 		w[0] = h->ref[(i * 7) % HELD];
 		w[1] = (uint64_t)(uintptr_t)h->ptr[(i * 13) % HELD];
 	}
@@ -147,6 +155,29 @@ START_TEST(what_a_dead_program_wrote_into_freed_blocks_frees_nothing)
 }
 END_TEST
 
+START_TEST(a_freed_large_block_is_reused_without_a_round_trip)
+{
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	shma_free(shma_malloc(64)); /* a thread slot, where waits are counted */
+	char *p = shma_malloc(2u << 20);
+	ck_assert_ptr_nonnull(p);
+	memset(p, 1, 2u << 20);
+	shma_free(p);
+	uint64_t waits = e2e_stat("\"malloc_waits\":");
+	for (int i = 0; i < 100; i++) {
+		char *q = shma_malloc((2u << 20) - (size_t)i * 4096);
+		ck_assert_ptr_eq(q, p); /* the same pages, faulted in already */
+		q[i] = 2;
+		shma_free(q);
+	}
+	ck_assert_uint_eq(e2e_stat("\"malloc_waits\":"), waits);
+	/* Kept, not lost: disconnecting gives it back. */
+	shma_disconnect();
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	ck_assert_uint_eq(e2e_wait_in_use_at_most(0), 0);
+}
+END_TEST
+
 #define BASE UINT64_C(0x500000000000)
 
 START_TEST(the_heap_sits_at_the_base_or_refs_say_where)
@@ -164,6 +195,14 @@ START_TEST(the_heap_sits_at_the_base_or_refs_say_where)
 	ck_assert_ptr_eq(p, (char *)(uintptr_t)(BASE + shma_ref(p)));
 	ck_assert_ptr_eq(shma_ptr(shma_ref(p)), p);
 	ck_assert_ptr_eq(shma_ptr(shma_ref(big + 12345)), big + 12345);
+	/* A block larger than an arena (64 MiB): any byte of it is in it. */
+	char *huge = shma_malloc(100u << 20);
+	ck_assert_ptr_nonnull(huge);
+	ck_assert_uint_ge(shma_usable_size(huge), 100u << 20);
+	ck_assert_uint_eq(shma_ref(huge + (80u << 20)), shma_ref(huge) + (80u << 20));
+	ck_assert_ptr_eq(shma_ptr(shma_ref(huge + (99u << 20))), huge + (99u << 20));
+	huge[(100u << 20) - 1] = 1;
+	shma_free(huge);
 	strcpy(p, "hello from the base");
 	ck_assert_int_eq(shma_publish("greeting", shma_ref(p)), 0);
 	/* A program that finds the base taken maps elsewhere and says so; refs
@@ -201,6 +240,7 @@ Suite *make_memory_suite(void)
 	tc = tcase_create("reclaim");
 	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
 	tcase_add_test(tc, what_a_dead_program_wrote_into_freed_blocks_frees_nothing);
+	tcase_add_test(tc, a_freed_large_block_is_reused_without_a_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
 }

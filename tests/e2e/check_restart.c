@@ -14,6 +14,7 @@
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/types.h>
@@ -209,6 +210,58 @@ START_TEST(a_kept_large_block_is_not_taken_for_live_after_a_kill)
 }
 END_TEST
 
+/* ---- client ids are never given twice in a heap's life ---- */
+
+/* A child connected to socket (recovery_fork_client) writes the id the
+ * daemon gave it (from the stats: the client entry with our pid) into the
+ * shared word id, then says goodbye; 0 on success. */
+struct id_probe {
+	uint64_t *id;
+};
+
+static int probe_client_id(void *arg)
+{
+	struct id_probe *p = arg;
+	shma_free(shma_malloc(64));
+	char *json = NULL;
+	if (shma_stats_json(&json) != 0)
+		return 11;
+	char pid[32];
+	snprintf(pid, sizeof pid, "\"pid\":%ld,", (long)getpid());
+	char *at = strstr(json, pid);
+	char *id = NULL;
+	for (char *q = json; at != NULL && (q = strstr(q, "{\"id\":")) != NULL && q < at; q++)
+		id = q;
+	if (id == NULL)
+		return 12;
+	*p->id = strtoull(id + strlen("{\"id\":"), NULL, 10);
+	free(json);
+	shma_disconnect(); /* a goodbye: its control block is removed at once */
+	return 0;
+}
+
+/* A large block's owner is known by its client id, and a dead owner's kept
+ * blocks are freed by id: so an id given before a restart, whose control
+ * block is long gone, must never be given again after it. */
+START_TEST(client_ids_are_never_given_twice_across_a_restart)
+{
+	struct e2e_daemon d;
+	e2e_start_daemon_kept(&d, NULL);
+	uint64_t *ids = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(ids, MAP_FAILED);
+	struct id_probe first = {&ids[0]}, second = {&ids[1]};
+	ck_assert_int_eq(e2e_wait(recovery_fork_client(d.socket, probe_client_id, &first)), 0);
+	ck_assert_uint_gt(ids[0], 0);
+	e2e_kill_daemon(&d);
+	ck_assert_int_eq(e2e_restart_daemon(&d, NULL), 0);
+	ck_assert_int_eq(e2e_wait(recovery_fork_client(d.socket, probe_client_id, &second)), 0);
+	ck_assert_msg(ids[1] > ids[0], "client id %llu given again after the restart (first %llu)",
+		      (unsigned long long)ids[1], (unsigned long long)ids[0]);
+	munmap(ids, 4096);
+	e2e_cleanup_daemon(&d);
+}
+END_TEST
+
 START_TEST(untrusted_segments_refuse_the_start_until_discarded)
 {
 	struct e2e_daemon d;
@@ -243,6 +296,7 @@ Suite *make_restart_suite(void)
 	tcase_add_test(tc, daemon_killed_and_restarted_keeps_every_live_block);
 	tcase_add_test(tc, untrusted_segments_refuse_the_start_until_discarded);
 	tcase_add_test(tc, a_kept_large_block_is_not_taken_for_live_after_a_kill);
+	tcase_add_test(tc, client_ids_are_never_given_twice_across_a_restart);
 	suite_add_tcase(s, tc);
 	return s;
 }

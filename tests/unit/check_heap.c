@@ -259,8 +259,65 @@ START_TEST(large_blocks_are_page_runs)
 	ck_assert_int_eq(heap_free_large(heap_fixture_heap, again, NULL), 0);
 	ck_assert_uint_ge(heap_decay(heap_fixture_heap, heap_now_ms() + 1000), size);
 	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 0, 1, &ref, &size), -EINVAL);
-	/* No block is larger than an arena's pages. */
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, MIB, 1, &ref, &size), -ENOMEM);
+	heap_fixture_close();
+}
+END_TEST
+
+/* Reopens the fixture's heap as a restarted daemon would. */
+static void reopen_heap(uint64_t max_memory)
+{
+	heap_close(heap_fixture_heap, 0);
+	struct heap_config cfg = {
+		.instance = heap_fixture_inst, .arena_size = MIB, .max_memory = max_memory,
+		.mode = 0600, .decay_ms = 1000,
+	};
+	ck_assert_int_eq(heap_open(&heap_fixture_heap, &cfg), 0);
+}
+
+START_TEST(a_block_larger_than_an_arena_spans_fresh_arenas)
+{
+	uint64_t ref, size, start, small;
+	struct heap_totals t;
+	heap_fixture_open(0);
+	/* An ordinary block first, so the big one cannot start in arena 0. */
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 200000, 1, &small, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 3 * MIB + 5, 7, &ref, &size), 0);
+	ck_assert_uint_eq(size, 3 * MIB + SHMA_PAGE_SIZE);
+	ck_assert_uint_eq(ref / MIB, 1);
+	ck_assert_uint_ge(heap_arena_count(heap_fixture_heap), 5);
+	/* Any byte of it, in any of its arenas, is in it; past it is not. */
+	ck_assert_uint_eq(heap_large_size(heap_fixture_heap, ref + 2 * MIB + 77, &start), size);
+	ck_assert_uint_eq(start, ref);
+	ck_assert_uint_eq(heap_large_size(heap_fixture_heap, ref + MIB - 1, NULL), size);
+	ck_assert_uint_eq(heap_large_size(heap_fixture_heap, ref + size, NULL), 0);
+	ck_assert_uint_eq(heap_large_owner(heap_fixture_heap, ref), 7);
+	struct page_entry pe = page_at(ref + 2 * MIB);
+	ck_assert_int_eq(pe.kind, PAGE_LARGE_CONT);
+	ck_assert_uint_eq(pe.span_start, PAGE_JUMBO);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref + MIB, NULL), -EINVAL);
+	/* A restarted daemon finds it whole, with its owner. */
+	reopen_heap(0);
+	heap_totals(heap_fixture_heap, &t);
+	ck_assert_uint_eq(t.large_count, 2);
+	ck_assert_uint_eq(t.large_bytes, size + 25 * SHMA_PAGE_SIZE);
+	ck_assert_uint_eq(heap_large_owner(heap_fixture_heap, ref), 7);
+	ck_assert_uint_eq(heap_large_size(heap_fixture_heap, ref + 3 * MIB, NULL), size);
+	uint64_t freed;
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref, &freed), 0);
+	ck_assert_uint_eq(freed, size);
+	/* Its arenas are ordinary ones again: metadata pages and all. */
+	ck_assert_int_eq(page_at(3 * MIB).kind, PAGE_META);
+	ck_assert_int_eq(page_at(3 * MIB + 64 * SHMA_PAGE_SIZE).kind, PAGE_FREE);
+	reopen_heap(0);
+	heap_totals(heap_fixture_heap, &t);
+	ck_assert_uint_eq(t.large_count, 1);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, small, NULL), 0);
+	/* A cap leaves no room for it: ENOMEM. */
+	heap_fixture_close();
+	heap_fixture_open(3 * MIB);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 3 * MIB, 1, &ref, &size), -ENOMEM);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 3 * MIB / 2, 1, &ref, &size), 0);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref, NULL), 0);
 	heap_fixture_close();
 }
 END_TEST
@@ -360,6 +417,7 @@ Suite *make_heap_suite(void)
 	tcase_add_test(tc, span_tail_is_no_object);
 	tcase_add_test(tc, empty_span_returns_its_pages);
 	tcase_add_test(tc, large_blocks_are_page_runs);
+	tcase_add_test(tc, a_block_larger_than_an_arena_spans_fresh_arenas);
 	tcase_add_test(tc, large_blocks_are_tracked_by_id);
 	tcase_add_test(tc, close_unlinks_live_blocks);
 	tcase_add_test(tc, max_memory_is_a_cap);

@@ -226,7 +226,8 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 static const char *free_error(int rc)
 {
 	return rc == -EALREADY ? "double free (object is not out)"
-			       : "not an object of this heap";
+	       : rc == -EUCLEAN ? "its arena is quarantined (the object stays out)"
+				: "not an object of this heap";
 }
 
 static enum dispatch_action do_flush(struct daemon *d, struct client *c, const Shma__Request *req,

@@ -28,6 +28,14 @@ static void discard_leftovers(const struct options *o)
 			n, o->instance);
 }
 
+/* One line when an arena is quarantined (heap.h), in recovery or later. */
+static void log_quarantine(void *arg, unsigned arena, const char *why)
+{
+	(void)arg;
+	log_msg(SLOG_ERROR, "arena %u quarantined: %s; nothing new is handed out from it, "
+		"what is out of it stays out, the other arenas serve on", arena, why);
+}
+
 static void log_recovery(const struct heap *h)
 {
 	struct heap_recovery r;
@@ -60,6 +68,7 @@ static int open_heap(struct daemon *d)
 		.decay_ms = d->opt.decay_ms,
 		.why = why,
 		.why_size = sizeof why,
+		.on_quarantine = log_quarantine,
 	};
 	int rc = heap_open(&d->heap, &hc);
 	if (rc == 0) {

@@ -31,6 +31,7 @@ static int fill_arenas(struct daemon *d, Shma__StatsReply *r, struct dispatch_sc
 		a[i].span_pages = hs.span_pages;
 		a[i].largest_free_run = hs.largest_free_run;
 		a[i].resident_bytes = hs.resident_bytes;
+		a[i].quarantined = hs.quarantined != 0;
 		p[i] = &a[i];
 	}
 	r->n_arenas = n;

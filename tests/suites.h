@@ -19,6 +19,9 @@
 	XX(debug) \
 	XX(reclaim) \
 	XX(restart) \
+	XX(quarantine) \
+	XX(fakedaemon) \
+	XX(disconnect) \
 	XX(reconnect) \
 	XX(inflight) \
 	XX(access) \

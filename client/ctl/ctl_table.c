@@ -175,7 +175,8 @@ static void print_arenas(FILE *f, const Shma__StatsReply *r)
 		ctl_bytes(c, sizeof c, ar->span_pages * PAGE_BYTES);
 		ctl_bytes(d, sizeof d, ar->largest_free_run * PAGE_BYTES);
 		ctl_bytes(e, sizeof e, ar->resident_bytes);
-		fprintf(f, "%-6u %10s %10s %10s %12s %10s\n", ar->id, a, b, c, d, e);
+		fprintf(f, "%-6u %10s %10s %10s %12s %10s%s\n", ar->id, a, b, c, d, e,
+			ar->quarantined ? "  QUARANTINED" : "");
 	}
 }
 

@@ -16,6 +16,14 @@
  * then leave their old slots to the daemon, which takes them back when this
  * process is gone).  Requests sent on a lost connection are never answered:
  * waiting for one fails at once.
+ *
+ * The daemon is believed only so far: every wait for an answer ends after
+ * SHMALLOC_REPLY_TIMEOUT_MS (default 10 s; a header and then silence, or
+ * answers that never carry our id) with -ETIMEDOUT and the connection
+ * dropped; an answer with an id we never sent is dropped; a Hello reply's
+ * geometry, size classes and large threshold are checked before anything is
+ * mapped, and the control block's descriptor must be a regular file of its
+ * size.
  */
 #include "config.h"
 
@@ -31,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -42,6 +51,9 @@
  * single tries, at most one per RETRY_GAP_MS: a program whose daemon is gone
  * waits once, not on every free that would have flushed. */
 #define RETRY_GAP_MS 1000u
+/* How long a wait for one answer may take, unless SHMALLOC_REPLY_TIMEOUT_MS
+ * says otherwise. */
+#define REPLY_TIMEOUT_MS 10000u
 
 struct parked {
 	uint64_t id;
@@ -78,6 +90,7 @@ static struct {
 	struct parked *parked;
 	unsigned nparked_cap;
 	int atfork_done;
+	unsigned timeout_ms; /* of a wait for an answer; 0: not read yet */
 } conn = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .ctl_fd = -1, .passed_fd = -1};
 
 void conn_lock(void)
@@ -237,8 +250,11 @@ static ssize_t recv_some(uint8_t *buf, size_t cap)
 	return r;
 }
 
-/* Reads until one whole frame is in rbuf; body and len name it. */
-static int read_frame(const uint8_t **body, uint32_t *len, size_t *used)
+static uint64_t monotonic_ms(void);
+
+/* Reads until one whole frame is in rbuf; body and len name it.  Waits
+ * until deadline (monotonic_ms()) at most: -ETIMEDOUT. */
+static int read_frame(const uint8_t **body, uint32_t *len, size_t *used, uint64_t deadline)
 {
 	for (;;) {
 		enum frame_status st = frame_next(conn.rbuf, conn.rlen, WIRE_RESPONSE_MAX, body,
@@ -247,6 +263,15 @@ static int read_frame(const uint8_t **body, uint32_t *len, size_t *used)
 			return 0;
 		if (st != FRAME_NEED_MORE)
 			return -EPROTO;
+		uint64_t now = monotonic_ms();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		struct pollfd pfd = {.fd = conn.fd, .events = POLLIN};
+		int pr = poll(&pfd, 1, (int)(deadline - now));
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr == 0)
+			return -ETIMEDOUT;
 		ssize_t r = recv_some(conn.rbuf + conn.rlen, conn.rcap - conn.rlen);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -337,6 +362,16 @@ static int unpark(uint64_t id, Shma__Response **resp, int *rc)
 	return 0;
 }
 
+static unsigned conn_timeout_ms(void)
+{
+	if (conn.timeout_ms == 0) {
+		const char *env = getenv("SHMALLOC_REPLY_TIMEOUT_MS");
+		unsigned long v = env != NULL ? strtoul(env, NULL, 10) : 0;
+		conn.timeout_ms = v > 0 && v <= 3600000ul ? (unsigned)v : REPLY_TIMEOUT_MS;
+	}
+	return conn.timeout_ms;
+}
+
 /* 1 if id is a request whose answer nobody waits for (now forgotten). */
 static int take_unanswered(uint64_t id)
 {
@@ -367,16 +402,21 @@ int conn_wait(uint64_t id, Shma__Response **resp)
 		return -ECONNRESET; /* sent on a connection that is gone */
 	if (unpark(id, resp, &rc))
 		return rc;
+	uint64_t deadline = monotonic_ms() + conn_timeout_ms();
 	for (;;) {
 		const uint8_t *body;
 		uint32_t len;
 		size_t used;
-		rc = read_frame(&body, &len, &used);
+		rc = read_frame(&body, &len, &used, deadline);
 		if (rc != 0) {
 			drop_connection(1);
 			return rc;
 		}
 		uint64_t got = response_id(body, len);
+		if (got != 0 && (got < conn.first_id || got > conn.next_id)) {
+			consume(used); /* we never asked this on this connection */
+			continue;
+		}
 		if (got == id || got == 0) {
 			/* Id 0: the daemon's error about the connection itself. */
 			rc = unpack(body, len, resp);
@@ -528,7 +568,9 @@ static int map_control(const Shma__HelloReply *h)
 			return fd;
 	}
 	void *p = NULL;
-	if (seg_size(fd) == (int64_t)sizeof(struct control_block))
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    seg_size(fd) == (int64_t)sizeof(struct control_block))
 		p = seg_map(fd, 0, sizeof(struct control_block), 1, NULL);
 	rc = p ? 0 : -EPROTO;
 	if (rc != 0) {
@@ -571,6 +613,12 @@ static int handshake(void)
 	if (rc == 0 && resp->hello->version != SHMA_PROTOCOL_VERSION)
 		rc = -EPROTONOSUPPORT;
 	if (rc == 0 && (resp->hello->max_frame < WIRE_MIN_MAX_FRAME || resp->hello->control_slots != SHMA_CONTROL_SLOTS))
+		rc = -EPROTO;
+	/* The size classes are ours (the daemon checked the table's checksum
+	 * in our Hello): a threshold past the largest class would take sizes
+	 * no class has to the small path, 0 every size to the large one. */
+	if (rc == 0 && (resp->hello->nclasses != SIZECLASS_COUNT || resp->hello->large_threshold < 16 ||
+			resp->hello->large_threshold > SIZECLASS_MAX_SIZE))
 		rc = -EPROTO;
 	if (rc == 0) {
 		conn.max_frame = resp->hello->max_frame;

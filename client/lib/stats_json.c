@@ -34,11 +34,12 @@ static void write_arenas(FILE *f, const Shma__StatsReply *r)
 	for (size_t i = 0; i < r->n_arenas; i++) {
 		const Shma__ArenaStats *a = r->arenas[i];
 		fprintf(f, "%s{\"id\":%u,\"size\":%llu,\"pages\":%llu,\"free_pages\":%llu,"
-			   "\"span_pages\":%llu,\"largest_free_run\":%llu,\"resident_bytes\":%llu}",
+			   "\"span_pages\":%llu,\"largest_free_run\":%llu,\"resident_bytes\":%llu,"
+			   "\"quarantined\":%s}",
 			i ? "," : "", a->id, (unsigned long long)a->size,
 			(unsigned long long)a->pages, (unsigned long long)a->free_pages,
 			(unsigned long long)a->span_pages, (unsigned long long)a->largest_free_run,
-			(unsigned long long)a->resident_bytes);
+			(unsigned long long)a->resident_bytes, a->quarantined ? "true" : "false");
 	}
 	fputs("]", f);
 }

@@ -36,6 +36,14 @@
 __thread struct tcache *tcache_self __attribute__((tls_model("initial-exec")));
 
 static struct tcache locals[SHMA_CONTROL_SLOTS];
+/* 1 while locals[i] is a live thread's cache, with the lock held.  After
+ * shma_disconnect() and a new connection, slot i of the new control block
+ * may be free while a thread still pops from and pushes to slot i of the old
+ * one through locals[i] (its fast path does not look at the generation):
+ * take_slot() must not hand locals[i] to another thread then.  It did: two
+ * threads shared one cache (blocks handed to both) or one zeroed the other's
+ * under it (SIGSEGV in the fast path). */
+static uint8_t locals_owned[SHMA_CONTROL_SLOTS];
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
@@ -152,6 +160,7 @@ static void thread_exit(void *arg)
 	if (!mine || conn_connected())
 		__atomic_store_n(&t->slot->in_use, 0, __ATOMIC_RELEASE);
 	t->slot = NULL;
+	locals_owned[t->index] = 0;
 	conn_unlock();
 	tcache_self = NULL;
 }
@@ -171,6 +180,8 @@ static struct tcache *take_slot(void)
 	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS; i++) {
 		struct control_slot *s = &cb->slots[i];
 		uint32_t zero = 0;
+		if (locals_owned[i])
+			continue; /* a thread's cache still, on an older block */
 		/* Raised before the slot is taken: the daemon reads no further
 		 * (we hold the lock: no other thread of ours writes it). */
 		if (cb->hdr.slots_taken <= i)
@@ -179,6 +190,7 @@ static struct tcache *take_slot(void)
 						 __ATOMIC_RELAXED))
 			continue;
 		struct tcache *t = &locals[i];
+		locals_owned[i] = 1;
 		/* Empty bins; the collected marks stay, they are the daemon's
 		 * record of refills this slot took in.  A bin's refs are
 		 * reserved when the thread first uses the bin (bin_ready()): a
@@ -221,6 +233,7 @@ static struct tcache *self_locked(void)
 		/* A new control block: the old slot's blocks are the daemon's to
 		 * take back when this process is gone. */
 		t->slot = NULL;
+		locals_owned[t->index] = 0;
 		tcache_self = NULL;
 	}
 	pthread_once(&exit_once, make_key);
@@ -254,6 +267,33 @@ static int ref_ok(uint64_t ref, uint64_t size)
 	return ref != 0 && ref < map_view.range && map_view.range - ref >= size;
 }
 
+/* A refill's ref, believed only if the page map (read-only to us) says it
+ * is the start of an object of class cls: not in an arena's metadata pages,
+ * past the heap, inside an object or in another class's span.  The slow
+ * path's check; a divide a ref. */
+static int refill_ref_ok(uint64_t ref, unsigned cls)
+{
+	unsigned c;
+	return ref_ok(ref, sizeclass_size(cls)) && map_small_ref(map_ptr(ref), &c, 1) == ref &&
+	       c == cls;
+}
+
+/* A refill's run of count objects of class cls from first: its first and
+ * last objects are objects of one span of the class (count is bounded by
+ * the caller). */
+static int refill_run_ok(uint64_t first, uint32_t count, unsigned cls)
+{
+	uint64_t size = sizeclass_size(cls), last = first + (uint64_t)(count - 1) * size;
+	if (!refill_ref_ok(first, cls) || !refill_ref_ok(last, cls))
+		return 0;
+	const struct page_entry *pe = map_page(first);
+	if (pe == NULL)
+		return 0;
+	uint64_t start = (first & ~(map_view.arena_size - 1)) +
+			 ((uint64_t)pe->span_start << SHMA_PAGE_SHIFT);
+	return last < start + (uint64_t)sizeclass_table[cls].objects * size;
+}
+
 /* Takes the refill's objects into bin cls; what does not fit (the bin
  * filled with frees since it was asked for) goes back at once. */
 static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r)
@@ -265,8 +305,9 @@ static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r
 	for (size_t i = r->n_runs; i-- > 0;) {
 		const Shma__Run *run = r->runs[i];
 		if (run->count == 0 || run->count > FLUSH_CHUNK * 4 ||
-		    !ref_ok(run->first, (uint64_t)run->count * size))
-			continue;
+		    !ref_ok(run->first, (uint64_t)run->count * size) ||
+		    !refill_run_ok(run->first, run->count, cls))
+			continue; /* not ours to use, nor to give back */
 		for (uint32_t j = run->count; j-- > 0;) {
 			uint64_t ref = run->first + (uint64_t)j * size;
 			if (b->count < cap) {
@@ -280,7 +321,7 @@ static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r
 	}
 	for (size_t i = r->n_refs; i-- > 0;) {
 		uint64_t ref = r->refs[i];
-		if (!ref_ok(ref, size))
+		if (!refill_ref_ok(ref, cls))
 			continue;
 		if (b->count < cap) {
 			push(t, cls, ref);
@@ -336,7 +377,7 @@ static void *alloc_uncached(unsigned cls)
 	}
 	if (resp)
 		conn_done();
-	if (!ref_ok(ref, sizeclass_size(cls))) {
+	if (!refill_ref_ok(ref, cls)) {
 		errno = rc == 0 ? EPROTO : -rc;
 		return NULL;
 	}
@@ -497,6 +538,8 @@ void tcache_flush_all(void)
 
 void tcache_forget(void)
 {
-	/* After fork(): the slot belongs to the parent's control block. */
+	/* After fork(): the slot belongs to the parent's control block, and
+	 * the parent's other threads are not here. */
 	tcache_self = NULL;
+	memset(locals_owned, 0, sizeof locals_owned);
 }

@@ -31,6 +31,8 @@ struct arena {
 	struct page_entry *page_map;
 	struct span **span_of_page;      /* private: span by first page */
 	struct page_run **large_of_page; /* private: large block by first page */
+	const char *quarantined;         /* private: why its metadata is not believed
+					  * (NULL: it is); see heap.h */
 };
 
 /*

@@ -39,6 +39,37 @@ void heap_say(struct heap *h, const char *fmt, ...)
 	va_end(ap);
 }
 
+void heap_quarantine(struct heap *h, struct arena *a, const char *why)
+{
+	if (a->quarantined != NULL)
+		return;
+	a->quarantined = why;
+	h->nquarantined++;
+	if (h->cfg.on_quarantine != NULL)
+		h->cfg.on_quarantine(h->cfg.on_quarantine_arg, a->id, why);
+}
+
+int heap_withhold(struct heap *h, struct page_run *r)
+{
+	if (h->nheld == h->held_cap) {
+		uint32_t cap = h->held_cap ? h->held_cap * 2 : 16;
+		struct page_run **n = realloc(h->held, cap * sizeof *n);
+		if (n == NULL) {
+			pageheap_free(h->ph, r, heap_now_ms());
+			return -ENOMEM;
+		}
+		h->held = n;
+		h->held_cap = cap;
+	}
+	h->held[h->nheld++] = r;
+	return 0;
+}
+
+uint32_t heap_quarantined(const struct heap *h)
+{
+	return h->nquarantined;
+}
+
 int heap_grow_arena_array(struct heap *h)
 {
 	if (h->narenas < h->arenas_cap)
@@ -294,6 +325,9 @@ void heap_close(struct heap *h, int unlink)
 		arena_destroy(h->arenas[i]);
 	}
 	free(h->arenas);
+	for (uint32_t i = 0; i < h->nheld; i++)
+		pageheap_forget(h->held[i]);
+	free(h->held);
 	if (h->ph != NULL)
 		pageheap_destroy(h->ph);
 	if (h->pages != NULL)
@@ -325,14 +359,24 @@ static int alloc_pages(struct heap *h, uint32_t npages, struct page_run **out)
 {
 	if (npages == 0 || npages > h->g.npages - h->g.meta_pages)
 		return -ENOMEM;
-	int rc = pageheap_alloc(h->ph, npages, out);
-	if (rc == -ENOMEM) {
-		rc = add_arena(h);
-		if (rc == 0)
-			rc = pageheap_alloc(h->ph, npages, out);
+	int rc;
+	for (;;) {
+		rc = pageheap_alloc(h->ph, npages, out);
+		if (rc == -ENOMEM) {
+			rc = add_arena(h);
+			if (rc == 0)
+				rc = pageheap_alloc(h->ph, npages, out);
+		}
+		if (rc < 0)
+			return rc;
+		/* A quarantined arena's free runs leave the page heap as they
+		 * come up, one at a time: a bounded number of them. */
+		if (h->arenas[(*out)->region]->quarantined == NULL)
+			break;
+		rc = heap_withhold(h, *out);
+		if (rc < 0)
+			return rc;
 	}
-	if (rc < 0)
-		return rc;
 	struct page_run *r = *out;
 	/* Pages freed and not yet decayed hold their store: no system call. */
 	if (pageheap_backed(h->ph, r->region, r->start, r->npages) == r->npages)
@@ -389,6 +433,10 @@ static uint32_t take_partial(struct heap *h, unsigned cls, uint32_t want,
 	uint32_t got = 0;
 	while (got < want && b->nrefs < b->refs_cap && l->head != NULL) {
 		struct span *s = l->head;
+		if (s->arena->quarantined != NULL) {
+			span_list_remove(l, s);
+			continue;
+		}
 		uint32_t room = min_u32(want - got, b->refs_cap - b->nrefs);
 		uint32_t n = span_take(s, room, b->refs + b->nrefs);
 		b->nrefs += n;
@@ -459,12 +507,17 @@ static struct arena *arena_of(const struct heap *h, uint64_t ref)
 	return id < h->narenas ? h->arenas[id] : NULL;
 }
 
-static int locate(const struct heap *h, uint64_t ref, struct span **s, uint32_t *idx)
+static int locate(struct heap *h, uint64_t ref, struct span **s, uint32_t *idx)
 {
 	struct arena *a = arena_of(h, ref);
 	if (a == NULL)
 		return -EINVAL;
-	return span_locate(a, ref_arena_offset(ref, h->arena_shift), s, idx);
+	if (a->quarantined != NULL)
+		return -EUCLEAN;
+	int rc = span_locate(a, ref_arena_offset(ref, h->arena_shift), s, idx);
+	if (rc == -EUCLEAN)
+		heap_quarantine(h, a, "a page map entry names no span of the daemon's");
+	return rc;
 }
 
 int heap_object_class(struct heap *h, uint64_t ref)
@@ -482,8 +535,11 @@ int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls)
 	struct span *s;
 	uint32_t idx;
 	int rc = locate(h, ref, &s, &idx);
-	if (rc == 0)
+	if (rc == 0) {
 		rc = span_put(s, idx);
+		if (rc == -EUCLEAN)
+			heap_quarantine(h, s->arena, "a bitmap bit set that the daemon never set");
+	}
 	if (rc < 0)
 		return rc;
 	unsigned c = s->cls;
@@ -672,6 +728,8 @@ int heap_alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *re
 int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size)
 {
 	struct arena *a = arena_of(h, ref);
+	if (a != NULL && a->quarantined != NULL)
+		return -EUCLEAN;
 	struct page_run *r = a ? large_at(a, ref_arena_offset(ref, h->arena_shift)) : NULL;
 	if (r == NULL)
 		return -EINVAL;
@@ -797,6 +855,7 @@ void heap_arena_stats(const struct heap *h, unsigned i, struct heap_arena_stats 
 	pageheap_stats(h->ph, a->id, &s->free_pages, &s->largest_free_run);
 	s->span_pages = s->pages - h->g.meta_pages - s->free_pages;
 	s->resident_bytes = arena_resident(h, i);
+	s->quarantined = a->quarantined != NULL;
 }
 
 void heap_class_stats(const struct heap *h, unsigned cls, struct heap_class_stats *s)

@@ -33,7 +33,26 @@ struct heap_config {
 	uint64_t decay_ms;        /* free pages idle longer than this go back to the OS */
 	char *why;                /* may be NULL: heap_open() says here why it failed */
 	size_t why_size;
+	/* May be NULL: called once when an arena is quarantined (below), in
+	 * recovery or at run time, with its id and why. */
+	void (*on_quarantine)(void *arg, unsigned arena, const char *why);
+	void *on_quarantine_arg;
 };
+
+/*
+ * Quarantine.  Segment 'M' is shared memory: whatever the daemon reads from
+ * it (a page map entry, a bit) is checked against the daemon's own state
+ * before it is used, and an arena whose metadata turns out inconsistent --
+ * in recovery (a page of unknown kind, metadata pages not marked, a span or
+ * large block whose pages disagree while objects of it are out) or at run
+ * time (a page map entry naming no span of the daemon's, a bit set that the
+ * daemon never set) -- is quarantined: nothing new comes from it (refills
+ * skip its spans, its free pages are never handed out), what is out stays
+ * out (frees of its objects and blocks are refused with -EUCLEAN), and the
+ * rest of the heap serves on.  Stats say so per arena; on_quarantine is
+ * called once.  A quarantine lasts as long as the daemon; a restart checks
+ * the arena again.
+ */
 
 struct heap_run {
 	uint64_t first; /* ref of the first object */
@@ -57,6 +76,7 @@ struct heap_class_stats {
 struct heap_arena_stats {
 	uint32_t id;
 	uint64_t size, pages, free_pages, span_pages, largest_free_run, resident_bytes;
+	uint32_t quarantined; /* 1: see "Quarantine" above */
 };
 
 struct heap_totals {
@@ -90,8 +110,12 @@ struct heap_recovery {
 	uint32_t arenas, spans, repaired_pages;
 	uint64_t objects_out, large_blocks;
 	uint64_t old_base;      /* the base recorded before --base moved it; 0: not moved */
+	uint32_t quarantined;   /* arenas found inconsistent (heap.h: Quarantine) */
 };
 void heap_recovery(const struct heap *h, struct heap_recovery *r);
+
+/* Arenas quarantined so far. */
+uint32_t heap_quarantined(const struct heap *h);
 
 /* Frees the heap's private memory and unmaps; with unlink, removes the
  * heap's segments too. */
@@ -114,7 +138,8 @@ int heap_refill(struct heap *h, unsigned cls, uint32_t want, struct heap_batch *
 /*
  * Takes one object back.  0; -EINVAL if ref names no arena of this heap or
  * is not on an object boundary of a span; -EALREADY if the object is not out
- * (a double free).  *cls (may be NULL) gets the object's class on success.
+ * (a double free); -EUCLEAN if its arena is quarantined (or is found
+ * inconsistent now, and so is quarantined).  *cls (may be NULL) gets the object's class on success.
  * A span whose last object comes back returns its pages to the page heap.
  */
 int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls);

@@ -33,7 +33,17 @@ struct heap {
 	uint64_t large_count, large_bytes;
 	struct heap_recovery rec;
 	uint64_t jumbo_left;         /* recovery: pages of a block still to come */
+	struct page_run **held;      /* free runs of quarantined arenas, withheld */
+	uint32_t nheld, held_cap;
+	uint32_t nquarantined;
 };
+
+/* Quarantines arena a (see heap.h) for why (a static string); once. */
+void heap_quarantine(struct heap *h, struct arena *a, const char *why);
+
+/* Keeps run r (of a quarantined arena) out of the page heap for good:
+ * 0, or -ENOMEM (r is then given back to the page heap). */
+int heap_withhold(struct heap *h, struct page_run *r);
 
 /* Writes why heap_open() fails into cfg.why. */
 void heap_say(struct heap *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

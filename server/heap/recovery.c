@@ -25,6 +25,15 @@
  *   a first page whose run agrees is a live block, anything else is free.
  * - Backing store is reserved before pages go out; free pages may hold
  *   some, so every free stretch is punched here.
+ *
+ * Anything else is not a daemon killed mid-write but metadata someone wrote
+ * ('M' is shared memory): a page of unknown kind, metadata pages not marked
+ * so, a large block's first page whose run disagrees (never a state a kill
+ * leaves: the first page is written last and cleared first), the pages of a
+ * span that disagree while a bit of theirs is set.  Such an arena is checked
+ * before anything of it is taken in and then quarantined (heap.h): all its
+ * pages are withheld, nothing of it is adopted, repaired or punched, and the
+ * other arenas are rebuilt and served as usual.
  */
 #include "heap_internal.h"
 #include "large.h"
@@ -120,6 +129,61 @@ static void repair(struct heap *h, struct page_entry *pe)
 	h->rec.repaired_pages++;
 }
 
+/* 1 if page p's 64 bytes of bitmap have a bit set. */
+static int page_bits_set(const struct arena *a, uint32_t p)
+{
+	const uint64_t *w = layout_bitmap(a->meta, a->g, p);
+	for (unsigned i = 0; i < SHMA_BITMAP_BYTES_PER_PAGE / sizeof *w; i++)
+		if (w[i] != 0)
+			return 1;
+	return 0;
+}
+
+/* NULL if arena a's page map is one a daemon (killed at any instant) could
+ * have left, else what is wrong with it.  Reads only. */
+static const char *arena_inconsistent(const struct arena *a)
+{
+	const struct arena_geometry *g = a->g;
+	for (uint32_t p = 0; p < g->meta_pages; p++)
+		if (a->page_map[p].kind != PAGE_META)
+			return "a metadata page not marked so";
+	uint32_t p = g->meta_pages;
+	while (p < g->npages) {
+		const struct page_entry *pe = &a->page_map[p];
+		uint32_t n = 0;
+		if (pe->kind == PAGE_SPAN && pe->span_start == p && pe->cls < SIZECLASS_COUNT &&
+		    span_whole(a, p, pe->cls))
+			n = sizeclass_table[pe->cls].span_pages;
+		else if (pe->kind == PAGE_LARGE && (n = large_whole(a, p)) == 0)
+			return "a large block's pages disagree";
+		if (n != 0) {
+			p = n > g->npages - p ? g->npages : p + n;
+			continue;
+		}
+		if (pe->kind == PAGE_SPAN && page_bits_set(a, p))
+			return "a span's pages disagree while objects of it are out";
+		if (pe->kind != PAGE_FREE && pe->kind != PAGE_SPAN && pe->kind != PAGE_LARGE_CONT)
+			return "a page of unknown kind";
+		p++;
+	}
+	return NULL;
+}
+
+/* Arena a, found inconsistent: its region joins the page heap wholly
+ * withheld, nothing of it adopted. */
+static int quarantine_arena(struct heap *h, struct arena *a, const char *why)
+{
+	struct page_run *r;
+	int rc = pageheap_claim(h->ph, a->id, h->g.meta_pages, h->g.npages - h->g.meta_pages, &r);
+	if (rc == 0)
+		rc = heap_withhold(h, r);
+	if (rc < 0)
+		return rc;
+	heap_quarantine(h, a, why);
+	h->rec.quarantined++;
+	return 0;
+}
+
 /* An arena a block of an earlier arena runs into (h->jumbo_left pages of it
  * still to come): its pages must say so; the whole region goes to it. */
 static int continue_jumbo(struct heap *h, struct arena *a)
@@ -165,10 +229,9 @@ static int rebuild_arena(struct heap *h, struct arena *a)
 	if (h->jumbo_left > 0)
 		return continue_jumbo(h, a);
 	repair_jumbo_tail(h, a);
-	for (uint32_t p = 0; p < h->g.meta_pages; p++)
-		if (a->page_map[p].kind != PAGE_META)
-			return heap_say(h, "arena %u: metadata page %u not marked so", a->id, p),
-			       -EINVAL;
+	const char *bad = arena_inconsistent(a);
+	if (bad != NULL)
+		return quarantine_arena(h, a, bad);
 	uint32_t p = h->g.meta_pages, free_from = p;
 	while (p < h->g.npages) {
 		struct page_entry *pe = &a->page_map[p];
@@ -194,11 +257,8 @@ static int rebuild_arena(struct heap *h, struct arena *a)
 			free_from = p;
 			continue;
 		}
-		if (pe->kind == PAGE_SPAN || pe->kind == PAGE_LARGE || pe->kind == PAGE_LARGE_CONT)
+		if (pe->kind == PAGE_SPAN || pe->kind == PAGE_LARGE_CONT)
 			repair(h, pe); /* cut short (see above) */
-		else if (pe->kind != PAGE_FREE)
-			return heap_say(h, "arena %u: page %u of unknown kind %u", a->id, p,
-					pe->kind), -EINVAL;
 		p++;
 	}
 	punch_free(h, a, free_from, p);

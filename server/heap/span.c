@@ -131,11 +131,18 @@ int span_locate(const struct arena *a, uint64_t off, struct span **s, uint32_t *
 	if (page >= a->g->npages)
 		return -EINVAL;
 	const struct page_entry *pe = &a->page_map[page];
-	if (pe->kind != PAGE_SPAN)
+	uint8_t kind = __atomic_load_n(&pe->kind, __ATOMIC_ACQUIRE);
+	if (kind != PAGE_SPAN)
 		return -EINVAL;
-	struct span *sp = a->span_of_page[pe->span_start];
-	if (sp == NULL)
-		return -EINVAL;
+	/* The entry is in shared memory: its span start is a hint, checked
+	 * against the daemon's own spans before it is used. */
+	uint32_t start = pe->span_start;
+	if (start >= a->g->npages)
+		return -EUCLEAN;
+	struct span *sp = a->span_of_page[start];
+	if (sp == NULL || page < sp->start || page >= (uint64_t)sp->start + sp->npages ||
+	    pe->cls != sp->cls)
+		return -EUCLEAN;
 	uint64_t rel = off - arena_page_offset(sp->start);
 	if (rel % sp->size != 0 || rel / sp->size >= sp->objects)
 		return -EINVAL;
@@ -155,6 +162,8 @@ int span_put(struct span *s, uint32_t idx)
 	uint64_t bit = UINT64_C(1) << (idx % 64);
 	if (!(*word & bit))
 		return -EALREADY;
+	if (s->nout == 0)
+		return -EUCLEAN; /* a bit set that the daemon never set */
 	*word &= ~bit;
 	s->nout--;
 	if (idx / 64 < s->hint)

@@ -58,13 +58,17 @@ void span_take_front(struct span *s, uint32_t n);
 uint64_t span_ref(const struct span *s, uint32_t idx);
 
 /* The span and object index at byte offset off of arena a.  0, or -EINVAL if
- * off is not on an object boundary of a span. */
+ * off is not on an object boundary of a span, -EUCLEAN if the page map (shared
+ * memory) says a span holds the page but the daemon's own spans disagree (a
+ * span start out of range or not a span covering the page, another class). */
 int span_locate(const struct arena *a, uint64_t off, struct span **s, uint32_t *idx);
 
 /* 1 if object idx is out. */
 int span_is_out(const struct span *s, uint32_t idx);
 
-/* Takes object idx back: 0, or -EALREADY if it is not out. */
+/* Takes object idx back: 0, or -EALREADY if it is not out, -EUCLEAN if its
+ * bit is set while the span counts no object out (the bitmap was written by
+ * someone else). */
 int span_put(struct span *s, uint32_t idx);
 
 void span_list_push(struct span_list *l, struct span *s);

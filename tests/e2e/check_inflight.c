@@ -73,6 +73,55 @@ static int take_two_and_die(void *arg)
 	return 4;
 }
 
+/* The same past 2^32 ids: the kept refill's id is 2^32 + 2 and its mark
+ * says so; the lost one's id is 2^32 + 3 and its bin's mark says 3 (an
+ * older refill of the class), which only a 32-bit comparison could take for
+ * it.  No wrap may turn a collected refill into an uncollected one, or the
+ * reverse. */
+#define WIDE (UINT64_C(1) << 32)
+static int take_two_past_2_to_the_32_and_die(void *arg)
+{
+	(void)arg;
+	int fd;
+	struct control_block *cb = raw_client(&fd);
+	if (cb == NULL)
+		return 2;
+	cb->hdr.slots_taken = 1;
+	cb->slots[0].in_use = 1;
+	if (refill(fd, WIDE + 2, CLS_KEPT) != COUNT || refill(fd, WIDE + 3, CLS_LOST) != COUNT)
+		return 3;
+	__atomic_store_n(&cb->slots[0].bins[CLS_KEPT].collected, WIDE + 2, __ATOMIC_RELEASE);
+	__atomic_store_n(&cb->slots[0].bins[CLS_LOST].collected, 3, __ATOMIC_RELEASE);
+	kill(getpid(), SIGKILL);
+	return 4;
+}
+
+static void expect_only_the_kept_one_out(int (*client)(void *))
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(client(NULL));
+	ck_assert_int_eq(e2e_wait(pid), 128 + SIGKILL);
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	uint64_t kept = (uint64_t)COUNT * sizeclass_size(CLS_KEPT);
+	uint64_t in_use = 0;
+	for (int i = 0; i < 100; i++) {
+		in_use = e2e_stat("\"in_use_bytes\":");
+		if (in_use <= kept)
+			break;
+		usleep(50000);
+	}
+	/* Exactly the collected refill is still out; the other came back. */
+	ck_assert_uint_eq(in_use, kept);
+	ck_assert_uint_ge(e2e_stat("\"reclaimed_objects\":"), COUNT);
+}
+
+START_TEST(request_ids_past_2_to_the_32_keep_collected_refills_apart)
+{
+	expect_only_the_kept_one_out(take_two_past_2_to_the_32_and_die);
+}
+END_TEST
 
 START_TEST(uncollected_refills_come_back_when_their_client_dies)
 {
@@ -150,6 +199,7 @@ Suite *make_inflight_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, uncollected_refills_come_back_when_their_client_dies);
 	tcase_add_test(tc, a_large_block_whose_answer_was_never_read_comes_back);
+	tcase_add_test(tc, request_ids_past_2_to_the_32_keep_collected_refills_apart);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,463 @@
+/*
+ * A library that survives its daemon: a FAKE daemon (a forked process of
+ * the test's own uid, so the library's peer check lets it in) listens on a
+ * temporary socket, reads the library's Hello and answers it with hostile
+ * values, answers with the wrong id, sends a frame's header and then
+ * nothing, or says nothing at all.  Each time the program must get an error
+ * (a negative errno from shma_connect(), NULL and errno from shma_malloc()),
+ * within the reply timeout (SHMALLOC_REPLY_TIMEOUT_MS, 500 ms here), never
+ * a crash or a hang.  The fake serves a real-looking heap (segments 'M' and
+ * 'p' it made, a control block passed with SCM_RIGHTS), so the values it
+ * spoils are the only thing wrong; after a good Hello it answers refills
+ * with refs in an arena's metadata, inside an object, of another class,
+ * past the heap, or a run of 2^31 objects.  Each case is one test; CK_FORK gives each a fresh
+ * library.
+ */
+#include "e2e.h"
+#include "frame.h"
+#include "layout.h"
+#include "raw.h"
+#include "shmalloc.h"
+#include "shmalloc.pb-c.h"
+#include "sizeclass.h"
+#include "wire.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum fake_mode {
+	FAKE_THRESHOLD_ZERO,  /* large_threshold 0 */
+	FAKE_THRESHOLD_HUGE,  /* large_threshold UINT64_MAX */
+	FAKE_NO_CLASSES,      /* nclasses 0 */
+	FAKE_BAD_GEOMETRY,    /* arena_size 3, range 2^63 */
+	FAKE_WRONG_ID,        /* a good-looking reply with an id never sent */
+	FAKE_HEADER_SILENCE,  /* 4 bytes saying 100 follow, then nothing */
+	FAKE_SILENCE,         /* reads the Hello, answers nothing */
+	FAKE_GARBAGE,         /* a frame that does not decode */
+	FAKE_EMPTY_CONTROL,   /* the control block passed is 0 bytes */
+	/* A good Hello; then each Refill answered with: */
+	FAKE_REFILL_META,     /* a ref in arena 0's metadata pages */
+	FAKE_REFILL_INSIDE,   /* a ref inside an object of the class */
+	FAKE_REFILL_CLASS,    /* a ref of a span of another class */
+	FAKE_REFILL_PAST,     /* a ref past the heap */
+	FAKE_REFILL_HUGE_RUN, /* a run of 2^31 objects from a good first ref */
+};
+
+#define FAKE_ARENA ((uint64_t)4 << 20)
+#define FAKE_ARENAS 2u
+#define FAKE_CLASS 4u /* the class of the span the fake's page map shows */
+
+struct fake {
+	char dir[64], socket[128];
+	char instance[32];
+	struct arena_geometry g;
+	pid_t pid;
+	int ctl_fd;
+};
+
+static int make_segment(const struct fake *f, char kind, uint64_t size)
+{
+	char name[96];
+	snprintf(name, sizeof name, "/shmalloc.%s.%c%s", f->instance, kind, kind == 'c' ? "1" : "");
+	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+	return fd;
+}
+
+static void unlink_segments(const struct fake *f)
+{
+	char name[96];
+	const char *kinds[] = {"M", "p", "c1"};
+	for (unsigned i = 0; i < 3; i++) {
+		snprintf(name, sizeof name, "/shmalloc.%s.%s", f->instance, kinds[i]);
+		shm_unlink(name);
+	}
+}
+
+/* The heap a daemon would have made: header, arena 0 with its metadata
+ * pages marked and one span of FAKE_CLASS at its first user page. */
+static void make_heap(struct fake *f)
+{
+	ck_assert_int_eq(layout_geometry(FAKE_ARENA, &f->g), 0);
+	uint64_t msize = layout_meta_size(f->g.meta_bytes, FAKE_ARENAS);
+	int mfd = make_segment(f, 'M', msize);
+	char *m = mmap(NULL, msize, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	ck_assert_ptr_ne(m, MAP_FAILED);
+	struct heap_header *hh = (struct heap_header *)m;
+	hh->layout_version = SHMA_LAYOUT_VERSION;
+	hh->page_shift = SHMA_PAGE_SHIFT;
+	strcpy(hh->instance, f->instance);
+	hh->base = 0x320000000000ull;
+	hh->range = FAKE_ARENA * FAKE_ARENAS;
+	hh->arena_size = FAKE_ARENA;
+	hh->meta_bytes = f->g.meta_bytes;
+	hh->max_arenas = FAKE_ARENAS;
+	hh->narenas = 1;
+	hh->magic = SHMA_HEAP_MAGIC;
+	struct page_entry *pm = layout_page_map(m + layout_meta_offset(f->g.meta_bytes, 0), &f->g);
+	for (uint32_t p = 0; p < f->g.meta_pages; p++)
+		pm[p].kind = PAGE_META;
+	uint32_t first = f->g.meta_pages, n = sizeclass_table[FAKE_CLASS].span_pages;
+	for (uint32_t p = first; p < first + n; p++) {
+		pm[p].cls = FAKE_CLASS;
+		pm[p].span_start = first;
+		pm[p].kind = PAGE_SPAN;
+	}
+	/* Another class's span right after it. */
+	for (uint32_t p = first + n; p < first + n + sizeclass_table[FAKE_CLASS + 1].span_pages; p++) {
+		pm[p].cls = FAKE_CLASS + 1;
+		pm[p].span_start = first + n;
+		pm[p].kind = PAGE_SPAN;
+	}
+	munmap(m, msize);
+	close(mfd);
+	close(make_segment(f, 'p', FAKE_ARENA * FAKE_ARENAS));
+	f->ctl_fd = make_segment(f, 'c', sizeof(struct control_block));
+	struct control_header ch = {.magic = SHMA_CONTROL_MAGIC, .layout_version = SHMA_LAYOUT_VERSION,
+				    .nslots = SHMA_CONTROL_SLOTS, .client_id = 1,
+				    .nclasses = SIZECLASS_COUNT};
+	ck_assert_int_eq(pwrite(f->ctl_fd, &ch, sizeof ch, 0), (ssize_t)sizeof ch);
+}
+
+/* Writes n bytes with fd passed alongside (SCM_RIGHTS). */
+static void send_with_fd(int sock, const void *p, size_t n, int fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = {(void *)p, n};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			   .msg_controllen = sizeof ctl.buf};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+	ck_assert_int_eq(sendmsg(sock, &m, 0), (ssize_t)n);
+}
+
+static void send_response(int fd, const Shma__Response *resp, int pass_fd)
+{
+	uint8_t buf[4096];
+	size_t n = shma__response__get_packed_size(resp);
+	ck_assert_uint_le(n + FRAME_HEADER, sizeof buf);
+	frame_put_header(buf, (uint32_t)n);
+	shma__response__pack(resp, buf + FRAME_HEADER);
+	if (pass_fd >= 0)
+		send_with_fd(fd, buf, n + FRAME_HEADER, pass_fd);
+	else
+		raw_send_bytes(fd, buf, n + FRAME_HEADER);
+}
+
+/* The refill answer mode spoils, for class cls. */
+static void send_refill_reply(const struct fake *f, int fd, uint64_t id, unsigned cls,
+			      enum fake_mode mode)
+{
+	Shma__Response resp = SHMA__RESPONSE__INIT;
+	Shma__RefillReply r = SHMA__REFILL_REPLY__INIT;
+	Shma__Run run = SHMA__RUN__INIT, *runs[1] = {&run};
+	uint64_t span = (uint64_t)f->g.meta_pages << SHMA_PAGE_SHIFT;
+	uint64_t size = sizeclass_table[cls].size;
+	uint64_t ref = 0;
+	switch (mode) {
+	case FAKE_REFILL_META: ref = 64 * size; break;
+	case FAKE_REFILL_INSIDE: ref = span + size + 8; break;
+	case FAKE_REFILL_CLASS:
+		ref = span + ((uint64_t)sizeclass_table[FAKE_CLASS].span_pages << SHMA_PAGE_SHIFT);
+		break;
+	case FAKE_REFILL_PAST: ref = FAKE_ARENA * FAKE_ARENAS + span; break;
+	default: ref = span; break;
+	}
+	resp.id = id;
+	resp.body_case = SHMA__RESPONSE__BODY_REFILL;
+	resp.refill = &r;
+	r.size_class = cls;
+	if (mode == FAKE_REFILL_HUGE_RUN) {
+		run.first = span;
+		run.count = UINT32_C(1) << 31;
+		r.n_runs = 1;
+		r.runs = runs;
+	} else {
+		r.n_refs = 1;
+		r.refs = &ref;
+	}
+	send_response(fd, &resp, -1);
+}
+
+/* A Hello reply that a real daemon could send, but for what mode spoils. */
+static void send_hello_reply(const struct fake *f, int fd, uint64_t id, enum fake_mode mode)
+{
+	Shma__Response resp = SHMA__RESPONSE__INIT;
+	Shma__HelloReply h = SHMA__HELLO_REPLY__INIT;
+	resp.id = mode == FAKE_WRONG_ID ? id + 1000 : id;
+	resp.body_case = SHMA__RESPONSE__BODY_HELLO;
+	resp.hello = &h;
+	h.version = SHMA_PROTOCOL_VERSION;
+	char instance[sizeof f->instance];
+	strcpy(instance, f->instance);
+	h.instance = instance;
+	h.arena_size = FAKE_ARENA;
+	h.max_arenas = FAKE_ARENAS;
+	h.meta_bytes = (uint32_t)f->g.meta_bytes;
+	h.heap_range = h.arena_size * h.max_arenas;
+	h.large_threshold = 128u << 10;
+	h.nclasses = SIZECLASS_COUNT;
+	h.client_id = 1;
+	h.control_slots = 256;
+	h.max_frame = 1u << 20;
+	h.heap_base = 0x320000000000ull;
+	switch (mode) {
+	case FAKE_THRESHOLD_ZERO: h.large_threshold = 0; break;
+	case FAKE_THRESHOLD_HUGE: h.large_threshold = UINT64_MAX; break;
+	case FAKE_NO_CLASSES: h.nclasses = 0; break;
+	case FAKE_BAD_GEOMETRY: h.arena_size = 3; h.heap_range = UINT64_C(1) << 63; break;
+	default: break;
+	}
+	int pass = f->ctl_fd;
+	if (mode == FAKE_EMPTY_CONTROL) {
+		pass = memfd_create("empty", MFD_CLOEXEC);
+		ck_assert_int_ge(pass, 0);
+	}
+	send_response(fd, &resp, pass);
+}
+
+/* The fake daemon's process: one connection, one answer as mode says,
+ * then it holds the connection open until killed. */
+static void fake_serve(const struct fake *f, int lfd, enum fake_mode mode)
+{
+	int fd = accept(lfd, NULL, NULL);
+	if (fd < 0)
+		_exit(1);
+	uint8_t buf[65536];
+	int n = raw_read_frame(fd, buf, sizeof buf);
+	if (n <= 0)
+		_exit(2);
+	Shma__Request *req = shma__request__unpack(NULL, (size_t)n, buf);
+	if (req == NULL || req->body_case != SHMA__REQUEST__BODY_HELLO)
+		_exit(3);
+	uint64_t id = req->id;
+	shma__request__free_unpacked(req, NULL);
+	if (mode == FAKE_HEADER_SILENCE) {
+		uint8_t hdr[FRAME_HEADER];
+		frame_put_header(hdr, 100);
+		raw_send_bytes(fd, hdr, sizeof hdr);
+	} else if (mode == FAKE_GARBAGE) {
+		uint8_t junk[FRAME_HEADER + 6] = {0};
+		frame_put_header(junk, 6);
+		memset(junk + FRAME_HEADER, 0xff, 6);
+		raw_send_bytes(fd, junk, sizeof junk);
+	} else if (mode != FAKE_SILENCE) {
+		send_hello_reply(f, fd, id, mode);
+	}
+	/* Refills get mode's answer; anything else, none. */
+	while ((n = raw_read_frame(fd, buf, sizeof buf)) > 0) {
+		req = shma__request__unpack(NULL, (size_t)n, buf);
+		if (req == NULL)
+			continue;
+		if (req->body_case == SHMA__REQUEST__BODY_REFILL)
+			send_refill_reply(f, fd, req->id, req->refill->size_class, mode);
+		shma__request__free_unpacked(req, NULL);
+	}
+	for (;;)
+		pause();
+}
+
+static void fake_start(struct fake *f, enum fake_mode mode)
+{
+	strcpy(f->dir, "/tmp/shma-fake-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(f->dir));
+	snprintf(f->socket, sizeof f->socket, "%s/sock", f->dir);
+	snprintf(f->instance, sizeof f->instance, "fake%ld", (long)getpid());
+	unlink_segments(f);
+	make_heap(f);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	strcpy(sa.sun_path, f->socket);
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	f->pid = fork();
+	ck_assert_int_ge(f->pid, 0);
+	if (f->pid == 0)
+		fake_serve(f, lfd, mode);
+	close(lfd);
+}
+
+static void fake_stop(struct fake *f)
+{
+	kill(f->pid, SIGKILL);
+	waitpid(f->pid, NULL, 0);
+	unlink(f->socket);
+	rmdir(f->dir);
+	close(f->ctl_fd);
+	unlink_segments(f);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Connects to a fake daemon answering as mode says: shma_connect() must
+ * fail with want (any error when want is 0) within 3 s (the timeout is
+ * 500 ms), and a malloc after it must fail too, with errno set. */
+static void expect_refused(enum fake_mode mode, int want)
+{
+	setenv("SHMALLOC_REPLY_TIMEOUT_MS", "500", 1);
+	struct fake f;
+	fake_start(&f, mode);
+	uint64_t t0 = now_ms();
+	int rc = shma_connect(f.socket);
+	uint64_t took = now_ms() - t0;
+	if (want != 0)
+		ck_assert_int_eq(rc, want);
+	else
+		ck_assert_int_lt(rc, 0);
+	ck_assert_uint_lt(took, 3000);
+	/* The fake is gone for good: the next call reconnects and fails. */
+	fake_stop(&f);
+	errno = 0;
+	ck_assert_ptr_null(shma_malloc(64));
+	ck_assert_int_ne(errno, 0);
+}
+
+START_TEST(a_control_block_of_0_bytes_is_refused)
+{
+	expect_refused(FAKE_EMPTY_CONTROL, -EPROTO);
+}
+END_TEST
+
+/* A good Hello, then refills answered as mode says: every malloc of the
+ * class fails (NULL and errno), none returns the ref the fake sent. */
+static void expect_refill_refused(enum fake_mode mode)
+{
+	setenv("SHMALLOC_REPLY_TIMEOUT_MS", "500", 1);
+	struct fake f;
+	fake_start(&f, mode);
+	ck_assert_int_eq(shma_connect(f.socket), 0);
+	size_t size = sizeclass_table[FAKE_CLASS].size;
+	for (int i = 0; i < 4; i++) {
+		errno = 0;
+		void *p = shma_malloc(size);
+		ck_assert_msg(p == NULL, "malloc %d took the fake's ref %p", i, p);
+		ck_assert_int_ne(errno, 0);
+	}
+	fake_stop(&f);
+}
+
+START_TEST(a_refill_ref_in_the_metadata_is_refused)
+{
+	expect_refill_refused(FAKE_REFILL_META);
+}
+END_TEST
+
+START_TEST(a_refill_ref_inside_an_object_is_refused)
+{
+	expect_refill_refused(FAKE_REFILL_INSIDE);
+}
+END_TEST
+
+START_TEST(a_refill_ref_of_another_class_is_refused)
+{
+	expect_refill_refused(FAKE_REFILL_CLASS);
+}
+END_TEST
+
+START_TEST(a_refill_ref_past_the_heap_is_refused)
+{
+	expect_refill_refused(FAKE_REFILL_PAST);
+}
+END_TEST
+
+START_TEST(a_refill_run_of_2_to_the_31_objects_is_refused)
+{
+	expect_refill_refused(FAKE_REFILL_HUGE_RUN);
+}
+END_TEST
+
+START_TEST(a_large_threshold_of_0_is_refused)
+{
+	expect_refused(FAKE_THRESHOLD_ZERO, -EPROTO);
+}
+END_TEST
+
+START_TEST(a_large_threshold_of_2_to_the_64_is_refused)
+{
+	expect_refused(FAKE_THRESHOLD_HUGE, -EPROTO);
+}
+END_TEST
+
+START_TEST(another_number_of_classes_is_refused)
+{
+	expect_refused(FAKE_NO_CLASSES, -EPROTO);
+}
+END_TEST
+
+START_TEST(an_impossible_geometry_is_refused)
+{
+	expect_refused(FAKE_BAD_GEOMETRY, -EPROTO);
+}
+END_TEST
+
+START_TEST(an_answer_with_the_wrong_id_times_out)
+{
+	expect_refused(FAKE_WRONG_ID, -ETIMEDOUT);
+}
+END_TEST
+
+START_TEST(a_header_then_silence_times_out)
+{
+	expect_refused(FAKE_HEADER_SILENCE, -ETIMEDOUT);
+}
+END_TEST
+
+START_TEST(no_answer_at_all_times_out)
+{
+	expect_refused(FAKE_SILENCE, -ETIMEDOUT);
+}
+END_TEST
+
+START_TEST(an_answer_that_does_not_decode_is_an_error)
+{
+	expect_refused(FAKE_GARBAGE, -EPROTO);
+}
+END_TEST
+
+Suite *make_fakedaemon_suite(void);
+Suite *make_fakedaemon_suite(void)
+{
+	Suite *s = suite_create("fakedaemon");
+	TCase *tc = tcase_create("hello");
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, a_large_threshold_of_0_is_refused);
+	tcase_add_test(tc, a_large_threshold_of_2_to_the_64_is_refused);
+	tcase_add_test(tc, another_number_of_classes_is_refused);
+	tcase_add_test(tc, an_impossible_geometry_is_refused);
+	tcase_add_test(tc, an_answer_with_the_wrong_id_times_out);
+	tcase_add_test(tc, a_header_then_silence_times_out);
+	tcase_add_test(tc, no_answer_at_all_times_out);
+	tcase_add_test(tc, an_answer_that_does_not_decode_is_an_error);
+	tcase_add_test(tc, a_control_block_of_0_bytes_is_refused);
+	tcase_add_test(tc, a_refill_ref_in_the_metadata_is_refused);
+	tcase_add_test(tc, a_refill_ref_inside_an_object_is_refused);
+	tcase_add_test(tc, a_refill_ref_of_another_class_is_refused);
+	tcase_add_test(tc, a_refill_ref_past_the_heap_is_refused);
+	tcase_add_test(tc, a_refill_run_of_2_to_the_31_objects_is_refused);
+	suite_add_tcase(s, tc);
+	return s;
+}

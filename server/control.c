@@ -140,7 +140,8 @@ static uint64_t reclaim_caches(struct daemon *d, const struct control_block *cb,
 		bin_first_set = 1;
 	}
 	uint64_t n = 0, refused = 0;
-	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS; i++) {
+	uint32_t nslots = layout_slots_taken(&cb->hdr);
+	for (unsigned i = 0; i < nslots; i++) {
 		/* A slot no thread holds is empty: a thread leaves it only once
 		 * its bins went back (and its refs may not even be reserved). */
 		if (__atomic_load_n(&cb->slots[i].in_use, __ATOMIC_ACQUIRE) == 0)

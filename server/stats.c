@@ -74,7 +74,8 @@ static uint64_t client_cached(const struct client *c)
 	if (c->ctl == NULL)
 		return 0;
 	uint64_t bytes = 0;
-	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS; i++) {
+	uint32_t nslots = layout_slots_taken(&c->ctl->hdr);
+	for (unsigned i = 0; i < nslots; i++) {
 		const struct control_slot *sl = &c->ctl->slots[i];
 		if (!__atomic_load_n(&sl->in_use, __ATOMIC_RELAXED))
 			continue;
@@ -93,7 +94,8 @@ void stats_client_counters(const struct client *c, uint64_t *mallocs, uint64_t *
 		return;
 	*mallocs = __atomic_load_n(&c->ctl->hdr.retired_mallocs, __ATOMIC_RELAXED);
 	*waits = __atomic_load_n(&c->ctl->hdr.retired_waits, __ATOMIC_RELAXED);
-	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS; i++) {
+	uint32_t nslots = layout_slots_taken(&c->ctl->hdr);
+	for (unsigned i = 0; i < nslots; i++) {
 		const struct control_slot *sl = &c->ctl->slots[i];
 		if (!__atomic_load_n(&sl->in_use, __ATOMIC_RELAXED))
 			continue;

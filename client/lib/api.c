@@ -147,7 +147,6 @@ static inline void *malloc_fast(size_t size)
 				uint32_t n = b->count - 1;
 				b->count = n;
 				void *p = map_ptr(t->stack[cls][n]);
-				t->cached_bytes -= sizeclass_size(cls);
 				t->slot->mallocs++;
 				return p;
 			}
@@ -188,23 +187,35 @@ static void free_large(void *p)
 		send_free_large(ref);
 }
 
-static inline void free_fast(void *p)
+/* What free_fast() could not place: a small object of an arena this
+ * process has not seen made yet, a large block, or not ours. */
+static __attribute__((noinline)) void free_other(void *p)
 {
 	unsigned cls;
 	uint64_t ref = map_small_ref(p, &cls, 0);
-	if (unlikely(ref == 0)) {
+	if (ref != 0)
+		tcache_free_slow(cls, ref);
+	else
 		free_large(p);
+}
+
+/* Every call here is a tail call, so the fast path saves no register. */
+static inline void free_fast(void *p)
+{
+	uint64_t ref;
+	unsigned cls = map_small_class(p, &ref);
+	if (unlikely(cls == SIZECLASS_COUNT)) {
+		free_other(p);
 		return;
 	}
 	struct tcache *t = tcache_self;
 	if (likely(t != NULL)) {
 		struct tcache_bin *b = &t->slot->bins[cls];
 		uint32_t n = b->count;
-		if (likely(n < tcache_high[cls])) {
+		if (likely(n < t->room[cls])) {
 			t->stack[cls][n] = ref;
 			/* The ref before the count (the daemon reads up to it). */
 			__atomic_store_n(&b->count, n + 1, __ATOMIC_RELEASE);
-			t->cached_bytes += sizeclass_size(cls);
 			return;
 		}
 	}

@@ -48,6 +48,7 @@ struct heap_view {
 	uint32_t max_arenas;
 	uint64_t meta_bytes;
 	uint64_t page_map_off;
+	const char *page_maps;    /* arena 0's page map; arena i's is meta_bytes * i further */
 	uint64_t large_threshold; /* requests this big are large blocks */
 	uint32_t narenas_seen;    /* arenas known made (the header's count, cached) */
 	int valgrind;             /* memcheck is watching: see map_arenas_made() */
@@ -75,6 +76,29 @@ static inline const struct page_entry *map_page(uint64_t off)
 		(const struct page_entry *)(map_view.meta + SHMA_PAGE_SIZE + id * map_view.meta_bytes +
 					    map_view.page_map_off);
 	return &pm[(off & (map_view.arena_size - 1)) >> SHMA_PAGE_SHIFT];
+}
+
+/* The class of the small object that starts at p, with *ref its ref; or
+ * SIZECLASS_COUNT when p is no small object of an arena this process has
+ * seen made (a large block, a pointer out of the range, an arena made since:
+ * map_small_ref() says which).  map_small_ref(p, cls, 0) without a call, for
+ * free(): a subtraction, a shift, a multiply and one load of the page map. */
+static inline unsigned map_small_class(const void *p, uint64_t *ref)
+{
+	char *base = map_view.base;
+	uint64_t off = (uint64_t)((const char *)p - base);
+	if (unlikely(base == NULL || off >= map_view.range))
+		return SIZECLASS_COUNT;
+	uint32_t id = (uint32_t)(off >> map_view.arena_shift);
+	if (unlikely(id >= map_view.narenas_seen))
+		return SIZECLASS_COUNT;
+	const struct page_entry *pm =
+		(const struct page_entry *)(map_view.page_maps + id * map_view.meta_bytes);
+	struct page_entry e = pm[(off & (map_view.arena_size - 1)) >> SHMA_PAGE_SHIFT];
+	if (unlikely(e.kind != PAGE_SPAN || e.cls >= SIZECLASS_COUNT))
+		return SIZECLASS_COUNT;
+	*ref = off;
+	return e.cls;
 }
 
 /* Maps the heap after the first handshake (checks it is the same heap after
@@ -124,9 +148,10 @@ SHMA_HIDDEN int conn_wait(uint64_t id, Shma__Response **resp);
  * with (its memory is reused).  Harmless when there was none. */
 SHMA_HIDDEN void conn_done(void);
 SHMA_HIDDEN struct control_block *conn_control(void);
-/* Reserves backing store for slot i's refs in the control block, so that a
- * full /dev/shm is an error here and never a SIGBUS later: 0 or -errno. */
-SHMA_HIDDEN int conn_reserve_slot(unsigned i);
+/* Reserves backing store for refs [first, first + n) of slot i in the
+ * control block, so that a full /dev/shm is an error here and never a SIGBUS
+ * later: 0 or -errno. */
+SHMA_HIDDEN int conn_reserve_refs(unsigned i, uint32_t first, uint32_t n);
 /* Changes when the control block changes: a new connection, but not a
  * reconnection that re-adopted the block (thread slots stay valid). */
 SHMA_HIDDEN uint64_t conn_generation(void);
@@ -181,10 +206,12 @@ struct tcache {
 	struct control_slot *slot; /* in the control block */
 	uint64_t *stack[SIZECLASS_COUNT]; /* each bin's refs in the slot */
 	uint64_t generation;       /* conn_generation() when the slot was taken */
-	uint64_t cached_bytes;
 	unsigned index;            /* of the slot */
 	uint16_t batch[SIZECLASS_COUNT];
 	uint16_t low[SIZECLASS_COUNT]; /* see tcache_low() */
+	/* A free finds room in bin cls below this count: 0 until the bin's
+	 * refs are reserved (tcache.c), then the bin's capacity. */
+	uint16_t room[SIZECLASS_COUNT];
 	uint64_t last_refill_ns[SIZECLASS_COUNT];
 	uint64_t pending[SIZECLASS_COUNT]; /* id of a refill asked ahead of need */
 };
@@ -192,9 +219,6 @@ struct tcache {
 /* The calling thread's cache, NULL until its first allocation. */
 extern __thread struct tcache *tcache_self
 	__attribute__((tls_model("initial-exec"))) SHMA_HIDDEN;
-
-/* A class's cache flushes half past this count (2 x its batch cap). */
-extern uint16_t tcache_high[SIZECLASS_COUNT] SHMA_HIDDEN;
 
 /* At or below this count the next allocation of the class takes the slow
  * path, which asks for a refill ahead of need and then sets it to 0, so the

@@ -110,12 +110,13 @@ struct control_block *conn_control(void)
 	return conn.ctl;
 }
 
-int conn_reserve_slot(unsigned i)
+int conn_reserve_refs(unsigned i, uint32_t first, uint32_t n)
 {
-	if (conn.ctl_fd < 0 || i >= SHMA_CONTROL_SLOTS)
+	if (conn.ctl_fd < 0 || i >= SHMA_CONTROL_SLOTS || first > SHMA_SLOT_REFS ||
+	    n > SHMA_SLOT_REFS - first)
 		return -EINVAL;
-	return seg_reserve(conn.ctl_fd, offsetof(struct control_block, refs[i]),
-			   sizeof conn.ctl->refs[i]);
+	return seg_reserve(conn.ctl_fd, offsetof(struct control_block, refs[i][first]),
+			   (uint64_t)n * sizeof conn.ctl->refs[i][0]);
 }
 
 uint64_t conn_generation(void)

@@ -129,6 +129,7 @@ int map_setup(const Shma__HelloReply *h)
 	map_view.max_arenas = h->max_arenas;
 	map_view.meta_bytes = h->meta_bytes;
 	map_view.page_map_off = g.page_map_off;
+	map_view.page_maps = meta + SHMA_PAGE_SIZE + g.page_map_off;
 	map_view.large_threshold = h->large_threshold;
 	strcpy(map_view.instance, h->instance);
 	map_view.narenas_seen = 0;

@@ -52,7 +52,6 @@ static uint32_t batch_cap(unsigned cls)
 	return layout_bin_batch_cap(cls);
 }
 
-uint16_t tcache_high[SIZECLASS_COUNT];
 static uint32_t bin_first[SIZECLASS_COUNT];
 
 static uint32_t high_water(unsigned cls)
@@ -60,11 +59,19 @@ static uint32_t high_water(unsigned cls)
 	return layout_bin_capacity(cls);
 }
 
-static void init_high(void)
+static void init_firsts(void)
 {
-	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
-		tcache_high[cls] = (uint16_t)high_water(cls);
 	layout_bin_firsts(bin_first);
+}
+
+/* The bytes this thread's bins hold: summed on the slow path, so that the
+ * fast path keeps no running total. */
+static uint64_t cached_bytes(const struct tcache *t)
+{
+	uint64_t sum = 0;
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+		sum += (uint64_t)t->slot->bins[cls].count * sizeclass_size(cls);
+	return sum;
 }
 
 /* With room checked by the caller. */
@@ -112,7 +119,6 @@ static void flush_bin(struct tcache *t, unsigned cls, uint32_t n)
 		 * (in flight) rather than have the daemon take them twice. */
 		__atomic_store_n(&b->count, left, __ATOMIC_RELEASE);
 		n -= k;
-		t->cached_bytes -= (uint64_t)k * sizeclass_size(cls);
 		send_flush(refs, k);
 	}
 }
@@ -161,7 +167,7 @@ static void thread_exit(void *arg)
 
 static void make_key(void)
 {
-	init_high();
+	init_firsts();
 	pthread_key_create(&exit_key, thread_exit);
 }
 
@@ -176,20 +182,22 @@ static struct tcache *take_slot(void)
 		uint32_t zero = 0;
 		if (locals_owned[i])
 			continue; /* a thread's cache still, on an older block */
+		/* Raised before the slot is taken: the daemon reads no further
+		 * (we hold the lock: no other thread of ours writes it). */
+		if (cb->hdr.slots_taken <= i)
+			__atomic_store_n(&cb->hdr.slots_taken, i + 1, __ATOMIC_RELEASE);
 		if (!__atomic_compare_exchange_n(&s->in_use, &zero, 1, 0, __ATOMIC_ACQ_REL,
 						 __ATOMIC_RELAXED))
 			continue;
 		struct tcache *t = &locals[i];
 		locals_owned[i] = 1;
 		/* Empty bins; the collected marks stay, they are the daemon's
-		 * record of refills this slot took in. */
+		 * record of refills this slot took in.  A bin's refs are
+		 * reserved when the thread first uses the bin (bin_ready()): a
+		 * first malloc makes a page or two of the control block, not
+		 * the slot's 432 KiB. */
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
 			s->bins[cls].count = 0;
-		if (conn_reserve_slot(i) != 0) {
-			locals_owned[i] = 0;
-			__atomic_store_n(&s->in_use, 0, __ATOMIC_RELEASE);
-			return NULL; /* no room in /dev/shm: this thread goes uncached */
-		}
 		s->mallocs = s->waits = 0;
 		memset(t, 0, sizeof *t);
 		t->slot = s;
@@ -239,6 +247,19 @@ static struct tcache *self_locked(void)
 	return t;
 }
 
+/* Reserves the refs of bin cls the first time this thread uses it (a slot
+ * another thread left has them already: the call is then cheap); until then
+ * room[cls] is 0, so every free of the class comes here.  0 or -errno. */
+static int bin_ready(struct tcache *t, unsigned cls)
+{
+	if (t->room[cls] != 0)
+		return 0;
+	int rc = conn_reserve_refs(t->index, bin_first[cls], high_water(cls));
+	if (rc == 0)
+		t->room[cls] = (uint16_t)high_water(cls);
+	return rc;
+}
+
 /* A ref the daemon sent for class cls: the start of an object of the heap
  * (its boundary is the daemon's to know; the range is ours to check). */
 static int ref_ok(uint64_t ref, uint64_t size)
@@ -278,7 +299,7 @@ static int refill_run_ok(uint64_t first, uint32_t count, unsigned cls)
 static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r)
 {
 	struct tcache_bin *b = &t->slot->bins[cls];
-	uint64_t size = sizeclass_size(cls), n = 0;
+	uint64_t size = sizeclass_size(cls);
 	uint32_t cap = layout_bin_capacity(cls), nback = 0;
 	uint64_t back[FLUSH_CHUNK];
 	for (size_t i = r->n_runs; i-- > 0;) {
@@ -291,7 +312,6 @@ static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r
 			uint64_t ref = run->first + (uint64_t)j * size;
 			if (b->count < cap) {
 				push(t, cls, ref);
-				n++;
 			} else {
 				back[nback++] = ref;
 				if (nback == FLUSH_CHUNK)
@@ -305,7 +325,6 @@ static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r
 			continue;
 		if (b->count < cap) {
 			push(t, cls, ref);
-			n++;
 		} else {
 			back[nback++] = ref;
 			if (nback == FLUSH_CHUNK)
@@ -314,7 +333,6 @@ static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r
 	}
 	if (nback)
 		send_flush(back, nback);
-	t->cached_bytes += n * size;
 }
 
 static uint64_t send_refill(const struct tcache *t, unsigned cls, uint32_t count)
@@ -405,9 +423,8 @@ static void adapt_batch(struct tcache *t, unsigned cls)
  * thread's cache budget has room for (and at least a few). */
 static uint32_t refill_count(const struct tcache *t, unsigned cls)
 {
-	uint64_t size = sizeclass_size(cls);
-	uint64_t room = t->cached_bytes < THREAD_CACHE_MAX
-				? (THREAD_CACHE_MAX - t->cached_bytes) / size : 0;
+	uint64_t size = sizeclass_size(cls), cached = cached_bytes(t);
+	uint64_t room = cached < THREAD_CACHE_MAX ? (THREAD_CACHE_MAX - cached) / size : 0;
 	uint32_t n = t->batch[cls], least = n < 8 ? n : 8;
 	if (n > room)
 		n = room > least ? (uint32_t)room : least;
@@ -443,6 +460,13 @@ void *tcache_alloc_slow(unsigned cls)
 	}
 	struct tcache_bin *b = &t->slot->bins[cls];
 	int rc = 0;
+	if (bin_ready(t, cls) != 0) {
+		/* No room in /dev/shm for the bin: this one straight from the
+		 * daemon, uncached. */
+		void *p = alloc_uncached(cls);
+		conn_unlock();
+		return p;
+	}
 	t->slot->mallocs++;
 	if (b->count == 0) {
 		/* A refill asked ahead of need that is already here is no wait. */
@@ -463,7 +487,6 @@ void *tcache_alloc_slow(unsigned cls)
 		errno = rc == -ENOMEM || rc == 0 ? ENOMEM : -rc;
 		return NULL;
 	}
-	t->cached_bytes -= sizeclass_size(cls);
 	return pop(t, cls);
 }
 
@@ -475,8 +498,9 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 	struct tcache *t = tcache_self;
 	if (t == NULL || t->slot == NULL || conn_connected() || t->generation != conn_generation())
 		t = self_locked();
-	if (t == NULL) {
-		/* No cache for this thread: hand the block straight back. */
+	if (t == NULL || bin_ready(t, cls) != 0) {
+		/* No cache for this thread (or no room for the bin): hand the
+		 * block straight back. */
 		Shma__Request req;
 		Shma__Flush f;
 		wire_flush(&req, &f, &ref, 1, 0);
@@ -497,8 +521,7 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 		return;
 	}
 	push(t, cls, ref);
-	t->cached_bytes += sizeclass_size(cls);
-	if (t->cached_bytes > THREAD_CACHE_MAX)
+	if (cached_bytes(t) > THREAD_CACHE_MAX)
 		for (unsigned c = 0; c < SIZECLASS_COUNT; c++)
 			flush_bin(t, c, t->slot->bins[c].count / 2);
 	conn_unlock();

@@ -7,12 +7,15 @@
 #include "shmalloc.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 
@@ -353,6 +356,39 @@ static void *counted_work(void *arg)
 	return NULL;
 }
 
+/* Bytes /dev/shm holds for the control blocks of instance. */
+static uint64_t control_bytes(const char *instance)
+{
+	char prefix[96];
+	snprintf(prefix, sizeof prefix, "shmalloc.%s.c", instance);
+	DIR *dir = opendir("/dev/shm");
+	ck_assert_ptr_nonnull(dir);
+	uint64_t bytes = 0;
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL) {
+		struct stat st;
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 &&
+		    fstatat(dirfd(dir), e->d_name, &st, 0) == 0)
+			bytes += (uint64_t)st.st_blocks * 512;
+	}
+	closedir(dir);
+	return bytes;
+}
+
+START_TEST(a_first_malloc_makes_little_of_the_control_block)
+{
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	uint64_t at_hello = control_bytes(e2e.instance);
+	ck_assert_uint_gt(at_hello, 0);
+	void *p = shma_malloc(64);
+	ck_assert_ptr_nonnull(p);
+	shma_free(p);
+	/* The thread's bin of 64 B objects (16 KiB of refs), not every bin of
+	 * its slot (432 KiB): what a first malloc costs is mostly this. */
+	ck_assert_uint_le(control_bytes(e2e.instance) - at_hello, 64 << 10);
+}
+END_TEST
+
 START_TEST(malloc_and_wait_counters_add_up)
 {
 	ck_assert_int_eq(shma_connect(e2e.socket), 0);
@@ -463,6 +499,7 @@ Suite *make_alloc_suite(void)
 	tcase_add_test(tc, roots_publish_lookup_unpublish);
 	tcase_add_test(tc, thread_exit_flushes_its_caches);
 	tcase_add_test(tc, more_threads_than_cache_slots_still_allocate);
+	tcase_add_test(tc, a_first_malloc_makes_little_of_the_control_block);
 	tcase_add_test(tc, malloc_and_wait_counters_add_up);
 	tcase_add_test(tc, disconnect_flushes_everything);
 	tcase_add_test(tc, enomem_at_the_cap_and_the_daemon_serves_on);

@@ -64,6 +64,7 @@ static int take_two_and_die(void *arg)
 	struct control_block *cb = raw_client(&fd);
 	if (cb == NULL)
 		return 2;
+	cb->hdr.slots_taken = 1;
 	cb->slots[0].in_use = 1;
 	if (refill(fd, 2, CLS_KEPT) != COUNT || refill(fd, 3, CLS_LOST) != COUNT)
 		return 3;
@@ -85,6 +86,7 @@ static int take_two_past_2_to_the_32_and_die(void *arg)
 	struct control_block *cb = raw_client(&fd);
 	if (cb == NULL)
 		return 2;
+	cb->hdr.slots_taken = 1;
 	cb->slots[0].in_use = 1;
 	if (refill(fd, WIDE + 2, CLS_KEPT) != COUNT || refill(fd, WIDE + 3, CLS_LOST) != COUNT)
 		return 3;

@@ -229,6 +229,7 @@ static int scribble_and_die(void *arg)
 	}
 	struct control_slot *noise = &cb->slots[SHMA_CONTROL_SLOTS - 1];
 	noise->in_use = 1;
+	cb->hdr.slots_taken = SHMA_CONTROL_SLOTS; /* as a client that took them all */
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
 		noise->bins[cls].count = (uint32_t)random();
 		for (unsigned i = 0; i < 4; i++)

@@ -275,6 +275,7 @@ static int forge_control_block(void *arg)
 	cb->hdr.nclasses = SIZECLASS_COUNT;
 	cb->hdr.client_id = 1000;
 	cb->hdr.pid = sq->dead_pid;
+	cb->hdr.slots_taken = SHMA_CONTROL_SLOTS;
 	uint32_t first[SIZECLASS_COUNT];
 	layout_bin_firsts(first);
 	for (unsigned i = 0; i < sq->nrefs && i < SHMA_CONTROL_SLOTS; i++)

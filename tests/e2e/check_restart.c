@@ -268,7 +268,10 @@ END_TEST
 
 #define CHURN_THREADS 2
 #define KILLS 8
-#define LEAK_MAX ((uint64_t)8 << 20) /* before the salvage: 16.8 and 26.5 MB; after: 1.8-3.9 */
+/* A sanity bound on what may still leak (Flushes the dying daemon never
+ * read): measured 1.8-3.9 MB quiet, 13.8 MB on a loaded machine; before the
+ * salvage 16.8-26.5 MB, which the salvaged > 0 check is there to tell. */
+#define LEAK_MAX ((uint64_t)48 << 20)
 #define CHURN_LIVE 2048
 
 struct churn {

@@ -125,23 +125,7 @@ END_TEST
 
 START_TEST(uncollected_refills_come_back_when_their_client_dies)
 {
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0)
-		_exit(take_two_and_die(NULL));
-	ck_assert_int_eq(e2e_wait(pid), 128 + SIGKILL);
-	ck_assert_int_eq(shma_connect(e2e.socket), 0);
-	uint64_t kept = (uint64_t)COUNT * sizeclass_size(CLS_KEPT);
-	uint64_t in_use = 0;
-	for (int i = 0; i < 100; i++) {
-		in_use = e2e_stat("\"in_use_bytes\":");
-		if (in_use <= kept)
-			break;
-		usleep(50000);
-	}
-	/* Exactly the collected refill is still out; the other came back. */
-	ck_assert_uint_eq(in_use, kept);
-	ck_assert_uint_ge(e2e_stat("\"reclaimed_objects\":"), COUNT);
+	expect_only_the_kept_one_out(take_two_and_die);
 }
 END_TEST
 

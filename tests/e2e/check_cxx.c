@@ -23,29 +23,12 @@
 
 #define IN_USE "\"in_use_bytes\":"
 
-/* Runs the program in mode, with SHMALLOC_SOCKET set by the fixture, its
- * output into out.  Its exit status, or 128 + signal. */
+/* Runs the program in mode against the fixture's daemon, its output into
+ * out.  Its exit status, or 128 + signal. */
 static int run(const char *mode, char *out, size_t cap)
 {
-	char path[160];
-	snprintf(path, sizeof path, "%s/cxx.txt", e2e.dir);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execl(CXX_CONTAINERS_PATH, CXX_CONTAINERS_PATH, mode, (char *)NULL);
-		_exit(127);
-	}
-	int status = e2e_wait(pid);
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(out, 1, cap - 1, f) : 0;
-	out[n] = '\0';
-	if (f)
-		fclose(f);
-	unlink(path);
-	return status;
+	const char *const argv[] = {CXX_CONTAINERS_PATH, mode, NULL};
+	return e2e_run(argv, out, cap);
 }
 
 static void run_ok(const char *mode)

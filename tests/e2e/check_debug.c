@@ -147,31 +147,6 @@ START_TEST(trace_log_reads_back)
 }
 END_TEST
 
-/* Runs argv with SHMALLOC_SOCKET set; its output into *out. Exit status. */
-static int run(const char *const *argv, char *out, size_t cap)
-{
-	char path[160];
-	snprintf(path, sizeof path, "%s/tool.txt", e2e.dir);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		setenv("SHMALLOC_SOCKET", e2e.socket, 1);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	int status = e2e_wait(pid);
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(out, 1, cap - 1, f) : 0;
-	out[n] = '\0';
-	if (f)
-		fclose(f);
-	unlink(path);
-	return status;
-}
-
 START_TEST(valgrind_sees_a_use_after_free)
 {
 #ifdef __SANITIZE_ADDRESS__
@@ -184,7 +159,7 @@ START_TEST(valgrind_sees_a_use_after_free)
 	}
 	const char *const argv[] = {"valgrind", "-q", "--error-exitcode=9", UAF_PATH, NULL};
 	char out[16384];
-	int status = run(argv, out, sizeof out);
+	int status = e2e_run(argv, out, sizeof out);
 	ck_assert_msg(status == 9, "valgrind exit %d: %s", status, out);
 	ck_assert_msg(strstr(out, "Invalid read") && strstr(out, "free'd"), "%s", out);
 }
@@ -198,7 +173,7 @@ START_TEST(asan_sees_a_use_after_free)
 		return;
 	}
 	char out[16384];
-	int status = run(argv, out, sizeof out);
+	int status = e2e_run(argv, out, sizeof out);
 	ck_assert_msg(status != 0 && strstr(out, "AddressSanitizer") &&
 			      strstr(out, "use-after-poison"),
 		      "exit %d: %s", status, out);

@@ -9,6 +9,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,6 +210,30 @@ int e2e_wait(pid_t pid)
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	return 128 + WTERMSIG(status);
+}
+
+int e2e_run(const char *const *argv, char *out, size_t cap)
+{
+	char path[160];
+	snprintf(path, sizeof path, "%s/run-%ld.txt", e2e.dir, (long)getpid());
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		setenv("SHMALLOC_SOCKET", e2e.socket, 1);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	int status = e2e_wait(pid);
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(out, 1, cap - 1, f) : 0;
+	out[n] = '\0';
+	if (f)
+		fclose(f);
+	unlink(path);
+	return status;
 }
 
 uint64_t e2e_stat(const char *key)

@@ -49,6 +49,10 @@ void e2e_teardown(void);
 pid_t e2e_fork(int (*fn)(void *), void *arg);
 /* Waits for pid; returns its exit status, or 128 + signal. */
 int e2e_wait(pid_t pid);
+/* Runs argv (exec'd, found on PATH) with SHMALLOC_SOCKET naming e2e's
+ * daemon, its stdout and stderr into out (cap bytes, NUL-terminated).
+ * Returns its exit status, or 128 + signal. */
+int e2e_run(const char *const *argv, char *out, size_t cap);
 
 /* The number after the first key (e.g. "\"in_use_bytes\":") in the stats
  * of the daemon this process is connected to; asserts it is there. */

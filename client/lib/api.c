@@ -136,23 +136,29 @@ static void *small_alloc_slow(size_t size)
 	return tcache_alloc_slow(sizeclass_of(size));
 }
 
+/* A pop from the calling thread's bin of the class of size (size below
+ * the large threshold), or the slow path when there is none to pop. */
+static inline void *malloc_small(size_t size)
+{
+	unsigned cls = sizeclass_of(size);
+	struct tcache *t = tcache_self;
+	if (likely(t != NULL)) {
+		struct tcache_bin *b = &t->slot->bins[cls];
+		if (likely(b->count > tcache_low(t, cls))) {
+			uint32_t n = b->count - 1;
+			b->count = n;
+			void *p = map_ptr(t->stack[cls][n]);
+			t->slot->mallocs++;
+			return p;
+		}
+	}
+	return tcache_alloc_slow(cls);
+}
+
 static inline void *malloc_fast(size_t size)
 {
-	if (likely(size < small_max())) {
-		unsigned cls = sizeclass_of(size);
-		struct tcache *t = tcache_self;
-		if (likely(t != NULL)) {
-			struct tcache_bin *b = &t->slot->bins[cls];
-			if (likely(b->count > tcache_low(t, cls))) {
-				uint32_t n = b->count - 1;
-				b->count = n;
-				void *p = map_ptr(t->stack[cls][n]);
-				t->slot->mallocs++;
-				return p;
-			}
-		}
-		return tcache_alloc_slow(cls);
-	}
+	if (likely(size < small_max()))
+		return malloc_small(size);
 	if (small_max() == 0)
 		return small_alloc_slow(size);
 	return large_alloc(size, 1);
@@ -165,11 +171,22 @@ void *api_alloc(size_t size, size_t align)
 	return align > 16 ? aligned_plain(align, size) : malloc_fast(size);
 }
 
-SHMA_EXPORT void *shma_malloc(size_t size)
+/* What shma_malloc() does not do inline: debug mode, the first call, a
+ * large block. */
+static __attribute__((noinline)) void *malloc_other(size_t size)
 {
 	if (unlikely(debug_flags))
 		return debug_malloc(size, 0);
 	return malloc_fast(size);
+}
+
+/* malloc_limit is 0 in debug mode and until the heap is mapped: one
+ * compare sends those, and large sizes, to malloc_other(). */
+SHMA_EXPORT void *shma_malloc(size_t size)
+{
+	if (likely(size < map_view.malloc_limit))
+		return malloc_small(size);
+	return malloc_other(size);
 }
 
 static void free_large(void *p)
@@ -199,15 +216,11 @@ static __attribute__((noinline)) void free_other(void *p)
 		free_large(p);
 }
 
-/* Every call here is a tail call, so the fast path saves no register. */
-static inline void free_fast(void *p)
+/* A push of ref onto the calling thread's bin cls, or the slow path when
+ * the bin is full (or not ready).  Every call here is a tail call, so the
+ * fast path saves no register. */
+static inline void free_small(unsigned cls, uint64_t ref)
 {
-	uint64_t ref;
-	unsigned cls = map_small_class(p, &ref);
-	if (unlikely(cls == SIZECLASS_COUNT)) {
-		free_other(p);
-		return;
-	}
 	struct tcache *t = tcache_self;
 	if (likely(t != NULL)) {
 		struct tcache_bin *b = &t->slot->bins[cls];
@@ -222,12 +235,25 @@ static inline void free_fast(void *p)
 	tcache_free_slow(cls, ref);
 }
 
+static inline void free_fast(void *p)
+{
+	uint64_t ref;
+	unsigned cls = map_small_class(p, &ref);
+	if (unlikely(cls == SIZECLASS_COUNT)) {
+		free_other(p);
+		return;
+	}
+	free_small(cls, ref);
+}
+
 void api_free(void *p)
 {
 	free_fast(p);
 }
 
-SHMA_EXPORT void shma_free(void *p)
+/* What shma_free() does not do inline: NULL, debug mode, an arena made
+ * since, a large block, a pointer not ours. */
+static __attribute__((noinline)) void free_checked(void *p)
 {
 	if (p == NULL)
 		return;
@@ -236,6 +262,23 @@ SHMA_EXPORT void shma_free(void *p)
 		return;
 	}
 	free_fast(p);
+}
+
+/* free_limit is 0 in debug mode and until the heap is mapped, and NULL is
+ * far below the heap: one compare sends them all to free_checked(). */
+SHMA_EXPORT void shma_free(void *p)
+{
+	uint64_t off = (uint64_t)((char *)p - map_view.base);
+	if (unlikely(off >= map_view.free_limit)) {
+		free_checked(p);
+		return;
+	}
+	struct page_entry e = *map_fast_entry(off);
+	if (unlikely(e.kind != PAGE_SPAN || e.cls >= SIZECLASS_COUNT)) {
+		free_other(p);
+		return;
+	}
+	free_small(e.cls, off);
 }
 
 SHMA_EXPORT size_t shma_usable_size(const void *p)

@@ -37,6 +37,17 @@
 /* ---- the process's view of the heap (maps.c) ---- */
 struct heap_view {
 	char *base;               /* 'p' mapped here: block of ref r at base + r */
+	/* The fast path's one bound each way (map_fast_update()), 0 while
+	 * debug mode is on or nothing is mapped, so that one compare sends
+	 * every other case to the slow path: free(p) is fast if p - base is
+	 * below free_limit (the arenas seen made), malloc(n) if n is below
+	 * malloc_limit (the large threshold). */
+	uint64_t free_limit;
+	uint64_t malloc_limit;
+	/* The page entry of offset off is at page_maps + (off >> PAGE_SHIFT) *
+	 * sizeof entry + (off >> arena_shift) * pm_gap: one arena's metadata
+	 * less its page map's bytes (see map_fast_entry()). */
+	uint64_t pm_gap;
 	uint64_t range;
 	uint64_t heap_base;       /* the instance's base (== base when same_address) */
 	int same_address;
@@ -100,6 +111,18 @@ static inline unsigned map_small_class(const void *p, uint64_t *ref)
 	*ref = off;
 	return e.cls;
 }
+
+/* The page entry of the page at offset off, for off below free_limit (an
+ * arena seen made): two shifts, a multiply and an add, no branch. */
+static inline const struct page_entry *map_fast_entry(uint64_t off)
+{
+	const char *pm = map_view.page_maps + (off >> map_view.arena_shift) * map_view.pm_gap;
+	return (const struct page_entry *)pm + (off >> SHMA_PAGE_SHIFT);
+}
+
+/* Sets free_limit and malloc_limit from what is mapped and seen made (it
+ * only raises free_limit, so racing threads leave the highest). */
+SHMA_HIDDEN void map_fast_update(void);
 
 /* Maps the heap after the first handshake (checks it is the same heap after
  * a reconnection): 0, or -EPROTO if the daemon's geometry is not one we can

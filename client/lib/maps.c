@@ -22,6 +22,7 @@
 #include "config.h"
 
 #include "client.h"
+#include "debug.h"
 #include "seg.h"
 
 #include <errno.h>
@@ -100,6 +101,7 @@ int map_setup(const Shma__HelloReply *h)
 		    h->heap_range != map_view.range || h->heap_base != map_view.heap_base)
 			return -EPROTO;
 		map_view.large_threshold = h->large_threshold;
+		map_fast_update();
 		return 0;
 	}
 	int unused = 0, at_base = 0;
@@ -130,6 +132,7 @@ int map_setup(const Shma__HelloReply *h)
 	map_view.meta_bytes = h->meta_bytes;
 	map_view.page_map_off = g.page_map_off;
 	map_view.page_maps = meta + SHMA_PAGE_SIZE + g.page_map_off;
+	map_view.pm_gap = h->meta_bytes - (h->arena_size >> SHMA_PAGE_SHIFT) * sizeof(struct page_entry);
 	map_view.large_threshold = h->large_threshold;
 	strcpy(map_view.instance, h->instance);
 	map_view.narenas_seen = 0;
@@ -160,7 +163,22 @@ int map_arenas_made(uint32_t id)
 		/* Threads race here harmlessly: the count only grows. */
 		__atomic_store_n(&map_view.narenas_seen, n, __ATOMIC_RELAXED);
 	}
+	map_fast_update();
 	return id < n;
+}
+
+void map_fast_update(void)
+{
+	int plain = __atomic_load_n(&debug_flags, __ATOMIC_ACQUIRE) == 0 &&
+		    __atomic_load_n(&map_view.base, __ATOMIC_ACQUIRE) != NULL;
+	uint64_t seen = __atomic_load_n(&map_view.narenas_seen, __ATOMIC_RELAXED);
+	uint64_t want = plain ? seen << map_view.arena_shift : 0;
+	uint64_t cur = __atomic_load_n(&map_view.free_limit, __ATOMIC_RELAXED);
+	while (cur < want && !__atomic_compare_exchange_n(&map_view.free_limit, &cur, want, 1,
+							  __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
+	__atomic_store_n(&map_view.malloc_limit, plain ? map_view.large_threshold : 0,
+			 __ATOMIC_RELAXED);
 }
 
 uint64_t map_small_ref(const void *p, unsigned *cls, int interior)

@@ -481,6 +481,59 @@ START_TEST(client_cap_holds)
 }
 END_TEST
 
+/* A block of arena 1, made by this child after its parent last looked. */
+static int block_of_a_new_arena(void *arg)
+{
+	void **out = arg;
+	for (int i = 0; i < 100000; i++) {
+		void *p = shma_malloc(64);
+		if (p == NULL)
+			return 1;
+		if (shma_ref(p) >= (1u << 20)) {
+			*out = p; /* left allocated: the parent frees it */
+			return 0;
+		}
+	}
+	return 2;
+}
+
+/* free()'s fast path knows the arenas seen made (free_limit): a block of
+ * one made since by another process must still land in this thread's
+ * cache -- the next malloc of its class pops it -- and not be taken for a
+ * pointer not ours and dropped. */
+START_TEST(free_of_a_block_of_an_arena_made_since_goes_to_the_cache)
+{
+	struct e2e_daemon small;
+	const char *const extra[] = {"--arena-size", "1M", NULL};
+	e2e_start_daemon(&small, extra);
+	struct e2e_daemon saved = e2e;
+	e2e = small;
+	ck_assert_int_eq(shma_connect(small.socket), 0);
+	void *first = shma_malloc(64);
+	ck_assert_ptr_nonnull(first);
+	ck_assert_uint_lt(shma_ref(first), 1u << 20);
+	shma_free(first);
+	void **out = mmap(NULL, sizeof *out, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			  -1, 0);
+	ck_assert_ptr_ne(out, MAP_FAILED);
+	ck_assert_int_eq(e2e_wait(e2e_fork(block_of_a_new_arena, out)), 0);
+	ck_assert(shma_same_address());
+	void *p = *out;
+	memset(p, 0x5a, 64);
+	shma_free(p);
+	ck_assert_ptr_eq(shma_malloc(64), p);
+	shma_free(p);
+	/* Not ours, below and past the heap: ignored. */
+	int local = 0;
+	shma_free(&local);
+	shma_free((char *)shma_ptr(shma_ref(p)) + ((uint64_t)64 << 30));
+	munmap(out, sizeof *out);
+	shma_disconnect();
+	e2e = saved;
+	e2e_stop_daemon(&small);
+}
+END_TEST
+
 Suite *make_alloc_suite(void);
 Suite *make_alloc_suite(void)
 {
@@ -504,6 +557,7 @@ Suite *make_alloc_suite(void)
 	tcase_add_test(tc, disconnect_flushes_everything);
 	tcase_add_test(tc, enomem_at_the_cap_and_the_daemon_serves_on);
 	tcase_add_test(tc, client_cap_holds);
+	tcase_add_test(tc, free_of_a_block_of_an_arena_made_since_goes_to_the_cache);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -32,7 +32,7 @@ extern const uint8_t sizeclass_small[SIZECLASS_SMALL_LOOKUP / 16 + 1];
  * <= SIZECLASS_MAX_SIZE. */
 static inline unsigned sizeclass_of(size_t size)
 {
-	if (size <= SIZECLASS_SMALL_LOOKUP)
+	if (__builtin_expect(size <= SIZECLASS_SMALL_LOOKUP, 1))
 		return sizeclass_small[(size + 15) >> 4];
 	size_t s = size - 1;
 	unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)s);

@@ -143,13 +143,14 @@ static inline void *malloc_small(size_t size)
 	unsigned cls = sizeclass_of(size);
 	struct tcache *t = tcache_self;
 	if (likely(t != NULL)) {
-		struct tcache_bin *b = &t->slot->bins[cls];
-		if (likely(b->count > tcache_low(t, cls))) {
-			uint32_t n = b->count - 1;
-			b->count = n;
-			void *p = map_ptr(t->stack[cls][n]);
-			t->slot->mallocs++;
-			return p;
+		struct control_slot *s = t->slot;
+		uint32_t *count = &s->bins[cls].count;
+		const struct tcache_hot *h = &t->hot[cls];
+		uint32_t n = *count;
+		if (likely(n > h->low)) {
+			*count = --n;
+			s->mallocs++;
+			return map_ptr(h->stack[n]);
 		}
 	}
 	return tcache_alloc_slow(cls);
@@ -219,20 +220,21 @@ static __attribute__((noinline)) void free_other(void *p)
 /* A push of ref onto the calling thread's bin cls, or the slow path when
  * the bin is full (or not ready).  Every call here is a tail call, so the
  * fast path saves no register. */
-static inline void free_small(unsigned cls, uint64_t ref)
+static inline void free_small(size_t cls, uint64_t ref)
 {
 	struct tcache *t = tcache_self;
 	if (likely(t != NULL)) {
-		struct tcache_bin *b = &t->slot->bins[cls];
-		uint32_t n = b->count;
-		if (likely(n < t->room[cls])) {
-			t->stack[cls][n] = ref;
+		uint32_t *count = &t->slot->bins[cls].count;
+		const struct tcache_hot *h = &t->hot[cls];
+		uint32_t n = *count;
+		if (likely(n < h->room)) {
+			h->stack[n] = ref;
 			/* The ref before the count (the daemon reads up to it). */
-			__atomic_store_n(&b->count, n + 1, __ATOMIC_RELEASE);
+			__atomic_store_n(count, n + 1, __ATOMIC_RELEASE);
 			return;
 		}
 	}
-	tcache_free_slow(cls, ref);
+	tcache_free_slow((unsigned)cls, ref);
 }
 
 static inline void free_fast(void *p)

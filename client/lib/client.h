@@ -225,16 +225,25 @@ SHMA_HIDDEN void tcache_free_slow(unsigned cls, uint64_t ref);
 SHMA_HIDDEN void tcache_flush_all(void);   /* this thread's caches */
 SHMA_HIDDEN void tcache_forget(void);      /* after fork: drop, never flush */
 
+/* What the fast path reads of one bin besides its count (which stays in
+ * the shared slot, where the daemon reads it): one 16-byte entry, so that
+ * a malloc or a free touches one line of the thread's own memory and one
+ * of the slot, and indexes both with the same shift. */
+struct tcache_hot {
+	uint64_t *stack; /* the bin's refs in the slot */
+	uint16_t low;    /* see tcache_low() */
+	/* A free finds room in the bin below this count: 0 until the bin's
+	 * refs are reserved (tcache.c), then the bin's capacity. */
+	uint16_t room;
+	uint32_t unused;
+};
+
 struct tcache {
 	struct control_slot *slot; /* in the control block */
-	uint64_t *stack[SIZECLASS_COUNT]; /* each bin's refs in the slot */
+	struct tcache_hot hot[SIZECLASS_COUNT];
 	uint64_t generation;       /* conn_generation() when the slot was taken */
 	unsigned index;            /* of the slot */
 	uint16_t batch[SIZECLASS_COUNT];
-	uint16_t low[SIZECLASS_COUNT]; /* see tcache_low() */
-	/* A free finds room in bin cls below this count: 0 until the bin's
-	 * refs are reserved (tcache.c), then the bin's capacity. */
-	uint16_t room[SIZECLASS_COUNT];
 	uint64_t last_refill_ns[SIZECLASS_COUNT];
 	uint64_t pending[SIZECLASS_COUNT]; /* id of a refill asked ahead of need */
 };
@@ -248,7 +257,7 @@ extern __thread struct tcache *tcache_self
  * fast path goes on until the bin is empty and the refill is collected. */
 static inline uint32_t tcache_low(const struct tcache *t, unsigned cls)
 {
-	return t->low[cls];
+	return t->hot[cls].low;
 }
 
 #endif

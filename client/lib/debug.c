@@ -332,7 +332,7 @@ static int in_own_cache(void *p)
 		return 0;
 	const struct tcache_bin *b = &t->slot->bins[cls];
 	for (uint32_t i = 0; i < b->count && i < layout_bin_capacity(cls); i++)
-		if (t->stack[cls][i] == ref)
+		if (t->hot[cls].stack[i] == ref)
 			return 1;
 	return 0;
 }

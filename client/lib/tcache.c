@@ -78,7 +78,7 @@ static uint64_t cached_bytes(const struct tcache *t)
 static inline void push(struct tcache *t, unsigned cls, uint64_t ref)
 {
 	struct tcache_bin *b = &t->slot->bins[cls];
-	t->stack[cls][b->count] = ref;
+	t->hot[cls].stack[b->count] = ref;
 	/* The ref is in the array before the count says so: the daemon reads
 	 * no further than the count. */
 	__atomic_store_n(&b->count, b->count + 1, __ATOMIC_RELEASE);
@@ -89,7 +89,7 @@ static inline void *pop(struct tcache *t, unsigned cls)
 	struct tcache_bin *b = &t->slot->bins[cls];
 	uint32_t n = b->count - 1;
 	b->count = n;
-	return map_ptr(t->stack[cls][n]);
+	return map_ptr(t->hot[cls].stack[n]);
 }
 
 /* Sends refs back to the daemon in one message nobody waits for. */
@@ -114,7 +114,7 @@ static void flush_bin(struct tcache *t, unsigned cls, uint32_t n)
 		if (k > b->count)
 			k = b->count;
 		uint32_t left = b->count - k;
-		memcpy(refs, t->stack[cls] + left, k * sizeof *refs);
+		memcpy(refs, t->hot[cls].stack + left, k * sizeof *refs);
 		/* Out of the bin before they go: a death in between leaks them
 		 * (in flight) rather than have the daemon take them twice. */
 		__atomic_store_n(&b->count, left, __ATOMIC_RELEASE);
@@ -202,13 +202,13 @@ static struct tcache *take_slot(void)
 		memset(t, 0, sizeof *t);
 		t->slot = s;
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
-			t->stack[cls] = &cb->refs[i][bin_first[cls]];
+			t->hot[cls].stack = &cb->refs[i][bin_first[cls]];
 		t->index = i;
 		t->generation = conn_generation();
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
 			t->batch[cls] = (uint16_t)(BATCH_START < batch_cap(cls) ? BATCH_START
 										  : batch_cap(cls));
-			t->low[cls] = t->batch[cls] / 2;
+			t->hot[cls].low = t->batch[cls] / 2;
 		}
 		return t;
 	}
@@ -252,11 +252,11 @@ static struct tcache *self_locked(void)
  * room[cls] is 0, so every free of the class comes here.  0 or -errno. */
 static int bin_ready(struct tcache *t, unsigned cls)
 {
-	if (t->room[cls] != 0)
+	if (t->hot[cls].room != 0)
 		return 0;
 	int rc = conn_reserve_refs(t->index, bin_first[cls], high_water(cls));
 	if (rc == 0)
-		t->room[cls] = (uint16_t)high_water(cls);
+		t->hot[cls].room = (uint16_t)high_water(cls);
 	return rc;
 }
 
@@ -416,7 +416,7 @@ static void adapt_batch(struct tcache *t, unsigned cls)
 	else if (since > SHRINK_AFTER_NS && b / 2 >= BATCH_START)
 		b /= 2;
 	t->batch[cls] = (uint16_t)b;
-	t->low[cls] = (uint16_t)(b / 2);
+	t->hot[cls].low = (uint16_t)(b / 2);
 }
 
 /* How many objects a refill of cls asks for: the batch, but no more than the
@@ -480,7 +480,7 @@ void *tcache_alloc_slow(unsigned cls)
 	} else if (conn_connected() &&
 		   (t->pending[cls] == 0 || !conn_id_current(t->pending[cls]))) {
 		t->pending[cls] = send_refill(t, cls, refill_count(t, cls));
-		t->low[cls] = 0; /* the fast path until the bin is empty */
+		t->hot[cls].low = 0; /* the fast path until the bin is empty */
 	}
 	conn_unlock();
 	if (b->count == 0) {

@@ -93,7 +93,9 @@ static inline const struct page_entry *map_page(uint64_t off)
  * SIZECLASS_COUNT when p is no small object of an arena this process has
  * seen made (a large block, a pointer out of the range, an arena made since:
  * map_small_ref() says which).  map_small_ref(p, cls, 0) without a call, for
- * free(): a subtraction, a shift, a multiply and one load of the page map. */
+ * api_free() (debug mode's free; shma_free() has the one compare against
+ * free_limit and map_fast_entry()): a subtraction, a shift, a multiply and
+ * one load of the page map. */
 static inline unsigned map_small_class(const void *p, uint64_t *ref)
 {
 	char *base = map_view.base;

@@ -182,7 +182,10 @@ static __attribute__((noinline)) void *malloc_other(size_t size)
 }
 
 /* malloc_limit is 0 in debug mode and until the heap is mapped: one
- * compare sends those, and large sizes, to malloc_other(). */
+ * compare sends those, and large sizes, to malloc_other().  A plain load:
+ * past it the fast path reads only this thread's cache (none before the
+ * thread's first slow path, which takes the lock) and the base, which a
+ * thread with a cache has seen set. */
 SHMA_EXPORT void *shma_malloc(size_t size)
 {
 	if (likely(size < map_view.malloc_limit))
@@ -267,11 +270,15 @@ static __attribute__((noinline)) void free_checked(void *p)
 }
 
 /* free_limit is 0 in debug mode and until the heap is mapped, and NULL is
- * far below the heap: one compare sends them all to free_checked(). */
+ * far below the heap: one compare sends them all to free_checked().  The
+ * limit is read first, with acquire: a thread that sees it raised sees the
+ * base and the page maps it was raised for (another thread may be mapping
+ * the heap while this one frees a pointer not ours). */
 SHMA_EXPORT void shma_free(void *p)
 {
+	uint64_t limit = __atomic_load_n(&map_view.free_limit, __ATOMIC_ACQUIRE);
 	uint64_t off = (uint64_t)((char *)p - map_view.base);
-	if (unlikely(off >= map_view.free_limit)) {
+	if (unlikely(off >= limit)) {
 		free_checked(p);
 		return;
 	}

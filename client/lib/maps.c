@@ -178,7 +178,7 @@ void map_fast_update(void)
 							  __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		;
 	__atomic_store_n(&map_view.malloc_limit, plain ? map_view.large_threshold : 0,
-			 __ATOMIC_RELAXED);
+			 __ATOMIC_RELEASE);
 }
 
 uint64_t map_small_ref(const void *p, unsigned *cls, int interior)

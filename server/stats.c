@@ -134,6 +134,8 @@ static int fill_clients(struct daemon *d, Shma__StatsReply *r, struct dispatch_s
 		a[k].cached_bytes = client_cached(c);
 		r->cached_bytes += a[k].cached_bytes;
 		stats_client_counters(c, &a[k].malloc_calls, &a[k].malloc_waits);
+		a[k].region = c->region != NULL;
+		a[k].region_bytes = c->region != NULL ? heap_region_bytes(c->region) : 0;
 		a[k].same_address = c->ctl != NULL &&
 				    __atomic_load_n(&c->ctl->hdr.same_address, __ATOMIC_RELAXED) == 1;
 		r->malloc_calls += a[k].malloc_calls;

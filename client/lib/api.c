@@ -179,6 +179,11 @@ static void free_large(void *p)
 	size_t size;
 	if (!map_large_block(p, &ref, &start, &size))
 		return; /* not ours: ignoring it beats corrupting the heap */
+	if (map_foreign_region(ref)) {
+		/* Another process's region: never kept here (it may end). */
+		send_free_large(ref);
+		return;
+	}
 	conn_lock();
 	int kept = lcache_put(ref, size);
 	lcache_expire();
@@ -193,7 +198,9 @@ static __attribute__((noinline)) void free_other(void *p)
 {
 	unsigned cls;
 	uint64_t ref = map_small_ref(p, &cls, 0);
-	if (ref != 0)
+	if (ref != 0 && map_foreign_region(ref))
+		tcache_free_direct(ref);
+	else if (ref != 0)
 		tcache_free_slow(cls, ref);
 	else
 		free_large(p);

@@ -70,12 +70,13 @@ static void write_clients(FILE *f, const Shma__StatsReply *r)
 		json_string(f, c->name);
 		fprintf(f, ",\"connected_since\":%lld,\"bytes_held\":%llu,\"cached_bytes\":%llu,"
 			   "\"requests\":%llu,\"rejected\":%llu,\"mallocs\":%llu,\"waits\":%llu,"
-			   "\"same_address\":%u}",
+			   "\"same_address\":%u,\"region\":%s,\"region_bytes\":%llu}",
 			(long long)c->connected_since, (unsigned long long)c->bytes_held,
 			(unsigned long long)c->cached_bytes,
 			(unsigned long long)c->requests, (unsigned long long)c->rejected,
 			(unsigned long long)c->malloc_calls, (unsigned long long)c->malloc_waits,
-			c->same_address);
+			c->same_address, c->region ? "true" : "false",
+			(unsigned long long)c->region_bytes);
 	}
 	fputs("]", f);
 }

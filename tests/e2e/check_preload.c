@@ -543,6 +543,69 @@ START_TEST(region_block_freed_by_another_client)
 }
 END_TEST
 
+/* The in_use_bytes of the daemon on socket, asked by a raw peer. */
+static uint64_t raw_in_use(const char *socket)
+{
+	int fd = raw_peer(socket);
+	Shma__Request req;
+	Shma__Stats st;
+	wire_stats(&req, &st);
+	Shma__Response *r = raw_call(fd, &req);
+	ck_assert_int_eq(r->body_case, SHMA__RESPONSE__BODY_STATS);
+	uint64_t v = r->stats->in_use_bytes;
+	shma__response__free_unpacked(r, NULL);
+	close(fd);
+	return v;
+}
+
+/* A region client whose daemon was killed under it and that ended while no
+ * daemon ran: the next daemon finds its region in the metadata and ends it
+ * with its orphaned control block. */
+START_TEST(region_ends_across_a_daemon_restart)
+{
+	if (skipped("region restart", NULL))
+		return;
+	struct e2e_daemon d;
+	e2e_start_daemon_kept(&d, NULL);
+	ck_assert_uint_eq(raw_in_use(d.socket), 0);
+	int to[2], from[2];
+	ck_assert_int_eq(pipe(to), 0);
+	ck_assert_int_eq(pipe(from), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(to[0], 0);
+		dup2(from[1], 1);
+		close(to[1]);
+		close(from[0]);
+		execl(SHMALLOC_RUN_PATH, SHMALLOC_RUN_PATH, "--socket", d.socket, REGION_HELPER,
+		      "share", (char *)NULL);
+		_exit(127);
+	}
+	close(to[0]);
+	close(from[1]);
+	FILE *f = fdopen(from[0], "r");
+	ck_assert_ptr_nonnull(f);
+	void *blocks[4];
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(fscanf(f, "%p", &blocks[i]), 1);
+	fclose(f);
+	ck_assert_uint_ge(raw_in_use(d.socket), (uint64_t)2 << 20);
+	e2e_kill_daemon(&d);
+	close(to[1]);
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	ck_assert_int_eq(e2e_restart_daemon(&d, NULL), 0);
+	uint64_t v = raw_in_use(d.socket);
+	for (int i = 0; i < 100 && v != 0; i++) {
+		usleep(50000);
+		v = raw_in_use(d.socket);
+	}
+	ck_assert_msg(v == 0, "%llu bytes in use after the restart", (unsigned long long)v);
+	ck_assert(e2e_log_has(&d, "its region ended"));
+	e2e_cleanup_daemon(&d);
+}
+END_TEST
+
 /* ---- shmalloc-run itself ---- */
 
 START_TEST(dead_socket_fails_before_command)
@@ -698,6 +761,7 @@ Suite *make_preload_suite(void)
 	tcase_add_test(tc, region_sigkill_leaves_nothing);
 	tcase_add_test(tc, region_pages_come_on_first_touch);
 	tcase_add_test(tc, region_block_freed_by_another_client);
+	tcase_add_test(tc, region_ends_across_a_daemon_restart);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("shmalloc-run");
 	tcase_add_checked_fixture(tc, setup, teardown);

@@ -173,6 +173,7 @@ int stats_build(struct daemon *d, Shma__Response *resp, struct dispatch_scratch 
 	r->roots = roots_count(d->roots);
 	r->reclaimed_objects = d->reclaimed_objects;
 	r->inflight_returned = d->inflight_returned;
+	heap_region_totals(d->heap, &r->regions, &r->region_in_use_bytes);
 	r->external_fragmentation =
 		t.free_pages ? 1.0 - (double)t.largest_free_run / (double)t.free_pages : 0.0;
 	r->n_service_ns_histogram = DAEMON_HIST_BUCKETS;

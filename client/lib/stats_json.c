@@ -104,6 +104,8 @@ void stats_json_write(FILE *f, const Shma__StatsReply *r)
 	 * "waits", so a reader that sums every occurrence of a key is right. */
 	fprintf(f, "\"malloc_calls\":%llu,\"malloc_waits\":%llu,",
 		(unsigned long long)r->malloc_calls, (unsigned long long)r->malloc_waits);
+	fprintf(f, "\"regions\":%llu,\"region_in_use_bytes\":%llu,",
+		(unsigned long long)r->regions, (unsigned long long)r->region_in_use_bytes);
 	fputs("\"service_ns_histogram\":[", f);
 	for (size_t i = 0; i < r->n_service_ns_histogram; i++)
 		fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)r->service_ns_histogram[i]);

@@ -119,7 +119,6 @@ uint64_t heap_region_end(struct heap *h, uint64_t id)
 		}
 		uint64_t bytes = (uint64_t)span_clear(s) * s->size;
 		h->counters[s->cls].objects_out -= bytes / s->size;
-		h->counters[s->cls].flushes += bytes / s->size;
 		h->in_use -= bytes;
 		r->bytes -= bytes;
 		h->region_bytes -= bytes;
@@ -154,6 +153,8 @@ void heap_region_totals(const struct heap *h, uint64_t *regions, uint64_t *bytes
 
 void heap_regions_close(struct heap *h)
 {
+	if (h->regions.alloc == NULL)
+		return; /* no region was ever asked for */
 	size_t i = 0;
 	struct table_entry *e;
 	while ((e = table_next(&h->regions, &i)) != NULL)

@@ -512,6 +512,9 @@ START_TEST(region_block_freed_by_another_client)
 		ck_assert_msg(refs[i] != 0, "block %d (%p) is not in the heap here", i, blocks[i]);
 	}
 	uint64_t during = e2e_stat("\"in_use_bytes\":");
+	/* The stats show it: one region, its blocks in it. */
+	ck_assert_uint_eq(e2e_stat("\"regions\":"), 1);
+	ck_assert_uint_ge(e2e_stat("\"region_in_use_bytes\":"), (uint64_t)2 << 20);
 	int peer = raw_peer(e2e.socket);
 	/* While the owner lives: this library's free and a raw Flush. */
 	shma_free(blocks[0]);
@@ -528,6 +531,8 @@ START_TEST(region_block_freed_by_another_client)
 	now = e2e_wait_in_use_at_most(base);
 	ck_assert_msg(now <= base, "in use %llu after the owner ended, %llu before it",
 		      (unsigned long long)now, (unsigned long long)base);
+	ck_assert_uint_eq(e2e_stat("\"regions\":"), 0);
+	ck_assert_uint_eq(e2e_stat("\"region_in_use_bytes\":"), 0);
 	/* Its blocks are not out any more: refused, nothing else changes. */
 	raw_flush(peer, refs, 2, 0, 2);
 	Shma__Request req;

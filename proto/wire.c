@@ -25,6 +25,11 @@ void wire_hello(Shma__Request *req, Shma__Hello *body, const char *name,
 	req->hello = body;
 }
 
+void wire_hello_region(Shma__Request *req)
+{
+	req->hello->region = 1;
+}
+
 void wire_refill(Shma__Request *req, Shma__Refill *body, uint32_t size_class,
 		 uint32_t count, uint32_t slot)
 {

@@ -167,6 +167,17 @@ static uint64_t reclaim_caches(struct daemon *d, const struct control_block *cb,
 	return n;
 }
 
+/* A client is gone for good: its region (if it had one) ends, with every
+ * block still in it -- after its caches went back, so those count as taken
+ * back.  A region client's blocks die with it; a library client has none. */
+static void end_region(struct daemon *d, uint64_t id)
+{
+	uint64_t bytes = heap_region_end(d->heap, id);
+	if (bytes != 0)
+		log_msg(SLOG_INFO, "client %llu: its region ended, %llu bytes it still held freed",
+			(unsigned long long)id, (unsigned long long)bytes);
+}
+
 static void unmap_and_unlink(struct daemon *d, uint64_t id, int fd, struct control_block *cb,
 			     int unlink)
 {
@@ -265,6 +276,8 @@ uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 		back = reclaim_caches(d, c->ctl, c->id);
 		back += inflight_settle(&c->inflight, d->heap, c->ctl);
 		d->reclaimed_objects += back;
+		end_region(d, c->id);
+		c->region = NULL;
 		unmap_and_unlink(d, c->id, c->ctl_fd, c->ctl, 1);
 	} else {
 		add_orphan(d, c->id, c->pid, c->uid, reclaim, c->ctl_fd, c->ctl, c->inflight);
@@ -306,6 +319,7 @@ static uint64_t reclaim_orphan(struct daemon *d, struct orphan *o)
 	d->reclaimed_objects += back;
 	log_msg(SLOG_INFO, "client %llu (pid %ld) is gone: took back %llu cached objects",
 		(unsigned long long)o->id, (long)o->pid, (unsigned long long)back);
+	end_region(d, o->id);
 	unmap_and_unlink(d, o->id, -1, o->ctl, 1);
 	return back;
 }

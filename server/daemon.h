@@ -40,6 +40,10 @@ struct client {
 	struct control_block *ctl;
 	struct inflight_set *inflight; /* its refills not yet collected (inflight.h) */
 	struct quota_account *user, *proc; /* its uid's and its process's (quota.c) */
+	/* Its region, if it asked for one in Hello (heap.h: Regions): refills
+	 * and large blocks come from it, and it ends when the client's control
+	 * block is settled (daemon_control_release(), daemon_control_sweep()). */
+	struct heap_region *region;
 };
 
 struct daemon {
@@ -66,7 +70,8 @@ struct daemon {
 int daemon_control_create(struct daemon *d, struct client *c);
 
 /* c's connection ended.  If its process is gone, takes back what its caches
- * hold and removes the control block; else keeps the block as an orphan
+ * hold, ends its region (heap_region_end(): everything it still held) and
+ * removes the control block; else keeps the block as an orphan
  * until the process is gone (daemon_control_sweep()) or re-adopts it
  * (reclaim 1: it lost its connection) -- after a goodbye (reclaim 0) it may
  * not.  Returns the objects taken back now. */
@@ -76,8 +81,9 @@ uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
  * is the one it belongs to: 0, -ENOENT (no such orphan) or -EPERM. */
 int daemon_control_adopt(struct daemon *d, struct client *c, uint64_t id);
 
-/* Takes back the caches of orphans whose process is gone; bounded by their
- * cached objects.  Returns the objects taken back. */
+/* Takes back the caches of orphans whose process is gone, and ends their
+ * regions; bounded by their cached objects and their regions' spans and
+ * blocks.  Returns the objects taken back. */
 uint64_t daemon_control_sweep(struct daemon *d);
 
 /* At start, after the heap is open: the control blocks an earlier daemon

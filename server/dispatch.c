@@ -131,6 +131,14 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 		if (rc != 0)
 			return refuse_close(d, c, resp, s, req->id, -rc, "hello: control block");
 	}
+	if (h->region) {
+		/* Its own heap, which dies with it (heap.h: Regions); without
+		 * one (no memory for it) it is served as a library client. */
+		c->region = heap_region(d->heap, c->id, 1);
+		if (c->region == NULL)
+			log_msg(SLOG_WARN, "client %llu: no region (out of memory): its blocks "
+				"outlive it", (unsigned long long)c->id);
+	}
 	c->hello_done = 1;
 	Shma__HelloReply *r = dispatch_scratch_alloc(s, sizeof *r);
 	if (r == NULL)
@@ -156,9 +164,10 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 	resp->id = req->id;
 	resp->body_case = SHMA__RESPONSE__BODY_HELLO;
 	resp->hello = r;
-	log_msg(SLOG_INFO, "client %llu %s: pid %ld uid %lu%s%s", (unsigned long long)c->id,
+	log_msg(SLOG_INFO, "client %llu %s: pid %ld uid %lu%s%s%s", (unsigned long long)c->id,
 		adopted ? "reconnected, its control block re-adopted" : "connected",
-		(long)c->pid, (unsigned long)c->uid, c->name[0] ? " name " : "", c->name);
+		(long)c->pid, (unsigned long)c->uid, c->name[0] ? " name " : "", c->name,
+		c->region ? ", a region" : "");
 	return DISPATCH_REPLY;
 }
 
@@ -199,7 +208,9 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 	Shma__Run **run_ptrs = dispatch_scratch_alloc(s, WIRE_RUNS_MAX * sizeof *run_ptrs);
 	if (!b.refs || !b.runs || !r || !runs || !run_ptrs)
 		return refuse(d, c, resp, s, req->id, ENOMEM, "refill");
-	int n = heap_refill(d->heap, rf->size_class, (uint32_t)want, &b);
+	int n = c->region != NULL
+			? heap_region_refill(d->heap, c->region, rf->size_class, (uint32_t)want, &b)
+			: heap_refill(d->heap, rf->size_class, (uint32_t)want, &b);
 	if (n < 0)
 		return refuse(d, c, resp, s, req->id, -n, "refill");
 	if (rf->slot != 0)
@@ -288,7 +299,8 @@ static enum dispatch_action do_alloc_large(struct daemon *d, struct client *c,
 	if (quota_large_take(d, c) != 0)
 		return refuse(d, c, resp, s, req->id, EAGAIN, "alloc large: --uid-max-large");
 	uint64_t ref, seg_size;
-	int rc = heap_alloc_large(d->heap, size, c->id, &ref, &seg_size);
+	int rc = c->region != NULL ? heap_region_alloc_large(d->heap, c->region, size, &ref, &seg_size)
+				   : heap_alloc_large(d->heap, size, c->id, &ref, &seg_size);
 	if (rc != 0) {
 		quota_large_give(c);
 		return refuse(d, c, resp, s, req->id, -rc, "alloc large");

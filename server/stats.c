@@ -134,6 +134,8 @@ static int fill_clients(struct daemon *d, Shma__StatsReply *r, struct dispatch_s
 		a[k].cached_bytes = client_cached(c);
 		r->cached_bytes += a[k].cached_bytes;
 		stats_client_counters(c, &a[k].malloc_calls, &a[k].malloc_waits);
+		a[k].region = c->region != NULL;
+		a[k].region_bytes = c->region != NULL ? heap_region_bytes(c->region) : 0;
 		a[k].same_address = c->ctl != NULL &&
 				    __atomic_load_n(&c->ctl->hdr.same_address, __ATOMIC_RELAXED) == 1;
 		r->malloc_calls += a[k].malloc_calls;
@@ -171,6 +173,7 @@ int stats_build(struct daemon *d, Shma__Response *resp, struct dispatch_scratch 
 	r->roots = roots_count(d->roots);
 	r->reclaimed_objects = d->reclaimed_objects;
 	r->inflight_returned = d->inflight_returned;
+	heap_region_totals(d->heap, &r->regions, &r->region_in_use_bytes);
 	r->external_fragmentation =
 		t.free_pages ? 1.0 - (double)t.largest_free_run / (double)t.free_pages : 0.0;
 	r->n_service_ns_histogram = DAEMON_HIST_BUCKETS;

@@ -18,8 +18,9 @@
  *   page: free, metadata, a span of class k starting at page s, or a large
  *   block), its object bitmaps (64 bytes per page, so a span starting at
  *   page s keeps its bitmap at bitmap slot s; one bit per object, set while
- *   the object is out of the daemon's hands) and its large-block owners (8
- *   bytes per page: the client that asked for the block starting there).  Clients map it read-only; no
+ *   the object is out of the daemon's hands) and its owners (8 bytes per
+ *   page: the client that asked for the large block starting there, or
+ *   whose region the span starting there is in; see HEAP_OWNER_REGION).  Clients map it read-only; no
  *   client can open it for writing (its mode has no write bit but the
  *   owner's), so nothing a client does changes what is allocated.
  *
@@ -77,10 +78,17 @@ enum page_kind {
  * pages in the later ones, those numbered as metadata too, say this). */
 #define PAGE_JUMBO UINT32_MAX
 
+/* page_entry.flags of a span's pages and a large block's first page that
+ * belong to a region (server/heap/heap.h: Regions): a client that asked for
+ * no region hands such a block straight back to the daemon when it frees it,
+ * never into its caches, so nothing of a region outlives its owner in
+ * another process's cache. */
+#define SHMA_PAGE_REGION 1u
+
 struct page_entry {
 	uint8_t kind;        /* enum page_kind */
 	uint8_t cls;         /* size class, for PAGE_SPAN */
-	uint16_t reserved;
+	uint16_t flags;      /* SHMA_PAGE_REGION or 0 */
 	uint32_t span_start; /* PAGE_SPAN: first page of the span; see page_kind */
 };
 
@@ -164,7 +172,10 @@ static inline struct page_entry *layout_page_map(void *base,
 }
 
 /* The client id that asked for the large block starting at page p (0 for
- * none), written by the daemon before the block's first page. */
+ * none), or whose region the span starting at p is in (0 for none), with
+ * bit 63 set for a region's; written by the daemon before the first page's
+ * entry. */
+#define SHMA_OWNER_REGION (UINT64_C(1) << 63)
 static inline uint64_t *layout_owner(void *base, const struct arena_geometry *g, uint32_t p)
 {
 	return (uint64_t *)((char *)base + g->owner_off) + p;

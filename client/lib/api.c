@@ -200,6 +200,11 @@ static void free_large(void *p)
 	size_t size;
 	if (!map_large_block(p, &ref, &start, &size))
 		return; /* not ours: ignoring it beats corrupting the heap */
+	if (map_foreign_region(ref)) {
+		/* Another process's region: never kept here (it may end). */
+		send_free_large(ref);
+		return;
+	}
 	conn_lock();
 	int kept = lcache_put(ref, size);
 	lcache_expire();
@@ -214,7 +219,9 @@ static __attribute__((noinline)) void free_other(void *p)
 {
 	unsigned cls;
 	uint64_t ref = map_small_ref(p, &cls, 0);
-	if (ref != 0)
+	if (ref != 0 && map_foreign_region(ref))
+		tcache_free_direct(ref);
+	else if (ref != 0)
 		tcache_free_slow(cls, ref);
 	else
 		free_large(p);
@@ -283,7 +290,10 @@ SHMA_EXPORT void shma_free(void *p)
 		return;
 	}
 	struct page_entry e = *map_fast_entry(off);
-	if (unlikely(e.kind != PAGE_SPAN || e.cls >= SIZECLASS_COUNT)) {
+	/* A region's block in a process that is not its region (or a
+	 * library client's in a region process) goes by free_other(). */
+	if (unlikely(e.kind != PAGE_SPAN || e.cls >= SIZECLASS_COUNT ||
+		     e.flags != map_view.region_flags)) {
 		free_other(p);
 		return;
 	}

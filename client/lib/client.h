@@ -63,6 +63,11 @@ struct heap_view {
 	uint64_t large_threshold; /* requests this big are large blocks */
 	uint32_t narenas_seen;    /* arenas known made (the header's count, cached) */
 	int valgrind;             /* memcheck is watching: see map_arenas_made() */
+	/* The page map flags of the spans this process caches freed objects of
+	 * on the fast path: SHMA_PAGE_REGION for a region client (the preload
+	 * library's: it allocates from its region only), 0 for a library
+	 * client, which hands a region's blocks straight back (free_other()). */
+	uint16_t region_flags;
 	char instance[SHMA_INSTANCE_MAX];
 };
 
@@ -108,7 +113,8 @@ static inline unsigned map_small_class(const void *p, uint64_t *ref)
 	const struct page_entry *pm =
 		(const struct page_entry *)(map_view.page_maps + id * map_view.meta_bytes);
 	struct page_entry e = pm[(off & (map_view.arena_size - 1)) >> SHMA_PAGE_SHIFT];
-	if (unlikely(e.kind != PAGE_SPAN || e.cls >= SIZECLASS_COUNT))
+	if (unlikely(e.kind != PAGE_SPAN || e.cls >= SIZECLASS_COUNT ||
+		     e.flags != map_view.region_flags))
 		return SIZECLASS_COUNT;
 	*ref = off;
 	return e.cls;
@@ -125,6 +131,15 @@ static inline const struct page_entry *map_fast_entry(uint64_t off)
 /* Sets free_limit and malloc_limit from what is mapped and seen made (it
  * only raises free_limit, so racing threads leave the highest). */
 SHMA_HIDDEN void map_fast_update(void);
+
+/* 1 if the page at off of the range is a region's (a span, or a large block's
+ * first page) while this process is no region client: its block goes
+ * straight back to the daemon when freed, never into a cache. */
+static inline int map_foreign_region(uint64_t off)
+{
+	const struct page_entry *pe = map_page(off);
+	return pe != NULL && (pe->flags & SHMA_PAGE_REGION) && !map_view.region_flags;
+}
 
 /* Maps the heap after the first handshake (checks it is the same heap after
  * a reconnection): 0, or -EPROTO if the daemon's geometry is not one we can
@@ -156,6 +171,9 @@ SHMA_HIDDEN int map_each_mapping(int (*fn)(void *base, size_t len, int all, void
  * back to the daemon after it (conn.c's salvage), over its life. */
 SHMA_HIDDEN uint64_t conn_salvaged(void);
 SHMA_HIDDEN int conn_ensure(void);             /* connect if needed; 0 or -errno */
+/* Before the first connection: ask for a region in every Hello (the preload
+ * library; server/heap/heap.h: Regions). */
+SHMA_HIDDEN void conn_set_region(void);
 SHMA_HIDDEN void conn_lock(void);
 SHMA_HIDDEN void conn_unlock(void);
 /* With the lock held: sends req and waits for its response, *resp valid until
@@ -224,6 +242,8 @@ SHMA_HIDDEN void stats_json_write(FILE *f, const Shma__StatsReply *r);
 /* ---- thread caches (tcache.c) ---- */
 SHMA_HIDDEN void *tcache_alloc_slow(unsigned cls);
 SHMA_HIDDEN void tcache_free_slow(unsigned cls, uint64_t ref);
+/* Hands one object straight back to the daemon (a Flush nobody waits for). */
+SHMA_HIDDEN void tcache_free_direct(uint64_t ref);
 SHMA_HIDDEN void tcache_flush_all(void);   /* this thread's caches */
 SHMA_HIDDEN void tcache_forget(void);      /* after fork: drop, never flush */
 

@@ -712,6 +712,14 @@ static int map_control(const Shma__HelloReply *h)
 	return 0;
 }
 
+static int want_region;
+
+void conn_set_region(void)
+{
+	want_region = 1;
+	map_view.region_flags = SHMA_PAGE_REGION;
+}
+
 static int handshake(void)
 {
 	Shma__Request req;
@@ -719,6 +727,8 @@ static int handshake(void)
 	extern char *program_invocation_short_name;
 	wire_hello(&req, &hello, program_invocation_short_name,
 		   conn.lost ? conn.client_id : 0);
+	if (want_region)
+		wire_hello_region(&req);
 	Shma__Response *resp;
 	req.id = ++conn.next_id;
 	/* A daemon that refuses us says why before we speak, then hangs up:

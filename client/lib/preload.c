@@ -607,6 +607,13 @@ __attribute__((constructor)) static void preload_init(void)
 	/* Before the library's own handlers: ours run last before the fork
 	 * (with the connection's lock held) and first after it. */
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	/* A region: what the process still holds goes when it ends, and its
+	 * pages come on first touch.  Not with --share-fork: there a child's
+	 * blocks are meant to outlive it in its parent or siblings (a worker
+	 * pool), and a daemonizing parent's in its child, so no process's end
+	 * may take them: they stay until freed, as a library client's do. */
+	if (!share_fork)
+		conn_set_region();
 	int rc = shma_connect(NULL);
 	inside = 0;
 	__atomic_store_n(&state, rc == 0 ? ST_HEAP : ST_LIBC, __ATOMIC_RELEASE);

@@ -70,12 +70,13 @@ static void write_clients(FILE *f, const Shma__StatsReply *r)
 		json_string(f, c->name);
 		fprintf(f, ",\"connected_since\":%lld,\"bytes_held\":%llu,\"cached_bytes\":%llu,"
 			   "\"requests\":%llu,\"rejected\":%llu,\"mallocs\":%llu,\"waits\":%llu,"
-			   "\"same_address\":%u}",
+			   "\"same_address\":%u,\"region\":%s,\"region_bytes\":%llu}",
 			(long long)c->connected_since, (unsigned long long)c->bytes_held,
 			(unsigned long long)c->cached_bytes,
 			(unsigned long long)c->requests, (unsigned long long)c->rejected,
 			(unsigned long long)c->malloc_calls, (unsigned long long)c->malloc_waits,
-			c->same_address);
+			c->same_address, c->region ? "true" : "false",
+			(unsigned long long)c->region_bytes);
 	}
 	fputs("]", f);
 }
@@ -103,6 +104,8 @@ void stats_json_write(FILE *f, const Shma__StatsReply *r)
 	 * "waits", so a reader that sums every occurrence of a key is right. */
 	fprintf(f, "\"malloc_calls\":%llu,\"malloc_waits\":%llu,",
 		(unsigned long long)r->malloc_calls, (unsigned long long)r->malloc_waits);
+	fprintf(f, "\"regions\":%llu,\"region_in_use_bytes\":%llu,",
+		(unsigned long long)r->regions, (unsigned long long)r->region_in_use_bytes);
 	fputs("\"service_ns_histogram\":[", f);
 	for (size_t i = 0; i < r->n_service_ns_histogram; i++)
 		fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)r->service_ns_histogram[i]);

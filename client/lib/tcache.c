@@ -490,6 +490,14 @@ void *tcache_alloc_slow(unsigned cls)
 	return pop(t, cls);
 }
 
+void tcache_free_direct(uint64_t ref)
+{
+	conn_lock();
+	if (conn_ensure() == 0)
+		send_flush(&ref, 1);
+	conn_unlock();
+}
+
 void tcache_free_slow(unsigned cls, uint64_t ref)
 {
 	conn_lock();

@@ -320,6 +320,7 @@ void heap_close(struct heap *h, int unlink)
 {
 	if (h == NULL)
 		return;
+	heap_regions_close(h);
 	for (uint32_t i = 0; i < h->narenas; i++) {
 		forget_spans(h->arenas[i]);
 		arena_destroy(h->arenas[i]);
@@ -353,9 +354,10 @@ static uint64_t pages_offset(const struct heap *h, uint32_t r, uint32_t p)
 	return h->arenas[r]->ref_base + arena_page_offset(p);
 }
 
-/* A run of npages pages, backing store reserved: from the free runs, else
- * from a new arena. */
-static int alloc_pages(struct heap *h, uint32_t npages, struct page_run **out)
+/* A run of npages pages, backing store reserved (unless lazy: a region's,
+ * whose pages come on first touch): from the free runs, else from a new
+ * arena. */
+static int alloc_pages(struct heap *h, uint32_t npages, int lazy, struct page_run **out)
 {
 	if (npages == 0 || npages > h->g.npages - h->g.meta_pages)
 		return -ENOMEM;
@@ -379,7 +381,7 @@ static int alloc_pages(struct heap *h, uint32_t npages, struct page_run **out)
 	}
 	struct page_run *r = *out;
 	/* Pages freed and not yet decayed hold their store: no system call. */
-	if (pageheap_backed(h->ph, r->region, r->start, r->npages) == r->npages)
+	if (lazy || pageheap_backed(h->ph, r->region, r->start, r->npages) == r->npages)
 		return 0;
 	rc = seg_reserve(h->pages_fd, pages_offset(h, r->region, r->start),
 			 arena_page_offset(r->npages));
@@ -394,17 +396,21 @@ static int alloc_pages(struct heap *h, uint32_t npages, struct page_run **out)
 	return 0;
 }
 
-static int new_span(struct heap *h, unsigned cls, struct span **out)
+static int new_span(struct heap *h, unsigned cls, struct heap_region *rg, struct span **out)
 {
 	struct page_run *r;
-	int rc = alloc_pages(h, sizeclass_table[cls].span_pages, &r);
+	int rc = alloc_pages(h, sizeclass_table[cls].span_pages, rg != NULL, &r);
 	if (rc < 0)
 		return rc;
-	*out = span_create(h->arenas[r->region], r, cls);
+	*out = span_create(h->arenas[r->region], r, cls, rg ? rg->id | SHMA_OWNER_REGION : 0);
 	if (*out == NULL) {
+		if (rg != NULL)
+			heap_settle_lazy(h, r->region, r->start, r->npages);
 		pageheap_free(h->ph, r, heap_now_ms());
 		return -ENOMEM;
 	}
+	if (rg != NULL)
+		heap_region_add_span(rg, *out);
 	h->counters[cls].spans++;
 	return 0;
 }
@@ -412,10 +418,36 @@ static int new_span(struct heap *h, unsigned cls, struct span **out)
 void heap_release_span(struct heap *h, struct span *s)
 {
 	struct page_run *r = s->run;
+	struct heap_region *rg = s->region;
 	h->counters[s->cls].spans--;
-	span_list_remove(&h->partial[s->cls], s);
+	span_list_remove(heap_partial(h, s), s);
+	if (rg != NULL) {
+		if (s->rprev != NULL)
+			s->rprev->rnext = s->rnext;
+		else
+			rg->spans = s->rnext;
+		if (s->rnext != NULL)
+			s->rnext->rprev = s->rprev;
+	}
+	int lazy = s->owner != 0;
 	span_destroy(s);
+	if (lazy)
+		heap_settle_lazy(h, r->region, r->start, r->npages);
 	pageheap_free(h->ph, r, heap_now_ms());
+}
+
+void heap_settle_lazy(struct heap *h, uint32_t region_id, uint32_t start, uint32_t npages)
+{
+	uint64_t off = pages_offset(h, region_id, start), len = arena_page_offset(npages);
+	if (pageheap_backed(h->ph, region_id, start, npages) == npages)
+		return;
+	if (len < HEAP_PUNCH_AT && seg_reserve(h->pages_fd, off, len) == 0) {
+		pageheap_mark_backed(h->ph, region_id, start, npages);
+		return;
+	}
+	/* Too large to keep, or /dev/shm is full: nothing of it stays. */
+	if (seg_punch(h->pages_fd, off, len) == 0)
+		h->returned += arena_page_offset(pageheap_unback(h->ph, region_id, start, npages));
 }
 
 /* ---- refill ---- */
@@ -426,10 +458,8 @@ static uint32_t min_u32(uint32_t a, uint32_t b)
 }
 
 /* Takes up to want objects from the class's partial spans, as refs. */
-static uint32_t take_partial(struct heap *h, unsigned cls, uint32_t want,
-			     struct heap_batch *b)
+static uint32_t take_partial(struct span_list *l, uint32_t want, struct heap_batch *b)
 {
-	struct span_list *l = &h->partial[cls];
 	uint32_t got = 0;
 	while (got < want && b->nrefs < b->refs_cap && l->head != NULL) {
 		struct span *s = l->head;
@@ -452,10 +482,11 @@ static uint32_t take_partial(struct heap *h, unsigned cls, uint32_t want,
 /* Takes up to want objects from a fresh span: as one run if the batch has
  * room for a run, else as refs.  The rest of the span joins the partial
  * list.  The count, or a negative errno. */
-static int take_fresh(struct heap *h, unsigned cls, uint32_t want, struct heap_batch *b)
+static int take_fresh(struct heap *h, struct heap_region *rg, unsigned cls, uint32_t want,
+		      struct heap_batch *b)
 {
 	struct span *s;
-	int rc = new_span(h, cls, &s);
+	int rc = new_span(h, cls, rg, &s);
 	if (rc < 0)
 		return rc;
 	uint32_t n = min_u32(want, s->objects);
@@ -468,21 +499,23 @@ static int take_fresh(struct heap *h, unsigned cls, uint32_t want, struct heap_b
 		b->nrefs += n;
 	}
 	if (s->nout < s->objects)
-		span_list_push(&h->partial[cls], s);
+		span_list_push(heap_partial(h, s), s);
 	return (int)n;
 }
 
-int heap_refill(struct heap *h, unsigned cls, uint32_t want, struct heap_batch *batch)
+/* heap_refill() for region rg, or for the shared spans (rg NULL). */
+static int refill(struct heap *h, struct heap_region *rg, unsigned cls, uint32_t want,
+		  struct heap_batch *batch)
 {
 	if (cls >= SIZECLASS_COUNT || want == 0)
 		return -EINVAL;
 	batch->nrefs = batch->nruns = 0;
-	uint32_t got = take_partial(h, cls, want, batch);
+	uint32_t got = take_partial(rg ? &rg->partial[cls] : &h->partial[cls], want, batch);
 	int err = 0;
 	while (got < want && err == 0) {
 		if (batch->nrefs >= batch->refs_cap && batch->nruns >= batch->runs_cap)
 			break;
-		int n = take_fresh(h, cls, want - got, batch);
+		int n = take_fresh(h, rg, cls, want - got, batch);
 		if (n < 0)
 			err = n;
 		else
@@ -492,10 +525,26 @@ int heap_refill(struct heap *h, unsigned cls, uint32_t want, struct heap_batch *
 		return err != 0 ? err : -EINVAL;
 	h->counters[cls].refills++;
 	h->counters[cls].objects_out += got;
-	h->in_use += (uint64_t)got * sizeclass_table[cls].size;
+	uint64_t bytes = (uint64_t)got * sizeclass_table[cls].size;
+	h->in_use += bytes;
 	if (h->in_use > h->peak)
 		h->peak = h->in_use;
+	if (rg != NULL) {
+		rg->bytes += bytes;
+		h->region_bytes += bytes;
+	}
 	return (int)got;
+}
+
+int heap_refill(struct heap *h, unsigned cls, uint32_t want, struct heap_batch *batch)
+{
+	return refill(h, NULL, cls, want, batch);
+}
+
+int heap_region_refill(struct heap *h, struct heap_region *r, unsigned cls, uint32_t want,
+		       struct heap_batch *batch)
+{
+	return refill(h, r, cls, want, batch);
 }
 
 /* ---- free ---- */
@@ -546,12 +595,16 @@ int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls)
 	h->counters[c].objects_out--;
 	h->counters[c].flushes++;
 	h->in_use -= s->size;
+	if (s->region != NULL) {
+		s->region->bytes -= s->size;
+		h->region_bytes -= s->size;
+	}
 	if (cls != NULL)
 		*cls = c;
 	if (s->nout == 0)
 		heap_release_span(h, s);
 	else if (!s->listed)
-		span_list_push(&h->partial[c], s);
+		span_list_push(heap_partial(h, s), s);
 	return 0;
 }
 
@@ -616,6 +669,7 @@ static uint32_t jumbo_more(const struct heap *h, uint64_t npages)
  * heap, whole, the block from the first one's first free page on. */
 static int alloc_jumbo(struct heap *h, uint64_t npages, uint64_t owner, uint64_t *ref)
 {
+	int lazy = (owner & SHMA_OWNER_REGION) != 0;
 	uint32_t per = h->g.npages, meta = h->g.meta_pages, k = 1 + jumbo_more(h, npages);
 	if (npages > UINT32_MAX - 1 || k > h->max_arenas - h->narenas)
 		return -ENOMEM;
@@ -626,7 +680,7 @@ static int alloc_jumbo(struct heap *h, uint64_t npages, uint64_t owner, uint64_t
 			return rc; /* the arenas made stay, empty */
 	}
 	uint64_t start = h->arenas[first]->ref_base + arena_page_offset(meta);
-	int rc = reserve_pages(h, start, npages << SHMA_PAGE_SHIFT);
+	int rc = lazy ? 0 : reserve_pages(h, start, npages << SHMA_PAGE_SHIFT);
 	if (rc < 0)
 		return rc;
 	for (uint32_t j = 0; j < k; j++) {
@@ -641,7 +695,8 @@ static int alloc_jumbo(struct heap *h, uint64_t npages, uint64_t owner, uint64_t
 			seg_punch(h->pages_fd, start, npages << SHMA_PAGE_SHIFT);
 			return rc;
 		}
-		pageheap_mark_backed(h->ph, first + j, meta, per - meta);
+		if (!lazy)
+			pageheap_mark_backed(h->ph, first + j, meta, per - meta);
 		h->arenas[first + j]->large_of_page[meta] = r;
 	}
 	/* The later arenas first, then the first one's pages, its first page
@@ -656,6 +711,7 @@ static int alloc_jumbo(struct heap *h, uint64_t npages, uint64_t owner, uint64_t
 		__atomic_store_n(&a->page_map[p].kind, PAGE_LARGE_CONT, __ATOMIC_RELEASE);
 	}
 	a->page_map[meta].cls = 0;
+	a->page_map[meta].flags = lazy ? SHMA_PAGE_REGION : 0;
 	a->page_map[meta].span_start = (uint32_t)npages;
 	__atomic_store_n(&a->page_map[meta].kind, PAGE_LARGE, __ATOMIC_RELEASE);
 	(void)r0;
@@ -669,6 +725,7 @@ static void free_jumbo(struct heap *h, struct arena *a, uint64_t npages)
 	uint64_t start = a->ref_base + arena_page_offset(meta);
 	__atomic_store_n(&a->page_map[meta].kind, PAGE_FREE, __ATOMIC_RELEASE);
 	a->page_map[meta].span_start = 0;
+	a->page_map[meta].flags = 0;
 	*layout_owner(a->meta, a->g, meta) = 0;
 	for (uint32_t p = meta + 1; p < per; p++) {
 		__atomic_store_n(&a->page_map[p].kind, PAGE_FREE, __ATOMIC_RELEASE);
@@ -689,8 +746,9 @@ static void free_jumbo(struct heap *h, struct arena *a, uint64_t npages)
 				pageheap_unback(h->ph, a->id + j, meta, per - meta));
 }
 
-int heap_alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *ref,
-		     uint64_t *got)
+/* heap_alloc_large() with the owner word as it is kept (a region's: lazy). */
+static int alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *ref,
+		       uint64_t *got)
 {
 	if (size == 0)
 		return -EINVAL;
@@ -710,7 +768,7 @@ int heap_alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *re
 		return 0;
 	}
 	struct page_run *r;
-	int rc = alloc_pages(h, (uint32_t)npages, &r);
+	int rc = alloc_pages(h, (uint32_t)npages, (owner & SHMA_OWNER_REGION) != 0, &r);
 	if (rc < 0)
 		return rc;
 	struct arena *a = h->arenas[r->region];
@@ -725,6 +783,24 @@ int heap_alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *re
 	return 0;
 }
 
+int heap_alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *ref,
+		     uint64_t *got)
+{
+	return alloc_large(h, size, owner & ~SHMA_OWNER_REGION, ref, got);
+}
+
+int heap_region_alloc_large(struct heap *h, struct heap_region *rg, uint64_t size,
+			    uint64_t *ref, uint64_t *got)
+{
+	uint64_t owner = rg->id | SHMA_OWNER_REGION;
+	int rc = alloc_large(h, size, owner, ref, got);
+	if (rc == 0 && heap_region_note_large(h, owner, *ref, *got, 1) != 0) {
+		heap_free_large(h, *ref, NULL);
+		rc = -ENOMEM;
+	}
+	return rc;
+}
+
 int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size)
 {
 	struct arena *a = arena_of(h, ref);
@@ -734,8 +810,10 @@ int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size)
 	if (r == NULL)
 		return -EINVAL;
 	uint32_t len = a->page_map[r->start].span_start;
+	uint64_t owner = large_owner(a, r->start);
 	if (len > r->npages) {
 		uint64_t bytes = (uint64_t)len << SHMA_PAGE_SHIFT;
+		heap_region_note_large(h, owner, ref, bytes, 0);
 		free_jumbo(h, a, len);
 		h->large_count--;
 		h->large_bytes -= bytes;
@@ -746,7 +824,10 @@ int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size)
 	}
 	uint64_t sz = arena_page_offset(r->npages);
 	uint32_t region = r->region, start = r->start, npages = r->npages;
+	heap_region_note_large(h, owner, ref, sz, 0);
 	large_unmake(a, r);
+	if (owner & SHMA_OWNER_REGION)
+		heap_settle_lazy(h, region, start, npages);
 	pageheap_free(h->ph, r, heap_now_ms());
 	if (sz >= HEAP_PUNCH_AT &&
 	    seg_punch(h->pages_fd, pages_offset(h, region, start), sz) == 0)
@@ -763,7 +844,7 @@ uint64_t heap_large_owner(const struct heap *h, uint64_t ref)
 {
 	struct arena *a = arena_of(h, ref);
 	struct page_run *r = a ? large_at(a, ref_arena_offset(ref, h->arena_shift)) : NULL;
-	return r != NULL ? large_owner(a, r->start) : 0;
+	return r != NULL ? large_owner(a, r->start) & ~SHMA_OWNER_REGION : 0;
 }
 
 uint64_t heap_large_size(const struct heap *h, uint64_t ref, uint64_t *start)

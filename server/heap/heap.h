@@ -164,7 +164,8 @@ int heap_alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *re
 		     uint64_t *got);
 
 /* The owner heap_alloc_large() was given for the live large block starting
- * exactly at ref (kept in the metadata: across restarts too), or 0. */
+ * exactly at ref (kept in the metadata: across restarts too; a region's
+ * id, for a region's block), or 0. */
 uint64_t heap_large_owner(const struct heap *h, uint64_t ref);
 
 /* Frees a large block: its pages go back to the page heap, still reserved
@@ -180,6 +181,51 @@ int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size);
  * or 0 if ref names none; *start (may be NULL) gets the ref of its first
  * byte. */
 uint64_t heap_large_size(const struct heap *h, uint64_t ref, uint64_t *start);
+
+/*
+ * Regions.  A region is the heap of one client that asked for one (the
+ * preload library's processes): refills for it come only from spans of its
+ * own -- spans no other client allocates from --, its large blocks are its
+ * own, and heap_region_end() frees all of them at once, whatever is out,
+ * when the client ends.  Each such span and block carries its owner's id
+ * with SHMA_OWNER_REGION in the arena's owner words (so a restarted daemon
+ * knows the region again) and SHMA_PAGE_REGION in its page map entry (so a
+ * client of no region never caches its blocks).  An object of a region may
+ * be freed by anyone while it is out (heap_free_object() as ever); once the
+ * region has ended it is not out, and the free is refused.
+ *
+ * A region's pages are reserved lazily: no posix_fallocate when a span or a
+ * block is made, tmpfs gives a page when the program first touches it (as
+ * glibc's mmap does); a full /dev/shm then means SIGBUS in that program,
+ * where a library client gets ENOMEM from its malloc.  max_memory still
+ * bounds the arenas.  When a region's run is freed its pages are made
+ * reserved (a span, a block below HEAP_PUNCH_AT: the next user finds them
+ * reserved, as it would any free run) or punched (larger blocks).
+ */
+struct heap_region;
+
+/* The region of client id; with create, made if there is none.  NULL with
+ * errno ENOENT (none) or ENOMEM. */
+struct heap_region *heap_region(struct heap *h, uint64_t id, int create);
+
+/* heap_refill() from region r's spans only (fresh spans lazily reserved). */
+int heap_region_refill(struct heap *h, struct heap_region *r, unsigned cls, uint32_t want,
+		       struct heap_batch *batch);
+
+/* heap_alloc_large() for region r (lazily reserved, owner r's id). */
+int heap_region_alloc_large(struct heap *h, struct heap_region *r, uint64_t size,
+			    uint64_t *ref, uint64_t *got);
+
+/* Ends the region of client id, if it has one: every object of its spans
+ * and every large block of it is freed.  Returns the bytes freed (0 if
+ * there was no region).  What lies in a quarantined arena stays out. */
+uint64_t heap_region_end(struct heap *h, uint64_t id);
+
+/* Bytes of region r out: objects (class size) and large blocks. */
+uint64_t heap_region_bytes(const struct heap_region *r);
+
+/* Regions live, and their bytes, for the stats. */
+void heap_region_totals(const struct heap *h, uint64_t *regions, uint64_t *bytes);
 
 /* Gives back to the OS the free pages idle at least the decay; returns the
  * bytes of backing store released.  Call it from a timer with heap_now_ms(). */

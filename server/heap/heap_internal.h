@@ -9,6 +9,7 @@
 #include "heap.h"
 #include "pageheap.h"
 #include "span.h"
+#include "table.h"
 
 struct class_counters {
 	uint64_t spans, objects_out, refills, flushes;
@@ -36,7 +37,40 @@ struct heap {
 	struct page_run **held;      /* free runs of quarantined arenas, withheld */
 	uint32_t nheld, held_cap;
 	uint32_t nquarantined;
+	struct table regions;        /* client id -> struct heap_region * */
+	uint64_t region_bytes;       /* of every region, in in_use too */
 };
+
+/* A region (heap.h: Regions). */
+struct heap_region {
+	uint64_t id;
+	uint64_t bytes;                        /* objects out and large blocks */
+	struct span_list partial[SIZECLASS_COUNT];
+	struct span *spans;                    /* every span of it, by rnext */
+	struct table large;                    /* ref of each of its large blocks -> 1 */
+};
+
+/* The partial list span s belongs on: its region's or the heap's. */
+static inline struct span_list *heap_partial(struct heap *h, struct span *s)
+{
+	return s->region != NULL ? &s->region->partial[s->cls] : &h->partial[s->cls];
+}
+
+/* Region r takes span s (made or adopted for it). */
+void heap_region_add_span(struct heap_region *r, struct span *s);
+
+/* Region bookkeeping of a large block of owner word owner (made, or adopted
+ * in recovery: add 1; freed: add 0): 0 or -ENOMEM. */
+int heap_region_note_large(struct heap *h, uint64_t owner, uint64_t ref, uint64_t bytes,
+			   int add);
+
+/* Frees every region's private memory (teardown). */
+void heap_regions_close(struct heap *h);
+
+/* A region's run [start, start + npages) of arena region_id, about to be
+ * freed: made reserved (small) or punched (from HEAP_PUNCH_AT bytes), so
+ * that the page heap's idea of what is backed holds again. */
+void heap_settle_lazy(struct heap *h, uint32_t region_id, uint32_t start, uint32_t npages);
 
 /* Quarantines arena a (see heap.h) for why (a static string); once. */
 void heap_quarantine(struct heap *h, struct arena *a, const char *why);

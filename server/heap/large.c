@@ -15,6 +15,7 @@ void large_make(struct arena *a, struct page_run *run, uint64_t owner)
 		__atomic_store_n(&pm[p].kind, PAGE_LARGE_CONT, __ATOMIC_RELEASE);
 	}
 	pm[run->start].cls = 0;
+	pm[run->start].flags = owner & SHMA_OWNER_REGION ? SHMA_PAGE_REGION : 0;
 	pm[run->start].span_start = run->npages;
 	__atomic_store_n(&pm[run->start].kind, PAGE_LARGE, __ATOMIC_RELEASE);
 	a->large_of_page[run->start] = run;
@@ -25,6 +26,7 @@ void large_unmake(struct arena *a, struct page_run *run)
 	struct page_entry *pm = a->page_map;
 	__atomic_store_n(&pm[run->start].kind, PAGE_FREE, __ATOMIC_RELEASE);
 	pm[run->start].span_start = 0;
+	pm[run->start].flags = 0;
 	for (uint32_t p = run->start + 1; p < run->start + run->npages; p++) {
 		__atomic_store_n(&pm[p].kind, PAGE_FREE, __ATOMIC_RELEASE);
 		pm[p].span_start = 0;

@@ -24,8 +24,10 @@
 #include "arena.h"
 #include "pageheap.h"
 
-/* Makes run (of arena a, reserved) a large block asked for by owner (kept
- * in the metadata, so it survives a restart). */
+/* Makes run (of arena a, reserved unless it is a region's) a large block
+ * asked for by owner (kept in the metadata, so it survives a restart; with
+ * SHMA_OWNER_REGION, a region's block, its first page flagged
+ * SHMA_PAGE_REGION). */
 void large_make(struct arena *a, struct page_run *run, uint64_t owner);
 
 /* The owner of the block starting at first page p. */

@@ -74,6 +74,19 @@ static int adopt_span(struct heap *h, struct arena *a, uint32_t p, unsigned cls)
 		return -ENOMEM;
 	}
 	h->counters[cls].spans++;
+	if (s->owner != 0) {
+		/* A region's span: its region again (heap.h: Regions). */
+		struct heap_region *rg = heap_region(h, s->owner, 1);
+		if (rg == NULL) {
+			s->owner = 0; /* unknown as a region's: it stays, shared */
+		} else {
+			/* Lazily reserved: what it holds is not known. */
+			pageheap_unback(h->ph, a->id, p, n);
+			heap_region_add_span(rg, s);
+			rg->bytes += (uint64_t)s->nout * s->size;
+			h->region_bytes += (uint64_t)s->nout * s->size;
+		}
+	}
 	if (s->nout == 0) {
 		heap_release_span(h, s);
 		return 0;
@@ -104,9 +117,11 @@ static int adopt_large(struct heap *h, struct arena *a, uint32_t p, uint32_t n)
 	int rc = pageheap_claim(h->ph, a->id, p, here, &r);
 	if (rc < 0)
 		return rc;
-	pageheap_mark_backed(h->ph, a->id, p, here);
+	if (!(large_owner(a, p) & SHMA_OWNER_REGION))
+		pageheap_mark_backed(h->ph, a->id, p, here);
 	a->large_of_page[p] = r;
 	uint64_t bytes = arena_page_offset(n);
+	heap_region_note_large(h, large_owner(a, p), arena_page_offset(p) + a->ref_base, bytes, 1);
 	h->rec.large_blocks++;
 	h->large_count++;
 	h->large_bytes += bytes;

@@ -31,8 +31,10 @@ static uint64_t valid_mask(const struct span *s, uint32_t w)
 static void write_page_map(struct span *s, uint8_t kind, uint8_t cls)
 {
 	struct page_entry *pm = s->arena->page_map;
+	uint16_t flags = kind == PAGE_SPAN && s->owner != 0 ? SHMA_PAGE_REGION : 0;
 	for (uint32_t p = s->start; p < s->start + s->npages; p++) {
 		pm[p].cls = cls;
+		pm[p].flags = flags;
 		pm[p].span_start = kind == PAGE_SPAN ? s->start : 0;
 		__atomic_store_n(&pm[p].kind, kind, __ATOMIC_RELEASE);
 	}
@@ -54,12 +56,14 @@ static struct span *span_new(struct arena *a, struct page_run *run, unsigned cls
 	return s;
 }
 
-struct span *span_create(struct arena *a, struct page_run *run, unsigned cls)
+struct span *span_create(struct arena *a, struct page_run *run, unsigned cls, uint64_t owner)
 {
 	struct span *s = span_new(a, run, cls);
 	if (s == NULL)
 		return NULL;
 	memset(bitmap(s), 0, (size_t)s->npages * SHMA_BITMAP_BYTES_PER_PAGE);
+	s->owner = owner;
+	*layout_owner(a->meta, a->g, s->start) = owner;
 	write_page_map(s, PAGE_SPAN, s->cls);
 	a->span_of_page[s->start] = s;
 	return s;
@@ -71,6 +75,9 @@ struct span *span_adopt(struct arena *a, struct page_run *run, unsigned cls)
 	if (s == NULL)
 		return NULL;
 	const uint64_t *bm = bitmap(s);
+	s->owner = *layout_owner(a->meta, a->g, s->start);
+	if (!(s->owner & SHMA_OWNER_REGION))
+		s->owner = 0;
 	s->hint = bitmap_words(s);
 	for (uint32_t w = bitmap_words(s); w-- > 0;) {
 		uint64_t out = bm[w] & valid_mask(s, w);
@@ -85,6 +92,7 @@ struct span *span_adopt(struct arena *a, struct page_run *run, unsigned cls)
 void span_destroy(struct span *s)
 {
 	write_page_map(s, PAGE_FREE, 0);
+	*layout_owner(s->arena->meta, s->arena->g, s->start) = 0;
 	s->arena->span_of_page[s->start] = NULL;
 	free(s);
 }
@@ -110,6 +118,15 @@ uint32_t span_take(struct span *s, uint32_t want, uint64_t *refs)
 		s->hint = avail == 0 ? w + 1 : w;
 	}
 	s->nout += n;
+	return n;
+}
+
+uint32_t span_clear(struct span *s)
+{
+	memset(bitmap(s), 0, (size_t)bitmap_words(s) * sizeof(uint64_t));
+	uint32_t n = s->nout;
+	s->nout = 0;
+	s->hint = 0;
 	return n;
 }
 

@@ -26,6 +26,12 @@ struct span {
 	uint32_t hint;          /* no free object in bitmap words before this */
 	uint8_t cls, listed;
 	struct span *prev, *next;
+	/* A region's span (heap.h: Regions): its owner word (the client id with
+	 * SHMA_OWNER_REGION, 0 for none, kept in the metadata too), the region
+	 * and its place in the region's list of spans. */
+	uint64_t owner;
+	struct heap_region *region;
+	struct span *rprev, *rnext;
 };
 
 /* A class's partial spans: some objects out, some free. */
@@ -33,14 +39,16 @@ struct span_list {
 	struct span *head;
 };
 
-/* Makes the run (reserved by the caller) a span of class cls of arena a:
- * clears its bitmap, writes its page map, registers it in a->span_of_page.
- * NULL with errno ENOMEM if the struct cannot be had. */
-struct span *span_create(struct arena *a, struct page_run *run, unsigned cls);
+/* Makes the run (reserved by the caller, unless it is a region's) a span of
+ * class cls of arena a: clears its bitmap, writes its owner word (owner: 0,
+ * or a region's owner with SHMA_OWNER_REGION, whose pages the page map then
+ * flags SHMA_PAGE_REGION) and its page map, registers it in
+ * a->span_of_page.  NULL with errno ENOMEM if the struct cannot be had. */
+struct span *span_create(struct arena *a, struct page_run *run, unsigned cls, uint64_t owner);
 
 /* Recovery: makes a struct span for a span whose page map (pages of the run,
- * class cls) and bitmap a previous daemon wrote; nout is counted from the
- * bitmap, which is left as it is.  NULL with errno ENOMEM. */
+ * class cls), owner word and bitmap a previous daemon wrote; nout is counted
+ * from the bitmap, which is left as it is.  NULL with errno ENOMEM. */
 struct span *span_adopt(struct arena *a, struct page_run *run, unsigned cls);
 
 /* Writes the span's pages back to PAGE_FREE and frees the struct; its run
@@ -50,6 +58,10 @@ void span_destroy(struct span *s);
 /* Takes up to want free objects, setting their bits; writes their refs to
  * refs and returns how many. */
 uint32_t span_take(struct span *s, uint32_t want, uint64_t *refs);
+
+/* Takes every object back (a region's end): clears the bitmap, returns how
+ * many were out. */
+uint32_t span_clear(struct span *s);
 
 /* Takes objects [0, n) of a span with none out. */
 void span_take_front(struct span *s, uint32_t n);

@@ -322,6 +322,74 @@ START_TEST(a_block_larger_than_an_arena_spans_fresh_arenas)
 }
 END_TEST
 
+/* Bytes of backing store the pages segment holds. */
+static uint64_t resident(void)
+{
+	struct heap_totals t;
+	heap_totals(heap_fixture_heap, &t);
+	return t.resident_bytes;
+}
+
+/* A region's refills come from spans of its own (flagged in the page map),
+ * its pages are not reserved until touched, a restarted heap knows it again,
+ * and its end frees everything in it and nothing else. */
+START_TEST(a_region_ends_at_once)
+{
+	enum { N = 40 };
+	uint64_t shared[N], mine[N], ref, size, lib;
+	struct heap_run runs[4];
+	struct heap_batch b = {.refs = shared, .refs_cap = N, .runs = runs, .runs_cap = 0};
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, N, &b), N);
+	struct heap_region *r = heap_region(heap_fixture_heap, 42, 1);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_ptr_eq(heap_region(heap_fixture_heap, 42, 0), r);
+	ck_assert_ptr_null(heap_region(heap_fixture_heap, 43, 0));
+	/* Half the shared span is still free: the region takes none of it. */
+	uint64_t before = resident();
+	b.refs = mine;
+	ck_assert_int_eq(heap_region_refill(heap_fixture_heap, r, CLS, N, &b), N);
+	for (unsigned i = 0; i < N; i++) {
+		struct page_entry pm = page_at(mine[i]), ps = page_at(shared[0]);
+		ck_assert_uint_eq(pm.flags, SHMA_PAGE_REGION);
+		ck_assert_uint_eq(ps.flags, 0);
+		ck_assert(mine[i] / MIB != shared[0] / MIB || pm.span_start != ps.span_start);
+	}
+	ck_assert_int_eq(heap_region_alloc_large(heap_fixture_heap, r, 300000, &ref, &size), 0);
+	ck_assert_uint_eq(page_at(ref).flags, SHMA_PAGE_REGION);
+	ck_assert_uint_eq(heap_large_owner(heap_fixture_heap, ref), 42);
+	/* Lazy: neither its span nor its block took backing store. */
+	ck_assert_uint_eq(resident(), before);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 300000, 7, &lib, &size), 0);
+	ck_assert_uint_ge(resident(), before + size);
+	/* Another client may free one of its objects while it lives. */
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, mine[0], NULL), 0);
+	uint64_t held = (N - 1) * 64 + size;
+	ck_assert_uint_eq(heap_region_bytes(r), held);
+	/* A restarted daemon finds the region in the owner words. */
+	reopen_heap(0);
+	r = heap_region(heap_fixture_heap, 42, 0);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(heap_region_bytes(r), held);
+	ck_assert_uint_eq(heap_region_end(heap_fixture_heap, 42), held);
+	ck_assert_ptr_null(heap_region(heap_fixture_heap, 42, 0));
+	ck_assert_uint_eq(heap_region_end(heap_fixture_heap, 42), 0);
+	/* Gone: its objects and block are not out; the shared ones are. */
+	for (unsigned i = 0; i < N; i++)
+		ck_assert_int_lt(heap_object_class(heap_fixture_heap, mine[i]), 0);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref, NULL), -EINVAL);
+	struct heap_totals t;
+	heap_totals(heap_fixture_heap, &t);
+	ck_assert_uint_eq(t.in_use_bytes, N * 64 + size);
+	for (unsigned i = 0; i < N; i++)
+		ck_assert_int_eq(heap_free_object(heap_fixture_heap, shared[i], NULL), 0);
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, lib, NULL), 0);
+	heap_totals(heap_fixture_heap, &t);
+	ck_assert_uint_eq(t.in_use_bytes, 0);
+	heap_fixture_close();
+}
+END_TEST
+
 START_TEST(large_blocks_are_tracked_by_id)
 {
 	enum { N = 300 };
@@ -419,6 +487,7 @@ Suite *make_heap_suite(void)
 	tcase_add_test(tc, large_blocks_are_page_runs);
 	tcase_add_test(tc, a_block_larger_than_an_arena_spans_fresh_arenas);
 	tcase_add_test(tc, large_blocks_are_tracked_by_id);
+	tcase_add_test(tc, a_region_ends_at_once);
 	tcase_add_test(tc, close_unlinks_live_blocks);
 	tcase_add_test(tc, max_memory_is_a_cap);
 	tcase_add_test(tc, bad_configs_are_refused);

@@ -36,7 +36,12 @@ START_TEST(builders_fill_the_kind_they_name)
 	ck_assert_uint_eq(b->hello->class_checksum, sizeclass_checksum());
 	ck_assert_str_eq(b->hello->name, "prog");
 	ck_assert_uint_eq(b->hello->previous_client_id, 77);
+	ck_assert(!b->hello->region); /* a library client unless it asks */
 	ck_assert_uint_eq(b->id, 0);
+	shma__request__free_unpacked(b, NULL);
+	wire_hello_region(&req);
+	b = round_trip(&req);
+	ck_assert(b->hello->region);
 	shma__request__free_unpacked(b, NULL);
 
 	Shma__Refill rf;

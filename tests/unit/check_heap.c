@@ -16,7 +16,7 @@
 #include "seg.h"
 #include "sizeclass.h"
 
-#define CLS 3 /* 64-byte objects, 8-page spans */
+#define CLS 3 /* 64-byte objects, 1-page spans (128 objects) */
 
 
 /* Maps the metadata segment read-only, as a client does. */
@@ -83,8 +83,9 @@ START_TEST(refill_hands_distinct_objects)
 	struct heap_class_stats cs;
 	heap_class_stats(heap_fixture_heap, CLS, &cs);
 	ck_assert_uint_eq(cs.objects_out, WANT);
-	ck_assert_uint_eq(cs.spans, (WANT + 1023) / 1024);
-	ck_assert_uint_eq(cs.objects_total, cs.spans * 1024);
+	uint32_t per = sizeclass_table[CLS].objects;
+	ck_assert_uint_eq(cs.spans, (WANT + per - 1) / per);
+	ck_assert_uint_eq(cs.objects_total, cs.spans * per);
 	heap_fixture_close();
 }
 END_TEST
@@ -369,11 +370,21 @@ START_TEST(max_memory_is_a_cap)
 	ck_assert_int_eq(heap_free_large(heap_fixture_heap, big_refs[1], NULL), 0);
 	heap_fixture_close();
 	heap_fixture_open(MIB);
-	/* One arena allowed: it has room for eight spans, no more. */
-	unsigned big = sizeclass_of(65536); /* 64-page spans: one per 1 MiB arena */
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 1, &b), 1);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 8, &b), 7);
+	/* One arena allowed: it has room for one span of 512 KiB objects
+	 * (64 pages, one object: a 1 MiB arena of 128 pages holds one beside
+	 * its metadata), no more. */
+	unsigned big = sizeclass_of(524288);
+	ck_assert_uint_eq(sizeclass_table[big].span_pages, 64);
+	ck_assert_uint_eq(sizeclass_table[big].objects, 1);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 8, &b), 1);
 	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 1, &b), -ENOMEM);
+	/* Smaller spans fill the rest of it. */
+	unsigned mid = sizeclass_of(65536); /* 8-page spans, one object */
+	uint32_t fit = (heap_geometry(heap_fixture_heap)->npages -
+			heap_geometry(heap_fixture_heap)->meta_pages - 64) / 8;
+	for (uint32_t i = 0; i < fit; i++)
+		ck_assert_int_eq(heap_refill(heap_fixture_heap, mid, 1, &b), 1);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, mid, 1, &b), -ENOMEM);
 	ck_assert_uint_eq(heap_arena_count(heap_fixture_heap), 1);
 	heap_fixture_close();
 }

@@ -143,7 +143,7 @@ END_TEST
 
 START_TEST(arenas_are_added_on_demand)
 {
-	unsigned cls = sizeclass_of(65536); /* 64-page spans: one per 1 MiB arena */
+	unsigned cls = sizeclass_of(524288); /* 64-page spans: one per 1 MiB arena */
 	uint32_t objs = sizeclass_table[cls].objects;
 	struct heap_run runs[1];
 	struct heap_batch b = {.runs = runs, .runs_cap = 1};

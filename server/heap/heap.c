@@ -431,8 +431,8 @@ static uint32_t take_partial(struct heap *h, unsigned cls, uint32_t want,
 {
 	struct span_list *l = &h->partial[cls];
 	uint32_t got = 0;
-	while (got < want && b->nrefs < b->refs_cap && l->head != NULL) {
-		struct span *s = l->head;
+	struct span *s;
+	while (got < want && b->nrefs < b->refs_cap && (s = span_list_first(l)) != NULL) {
 		if (s->arena->quarantined != NULL) {
 			span_list_remove(l, s);
 			continue;
@@ -445,6 +445,8 @@ static uint32_t take_partial(struct heap *h, unsigned cls, uint32_t want,
 		 * and nout ever disagree, unlist the span rather than spin. */
 		if (s->nout == s->objects || n == 0)
 			span_list_remove(l, s);
+		else
+			span_list_update(l, s);
 	}
 	return got;
 }
@@ -552,6 +554,8 @@ int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls)
 		heap_release_span(h, s);
 	else if (!s->listed)
 		span_list_push(&h->partial[c], s);
+	else
+		span_list_update(&h->partial[c], s);
 	return 0;
 }
 

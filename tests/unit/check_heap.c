@@ -160,6 +160,42 @@ START_TEST(bad_frees_are_refused)
 }
 END_TEST
 
+/* Refills take from the fullest partial span first, so the emptiest ones
+ * drain and go back to the page heap; before, the span that last got an
+ * object back went first, and every span of a churned class stayed a
+ * little used (bench (e)'s footprint). */
+START_TEST(refills_take_the_fullest_span_first)
+{
+	uint32_t per = sizeclass_table[CLS].objects;
+	uint64_t refs[2 * 128];
+	struct heap_batch b = {.refs = refs, .refs_cap = 2 * per};
+	ck_assert_uint_eq(per, 128);
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 2 * per, &b), (int)(2 * per));
+	qsort(refs, 2 * per, sizeof refs[0], cmp_u64);
+	uint64_t full_page = refs[per] >> SHMA_PAGE_SHIFT; /* the second span */
+	ck_assert_uint_ne(refs[0] >> SHMA_PAGE_SHIFT, full_page);
+	/* The second span gets one object back first, then the first span
+	 * all but one: the first is the one freed into last, and the emptiest. */
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[per], NULL), 0);
+	for (uint32_t i = 1; i < per; i++)
+		ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[i], NULL), 0);
+	uint64_t got;
+	struct heap_batch one = {.refs = &got, .refs_cap = 1};
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 1, &one), 1);
+	ck_assert_uint_eq(got >> SHMA_PAGE_SHIFT, full_page);
+	ck_assert_uint_eq(got, refs[per]);
+	/* The first span's last object back: the span goes, both spans were
+	 * never made a third. */
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[0], NULL), 0);
+	struct heap_class_stats cs;
+	heap_class_stats(heap_fixture_heap, CLS, &cs);
+	ck_assert_uint_eq(cs.spans, 1);
+	ck_assert_uint_eq(cs.objects_out, per);
+	heap_fixture_close();
+}
+END_TEST
+
 START_TEST(span_tail_is_no_object)
 {
 	unsigned cls = sizeclass_of(3000); /* 3072 B: a span has a tail */
@@ -425,6 +461,7 @@ Suite *make_heap_suite(void)
 	tcase_add_test(tc, fresh_spans_go_out_as_runs);
 	tcase_add_test(tc, bad_refills_are_refused);
 	tcase_add_test(tc, bad_frees_are_refused);
+	tcase_add_test(tc, refills_take_the_fullest_span_first);
 	tcase_add_test(tc, span_tail_is_no_object);
 	tcase_add_test(tc, empty_span_returns_its_pages);
 	tcase_add_test(tc, large_blocks_are_page_runs);

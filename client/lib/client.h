@@ -210,7 +210,8 @@ struct tcache {
 	uint16_t batch[SIZECLASS_COUNT];
 	uint16_t low[SIZECLASS_COUNT]; /* see tcache_low() */
 	/* A free finds room in bin cls below this count: 0 until the bin's
-	 * refs are reserved (tcache.c), then the bin's capacity. */
+	 * refs are reserved (tcache.c), then the bin's high water (twice
+	 * its largest batch, within the layout's capacity). */
 	uint16_t room[SIZECLASS_COUNT];
 	uint64_t last_refill_ns[SIZECLASS_COUNT];
 	uint64_t pending[SIZECLASS_COUNT]; /* id of a refill asked ahead of need */

@@ -536,8 +536,17 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 		return;
 	}
 	struct tcache_bin *b = &t->slot->bins[cls];
-	if (b->count >= high_water(cls))
+	if (b->count >= high_water(cls)) {
+		/* Full: a refill asked ahead would only go back.  If its answer
+		 * is here, take it in now (what does not fit goes back at once)
+		 * rather than hold its objects out until the bin runs dry. */
+		if (t->pending[cls] != 0 && conn_id_current(t->pending[cls]) && conn_readable()) {
+			take_refill(t, cls, t->pending[cls]);
+			t->pending[cls] = 0;
+			t->low[cls] = (uint16_t)(t->batch[cls] / 2);
+		}
 		flush_bin(t, cls, b->count / 2);
+	}
 	if (b->count >= high_water(cls)) {
 		/* Offline and full: this one goes back when we can. */
 		uint64_t one = ref;

@@ -70,7 +70,7 @@ static uint32_t batch_cap(unsigned cls)
 
 static uint32_t bin_first[SIZECLASS_COUNT];
 
-/* The refs bin cls has reserved in the control block (the layout's). */
+/* The refs the layout sets aside for bin cls in a slot of the control block. */
 static uint32_t bin_capacity(unsigned cls)
 {
 	return layout_bin_capacity(cls);
@@ -279,7 +279,10 @@ static int bin_ready(struct tcache *t, unsigned cls)
 {
 	if (t->room[cls] != 0)
 		return 0;
-	int rc = conn_reserve_refs(t->index, bin_first[cls], bin_capacity(cls));
+	/* As many refs as the bin ever holds (its high water, not the
+	 * layout's capacity): the daemon reads no further than the count,
+	 * and a page it reads that was never reserved reads as zeros. */
+	int rc = conn_reserve_refs(t->index, bin_first[cls], high_water(cls));
 	if (rc == 0)
 		t->room[cls] = (uint16_t)high_water(cls);
 	return rc;

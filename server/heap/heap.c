@@ -409,6 +409,20 @@ static int new_span(struct heap *h, unsigned cls, struct span **out)
 	return 0;
 }
 
+static uint64_t punch_decayed(struct heap *h, const struct pageheap_decayed *d);
+
+/* Punches the oldest free runs while more free pages hold backing store
+ * than HEAP_FREE_RESERVED_MIN or an eighth of the bytes in use. */
+static void trim_reserved(struct heap *h)
+{
+	uint64_t cap = h->in_use / 8 > HEAP_FREE_RESERVED_MIN ? h->in_use / 8
+							      : HEAP_FREE_RESERVED_MIN;
+	struct pageheap_decayed d;
+	while (arena_page_offset(pageheap_free_backed(h->ph)) > cap &&
+	       pageheap_decay_next(h->ph, UINT64_MAX / 2, 0, &d))
+		h->returned += punch_decayed(h, &d);
+}
+
 void heap_release_span(struct heap *h, struct span *s)
 {
 	struct page_run *r = s->run;
@@ -416,6 +430,7 @@ void heap_release_span(struct heap *h, struct span *s)
 	span_list_remove(&h->partial[s->cls], s);
 	span_destroy(s);
 	pageheap_free(h->ph, r, heap_now_ms());
+	trim_reserved(h);
 }
 
 /* ---- refill ---- */
@@ -796,16 +811,20 @@ uint64_t heap_large_size(const struct heap *h, uint64_t ref, uint64_t *start)
 
 /* ---- decay ---- */
 
+/* Punches a run decay chose; the bytes of backing store it released. */
+static uint64_t punch_decayed(struct heap *h, const struct pageheap_decayed *d)
+{
+	int rc = seg_punch(h->pages_fd, pages_offset(h, d->region, d->start),
+			   arena_page_offset(d->npages));
+	return rc == 0 ? arena_page_offset(d->backed_pages) : 0;
+}
+
 uint64_t heap_decay(struct heap *h, uint64_t now_ms)
 {
 	struct pageheap_decayed d;
 	uint64_t bytes = 0;
-	while (pageheap_decay_next(h->ph, now_ms, h->cfg.decay_ms, &d)) {
-		int rc = seg_punch(h->pages_fd, pages_offset(h, d.region, d.start),
-				   arena_page_offset(d.npages));
-		if (rc == 0)
-			bytes += arena_page_offset(d.backed_pages);
-	}
+	while (pageheap_decay_next(h->ph, now_ms, h->cfg.decay_ms, &d))
+		bytes += punch_decayed(h, &d);
 	h->returned += bytes;
 	return bytes;
 }

@@ -8,7 +8,7 @@
 EXTRA_PROGRAMS = bench/bench_glibc bench/bench_jemalloc bench/bench_mimalloc \
 	bench/bench_tcmalloc bench/bench_boost bench/bench_shmalloc
 CLEANFILES += $(EXTRA_PROGRAMS)
-EXTRA_DIST += bench/run-bench.sh bench/plot.gp
+EXTRA_DIST += bench/run-bench.sh bench/plot.gp bench/footprint.sh
 
 BENCH_COMMON = bench/main.c bench/bench.h bench/tests.c bench/tests.h \
 	bench/workers.c bench/workers.h bench/ring.h
@@ -86,4 +86,15 @@ bench-plot:
 clean-bench:
 	-rm -rf $(BENCH_RESULTS)
 
-.PHONY: bench bench-plot clean-bench
+.PHONY: bench bench-plot clean-bench bench-footprint
+
+# bench/footprint: the accounting of (e)'s footprint, byte by byte, against a
+# running shmallocd ($SHMALLOC_SOCKET).  Built by `make bench-footprint`.
+EXTRA_PROGRAMS += bench/footprint
+bench_footprint_SOURCES = bench/footprint.c
+bench_footprint_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
+bench_footprint_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+bench_footprint_LDADD = libshmclient.la
+
+bench-footprint: bench/footprint$(EXEEXT) shmallocd$(EXEEXT)
+	$(AM_V_at)$(SHELL) $(srcdir)/bench/footprint.sh

@@ -3,9 +3,12 @@
 
 The rule (kept in step with tests/check_sizeclass.c, which re-derives it):
 16-byte steps up to 128 B, then each power of two split in eight, up to 1 MiB.
-A span is at least 64 KiB and 8 objects, grown a page at a time until the tail
-after the last object is at most 1/16 of the span (or 8 more pages were tried,
-then the least-waste size is kept).
+A span is the least whole number of pages that holds one object, grown a page
+at a time until the tail after the last object is at most 1/16 of the span (or
+8 more pages were tried, then the least-waste size is kept).  Small spans keep
+what a class holds beyond its live objects small: a span goes back to the page
+heap (shared by every class) once its last object is freed, and a 1 MiB class
+span is 1 MiB (it was 8 MiB, at least 64 KiB and 8 objects, before).
 """
 import os
 
@@ -23,7 +26,7 @@ def sizes():
 
 
 def span_pages(size):
-    n0 = max(1, -(-max(65536, 8 * size) // PAGE))
+    n0 = -(-size // PAGE)
     best = None
     for n in range(n0, n0 + 9):
         tail = (n * PAGE) % size

@@ -7,8 +7,9 @@
 #include "sizeclass.h"
 #include "layout.h"
 
-/* Spans: at least 64 KiB and 8 objects, grown a page at a time until the
- * tail left over after the last object is at most 1/16 of the span. */
+/* Spans: the fewest pages that hold one object, grown a page at a time
+ * until the tail left over after the last object is at most 1/16 of the
+ * span (scripts/gen-sizeclass.py). */
 #define SC(sz, pages) { (sz), (pages), (uint32_t)(((pages) * SHMA_PAGE_SIZE) / (sz)) }
 
 const struct sizeclass sizeclass_table[SIZECLASS_COUNT] = {

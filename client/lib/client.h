@@ -255,7 +255,8 @@ struct tcache_hot {
 	uint64_t *stack; /* the bin's refs in the slot */
 	uint16_t low;    /* see tcache_low() */
 	/* A free finds room in the bin below this count: 0 until the bin's
-	 * refs are reserved (tcache.c), then the bin's capacity. */
+	 * refs are reserved (tcache.c), then the bin's high water (twice
+	 * its largest batch, within the layout's capacity). */
 	uint16_t room;
 	uint32_t unused;
 };

@@ -12,11 +12,15 @@
  * (api.c) takes no lock and makes no system call.
  *
  * Refills: a class's batch starts small and doubles each time the cache ran
- * dry before a refill arrived, up to a cap that keeps one class's batch
- * near 256 KiB (and within half the bin).  When a class falls below a quarter of its batch, the next
- * allocation asks for a refill without waiting for it; the answer is
- * usually there when the cache runs dry.  Frees: past twice the batch cap,
- * half of the class goes back to the daemon in one message nobody waits for.
+ * dry before a refill arrived, up to a cap of BATCH_BYTES of objects (at
+ * least BATCH_MIN of them, within half the bin the layout reserves).  When
+ * a class falls below a quarter of its batch, the next allocation asks for a
+ * refill without waiting for it; the answer is usually there when the cache
+ * runs dry.  Frees: past twice the batch cap (high_water(), what room[]
+ * tells the fast path), half of the class goes back to the daemon in one
+ * message nobody waits for.  So a class keeps at most three batches beyond
+ * its live blocks (its bin and a refill asked ahead): with some 80 classes
+ * in use, that is what the footprint of a big heap pays (bench (e)).
  */
 #include "config.h"
 
@@ -28,6 +32,12 @@
 #include <time.h>
 
 #define BATCH_START 32u
+/* A batch is at most this many bytes of objects (and at least BATCH_MIN
+ * objects): what a class holds beyond its live blocks, in this thread's
+ * cache, in a refill asked ahead and in its spans' free objects, scales
+ * with it, for every class a program uses. */
+#define BATCH_BYTES ((uint64_t)32 << 10)
+#define BATCH_MIN 4u
 #define THREAD_CACHE_MAX ((uint64_t)4 << 20)
 #define FLUSH_CHUNK 4096u
 #define GROW_WITHIN_NS 5000000u    /* refilled again within 5 ms: grow */
@@ -47,16 +57,31 @@ static uint8_t locals_owned[SHMA_CONTROL_SLOTS];
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
+/* The largest batch of a class: BATCH_BYTES of objects, at least
+ * BATCH_MIN of them, within the layout's cap (shm/layout.h). */
 static uint32_t batch_cap(unsigned cls)
 {
-	return layout_bin_batch_cap(cls);
+	uint32_t most = layout_bin_batch_cap(cls);
+	uint64_t n = BATCH_BYTES / sizeclass_size(cls);
+	if (n < BATCH_MIN)
+		n = BATCH_MIN;
+	return n < most ? (uint32_t)n : most;
 }
 
 static uint32_t bin_first[SIZECLASS_COUNT];
 
-static uint32_t high_water(unsigned cls)
+/* The refs the layout sets aside for bin cls in a slot of the control block. */
+static uint32_t bin_capacity(unsigned cls)
 {
 	return layout_bin_capacity(cls);
+}
+
+/* What bin cls holds at most: twice its largest batch.  A free past it
+ * sends half back (free_fast() goes to the slow path at room[cls]). */
+static uint32_t high_water(unsigned cls)
+{
+	uint32_t n = 2 * batch_cap(cls), cap = bin_capacity(cls);
+	return n < cap ? n : cap;
 }
 
 static void init_firsts(void)
@@ -254,6 +279,9 @@ static int bin_ready(struct tcache *t, unsigned cls)
 {
 	if (t->hot[cls].room != 0)
 		return 0;
+	/* As many refs as the bin ever holds (its high water, not the
+	 * layout's capacity): the daemon reads no further than the count,
+	 * and a page it reads that was never reserved reads as zeros. */
 	int rc = conn_reserve_refs(t->index, bin_first[cls], high_water(cls));
 	if (rc == 0)
 		t->hot[cls].room = (uint16_t)high_water(cls);
@@ -300,7 +328,7 @@ static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r
 {
 	struct tcache_bin *b = &t->slot->bins[cls];
 	uint64_t size = sizeclass_size(cls);
-	uint32_t cap = layout_bin_capacity(cls), nback = 0;
+	uint32_t cap = high_water(cls), nback = 0;
 	uint64_t back[FLUSH_CHUNK];
 	for (size_t i = r->n_runs; i-- > 0;) {
 		const Shma__Run *run = r->runs[i];
@@ -428,7 +456,8 @@ static uint32_t refill_count(const struct tcache *t, unsigned cls)
 	uint32_t n = t->batch[cls], least = n < 8 ? n : 8;
 	if (n > room)
 		n = room > least ? (uint32_t)room : least;
-	uint32_t free_slots = layout_bin_capacity(cls) - t->slot->bins[cls].count;
+	uint32_t count = t->slot->bins[cls].count, hw = high_water(cls);
+	uint32_t free_slots = count < hw ? hw - count : 0;
 	return n < free_slots ? n : free_slots ? free_slots : 1;
 }
 
@@ -518,8 +547,17 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 		return;
 	}
 	struct tcache_bin *b = &t->slot->bins[cls];
-	if (b->count >= high_water(cls))
+	if (b->count >= high_water(cls)) {
+		/* Full: a refill asked ahead would only go back.  If its answer
+		 * is here, take it in now (what does not fit goes back at once)
+		 * rather than hold its objects out until the bin runs dry. */
+		if (t->pending[cls] != 0 && conn_id_current(t->pending[cls]) && conn_readable()) {
+			take_refill(t, cls, t->pending[cls]);
+			t->pending[cls] = 0;
+			t->hot[cls].low = (uint16_t)(t->batch[cls] / 2);
+		}
 		flush_bin(t, cls, b->count / 2);
+	}
 	if (b->count >= high_water(cls)) {
 		/* Offline and full: this one goes back when we can. */
 		uint64_t one = ref;

@@ -415,6 +415,20 @@ static int new_span(struct heap *h, unsigned cls, struct heap_region *rg, struct
 	return 0;
 }
 
+static uint64_t punch_decayed(struct heap *h, const struct pageheap_decayed *d);
+
+/* Punches the oldest free runs while more free pages hold backing store
+ * than HEAP_FREE_RESERVED_MIN or an eighth of the bytes in use. */
+static void trim_reserved(struct heap *h)
+{
+	uint64_t cap = h->in_use / 8 > HEAP_FREE_RESERVED_MIN ? h->in_use / 8
+							      : HEAP_FREE_RESERVED_MIN;
+	struct pageheap_decayed d;
+	while (arena_page_offset(pageheap_free_backed(h->ph)) > cap &&
+	       pageheap_decay_next(h->ph, UINT64_MAX / 2, 0, &d))
+		h->returned += punch_decayed(h, &d);
+}
+
 void heap_release_span(struct heap *h, struct span *s)
 {
 	struct page_run *r = s->run;
@@ -434,6 +448,7 @@ void heap_release_span(struct heap *h, struct span *s)
 	if (lazy)
 		heap_settle_lazy(h, r->region, r->start, r->npages);
 	pageheap_free(h->ph, r, heap_now_ms());
+	trim_reserved(h);
 }
 
 void heap_settle_lazy(struct heap *h, uint32_t region_id, uint32_t start, uint32_t npages)
@@ -461,8 +476,8 @@ static uint32_t min_u32(uint32_t a, uint32_t b)
 static uint32_t take_partial(struct span_list *l, uint32_t want, struct heap_batch *b)
 {
 	uint32_t got = 0;
-	while (got < want && b->nrefs < b->refs_cap && l->head != NULL) {
-		struct span *s = l->head;
+	struct span *s;
+	while (got < want && b->nrefs < b->refs_cap && (s = span_list_first(l)) != NULL) {
 		if (s->arena->quarantined != NULL) {
 			span_list_remove(l, s);
 			continue;
@@ -475,6 +490,8 @@ static uint32_t take_partial(struct span_list *l, uint32_t want, struct heap_bat
 		 * and nout ever disagree, unlist the span rather than spin. */
 		if (s->nout == s->objects || n == 0)
 			span_list_remove(l, s);
+		else
+			span_list_update(l, s);
 	}
 	return got;
 }
@@ -605,6 +622,8 @@ int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls)
 		heap_release_span(h, s);
 	else if (!s->listed)
 		span_list_push(heap_partial(h, s), s);
+	else
+		span_list_update(heap_partial(h, s), s);
 	return 0;
 }
 
@@ -873,16 +892,20 @@ uint64_t heap_large_size(const struct heap *h, uint64_t ref, uint64_t *start)
 
 /* ---- decay ---- */
 
+/* Punches a run decay chose; the bytes of backing store it released. */
+static uint64_t punch_decayed(struct heap *h, const struct pageheap_decayed *d)
+{
+	int rc = seg_punch(h->pages_fd, pages_offset(h, d->region, d->start),
+			   arena_page_offset(d->npages));
+	return rc == 0 ? arena_page_offset(d->backed_pages) : 0;
+}
+
 uint64_t heap_decay(struct heap *h, uint64_t now_ms)
 {
 	struct pageheap_decayed d;
 	uint64_t bytes = 0;
-	while (pageheap_decay_next(h->ph, now_ms, h->cfg.decay_ms, &d)) {
-		int rc = seg_punch(h->pages_fd, pages_offset(h, d.region, d.start),
-				   arena_page_offset(d.npages));
-		if (rc == 0)
-			bytes += arena_page_offset(d.backed_pages);
-	}
+	while (pageheap_decay_next(h->ph, now_ms, h->cfg.decay_ms, &d))
+		bytes += punch_decayed(h, &d);
 	h->returned += bytes;
 	return bytes;
 }

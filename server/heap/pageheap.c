@@ -4,6 +4,8 @@
  * Invariants: a free run is in exactly one bin, in its region's list, and
  * tagged at its first and last page; a tag is NULL or names a free run that
  * begins or ends there.  A dirty run is in the age queue, oldest first.
+ * free_backed counts the backed pages of free runs: added as a run becomes
+ * free, taken off as pages leave the free runs or are unbacked.
  */
 #include "pageheap.h"
 
@@ -28,6 +30,7 @@ struct pageheap {
 	struct page_run *bins[NBINS];
 	uint64_t nonempty[(NBINS + 63) / 64];
 	struct page_run *age_head, *age_tail;
+	uint64_t free_backed; /* pages of free runs that hold backing store */
 };
 
 static unsigned bin_of(uint32_t npages)
@@ -125,10 +128,13 @@ static void tag(struct region *g, struct page_run *r, struct page_run *v)
 	g->tag[r->start + r->npages - 1] = v;
 }
 
+static uint32_t count_backed(const uint64_t *bits, uint32_t start, uint32_t npages);
+
 /* Makes r a free run: binned, listed, tagged; dirty ones queue for decay. */
 static void insert_free(struct pageheap *ph, struct page_run *r, int dirty)
 {
 	struct region *g = &ph->regions[r->region];
+	ph->free_backed += count_backed(g->backed, r->start, r->npages);
 	r->free = 1;
 	r->dirty = 0;
 	bin_insert(ph, r);
@@ -138,9 +144,16 @@ static void insert_free(struct pageheap *ph, struct page_run *r, int dirty)
 		age_append(ph, r);
 }
 
+/* Takes n backed pages off the free count. */
+static void less_backed(struct pageheap *ph, uint64_t n)
+{
+	ph->free_backed = ph->free_backed > n ? ph->free_backed - n : 0;
+}
+
 static void remove_free(struct pageheap *ph, struct page_run *r)
 {
 	struct region *g = &ph->regions[r->region];
+	less_backed(ph, count_backed(g->backed, r->start, r->npages));
 	tag(g, r, NULL);
 	region_remove(g, r);
 	bin_remove(ph, r);
@@ -246,6 +259,7 @@ int pageheap_alloc(struct pageheap *ph, uint32_t npages, struct page_run **out)
 	t->region = r->region;
 	t->start = r->start;
 	t->npages = npages;
+	less_backed(ph, count_backed(g->backed, r->start, npages));
 	bin_remove(ph, r);
 	g->tag[r->start] = NULL;
 	r->start += npages;
@@ -381,7 +395,14 @@ uint32_t pageheap_backed(const struct pageheap *ph, uint32_t region, uint32_t st
 uint32_t pageheap_unback(struct pageheap *ph, uint32_t region, uint32_t start,
 			 uint32_t npages)
 {
-	return take_backed(ph->regions[region].backed, start, npages);
+	uint32_t n = take_backed(ph->regions[region].backed, start, npages);
+	less_backed(ph, n);
+	return n;
+}
+
+uint64_t pageheap_free_backed(const struct pageheap *ph)
+{
+	return ph->free_backed;
 }
 
 int pageheap_decay_next(struct pageheap *ph, uint64_t now_ms, uint64_t decay_ms,
@@ -395,6 +416,7 @@ int pageheap_decay_next(struct pageheap *ph, uint64_t now_ms, uint64_t decay_ms,
 	d->start = r->start;
 	d->npages = r->npages;
 	d->backed_pages = take_backed(ph->regions[r->region].backed, r->start, r->npages);
+	less_backed(ph, d->backed_pages);
 	return 1;
 }
 

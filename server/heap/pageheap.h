@@ -73,7 +73,8 @@ void pageheap_free(struct pageheap *ph, struct page_run *r, uint64_t now_ms);
  * teardown). */
 void pageheap_forget(struct page_run *r);
 
-/* Records that [start, start + npages) of region holds backing store. */
+/* Records that [start, start + npages) of region, pages of a run handed
+ * out, holds backing store. */
 void pageheap_mark_backed(struct pageheap *ph, uint32_t region, uint32_t start,
 			  uint32_t npages);
 
@@ -81,8 +82,8 @@ void pageheap_mark_backed(struct pageheap *ph, uint32_t region, uint32_t start,
 uint32_t pageheap_backed(const struct pageheap *ph, uint32_t region, uint32_t start,
 			 uint32_t npages);
 
-/* Records that [start, start + npages) of region holds none any more (it was
- * punched); returns how many of them did. */
+/* Records that [start, start + npages) of region, free pages, holds none any
+ * more (it was punched); returns how many of them did. */
 uint32_t pageheap_unback(struct pageheap *ph, uint32_t region, uint32_t start,
 			 uint32_t npages);
 
@@ -90,6 +91,10 @@ uint32_t pageheap_unback(struct pageheap *ph, uint32_t region, uint32_t start,
  * *d, marks it clean and its pages unbacked.  1 if there was one, else 0. */
 int pageheap_decay_next(struct pageheap *ph, uint64_t now_ms, uint64_t decay_ms,
 			struct pageheap_decayed *d);
+
+/* Free pages that still hold backing store (reserved, not yet punched), in
+ * every region: kept as runs come and go, so the heap can bound them. */
+uint64_t pageheap_free_backed(const struct pageheap *ph);
 
 /* Free pages and the largest free run (pages) of one region, or of all when
  * region is UINT32_MAX.  Work is in the number of free runs. */

@@ -188,13 +188,23 @@ int span_put(struct span *s, uint32_t idx)
 	return 0;
 }
 
+/* The bucket of s by its free share: 0 for the fullest. */
+static uint8_t bucket_of(const struct span *s)
+{
+	uint32_t free = s->objects > s->nout ? s->objects - s->nout : 0;
+	uint64_t b = (uint64_t)free * SPAN_LIST_BUCKETS / (s->objects ? s->objects : 1);
+	return (uint8_t)(b < SPAN_LIST_BUCKETS ? b : SPAN_LIST_BUCKETS - 1);
+}
+
 void span_list_push(struct span_list *l, struct span *s)
 {
+	uint8_t b = bucket_of(s);
+	s->bucket = b;
 	s->prev = NULL;
-	s->next = l->head;
-	if (l->head != NULL)
-		l->head->prev = s;
-	l->head = s;
+	s->next = l->head[b];
+	if (l->head[b] != NULL)
+		l->head[b]->prev = s;
+	l->head[b] = s;
 	s->listed = 1;
 }
 
@@ -205,8 +215,24 @@ void span_list_remove(struct span_list *l, struct span *s)
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
-		l->head = s->next;
+		l->head[s->bucket] = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	s->listed = 0;
+}
+
+struct span *span_list_first(const struct span_list *l)
+{
+	for (unsigned b = 0; b < SPAN_LIST_BUCKETS; b++)
+		if (l->head[b] != NULL)
+			return l->head[b];
+	return NULL;
+}
+
+void span_list_update(struct span_list *l, struct span *s)
+{
+	if (s->listed && bucket_of(s) != s->bucket) {
+		span_list_remove(l, s);
+		span_list_push(l, s);
+	}
 }

@@ -25,6 +25,7 @@ struct span {
 	uint32_t nout;          /* objects out */
 	uint32_t hint;          /* no free object in bitmap words before this */
 	uint8_t cls, listed;
+	uint8_t bucket; /* of its list, while listed */
 	struct span *prev, *next;
 	/* A region's span (heap.h: Regions): its owner word (the client id with
 	 * SHMA_OWNER_REGION, 0 for none, kept in the metadata too), the region
@@ -34,9 +35,13 @@ struct span {
 	struct span *rprev, *rnext;
 };
 
-/* A class's partial spans: some objects out, some free. */
+/* A class's partial spans: some objects out, some free, in buckets by the
+ * share of their objects that is free (bucket 0: the fullest).  Refills
+ * take from the fullest first, so the emptiest spans drain and go back to
+ * the page heap rather than every span staying a little used. */
+#define SPAN_LIST_BUCKETS 8
 struct span_list {
-	struct span *head;
+	struct span *head[SPAN_LIST_BUCKETS];
 };
 
 /* Makes the run (reserved by the caller, unless it is a region's) a span of
@@ -85,5 +90,12 @@ int span_put(struct span *s, uint32_t idx);
 
 void span_list_push(struct span_list *l, struct span *s);
 void span_list_remove(struct span_list *l, struct span *s);
+
+/* The fullest listed span (fewest free objects, by bucket), or NULL. */
+struct span *span_list_first(const struct span_list *l);
+
+/* Moves a listed span to the bucket its count of objects out now says;
+ * call after its count changed. */
+void span_list_update(struct span_list *l, struct span *s);
 
 #endif

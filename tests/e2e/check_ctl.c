@@ -94,8 +94,10 @@ static int hold_blocks(void *arg)
 }
 
 /* A second workload: CACHED_N objects of each of the two classes, freed
- * and so sitting in its thread cache (too few for it to flush any). */
-#define CACHED_N 40
+ * and so sitting in its thread cache (too few for it to flush any: a bin of
+ * 3 KiB objects holds 20 at most, two batches of 32 KiB, and a first batch
+ * leaves at most 10 - CACHED_N in it). */
+#define CACHED_N 8
 
 static int cache_blocks(void *arg)
 {

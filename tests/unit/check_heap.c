@@ -16,7 +16,7 @@
 #include "seg.h"
 #include "sizeclass.h"
 
-#define CLS 3 /* 64-byte objects, 8-page spans */
+#define CLS 3 /* 64-byte objects, 1-page spans (128 objects) */
 
 
 /* Maps the metadata segment read-only, as a client does. */
@@ -83,8 +83,9 @@ START_TEST(refill_hands_distinct_objects)
 	struct heap_class_stats cs;
 	heap_class_stats(heap_fixture_heap, CLS, &cs);
 	ck_assert_uint_eq(cs.objects_out, WANT);
-	ck_assert_uint_eq(cs.spans, (WANT + 1023) / 1024);
-	ck_assert_uint_eq(cs.objects_total, cs.spans * 1024);
+	uint32_t per = sizeclass_table[CLS].objects;
+	ck_assert_uint_eq(cs.spans, (WANT + per - 1) / per);
+	ck_assert_uint_eq(cs.objects_total, cs.spans * per);
 	heap_fixture_close();
 }
 END_TEST
@@ -155,6 +156,42 @@ START_TEST(bad_frees_are_refused)
 	ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[1], NULL), 0);
 	/* The span went back: its pages are no span any more. */
 	ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[1], NULL), -EINVAL);
+	heap_fixture_close();
+}
+END_TEST
+
+/* Refills take from the fullest partial span first, so the emptiest ones
+ * drain and go back to the page heap; before, the span that last got an
+ * object back went first, and every span of a churned class stayed a
+ * little used (bench (e)'s footprint). */
+START_TEST(refills_take_the_fullest_span_first)
+{
+	uint32_t per = sizeclass_table[CLS].objects;
+	uint64_t refs[2 * 128];
+	struct heap_batch b = {.refs = refs, .refs_cap = 2 * per};
+	ck_assert_uint_eq(per, 128);
+	heap_fixture_open(0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 2 * per, &b), (int)(2 * per));
+	qsort(refs, 2 * per, sizeof refs[0], cmp_u64);
+	uint64_t full_page = refs[per] >> SHMA_PAGE_SHIFT; /* the second span */
+	ck_assert_uint_ne(refs[0] >> SHMA_PAGE_SHIFT, full_page);
+	/* The second span gets one object back first, then the first span
+	 * all but one: the first is the one freed into last, and the emptiest. */
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[per], NULL), 0);
+	for (uint32_t i = 1; i < per; i++)
+		ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[i], NULL), 0);
+	uint64_t got;
+	struct heap_batch one = {.refs = &got, .refs_cap = 1};
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 1, &one), 1);
+	ck_assert_uint_eq(got >> SHMA_PAGE_SHIFT, full_page);
+	ck_assert_uint_eq(got, refs[per]);
+	/* The first span's last object back: the span goes, both spans were
+	 * never made a third. */
+	ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[0], NULL), 0);
+	struct heap_class_stats cs;
+	heap_class_stats(heap_fixture_heap, CLS, &cs);
+	ck_assert_uint_eq(cs.spans, 1);
+	ck_assert_uint_eq(cs.objects_out, per);
 	heap_fixture_close();
 }
 END_TEST
@@ -437,11 +474,21 @@ START_TEST(max_memory_is_a_cap)
 	ck_assert_int_eq(heap_free_large(heap_fixture_heap, big_refs[1], NULL), 0);
 	heap_fixture_close();
 	heap_fixture_open(MIB);
-	/* One arena allowed: it has room for eight spans, no more. */
-	unsigned big = sizeclass_of(65536); /* 64-page spans: one per 1 MiB arena */
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 1, &b), 1);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 8, &b), 7);
+	/* One arena allowed: it has room for one span of 512 KiB objects
+	 * (64 pages, one object: a 1 MiB arena of 128 pages holds one beside
+	 * its metadata), no more. */
+	unsigned big = sizeclass_of(524288);
+	ck_assert_uint_eq(sizeclass_table[big].span_pages, 64);
+	ck_assert_uint_eq(sizeclass_table[big].objects, 1);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 8, &b), 1);
 	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 1, &b), -ENOMEM);
+	/* Smaller spans fill the rest of it. */
+	unsigned mid = sizeclass_of(65536); /* 8-page spans, one object */
+	uint32_t fit = (heap_geometry(heap_fixture_heap)->npages -
+			heap_geometry(heap_fixture_heap)->meta_pages - 64) / 8;
+	for (uint32_t i = 0; i < fit; i++)
+		ck_assert_int_eq(heap_refill(heap_fixture_heap, mid, 1, &b), 1);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, mid, 1, &b), -ENOMEM);
 	ck_assert_uint_eq(heap_arena_count(heap_fixture_heap), 1);
 	heap_fixture_close();
 }
@@ -482,6 +529,7 @@ Suite *make_heap_suite(void)
 	tcase_add_test(tc, fresh_spans_go_out_as_runs);
 	tcase_add_test(tc, bad_refills_are_refused);
 	tcase_add_test(tc, bad_frees_are_refused);
+	tcase_add_test(tc, refills_take_the_fullest_span_first);
 	tcase_add_test(tc, span_tail_is_no_object);
 	tcase_add_test(tc, empty_span_returns_its_pages);
 	tcase_add_test(tc, large_blocks_are_page_runs);

@@ -138,12 +138,46 @@ START_TEST(decay_pops_idle_runs_in_order)
 }
 END_TEST
 
+/* The backed pages of free runs are counted as runs come and go: given
+ * back, split off, coalesced, decayed, unbacked. */
+START_TEST(free_backed_pages_are_counted)
+{
+	struct pageheap *ph;
+	struct page_run *a, *b;
+	struct pageheap_decayed d;
+	ck_assert_int_eq(pageheap_create(&ph), 0);
+	ck_assert_int_eq(pageheap_add_region(ph, 0, 100, 2), 0);
+	ck_assert_uint_eq(pageheap_free_backed(ph), 0);
+	ck_assert_int_eq(pageheap_alloc(ph, 10, &a), 0);
+	ck_assert_int_eq(pageheap_alloc(ph, 10, &b), 0);
+	pageheap_mark_backed(ph, 0, a->start, 10);
+	pageheap_mark_backed(ph, 0, b->start, 6);
+	ck_assert_uint_eq(pageheap_free_backed(ph), 0); /* handed out */
+	pageheap_free(ph, a, 10);
+	ck_assert_uint_eq(pageheap_free_backed(ph), 10);
+	pageheap_free(ph, b, 20); /* coalesces with a and the tail */
+	ck_assert_uint_eq(pageheap_free_backed(ph), 16);
+	/* A run split off the front takes its backed pages with it. */
+	ck_assert_int_eq(pageheap_alloc(ph, 4, &a), 0);
+	ck_assert_uint_eq(a->start, 2);
+	ck_assert_uint_eq(pageheap_free_backed(ph), 12);
+	ck_assert_uint_eq(pageheap_unback(ph, 0, 6, 2), 2);
+	ck_assert_uint_eq(pageheap_free_backed(ph), 10);
+	ck_assert_int_eq(pageheap_decay_next(ph, 1000, 0, &d), 1);
+	ck_assert_uint_eq(d.backed_pages, 10);
+	ck_assert_uint_eq(pageheap_free_backed(ph), 0);
+	pageheap_free(ph, a, 30);
+	ck_assert_uint_eq(pageheap_free_backed(ph), 4);
+	pageheap_destroy(ph);
+}
+END_TEST
+
 /* ---- through the heap: arenas and decay on real segments ---- */
 
 
 START_TEST(arenas_are_added_on_demand)
 {
-	unsigned cls = sizeclass_of(65536); /* 64-page spans: one per 1 MiB arena */
+	unsigned cls = sizeclass_of(524288); /* 64-page spans: one per 1 MiB arena */
 	uint32_t objs = sizeclass_table[cls].objects;
 	struct heap_run runs[1];
 	struct heap_batch b = {.runs = runs, .runs_cap = 1};
@@ -232,6 +266,42 @@ START_TEST(decay_punches_and_counts)
 }
 END_TEST
 
+/* Free pages that hold backing store are bounded without waiting for the
+ * decay when spans go back: HEAP_FREE_RESERVED_MIN, or an eighth of the
+ * bytes in use.  Before, a heap that freed most of what it held kept it all
+ * reserved until the decay (bench (e): 22 MiB reserved, 8 MiB live).  Large
+ * blocks keep theirs until the decay. */
+START_TEST(free_reserved_pages_are_bounded)
+{
+	unsigned cls = sizeclass_of(524288); /* 64-page spans: one per 1 MiB arena */
+	enum { SPANS = 24 };
+	uint64_t refs[SPANS], ref, size;
+	struct heap_batch b = {.refs = &ref, .refs_cap = 1};
+	heap_fixture_open(0);
+	uint64_t r0 = resident();
+	for (int i = 0; i < SPANS; i++) {
+		ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, 1, &b), 1);
+		refs[i] = ref;
+	}
+	ck_assert_uint_ge(resident(), r0 + SPANS * MIB / 2);
+	for (int i = 0; i < SPANS; i++)
+		ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[i], NULL), 0);
+	/* Nothing in use: at most the floor stays reserved (and metadata). */
+	uint64_t meta = heap_arena_count(heap_fixture_heap) *
+			heap_geometry(heap_fixture_heap)->meta_bytes;
+	ck_assert_uint_le(resident(), r0 + meta + HEAP_FREE_RESERVED_MIN);
+	struct heap_totals t;
+	heap_totals(heap_fixture_heap, &t);
+	ck_assert_uint_ge(t.returned_bytes, SPANS * MIB / 2 - HEAP_FREE_RESERVED_MIN);
+	/* A large block given back keeps its pages reserved for the next. */
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, MIB / 2, 1, &ref, &size), 0);
+	uint64_t r1 = resident();
+	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref, NULL), 0);
+	ck_assert_uint_eq(resident(), r1);
+	heap_fixture_close();
+}
+END_TEST
+
 Suite *make_pageheap_suite(void);
 Suite *make_pageheap_suite(void)
 {
@@ -243,6 +313,8 @@ Suite *make_pageheap_suite(void)
 	tcase_add_test(tc, decay_pops_idle_runs_in_order);
 	tcase_add_test(tc, arenas_are_added_on_demand);
 	tcase_add_test(tc, decay_punches_and_counts);
+	tcase_add_test(tc, free_backed_pages_are_counted);
+	tcase_add_test(tc, free_reserved_pages_are_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }

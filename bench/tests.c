@@ -1,7 +1,7 @@
 /*
  * The workloads, written once against the backend of bench.h: (a) to (e)
  * from the allocator issue, (s), (cp), (b8) and (fm) from the fast-path one,
- * (f) from the memory-model one.
+ * (f) from the memory-model one, (t) from the unmodified-programs one.
  *
  * Sizes come from tables filled from a fixed seed before the clock starts,
  * so every allocator sees the same requests in the same order and no random
@@ -511,6 +511,59 @@ static int run_fm(const struct test *t, const struct test_params *p, double *out
 	return 0;
 }
 
+/*
+ * (t): what a thread's life costs: create a thread that mallocs and frees a
+ * few blocks (THREAD_BLOCKS of a few sizes, all live at once, then freed),
+ * join it, THREAD_COUNT times one after the other; microseconds per thread,
+ * from pthread_create to joined.  A thread cache that is made and torn down
+ * with each thread (a slot taken, its bins reserved, refilled, flushed) is
+ * what this shows against a plain thread start and exit.
+ */
+#define THREAD_COUNT 500
+#define THREAD_BLOCKS 16
+
+static void *thread_life(void *arg)
+{
+	void *b[THREAD_BLOCKS];
+
+	(void)arg;
+	for (int i = 0; i < THREAD_BLOCKS; i++) {
+		b[i] = be_malloc(tiny_sizes[i] << (i % 4));
+		if (b[i] == NULL)
+			return (void *)1;
+		*(char *)b[i] = (char)i;
+	}
+	for (int i = 0; i < THREAD_BLOCKS; i++)
+		be_free(b[i]);
+	return NULL;
+}
+
+static int run_t(const struct test *t, const struct test_params *p, double *out,
+		 char *why, size_t len)
+{
+	int64_t t0;
+	void *warm = be_malloc(64);
+
+	(void)t;
+	(void)p;
+	tables_init();
+	be_free(warm); /* the process's first malloc is (fm)'s, not ours */
+	t0 = now_ns();
+	for (int i = 0; i < THREAD_COUNT; i++) {
+		pthread_t th;
+		void *rc;
+
+		if (pthread_create(&th, NULL, thread_life, NULL) != 0)
+			return fail(why, len, "pthread_create");
+		if (pthread_join(th, &rc) != 0 || rc != NULL) {
+			snprintf(why, len, "thread's malloc failed");
+			return -1;
+		}
+	}
+	out[0] = (double)(now_ns() - t0) / 1000.0 / THREAD_COUNT;
+	return 0;
+}
+
 #define PAIR_LABEL "ns per malloc+free pair"
 
 const struct test test_table[] = {
@@ -545,6 +598,8 @@ const struct test test_table[] = {
 	  run_e },
 	{ "fm", 1, 0, 1, { "fm" }, { "us" },
 	  { "(fm) fork, first malloc + free, exit: us per child process" }, run_fm },
+	{ "t", 1, 0, 1, { "t" }, { "us" },
+	  { "(t) thread create, 16 malloc + 16 free, join: us per thread" }, run_t },
 	{ NULL, 0, 0, 0, { NULL }, { NULL }, { NULL }, NULL },
 };
 

@@ -133,14 +133,18 @@ static uint64_t reclaim_bin(struct heap *h, const struct control_block *cb, unsi
 }
 
 /* Takes back every object the caches of cb hold; returns how many. */
-static uint64_t reclaim_caches(struct daemon *d, const struct control_block *cb, uint64_t id)
+static uint64_t reclaim_caches(struct daemon *d, struct control_block *cb, uint64_t id)
 {
 	if (!bin_first_set) {
 		layout_bin_firsts(bin_first);
 		bin_first_set = 1;
 	}
 	uint64_t n = 0, refused = 0;
-	uint32_t nslots = layout_slots_taken(&cb->hdr);
+	uint32_t nslots = layout_slots_readable(cb);
+	if (nslots < layout_slots_taken(&cb->hdr))
+		log_msg(SLOG_WARN, "client %llu: slots %u..%u of its control block cannot be "
+			"read (no room in /dev/shm for headers it never reserved): not reclaimed",
+			(unsigned long long)id, nslots, layout_slots_taken(&cb->hdr) - 1);
 	for (unsigned i = 0; i < nslots; i++) {
 		/* A slot no thread holds is empty: a thread leaves it only once
 		 * its bins went back (and its refs may not even be reserved). */
@@ -202,7 +206,10 @@ static int create_segment(struct daemon *d, struct client *c)
 	int fd = seg_create(name, sizeof(struct control_block), 0600);
 	if (fd < 0)
 		return fd;
-	rc = seg_reserve(fd, 0, offsetof(struct control_block, refs));
+	/* The header and the first slots' headers; later slots' headers and
+	 * every bin's refs are the client's to reserve as its threads need
+	 * them (shm/layout.h). */
+	rc = seg_reserve(fd, 0, layout_slot_headers_end(SHMA_CONTROL_SLOTS_RESERVED));
 	void *p = rc == 0 ? seg_map(fd, 0, sizeof(struct control_block), 1, NULL) : NULL;
 	if (p == NULL) {
 		rc = rc ? rc : -errno;

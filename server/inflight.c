@@ -93,7 +93,10 @@ void inflight_note_large(struct inflight_set **set, uint64_t req_id, uint64_t re
 	remember(set, LARGE_KEY, record_new(req_id, &ref, 1, NULL, 0));
 }
 
-static int collected(uint64_t key, const struct record *r, const struct control_block *ctl)
+/* nslots: the slots of ctl that may be read; a refill for a slot past them
+ * (one the client named but never reserved) was not collected. */
+static int collected(uint64_t key, const struct record *r, const struct control_block *ctl,
+		     uint32_t nslots)
 {
 	if (ctl == NULL)
 		return 0;
@@ -101,6 +104,8 @@ static int collected(uint64_t key, const struct record *r, const struct control_
 		return __atomic_load_n(&ctl->hdr.large_collected, __ATOMIC_ACQUIRE) >= r->id;
 	uint32_t slot = (uint32_t)(key - 1) / SIZECLASS_COUNT;
 	uint32_t cls = (uint32_t)(key - 1) % SIZECLASS_COUNT;
+	if (slot >= nslots)
+		return 0;
 	uint64_t mark = __atomic_load_n(&ctl->slots[slot].bins[cls].collected, __ATOMIC_ACQUIRE);
 	/* A process's request ids only grow, across its connections too. */
 	return mark != 0 && mark >= r->id;
@@ -126,15 +131,16 @@ static uint64_t take_back(uint64_t key, const struct record *r, struct heap *h)
 }
 
 uint64_t inflight_settle(struct inflight_set **set, struct heap *h,
-			 const struct control_block *ctl)
+			 struct control_block *ctl)
 {
 	struct inflight_set *s = *set;
 	uint64_t back = 0;
 	if (s == NULL)
 		return 0;
+	uint32_t nslots = ctl ? layout_slots_readable(ctl) : 0;
 	size_t i = 0;
 	for (const struct table_entry *e; (e = table_next(&s->t, &i)) != NULL;)
-		if (!collected(e->key, record_of(e), ctl))
+		if (!collected(e->key, record_of(e), ctl, nslots))
 			back += take_back(e->key, record_of(e), h);
 	inflight_forget(set);
 	return back;

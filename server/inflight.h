@@ -44,7 +44,7 @@ void inflight_note_large(struct inflight_set **set, uint64_t req_id, uint64_t re
  * objects taken back.  Objects already free (taken back from a cache walk
  * first) are skipped. */
 uint64_t inflight_settle(struct inflight_set **set, struct heap *h,
-			 const struct control_block *ctl);
+			 struct control_block *ctl);
 
 /* Forgets the set without taking anything back. */
 void inflight_forget(struct inflight_set **set);

@@ -68,13 +68,13 @@ static int fill_classes(struct daemon *d, Shma__StatsReply *r, struct dispatch_s
 }
 
 /* Bytes sitting in c's thread caches: each in-use slot's bins, count times
- * class size.  At most SHMA_CONTROL_SLOTS * SIZECLASS_COUNT loads. */
+ * class size.  At most slots taken * SIZECLASS_COUNT loads. */
 static uint64_t client_cached(const struct client *c)
 {
 	if (c->ctl == NULL)
 		return 0;
 	uint64_t bytes = 0;
-	uint32_t nslots = layout_slots_taken(&c->ctl->hdr);
+	uint32_t nslots = layout_slots_readable(c->ctl);
 	for (unsigned i = 0; i < nslots; i++) {
 		const struct control_slot *sl = &c->ctl->slots[i];
 		if (!__atomic_load_n(&sl->in_use, __ATOMIC_RELAXED))
@@ -94,7 +94,7 @@ void stats_client_counters(const struct client *c, uint64_t *mallocs, uint64_t *
 		return;
 	*mallocs = __atomic_load_n(&c->ctl->hdr.retired_mallocs, __ATOMIC_RELAXED);
 	*waits = __atomic_load_n(&c->ctl->hdr.retired_waits, __ATOMIC_RELAXED);
-	uint32_t nslots = layout_slots_taken(&c->ctl->hdr);
+	uint32_t nslots = layout_slots_readable(c->ctl);
 	for (unsigned i = 0; i < nslots; i++) {
 		const struct control_slot *sl = &c->ctl->slots[i];
 		if (!__atomic_load_n(&sl->in_use, __ATOMIC_RELAXED))

@@ -1,10 +1,16 @@
 /*
- * Arena geometry and header, and where a slot's bins lie: see layout.h.
+ * Arena geometry and header, where a slot's bins lie, and how many slots of
+ * a control block can be read without a fault: see layout.h.
  */
 #include "layout.h"
 
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 
 static uint64_t round_up(uint64_t v, uint64_t to)
 {
@@ -76,4 +82,21 @@ uint32_t layout_bin_firsts(uint32_t *first)
 		at += layout_bin_capacity(cls);
 	}
 	return at;
+}
+
+uint32_t layout_slots_readable(struct control_block *cb)
+{
+	uint32_t n = layout_slots_taken(&cb->hdr);
+	if (n <= SHMA_CONTROL_SLOTS_RESERVED)
+		return n;
+	/* Pages the client reserved are there and only get mapped; a page it
+	 * did not (a lie, or a client that died between the two) is made, or
+	 * refused with an error where a read would have raised SIGBUS. */
+	uint64_t first = layout_slot_headers_end(SHMA_CONTROL_SLOTS_RESERVED);
+	uint64_t len = layout_slot_headers_end(n);
+	int e = errno;
+	if (len > first && madvise((char *)cb + first, len - first, MADV_POPULATE_WRITE) != 0)
+		n = SHMA_CONTROL_SLOTS_RESERVED;
+	errno = e;
+	return n;
 }

@@ -190,7 +190,15 @@ static inline uint64_t *layout_bitmap(void *base, const struct arena_geometry *g
 
 /* ---- control block ---- */
 
-#define SHMA_CONTROL_SLOTS 256
+/* Thread slots of a control block: enough for any program's threads (a
+ * process past it has its extra threads uncached).  The block is sparse:
+ * 16384 slots are 6.8 GiB of address space in the client and the daemon,
+ * and tmpfs holds only what was reserved -- the header and the first
+ * SHMA_CONTROL_SLOTS_RESERVED slots' headers by the daemon when it makes the
+ * block; a later slot's header by the client before it raises slots_taken
+ * past it; a bin's refs by the client when a thread first uses the bin. */
+#define SHMA_CONTROL_SLOTS 16384
+#define SHMA_CONTROL_SLOTS_RESERVED 64
 /* A class's cache holds at most layout_bin_capacity(cls) refs: twice the
  * largest batch, a batch being SHMA_BIN_BATCH_BYTES' worth of objects
  * between 8 and SHMA_BIN_BATCH_MAX of them. */
@@ -248,9 +256,12 @@ struct control_header {
 	uint64_t large_collected; /* id of the last AllocLarge answer read */
 	uint32_t same_address;    /* the client's word: 1 heap mapped at its base, 2 elsewhere */
 	/* The client's word: no slot at or past this one was ever taken (it is
-	 * raised before a slot is).  The daemon reads slots [0, this) only --
-	 * capped, so a lie hides the liar's own caches and counters, no more --
-	 * which spares it a page fault per 2 slots on every disconnect. */
+	 * raised before a slot is, and the slot's header reserved before that).
+	 * The daemon reads slots [0, this) only -- capped at SHMA_CONTROL_SLOTS,
+	 * the segment's size, and past the slots it reserved itself only once
+	 * the headers are there (layout_slots_readable()), so a lie hides the
+	 * liar's own caches and counters, no more -- which spares it a page
+	 * fault per 2 slots on every disconnect. */
 	uint32_t slots_taken;
 	struct control_large large[SHMA_LARGE_KEEP]; /* ref 0: an empty entry */
 };
@@ -269,6 +280,21 @@ static inline uint32_t layout_slots_taken(const struct control_header *h)
 	uint32_t n = __atomic_load_n(&h->slots_taken, __ATOMIC_ACQUIRE);
 	return n < SHMA_CONTROL_SLOTS ? n : SHMA_CONTROL_SLOTS;
 }
+
+/* The end of slot n - 1's header in the block, rounded up to a whole page:
+ * bytes [0, this) hold the header and the headers of slots [0, n). */
+static inline uint64_t layout_slot_headers_end(uint32_t n)
+{
+	uint64_t end = offsetof(struct control_block, slots) + (uint64_t)n * sizeof(struct control_slot);
+	return (end + 4095) & ~(uint64_t)4095;
+}
+
+/* How many slots of cb a daemon may read: layout_slots_taken(), but past the
+ * slots the daemon reserved only as far as the client reserved their headers
+ * (a page the client never reserved is made now; where tmpfs has no room
+ * for it the count stops at SHMA_CONTROL_SLOTS_RESERVED, never a SIGBUS).
+ * The block is a mapping of the whole segment, writable. */
+uint32_t layout_slots_readable(struct control_block *cb);
 
 /* Where each bin's refs start in a slot (the same for every slot): fills
  * first[SIZECLASS_COUNT] and returns the refs they take in all, which is at

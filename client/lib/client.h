@@ -195,6 +195,11 @@ SHMA_HIDDEN struct control_block *conn_control(void);
  * control block, so that a full /dev/shm is an error here and never a SIGBUS
  * later: 0 or -errno. */
 SHMA_HIDDEN int conn_reserve_refs(unsigned i, uint32_t first, uint32_t n);
+/* Reserves backing store for the headers of slots [from, to) of the control
+ * block, those of [0, from) being reserved already (the daemon reserved the
+ * first SHMA_CONTROL_SLOTS_RESERVED): 0 or -errno.  Before slots_taken is
+ * raised to to. */
+SHMA_HIDDEN int conn_reserve_slot_headers(uint32_t from, uint32_t to);
 /* Changes when the control block changes: a new connection, but not a
  * reconnection that re-adopted the block (thread slots stay valid). */
 SHMA_HIDDEN uint64_t conn_generation(void);

@@ -119,6 +119,18 @@ int conn_reserve_refs(unsigned i, uint32_t first, uint32_t n)
 			   (uint64_t)n * sizeof conn.ctl->refs[i][0]);
 }
 
+int conn_reserve_slot_headers(uint32_t from, uint32_t to)
+{
+	if (conn.ctl_fd < 0 || from > to || to > SHMA_CONTROL_SLOTS)
+		return -EINVAL;
+	/* Slots [0, from) are reserved already, and the daemon reserved the
+	 * first SHMA_CONTROL_SLOTS_RESERVED; only the pages past both are left. */
+	if (from < SHMA_CONTROL_SLOTS_RESERVED)
+		from = SHMA_CONTROL_SLOTS_RESERVED;
+	uint64_t start = layout_slot_headers_end(from), end = layout_slot_headers_end(to);
+	return end > start ? seg_reserve(conn.ctl_fd, start, end - start) : 0;
+}
+
 uint64_t conn_generation(void)
 {
 	return __atomic_load_n(&conn.generation, __ATOMIC_ACQUIRE);

@@ -21,6 +21,12 @@
  * message nobody waits for.  So a class keeps at most three batches beyond
  * its live blocks (its bin and a refill asked ahead): with some 80 classes
  * in use, that is what the footprint of a big heap pays (bench (e)).
+ *
+ * Slots: any number of threads up to SHMA_CONTROL_SLOTS have one.  A thread's
+ * exit parks its slot for the next thread (jemalloc's tcache reuse): its bins
+ * stay reserved, and the last PARK_STOCKED parked keep their blocks too, so
+ * a thread's start and exit make no round trip once an earlier thread used
+ * the same classes.
  */
 #include "config.h"
 
@@ -45,15 +51,39 @@
 
 __thread struct tcache *tcache_self __attribute__((tls_model("initial-exec")));
 
-static struct tcache locals[SHMA_CONTROL_SLOTS];
-/* 1 while locals[i] is a live thread's cache, with the lock held.  After
- * shma_disconnect() and a new connection, slot i of the new control block
- * may be free while a thread still pops from and pushes to slot i of the old
- * one through locals[i] (its fast path does not look at the generation):
- * take_slot() must not hand locals[i] to another thread then.  It did: two
- * threads shared one cache (blocks handed to both) or one zeroed the other's
- * under it (SIGSEGV in the fast path). */
-static uint8_t locals_owned[SHMA_CONTROL_SLOTS];
+/* Slots a thread left, parked for the next thread to take: at most
+ * PARK_STOCKED keep their cached blocks (and refills asked ahead of need),
+ * the rest are emptied; every one keeps its reserved bins. */
+#define PARK_STOCKED 8u
+
+/* This process's side of the slots, SHMA_CONTROL_SLOTS of each, from
+ * prim_alloc() at the first slot taken (its pages are made as slots are
+ * used: a process with 4 threads touches a few of its 59 MiB).
+ *
+ * owned[i]: 1 while locals[i] is a live thread's cache, with the lock held.
+ * After shma_disconnect() and a new connection, slot i of the new control
+ * block may be free while a thread still pops from and pushes to slot i of
+ * the old one through locals[i] (its fast path does not look at the
+ * generation): take_slot() must not hand locals[i] to another thread then.
+ * It did: two threads shared one cache (blocks handed to both) or one zeroed
+ * the other's under it (SIGSEGV in the fast path).
+ *
+ * parked[0, nparked): slots threads left, the last left on top, of the
+ * control block of generation park_generation; stocked[i] 1 if slot i kept
+ * its blocks (it is in use still, for the daemon: it takes them back if we
+ * die).  A thread's start then takes a slot whose bins are reserved and
+ * often full, and its exit makes no system call: no fallocate per bin, no
+ * refill per class, no flush. */
+struct slot_side {
+	uint64_t park_generation;
+	uint32_t nparked;
+	uint32_t nstocked;
+	uint8_t owned[SHMA_CONTROL_SLOTS];
+	uint8_t stocked[SHMA_CONTROL_SLOTS];
+	uint32_t parked[SHMA_CONTROL_SLOTS];
+	struct tcache locals[SHMA_CONTROL_SLOTS];
+};
+static struct slot_side *sides;
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
@@ -162,6 +192,34 @@ static void flush_everything(struct tcache *t)
 	}
 }
 
+/* Drops the parked slots if they are of an older control block (their
+ * blocks are the daemon's to take back when this process is gone); with the
+ * lock held. */
+static void park_check(void)
+{
+	if (sides->park_generation != conn_generation()) {
+		sides->nparked = sides->nstocked = 0;
+		sides->park_generation = conn_generation();
+	}
+}
+
+/* Leaves slot t to the next thread: stocked (bins and pending refills kept,
+ * the slot in use still) while fewer than PARK_STOCKED are, else emptied.
+ * With the lock held and the connection current. */
+static void park(struct tcache *t)
+{
+	park_check();
+	unsigned i = t->index;
+	sides->stocked[i] = sides->nstocked < PARK_STOCKED;
+	if (sides->stocked[i]) {
+		sides->nstocked++;
+	} else {
+		flush_everything(t);
+		__atomic_store_n(&t->slot->in_use, 0, __ATOMIC_RELEASE);
+	}
+	sides->parked[sides->nparked++] = i;
+}
+
 static void thread_exit(void *arg)
 {
 	struct tcache *t = arg;
@@ -173,19 +231,21 @@ static void thread_exit(void *arg)
 		conn_ensure();
 	int mine = t->generation == conn_generation();
 	if (mine && conn_connected()) {
-		flush_everything(t);
 		struct control_block *cb = conn_control();
-		/* The counts live on in the header once the slot is free. */
+		/* The counts live on in the header once the slot is left. */
 		cb->hdr.retired_mallocs += t->slot->mallocs;
 		cb->hdr.retired_waits += t->slot->waits;
 		t->slot->mallocs = t->slot->waits = 0;
-	}
-	/* A slot whose blocks could not go back stays taken, so that no thread
-	 * clears it: the daemon takes them back when the process is gone. */
-	if (!mine || conn_connected())
+		park(t);
+	} else if (!mine) {
+		/* A slot of an older block: no thread of ours takes it again. */
 		__atomic_store_n(&t->slot->in_use, 0, __ATOMIC_RELEASE);
-	t->slot = NULL;
-	locals_owned[t->index] = 0;
+	}
+	/* Mine but offline: the slot stays taken with its blocks, so that no
+	 * thread clears it: the daemon takes them back when we are gone. */
+	sides->owned[t->index] = 0;
+	if (!mine || !conn_connected())
+		t->slot = NULL;
 	conn_unlock();
 	tcache_self = NULL;
 }
@@ -196,46 +256,100 @@ static void make_key(void)
 	pthread_key_create(&exit_key, thread_exit);
 }
 
-/* Takes a free slot of the control block; with the lock held. */
+/* A fresh cache on slot i of cb, its bins empty; room[] kept if the slot's
+ * bins are reserved already (a slot of this block some thread used). */
+static struct tcache *fresh_cache(struct control_block *cb, unsigned i, int reserved)
+{
+	struct control_slot *s = &cb->slots[i];
+	struct tcache *t = &sides->locals[i];
+	uint16_t room[SIZECLASS_COUNT];
+	if (reserved)
+		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+			room[cls] = t->hot[cls].room;
+	/* Empty bins; the collected marks stay, they are the daemon's record
+	 * of refills this slot took in.  A bin's refs are reserved when the
+	 * thread first uses the bin (bin_ready()): a first malloc makes a page
+	 * or two of the control block, not the slot's 432 KiB. */
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+		s->bins[cls].count = 0;
+	s->mallocs = s->waits = 0;
+	memset(t, 0, sizeof *t);
+	t->slot = s;
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+		t->hot[cls].stack = &cb->refs[i][bin_first[cls]];
+		t->hot[cls].room = reserved ? room[cls] : 0;
+	}
+	t->index = i;
+	t->generation = conn_generation();
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+		t->batch[cls] = (uint16_t)(BATCH_START < batch_cap(cls) ? BATCH_START
+									  : batch_cap(cls));
+		t->hot[cls].low = t->batch[cls] / 2;
+	}
+	return t;
+}
+
+/* Takes slot i (free, not owned) of cb; NULL if another took it first. */
+static struct tcache *claim(struct control_block *cb, unsigned i, int reserved)
+{
+	uint32_t zero = 0;
+	if (!__atomic_compare_exchange_n(&cb->slots[i].in_use, &zero, 1, 0, __ATOMIC_ACQ_REL,
+					 __ATOMIC_RELAXED))
+		return NULL;
+	sides->owned[i] = 1;
+	return fresh_cache(cb, i, reserved);
+}
+
+/* Takes a slot of the control block: the last one a thread left, else one
+ * never used, else any free one; with the lock held.  NULL when there is
+ * none (or no memory for our side of them). */
 static struct tcache *take_slot(void)
 {
 	struct control_block *cb = conn_control();
 	if (cb == NULL)
 		return NULL;
-	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS; i++) {
-		struct control_slot *s = &cb->slots[i];
-		uint32_t zero = 0;
-		if (locals_owned[i])
-			continue; /* a thread's cache still, on an older block */
-		/* Raised before the slot is taken: the daemon reads no further
-		 * (we hold the lock: no other thread of ours writes it). */
-		if (cb->hdr.slots_taken <= i)
-			__atomic_store_n(&cb->hdr.slots_taken, i + 1, __ATOMIC_RELEASE);
-		if (!__atomic_compare_exchange_n(&s->in_use, &zero, 1, 0, __ATOMIC_ACQ_REL,
-						 __ATOMIC_RELAXED))
-			continue;
-		struct tcache *t = &locals[i];
-		locals_owned[i] = 1;
-		/* Empty bins; the collected marks stay, they are the daemon's
-		 * record of refills this slot took in.  A bin's refs are
-		 * reserved when the thread first uses the bin (bin_ready()): a
-		 * first malloc makes a page or two of the control block, not
-		 * the slot's 432 KiB. */
-		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
-			s->bins[cls].count = 0;
-		s->mallocs = s->waits = 0;
-		memset(t, 0, sizeof *t);
-		t->slot = s;
-		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
-			t->hot[cls].stack = &cb->refs[i][bin_first[cls]];
-		t->index = i;
-		t->generation = conn_generation();
-		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
-			t->batch[cls] = (uint16_t)(BATCH_START < batch_cap(cls) ? BATCH_START
-										  : batch_cap(cls));
-			t->hot[cls].low = t->batch[cls] / 2;
+	if (sides == NULL && (sides = prim_alloc(sizeof *sides)) == NULL)
+		return NULL;
+	park_check();
+	while (sides->nparked > 0) {
+		unsigned i = sides->parked[--sides->nparked];
+		struct tcache *t = &sides->locals[i];
+		int stocked = sides->stocked[i];
+		if (stocked) {
+			sides->stocked[i] = 0;
+			sides->nstocked--;
 		}
-		return t;
+		if (sides->owned[i] || t->generation != conn_generation())
+			continue;
+		if (stocked) {
+			/* Ours still, its bins as the last thread left them. */
+			sides->owned[i] = 1;
+			return t;
+		}
+		if ((t = claim(cb, i, 1)) != NULL)
+			return t;
+	}
+	/* A slot never used: its header reserved, then slots_taken raised past
+	 * it (the daemon reads no further), then the slot taken.  We hold the
+	 * lock: no other thread of ours writes slots_taken. */
+	for (uint32_t i = cb->hdr.slots_taken; i < SHMA_CONTROL_SLOTS; i++) {
+		if (sides->owned[i])
+			continue; /* a thread's cache still, on an older block */
+		if (conn_reserve_slot_headers(cb->hdr.slots_taken, i + 1) != 0)
+			return NULL; /* no room in /dev/shm: this thread goes uncached */
+		__atomic_store_n(&cb->hdr.slots_taken, i + 1, __ATOMIC_RELEASE);
+		struct tcache *t = claim(cb, i, 0);
+		if (t != NULL)
+			return t;
+	}
+	/* All taken once: one a thread left that is not parked (its block was
+	 * replaced under it), if any. */
+	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS; i++) {
+		if (sides->owned[i])
+			continue;
+		struct tcache *t = claim(cb, i, 0);
+		if (t != NULL)
+			return t;
 	}
 	return NULL; /* more threads than slots: this one goes uncached */
 }
@@ -258,7 +372,7 @@ static struct tcache *self_locked(void)
 		/* A new control block: the old slot's blocks are the daemon's to
 		 * take back when this process is gone. */
 		t->slot = NULL;
-		locals_owned[t->index] = 0;
+		sides->owned[t->index] = 0;
 		tcache_self = NULL;
 	}
 	pthread_once(&exit_once, make_key);
@@ -575,10 +689,25 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 
 void tcache_flush_all(void)
 {
+	if (!conn_connected() || sides == NULL)
+		return;
+	/* The slots parked with their blocks: no thread will take them from
+	 * the block we are leaving. */
+	park_check();
+	for (uint32_t k = 0; k < sides->nparked; k++) {
+		unsigned i = sides->parked[k];
+		struct tcache *t = &sides->locals[i];
+		if (!sides->stocked[i] || sides->owned[i] || t->generation != conn_generation())
+			continue;
+		flush_everything(t);
+		sides->stocked[i] = 0;
+		__atomic_store_n(&t->slot->in_use, 0, __ATOMIC_RELEASE);
+	}
+	sides->nstocked = 0;
 	struct tcache *t = tcache_self;
 	if (t == NULL || t->slot == NULL)
 		return;
-	if (t->generation == conn_generation() && conn_connected())
+	if (t->generation == conn_generation())
 		flush_everything(t);
 }
 
@@ -587,5 +716,8 @@ void tcache_forget(void)
 	/* After fork(): the slot belongs to the parent's control block, and
 	 * the parent's other threads are not here. */
 	tcache_self = NULL;
-	memset(locals_owned, 0, sizeof locals_owned);
+	if (sides != NULL) {
+		memset(sides->owned, 0, sizeof sides->owned);
+		sides->nparked = sides->nstocked = 0;
+	}
 }

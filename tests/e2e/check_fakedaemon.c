@@ -216,7 +216,7 @@ static void send_hello_reply(const struct fake *f, int fd, uint64_t id, enum fak
 	h.large_threshold = 128u << 10;
 	h.nclasses = SIZECLASS_COUNT;
 	h.client_id = 1;
-	h.control_slots = 256;
+	h.control_slots = SHMA_CONTROL_SLOTS;
 	h.max_frame = 1u << 20;
 	h.heap_base = 0x320000000000ull;
 	switch (mode) {

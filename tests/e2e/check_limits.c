@@ -45,9 +45,14 @@ static int hold_until_enomem(const struct holder *h)
 	uint64_t bytes = 0;
 	if (shma_connect(h->socket) != 0)
 		return 10;
+	/* Until even the smallest size fails: a span of a big class is a few
+	 * pages now, so the first failure can leave room for smaller ones. */
+	size_t top = sizeof sizes / sizeof sizes[0];
 	for (;;) {
-		size_t size = sizes[n % (sizeof sizes / sizeof sizes[0])];
+		size_t size = sizes[n % top];
 		void *p = n < HELD_MAX ? shma_malloc(size) : NULL;
+		if (p == NULL && n < HELD_MAX && errno == ENOMEM && --top > 0)
+			continue;
 		if (p == NULL)
 			break;
 		memset(p, 0xa5, size);

@@ -125,12 +125,26 @@ uint64_t heap_region_end(struct heap *h, uint64_t id)
 		freed += bytes;
 		heap_release_span(h, s);
 	}
-	while (r->large.used > 0) {
-		size_t i = 0;
-		struct table_entry *e = table_next(&r->large, &i);
-		uint64_t ref = e->key, size = 0;
-		if (heap_free_large(h, ref, &size) == 0)
+	/* The refs first (freeing removes them from the table, which would
+	 * move entries under an iteration), then each block. */
+	size_t n = r->large.used, k = 0, i = 0;
+	uint64_t *refs = n ? malloc(n * sizeof *refs) : NULL;
+	struct table_entry *e;
+	while (refs != NULL && (e = table_next(&r->large, &i)) != NULL && k < n)
+		refs[k++] = e->key;
+	for (size_t j = 0; j < k; j++) {
+		uint64_t size = 0;
+		if (heap_free_large(h, refs[j], &size) == 0)
 			freed += size; /* it left the table */
+	}
+	free(refs);
+	/* No memory for the list (or a quarantined block): one at a time. */
+	while (r->large.used > 0) {
+		i = 0;
+		e = table_next(&r->large, &i);
+		uint64_t size = 0;
+		if (heap_free_large(h, e->key, &size) == 0)
+			freed += size;
 		else
 			table_remove_entry(&r->large, e);
 	}

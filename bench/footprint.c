@@ -173,9 +173,7 @@ static void account(const char *stage, const struct seg_bytes *base)
 			       s_live / 1024, s_round / 1024, s_cached / 1024, s_free / 1024,
 			       s_tail / 1024, s_other / 1024);
 	}
-	double large = (double)r->large_bytes, meta_arena = 0;
-	for (size_t i = 0; i < r->n_arenas; i++)
-		meta_arena += (double)r->arenas[i]->resident_bytes;
+	double large = (double)r->large_bytes;
 	double lkept = 0;
 	struct control_block *cb = conn_control();
 	if (cb != NULL)
@@ -207,7 +205,6 @@ static void account(const char *stage, const struct seg_bytes *base)
 	       mib((double)now.manifest), mib((double)base->manifest));
 	printf("  pages segment p               %8.2f (baseline %.2f)\n", mib((double)now.p),
 	       mib((double)base->p));
-	(void)meta_arena;
 	conn_done();
 	conn_unlock();
 	fflush(stdout);

@@ -712,7 +712,7 @@ static int map_control(const Shma__HelloReply *h)
 	void *p = NULL;
 	struct stat st;
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    seg_size(fd) == (int64_t)sizeof(struct control_block))
+	    st.st_size == (off_t)sizeof(struct control_block))
 		p = seg_map(fd, 0, sizeof(struct control_block), 1, NULL);
 	rc = p ? 0 : -EPROTO;
 	if (rc != 0) {

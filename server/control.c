@@ -231,18 +231,22 @@ static void write_header(struct control_block *cb, uint64_t id, pid_t pid)
 
 /* Makes a block under the next free id (*id): a name someone else took is
  * skipped (ids are never reused while a block of that id exists, ours or
- * not), at most tries times.  0 or -errno. */
-static int make_block(struct daemon *d, uint64_t *id, int tries, int *fd,
-		      struct control_block **ctl)
+ * not), and said once.  0 or -errno. */
+static int make_block(struct daemon *d, uint64_t *id, int *fd, struct control_block **ctl)
 {
+	uint64_t first = d->next_client_id + 1;
 	*id = ++d->next_client_id;
 	int rc = create_segment(d, *id, fd, ctl);
-	for (int i = 0; rc == -EEXIST && i < tries; i++) {
+	for (int i = 0; rc == -EEXIST && i < CREATE_TRIES; i++) {
 		*id = ++d->next_client_id;
 		rc = create_segment(d, *id, fd, ctl);
 	}
 	if (rc == 0)
 		heap_note_client_id(d->heap, *id);
+	if (rc == 0 && *id != first)
+		log_msg(SLOG_WARN, "control block names c%llu..c%llu of instance %s were taken: "
+			"skipped", (unsigned long long)first, (unsigned long long)*id - 1,
+			d->opt.instance);
 	return rc;
 }
 
@@ -258,17 +262,9 @@ int daemon_control_create(struct daemon *d, struct client *c)
 		__atomic_store_n(&c->ctl->hdr.pid, (uint32_t)c->pid, __ATOMIC_RELEASE);
 		return 0;
 	}
-	uint64_t first = d->next_client_id + 1;
-	int rc = make_block(d, &c->id, CREATE_TRIES, &c->ctl_fd, &c->ctl);
-	if (rc == -ENOMEM && heap_release_free(d->heap) > 0) {
-		/* /dev/shm was full of free pages */
-		first = d->next_client_id + 1;
-		rc = make_block(d, &c->id, CREATE_TRIES, &c->ctl_fd, &c->ctl);
-	}
-	if (c->id != first && rc == 0)
-		log_msg(SLOG_WARN, "control block names c%llu..c%llu of instance %s were taken: "
-			"skipped", (unsigned long long)first, (unsigned long long)c->id - 1,
-			d->opt.instance);
+	int rc = make_block(d, &c->id, &c->ctl_fd, &c->ctl);
+	if (rc == -ENOMEM && heap_release_free(d->heap) > 0)
+		rc = make_block(d, &c->id, &c->ctl_fd, &c->ctl); /* /dev/shm was full of free pages */
 	if (rc != 0) {
 		c->ctl_fd = -1;
 		c->ctl = NULL;
@@ -290,7 +286,7 @@ int daemon_control_spare_make(struct daemon *d)
 	struct control_spare sp;
 	/* No room (or names taken by others): the Hellos make their own, and
 	 * say why if they cannot; no more tries until one does. */
-	if (make_block(d, &sp.id, 16, &sp.fd, &sp.ctl) != 0) {
+	if (make_block(d, &sp.id, &sp.fd, &sp.ctl) != 0) {
 		d->spares_wanted = 0;
 		return 0;
 	}

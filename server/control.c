@@ -35,9 +35,8 @@
  * Making a block costs the Hello a tenth of a millisecond (shm_open,
  * ftruncate, the reservation of its header and slots, mmap): so the daemon
  * keeps DAEMON_CONTROL_SPARES made ahead, off the Hello's path (the loop
- * makes them one at a time when it has nothing else to do,
- * daemon_control_spare_make()),
- * and a Hello only writes the pid into one.  A spare is a block like any
+ * makes one, daemon_control_spare_make(), 2 ms after a Hello took one), and
+ * a Hello only writes the pid into one.  A spare is a block like any
  * other -- the daemon's, mode 0600, reserved whole, named by the client id it
  * will have (taken when it is made, so ids stay unique) -- whose header says
  * pid 0: a restarted daemon that finds one takes it for a dead client's, with

@@ -83,7 +83,7 @@ int daemon_control_create(struct daemon *d, struct client *c);
  * DAEMON_CONTROL_SPARES, and Hellos came lately (or we just started). */
 int daemon_control_spares_wanted(const struct daemon *d);
 
-/* Off the Hello's path (the loop calls it when it has nothing else to do):
+/* Off the Hello's path (the loop calls it a moment after a Hello took one):
  * makes one spare if they are wanted -- a whole block, reserved, its client
  * id taken, no pid yet.  Returns daemon_control_spares_wanted() after. */
 int daemon_control_spare_make(struct daemon *d);

@@ -491,6 +491,45 @@ START_TEST(client_cap_holds)
 }
 END_TEST
 
+/* A program whose first malloc is under 32 KiB has that class's first refill
+ * asked with its Hello; with the daemon's --large-threshold below the size,
+ * the block is a large one after all, and the daemon refuses the refill (no
+ * such class): the malloc still works, so do the program's next ones (the
+ * refusal waits unread in the thread's cache, never mistaken for another
+ * answer), and once it exits without a goodbye nothing stays out. */
+START_TEST(a_refused_first_refill_harms_nothing)
+{
+	struct e2e_daemon t;
+	const char *const extra[] = {"--large-threshold", "16K", NULL};
+	e2e_start_daemon(&t, extra);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		setenv("SHMALLOC_SOCKET", t.socket, 1);
+		char *b = shma_malloc(20000); /* connects: no shma_connect() first */
+		if (b == NULL)
+			_exit(1);
+		b[0] = 1;
+		void *small[100];
+		for (int i = 0; i < 100; i++)
+			if ((small[i] = shma_malloc(64 + (size_t)i)) == NULL)
+				_exit(2);
+		for (int i = 0; i < 100; i++)
+			shma_free(small[i]);
+		shma_free(b);
+		if ((b = shma_malloc(20000)) == NULL)
+			_exit(3);
+		shma_free(b);
+		_exit(0);
+	}
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	ck_assert_int_eq(shma_connect(t.socket), 0);
+	ck_assert_uint_eq(e2e_wait_in_use_at_most(0), 0);
+	shma_disconnect();
+	e2e_stop_daemon(&t);
+}
+END_TEST
+
 Suite *make_alloc_suite(void);
 Suite *make_alloc_suite(void)
 {
@@ -499,6 +538,7 @@ Suite *make_alloc_suite(void)
 	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, mixed_sizes_written_here_verified_and_freed_there);
+	tcase_add_test(tc, a_refused_first_refill_harms_nothing);
 	tcase_add_test(tc, live_blocks_never_overlap);
 	tcase_add_test(tc, calloc_zeroes_recycled_memory);
 	tcase_add_test(tc, realloc_keeps_contents);

@@ -20,6 +20,8 @@
 #include <exception>
 #include <string>
 
+#include <unistd.h>
+
 namespace bip = boost::interprocess;
 
 namespace {
@@ -53,6 +55,18 @@ extern "C" int be_setup(char *why, size_t len)
 	} catch (const std::exception &e) {
 		std::snprintf(why, len, "managed_shared_memory: %s", e.what());
 		return -EIO;
+	}
+	return 0;
+}
+
+/* The driver that exec'd us made the segment: its name has that pid. */
+extern "C" int be_attach(void)
+{
+	segment_name = "shmalloc-bench-boost." + std::to_string(getppid()) + ".heap";
+	try {
+		segment = new bip::managed_shared_memory(bip::open_only, segment_name.c_str());
+	} catch (const std::exception &) {
+		return -ENOENT;
 	}
 	return 0;
 }

@@ -37,6 +37,11 @@ int be_setup(char *why, size_t len);
 
 /* Releases what be_setup made (a shared segment, say). */
 void be_teardown(void);
+/* In a program the driver exec'd during a run ((fm)): joins the heap that
+ * run's be_setup made, as a new process of the run would, allocating
+ * nothing.  Nothing to do for a process-local heap, nor for shmalloc, which
+ * connects on the first malloc.  0, or a negative errno. */
+int be_attach(void);
 
 void *be_malloc(size_t size);
 void be_free(void *p);

@@ -245,7 +245,11 @@ static int parse(int argc, char **argv, struct options *o)
 int main(int argc, char **argv)
 {
 	struct options o;
-	int first = parse(argc, argv, &o), failed = 0;
+	int first, failed = 0;
+
+	if (argc == 3 && strcmp(argv[1], "--fm-child") == 0)
+		return test_fm_child(argv[2]); /* exec'd by (fm) */
+	first = parse(argc, argv, &o);
 
 	if (first < argc && strncmp(argv[first], "--", 2) == 0) {
 		fprintf(stderr, "usage: %s [--runs N] [--idle-runs N] [--scale F] "

@@ -37,6 +37,10 @@ struct test {
 /* The test with this id ("a", "b2", "e"...), or NULL. */
 const struct test *test_find(const char *id);
 
+/* The program (fm) execs: --fm-child WHAT; 1 mallocs and frees a block, 0
+ * nothing.  Its exit status. */
+int test_fm_child(const char *what);
+
 /* Every test, ending with an entry whose id is NULL. */
 extern const struct test test_table[];
 

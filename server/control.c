@@ -32,6 +32,17 @@
  * it dies, as it would by calling free() on it.  Nothing written into freed
  * blocks matters: the walk never reads them.
  *
+ * Making a block costs the Hello a tenth of a millisecond (shm_open,
+ * ftruncate, the reservation of its header and slots, mmap): so the daemon
+ * keeps DAEMON_CONTROL_SPARES made ahead, off the Hello's path (the loop
+ * makes one, daemon_control_spare_make(), 2 ms after a Hello took one), and
+ * a Hello only writes the pid into one.  A spare is a block like any
+ * other -- the daemon's, mode 0600, its header and first slot headers reserved, named by the client id it
+ * will have (taken when it is made, so ids stay unique) -- whose header says
+ * pid 0: a restarted daemon that finds one takes it for a dead client's, with
+ * nothing cached, and removes it.  The spares go when no Hello came for a
+ * tick of the decay timer, so an idle daemon holds none.
+ *
  * Layer: session (no libuv).
  */
 #include "daemon.h"
@@ -194,11 +205,12 @@ static void unmap_and_unlink(struct daemon *d, uint64_t id, int fd, struct contr
 		seg_unlink(name);
 }
 
-/* Creates segment c<c->id>; -EEXIST if it exists (an orphan's). */
-static int create_segment(struct daemon *d, struct client *c)
+/* Creates segment c<id>, reserved and mapped; -EEXIST if it exists (an
+ * orphan's). */
+static int create_segment(struct daemon *d, uint64_t id, int *fdp, struct control_block **ctl)
 {
 	char name[SEG_NAME_MAX];
-	int rc = seg_name(name, sizeof name, d->opt.instance, 'c', c->id);
+	int rc = seg_name(name, sizeof name, d->opt.instance, 'c', id);
 	if (rc != 0)
 		return rc;
 	/* The daemon's alone: its client gets the descriptor with the Hello
@@ -217,40 +229,104 @@ static int create_segment(struct daemon *d, struct client *c)
 		seg_unlink(name);
 		return rc;
 	}
-	c->ctl_fd = fd;
-	c->ctl = p;
+	*fdp = fd;
+	*ctl = p;
 	return 0;
+}
+
+/* The header of a new block of client id, of process pid (0: a spare). */
+static void write_header(struct control_block *cb, uint64_t id, pid_t pid)
+{
+	cb->hdr.layout_version = SHMA_LAYOUT_VERSION;
+	cb->hdr.nslots = SHMA_CONTROL_SLOTS;
+	cb->hdr.client_id = id;
+	cb->hdr.pid = (uint32_t)pid;
+	cb->hdr.nclasses = SIZECLASS_COUNT;
+	/* The magic last: a block with it is whole. */
+	__atomic_store_n(&cb->hdr.magic, SHMA_CONTROL_MAGIC, __ATOMIC_RELEASE);
+}
+
+/* Makes a block under the next free id (*id): a name someone else took is
+ * skipped (ids are never reused while a block of that id exists, ours or
+ * not), and said once.  0 or -errno. */
+static int make_block(struct daemon *d, uint64_t *id, int *fd, struct control_block **ctl)
+{
+	uint64_t first = d->next_client_id + 1;
+	*id = ++d->next_client_id;
+	int rc = create_segment(d, *id, fd, ctl);
+	for (int i = 0; rc == -EEXIST && i < CREATE_TRIES; i++) {
+		*id = ++d->next_client_id;
+		rc = create_segment(d, *id, fd, ctl);
+	}
+	if (rc == 0)
+		heap_note_client_id(d->heap, *id);
+	if (rc == 0 && *id != first)
+		log_msg(SLOG_WARN, "control block names c%llu..c%llu of instance %s were taken: "
+			"skipped", (unsigned long long)first, (unsigned long long)*id - 1,
+			d->opt.instance);
+	return rc;
 }
 
 int daemon_control_create(struct daemon *d, struct client *c)
 {
-	int rc = create_segment(d, c);
-	if (rc == -ENOMEM && heap_release_free(d->heap) > 0)
-		rc = create_segment(d, c); /* /dev/shm was full of free pages */
-	/* Ids are never reused while a block of that id exists, ours or not:
-	 * a name someone else took is skipped, and said once per Hello. */
-	uint64_t first = c->id;
-	for (int i = 0; rc == -EEXIST && i < CREATE_TRIES; i++) {
-		c->id = ++d->next_client_id;
-		rc = create_segment(d, c);
+	d->spares_wanted = d->spares_used = 1;
+	if (d->nspares > 0) {
+		struct control_spare sp = d->spares[0];
+		memmove(d->spares, d->spares + 1, --d->nspares * sizeof sp);
+		c->id = sp.id;
+		c->ctl_fd = sp.fd;
+		c->ctl = sp.ctl;
+		__atomic_store_n(&c->ctl->hdr.pid, (uint32_t)c->pid, __ATOMIC_RELEASE);
+		return 0;
 	}
-	if (rc == 0)
-		heap_note_client_id(d->heap, c->id);
-	if (c->id != first && rc == 0)
-		log_msg(SLOG_WARN, "control block names c%llu..c%llu of instance %s were taken: "
-			"skipped", (unsigned long long)first, (unsigned long long)c->id - 1,
-			d->opt.instance);
-	if (rc != 0)
+	int rc = make_block(d, &c->id, &c->ctl_fd, &c->ctl);
+	if (rc == -ENOMEM && heap_release_free(d->heap) > 0)
+		rc = make_block(d, &c->id, &c->ctl_fd, &c->ctl); /* /dev/shm was full of free pages */
+	if (rc != 0) {
+		c->ctl_fd = -1;
+		c->ctl = NULL;
 		return rc;
-	struct control_block *cb = c->ctl;
-	cb->hdr.layout_version = SHMA_LAYOUT_VERSION;
-	cb->hdr.nslots = SHMA_CONTROL_SLOTS;
-	cb->hdr.client_id = c->id;
-	cb->hdr.pid = (uint32_t)c->pid;
-	cb->hdr.nclasses = SIZECLASS_COUNT;
-	/* The magic last: a block with it is whole. */
-	__atomic_store_n(&cb->hdr.magic, SHMA_CONTROL_MAGIC, __ATOMIC_RELEASE);
+	}
+	write_header(c->ctl, c->id, c->pid);
 	return 0;
+}
+
+int daemon_control_spares_wanted(const struct daemon *d)
+{
+	return d->spares_wanted && d->nspares < DAEMON_CONTROL_SPARES;
+}
+
+int daemon_control_spare_make(struct daemon *d)
+{
+	if (!daemon_control_spares_wanted(d))
+		return 0;
+	struct control_spare sp;
+	/* No room (or names taken by others): the Hellos make their own, and
+	 * say why if they cannot; no more tries until one does. */
+	if (make_block(d, &sp.id, &sp.fd, &sp.ctl) != 0) {
+		d->spares_wanted = 0;
+		return 0;
+	}
+	write_header(sp.ctl, sp.id, 0);
+	d->spares[d->nspares++] = sp;
+	return daemon_control_spares_wanted(d);
+}
+
+static void drop_spares(struct daemon *d)
+{
+	while (d->nspares > 0) {
+		struct control_spare *sp = &d->spares[--d->nspares];
+		unmap_and_unlink(d, sp->id, sp->fd, sp->ctl, 1);
+	}
+}
+
+void daemon_control_spares_trim(struct daemon *d)
+{
+	if (!d->spares_used) {
+		d->spares_wanted = 0;
+		drop_spares(d);
+	}
+	d->spares_used = 0;
 }
 
 static void add_orphan(struct daemon *d, uint64_t id, pid_t pid, uid_t uid, int adoptable,
@@ -423,6 +499,7 @@ int daemon_control_recover(struct daemon *d)
 
 void daemon_control_close(struct daemon *d, int unlink)
 {
+	drop_spares(d);
 	while (d->orphans != NULL) {
 		struct orphan *o = d->orphans;
 		d->orphans = o->next;

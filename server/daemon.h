@@ -46,6 +46,15 @@ struct client {
 	struct heap_region *region;
 };
 
+/* Control blocks made ahead of the Hellos that take them (control.c). */
+#define DAEMON_CONTROL_SPARES 2
+
+struct control_spare {
+	uint64_t id;
+	int fd;
+	struct control_block *ctl;
+};
+
 struct daemon {
 	struct options opt;
 	struct perimeter perimeter; /* the socket's directory, checked and held */
@@ -63,11 +72,29 @@ struct daemon {
 	uint64_t inflight_returned; /* Flush.in_flight objects taken back */
 	uint64_t retired_mallocs, retired_waits; /* of clients gone */
 	uint64_t hist[DAEMON_HIST_BUCKETS];
+	struct control_spare spares[DAEMON_CONTROL_SPARES]; /* oldest first */
+	unsigned nspares;
+	int spares_wanted;       /* make spares (a Hello came lately, or we just started) */
+	int spares_used;         /* a Hello made or took a block since the last trim */
 };
 
-/* Creates the control block of client c (segment 'c<id>'; c->id moves past
- * ids whose blocks still exist); 0 or -errno. */
+/* Gives client c a new control block and its id (c->id): a spare if one is
+ * ready, else one made now (segment 'c<id>'; ids move past those whose
+ * blocks still exist); 0 or -errno. */
 int daemon_control_create(struct daemon *d, struct client *c);
+
+/* 1 while spare control blocks should be made: fewer than
+ * DAEMON_CONTROL_SPARES, and Hellos came lately (or we just started). */
+int daemon_control_spares_wanted(const struct daemon *d);
+
+/* Off the Hello's path (the loop calls it a moment after a Hello took one):
+ * makes one spare if they are wanted -- a whole block, reserved, its client
+ * id taken, no pid yet.  Returns daemon_control_spares_wanted() after. */
+int daemon_control_spare_make(struct daemon *d);
+
+/* On the decay timer: with no Hello since the last call, the spares go (their
+ * memory back to the OS); the next Hello makes its own and wants them again. */
+void daemon_control_spares_trim(struct daemon *d);
 
 /* c's connection ended.  If its process is gone, takes back what its caches
  * hold, ends its region (heap_region_end(): everything it still held) and
@@ -91,7 +118,8 @@ uint64_t daemon_control_sweep(struct daemon *d);
  * ids start past theirs.  0 or -errno. */
 int daemon_control_recover(struct daemon *d);
 
-/* At exit: forgets the orphans; with unlink, removes their segments. */
+/* At exit: forgets the orphans; with unlink, removes their segments.  The
+ * spares are removed either way: they are nobody's. */
 void daemon_control_close(struct daemon *d, int unlink);
 
 #endif

@@ -126,7 +126,6 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 		return refuse_close(d, c, resp, s, req->id, EAGAIN,
 				    "hello: this user's orphaned control blocks (--uid-max-orphans)");
 	if (!adopted) {
-		c->id = ++d->next_client_id;
 		int rc = daemon_control_create(d, c);
 		if (rc != 0)
 			return refuse_close(d, c, resp, s, req->id, -rc, "hello: control block");

@@ -37,6 +37,8 @@ struct server {
 	uv_signal_t sigterm, sigint;
 	uv_timer_t decay_timer;
 	uv_timer_t conn_timer;   /* closes connections without Hello, or that never read */
+	uv_timer_t spares_timer; /* makes a spare control block (control.c) */
+	uv_check_t spares_check; /* arms it while spares are wanted */
 	struct conn_list conns;
 	int stopping;
 };
@@ -65,6 +67,8 @@ static void begin_shutdown(struct server *srv)
 	uv_close((uv_handle_t *)&srv->sigint, on_handle_closed);
 	uv_close((uv_handle_t *)&srv->decay_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&srv->conn_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&srv->spares_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&srv->spares_check, on_handle_closed);
 	conn_close_all(&srv->conns);
 }
 
@@ -75,9 +79,31 @@ static void on_signal(uv_signal_t *s, int signum)
 	begin_shutdown(srv);
 }
 
+/* A spare control block is made SPARES_DELAY_MS after a Hello took one, one
+ * per tick: right after the reply it would run while the client that just
+ * got it maps the heap (on this CPU, as often as not, since the daemon was
+ * woken there) and delay its first malloc by as long as the making takes. */
+#define SPARES_DELAY_MS 2
+
+static void on_spares_timer(uv_timer_t *h)
+{
+	struct server *srv = h->data;
+	daemon_control_spare_make(srv->d);
+}
+
+/* After each turn of the loop (a Hello may have taken a spare). */
+static void on_spares_check(uv_check_t *h)
+{
+	struct server *srv = h->data;
+	if (!srv->stopping && daemon_control_spares_wanted(srv->d) &&
+	    !uv_is_active((uv_handle_t *)&srv->spares_timer))
+		uv_timer_start(&srv->spares_timer, on_spares_timer, SPARES_DELAY_MS, 0);
+}
+
 static void on_decay_timer(uv_timer_t *t)
 {
 	struct server *srv = t->data;
+	daemon_control_spares_trim(srv->d);
 	daemon_control_sweep(srv->d);
 	uint64_t bytes = heap_decay(srv->d->heap, uv_now(srv->loop));
 	if (bytes)
@@ -148,6 +174,14 @@ static void start_handles(struct server *srv)
 		every = 1000;
 	uv_timer_start(&srv->decay_timer, on_decay_timer, every, every);
 	start_conn_timer(srv);
+	uv_timer_init(srv->loop, &srv->spares_timer);
+	uv_check_init(srv->loop, &srv->spares_check);
+	srv->spares_timer.data = srv->spares_check.data = srv;
+	uv_check_start(&srv->spares_check, on_spares_check);
+	/* The first clients may come at once: make the spares now. */
+	srv->d->spares_wanted = 1;
+	while (daemon_control_spare_make(srv->d))
+		;
 }
 
 /* A client costs two descriptors (its socket and its control block): raise

@@ -330,10 +330,15 @@ void *seg_map_at(int fd, size_t len, int writable, void *addr)
 
 void *seg_map_sparse(int fd, size_t len, int writable, size_t align)
 {
+	int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+	if (align <= 4096) {
+		/* mmap aligns to the page: no reservation to trim first. */
+		void *p = mmap(NULL, len, prot, MAP_SHARED | MAP_NORESERVE, fd, 0);
+		return p == MAP_FAILED ? NULL : p;
+	}
 	char *at = seg_reserve_va(len, align);
 	if (at == NULL)
 		return NULL;
-	int prot = PROT_READ | (writable ? PROT_WRITE : 0);
 	void *p = mmap(at, len, prot, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, 0);
 	if (p == MAP_FAILED) {
 		int e = errno;

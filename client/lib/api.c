@@ -109,6 +109,11 @@ static void *large_alloc(size_t size, size_t align)
 	return aligned_in(ref, align);
 }
 
+/* The largest first malloc whose refill rides with the Hello: should the
+ * daemon's --large-threshold make it a large block after all, the refill
+ * waits in the thread's cache (a few hundred KiB at worst, once). */
+#define FIRST_REFILL_MAX ((size_t)32 << 10)
+
 /* Connects if this process never has; 0, or -1 with errno set. */
 static int ensure_connected(void)
 {
@@ -128,8 +133,11 @@ static void *small_alloc_slow(size_t size)
 {
 	if (small_max() == 0) {
 		/* Not connected yet: connect, then we know the threshold and
-		 * whether debug mode is on -- and start again from the top. */
-		if (ensure_connected() != 0)
+		 * whether debug mode is on -- and start again from the top.  A
+		 * size small under any threshold a daemon is likely to have has
+		 * its first refill asked with the Hello (one round trip). */
+		if ((size <= FIRST_REFILL_MAX ? tcache_connect(sizeclass_of(size))
+					      : ensure_connected()) != 0)
 			return NULL;
 		return shma_malloc(size);
 	}

@@ -174,6 +174,13 @@ SHMA_HIDDEN int conn_ensure(void);             /* connect if needed; 0 or -errno
 /* Before the first connection: ask for a region in every Hello (the preload
  * library; server/heap/heap.h: Regions). */
 SHMA_HIDDEN void conn_set_region(void);
+/* With the lock held: should the next conn_ensure() make a new connection
+ * with a new control block, ask for a refill of count objects of class cls
+ * for slot 0 right behind the Hello, without waiting between the two (one
+ * round trip for both).  conn_first_refill() then gives its id (once), or 0
+ * if none was sent; count 0 withdraws the wish. */
+SHMA_HIDDEN void conn_want_first_refill(unsigned cls, uint32_t count);
+SHMA_HIDDEN uint64_t conn_first_refill(unsigned *cls);
 SHMA_HIDDEN void conn_lock(void);
 SHMA_HIDDEN void conn_unlock(void);
 /* With the lock held: sends req and waits for its response, *resp valid until
@@ -246,6 +253,10 @@ SHMA_HIDDEN void stats_json_write(FILE *f, const Shma__StatsReply *r);
 
 /* ---- thread caches (tcache.c) ---- */
 SHMA_HIDDEN void *tcache_alloc_slow(unsigned cls);
+/* Connects a process that never was, for a first malloc of class cls: the
+ * calling thread takes its slot and the class's first refill is on its way
+ * (asked behind the Hello).  0, or -1 with errno set. */
+SHMA_HIDDEN int tcache_connect(unsigned cls);
 SHMA_HIDDEN void tcache_free_slow(unsigned cls, uint64_t ref);
 /* Hands one object straight back to the daemon (a Flush nobody waits for). */
 SHMA_HIDDEN void tcache_free_direct(uint64_t ref);

@@ -7,6 +7,10 @@
  * After fork() the child drops the inherited connection without a word (the
  * socket is its parent's) and connects anew on first use.
  *
+ * A new connection asks for its first thread's first refill right behind the
+ * Hello, in the same write (conn_want_first_refill()): a program's first
+ * malloc then waits for one round trip to the daemon, not two.
+ *
  * A connection lost without a goodbye (the daemon was killed or restarted)
  * is made anew on the next request, retrying with growing sleeps for a few
  * seconds while nobody listens.  The Hello then names the client id we had,
@@ -93,6 +97,12 @@ static struct {
 	int atfork_done;
 	unsigned timeout_ms; /* of a wait for an answer; 0: not read yet */
 	uint64_t life;       /* HelloReply.daemon_life of the current (or last) daemon */
+	/* The refill to ask for behind the Hello (count 0: none), and the id
+	 * of the one asked, until conn_first_refill() takes it. */
+	unsigned first_cls;
+	uint32_t first_count;
+	uint64_t early_id;
+	unsigned early_cls;
 } conn = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .ctl_fd = -1, .passed_fd = -1};
 
 void conn_lock(void)
@@ -326,26 +336,41 @@ static int write_all(const uint8_t *p, size_t n)
 	return 0;
 }
 
-static int send_request(Shma__Request *req)
+/* Frames nreq requests and writes them in one go. */
+static int send_requests(Shma__Request *const *reqs, unsigned nreq)
 {
-	size_t n = shma__request__get_packed_size(req);
-	if (n > conn.max_frame)
-		return -EMSGSIZE;
+	size_t total = 0;
+	for (unsigned i = 0; i < nreq; i++) {
+		size_t n = shma__request__get_packed_size(reqs[i]);
+		if (n > conn.max_frame)
+			return -EMSGSIZE;
+		total += n + FRAME_HEADER;
+	}
 	uint8_t stackbuf[4096];
 	uint8_t *buf = stackbuf;
 	size_t maplen = 0;
-	if (n + FRAME_HEADER > sizeof stackbuf) {
-		maplen = n + FRAME_HEADER;
+	if (total > sizeof stackbuf) {
+		maplen = total;
 		buf = prim_alloc(maplen);
 		if (buf == NULL)
 			return -ENOMEM;
 	}
-	frame_put_header(buf, (uint32_t)n);
-	shma__request__pack(req, buf + FRAME_HEADER);
-	int rc = write_all(buf, n + FRAME_HEADER);
+	size_t at = 0;
+	for (unsigned i = 0; i < nreq; i++) {
+		size_t n = shma__request__get_packed_size(reqs[i]);
+		frame_put_header(buf + at, (uint32_t)n);
+		shma__request__pack(reqs[i], buf + at + FRAME_HEADER);
+		at += n + FRAME_HEADER;
+	}
+	int rc = write_all(buf, total);
 	if (maplen)
 		prim_free(buf, maplen);
 	return rc;
+}
+
+static int send_request(Shma__Request *req)
+{
+	return send_requests(&req, 1);
 }
 
 /* Reads what the socket has; a descriptor the daemon attached (the control
@@ -699,7 +724,7 @@ static int map_control(const Shma__HelloReply *h)
 	void *p = NULL;
 	struct stat st;
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    seg_size(fd) == (int64_t)sizeof(struct control_block))
+	    st.st_size == (off_t)sizeof(struct control_block))
 		p = seg_map(fd, 0, sizeof(struct control_block), 1, NULL);
 	rc = p ? 0 : -EPROTO;
 	if (rc != 0) {
@@ -743,9 +768,25 @@ static int handshake(void)
 		wire_hello_region(&req);
 	Shma__Response *resp;
 	req.id = ++conn.next_id;
+	/* The first refill behind the Hello, for slot 0 of the block the reply
+	 * brings: only with a new block (not when re-adopting ours) the caller
+	 * asked for (tcache.c: no thread of ours holds a slot, so its thread
+	 * takes slot 0).  Answered after the Hello reply, read with it. */
+	Shma__Request rreq;
+	Shma__Refill rf;
+	Shma__Request *reqs[2] = {&req, &rreq};
+	unsigned nreq = 1;
+	conn.early_id = 0;
+	if (conn.first_count != 0 && !conn.lost) {
+		wire_refill(&rreq, &rf, conn.first_cls, conn.first_count, 1);
+		rreq.id = ++conn.next_id;
+		conn.early_id = rreq.id;
+		conn.early_cls = conn.first_cls;
+		nreq = 2;
+	}
 	/* A daemon that refuses us says why before we speak, then hangs up:
 	 * read its answer even when our Hello could not be written. */
-	send_request(&req);
+	send_requests(reqs, nreq);
 	int rc = conn_wait(req.id, &resp);
 	if (rc == 0 && resp->body_case != SHMA__RESPONSE__BODY_HELLO)
 		rc = -EPROTO;
@@ -773,7 +814,25 @@ static int handshake(void)
 	conn_done();
 	if (rc == 0)
 		salvage_return();
+	else
+		conn.early_id = 0;
 	return rc;
+}
+
+void conn_want_first_refill(unsigned cls, uint32_t count)
+{
+	conn.first_cls = cls;
+	conn.first_count = count;
+}
+
+uint64_t conn_first_refill(unsigned *cls)
+{
+	uint64_t id = conn.early_id;
+	conn.early_id = 0;
+	if (id == 0 || !conn_id_current(id))
+		return 0;
+	*cls = conn.early_cls;
+	return id;
 }
 
 static int alloc_rbuf(void)

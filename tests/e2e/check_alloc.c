@@ -369,29 +369,39 @@ static void *counted_work(void *arg)
 	return NULL;
 }
 
-/* Bytes /dev/shm holds for the control blocks of instance. */
-static uint64_t control_bytes(const char *instance)
+/* This process's client id, from the daemon's stats. */
+static uint64_t own_client_id(void)
 {
-	char prefix[96];
-	snprintf(prefix, sizeof prefix, "shmalloc.%s.c", instance);
-	DIR *dir = opendir("/dev/shm");
-	ck_assert_ptr_nonnull(dir);
-	uint64_t bytes = 0;
-	struct dirent *e;
-	while ((e = readdir(dir)) != NULL) {
-		struct stat st;
-		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 &&
-		    fstatat(dirfd(dir), e->d_name, &st, 0) == 0)
-			bytes += (uint64_t)st.st_blocks * 512;
-	}
-	closedir(dir);
-	return bytes;
+	char *json, key[64];
+	ck_assert_int_eq(shma_stats_json(&json), 0);
+	snprintf(key, sizeof key, ",\"pid\":%ld,", (long)getpid());
+	char *at = strstr(json, key);
+	ck_assert_ptr_nonnull(at);
+	*at = '\0';
+	char *id = strrchr(json, '{');
+	ck_assert_ptr_nonnull(id);
+	ck_assert_int_eq(strncmp(id, "{\"id\":", 6), 0);
+	uint64_t v = strtoull(id + 6, NULL, 10);
+	free(json);
+	return v;
+}
+
+/* Bytes /dev/shm holds for control block c<id> of instance (not the spares
+ * the daemon makes meanwhile). */
+static uint64_t control_bytes(const char *instance, uint64_t id)
+{
+	char path[128];
+	struct stat st;
+	snprintf(path, sizeof path, "/dev/shm/shmalloc.%s.c%llu", instance, (unsigned long long)id);
+	ck_assert_int_eq(stat(path, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
 }
 
 START_TEST(a_first_malloc_makes_little_of_the_control_block)
 {
 	ck_assert_int_eq(shma_connect(e2e.socket), 0);
-	uint64_t at_hello = control_bytes(e2e.instance);
+	uint64_t id = own_client_id();
+	uint64_t at_hello = control_bytes(e2e.instance, id);
 	ck_assert_uint_gt(at_hello, 0);
 	void *p = shma_malloc(64);
 	ck_assert_ptr_nonnull(p);
@@ -400,7 +410,7 @@ START_TEST(a_first_malloc_makes_little_of_the_control_block)
 	 * KiB): what a first malloc costs is mostly this.  And of the bin, as
 	 * many refs as it ever holds (1024 refs, 8 KiB, and the pages they
 	 * straddle), not the layout's 2048 (16 KiB). */
-	ck_assert_uint_le(control_bytes(e2e.instance) - at_hello, 12 << 10);
+	ck_assert_uint_le(control_bytes(e2e.instance, id) - at_hello, 12 << 10);
 }
 END_TEST
 
@@ -612,6 +622,45 @@ START_TEST(free_of_a_block_of_an_arena_made_since_goes_to_the_cache)
 }
 END_TEST
 
+/* A program whose first malloc is under 32 KiB has that class's first refill
+ * asked with its Hello; with the daemon's --large-threshold below the size,
+ * the block is a large one after all, and the daemon refuses the refill (no
+ * such class): the malloc still works, so do the program's next ones (the
+ * refusal waits unread in the thread's cache, never mistaken for another
+ * answer), and once it exits without a goodbye nothing stays out. */
+START_TEST(a_refused_first_refill_harms_nothing)
+{
+	struct e2e_daemon t;
+	const char *const extra[] = {"--large-threshold", "16K", NULL};
+	e2e_start_daemon(&t, extra);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		setenv("SHMALLOC_SOCKET", t.socket, 1);
+		char *b = shma_malloc(20000); /* connects: no shma_connect() first */
+		if (b == NULL)
+			_exit(1);
+		b[0] = 1;
+		void *small[100];
+		for (int i = 0; i < 100; i++)
+			if ((small[i] = shma_malloc(64 + (size_t)i)) == NULL)
+				_exit(2);
+		for (int i = 0; i < 100; i++)
+			shma_free(small[i]);
+		shma_free(b);
+		if ((b = shma_malloc(20000)) == NULL)
+			_exit(3);
+		shma_free(b);
+		_exit(0);
+	}
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	ck_assert_int_eq(shma_connect(t.socket), 0);
+	ck_assert_uint_eq(e2e_wait_in_use_at_most(0), 0);
+	shma_disconnect();
+	e2e_stop_daemon(&t);
+}
+END_TEST
+
 Suite *make_alloc_suite(void);
 Suite *make_alloc_suite(void)
 {
@@ -620,6 +669,7 @@ Suite *make_alloc_suite(void)
 	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, mixed_sizes_written_here_verified_and_freed_there);
+	tcase_add_test(tc, a_refused_first_refill_harms_nothing);
 	tcase_add_test(tc, live_blocks_never_overlap);
 	tcase_add_test(tc, calloc_zeroes_recycled_memory);
 	tcase_add_test(tc, realloc_keeps_contents);

@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +53,10 @@ enum fake_mode {
 	FAKE_REFILL_CLASS,    /* a ref of a span of another class */
 	FAKE_REFILL_PAST,     /* a ref past the heap */
 	FAKE_REFILL_HUGE_RUN, /* a run of 2^31 objects from a good first ref */
+	/* A good Hello, answered only once a Refill for slot 0 came behind it
+	 * (or after a second); refills then get a good ref if one did, else a
+	 * ref past the heap (so the malloc fails). */
+	FAKE_FIRST_REFILL_BEHIND,
 };
 
 #define FAKE_ARENA ((uint64_t)4 << 20)
@@ -250,6 +255,37 @@ static void fake_serve(const struct fake *f, int lfd, enum fake_mode mode)
 		_exit(3);
 	uint64_t id = req->id;
 	shma__request__free_unpacked(req, NULL);
+	if (mode == FAKE_FIRST_REFILL_BEHIND) {
+		/* One round trip for both: the Refill must come before any reply. */
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int behind = 0;
+		uint64_t rid = 0;
+		unsigned cls = 0;
+		if (poll(&p, 1, 1000) == 1 && (n = raw_read_frame(fd, buf, sizeof buf)) > 0) {
+			req = shma__request__unpack(NULL, (size_t)n, buf);
+			if (req != NULL && req->body_case == SHMA__REQUEST__BODY_REFILL &&
+			    req->refill->slot == 1) {
+				behind = 1;
+				rid = req->id;
+				cls = req->refill->size_class;
+			}
+			if (req != NULL)
+				shma__request__free_unpacked(req, NULL);
+		}
+		send_hello_reply(f, fd, id, mode);
+		if (behind)
+			send_refill_reply(f, fd, rid, cls, mode);
+		while ((n = raw_read_frame(fd, buf, sizeof buf)) > 0) {
+			req = shma__request__unpack(NULL, (size_t)n, buf);
+			if (req != NULL && req->body_case == SHMA__REQUEST__BODY_REFILL)
+				send_refill_reply(f, fd, req->id, req->refill->size_class,
+						  behind ? mode : FAKE_REFILL_PAST);
+			if (req != NULL)
+				shma__request__free_unpacked(req, NULL);
+		}
+		for (;;)
+			pause();
+	}
 	if (mode == FAKE_HEADER_SILENCE) {
 		uint8_t hdr[FRAME_HEADER];
 		frame_put_header(hdr, 100);
@@ -390,6 +426,26 @@ START_TEST(a_refill_run_of_2_to_the_31_objects_is_refused)
 }
 END_TEST
 
+/* A new process's first malloc asks its first refill right behind its
+ * Hello, without waiting for the reply: one round trip, not two.  (Failed
+ * before: the refill came only once the Hello was answered.) */
+START_TEST(the_first_refill_rides_behind_the_hello)
+{
+	setenv("SHMALLOC_REPLY_TIMEOUT_MS", "3000", 1);
+	struct fake f;
+	fake_start(&f, FAKE_FIRST_REFILL_BEHIND);
+	setenv("SHMALLOC_SOCKET", f.socket, 1);
+	errno = 0;
+	/* No shma_connect(): the malloc connects, as under the preload library. */
+	char *p = shma_malloc(sizeclass_table[FAKE_CLASS].size);
+	ck_assert_msg(p != NULL, "the first malloc failed (errno %d): its refill came "
+		      "after the Hello reply", errno);
+	uint64_t span = (uint64_t)f.g.meta_pages << SHMA_PAGE_SHIFT;
+	ck_assert_uint_eq(shma_ref(p), span);
+	fake_stop(&f);
+}
+END_TEST
+
 START_TEST(a_large_threshold_of_0_is_refused)
 {
 	expect_refused(FAKE_THRESHOLD_ZERO, -EPROTO);
@@ -458,6 +514,7 @@ Suite *make_fakedaemon_suite(void)
 	tcase_add_test(tc, a_refill_ref_of_another_class_is_refused);
 	tcase_add_test(tc, a_refill_ref_past_the_heap_is_refused);
 	tcase_add_test(tc, a_refill_run_of_2_to_the_31_objects_is_refused);
+	tcase_add_test(tc, the_first_refill_rides_behind_the_hello);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -11,9 +11,11 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -467,6 +469,100 @@ START_TEST(goodbye_is_answered_and_closes)
 	close_daemon();
 }
 END_TEST
+/* 1 if control block segment c<id> of the instance is in /dev/shm; then
+ * *st is its stat. */
+static int control_exists(uint64_t id, struct stat *st)
+{
+	char path[128];
+	snprintf(path, sizeof path, "/dev/shm/shmalloc.%s.c%llu", inst, (unsigned long long)id);
+	return stat(path, st) == 0;
+}
+
+/* A Hello takes a spare control block made ahead (off its path) when there
+ * is one: the spare's id becomes the client's, the Hello only writes the
+ * pid; the spares are the daemon's alone (0600), made while Hellos come,
+ * and go when none came for a tick, or at exit. */
+START_TEST(hello_takes_a_spare_control_block)
+{
+	open_daemon();
+	struct stat st;
+	/* Nothing wanted until a Hello comes (the loop also asks at start). */
+	ck_assert(!daemon_control_spares_wanted(&d));
+	ck_assert_int_eq(daemon_control_spare_make(&d), 0);
+	ck_assert_uint_eq(d.nspares, 0);
+	hello();
+	uint64_t first = c->id;
+	ck_assert(daemon_control_spares_wanted(&d));
+	ck_assert_int_eq(daemon_control_spare_make(&d), DAEMON_CONTROL_SPARES > 1);
+	while (daemon_control_spare_make(&d))
+		;
+	ck_assert_uint_eq(d.nspares, DAEMON_CONTROL_SPARES);
+	ck_assert(!daemon_control_spares_wanted(&d));
+	uint64_t spare = d.spares[0].id;
+	ck_assert_uint_gt(spare, first);
+	ck_assert(control_exists(spare, &st));
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	ck_assert_uint_eq(st.st_uid, geteuid());
+	ck_assert_uint_ge((uint64_t)st.st_blocks * 512, offsetof(struct control_block, slots));
+	const struct control_block *sb = d.spares[0].ctl;
+	ck_assert_uint_eq(sb->hdr.magic, SHMA_CONTROL_MAGIC);
+	ck_assert_uint_eq(sb->hdr.client_id, spare);
+	ck_assert_uint_eq(sb->hdr.pid, 0); /* nobody's yet */
+	/* A second connection's Hello gets the oldest spare. */
+	struct client *one = c;
+	c = session_open(&d, getpid(), getuid());
+	ck_assert_ptr_nonnull(c);
+	hello();
+	ck_assert_uint_eq(resp.hello->client_id, spare);
+	ck_assert_uint_eq(c->id, spare);
+	ck_assert_ptr_eq(c->ctl, sb);
+	ck_assert_uint_eq(c->ctl->hdr.pid, (uint32_t)getpid());
+	ck_assert_uint_eq(d.nspares, DAEMON_CONTROL_SPARES - 1);
+	ck_assert(daemon_control_spares_wanted(&d));
+	dispatch_done(&scratch);
+	session_close(&d, c);
+	c = one;
+	/* A tick after that Hello keeps the spares; the next, with none, drops them. */
+	uint64_t left = DAEMON_CONTROL_SPARES > 1 ? d.spares[0].id : 0;
+	daemon_control_spares_trim(&d);
+	ck_assert_uint_eq(d.nspares, DAEMON_CONTROL_SPARES - 1);
+	daemon_control_spares_trim(&d);
+	ck_assert_uint_eq(d.nspares, 0);
+	ck_assert(!daemon_control_spares_wanted(&d));
+	if (left != 0)
+		ck_assert(!control_exists(left, &st));
+	/* Made again, they are removed at exit with everything else. */
+	d.spares_wanted = 1;
+	ck_assert_int_eq(daemon_control_spare_make(&d), DAEMON_CONTROL_SPARES > 1);
+	close_daemon(); /* asserts no segment is left */
+}
+END_TEST
+
+/* A spare left by a daemon that died is nobody's: the next daemon removes
+ * it at recovery (it says pid 0, a process that is gone), adopting nothing. */
+START_TEST(a_spare_left_by_a_dead_daemon_is_removed_at_recovery)
+{
+	open_daemon();
+	d.spares_wanted = 1;
+	daemon_control_spare_make(&d);
+	ck_assert_uint_ge(d.nspares, 1);
+	uint64_t id = d.spares[0].id;
+	struct stat st;
+	ck_assert(control_exists(id, &st));
+	/* Forgotten as by a SIGKILL (the mapping stays ours, harmlessly). */
+	for (unsigned i = 0; i < d.nspares; i++)
+		close(d.spares[i].fd);
+	d.nspares = 0;
+	d.spares_wanted = 0;
+	uint64_t next = d.next_client_id;
+	d.next_client_id = 0;
+	ck_assert_int_eq(daemon_control_recover(&d), 0);
+	ck_assert(!control_exists(id, &st));
+	ck_assert_ptr_null(d.orphans);
+	ck_assert_uint_ge(d.next_client_id, next); /* its id is not given again */
+	close_daemon();
+}
+END_TEST
 
 Suite *make_dispatch_suite(void);
 Suite *make_dispatch_suite(void)
@@ -482,6 +578,8 @@ Suite *make_dispatch_suite(void)
 	tcase_add_test(tc, stats_count_what_was_asked_and_handed_out);
 	tcase_add_test(tc, frames_are_counted_and_garbage_closes);
 	tcase_add_test(tc, goodbye_is_answered_and_closes);
+	tcase_add_test(tc, hello_takes_a_spare_control_block);
+	tcase_add_test(tc, a_spare_left_by_a_dead_daemon_is_removed_at_recovery);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -33,4 +33,5 @@
 	XX(quota) \
 	XX(memory) \
 	XX(preload) \
-	XX(cxx)
+	XX(cxx) \
+	XX(redis)

@@ -10,7 +10,8 @@
 # redis-server links jemalloc: its "glibc" column is that jemalloc.
 # Usage: bench/programs.sh BUILDDIR [RUNS]   (BUILDDIR holds shmalloc-run,
 # shmallocd, .libs/libshmalloc-preload.so and bench/mtalloc)
-# BENCH_PROGRAMS="bash git" runs only those rows.
+# BENCH_PROGRAMS="bash git" runs only those rows; BENCH_PRELOAD=FILE times
+# another build of libshmalloc-preload.so.
 set -uo pipefail
 build=$(cd "${1:?usage: programs.sh BUILDDIR [RUNS]}" && pwd)
 runs=${2:-3}
@@ -32,7 +33,7 @@ for a in jemalloc mimalloc tcmalloc; do
 done
 allocs+=(shmalloc)
 
-export SHMALLOC_PRELOAD=$build/.libs/libshmalloc-preload.so
+export SHMALLOC_PRELOAD=${BENCH_PRELOAD:-$build/.libs/libshmalloc-preload.so}
 sock=$work/shmallocd.sock
 "$build/shmallocd" --socket "$sock" --cleanup --log-level warn 2>"$work/daemon.log" &
 daemon_pid=$!

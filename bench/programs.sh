@@ -3,9 +3,15 @@
 # the same programs with glibc's malloc and with jemalloc, mimalloc and
 # tcmalloc preloaded (the Debian libraries), as a table of seconds (best of
 # RUNS) and the ratio to the best peer.  A program or allocator that is not
-# installed is left out, and said so.
+# installed is left out, and said so.  Beside the Debian programs, redis-server
+# under redis-benchmark (both under the allocator), and bench/mtalloc's
+# multi-threaded workloads (random sizes in many threads; producers freeing
+# nothing, consumers freeing all; a thread pool's tasks).  Debian's
+# redis-server links jemalloc: its "glibc" column is that jemalloc.
 # Usage: bench/programs.sh BUILDDIR [RUNS]   (BUILDDIR holds shmalloc-run,
-# shmallocd and .libs/libshmalloc-preload.so)
+# shmallocd, .libs/libshmalloc-preload.so and bench/mtalloc)
+# BENCH_PROGRAMS="bash git" runs only those rows; BENCH_PRELOAD=FILE times
+# another build of libshmalloc-preload.so.
 set -uo pipefail
 build=$(cd "${1:?usage: programs.sh BUILDDIR [RUNS]}" && pwd)
 runs=${2:-3}
@@ -27,7 +33,7 @@ for a in jemalloc mimalloc tcmalloc; do
 done
 allocs+=(shmalloc)
 
-export SHMALLOC_PRELOAD=$build/.libs/libshmalloc-preload.so
+export SHMALLOC_PRELOAD=${BENCH_PRELOAD:-$build/.libs/libshmalloc-preload.so}
 sock=$work/shmallocd.sock
 "$build/shmallocd" --socket "$sock" --cleanup --log-level warn 2>"$work/daemon.log" &
 daemon_pid=$!
@@ -66,7 +72,16 @@ g add .; g commit -qm one; for i in $(seq 1 2 400); do echo x >> f$i.txt; done
 g commit -qam two; g log --oneline >/dev/null; g fsck 2>/dev/null; g gc -q
 SH
 
-names=(python3 sqlite3 sort bash gcc git)
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat > redis.sh <<SH
+redis-server --port $port --bind 127.0.0.1 --save '' --appendonly no >/dev/null & p=\$!
+for i in \$(seq 500); do redis-cli -p $port ping >/dev/null 2>&1 && break; sleep 0.01; done
+redis-benchmark -p $port -q -n 200000 -P 16 -r 100000 -d 64 -t set,get,incr,lpush,lpop,sadd,hset,zadd
+redis-cli -p $port shutdown nosave; wait \$p
+SH
+mt=$build/bench/mtalloc
+
+names=(${BENCH_PROGRAMS:-python3 sqlite3 sort bash gcc git redis mt-random mt-prodcons mt-pool})
 declare -A cmd=(
   [python3]="python3 -c 'd = {i: str(i) * 3 for i in range(1000000)}; l = sorted(str(x) for x in range(1000000)); print(len(d), len(l))'"
   [sqlite3]="sqlite3 :memory: < t.sql"
@@ -74,8 +89,13 @@ declare -A cmd=(
   [bash]="bash t.sh"
   [gcc]="gcc -O2 -o prog f1.c f2.c f3.c f4.c f5.c f6.c main.c"
   [git]="bash git.sh"
+  [redis]="bash redis.sh"
+  [mt-random]="$mt random 4 10000000"
+  [mt-prodcons]="$mt prodcons 2 1000000"
+  [mt-pool]="$mt pool 4 40000"
 )
-declare -A need=([python3]=python3 [sqlite3]=sqlite3 [sort]=sort [bash]=bash [gcc]=gcc [git]=git)
+declare -A need=([python3]=python3 [sqlite3]=sqlite3 [sort]=sort [bash]=bash [gcc]=gcc [git]=git
+                 [redis]=redis-benchmark [mt-random]=$mt [mt-prodcons]=$mt [mt-pool]=$mt)
 
 # Best wall time of $runs runs of "$2" with allocator $1, in seconds.
 time_it() {
@@ -95,9 +115,10 @@ time_it() {
   echo "$best"
 }
 
-printf '%-8s' program; for a in "${allocs[@]}"; do printf ' %14s' "$a"; done; echo
+printf '%-11s' program; for a in "${allocs[@]}"; do printf ' %14s' "$a"; done; echo
 for n in "${names[@]}"; do
-  command -v "${need[$n]}" >/dev/null || { echo "skipped $n: not installed" >&2; continue; }
+  command -v "${need[$n]}" >/dev/null || { echo "skipped $n: no ${need[$n]}" >&2; continue; }
+  [ -n "${cmd[$n]:-}" ] || { echo "skipped $n: no such program" >&2; continue; }
   declare -A t=()
   for a in "${allocs[@]}"; do t[$a]=$(time_it "$a" "${cmd[$n]}"); done
   best=
@@ -106,7 +127,7 @@ for n in "${names[@]}"; do
     [ "${t[$a]}" = FAILED ] && continue
     best=$(echo "${t[$a]} ${best:-inf}" | awk '{if ($2 == "inf" || $1 < $2) print $1; else print $2}')
   done
-  printf '%-8s' "$n"
+  printf '%-11s' "$n"
   for a in "${allocs[@]}"; do
     if [ "${t[$a]}" = FAILED ]; then printf ' %14s' FAILED
     else printf ' %6.2fs %5.2fx' "${t[$a]}" "$(echo "${t[$a]} $best" | awk '{print $1 / $2}')"; fi

@@ -35,3 +35,4 @@
 	XX(preload) \
 	XX(cxx) \
 	XX(threads)
+	XX(redis)

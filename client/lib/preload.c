@@ -28,15 +28,16 @@
  * for want of a daemon.
  *
  * fork().  By default the child gets its own copy of the heap, as with
- * glibc: the prepare handler makes a pipe and opens the parent's page map;
- * the child copies the pages of the heap that may hold its data
- * (map_each_mapping(): an arena's metadata whole, of the blocks the pages
- * in the parent's page table) into private memory mremap'd over the same
- * address, then writes a word on the pipe, and from
- * then on allocates from the C library's malloc and drops frees of heap
- * pointers (its copy is its own, the daemon never hears of it); the
- * parent's handler waits for that word, so the forking thread cannot write
- * into the heap before the child's copy is done.  exec starts afresh.
+ * glibc.  The prepare handler, in the parent, copies the pages of the heap
+ * that may hold its data (map_each_mapping(): an arena's metadata whole, of
+ * the blocks the pages in its own page table, found by PAGEMAP_SCAN or
+ * /proc/self/pagemap) into private anonymous memory; fork() hands that to
+ * the child copy-on-write, the child mremaps it over the heap's addresses
+ * and the parent drops its own.  The parent copies because it reads its
+ * pages without faulting them in and nobody waits for a child to be
+ * scheduled.  From then on the child allocates from the C library's malloc
+ * and drops frees of heap pointers (its copy is its own, the daemon never
+ * hears of it).  exec starts afresh.
  * SHMALLOC_SHARE_FORK=1 (shmalloc-run --share-fork) keeps the heap shared
  * instead: the child reconnects, and parent and children allocate from and
  * free into one heap.
@@ -55,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -468,10 +470,9 @@ PRELOAD_EXPORT size_t malloc_usable_size(void *p)
 /* ---- fork ---- */
 
 /* Which pages of [at, at + n pages) to copy, one byte each (bit 0): with
- * all, those resident in the segment (mincore); else those in the parent's
- * page table, present or swapped (its /proc/self/pagemap, opened before the
- * fork: a child's table starts empty for a shared mapping), or mincore's
- * if that could not be read. */
+ * all, those resident in the segment (mincore); else those in our page
+ * table, present or swapped (/proc/self/pagemap), or mincore's if that
+ * could not be read. */
 static void pages_to_copy(char *at, size_t n, int all, int pagemap, unsigned char *vec)
 {
 	if (!all && pagemap >= 0) {
@@ -487,22 +488,91 @@ static void pages_to_copy(char *at, size_t n, int all, int pagemap, unsigned cha
 		memset(vec, 1, n); /* cannot tell: copy them all */
 }
 
-static int fork_pipe[2] = {-1, -1};
+/* The copies the prepare handler made, one per mapping of the heap (the
+ * arenas' metadata, the arenas), which the child puts in place and the
+ * parent drops.  Only the forking thread touches them: the connection's
+ * lock is held from before our prepare handler to after our parent's. */
+#define FORK_COPIES 4
+static struct fork_copy {
+	char *base, *copy;
+	size_t len;
+} fork_copies[FORK_COPIES];
+static int fork_ncopies;
+static int fork_err; /* the copy's first failure, a negative errno */
 static int fork_pagemap = -1;
 
+/* Copies n bytes at from of the mapping at base into copy. */
+static void copy_run(char *copy, const char *base, size_t from, size_t n)
+{
+#ifdef MADV_POPULATE_WRITE
+	/* A long run's pages at once, not a fault each (Linux 5.14; where it
+	 * fails, memcpy faults them in). */
+	if (n >= 4 * PAGE)
+		(void)madvise(copy + from, n, MADV_POPULATE_WRITE);
+#endif
+	memcpy(copy + from, base + from, n);
+}
+
+/* PAGEMAP_SCAN (Linux 6.7) names the runs of pages in our page table and
+ * skips the holes whole: reading pagemap costs a word per page, and the
+ * heap's range is mostly holes.  The ABI, for older headers: */
+#ifndef PAGEMAP_SCAN
+struct page_region {
+	uint64_t start, end, categories;
+};
+struct pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#endif
+
+/* Copies the runs of [base, base + len) present or swapped in our page
+ * table; -1 if the kernel cannot say (then nothing is known copied). */
+static int copy_scanned(char *base, size_t len, char *copy)
+{
+	struct page_region r[64];
+	uint64_t at = (uintptr_t)base, end = at + len;
+	while (at < end) {
+		struct pm_scan_arg a = {
+			.size = sizeof a, .start = at, .end = end, .vec = (uintptr_t)r,
+			.vec_len = sizeof r / sizeof r[0],
+			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		};
+		long n = fork_pagemap >= 0 ? ioctl(fork_pagemap, PAGEMAP_SCAN, &a) : -1;
+		if (n < 0 || a.walk_end <= at || a.walk_end > end)
+			return -1;
+		for (long i = 0; i < n; i++) {
+			if (r[i].start < (uintptr_t)base || r[i].end > end || r[i].start >= r[i].end)
+				return -1;
+			copy_run(copy, base, r[i].start - (uintptr_t)base, r[i].end - r[i].start);
+		}
+		at = a.walk_end;
+	}
+	return 0;
+}
+
 /* Copies the pages of [base, base + len) that may hold this process's data
- * into private memory and puts it at the same address; the others read as
- * zero in the copy.  The limit: a page of the segment that the kernel
- * swapped out is in no page table, and reads as zero too. */
-static int privatize(void *base, size_t len, int all, void *arg)
+ * into private anonymous memory, which fork() gives the child copy-on-write;
+ * the others read as zero in the copy.  The limit: a page of the segment
+ * that the kernel swapped out is in no page table, and reads as zero too. */
+static int copy_mapping(void *base, size_t len, int all, void *arg)
 {
 	(void)arg;
 	if (len == 0)
 		return 0;
+	if (fork_ncopies == FORK_COPIES)
+		return -ENOSPC;
 	char *copy = mmap(NULL, len, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (copy == MAP_FAILED)
 		return -errno;
+	fork_copies[fork_ncopies++] = (struct fork_copy){base, copy, len};
+	if (!all && copy_scanned(base, len, copy) == 0)
+		return 0;
 	unsigned char vec[256];
 	const size_t chunk = sizeof vec * PAGE;
 	for (size_t off = 0; off < len; off += chunk) {
@@ -518,53 +588,41 @@ static int privatize(void *base, size_t len, int all, void *arg)
 			while (j < pages && (vec[j] & 1))
 				j++;
 			size_t from = off + i * PAGE, n = (j - i) * PAGE;
-			if (from + n > len)
-				n = len - from;
-			memcpy(copy + from, (char *)base + from, n);
+			copy_run(copy, base, from, from + n > len ? len - from : n);
 			i = j;
 		}
-	}
-	if (mremap(copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, base) == MAP_FAILED) {
-		int e = errno;
-		munmap(copy, len);
-		return -e;
 	}
 	return 0;
 }
 
+static void drop_copies(void)
+{
+	for (int i = 0; i < fork_ncopies; i++)
+		munmap(fork_copies[i].copy, fork_copies[i].len);
+	fork_ncopies = 0;
+}
+
+/* The parent copies, before the fork: its page table has the pages (no
+ * fault to read them), nobody waits for a child to be scheduled, and the
+ * kernel shares the copy with the child for free. */
 static void fork_prepare(void)
 {
 	if (get_state() != ST_HEAP || share_fork)
 		return;
 	int e = errno;
-	if (pipe2(fork_pipe, O_CLOEXEC) != 0)
-		fork_pipe[0] = fork_pipe[1] = -1;
+	fork_ncopies = 0;
 	fork_pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	errno = e;
-}
-
-static void close_pagemap(void)
-{
+	fork_err = map_each_mapping(copy_mapping, NULL);
 	if (fork_pagemap >= 0)
 		close(fork_pagemap);
 	fork_pagemap = -1;
+	errno = e;
 }
 
 static void fork_parent(void)
 {
 	int e = errno;
-	if (fork_pipe[0] < 0) {
-		close_pagemap();
-		errno = e;
-		return;
-	}
-	close(fork_pipe[1]);
-	char c;
-	while (read(fork_pipe[0], &c, 1) < 0 && errno == EINTR)
-		;
-	close(fork_pipe[0]);
-	fork_pipe[0] = fork_pipe[1] = -1;
-	close_pagemap();
+	drop_copies(); /* the child's stay its own */
 	errno = e;
 }
 
@@ -573,7 +631,17 @@ static void fork_child(void)
 	int e = errno;
 	boot_locked = 0;
 	if (get_state() == ST_HEAP && !share_fork) {
-		int rc = map_each_mapping(privatize, NULL);
+		int rc = fork_err;
+		for (int i = 0; i < fork_ncopies; i++) {
+			struct fork_copy *c = &fork_copies[i];
+			if (mremap(c->copy, c->len, c->len, MREMAP_MAYMOVE | MREMAP_FIXED, c->base) ==
+			    MAP_FAILED) {
+				if (rc == 0)
+					rc = -errno;
+				munmap(c->copy, c->len);
+			}
+		}
+		fork_ncopies = 0;
 		state = ST_FORKED;
 		if (rc != 0) {
 			char msg[160];
@@ -584,13 +652,6 @@ static void fork_child(void)
 			if (n > 0)
 				(void)!write(2, msg, (size_t)n);
 		}
-	}
-	close_pagemap();
-	if (fork_pipe[1] >= 0) {
-		close(fork_pipe[0]);
-		(void)!write(fork_pipe[1], "c", 1);
-		close(fork_pipe[1]);
-		fork_pipe[0] = fork_pipe[1] = -1;
 	}
 	errno = e;
 }

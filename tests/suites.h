@@ -34,5 +34,5 @@
 	XX(memory) \
 	XX(preload) \
 	XX(cxx) \
-	XX(threads)
+	XX(threads) \
 	XX(redis)

@@ -48,6 +48,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+#include <valgrind/memcheck.h>
+#endif
+
 #define PARKED_START 64
 #define RBUF_SLACK 65536
 #define CONN_UNANSWERED_MAX 64
@@ -105,6 +109,21 @@ static struct {
 	unsigned early_cls;
 } conn = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .ctl_fd = -1, .passed_fd = -1};
 
+/* Under Valgrind, memcheck's leak search reads every accessible byte, and a
+ * read of a hole of the sparse control block (6.8 GiB) makes a page: so the
+ * block is no-access past what the daemon reserved, and a range becomes
+ * accessible once this process reserved it (as maps.c does for the heap). */
+static void control_accessible(uint64_t off, uint64_t len)
+{
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+	if (map_view.valgrind && conn.ctl != NULL && len > 0)
+		VALGRIND_MAKE_MEM_DEFINED((char *)conn.ctl + off, len);
+#else
+	(void)off;
+	(void)len;
+#endif
+}
+
 void conn_lock(void)
 {
 	pthread_mutex_lock(&conn.lock);
@@ -125,8 +144,11 @@ int conn_reserve_refs(unsigned i, uint32_t first, uint32_t n)
 	if (conn.ctl_fd < 0 || i >= SHMA_CONTROL_SLOTS || first > SHMA_SLOT_REFS ||
 	    n > SHMA_SLOT_REFS - first)
 		return -EINVAL;
-	return seg_reserve(conn.ctl_fd, offsetof(struct control_block, refs[i][first]),
-			   (uint64_t)n * sizeof conn.ctl->refs[i][0]);
+	uint64_t off = offsetof(struct control_block, refs[i][first]);
+	int rc = seg_reserve(conn.ctl_fd, off, (uint64_t)n * sizeof conn.ctl->refs[i][0]);
+	if (rc == 0)
+		control_accessible(off, (uint64_t)n * sizeof conn.ctl->refs[i][0]);
+	return rc;
 }
 
 int conn_reserve_slot_headers(uint32_t from, uint32_t to)
@@ -138,7 +160,10 @@ int conn_reserve_slot_headers(uint32_t from, uint32_t to)
 	if (from < SHMA_CONTROL_SLOTS_RESERVED)
 		from = SHMA_CONTROL_SLOTS_RESERVED;
 	uint64_t start = layout_slot_headers_end(from), end = layout_slot_headers_end(to);
-	return end > start ? seg_reserve(conn.ctl_fd, start, end - start) : 0;
+	int rc = end > start ? seg_reserve(conn.ctl_fd, start, end - start) : 0;
+	if (rc == 0 && end > start)
+		control_accessible(start, end - start);
+	return rc;
 }
 
 uint64_t conn_generation(void)
@@ -743,6 +768,12 @@ static int map_control(const Shma__HelloReply *h)
 		close(conn.ctl_fd);
 	conn.ctl_fd = fd;
 	conn.ctl = cb;
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+	if (map_view.valgrind) {
+		uint64_t ours = layout_slot_headers_end(SHMA_CONTROL_SLOTS_RESERVED);
+		VALGRIND_MAKE_MEM_NOACCESS((char *)cb + ours, sizeof *cb - ours);
+	}
+#endif
 	conn.client_id = h->client_id;
 	__atomic_store_n(&cb->hdr.same_address, map_view.same_address ? 1u : 2u,
 			 __ATOMIC_RELAXED);

@@ -14,6 +14,8 @@
  */
 #include "config.h"
 
+#include "sizes.h"
+
 #include "client.h"
 #include "shmalloc.h"
 
@@ -25,48 +27,23 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define TABLE_SLOTS 4096
 #define SLOTS 8192
 #define OPS 100000
-#define SEED UINT64_C(0x5eed5eed12345678)
 
-static size_t small_sizes[TABLE_SLOTS];
+static struct size_tables tables;
 static void *block[SLOTS];
 static size_t block_size[SLOTS];
 static int show_classes;
 
-static uint64_t rng_next(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * UINT64_C(2685821657736338717);
-}
-
-static size_t log_uniform(uint64_t *s, int lo_bits, int hi_bits)
-{
-	int k = lo_bits + (int)(rng_next(s) % (uint64_t)(hi_bits - lo_bits));
-	size_t base = (size_t)1 << k;
-
-	return base + (size_t)(rng_next(s) % base);
-}
-
 /* The tables of bench/tests.c, drawn in the same order. */
 static void tables_init(void)
 {
-	uint64_t s = SEED;
-
-	for (int i = 0; i < TABLE_SLOTS; i++) {
-		small_sizes[i] = log_uniform(&s, 4, 15);
-		(void)rng_next(&s);            /* tiny */
-		(void)log_uniform(&s, 18, 23); /* large */
-		(void)rng_next(&s);            /* messages */
-	}
+	size_tables_fill(&tables);
 }
 
 static void replace(long i, uint64_t *s)
 {
-	size_t size = small_sizes[rng_next(s) % TABLE_SLOTS];
+	size_t size = tables.small[rng_next(s) % TABLE_SLOTS];
 
 	shma_free(block[i]);
 	block[i] = shma_malloc(size);

@@ -11,7 +11,7 @@ CLEANFILES += $(EXTRA_PROGRAMS)
 EXTRA_DIST += bench/run-bench.sh bench/plot.gp bench/footprint.sh
 
 BENCH_COMMON = bench/main.c bench/bench.h bench/tests.c bench/tests.h \
-	bench/workers.c bench/workers.h bench/ring.h
+	bench/workers.c bench/workers.h bench/ring.h bench/sizes.h
 
 bench_bench_glibc_SOURCES = $(BENCH_COMMON) bench/be_process.c
 bench_bench_glibc_CPPFLAGS = $(AM_CPPFLAGS) -DBE_GLIBC

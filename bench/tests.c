@@ -16,6 +16,7 @@
 
 #include "bench.h"
 #include "ring.h"
+#include "sizes.h"
 #include "workers.h"
 
 #include <errno.h>
@@ -32,10 +33,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define TABLE_SLOTS 4096 /* a power of two */
 #define BATCH 100
 #define CHURN_MAX 65536
-#define SEED UINT64_C(0x5eed5eed12345678)
 
 struct message {
 	uint32_t seq;
@@ -49,40 +48,13 @@ struct pc_arg {
 	int pin; /* producer on CPU 0, consumer on CPU 1 */
 };
 
-static size_t small_sizes[TABLE_SLOTS];
-static size_t tiny_sizes[TABLE_SLOTS];
-static size_t msg_sizes[TABLE_SLOTS];
-static size_t large_sizes[TABLE_SLOTS];
+static struct size_tables tables;
 static void *churn_block[CHURN_MAX];
 static size_t churn_size[CHURN_MAX];
 
-static uint64_t rng_next(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * UINT64_C(2685821657736338717);
-}
-
-/* A size in [2^lo_bits, 2^hi_bits), each octave equally likely. */
-static size_t log_uniform(uint64_t *s, int lo_bits, int hi_bits)
-{
-	int k = lo_bits + (int)(rng_next(s) % (uint64_t)(hi_bits - lo_bits));
-	size_t base = (size_t)1 << k;
-
-	return base + (size_t)(rng_next(s) % base);
-}
-
 static void tables_init(void)
 {
-	uint64_t s = SEED;
-
-	for (int i = 0; i < TABLE_SLOTS; i++) {
-		small_sizes[i] = log_uniform(&s, 4, 15);
-		tiny_sizes[i] = 64 + (size_t)(rng_next(&s) % 57);
-		large_sizes[i] = log_uniform(&s, 18, 23);
-		msg_sizes[i] = 64 + (size_t)(rng_next(&s) % 193);
-	}
+	size_tables_fill(&tables);
 }
 
 static int fail(char *why, size_t len, const char *what)
@@ -122,7 +94,7 @@ static int run_a(const struct test *t, const struct test_params *p, double *out,
 	(void)t;
 	tables_init();
 	t0 = now_ns();
-	if (batch_loop(small_sizes, p->batches, 0, why, len) < 0)
+	if (batch_loop(tables.small, p->batches, 0, why, len) < 0)
 		return -1;
 	out[0] = (double)(now_ns() - t0) / ((double)p->batches * BATCH);
 	return 0;
@@ -138,7 +110,7 @@ static int run_s(const struct test *t, const struct test_params *p, double *out,
 	(void)t;
 	tables_init();
 	t0 = now_ns();
-	if (batch_loop(tiny_sizes, 4 * p->batches, 0, why, len) < 0)
+	if (batch_loop(tables.tiny, 4 * p->batches, 0, why, len) < 0)
 		return -1;
 	out[0] = (double)(now_ns() - t0) / (4.0 * (double)p->batches * BATCH);
 	return 0;
@@ -148,7 +120,7 @@ static int batch_worker(int index, void *arg, char *why, size_t len)
 {
 	const struct test_params *p = arg;
 
-	return batch_loop(small_sizes, p->batches, (unsigned)index * 977, why, len);
+	return batch_loop(tables.small, p->batches, (unsigned)index * 977, why, len);
 }
 
 /* (b): t->procs processes doing (a) at once; the figure is wall time over
@@ -168,7 +140,7 @@ static int run_b(const struct test *t, const struct test_params *p, double *out,
 static int produce(struct pc_arg *a, char *why, size_t len)
 {
 	for (long i = 0; i < a->messages; i++) {
-		size_t size = msg_sizes[i % TABLE_SLOTS];
+		size_t size = tables.msg[i % TABLE_SLOTS];
 		struct message *m = be_malloc(size);
 
 		if (m == NULL)
@@ -184,7 +156,7 @@ static int produce(struct pc_arg *a, char *why, size_t len)
 /* Reads the whole message; 0 when it holds what the producer wrote. */
 static int check_message(const struct message *m, long i)
 {
-	size_t size = msg_sizes[i % TABLE_SLOTS];
+	size_t size = tables.msg[i % TABLE_SLOTS];
 	unsigned sum = 0;
 
 	if (m->seq != (uint32_t)i || m->len != size)
@@ -321,7 +293,7 @@ static int run_d(const struct test *t, const struct test_params *p, double *out,
 	tables_init();
 	t0 = now_ns();
 	for (long i = 0; i < p->large_ops; i++) {
-		size_t size = large_sizes[i % TABLE_SLOTS];
+		size_t size = tables.large[i % TABLE_SLOTS];
 		char *b = be_malloc(size);
 
 		if (b == NULL)
@@ -372,7 +344,7 @@ static int run_f(const struct test *t, const struct test_params *p, double *out,
 
 static int churn_replace(long i, uint64_t *s)
 {
-	size_t size = small_sizes[rng_next(s) % TABLE_SLOTS];
+	size_t size = tables.small[rng_next(s) % TABLE_SLOTS];
 
 	be_free(churn_block[i]);
 	churn_block[i] = be_malloc(size);
@@ -549,7 +521,7 @@ static void *thread_life(void *arg)
 
 	(void)arg;
 	for (int i = 0; i < THREAD_BLOCKS; i++) {
-		b[i] = be_malloc(tiny_sizes[i] << (i % 4));
+		b[i] = be_malloc(tables.tiny[i] << (i % 4));
 		if (b[i] == NULL)
 			return (void *)1;
 		*(char *)b[i] = (char)i;

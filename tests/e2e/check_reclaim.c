@@ -165,34 +165,6 @@ START_TEST(clients_killed_at_random_leave_exact_accounting)
 }
 END_TEST
 
-/* The control block the daemon made for this process: the one of e2e's
- * instance whose header names our pid. */
-static struct control_block *my_control_block(void)
-{
-	char prefix[96], name[400];
-	snprintf(prefix, sizeof prefix, "shmalloc.%s.c", e2e.instance);
-	DIR *dir = opendir("/dev/shm");
-	struct control_block *found = NULL;
-	for (struct dirent *e; dir && found == NULL && (e = readdir(dir)) != NULL;) {
-		if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
-			continue;
-		snprintf(name, sizeof name, "/%s", e->d_name);
-		int fd = shm_open(name, O_RDWR, 0);
-		if (fd < 0)
-			continue;
-		struct control_block *cb = mmap(NULL, sizeof *cb, PROT_READ | PROT_WRITE,
-						MAP_SHARED, fd, 0);
-		close(fd);
-		if (cb != MAP_FAILED && cb->hdr.pid == (uint32_t)getpid())
-			found = cb;
-		else if (cb != MAP_FAILED)
-			munmap(cb, sizeof *cb);
-	}
-	if (dir)
-		closedir(dir);
-	return found;
-}
-
 /* Warms its caches, then scribbles on its control block -- counts past the
  * end of a bin, refs that name nothing, a ref twice, a slot of noise -- and
  * dies. */
@@ -205,7 +177,7 @@ static int scribble_and_die(void *arg)
 			return 40;
 	for (unsigned i = 0; i < 3000; i++)
 		shma_free(p[i]);
-	struct control_block *cb = my_control_block();
+	struct control_block *cb = recovery_my_control_block();
 	if (cb == NULL)
 		return 41;
 	struct control_slot *s = &cb->slots[0];

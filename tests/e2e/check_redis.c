@@ -55,22 +55,12 @@ static char work[256];
 
 static void setup(void)
 {
-	e2e_setup();
-	snprintf(work, sizeof work, "%s/redis", e2e.dir);
-	ck_assert_int_eq(mkdir(work, 0700), 0);
-	setenv("SHMALLOC_PRELOAD", PRELOAD_LIB_PATH, 1);
-	setenv("SHMALLOC_DAEMON", SHMALLOCD_PATH, 1);
-	unsetenv("LD_PRELOAD");
-	unsetenv("SHMALLOC_SHARE_FORK");
+	e2e_preload_setup(work, sizeof work, "redis");
 }
 
 static void teardown(void)
 {
-	char cmd[300];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
-	if (system(cmd) != 0)
-		fprintf(stderr, "redis: could not remove %s\n", work);
-	e2e_teardown();
+	e2e_preload_teardown(work);
 }
 
 static int missing(void)

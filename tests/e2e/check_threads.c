@@ -12,6 +12,7 @@
  */
 #include "e2e.h"
 #include "layout.h"
+#include "recovery.h"
 #include "shmalloc.h"
 
 #include <check.h>
@@ -180,34 +181,6 @@ START_TEST(a_process_dying_with_a_thousand_threads_caches_gives_them_back)
 }
 END_TEST
 
-/* The control block of this process: the one of e2e's instance whose
- * header names our pid, mapped whole. */
-static struct control_block *my_control_block(void)
-{
-	char prefix[96], name[400];
-	snprintf(prefix, sizeof prefix, "shmalloc.%s.c", e2e.instance);
-	DIR *dir = opendir("/dev/shm");
-	struct control_block *found = NULL;
-	for (struct dirent *e; dir && found == NULL && (e = readdir(dir)) != NULL;) {
-		if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
-			continue;
-		snprintf(name, sizeof name, "/%s", e->d_name);
-		int fd = shm_open(name, O_RDWR, 0);
-		if (fd < 0)
-			continue;
-		struct control_block *cb = mmap(NULL, sizeof *cb, PROT_READ | PROT_WRITE,
-						MAP_SHARED, fd, 0);
-		close(fd);
-		if (cb != MAP_FAILED && cb->hdr.pid == (uint32_t)getpid())
-			found = cb;
-		else if (cb != MAP_FAILED)
-			munmap(cb, sizeof *cb);
-	}
-	if (dir)
-		closedir(dir);
-	return found;
-}
-
 /* Warms its cache, then claims every slot there is and more -- the last
  * slot, never reserved, says it is in use with refs of noise -- and dies. */
 static int claim_past_the_segment(void *arg)
@@ -219,7 +192,7 @@ static int claim_past_the_segment(void *arg)
 			return 20;
 	for (unsigned i = 0; i < 2000; i++)
 		shma_free(p[i]);
-	struct control_block *cb = my_control_block();
+	struct control_block *cb = recovery_my_control_block();
 	if (cb == NULL)
 		return 21;
 	uint32_t first[SIZECLASS_COUNT];

@@ -183,6 +183,26 @@ void e2e_teardown(void)
 	e2e_stop_daemon(&e2e);
 }
 
+void e2e_preload_setup(char *work, size_t cap, const char *name)
+{
+	e2e_setup();
+	snprintf(work, cap, "%s/%s", e2e.dir, name);
+	ck_assert_int_eq(mkdir(work, 0700), 0);
+	setenv("SHMALLOC_PRELOAD", PRELOAD_LIB_PATH, 1);
+	setenv("SHMALLOC_DAEMON", SHMALLOCD_PATH, 1);
+	unsetenv("LD_PRELOAD");
+	unsetenv("SHMALLOC_SHARE_FORK");
+}
+
+void e2e_preload_teardown(const char *work)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", work);
+	e2e_teardown();
+}
+
 pid_t e2e_fork(int (*fn)(void *), void *arg)
 {
 	pid_t pid = fork();

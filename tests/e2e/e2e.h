@@ -43,6 +43,12 @@ int e2e_log_count(const struct e2e_daemon *d, const char *text);
 extern struct e2e_daemon e2e;
 void e2e_setup(void);
 void e2e_teardown(void);
+/* e2e_setup(), plus a directory of the test's own (e2e.dir/name, into work)
+ * and the environment for programs run under shmalloc-run: its library and
+ * daemon from the build tree, no LD_PRELOAD or SHMALLOC_SHARE_FORK of the
+ * caller's.  The teardown removes the directory. */
+void e2e_preload_setup(char *work, size_t cap, const char *name);
+void e2e_preload_teardown(const char *work);
 
 /* Runs fn(arg) in a forked child that connects to e2e's daemon first;
  * returns the child's pid. fn returns the child's exit status. */

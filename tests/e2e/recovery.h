@@ -1,6 +1,6 @@
 /*
  * What the recovery suites (check_reclaim.c, check_restart.c,
- * check_reconnect.c) share: the daemon's count of rejected requests, a
+ * check_reconnect.c, check_threads.c) share: the daemon's count of rejected requests, a
  * client forked onto a daemon of the test's own, the bound on what a kill
  * may leak in flight, and the block sizes the holders use.
  */
@@ -25,5 +25,11 @@ pid_t recovery_fork_client(const char *socket, int (*fn)(void *), void *arg);
 
 /* The size of a holder's i-th block: small classes to 1 MiB large ones. */
 size_t recovery_block_size(unsigned i);
+
+struct control_block;
+/* The control block the daemon made for this process: the one of e2e's
+ * instance whose header names our pid, mapped whole (read-write: the tests
+ * scribble on it); NULL if none. */
+struct control_block *recovery_my_control_block(void);
 
 #endif

@@ -107,6 +107,10 @@ static struct {
 	uint32_t first_count;
 	uint64_t early_id;
 	unsigned early_cls;
+	/* Where frames past the stack buffer are put together (a Flush of a
+	 * few thousand refs), kept and grown: with the lock held. */
+	uint8_t *wbuf;
+	size_t wcap;
 } conn = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .ctl_fd = -1, .passed_fd = -1};
 
 /* Under Valgrind, memcheck's leak search reads every accessible byte, and a
@@ -373,12 +377,19 @@ static int send_requests(Shma__Request *const *reqs, unsigned nreq)
 	}
 	uint8_t stackbuf[4096];
 	uint8_t *buf = stackbuf;
-	size_t maplen = 0;
 	if (total > sizeof stackbuf) {
-		maplen = total;
-		buf = prim_alloc(maplen);
-		if (buf == NULL)
-			return -ENOMEM;
+		if (total > conn.wcap) {
+			/* Grown in 64 KiB steps, never shrunk: a busy process's
+			 * flushes made an mmap and a munmap each before. */
+			size_t cap = (total + 65535) & ~(size_t)65535;
+			uint8_t *b = prim_alloc(cap);
+			if (b == NULL)
+				return -ENOMEM;
+			prim_free(conn.wbuf, conn.wcap);
+			conn.wbuf = b;
+			conn.wcap = cap;
+		}
+		buf = conn.wbuf;
 	}
 	size_t at = 0;
 	for (unsigned i = 0; i < nreq; i++) {
@@ -387,10 +398,7 @@ static int send_requests(Shma__Request *const *reqs, unsigned nreq)
 		shma__request__pack(reqs[i], buf + at + FRAME_HEADER);
 		at += n + FRAME_HEADER;
 	}
-	int rc = write_all(buf, total);
-	if (maplen)
-		prim_free(buf, maplen);
-	return rc;
+	return write_all(buf, total);
 }
 
 static int send_request(Shma__Request *req)

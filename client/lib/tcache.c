@@ -44,6 +44,9 @@
  * with it, for every class a program uses. */
 #define BATCH_BYTES ((uint64_t)32 << 10)
 #define BATCH_MIN 4u
+/* A bin holds at least this many objects (the big classes' batches are 4):
+ * see high_water(). */
+#define HIGH_WATER_MIN 16u
 #define THREAD_CACHE_MAX ((uint64_t)4 << 20)
 #define FLUSH_CHUNK 4096u
 #define GROW_WITHIN_NS 5000000u    /* refilled again within 5 ms: grow */
@@ -106,11 +109,16 @@ static uint32_t bin_capacity(unsigned cls)
 	return layout_bin_capacity(cls);
 }
 
-/* What bin cls holds at most: twice its largest batch.  A free past it
- * sends half back (free_fast() goes to the slow path at room[cls]). */
+/* What bin cls holds at most: twice its largest batch, and at least
+ * HIGH_WATER_MIN objects -- with two batches of 4, a thread's bin of a big
+ * class hit a bound every few operations of a random churn, each a message
+ * under the lock every thread of the process shares.  A free past it sends
+ * half back (free_fast() goes to the slow path at room[cls]). */
 static uint32_t high_water(unsigned cls)
 {
 	uint32_t n = 2 * batch_cap(cls), cap = bin_capacity(cls);
+	if (n < HIGH_WATER_MIN)
+		n = HIGH_WATER_MIN;
 	return n < cap ? n : cap;
 }
 

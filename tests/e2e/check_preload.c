@@ -42,16 +42,6 @@
 #error "SHMALLOC_RUN_PATH, PRELOAD_LIB_PATH and TESTS_BUILDDIR come from tests/e2e/preload.mk"
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 #define TIMEOUT_S 40
 
@@ -467,15 +457,11 @@ START_TEST(region_pages_come_on_first_touch)
 }
 END_TEST
 
-/* A block of a region client freed by another client (a library client:
- * this process through the library, and a raw peer) while its owner lives is
- * accepted; after the owner ended, it is not out any more: refused, the
- * daemon and its counters untouched. */
-START_TEST(region_block_freed_by_another_client)
+/* Starts REGION_HELPER "share" under shmalloc-run (on socket, or the
+ * environment's when NULL), reads the four blocks it prints into blocks[],
+ * and leaves it waiting for *in_w to close (it then exits). */
+static pid_t start_region_sharer(const char *socket, void *blocks[4], int *in_w)
 {
-	if (skipped("region share", NULL))
-		return;
-	uint64_t base = e2e_stat("\"in_use_bytes\":");
 	int to[2], from[2];
 	ck_assert_int_eq(pipe(to), 0);
 	ck_assert_int_eq(pipe(from), 0);
@@ -486,16 +472,37 @@ START_TEST(region_block_freed_by_another_client)
 		dup2(from[1], 1);
 		close(to[1]);
 		close(from[0]);
-		execl(SHMALLOC_RUN_PATH, SHMALLOC_RUN_PATH, REGION_HELPER, "share", (char *)NULL);
+		if (socket != NULL)
+			execl(SHMALLOC_RUN_PATH, SHMALLOC_RUN_PATH, "--socket", socket,
+			      REGION_HELPER, "share", (char *)NULL);
+		else
+			execl(SHMALLOC_RUN_PATH, SHMALLOC_RUN_PATH, REGION_HELPER, "share",
+			      (char *)NULL);
 		_exit(127);
 	}
 	close(to[0]);
 	close(from[1]);
 	FILE *f = fdopen(from[0], "r");
 	ck_assert_ptr_nonnull(f);
-	void *blocks[4];
 	for (int i = 0; i < 4; i++)
 		ck_assert_int_eq(fscanf(f, "%p", &blocks[i]), 1);
+	fclose(f);
+	*in_w = to[1];
+	return pid;
+}
+
+/* A block of a region client freed by another client (a library client:
+ * this process through the library, and a raw peer) while its owner lives is
+ * accepted; after the owner ended, it is not out any more: refused, the
+ * daemon and its counters untouched. */
+START_TEST(region_block_freed_by_another_client)
+{
+	if (skipped("region share", NULL))
+		return;
+	uint64_t base = e2e_stat("\"in_use_bytes\":");
+	void *blocks[4];
+	int in_w;
+	pid_t pid = start_region_sharer(NULL, blocks, &in_w);
 	uint64_t refs[4];
 	for (int i = 0; i < 4; i++) {
 		refs[i] = shma_ref(blocks[i]);
@@ -515,9 +522,8 @@ START_TEST(region_block_freed_by_another_client)
 	ck_assert_msg(now == during - freed, "in use %llu, %llu before the frees",
 		      (unsigned long long)now, (unsigned long long)during);
 	/* The owner ends: the rest of its region goes with it. */
-	close(to[1]);
+	close(in_w);
 	ck_assert_int_eq(e2e_wait(pid), 0);
-	fclose(f);
 	now = e2e_wait_in_use_at_most(base);
 	ck_assert_msg(now <= base, "in use %llu after the owner ended, %llu before it",
 		      (unsigned long long)now, (unsigned long long)base);
@@ -563,31 +569,12 @@ START_TEST(region_ends_across_a_daemon_restart)
 	struct e2e_daemon d;
 	e2e_start_daemon_kept(&d, NULL);
 	ck_assert_uint_eq(raw_in_use(d.socket), 0);
-	int to[2], from[2];
-	ck_assert_int_eq(pipe(to), 0);
-	ck_assert_int_eq(pipe(from), 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		dup2(to[0], 0);
-		dup2(from[1], 1);
-		close(to[1]);
-		close(from[0]);
-		execl(SHMALLOC_RUN_PATH, SHMALLOC_RUN_PATH, "--socket", d.socket, REGION_HELPER,
-		      "share", (char *)NULL);
-		_exit(127);
-	}
-	close(to[0]);
-	close(from[1]);
-	FILE *f = fdopen(from[0], "r");
-	ck_assert_ptr_nonnull(f);
 	void *blocks[4];
-	for (int i = 0; i < 4; i++)
-		ck_assert_int_eq(fscanf(f, "%p", &blocks[i]), 1);
-	fclose(f);
+	int in_w;
+	pid_t pid = start_region_sharer(d.socket, blocks, &in_w);
 	ck_assert_uint_ge(raw_in_use(d.socket), (uint64_t)2 << 20);
 	e2e_kill_daemon(&d);
-	close(to[1]);
+	close(in_w);
 	ck_assert_int_eq(e2e_wait(pid), 0);
 	ck_assert_int_eq(e2e_restart_daemon(&d, NULL), 0);
 	uint64_t v = raw_in_use(d.socket);

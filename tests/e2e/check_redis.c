@@ -37,16 +37,6 @@
 #error "SHMALLOC_RUN_PATH and PRELOAD_LIB_PATH come from tests/e2e/preload.mk"
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 #define KEYS 20000
 #define NEW_KEYS 5000

@@ -48,6 +48,19 @@ void e2e_teardown(void);
  * daemon from the build tree, no LD_PRELOAD or SHMALLOC_SHARE_FORK of the
  * caller's.  The teardown removes the directory. */
 void e2e_preload_setup(char *work, size_t cap, const char *name);
+/* 1 in a build with AddressSanitizer, where the preload library cannot be
+ * preloaded into other programs (the preload and redis suites skip). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
 void e2e_preload_teardown(const char *work);
 
 /* Runs fn(arg) in a forked child that connects to e2e's daemon first;

@@ -444,45 +444,47 @@ static int refill_run_ok(uint64_t first, uint32_t count, unsigned cls)
 	return last < start + (uint64_t)sizeclass_table[cls].objects * size;
 }
 
-/* Takes the refill's objects into bin cls; what does not fit (the bin
- * filled with frees since it was asked for) goes back at once. */
-static void push_refs(struct tcache *t, unsigned cls, const Shma__RefillReply *r)
-{
-	struct tcache_bin *b = &t->slot->bins[cls];
-	uint64_t size = sizeclass_size(cls);
-	uint32_t cap = high_water(cls), nback = 0;
+/* Where a refill's objects go: into bin cls of t while it has room, the
+ * rest (all of them when t is NULL) back to the daemon in Flushes. */
+struct refill_sink {
+	struct tcache *t;
+	unsigned cls;
+	uint32_t cap, nback;
 	uint64_t back[FLUSH_CHUNK];
+};
+
+static void sink_put(struct refill_sink *k, uint64_t ref)
+{
+	if (k->t != NULL && k->t->slot->bins[k->cls].count < k->cap) {
+		push(k->t, k->cls, ref);
+		return;
+	}
+	k->back[k->nback++] = ref;
+	if (k->nback == FLUSH_CHUNK)
+		send_flush(k->back, k->nback), k->nback = 0;
+}
+
+/* Every object of refill r of class cls that the page map says is one (runs
+ * from the last, so the first ends on top of the bin) into the sink; what
+ * is not ours is neither used nor given back. */
+static void refill_drain(const Shma__RefillReply *r, struct tcache *t, unsigned cls)
+{
+	struct refill_sink k = {.t = t, .cls = cls, .cap = high_water(cls)};
+	uint64_t size = sizeclass_size(cls);
 	for (size_t i = r->n_runs; i-- > 0;) {
 		const Shma__Run *run = r->runs[i];
 		if (run->count == 0 || run->count > FLUSH_CHUNK * 4 ||
 		    !ref_ok(run->first, (uint64_t)run->count * size) ||
 		    !refill_run_ok(run->first, run->count, cls))
-			continue; /* not ours to use, nor to give back */
-		for (uint32_t j = run->count; j-- > 0;) {
-			uint64_t ref = run->first + (uint64_t)j * size;
-			if (b->count < cap) {
-				push(t, cls, ref);
-			} else {
-				back[nback++] = ref;
-				if (nback == FLUSH_CHUNK)
-					send_flush(back, nback), nback = 0;
-			}
-		}
-	}
-	for (size_t i = r->n_refs; i-- > 0;) {
-		uint64_t ref = r->refs[i];
-		if (!refill_ref_ok(ref, cls))
 			continue;
-		if (b->count < cap) {
-			push(t, cls, ref);
-		} else {
-			back[nback++] = ref;
-			if (nback == FLUSH_CHUNK)
-				send_flush(back, nback), nback = 0;
-		}
+		for (uint32_t j = run->count; j-- > 0;)
+			sink_put(&k, run->first + (uint64_t)j * size);
 	}
-	if (nback)
-		send_flush(back, nback);
+	for (size_t i = r->n_refs; i-- > 0;)
+		if (refill_ref_ok(r->refs[i], cls))
+			sink_put(&k, r->refs[i]);
+	if (k.nback)
+		send_flush(k.back, k.nback);
 }
 
 static uint64_t send_refill(const struct tcache *t, unsigned cls, uint32_t count)
@@ -502,7 +504,9 @@ static int take_refill(struct tcache *t, unsigned cls, uint64_t id)
 			resp->refill->size_class != cls))
 		rc = -EPROTO;
 	if (rc == 0 && t->generation == conn_generation()) {
-		push_refs(t, cls, resp->refill);
+		/* What does not fit (the bin filled with frees since it was
+		 * asked for) goes back at once. */
+		refill_drain(resp->refill, t, cls);
 		/* In the bin now: tell the daemon, before any can be popped
 		 * (server/inflight.h). */
 		__atomic_store_n(&t->slot->bins[cls].collected, id, __ATOMIC_RELEASE);
@@ -615,33 +619,8 @@ static void drop_refill(uint64_t id)
 {
 	Shma__Response *resp;
 	if (conn_wait(id, &resp) == 0 && resp->body_case == SHMA__RESPONSE__BODY_REFILL &&
-	    resp->refill->size_class < SIZECLASS_COUNT) {
-		const Shma__RefillReply *r = resp->refill;
-		unsigned cls = (unsigned)r->size_class;
-		uint64_t size = sizeclass_size(cls), back[FLUSH_CHUNK];
-		uint32_t n = 0;
-		for (size_t i = 0; i < r->n_runs; i++) {
-			const Shma__Run *run = r->runs[i];
-			if (run->count == 0 || run->count > FLUSH_CHUNK * 4 ||
-			    !ref_ok(run->first, (uint64_t)run->count * size) ||
-			    !refill_run_ok(run->first, run->count, cls))
-				continue;
-			for (uint32_t j = 0; j < run->count; j++) {
-				back[n++] = run->first + (uint64_t)j * size;
-				if (n == FLUSH_CHUNK)
-					send_flush(back, n), n = 0;
-			}
-		}
-		for (size_t i = 0; i < r->n_refs; i++) {
-			if (!refill_ref_ok(r->refs[i], cls))
-				continue;
-			back[n++] = r->refs[i];
-			if (n == FLUSH_CHUNK)
-				send_flush(back, n), n = 0;
-		}
-		if (n)
-			send_flush(back, n);
-	}
+	    resp->refill->size_class < SIZECLASS_COUNT)
+		refill_drain(resp->refill, NULL, (unsigned)resp->refill->size_class);
 	conn_done();
 }
 

@@ -596,6 +596,16 @@ int heap_object_class(struct heap *h, uint64_t ref)
 	return span_is_out(s, idx) ? (int)s->cls : -EALREADY;
 }
 
+/* A large block of got bytes is out: the counters say so. */
+static void large_counted(struct heap *h, uint64_t got)
+{
+	h->large_count++;
+	h->large_bytes += got;
+	h->in_use += got;
+	if (h->in_use > h->peak)
+		h->peak = h->in_use;
+}
+
 int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls)
 {
 	struct span *s;
@@ -779,11 +789,7 @@ static int alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *
 		if (rc < 0)
 			return rc;
 		*got = npages << SHMA_PAGE_SHIFT;
-		h->large_count++;
-		h->large_bytes += *got;
-		h->in_use += *got;
-		if (h->in_use > h->peak)
-			h->peak = h->in_use;
+		large_counted(h, *got);
 		return 0;
 	}
 	struct page_run *r;
@@ -794,11 +800,7 @@ static int alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *
 	large_make(a, r, owner);
 	*ref = a->ref_base + arena_page_offset(r->start);
 	*got = arena_page_offset(r->npages);
-	h->large_count++;
-	h->large_bytes += *got;
-	h->in_use += *got;
-	if (h->in_use > h->peak)
-		h->peak = h->in_use;
+	large_counted(h, *got);
 	return 0;
 }
 

@@ -355,8 +355,9 @@ void pageheap_mark_backed(struct pageheap *ph, uint32_t region, uint32_t start,
 		bits[p / 64] |= UINT64_C(1) << (p % 64);
 }
 
-/* Counts and clears the backed bits of [start, start + npages). */
-static uint32_t take_backed(uint64_t *bits, uint32_t start, uint32_t npages)
+/* Counts the backed bits of [start, start + npages), and clears them when
+ * clear is set. */
+static uint32_t scan_backed(uint64_t *bits, uint32_t start, uint32_t npages, int clear)
 {
 	uint32_t n = 0, p = start, end = start + npages;
 	while (p < end) {
@@ -365,25 +366,21 @@ static uint32_t take_backed(uint64_t *bits, uint32_t start, uint32_t npages)
 		uint64_t mask = (hi == 64 ? ~UINT64_C(0) : (UINT64_C(1) << hi) - 1) &
 				(~UINT64_C(0) << lo);
 		n += (uint32_t)__builtin_popcountll(bits[w] & mask);
-		bits[w] &= ~mask;
+		if (clear)
+			bits[w] &= ~mask;
 		p = w * 64 + hi;
 	}
 	return n;
 }
 
-/* Counts the backed bits of [start, start + npages). */
+static uint32_t take_backed(uint64_t *bits, uint32_t start, uint32_t npages)
+{
+	return scan_backed(bits, start, npages, 1);
+}
+
 static uint32_t count_backed(const uint64_t *bits, uint32_t start, uint32_t npages)
 {
-	uint32_t n = 0, p = start, end = start + npages;
-	while (p < end) {
-		uint32_t w = p / 64, lo = p % 64;
-		uint32_t hi = end - w * 64 < 64 ? end - w * 64 : 64;
-		uint64_t mask = (hi == 64 ? ~UINT64_C(0) : (UINT64_C(1) << hi) - 1) &
-				(~UINT64_C(0) << lo);
-		n += (uint32_t)__builtin_popcountll(bits[w] & mask);
-		p = w * 64 + hi;
-	}
-	return n;
+	return scan_backed((uint64_t *)bits, start, npages, 0);
 }
 
 uint32_t pageheap_backed(const struct pageheap *ph, uint32_t region, uint32_t start,

@@ -161,12 +161,20 @@ int seg_unlink(const char *name)
 	return shm_unlink(name) == 0 ? 0 : -errno;
 }
 
+/* "shmalloc.<instance>." into prefix[SEG_NAME_MAX], the start of every
+ * segment name of the instance: its length, or -ENAMETOOLONG. */
+static int instance_prefix(char *prefix, const char *instance)
+{
+	int n = snprintf(prefix, SEG_NAME_MAX, "shmalloc.%s.", instance);
+	return n < 0 || n >= SEG_NAME_MAX ? -ENAMETOOLONG : n;
+}
+
 int seg_instance_segments(const char *instance, int remove)
 {
 	char prefix[SEG_NAME_MAX];
-	int n = snprintf(prefix, sizeof prefix, "shmalloc.%s.", instance);
-	if (n < 0 || (size_t)n >= sizeof prefix)
-		return -ENAMETOOLONG;
+	int n = instance_prefix(prefix, instance);
+	if (n < 0)
+		return n;
 	DIR *dir = opendir("/dev/shm");
 	if (dir == NULL)
 		return -errno;
@@ -204,9 +212,9 @@ int seg_instance_census(const char *instance, mode_t mode, const char *skip, uns
 			unsigned *foreign)
 {
 	char prefix[SEG_NAME_MAX];
-	int n = snprintf(prefix, sizeof prefix, "shmalloc.%s.", instance);
-	if (n < 0 || (size_t)n >= sizeof prefix)
-		return -ENAMETOOLONG;
+	int n = instance_prefix(prefix, instance);
+	if (n < 0)
+		return n;
 	*own = *foreign = 0;
 	DIR *dir = opendir("/dev/shm");
 	if (dir == NULL)
@@ -246,9 +254,9 @@ int seg_instance_list(const char *instance, char kind,
 		      int (*fn)(void *arg, uint64_t id), void *arg)
 {
 	char prefix[SEG_NAME_MAX];
-	int n = snprintf(prefix, sizeof prefix, "shmalloc.%s.", instance);
-	if (n < 0 || (size_t)n >= sizeof prefix)
-		return -ENAMETOOLONG;
+	int n = instance_prefix(prefix, instance);
+	if (n < 0)
+		return n;
 	DIR *dir = opendir("/dev/shm");
 	if (dir == NULL)
 		return -errno;

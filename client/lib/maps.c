@@ -181,15 +181,26 @@ void map_fast_update(void)
 			 __ATOMIC_RELEASE);
 }
 
-uint64_t map_small_ref(const void *p, unsigned *cls, int interior)
+/* The page entry under p into *e and p's offset into *off: 1, or 0 when p
+ * is out of the range or in an arena not made yet. */
+static int entry_of(const void *p, uint64_t *off, struct page_entry *e)
 {
-	uint64_t off = (uint64_t)((const char *)p - map_view.base);
-	if (map_view.base == NULL || off >= map_view.range)
+	*off = (uint64_t)((const char *)p - map_view.base);
+	if (map_view.base == NULL || *off >= map_view.range)
 		return 0;
-	const struct page_entry *pe = map_page(off);
+	const struct page_entry *pe = map_page(*off);
 	if (pe == NULL)
 		return 0;
-	struct page_entry e = *pe;
+	*e = *pe;
+	return 1;
+}
+
+uint64_t map_small_ref(const void *p, unsigned *cls, int interior)
+{
+	uint64_t off;
+	struct page_entry e;
+	if (!entry_of(p, &off, &e))
+		return 0;
 	if (e.kind != PAGE_SPAN || e.cls >= SIZECLASS_COUNT)
 		return 0;
 	*cls = e.cls;
@@ -209,13 +220,11 @@ uint64_t map_small_ref(const void *p, unsigned *cls, int interior)
 
 int map_large_block(const void *p, uint64_t *ref, char **start, size_t *size)
 {
-	uint64_t off = (uint64_t)((const char *)p - map_view.base);
-	if (map_view.base == NULL || off >= map_view.range)
+	uint64_t off;
+	struct page_entry e;
+	const struct page_entry *pe;
+	if (!entry_of(p, &off, &e))
 		return 0;
-	const struct page_entry *pe = map_page(off);
-	if (pe == NULL)
-		return 0;
-	struct page_entry e = *pe;
 	uint64_t arena = off & ~(map_view.arena_size - 1);
 	uint64_t npages_arena = map_view.arena_size >> SHMA_PAGE_SHIFT;
 	uint64_t head = off >> SHMA_PAGE_SHIFT << SHMA_PAGE_SHIFT;

@@ -56,16 +56,25 @@ static struct control_block *raw_client(int *fd)
 	return cfd >= 0 ? seg_map(cfd, 0, sizeof(struct control_block), 1, NULL) : NULL;
 }
 
+/* raw_client() with slot 0 taken, as a thread's first allocation takes it. */
+static struct control_block *raw_client_slot0(int *fd)
+{
+	struct control_block *cb = raw_client(fd);
+	if (cb != NULL) {
+		cb->hdr.slots_taken = 1;
+		cb->slots[0].in_use = 1;
+	}
+	return cb;
+}
+
 /* A client that takes two refills, marks only the first collected, dies. */
 static int take_two_and_die(void *arg)
 {
 	(void)arg;
 	int fd;
-	struct control_block *cb = raw_client(&fd);
+	struct control_block *cb = raw_client_slot0(&fd);
 	if (cb == NULL)
 		return 2;
-	cb->hdr.slots_taken = 1;
-	cb->slots[0].in_use = 1;
 	if (refill(fd, 2, CLS_KEPT) != COUNT || refill(fd, 3, CLS_LOST) != COUNT)
 		return 3;
 	__atomic_store_n(&cb->slots[0].bins[CLS_KEPT].collected, 2, __ATOMIC_RELEASE);
@@ -83,11 +92,9 @@ static int take_two_past_2_to_the_32_and_die(void *arg)
 {
 	(void)arg;
 	int fd;
-	struct control_block *cb = raw_client(&fd);
+	struct control_block *cb = raw_client_slot0(&fd);
 	if (cb == NULL)
 		return 2;
-	cb->hdr.slots_taken = 1;
-	cb->slots[0].in_use = 1;
 	if (refill(fd, WIDE + 2, CLS_KEPT) != COUNT || refill(fd, WIDE + 3, CLS_LOST) != COUNT)
 		return 3;
 	__atomic_store_n(&cb->slots[0].bins[CLS_KEPT].collected, WIDE + 2, __ATOMIC_RELEASE);

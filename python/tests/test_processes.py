@@ -80,3 +80,33 @@ def test_given_blocks_through_a_queue_are_the_consumers():
     # each arrived as its owner (planted bug: give() not moving it) and
     # was freed there without an error
     assert got == [(True, k * (k << 20) // 8) for k in range(1, 9)]
+
+
+EXAMPLES = os.path.join(HERE, "..", "examples")
+
+
+def test_the_producer_and_consumer_examples_run():
+    run = [sys.executable]
+    prod = subprocess.Popen(run + [os.path.join(EXAMPLES, "producer.py")],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert prod.stdout.readline().startswith("producer: published 128 MB")
+        cons = subprocess.run(run + [os.path.join(EXAMPLES, "consumer.py")],
+                              capture_output=True, text=True, timeout=120)
+        assert cons.returncode == 0, cons.stderr
+        said = prod.stdout.readline().split()
+        assert prod.wait(timeout=60) == 0
+        assert said[:6] == ["producer:", "the", "consumer", "says", "the", "sum"]
+        assert said[7] == "(here:" and said[6] == said[8].rstrip(")")
+    finally:
+        if prod.poll() is None:
+            prod.kill()
+            prod.wait()
+
+
+def test_the_pool_example_runs():
+    out = subprocess.run([sys.executable, os.path.join(EXAMPLES, "pool.py")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "pool: slices hold [0, 1, 2, 3]" in out.stdout
+    assert out.stdout.count("owner=True") == 3

@@ -96,8 +96,8 @@ def test_the_producer_and_consumer_examples_run():
         assert cons.returncode == 0, cons.stderr
         said = prod.stdout.readline().split()
         assert prod.wait(timeout=60) == 0
-        assert said[:6] == ["producer:", "the", "consumer", "says", "the", "sum"]
-        assert said[7] == "(here:" and said[6] == said[8].rstrip(")")
+        assert said[:7] == ["producer:", "the", "consumer", "says", "the", "sum", "is"]
+        assert said[8] == "(here:" and said[7] == said[9].rstrip(")")
     finally:
         if prod.poll() is None:
             prod.kill()

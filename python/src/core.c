@@ -379,7 +379,7 @@ PyDoc_STRVAR(block_doc,
 "A block of the shared heap: a writable buffer of len(block) bytes.\n\n"
 "memoryview(b), bytes(b), numpy.frombuffer(b) and numpy.ndarray(buffer=b)\n"
 "see the shared memory itself.  Pickled (any protocol: pickle, multiprocessing\n"
-"queues, pipes and pools), a Block is a handle of under 100 bytes which\n"
+"queues, pipes and pools), a Block is a handle of about 100 bytes which\n"
 "another process of the same instance unpickles to the same memory.\n"
 "Made by shmalloc.alloc() (an owner), by unpickling or lookup() (a borrower).");
 

@@ -236,3 +236,18 @@ def test_stats_is_a_dict():
     assert any(c["pid"] == os.getpid() for c in s["clients"])
     assert shmalloc.same_address() in (True, False)
     b.free()
+
+
+def test_no_daemon_is_an_error_with_the_librarys_text(tmp_path):
+    """In a process of its own (this one is connected already)."""
+    import subprocess
+    import sys
+    code = ("import shmalloc, sys\n"
+            "try:\n    shmalloc.connect(sys.argv[1])\n"
+            "except shmalloc.Error as e:\n    print(e.errno, e.strerror)\n")
+    sock = str(tmp_path / "none.sock")
+    out = subprocess.run([sys.executable, "-c", code, sock], capture_output=True,
+                         text=True, timeout=60)
+    err, text = out.stdout.split(" ", 1)
+    assert int(err) in (errno.ENOENT, errno.ECONNREFUSED)
+    assert text.strip() == shmalloc.strerror(int(err))

@@ -41,6 +41,7 @@ scripts/build.sh || { failed=1; totals; exit 1; }
 make -C build -j"$(nproc)" check >/dev/null 2>&1
 count build/tests/check_shmalloc.log "plain build"
 [ "$failed" -eq 0 ] || cat build/tests/check_shmalloc.log
+scripts/test-python.sh >build/python-tests.log 2>&1 || tail -60 build/python-tests.log; count build/python-tests.log "Python (pytest)"
 
 if [ "${1:-}" != "--quick" ]; then
   # Sanitizers: a separate build tree, so the plain build stays as it is.

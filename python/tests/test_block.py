@@ -1,0 +1,253 @@
+"""Block: the buffer protocol, the ownership rules, handles, roots, errors.
+
+Where a test says "planted bug", it is the change to the module that makes
+it fail.  Several use the large-block cache to see whether memory went
+back: a process reuses a large block it freed for the next allocation of
+that size (client/lib/largecache.c), so "the next block has the freed one's
+address" is what freeing looks like, deterministically.
+"""
+import errno
+import os
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+import shmalloc
+
+MIB = 1 << 20
+
+
+def test_buffer_protocol_is_the_shared_memory_itself():
+    b = shmalloc.alloc(4096)
+    assert len(b) == 4096 and b.owner and not b.freed
+    with memoryview(b) as m:
+        assert not m.readonly and m.nbytes == 4096
+        m[:5] = b"hello"
+    assert bytes(b)[:5] == b"hello"
+    a = np.frombuffer(b, dtype=np.uint8)  # planted bug: a read-only buffer
+    assert a.ctypes.data == b.address and a.flags.writeable
+    a[5] = ord("!")
+    n = np.ndarray((512,), dtype=np.float64, buffer=b)
+    assert n.ctypes.data == b.address
+    assert bytes(b)[:6] == b"hello!"
+    assert shmalloc.owns(b.address) and b.ref == shmalloc.ref_of(b.address)
+    del a, n
+    b.free()
+
+
+def test_zeroed_alloc():
+    b = shmalloc.alloc(3 * MIB, zero=True)
+    assert not any(bytes(b))
+    b.free()
+
+
+def test_free_twice_is_refused():
+    b = shmalloc.alloc(64)
+    b.free()
+    assert b.freed and not b.owner
+    # Planted bug: free() not clearing the pointer frees the block again
+    # (the library aborts on the double free).
+    with pytest.raises(ValueError, match="freed"):
+        b.free()
+
+
+def test_a_freed_block_refuses_every_use():
+    b = shmalloc.alloc(64)
+    b.free()
+    with pytest.raises(BufferError):
+        memoryview(b)
+    for use in (len, lambda b: b.ref, lambda b: b.address, pickle.dumps, lambda b: b.give()):
+        with pytest.raises(ValueError):
+            use(b)
+    assert "freed" in repr(b)
+
+
+def test_no_free_while_a_view_is_exported():
+    b = shmalloc.alloc(MIB)
+    m = memoryview(b)
+    a = np.frombuffer(b, dtype=np.uint8)
+    with pytest.raises(BufferError, match="2 view"):  # planted bug: exports not counted
+        b.free()
+    m.release()
+    with pytest.raises(BufferError, match="1 view"):
+        b.free()
+    del a
+    b.free()
+
+
+def test_the_owner_frees_when_collected():
+    b = shmalloc.alloc(2 * MIB)
+    address = b.address
+    del b  # planted bug: dealloc not freeing: the next block is elsewhere
+    c = shmalloc.alloc(2 * MIB)
+    assert c.address == address
+    c.free()
+
+
+def test_a_borrower_frees_nothing():
+    b = shmalloc.alloc(2 * MIB)
+    c = pickle.loads(pickle.dumps(b))
+    assert c.address == b.address and not c.owner
+    with pytest.raises(ValueError, match="not the owner"):
+        c.free()
+    del c  # planted bug: a borrower freeing when collected
+    d = shmalloc.alloc(2 * MIB)
+    assert d.address != b.address
+    d.free()
+    b.free()
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, 200 * 1024, 64 * MIB, 256 * MIB])
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_a_handle_is_small_whatever_the_size(size, protocol):
+    b = shmalloc.alloc(size)
+    h = pickle.dumps(b, protocol=protocol)
+    assert len(h) < 200  # planted bug: reducing to the bytes
+    c = pickle.loads(h)
+    assert (c.ref, len(c), c.owner) == (b.ref, size, False)
+    b.free()
+
+
+def test_give_moves_ownership_with_the_next_pickle():
+    b = shmalloc.alloc(2 * MIB)
+    assert b.give() is b and not b.owner
+    with pytest.raises(ValueError, match="given away"):
+        b.free()
+    moved = pickle.loads(pickle.dumps(b))
+    lent = pickle.loads(pickle.dumps(b))  # only the first handle moves it
+    assert moved.owner and not lent.owner and moved.ref == lent.ref == b.ref
+    address = b.address
+    del b, lent
+    moved.free()
+    c = shmalloc.alloc(2 * MIB)
+    assert c.address == address
+    c.free()
+
+
+def test_a_given_block_never_pickled_is_freed_when_collected():
+    b = shmalloc.alloc(2 * MIB)
+    address = b.give().address
+    del b  # nobody else can have it: it is freed, not leaked
+    c = shmalloc.alloc(2 * MIB)
+    assert c.address == address
+    c.free()
+
+
+def test_a_forked_child_holds_its_parents_owners_as_borrowers():
+    b = shmalloc.alloc(2 * MIB)
+    np.frombuffer(b, dtype=np.uint8)[:] = 1
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            if b.owner:
+                code = 1
+            try:
+                b.free()
+                code = 2  # planted bug: the owner as a flag, not a pid
+            except ValueError:
+                pass
+            del b
+            c = shmalloc.alloc(2 * MIB)
+            np.frombuffer(c, dtype=np.uint8)[:] = 7
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert b.owner and np.frombuffer(b, dtype=np.uint8).max() == 1
+    b.free()
+
+
+def test_a_handle_of_another_instance_is_refused():
+    b = shmalloc.alloc(64)
+    with pytest.raises(ValueError, match="another shmalloc instance"):
+        shmalloc.Block._rebuild(shmalloc.instance() ^ 1, b.ref, len(b), False)
+    with pytest.raises(ValueError, match="not in this process's heap"):
+        shmalloc.view(shmalloc.instance(), 1 << 62, 64)
+    b.free()
+
+
+def test_errors_carry_errno_and_the_librarys_text(name):
+    with pytest.raises(shmalloc.Error) as e:
+        shmalloc.lookup(name)
+    assert isinstance(e.value, OSError)
+    assert e.value.errno == errno.ENOENT
+    assert e.value.strerror == shmalloc.strerror(errno.ENOENT)
+    with pytest.raises(shmalloc.Error) as e:
+        shmalloc.alloc(1 << 62)
+    assert e.value.errno == errno.ENOMEM
+
+
+def test_publish_lookup_unpublish(name):
+    b = shmalloc.alloc(100)
+    memoryview(b)[:3] = b"abc"
+    shmalloc.publish(name, b)
+    with pytest.raises(shmalloc.Error) as e:
+        shmalloc.publish(name, b)
+    assert e.value.errno == errno.EEXIST
+    c = shmalloc.lookup(name)
+    assert c.ref == b.ref and len(c) >= 100 and not c.owner
+    assert bytes(c)[:3] == b"abc"
+    shmalloc.unpublish(name)
+    with pytest.raises(shmalloc.Error):
+        shmalloc.unpublish(name)
+    with pytest.raises(ValueError, match="not a block"):
+        shmalloc.publish(name, bytearray(10))
+    b.free()
+
+
+def test_lookup_wait_times_out(name):
+    with pytest.raises(shmalloc.Error) as e:
+        shmalloc.lookup_wait(name, timeout=0.05)
+    assert e.value.errno == errno.ETIMEDOUT
+
+
+def test_lookup_wait_releases_the_gil(name):
+    """Another thread publishes while this one waits: it can only if the
+    wait let go of the GIL (planted bug: no Py_BEGIN_ALLOW_THREADS in the
+    wait, and the waiter times out)."""
+    b = shmalloc.alloc(64)
+    got, waiting = [], threading.Event()
+
+    def waiter():
+        waiting.set()
+        try:
+            got.append(shmalloc.lookup_wait(name, timeout=20))
+        except shmalloc.Error as e:
+            got.append(e)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    waiting.wait()
+    shmalloc.publish(name, b)
+    t.join()
+    assert isinstance(got[0], shmalloc.Block) and got[0].ref == b.ref
+    shmalloc.unpublish(name)
+    del got
+    b.free()
+
+
+def test_stats_is_a_dict():
+    b = shmalloc.alloc(5 * MIB)
+    s = shmalloc.stats()
+    assert isinstance(s, dict) and s["in_use_bytes"] >= 5 * MIB
+    assert any(c["pid"] == os.getpid() for c in s["clients"])
+    assert shmalloc.same_address() in (True, False)
+    b.free()
+
+
+def test_no_daemon_is_an_error_with_the_librarys_text(tmp_path):
+    """In a process of its own (this one is connected already)."""
+    import subprocess
+    import sys
+    code = ("import shmalloc, sys\n"
+            "try:\n    shmalloc.connect(sys.argv[1])\n"
+            "except shmalloc.Error as e:\n    print(e.errno, e.strerror)\n")
+    sock = str(tmp_path / "none.sock")
+    out = subprocess.run([sys.executable, "-c", code, sock], capture_output=True,
+                         text=True, timeout=60)
+    err, text = out.stdout.split(" ", 1)
+    assert int(err) in (errno.ENOENT, errno.ECONNREFUSED)
+    assert text.strip() == shmalloc.strerror(int(err))

@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(autoconf automake libtool pkg-config make gcc protobuf-c-compiler
       libprotobuf-c-dev libuv1-dev check valgrind python3 clang libclang-rt-dev
-      sqlite3 git redis-server redis-tools)
+      sqlite3 git redis-server redis-tools libsystemd-dev systemd debhelper dpkg-dev lintian)
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(g++ libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev libboost-dev gnuplot-nox)
 fi

@@ -67,6 +67,10 @@ if [ "${1:-}" != "--quick" ]; then
     fi
   done
   step make -C build -j"$(nproc)" distcheck
+  # The hardened unit's exposure, and the Debian packages built, linted,
+  # installed and serving the demo (scripts/test-packages.sh).
+  step systemd/check-security.sh
+  step scripts/test-packages.sh
   # A bounded fuzz run (tests/fuzz/local.mk): 30 s per target, one step.
   step make -C build fuzz FUZZ_SECONDS=30
 fi

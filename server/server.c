@@ -16,6 +16,7 @@
 #include "server.h"
 #include "conn.h"
 #include "log.h"
+#include "activation.h"
 #include "perimeter.h"
 
 #include <errno.h>
@@ -76,6 +77,7 @@ static void on_signal(uv_signal_t *s, int signum)
 {
 	struct server *srv = s->data;
 	log_msg(SLOG_INFO, "got signal %d", signum);
+	activation_stopping();
 	begin_shutdown(srv);
 }
 
@@ -136,11 +138,16 @@ static void start_conn_timer(struct server *srv)
 	uv_timer_start(&srv->conn_timer, on_conn_timer, every, every);
 }
 
-/* Listens on the socket perimeter_bind() made in the checked directory. */
+/* Listens on the socket systemd passed (shmallocd.socket), else on the one
+ * perimeter_bind() makes in the checked directory. */
 static int listen_socket(struct server *srv)
 {
 	struct daemon *d = srv->d;
-	int fd = perimeter_bind(&d->perimeter, d->opt.socket_mode);
+	int fd = activation_listen_fd(d->opt.socket_path);
+	if (fd == -1)
+		fd = perimeter_bind(&d->perimeter, d->opt.socket_mode);
+	else if (fd >= 0)
+		log_msg(SLOG_INFO, "socket activation: serving the socket systemd passed");
 	if (fd < 0)
 		return -1;
 	uv_pipe_init(srv->loop, &srv->listener, 0);
@@ -216,6 +223,7 @@ int server_run(struct daemon *d)
 	log_msg(SLOG_INFO, "listening on %s (instance %s, arenas of %llu MiB)",
 		d->opt.socket_path, d->opt.instance,
 		(unsigned long long)(d->opt.arena_size >> 20));
+	activation_ready();
 	uv_run(srv.loop, UV_RUN_DEFAULT);
 	perimeter_close(&d->perimeter);
 	uv_loop_close(srv.loop);

@@ -1,8 +1,9 @@
 # ---- client/lib/preload.c: libshmalloc-preload.so (shmalloc-run(1)) ----
 # A module put in unmodified programs with LD_PRELOAD: the library's insides
 # (libshmclient.la) and the malloc family on top, exporting only that family
-# (preload.sym).  Installed in $(libdir), where shmalloc-run looks for it.
-lib_LTLIBRARIES += libshmalloc-preload.la
+# (preload.sym).  Installed in $(pkglibdir) ($(libdir)/shmalloc), where
+# shmalloc-run looks for it: a module, not a library to link against.
+pkglib_LTLIBRARIES += libshmalloc-preload.la
 libshmalloc_preload_la_SOURCES = client/lib/preload.c
 libshmalloc_preload_la_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
 libshmalloc_preload_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)

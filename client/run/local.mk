@@ -5,6 +5,6 @@
 bin_PROGRAMS += shmalloc-run
 shmalloc_run_SOURCES = client/run/shmalloc-run.c
 shmalloc_run_CPPFLAGS = $(AM_CPPFLAGS) \
-	-DPRELOAD_PATH='"$(libdir)/libshmalloc-preload.so"' \
+	-DPRELOAD_PATH='"$(pkglibdir)/libshmalloc-preload.so"' \
 	-DSHMALLOCD_PATH='"$(sbindir)/shmallocd"'
 shmalloc_run_LDADD = libshmcore.la

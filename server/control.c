@@ -48,6 +48,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "seg.h"
+#include "stats.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -356,10 +357,12 @@ uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 	}
 	uint64_t back = 0;
 	if (pid_gone(c->pid)) {
+		uint64_t in_use = stats_in_use(d);
 		back = reclaim_caches(d, c->ctl, c->id);
 		back += inflight_settle(&c->inflight, d->heap, c->ctl);
 		d->reclaimed_objects += back;
 		end_region(d, c->id);
+		stats_former_settled(d, c->id, in_use);
 		c->region = NULL;
 		unmap_and_unlink(d, c->id, c->ctl_fd, c->ctl, 1);
 	} else {
@@ -387,6 +390,7 @@ int daemon_control_adopt(struct daemon *d, struct client *c, uint64_t id)
 		 * those not collected are taken back now, while the client waits
 		 * for its Hello reply and so touches no bin. */
 		d->reclaimed_objects += inflight_settle(&o->inflight, d->heap, o->ctl);
+		stats_former_adopted(d, c);
 		free(o);
 		return 0;
 	}
@@ -397,12 +401,14 @@ static uint64_t reclaim_orphan(struct daemon *d, struct orphan *o)
 {
 	/* The caches first: a refill collected just before the end is in a
 	 * bin, and the walk takes it; settling then skips what is free. */
+	uint64_t in_use = stats_in_use(d);
 	uint64_t back = reclaim_caches(d, o->ctl, o->id);
 	back += inflight_settle(&o->inflight, d->heap, o->ctl);
 	d->reclaimed_objects += back;
 	log_msg(SLOG_INFO, "client %llu (pid %ld) is gone: took back %llu cached objects",
 		(unsigned long long)o->id, (long)o->pid, (unsigned long long)back);
 	end_region(d, o->id);
+	stats_former_settled(d, o->id, in_use);
 	unmap_and_unlink(d, o->id, -1, o->ctl, 1);
 	return back;
 }
@@ -500,6 +506,7 @@ int daemon_control_recover(struct daemon *d)
 void daemon_control_close(struct daemon *d, int unlink)
 {
 	drop_spares(d);
+	stats_close(d);
 	while (d->orphans != NULL) {
 		struct orphan *o = d->orphans;
 		d->orphans = o->next;

@@ -563,6 +563,80 @@ START_TEST(stats_fields_in_every_view)
 }
 END_TEST
 
+
+/* ---- memory held for clients that are gone ---- */
+
+static int leave_published(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < SMALL_N; i++)
+		if (shma_malloc(SMALL_A) == NULL)
+			return 1;
+	void *big = shma_malloc(LARGE_SIZE);
+	/* Gone without shma_disconnect, as a program that returns from main:
+	 * its caches still hold the rest of its refills. */
+	_exit(big != NULL && shma_publish("left", shma_ref(big)) == 0 ? 0 : 2);
+}
+
+static int free_published(void *arg)
+{
+	(void)arg;
+	shma_ref_t ref;
+	if (shma_lookup("left", &ref) != 0 || shma_unpublish("left") != 0)
+		return 1;
+	shma_free(shma_ptr(ref));
+	return 0;
+}
+
+/* The JSON row of former client pid once it is settled (its caches taken
+ * back: at once if its process was gone when its connection ended, else at
+ * the next sweep), polling the state. */
+static const char *settled_former(pid_t pid)
+{
+	char want[48];
+	snprintf(want, sizeof want, "\"pid\":%d,", (int)pid);
+	for (int i = 0; i < 5000; i++) {
+		ck_assert_int_eq(ctl("stats --json"), 0);
+		const char *f = strstr(out, "\"former_clients\":[{");
+		const char *row = f ? strstr(f, want) : NULL;
+		if (row != NULL && strstr(row, "\"unsettled\":false") != NULL)
+			return row;
+	}
+	ck_abort_msg("client %d never settled: %s", (int)pid, out);
+	return NULL;
+}
+
+/* A library client that exits holding 20 small objects and a large block:
+ * stats show them as its own (pid, uid, name), its caches not counted, in
+ * the JSON, `shmallocctl clients` and Prometheus; when another client frees
+ * its large block, that comes off. */
+START_TEST(former_client_holds_what_it_left)
+{
+	unsigned long long small = SMALL_N * sizeclass_size(sizeclass_of(SMALL_A));
+	pid_t pid = e2e_fork(leave_published, NULL);
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	const char *row = settled_former(pid);
+	ck_assert_uint_eq(json_num(row, "uid"), getuid());
+	ck_assert_ptr_nonnull(strstr(row, "\"name\":\"check_shmalloc\""));
+	ck_assert_uint_eq(json_num(row, "bytes_held"), small + LARGE_SIZE);
+	ck_assert_uint_eq(json_num(out, "former_bytes"), small + LARGE_SIZE);
+	ck_assert_uint_eq(json_num(out, "in_use_bytes"), small + LARGE_SIZE);
+	char want[160];
+	ck_assert_int_eq(ctl("clients"), 0);
+	const char *gone = strstr(out, "clients gone");
+	snprintf(want, sizeof want, " %d ", (int)pid);
+	ck_assert_msg(gone != NULL && strstr(gone, want) != NULL, "not in clients: %s", out);
+	ck_assert_int_eq(ctl("stats --prometheus"), 0);
+	snprintf(want, sizeof want,
+		 "shmalloc_former_client_held_bytes{pid=\"%d\",uid=\"%u\",name=\"check_shmalloc\"} "
+		 "%llu\n", (int)pid, (unsigned)getuid(), small + LARGE_SIZE);
+	ck_assert_msg(strstr(out, want) != NULL, "no '%s' in %s", want, out);
+	ck_assert_int_eq(e2e_wait(e2e_fork(free_published, NULL)), 0);
+	row = settled_former(pid);
+	ck_assert_uint_eq(json_num(row, "bytes_held"), small);
+}
+END_TEST
+
 START_TEST(ping_answers)
 {
 	ck_assert_int_eq(ctl("ping"), 0);
@@ -678,6 +752,7 @@ Suite *make_ctl_suite(void)
 	tcase_add_test(tc, prometheus_format);
 	tcase_add_test(tc, prometheus_labels);
 	tcase_add_test(tc, stats_fields_in_every_view);
+	tcase_add_test(tc, former_client_holds_what_it_left);
 	tcase_add_test(tc, ping_answers);
 	tcase_add_test(tc, no_daemon);
 	tcase_add_test(tc, permission_denied);

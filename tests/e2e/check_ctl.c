@@ -637,6 +637,69 @@ START_TEST(former_client_holds_what_it_left)
 }
 END_TEST
 
+
+/* The series of a scrape (sample lines without their values), sorted, one
+ * per line, into buf. */
+static void series_of(const char *text, char *buf, size_t cap)
+{
+	static char lines[4096][256];
+	size_t n = 0, at = 0;
+	char *copy = strdup(text);
+	for (char *save, *l = strtok_r(copy, "\n", &save); l && n < 4096;
+	     l = strtok_r(NULL, "\n", &save)) {
+		if (l[0] == '#')
+			continue;
+		char *sp = strrchr(l, ' ');
+		ck_assert_ptr_nonnull(sp);
+		snprintf(lines[n++], sizeof lines[0], "%.*s", (int)(sp - l), l);
+	}
+	free(copy);
+	qsort(lines, n, sizeof lines[0], (int (*)(const void *, const void *))strcmp);
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		at += (size_t)snprintf(buf + at, at < cap ? cap - at : 0, "%s\n", lines[i]);
+	ck_assert_uint_lt(at, cap);
+}
+
+/* Two scrapes of a heap whose clients stay show the same series: the
+ * scraping shmallocctl (a new pid and connection each time) is not one,
+ * and no label is per connection.  The histogram has cumulative buckets,
+ * _sum and _count. */
+START_TEST(prometheus_series_do_not_churn)
+{
+	static char first[OUT_CAP], second[OUT_CAP];
+	pid_t pid = start_workload();
+	ck_assert_int_eq(ctl("stats --prometheus"), 0);
+	series_of(out, first, sizeof first);
+	ck_assert_int_eq(ctl("stats --prometheus"), 0);
+	series_of(out, second, sizeof second);
+	size_t d = 0;
+	while (first[d] && first[d] == second[d])
+		d++;
+	while (d > 0 && first[d - 1] != '\n')
+		d--;
+	ck_assert_msg(strcmp(first, second) == 0, "series changed at '%.200s' / '%.200s'",
+		      first + d, second + d);
+	ck_assert_ptr_null(strstr(out, "client=\""));
+	ck_assert_ptr_nonnull(strstr(out, "\nshmalloc_request_duration_seconds_sum "));
+	unsigned long long last = 0, inf = 0, count = 0;
+	for (const char *p = strstr(out, "shmalloc_request_duration_seconds_bucket{le=\""); p;
+	     p = strstr(p + 1, "shmalloc_request_duration_seconds_bucket{le=\"")) {
+		unsigned long long v = strtoull(strstr(p, "} ") + 2, NULL, 10);
+		ck_assert_uint_ge(v, last);
+		last = v;
+		if (strncmp(p + 45, "+Inf", 4) == 0)
+			inf = v;
+	}
+	const char *c = strstr(out, "\nshmalloc_request_duration_seconds_count ");
+	ck_assert_ptr_nonnull(c);
+	count = strtoull(c + 41, NULL, 10);
+	ck_assert_uint_eq(count, inf);
+	ck_assert_uint_gt(count, 0);
+	stop_workload(pid);
+}
+END_TEST
+
 START_TEST(ping_answers)
 {
 	ck_assert_int_eq(ctl("ping"), 0);
@@ -751,6 +814,7 @@ Suite *make_ctl_suite(void)
 	tcase_add_test(tc, json_parses);
 	tcase_add_test(tc, prometheus_format);
 	tcase_add_test(tc, prometheus_labels);
+	tcase_add_test(tc, prometheus_series_do_not_churn);
 	tcase_add_test(tc, stats_fields_in_every_view);
 	tcase_add_test(tc, former_client_holds_what_it_left);
 	tcase_add_test(tc, ping_answers);

@@ -83,6 +83,15 @@
 	   "region_in_use_bytes", "Of in_use_bytes, what is in regions (freed when they end).") \
 	XX(former_bytes, BYTES, SELF, "former_bytes", "held by clients gone", CLIENTS, \
 	   "former_bytes", "Of in_use_bytes, what clients that are gone took and did not give back.") \
+	XX(malloc_requested_bytes, TOTAL_BYTES, SELF, "malloc_requested_bytes", "small asked", \
+	   FRAG, "malloc_requested_bytes_total", \
+	   "Bytes small allocations asked for, connected clients and gone.") \
+	XX(malloc_granted_bytes, TOTAL_BYTES, SELF, "malloc_granted_bytes", "small granted", FRAG, \
+	   "malloc_granted_bytes_total", "Bytes small allocations were given (their class size).") \
+	XX(large_requested_bytes, TOTAL_BYTES, DAEMON, "large_requested_bytes", "large asked", \
+	   FRAG, "large_requested_bytes_total", "Bytes large blocks the daemon served asked for.") \
+	XX(large_granted_bytes, TOTAL_BYTES, DAEMON, "large_granted_bytes", "large granted", FRAG, \
+	   "large_granted_bytes_total", "Bytes of those large blocks (whole pages).") \
 	XX(service_ns_histogram, HIST, SELF, "service_ns_histogram", "service time", REQUESTS, \
 	   "request_duration_seconds", "Time the daemon took to serve a request.") \
 	XX(service_ns_total, NS, DAEMON, "service_ns_total", "serving", REQUESTS, \
@@ -123,7 +132,11 @@
 	XX(flushes, TOTAL, HEAP, "flushes", "flushed", COL, "class_flushed_objects_total", \
 	   "Objects of the class given back by clients.") \
 	XX(requested_bytes, RETIRED, SELF, "requested_bytes", "requested", COL, NULL, \
-	   "Never set: the size asked for is not known at a block's free.")
+	   "Never set: the size asked for is not known at a block's free.") \
+	XX(malloc_calls, TOTAL, SELF, "mallocs", "mallocs", COL, "class_malloc_calls_total", \
+	   "Allocations of the class by clients connected and gone.") \
+	XX(malloc_requested_bytes, TOTAL_BYTES, SELF, "requested_bytes_total", "asked", COL, \
+	   "class_malloc_requested_bytes_total", "Bytes those allocations asked for.")
 
 #define CLIENT_STATS_FIELDS(XX) \
 	XX(client_id, ID, SELF, "id", "id", COL, NULL, \

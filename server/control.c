@@ -238,7 +238,7 @@ static int create_segment(struct daemon *d, uint64_t id, int *fdp, struct contro
 /* The header of a new block of client id, of process pid (0: a spare). */
 static void write_header(struct control_block *cb, uint64_t id, pid_t pid)
 {
-	cb->hdr.layout_version = SHMA_LAYOUT_VERSION;
+	cb->hdr.layout_version = SHMA_CONTROL_VERSION;
 	cb->hdr.nslots = SHMA_CONTROL_SLOTS;
 	cb->hdr.client_id = id;
 	cb->hdr.pid = (uint32_t)pid;
@@ -438,7 +438,7 @@ static const char *control_check(const struct control_block *cb, uint64_t id)
 {
 	if (__atomic_load_n(&cb->hdr.magic, __ATOMIC_ACQUIRE) != SHMA_CONTROL_MAGIC)
 		return "no magic (creation cut short, or not a control block)";
-	if (cb->hdr.layout_version != SHMA_LAYOUT_VERSION || cb->hdr.nslots != SHMA_CONTROL_SLOTS ||
+	if (cb->hdr.layout_version != SHMA_CONTROL_VERSION || cb->hdr.nslots != SHMA_CONTROL_SLOTS ||
 	    cb->hdr.nclasses != SIZECLASS_COUNT)
 		return "another layout version";
 	if (cb->hdr.client_id != id)

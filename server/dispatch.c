@@ -306,6 +306,8 @@ static enum dispatch_action do_alloc_large(struct daemon *d, struct client *c,
 		return refuse(d, c, resp, s, req->id, -rc, "alloc large");
 	}
 	quota_held(c, (int64_t)seg_size);
+	d->large_requested_bytes += size;
+	d->large_granted_bytes += seg_size;
 	inflight_note_large(&c->inflight, req->id, ref);
 	Shma__AllocLargeReply *r = dispatch_scratch_alloc(s, sizeof *r);
 	if (r == NULL) {

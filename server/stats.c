@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +49,23 @@ static void copy_client(Shma__ClientStats *dst, struct client *c)
 	CLIENT_STATS_FIELDS(COPY)
 }
 
+/* Adds, per class, the allocations and bytes asked for that c's bins
+ * counted (every slot ever taken: a slot's counts outlive its threads). */
+static void client_class_counts(const struct client *c, uint64_t *mallocs,
+				uint64_t *requested)
+{
+	if (c->ctl == NULL)
+		return;
+	uint32_t nslots = layout_slots_readable(c->ctl);
+	for (unsigned i = 0; i < nslots; i++) {
+		const struct tcache_bin *b = c->ctl->slots[i].bins;
+		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+			mallocs[cls] += __atomic_load_n(&b[cls].mallocs, __ATOMIC_RELAXED);
+			requested[cls] += __atomic_load_n(&b[cls].requested, __ATOMIC_RELAXED);
+		}
+	}
+}
+
 static int fill_arenas(struct daemon *d, Shma__StatsReply *r, struct dispatch_scratch *s)
 {
 	unsigned n = heap_arena_count(d->heap);
@@ -73,16 +91,26 @@ static int fill_classes(struct daemon *d, Shma__StatsReply *r, struct dispatch_s
 	Shma__ClassStats **p = dispatch_scratch_alloc(s, SIZECLASS_COUNT * sizeof *p);
 	if (!a || !p)
 		return -ENOMEM;
+	uint64_t m[SIZECLASS_COUNT], req[SIZECLASS_COUNT];
+	memcpy(m, d->retired_class_mallocs, sizeof m);
+	memcpy(req, d->retired_class_requested, sizeof req);
+	for (struct client *c = d->clients; c != NULL; c = c->next)
+		if (c->hello_done)
+			client_class_counts(c, m, req);
 	unsigned k = 0;
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
 		struct heap_class_stats hs;
 		heap_class_stats(d->heap, cls, &hs);
-		if (hs.spans == 0 && hs.refills == 0 && hs.flushes == 0)
+		r->malloc_requested_bytes += req[cls];
+		r->malloc_granted_bytes += m[cls] * sizeclass_size(cls);
+		if (hs.spans == 0 && hs.refills == 0 && hs.flushes == 0 && m[cls] == 0)
 			continue; /* a class never used says nothing */
 		shma__class_stats__init(&a[k]);
 		a[k].size_class = cls;
 		a[k].size = sizeclass_size(cls);
 		copy_class(&a[k], &hs);
+		a[k].malloc_calls = m[cls];
+		a[k].malloc_requested_bytes = req[cls];
 		p[k] = &a[k];
 		k++;
 	}
@@ -126,6 +154,11 @@ void stats_client_counters(const struct client *c, uint64_t *mallocs, uint64_t *
 		*mallocs += __atomic_load_n(&sl->mallocs, __ATOMIC_RELAXED);
 		*waits += __atomic_load_n(&sl->waits, __ATOMIC_RELAXED);
 	}
+	/* Small allocations are counted per class in the bins. */
+	uint64_t m[SIZECLASS_COUNT] = {0}, req[SIZECLASS_COUNT] = {0};
+	client_class_counts(c, m, req);
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+		*mallocs += m[cls];
 }
 
 /* ---- former clients: memory held for clients that are gone ---- */
@@ -206,6 +239,7 @@ void stats_retire_client(struct daemon *d, const struct client *c)
 	stats_client_counters(c, &m, &w);
 	d->retired_mallocs += m;
 	d->retired_waits += w;
+	client_class_counts(c, d->retired_class_mallocs, d->retired_class_requested);
 	if (c->hello_done && c->bytes_held > 0)
 		former_add(d, c);
 }

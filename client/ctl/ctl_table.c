@@ -218,6 +218,20 @@ static void free_runs(struct line_out *o, const Shma__StatsReply *r)
 	put(o, L_FRAG, "largest free run", v);
 }
 
+/* Internal fragmentation of the allocations made: 1 - asked / granted,
+ * small and large together. */
+static void internal(struct line_out *o, const Shma__StatsReply *r)
+{
+	uint64_t asked = r->malloc_requested_bytes + r->large_requested_bytes;
+	uint64_t granted = r->malloc_granted_bytes + r->large_granted_bytes;
+	char v[32];
+	if (granted == 0 || asked > granted)
+		snprintf(v, sizeof v, "-");
+	else
+		snprintf(v, sizeof v, "%.1f%%", 100.0 * (1.0 - (double)asked / (double)granted));
+	put(o, L_FRAG, "internal", v);
+}
+
 #define T_ON_LINE(m, kind, src, json, label, ln, prom, help) \
 	if (L_##ln == l && STATS_##kind != STATS_RETIRED && STATS_##kind != STATS_LIST) { \
 		char v[160]; \
@@ -233,8 +247,10 @@ static void print_totals(FILE *f, const Shma__StatsReply *r, time_t now)
 	for (enum line l = L_HEAD; l < L_NONE; l++) {
 		struct line_out o = {f, 0};
 		STATS_REPLY_FIELDS(T_ON_LINE)
-		if (l == L_FRAG)
+		if (l == L_FRAG) {
 			free_runs(&o, r);
+			internal(&o, r);
+		}
 		if (o.col != 0)
 			fputc('\n', f);
 	}

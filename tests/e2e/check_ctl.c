@@ -700,6 +700,46 @@ START_TEST(prometheus_series_do_not_churn)
 }
 END_TEST
 
+
+/* The JSON class object of class cls. */
+static const char *json_class(unsigned cls)
+{
+	char pat[48];
+	snprintf(pat, sizeof pat, "{\"class\":%u,", cls);
+	const char *c = strstr(out, pat);
+	ck_assert_msg(c != NULL, "class %u not listed: %s", cls, out);
+	return c;
+}
+
+/* What the workload asked for, per class and in all, against what it was
+ * granted: the internal fragmentation of the allocations made, counted by
+ * the client in its bins (the first malloc of each class goes by the slow
+ * path, the others by the fast one) and by the daemon for large blocks. */
+START_TEST(allocations_count_what_was_asked)
+{
+	unsigned a = sizeclass_of(SMALL_A), b = sizeclass_of(SMALL_B);
+	pid_t pid = start_workload();
+	ck_assert_int_eq(ctl("stats --json"), 0);
+	ck_assert_uint_eq(json_num(json_class(a), "mallocs"), SMALL_N);
+	ck_assert_uint_eq(json_num(json_class(a), "requested_bytes_total"), SMALL_N * SMALL_A);
+	ck_assert_uint_eq(json_num(json_class(b), "mallocs"), SMALL_N);
+	ck_assert_uint_eq(json_num(json_class(b), "requested_bytes_total"), SMALL_N * SMALL_B);
+	ck_assert_uint_eq(json_num(out, "malloc_requested_bytes"), SMALL_N * (SMALL_A + SMALL_B));
+	ck_assert_uint_eq(json_num(out, "malloc_granted_bytes"),
+			  SMALL_N * (sizeclass_size(a) + sizeclass_size(b)));
+	ck_assert_uint_eq(json_num(out, "large_requested_bytes"), LARGE_SIZE);
+	ck_assert_uint_eq(json_num(out, "large_granted_bytes"), LARGE_SIZE);
+	ck_assert_uint_eq(json_num(out, "malloc_calls"), 2 * SMALL_N + 1);
+	ck_assert_int_eq(ctl("stats"), 0);
+	double asked = SMALL_N * (SMALL_A + SMALL_B) + LARGE_SIZE;
+	double granted = SMALL_N * (sizeclass_size(a) + sizeclass_size(b)) + LARGE_SIZE;
+	char want[64];
+	snprintf(want, sizeof want, "internal %.1f%%", 100.0 * (1.0 - asked / granted));
+	ck_assert_msg(strstr(out, want) != NULL, "no '%s' in %s", want, out);
+	stop_workload(pid);
+}
+END_TEST
+
 START_TEST(ping_answers)
 {
 	ck_assert_int_eq(ctl("ping"), 0);
@@ -816,6 +856,7 @@ Suite *make_ctl_suite(void)
 	tcase_add_test(tc, prometheus_labels);
 	tcase_add_test(tc, prometheus_series_do_not_churn);
 	tcase_add_test(tc, stats_fields_in_every_view);
+	tcase_add_test(tc, allocations_count_what_was_asked);
 	tcase_add_test(tc, former_client_holds_what_it_left);
 	tcase_add_test(tc, ping_answers);
 	tcase_add_test(tc, no_daemon);

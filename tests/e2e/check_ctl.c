@@ -715,24 +715,50 @@ static const char *json_class(unsigned cls)
  * granted: the internal fragmentation of the allocations made, counted by
  * the client in its bins (the first malloc of each class goes by the slow
  * path, the others by the fast one) and by the daemon for large blocks. */
+/* MANY_N objects of 99 bytes (the class of SMALL_A): most of them from
+ * the fast path. */
+#define MANY_N 1000
+#define MANY_SIZE 99
+
+static int ask_many(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < MANY_N; i++)
+		if (shma_malloc(MANY_SIZE) == NULL)
+			return 1;
+	char c;
+	if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+		return 2;
+	return 0;
+}
+
 START_TEST(allocations_count_what_was_asked)
 {
 	unsigned a = sizeclass_of(SMALL_A), b = sizeclass_of(SMALL_B);
+	ck_assert_uint_eq(sizeclass_of(MANY_SIZE), a);
+	pid_t many = start_workload_of(ask_many);
+	ck_assert_int_eq(ctl("stats --json"), 0);
+	ck_assert_uint_eq(json_num(json_class(a), "mallocs"), MANY_N);
+	ck_assert_uint_eq(json_num(json_class(a), "requested_bytes_total"), MANY_N * MANY_SIZE);
+	stop_workload(many);
+	/* Gone, its counts stay in the totals; and the next workload's add. */
 	pid_t pid = start_workload();
 	ck_assert_int_eq(ctl("stats --json"), 0);
-	ck_assert_uint_eq(json_num(json_class(a), "mallocs"), SMALL_N);
-	ck_assert_uint_eq(json_num(json_class(a), "requested_bytes_total"), SMALL_N * SMALL_A);
+	unsigned long long asked_a = MANY_N * MANY_SIZE + SMALL_N * SMALL_A;
+	ck_assert_uint_eq(json_num(json_class(a), "mallocs"), MANY_N + SMALL_N);
+	ck_assert_uint_eq(json_num(json_class(a), "requested_bytes_total"), asked_a);
 	ck_assert_uint_eq(json_num(json_class(b), "mallocs"), SMALL_N);
 	ck_assert_uint_eq(json_num(json_class(b), "requested_bytes_total"), SMALL_N * SMALL_B);
-	ck_assert_uint_eq(json_num(out, "malloc_requested_bytes"), SMALL_N * (SMALL_A + SMALL_B));
+	ck_assert_uint_eq(json_num(out, "malloc_requested_bytes"), asked_a + SMALL_N * SMALL_B);
 	ck_assert_uint_eq(json_num(out, "malloc_granted_bytes"),
-			  SMALL_N * (sizeclass_size(a) + sizeclass_size(b)));
+			  (MANY_N + SMALL_N) * sizeclass_size(a) + SMALL_N * sizeclass_size(b));
 	ck_assert_uint_eq(json_num(out, "large_requested_bytes"), LARGE_SIZE);
 	ck_assert_uint_eq(json_num(out, "large_granted_bytes"), LARGE_SIZE);
-	ck_assert_uint_eq(json_num(out, "malloc_calls"), 2 * SMALL_N + 1);
+	ck_assert_uint_eq(json_num(out, "malloc_calls"), MANY_N + 2 * SMALL_N + 1);
 	ck_assert_int_eq(ctl("stats"), 0);
-	double asked = SMALL_N * (SMALL_A + SMALL_B) + LARGE_SIZE;
-	double granted = SMALL_N * (sizeclass_size(a) + sizeclass_size(b)) + LARGE_SIZE;
+	double asked = (double)asked_a + SMALL_N * SMALL_B + LARGE_SIZE;
+	double granted = (double)(MANY_N + SMALL_N) * sizeclass_size(a) +
+			 SMALL_N * sizeclass_size(b) + LARGE_SIZE;
 	char want[64];
 	snprintf(want, sizeof want, "internal %.1f%%", 100.0 * (1.0 - asked / granted));
 	ck_assert_msg(strstr(out, want) != NULL, "no '%s' in %s", want, out);

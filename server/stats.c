@@ -49,7 +49,7 @@ static void copy_client(Shma__ClientStats *dst, struct client *c)
 	CLIENT_STATS_FIELDS(COPY)
 }
 
-/* Adds, per class, the allocations and bytes asked for that c's bins
+/* Adds, per class, the allocations and bytes asked for that c's slots
  * counted (every slot ever taken: a slot's counts outlive its threads). */
 static void client_class_counts(const struct client *c, uint64_t *mallocs,
 				uint64_t *requested)
@@ -58,10 +58,10 @@ static void client_class_counts(const struct client *c, uint64_t *mallocs,
 		return;
 	uint32_t nslots = layout_slots_readable(c->ctl);
 	for (unsigned i = 0; i < nslots; i++) {
-		const struct tcache_bin *b = c->ctl->slots[i].bins;
+		const struct control_slot *sl = &c->ctl->slots[i];
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
-			mallocs[cls] += __atomic_load_n(&b[cls].mallocs, __ATOMIC_RELAXED);
-			requested[cls] += __atomic_load_n(&b[cls].requested, __ATOMIC_RELAXED);
+			mallocs[cls] += __atomic_load_n(&sl->class_mallocs[cls], __ATOMIC_RELAXED);
+			requested[cls] += __atomic_load_n(&sl->class_requested[cls], __ATOMIC_RELAXED);
 		}
 	}
 }

@@ -45,8 +45,8 @@
 #define SHMA_PAGE_SHIFT 13
 #define SHMA_PAGE_SIZE ((size_t)1 << SHMA_PAGE_SHIFT)
 #define SHMA_LAYOUT_VERSION 2u
-/* Of a control block (its header says which): 3 since bins count their
- * allocations.  A block of another version is not believed (its caches
+/* Of a control block (its header says which): 3 since slots count their
+ * allocations per class.  A block of another version is not believed (its caches
  * leak once, at the upgrade). */
 #define SHMA_CONTROL_VERSION 3u
 #define SHMA_ARENA_MAGIC UINT64_C(0x32414e4552414d53)   /* "SMARENA2" */
@@ -231,11 +231,6 @@ struct tcache_bin {
 	uint32_t count;
 	uint32_t reserved;
 	uint64_t collected; /* id of the last refill taken in */
-	/* The slot's allocations of the class, and the bytes they asked for:
-	 * only ever grow (a thread that takes the slot goes on counting), the
-	 * thread alone writes them, the daemon sums them for stats. */
-	uint64_t mallocs;
-	uint64_t requested;
 };
 
 struct control_slot {
@@ -246,6 +241,13 @@ struct control_slot {
 	uint64_t waits;   /* of them, those that waited on the daemon */
 	uint64_t reserved;
 	struct tcache_bin bins[SIZECLASS_COUNT];
+	/* Per class, the slot's small allocations and the bytes they asked for:
+	 * they only grow (a thread that takes the slot goes on counting), the
+	 * thread alone writes them, the daemon sums them for stats.  Arrays of
+	 * their own, indexed by the class as it is (one add to memory each on
+	 * the fast path, no other index to compute). */
+	uint64_t class_mallocs[SIZECLASS_COUNT];
+	uint64_t class_requested[SIZECLASS_COUNT];
 };
 
 /* A freed large block a client keeps: ref of its first page, its bytes. */

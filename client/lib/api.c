@@ -136,8 +136,8 @@ static __attribute__((noinline)) void *small_alloc_counted(unsigned cls, size_t 
 	void *p = tcache_alloc_slow(cls);
 	struct tcache *t = tcache_self;
 	if (p != NULL && t != NULL && t->slot != NULL) {
-		t->slot->bins[cls].mallocs++;
-		t->slot->bins[cls].requested += size;
+		t->slot->class_mallocs[cls]++;
+		t->slot->class_requested[cls] += size;
 	}
 	return p;
 }
@@ -164,13 +164,14 @@ static inline void *malloc_small(size_t size)
 	unsigned cls = sizeclass_of(size);
 	struct tcache *t = tcache_self;
 	if (likely(t != NULL)) {
-		struct tcache_bin *b = &t->slot->bins[cls];
+		struct control_slot *s = t->slot;
+		uint32_t *count = &s->bins[cls].count;
 		const struct tcache_hot *h = &t->hot[cls];
-		uint32_t n = b->count;
+		uint32_t n = *count;
 		if (likely(n > h->low)) {
-			b->count = --n;
-			b->mallocs++;
-			b->requested += size;
+			*count = --n;
+			s->class_mallocs[cls]++;
+			s->class_requested[cls] += size;
 			return map_ptr(h->stack[n]);
 		}
 	}

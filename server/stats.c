@@ -205,8 +205,10 @@ static void former_trim(struct daemon *d)
 	if (n <= FORMER_MAX)
 		return;
 	struct former *a = d->formers, *b = a->next;
+	/* Summed, they are no one's to settle: their caches, if any, still
+	 * come off in_use when taken back, not off this line. */
 	b->bytes += a->bytes;
-	b->unsettled |= a->unsettled;
+	b->unsettled = 0;
 	b->id = 0;
 	b->pid = 0;
 	b->uid = 0;

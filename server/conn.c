@@ -231,7 +231,9 @@ static int handle_frame(struct conn *cn, const uint8_t *body, uint32_t len)
 		frame = NULL;
 	if (frame != NULL && send_frame(cn, frame, n) != 0)
 		act = DISPATCH_REPLY_CLOSE;
-	d->hist[hist_bucket(uv_hrtime() - t0)]++;
+	uint64_t ns = uv_hrtime() - t0;
+	d->hist[hist_bucket(ns)]++;
+	d->service_ns_total += ns;
 	if (act == DISPATCH_REPLY_CLOSE) {
 		close_after_writes(cn);
 		return -1;

@@ -48,6 +48,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "seg.h"
+#include "stats.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -237,7 +238,7 @@ static int create_segment(struct daemon *d, uint64_t id, int *fdp, struct contro
 /* The header of a new block of client id, of process pid (0: a spare). */
 static void write_header(struct control_block *cb, uint64_t id, pid_t pid)
 {
-	cb->hdr.layout_version = SHMA_LAYOUT_VERSION;
+	cb->hdr.layout_version = SHMA_CONTROL_VERSION;
 	cb->hdr.nslots = SHMA_CONTROL_SLOTS;
 	cb->hdr.client_id = id;
 	cb->hdr.pid = (uint32_t)pid;
@@ -356,10 +357,12 @@ uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 	}
 	uint64_t back = 0;
 	if (pid_gone(c->pid)) {
+		uint64_t in_use = stats_in_use(d);
 		back = reclaim_caches(d, c->ctl, c->id);
 		back += inflight_settle(&c->inflight, d->heap, c->ctl);
 		d->reclaimed_objects += back;
 		end_region(d, c->id);
+		stats_former_settled(d, c->id, in_use);
 		c->region = NULL;
 		unmap_and_unlink(d, c->id, c->ctl_fd, c->ctl, 1);
 	} else {
@@ -387,6 +390,7 @@ int daemon_control_adopt(struct daemon *d, struct client *c, uint64_t id)
 		 * those not collected are taken back now, while the client waits
 		 * for its Hello reply and so touches no bin. */
 		d->reclaimed_objects += inflight_settle(&o->inflight, d->heap, o->ctl);
+		stats_former_adopted(d, c);
 		free(o);
 		return 0;
 	}
@@ -397,12 +401,14 @@ static uint64_t reclaim_orphan(struct daemon *d, struct orphan *o)
 {
 	/* The caches first: a refill collected just before the end is in a
 	 * bin, and the walk takes it; settling then skips what is free. */
+	uint64_t in_use = stats_in_use(d);
 	uint64_t back = reclaim_caches(d, o->ctl, o->id);
 	back += inflight_settle(&o->inflight, d->heap, o->ctl);
 	d->reclaimed_objects += back;
 	log_msg(SLOG_INFO, "client %llu (pid %ld) is gone: took back %llu cached objects",
 		(unsigned long long)o->id, (long)o->pid, (unsigned long long)back);
 	end_region(d, o->id);
+	stats_former_settled(d, o->id, in_use);
 	unmap_and_unlink(d, o->id, -1, o->ctl, 1);
 	return back;
 }
@@ -432,7 +438,7 @@ static const char *control_check(const struct control_block *cb, uint64_t id)
 {
 	if (__atomic_load_n(&cb->hdr.magic, __ATOMIC_ACQUIRE) != SHMA_CONTROL_MAGIC)
 		return "no magic (creation cut short, or not a control block)";
-	if (cb->hdr.layout_version != SHMA_LAYOUT_VERSION || cb->hdr.nslots != SHMA_CONTROL_SLOTS ||
+	if (cb->hdr.layout_version != SHMA_CONTROL_VERSION || cb->hdr.nslots != SHMA_CONTROL_SLOTS ||
 	    cb->hdr.nclasses != SIZECLASS_COUNT)
 		return "another layout version";
 	if (cb->hdr.client_id != id)
@@ -500,6 +506,7 @@ int daemon_control_recover(struct daemon *d)
 void daemon_control_close(struct daemon *d, int unlink)
 {
 	drop_spares(d);
+	stats_close(d);
 	while (d->orphans != NULL) {
 		struct orphan *o = d->orphans;
 		d->orphans = o->next;

@@ -71,7 +71,12 @@ struct daemon {
 	uint64_t requests, rejected, reclaimed_objects;
 	uint64_t inflight_returned; /* Flush.in_flight objects taken back */
 	uint64_t retired_mallocs, retired_waits; /* of clients gone */
+	/* Per class, allocations and bytes asked for, of clients gone. */
+	uint64_t retired_class_mallocs[SIZECLASS_COUNT], retired_class_requested[SIZECLASS_COUNT];
+	uint64_t large_requested_bytes, large_granted_bytes; /* AllocLarge served */
 	uint64_t hist[DAEMON_HIST_BUCKETS];
+	uint64_t service_ns_total; /* of every request the histogram counts */
+	struct former *formers;  /* clients gone whose blocks are out (stats.c) */
 	struct control_spare spares[DAEMON_CONTROL_SPARES]; /* oldest first */
 	unsigned nspares;
 	int spares_wanted;       /* make spares (a Hello came lately, or we just started) */

@@ -253,6 +253,7 @@ static enum dispatch_action do_flush(struct daemon *d, struct client *c, const S
 		int rc = heap_free_object(d->heap, f->refs[i], &cls);
 		if (rc == 0) {
 			uint64_t size = sizeclass_size(cls);
+			stats_freed_by(d, c, size, 0);
 			quota_held(c, -(int64_t)size);
 			accepted++;
 			continue;
@@ -305,6 +306,8 @@ static enum dispatch_action do_alloc_large(struct daemon *d, struct client *c,
 		return refuse(d, c, resp, s, req->id, -rc, "alloc large");
 	}
 	quota_held(c, (int64_t)seg_size);
+	d->large_requested_bytes += size;
+	d->large_granted_bytes += seg_size;
 	inflight_note_large(&c->inflight, req->id, ref);
 	Shma__AllocLargeReply *r = dispatch_scratch_alloc(s, sizeof *r);
 	if (r == NULL) {
@@ -327,10 +330,11 @@ static enum dispatch_action do_free_large(struct daemon *d, struct client *c,
 					  const Shma__Request *req, Shma__Response *resp,
 					  struct dispatch_scratch *s)
 {
-	uint64_t size;
+	uint64_t size, owner = heap_large_owner(d->heap, req->free_large->ref);
 	int rc = heap_free_large(d->heap, req->free_large->ref, &size);
 	if (rc != 0)
 		return refuse(d, c, resp, s, req->id, -rc, "free large");
+	stats_freed_by(d, c, size, owner);
 	quota_held(c, -(int64_t)size);
 	quota_large_give(c);
 	return reply_ok(resp, s, req->id);

@@ -15,7 +15,29 @@ int stats_build(struct daemon *d, Shma__Response *resp, struct dispatch_scratch 
  * client says, believed only as statistics. */
 void stats_client_counters(const struct client *c, uint64_t *mallocs, uint64_t *waits);
 
-/* Adds a departing client's counters to the daemon's totals. */
+/* Adds a departing client's counters to the daemon's totals; if it holds
+ * bytes, it becomes a former client (FormerClientStats) until they are back. */
 void stats_retire_client(struct daemon *d, const struct client *c);
+
+/* The heap's in_use_bytes now: taken before a control block is settled. */
+uint64_t stats_in_use(const struct daemon *d);
+
+/* Client id's control block was settled (its caches, refills in flight and
+ * region taken back), which made in_use_bytes fall from in_use_before: that
+ * much comes off the former client id, which is settled. */
+void stats_former_settled(struct daemon *d, uint64_t id, uint64_t in_use_before);
+
+/* c re-adopted its control block (the same process, reconnected): the
+ * former client of its id is c again, its bytes c's. */
+void stats_former_adopted(struct daemon *d, struct client *c);
+
+/* c gives back bytes (before they come off c->bytes_held): a large block
+ * of client owner (0: a small object, owner unknown).  What is not c's
+ * comes off the former client that took it -- the owner, or for a small
+ * object, what c gives back beyond what it took, off the oldest. */
+void stats_freed_by(struct daemon *d, const struct client *c, uint64_t bytes, uint64_t owner);
+
+/* At exit: forgets the former clients. */
+void stats_close(struct daemon *d);
 
 #endif

@@ -45,6 +45,10 @@
 #define SHMA_PAGE_SHIFT 13
 #define SHMA_PAGE_SIZE ((size_t)1 << SHMA_PAGE_SHIFT)
 #define SHMA_LAYOUT_VERSION 2u
+/* Of a control block (its header says which): 3 since slots count their
+ * allocations per class.  A block of another version is not believed (its caches
+ * leak once, at the upgrade). */
+#define SHMA_CONTROL_VERSION 3u
 #define SHMA_ARENA_MAGIC UINT64_C(0x32414e4552414d53)   /* "SMARENA2" */
 #define SHMA_HEAP_MAGIC UINT64_C(0x3250414548414d53)    /* "SMAHEAP2" */
 #define SHMA_CONTROL_MAGIC UINT64_C(0x324c52544e434d53) /* "SMCNTRL2" */
@@ -232,10 +236,18 @@ struct tcache_bin {
 struct control_slot {
 	uint32_t in_use; /* 1 while a thread owns the slot */
 	uint32_t tid;
-	uint64_t mallocs; /* allocations by the thread (it alone writes them) */
+	uint64_t mallocs; /* large allocations by the thread (it alone writes them);
+			   * small ones are its bins' */
 	uint64_t waits;   /* of them, those that waited on the daemon */
 	uint64_t reserved;
 	struct tcache_bin bins[SIZECLASS_COUNT];
+	/* Per class, the slot's small allocations and the bytes they asked for:
+	 * they only grow (a thread that takes the slot goes on counting), the
+	 * thread alone writes them, the daemon sums them for stats.  Arrays of
+	 * their own, indexed by the class as it is (one add to memory each on
+	 * the fast path, no other index to compute). */
+	uint64_t class_mallocs[SIZECLASS_COUNT];
+	uint64_t class_requested[SIZECLASS_COUNT];
 };
 
 /* A freed large block a client keeps: ref of its first page, its bytes. */

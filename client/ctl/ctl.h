@@ -13,6 +13,10 @@
 
 #include "shmalloc.pb-c.h"
 
+/* Leaves the clients of pid (the asking shmallocctl) out of r, in place:
+ * a view of the heap should not show the one looking at it. */
+void ctl_drop_pid(Shma__StatsReply *r, uint32_t pid);
+
 /* "812.0 KiB", "64.0 MiB", "17 B": powers of 1024. */
 void ctl_bytes(char *buf, size_t n, uint64_t bytes);
 
@@ -24,18 +28,16 @@ uint64_t ctl_bucket_ns(unsigned b);
  * if it is empty. */
 int ctl_quantile_bucket(const uint64_t *hist, size_t n, double p);
 
-/* Internal fragmentation, 1 - requested / granted, or -1 when the daemon
- * does not know what was requested. */
-double ctl_internal_fragmentation(const Shma__StatsReply *r);
-
 /* The whole table of `shmallocctl stats`; now is the time it is drawn at. */
 void ctl_print_stats(FILE *f, const Shma__StatsReply *r, time_t now);
 
-/* The table of `shmallocctl clients`. */
-void ctl_print_clients(FILE *f, const Shma__StatsReply *r);
+/* The tables of `shmallocctl clients`: clients connected, and clients gone
+ * whose blocks are still out. */
+void ctl_print_clients(FILE *f, const Shma__StatsReply *r, time_t now);
 
 /* `shmallocctl stats --prometheus`: every metric named shmalloc_*, with its
- * # HELP and # TYPE lines, counters ending in _total. */
+ * # HELP and # TYPE lines, counters ending in _total; clients and former
+ * clients labelled by pid, uid and name (rows of one pid summed). */
 void ctl_print_prometheus(FILE *f, const Shma__StatsReply *r);
 
 #endif

@@ -8,13 +8,21 @@
  * _total; sizes are in bytes and times in seconds (base units); label values
  * are escaped (backslash, double quote, newline).  Per-arena, per-class and
  * per-client metrics carry arena="ID", class="ID" (with size="BYTES"), and
- * client="ID" (with pid, uid, name) labels.
+ * pid, uid, name labels (clients and former clients: no per-connection id,
+ * whose every reconnect would start a new series; rows of one pid are one
+ * series).  The metrics, their names, types and help are
+ * proto/stats_fields.h's; the request histogram has cumulative le buckets,
+ * _sum and _count.
  */
 #include "config.h"
 
 #include "ctl.h"
 
+#include "stats_fields.h"
+
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define PAGE_BYTES 8192u /* SHMA_PAGE_SIZE: arena stats count pages */
 
@@ -44,168 +52,180 @@ static void label_value(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void totals(FILE *f, const Shma__StatsReply *r)
+/* ---- the lists: one family per field, one sample per row ---- */
+
+/* Rows with the same key are one series (their values summed, the earliest
+ * time kept): for clients and former clients the key is the pid, since a
+ * per-connection id would make a new series at every reconnect. */
+static int row_key_arenas(const void *row)
 {
-	family(f, "info", "gauge", "The daemon answering: its instance and pid.");
-	fputs("shmalloc_info{instance=", f);
-	label_value(f, r->instance);
-	fprintf(f, ",pid=\"%u\"} 1\n", r->pid);
-	scalar(f, "start_time_seconds", "gauge", "When the daemon started, unix time.",
-	       (unsigned long long)r->started);
-	scalar(f, "mapped_bytes", "gauge", "Arenas plus large blocks, mapped.", r->mapped_bytes);
-	scalar(f, "resident_bytes", "gauge", "Backing store held in /dev/shm.",
-	       r->resident_bytes);
-	scalar(f, "in_use_bytes", "gauge", "Objects out (at their class size) plus large blocks.",
-	       r->in_use_bytes);
-	scalar(f, "peak_in_use_bytes", "gauge", "Highest in_use_bytes since the start.",
-	       r->peak_in_use_bytes);
-	scalar(f, "cached_bytes", "gauge", "Of in_use_bytes, what sits in clients' caches.",
-	       r->cached_bytes);
-	scalar(f, "max_memory_bytes", "gauge", "The cap on arenas plus large blocks (0: none).",
-	       r->max_memory);
-	scalar(f, "returned_bytes_total", "counter", "Bytes given back to the OS by decay.",
-	       r->returned_bytes);
-	scalar(f, "large_blocks", "gauge", "Large blocks (one segment each) alive.",
-	       r->large_count);
-	scalar(f, "large_bytes", "gauge", "Bytes in large blocks.", r->large_bytes);
-	scalar(f, "roots", "gauge", "Names published.", r->roots);
-	scalar(f, "clients", "gauge", "Clients connected.", r->n_clients);
-	scalar(f, "requests_total", "counter", "Requests answered.", r->requests);
-	scalar(f, "rejected_requests_total", "counter", "Requests refused or invalid.",
-	       r->rejected);
-	scalar(f, "reclaimed_objects_total", "counter",
-	       "Objects taken back from clients that died.", r->reclaimed_objects);
+	(void)row;
+	return -1;
+}
+#define row_key_classes row_key_arenas
+static int row_key_clients(const void *row)
+{
+	return (int)((const Shma__ClientStats *)row)->pid;
+}
+static int row_key_former_clients(const void *row)
+{
+	return (int)((const Shma__FormerClientStats *)row)->pid;
 }
 
-static void fragmentation(FILE *f, const Shma__StatsReply *r)
+/* Labels: the ID and TEXT fields that have a Prometheus name. */
+#define P_LABEL(m, kind, src, json, label, line, prom, help) P_LABEL_##kind(prom, m)
+#define P_LABEL_ID(prom, m) \
+	if (prom != NULL) \
+		fprintf(f, "%s%s=\"%llu\"", n++ ? "," : "", (const char *)prom, \
+			(unsigned long long)r->m);
+#define P_LABEL_TEXT(prom, m) \
+	if (prom != NULL) { \
+		fprintf(f, "%s%s=", n++ ? "," : "", (const char *)prom); \
+		label_value(f, r->m); \
+	}
+#define P_LABEL_COUNT(prom, m)
+#define P_LABEL_BYTES(prom, m)
+#define P_LABEL_PAGES(prom, m)
+#define P_LABEL_TOTAL(prom, m)
+#define P_LABEL_TOTAL_BYTES(prom, m)
+#define P_LABEL_TIME(prom, m)
+#define P_LABEL_RATIO(prom, m)
+#define P_LABEL_FLAG(prom, m)
+#define P_LABEL_HIST(prom, m)
+#define P_LABEL_NS(prom, m)
+#define P_LABEL_LIST(prom, m)
+#define P_LABEL_RETIRED(prom, m)
+
+/* A row group's value of a field, by kind; 0: not a metric of its own. */
+#define P_TYPE_COUNT "gauge"
+#define P_TYPE_BYTES "gauge"
+#define P_TYPE_PAGES "gauge"
+#define P_TYPE_FLAG "gauge"
+#define P_TYPE_TIME "gauge"
+#define P_TYPE_TOTAL "counter"
+#define P_TYPE_TOTAL_BYTES "counter"
+#define P_ROWS_COUNT(v, r, m) v += (long long)(r)->m
+#define P_ROWS_BYTES P_ROWS_COUNT
+#define P_ROWS_TOTAL P_ROWS_COUNT
+#define P_ROWS_TOTAL_BYTES P_ROWS_COUNT
+#define P_ROWS_FLAG(v, r, m) v = (r)->m || v
+#define P_ROWS_PAGES(v, r, m) v += (long long)((r)->m * PAGE_BYTES)
+#define P_ROWS_TIME(v, r, m) v = (k == i || (long long)(r)->m < v) ? (long long)(r)->m : v
+
+#define P_ROW_METRIC(m, kind, src, json, label, line, prom, help) P_ROW_##kind(m, kind, prom, help)
+#define P_ROW_METRIC_OF(m, kind, prom, help) \
+	family(f, prom, P_TYPE_##kind, help); \
+	for (size_t i = 0, j; i < n; i = j) { \
+		long long v = 0; \
+		for (j = i + 1; j < n && key(rows[i]) >= 0 && key(rows[j]) == key(rows[i]); j++) \
+			; \
+		for (size_t k = i; k < j; k++) { \
+			const TYPE *r = rows[k]; \
+			P_ROWS_##kind(v, r, m); \
+		} \
+		labels(f, rows[i], prom); \
+		fprintf(f, " %lld\n", v); \
+	}
+#define P_ROW_COUNT P_ROW_METRIC_OF
+#define P_ROW_BYTES P_ROW_METRIC_OF
+#define P_ROW_PAGES P_ROW_METRIC_OF
+#define P_ROW_TOTAL P_ROW_METRIC_OF
+#define P_ROW_TOTAL_BYTES P_ROW_METRIC_OF
+#define P_ROW_TIME P_ROW_METRIC_OF
+#define P_ROW_FLAG P_ROW_METRIC_OF
+#define P_ROW_ID(m, kind, prom, help)
+#define P_ROW_TEXT(m, kind, prom, help)
+#define P_ROW_RETIRED(m, kind, prom, help)
+
+static int by_key(const void *a, const void *b, int (*key)(const void *))
 {
-	family(f, "external_fragmentation_ratio", "gauge",
-	       "1 - largest free run / free pages, over all arenas.");
-	fprintf(f, "shmalloc_external_fragmentation_ratio %.6f\n", r->external_fragmentation);
-	double fi = ctl_internal_fragmentation(r);
-	if (fi < 0)
-		return; /* not known: no sample rather than a false 0 */
-	family(f, "internal_fragmentation_ratio", "gauge",
-	       "1 - bytes requested / bytes granted, of the blocks out.");
-	fprintf(f, "shmalloc_internal_fragmentation_ratio %.6f\n", fi);
+	int x = key(*(const void *const *)a), y = key(*(const void *const *)b);
+	return (x > y) - (x < y);
 }
 
-static void service_histogram(FILE *f, const Shma__StatsReply *r)
+#define P_LIST_WRITER(fn, T, FIELDS) \
+	static int cmp_##fn(const void *a, const void *b) \
+	{ \
+		return by_key(a, b, row_key_##fn); \
+	} \
+	static void labels_##fn(FILE *f, const T *r, const char *name) \
+	{ \
+		unsigned n = 0; \
+		fprintf(f, "shmalloc_%s{", name); \
+		FIELDS(P_LABEL) \
+		fputc('}', f); \
+	} \
+	static void write_##fn(FILE *f, T *const *in, size_t n) \
+	{ \
+		typedef T TYPE; \
+		int (*key)(const void *) = row_key_##fn; \
+		void (*labels)(FILE *, const T *, const char *) = labels_##fn; \
+		const T **rows = malloc((n ? n : 1) * sizeof *rows); \
+		if (rows == NULL) \
+			return; \
+		memcpy(rows, in, n * sizeof *rows); \
+		qsort(rows, n, sizeof *rows, cmp_##fn); \
+		FIELDS(P_ROW_METRIC) \
+		free(rows); \
+	}
+
+P_LIST_WRITER(arenas, Shma__ArenaStats, ARENA_STATS_FIELDS)
+P_LIST_WRITER(classes, Shma__ClassStats, CLASS_STATS_FIELDS)
+P_LIST_WRITER(clients, Shma__ClientStats, CLIENT_STATS_FIELDS)
+P_LIST_WRITER(former_clients, Shma__FormerClientStats, FORMER_CLIENT_STATS_FIELDS)
+
+/* ---- the totals ---- */
+
+/* The histogram's buckets are cumulative, as the format wants; its _sum is
+ * service_ns_total (the NS field), in seconds. */
+static void histogram(FILE *f, const char *name, const char *help, const uint64_t *h,
+		      size_t n, uint64_t sum_ns)
 {
-	size_t n = r->n_service_ns_histogram;
 	uint64_t seen = 0;
 	if (n == 0)
 		return;
-	family(f, "request_duration_seconds", "histogram",
-	       "Time the daemon took to serve a request (no _sum: only buckets are kept).");
+	family(f, name, "histogram", help);
 	for (size_t b = 0; b + 1 < n; b++) {
-		seen += r->service_ns_histogram[b];
-		fprintf(f, "shmalloc_request_duration_seconds_bucket{le=\"%.9g\"} %llu\n",
+		seen += h[b];
+		fprintf(f, "shmalloc_%s_bucket{le=\"%.9g\"} %llu\n", name,
 			(double)ctl_bucket_ns((unsigned)b) / 1e9, (unsigned long long)seen);
 	}
-	seen += r->service_ns_histogram[n - 1];
-	fprintf(f, "shmalloc_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
-		(unsigned long long)seen);
-	fprintf(f, "shmalloc_request_duration_seconds_count %llu\n", (unsigned long long)seen);
+	seen += h[n - 1];
+	fprintf(f, "shmalloc_%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)seen);
+	fprintf(f, "shmalloc_%s_sum %.9f\n", name, (double)sum_ns / 1e9);
+	fprintf(f, "shmalloc_%s_count %llu\n", name, (unsigned long long)seen);
 }
 
-/* One per-arena metric: value(arena) for each arena. */
-static void arena_metric(FILE *f, const Shma__StatsReply *r, const char *name,
-			 const char *help, int which)
-{
-	family(f, name, "gauge", help);
-	for (size_t i = 0; i < r->n_arenas; i++) {
-		const Shma__ArenaStats *a = r->arenas[i];
-		uint64_t v = which == 0 ? a->size
-			   : which == 1 ? a->free_pages * PAGE_BYTES
-			   : which == 2 ? a->span_pages * PAGE_BYTES
-			   : which == 3 ? a->largest_free_run * PAGE_BYTES
-					: a->resident_bytes;
-		fprintf(f, "shmalloc_%s{arena=\"%u\"} %llu\n", name, a->id, (unsigned long long)v);
-	}
-}
+#define P_TOTAL_FIELD(m, kind, src, json, label, line, prom, help) P_TOT_##kind(prom, help, m)
+#define P_TOT_SCALAR(prom, type, help, v) scalar(f, prom, type, help, (unsigned long long)(v))
+#define P_TOT_COUNT(prom, help, m) P_TOT_SCALAR(prom, "gauge", help, r->m);
+#define P_TOT_BYTES P_TOT_COUNT
+#define P_TOT_FLAG P_TOT_COUNT
+#define P_TOT_TIME P_TOT_COUNT
+#define P_TOT_PAGES(prom, help, m) P_TOT_SCALAR(prom, "gauge", help, r->m * PAGE_BYTES);
+#define P_TOT_TOTAL(prom, help, m) P_TOT_SCALAR(prom, "counter", help, r->m);
+#define P_TOT_TOTAL_BYTES P_TOT_TOTAL
+#define P_TOT_RATIO(prom, help, m) \
+	family(f, prom, "gauge", help); \
+	fprintf(f, "shmalloc_%s %.6f\n", (const char *)prom, r->m);
+#define P_TOT_HIST(prom, help, m) \
+	histogram(f, prom, help, r->m, r->n_##m, r->service_ns_total);
+#define P_TOT_LIST(prom, help, m) \
+	P_TOT_SCALAR(prom, "gauge", help, r->n_##m); \
+	write_##m(f, r->m, r->n_##m);
+#define P_TOT_NS(prom, help, m)      /* the histogram's _sum */
+#define P_TOT_ID(prom, help, m)      /* a label of shmalloc_info */
+#define P_TOT_TEXT(prom, help, m)    /* a label of shmalloc_info */
+#define P_TOT_RETIRED(prom, help, m) /* never set */
 
-static void arenas(FILE *f, const Shma__StatsReply *r)
-{
-	arena_metric(f, r, "arena_size_bytes", "Size of the arena.", 0);
-	arena_metric(f, r, "arena_free_bytes", "Free pages of the arena, bytes.", 1);
-	arena_metric(f, r, "arena_span_bytes", "Pages of the arena in spans, bytes.", 2);
-	arena_metric(f, r, "arena_largest_free_run_bytes", "Largest run of free pages, bytes.",
-		     3);
-	arena_metric(f, r, "arena_resident_bytes", "Backing store the arena holds.", 4);
-}
-
-static void class_metric(FILE *f, const Shma__StatsReply *r, const char *name,
-			 const char *type, const char *help, int which)
-{
-	family(f, name, type, help);
-	for (size_t i = 0; i < r->n_classes; i++) {
-		const Shma__ClassStats *k = r->classes[i];
-		uint64_t v = which == 0 ? k->spans
-			   : which == 1 ? k->objects_out
-			   : which == 2 ? k->objects_total
-			   : which == 3 ? k->refills
-					: k->flushes;
-		fprintf(f, "shmalloc_%s{class=\"%u\",size=\"%llu\"} %llu\n", name, k->size_class,
-			(unsigned long long)k->size, (unsigned long long)v);
-	}
-}
-
-static void classes(FILE *f, const Shma__StatsReply *r)
-{
-	class_metric(f, r, "class_spans", "gauge", "Spans of the size class.", 0);
-	class_metric(f, r, "class_objects_out", "gauge",
-		     "Objects of the class out of the daemon's hands (in use or cached).", 1);
-	class_metric(f, r, "class_objects", "gauge", "Objects the class's spans hold.", 2);
-	class_metric(f, r, "class_refills_total", "counter", "Refills served for the class.", 3);
-	class_metric(f, r, "class_flushed_objects_total", "counter",
-		     "Objects of the class given back by clients.", 4);
-}
-
-static void client_labels(FILE *f, const Shma__ClientStats *c)
-{
-	fprintf(f, "{client=\"%llu\",pid=\"%u\",uid=\"%u\",name=",
-		(unsigned long long)c->client_id, c->pid, c->uid);
-	label_value(f, c->name);
-	fputc('}', f);
-}
-
-static void client_metric(FILE *f, const Shma__StatsReply *r, const char *name,
-			  const char *type, const char *help, int which)
-{
-	family(f, name, type, help);
-	for (size_t i = 0; i < r->n_clients; i++) {
-		const Shma__ClientStats *c = r->clients[i];
-		uint64_t v = which == 0 ? c->bytes_held
-			   : which == 1 ? c->cached_bytes
-			   : which == 2 ? c->requests
-			   : which == 3 ? c->rejected
-					: (uint64_t)c->connected_since;
-		fprintf(f, "shmalloc_%s", name);
-		client_labels(f, c);
-		fprintf(f, " %llu\n", (unsigned long long)v);
-	}
-}
-
-static void clients(FILE *f, const Shma__StatsReply *r)
-{
-	client_metric(f, r, "client_held_bytes", "gauge",
-		      "Bytes the client took (objects and large blocks), net.", 0);
-	client_metric(f, r, "client_cached_bytes", "gauge",
-		      "Of the client's held bytes, what sits in its caches.", 1);
-	client_metric(f, r, "client_requests_total", "counter", "Requests of the client.", 2);
-	client_metric(f, r, "client_rejected_requests_total", "counter",
-		      "Requests of the client refused or invalid.", 3);
-	client_metric(f, r, "client_connected_since_seconds", "gauge",
-		      "When the client connected, unix time.", 4);
-}
+#define P_INFO_LABEL(m, kind, src, json, label, line, prom, help) P_LABEL_##kind(prom, m)
 
 void ctl_print_prometheus(FILE *f, const Shma__StatsReply *r)
 {
-	totals(f, r);
-	fragmentation(f, r);
-	service_histogram(f, r);
-	arenas(f, r);
-	classes(f, r);
-	clients(f, r);
+	unsigned n = 0;
+	family(f, "info", "gauge", "The daemon answering: its instance and pid.");
+	fputs("shmalloc_info{", f);
+	STATS_REPLY_FIELDS(P_INFO_LABEL)
+	fputs("} 1\n", f);
+	STATS_REPLY_FIELDS(P_TOTAL_FIELD)
 }

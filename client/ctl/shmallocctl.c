@@ -126,14 +126,15 @@ static int fail(const struct args *a, const char *what, int rc)
 	return status;
 }
 
-static void show_stats(const struct args *a, const Shma__StatsReply *r)
+static void show_stats(const struct args *a, Shma__StatsReply *r)
 {
+	ctl_drop_pid(r, (uint32_t)getpid());
 	if (a->format == FORMAT_JSON)
 		stats_json_write(stdout, r);
 	else if (a->format == FORMAT_PROMETHEUS)
 		ctl_print_prometheus(stdout, r);
 	else if (strcmp(a->cmd, "clients") == 0)
-		ctl_print_clients(stdout, r);
+		ctl_print_clients(stdout, r, time(NULL));
 	else
 		ctl_print_stats(stdout, r, time(NULL));
 }

@@ -129,6 +129,19 @@ static int ensure_connected(void)
 	return 0;
 }
 
+/* The slow path of a small malloc, counted in the thread's bin as the fast
+ * path counts (stats: allocations and bytes asked for, per class). */
+static __attribute__((noinline)) void *small_alloc_counted(unsigned cls, size_t size)
+{
+	void *p = tcache_alloc_slow(cls);
+	struct tcache *t = tcache_self;
+	if (p != NULL && t != NULL && t->slot != NULL) {
+		t->slot->class_mallocs[cls]++;
+		t->slot->class_requested[cls] += size;
+	}
+	return p;
+}
+
 static void *small_alloc_slow(size_t size)
 {
 	if (small_max() == 0) {
@@ -141,7 +154,7 @@ static void *small_alloc_slow(size_t size)
 			return NULL;
 		return shma_malloc(size);
 	}
-	return tcache_alloc_slow(sizeclass_of(size));
+	return small_alloc_counted(sizeclass_of(size), size);
 }
 
 /* A pop from the calling thread's bin of the class of size (size below
@@ -157,11 +170,12 @@ static inline void *malloc_small(size_t size)
 		uint32_t n = *count;
 		if (likely(n > h->low)) {
 			*count = --n;
-			s->mallocs++;
+			s->class_mallocs[cls]++;
+			s->class_requested[cls] += size;
 			return map_ptr(h->stack[n]);
 		}
 	}
-	return tcache_alloc_slow(cls);
+	return small_alloc_counted(cls, size);
 }
 
 static inline void *malloc_fast(size_t size)

@@ -2,12 +2,14 @@
  * Stats as JSON: shma_stats_json() asks the daemon for its StatsReply and
  * writes it out.  The result is the caller's, freed with free(3), so this is
  * the one place of the library that uses the process's malloc (through
- * open_memstream); shma_malloc never reaches it.
+ * open_memstream); shma_malloc never reaches it.  The fields, their keys and
+ * their order are proto/stats_fields.h's: nothing here names one.
  */
 #include "config.h"
 
 #include "client.h"
 #include "shmalloc.h"
+#include "stats_fields.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -28,93 +30,103 @@ static void json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void write_arenas(FILE *f, const Shma__StatsReply *r)
+/* One JSON object or array being written: the comma before all but its
+ * first member. */
+struct jw {
+	FILE *f;
+	unsigned n;
+};
+
+static void key(struct jw *w, const char *k)
 {
-	fputs("\"arenas\":[", f);
-	for (size_t i = 0; i < r->n_arenas; i++) {
-		const Shma__ArenaStats *a = r->arenas[i];
-		fprintf(f, "%s{\"id\":%u,\"size\":%llu,\"pages\":%llu,\"free_pages\":%llu,"
-			   "\"span_pages\":%llu,\"largest_free_run\":%llu,\"resident_bytes\":%llu,"
-			   "\"quarantined\":%s}",
-			i ? "," : "", a->id, (unsigned long long)a->size,
-			(unsigned long long)a->pages, (unsigned long long)a->free_pages,
-			(unsigned long long)a->span_pages, (unsigned long long)a->largest_free_run,
-			(unsigned long long)a->resident_bytes, a->quarantined ? "true" : "false");
-	}
-	fputs("]", f);
+	fprintf(w->f, "%s\"%s\":", w->n++ ? "," : "", k);
 }
 
-static void write_classes(FILE *f, const Shma__StatsReply *r)
+static void j_uint(struct jw *w, const char *k, unsigned long long v)
 {
-	fputs("\"classes\":[", f);
-	for (size_t i = 0; i < r->n_classes; i++) {
-		const Shma__ClassStats *c = r->classes[i];
-		fprintf(f, "%s{\"class\":%u,\"size\":%llu,\"spans\":%llu,\"objects_out\":%llu,"
-			   "\"objects_total\":%llu,\"refills\":%llu,\"flushes\":%llu,"
-			   "\"requested_bytes\":%llu}",
-			i ? "," : "", c->size_class, (unsigned long long)c->size,
-			(unsigned long long)c->spans, (unsigned long long)c->objects_out,
-			(unsigned long long)c->objects_total, (unsigned long long)c->refills,
-			(unsigned long long)c->flushes, (unsigned long long)c->requested_bytes);
-	}
-	fputs("]", f);
+	key(w, k);
+	fprintf(w->f, "%llu", v);
 }
 
-static void write_clients(FILE *f, const Shma__StatsReply *r)
+static void j_int(struct jw *w, const char *k, long long v)
 {
-	fputs("\"clients\":[", f);
-	for (size_t i = 0; i < r->n_clients; i++) {
-		const Shma__ClientStats *c = r->clients[i];
-		fprintf(f, "%s{\"id\":%llu,\"pid\":%u,\"uid\":%u,\"name\":", i ? "," : "",
-			(unsigned long long)c->client_id, c->pid, c->uid);
-		json_string(f, c->name);
-		fprintf(f, ",\"connected_since\":%lld,\"bytes_held\":%llu,\"cached_bytes\":%llu,"
-			   "\"requests\":%llu,\"rejected\":%llu,\"mallocs\":%llu,\"waits\":%llu,"
-			   "\"same_address\":%u,\"region\":%s,\"region_bytes\":%llu}",
-			(long long)c->connected_since, (unsigned long long)c->bytes_held,
-			(unsigned long long)c->cached_bytes,
-			(unsigned long long)c->requests, (unsigned long long)c->rejected,
-			(unsigned long long)c->malloc_calls, (unsigned long long)c->malloc_waits,
-			c->same_address, c->region ? "true" : "false",
-			(unsigned long long)c->region_bytes);
-	}
-	fputs("]", f);
+	key(w, k);
+	fprintf(w->f, "%lld", v);
 }
 
+static void j_ratio(struct jw *w, const char *k, double v)
+{
+	key(w, k);
+	fprintf(w->f, "%.4f", v);
+}
+
+static void j_flag(struct jw *w, const char *k, int v)
+{
+	key(w, k);
+	fputs(v ? "true" : "false", w->f);
+}
+
+static void j_text(struct jw *w, const char *k, const char *v)
+{
+	key(w, k);
+	json_string(w->f, v);
+}
+
+static void j_hist(struct jw *w, const char *k, const uint64_t *v, size_t n)
+{
+	key(w, k);
+	fputc('[', w->f);
+	for (size_t i = 0; i < n; i++)
+		fprintf(w->f, "%s%llu", i ? "," : "", (unsigned long long)v[i]);
+	fputc(']', w->f);
+}
+
+/* A field of kind K, member m of *r, under key k (proto/stats_fields.h). */
+#define J_COUNT(w, k, r, m) j_uint(w, k, (unsigned long long)(r)->m)
+#define J_BYTES J_COUNT
+#define J_PAGES J_COUNT
+#define J_TOTAL J_COUNT
+#define J_TOTAL_BYTES J_COUNT
+#define J_NS J_COUNT
+#define J_ID J_COUNT
+#define J_TIME(w, k, r, m) j_int(w, k, (long long)(r)->m)
+#define J_RATIO(w, k, r, m) j_ratio(w, k, (r)->m)
+#define J_FLAG(w, k, r, m) j_flag(w, k, (r)->m != 0)
+#define J_TEXT(w, k, r, m) j_text(w, k, (r)->m)
+#define J_HIST(w, k, r, m) j_hist(w, k, (r)->m, (r)->n_##m)
+#define J_LIST(w, k, r, m) write_##m(w, k, (r)->m, (r)->n_##m)
+#define J_RETIRED(w, k, r, m) ((void)0)
+#define J_FIELD(m, kind, src, json, label, line, prom, help) J_##kind(&o, json, r, m);
+
+/* One array of a list field, each element an object of its fields. */
+#define J_LIST_WRITER(fn, type, FIELDS) \
+	static void fn(struct jw *w, const char *k, type *const *rows, size_t n) \
+	{ \
+		key(w, k); \
+		fputc('[', w->f); \
+		for (size_t i = 0; i < n; i++) { \
+			const type *r = rows[i]; \
+			struct jw o = {w->f, 0}; \
+			fputs(i ? ",{" : "{", w->f); \
+			FIELDS(J_FIELD) \
+			fputc('}', w->f); \
+		} \
+		fputc(']', w->f); \
+	}
+
+J_LIST_WRITER(write_arenas, Shma__ArenaStats, ARENA_STATS_FIELDS)
+J_LIST_WRITER(write_classes, Shma__ClassStats, CLASS_STATS_FIELDS)
+J_LIST_WRITER(write_clients, Shma__ClientStats, CLIENT_STATS_FIELDS)
+J_LIST_WRITER(write_former_clients, Shma__FormerClientStats, FORMER_CLIENT_STATS_FIELDS)
+
+/* Per client the allocation counters are "mallocs" and "waits", only the
+ * totals "malloc_calls" and "malloc_waits", so a reader that sums every
+ * occurrence of a key is right. */
 void stats_json_write(FILE *f, const Shma__StatsReply *r)
 {
-	fputs("{\"instance\":", f);
-	json_string(f, r->instance);
-	fprintf(f, ",\"pid\":%u,\"started\":%lld,\"arena_size\":%llu,\"mapped_bytes\":%llu,"
-		   "\"resident_bytes\":%llu,\"in_use_bytes\":%llu,\"peak_in_use_bytes\":%llu,"
-		   "\"returned_bytes\":%llu,\"max_memory\":%llu,\"large_count\":%llu,"
-		   "\"large_bytes\":%llu,\"requests\":%llu,\"rejected\":%llu,\"roots\":%llu,"
-		   "\"reclaimed_objects\":%llu,\"inflight_returned\":%llu,\"cached_bytes\":%llu,"
-		   "\"requested_bytes\":%llu,\"external_fragmentation\":%.4f,",
-		r->pid, (long long)r->started, (unsigned long long)r->arena_size,
-		(unsigned long long)r->mapped_bytes, (unsigned long long)r->resident_bytes,
-		(unsigned long long)r->in_use_bytes, (unsigned long long)r->peak_in_use_bytes,
-		(unsigned long long)r->returned_bytes, (unsigned long long)r->max_memory,
-		(unsigned long long)r->large_count, (unsigned long long)r->large_bytes,
-		(unsigned long long)r->requests, (unsigned long long)r->rejected,
-		(unsigned long long)r->roots, (unsigned long long)r->reclaimed_objects,
-		(unsigned long long)r->inflight_returned, (unsigned long long)r->cached_bytes, (unsigned long long)r->requested_bytes,
-		r->external_fragmentation);
-	/* Only here, once: per client the same counters are "mallocs" and
-	 * "waits", so a reader that sums every occurrence of a key is right. */
-	fprintf(f, "\"malloc_calls\":%llu,\"malloc_waits\":%llu,",
-		(unsigned long long)r->malloc_calls, (unsigned long long)r->malloc_waits);
-	fprintf(f, "\"regions\":%llu,\"region_in_use_bytes\":%llu,",
-		(unsigned long long)r->regions, (unsigned long long)r->region_in_use_bytes);
-	fputs("\"service_ns_histogram\":[", f);
-	for (size_t i = 0; i < r->n_service_ns_histogram; i++)
-		fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)r->service_ns_histogram[i]);
-	fputs("],", f);
-	write_arenas(f, r);
-	fputc(',', f);
-	write_classes(f, r);
-	fputc(',', f);
-	write_clients(f, r);
+	struct jw o = {f, 0};
+	fputc('{', f);
+	STATS_REPLY_FIELDS(J_FIELD)
 	fputs("}\n", f);
 }
 

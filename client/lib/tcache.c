@@ -677,7 +677,6 @@ void *tcache_alloc_slow(unsigned cls)
 		conn_unlock();
 		return p;
 	}
-	t->slot->mallocs++;
 	if (b->count == 0) {
 		/* A refill asked ahead of need that is already here is no wait. */
 		if (t->pending[cls] == 0 || !conn_id_current(t->pending[cls]) || !conn_readable())

@@ -3,14 +3,15 @@
  * known workload held by a live client process.  The numbers must add up
  * (in use, per class, per client; cached at least what a client caches),
  * --json must parse, every --prometheus line must match the text exposition
- * format, and each failure must exit with the status doc/shmallocctl.1 gives
- * it.
+ * format, every field of the StatsReply schema must be in every view, and
+ * each failure must exit with the status doc/shmallocctl.1 gives it.
  */
 #include "e2e.h"
 #include "frame.h"
 #include "shmalloc.h"
 #include "shmalloc.pb-c.h"
 #include "sizeclass.h"
+#include "stats_fields.h"
 
 #include <check.h>
 #include <regex.h>
@@ -231,7 +232,7 @@ START_TEST(table_and_clients)
 	ck_assert_ptr_nonnull(strstr(out, "in use"));
 	ck_assert_ptr_nonnull(strstr(out, "external"));
 	ck_assert_ptr_nonnull(strstr(out, "p99"));
-	ck_assert_ptr_nonnull(strstr(out, "large       1 blocks, 320.0 KiB"));
+	ck_assert_ptr_nonnull(strstr(out, "large      blocks 1   bytes 320.0 KiB"));
 	ck_assert_ptr_nonnull(strstr(out, pidtext));
 	ck_assert_int_eq(ctl("clients"), 0);
 	ck_assert_ptr_nonnull(strstr(out, pidtext));
@@ -304,9 +305,7 @@ START_TEST(prometheus_labels)
 	pid_t pid = start_workload();
 	char want[96];
 	ck_assert_int_eq(ctl("stats --prometheus"), 0);
-	snprintf(want, sizeof want, "shmalloc_client_held_bytes{client=\"");
-	ck_assert_ptr_nonnull(strstr(out, want));
-	snprintf(want, sizeof want, "pid=\"%d\"", (int)pid);
+	snprintf(want, sizeof want, "shmalloc_client_held_bytes{pid=\"%d\",uid=\"", (int)pid);
 	ck_assert_ptr_nonnull(strstr(out, want));
 	snprintf(want, sizeof want, "shmalloc_class_objects_out{class=\"%u\"",
 		 sizeclass_of(SMALL_A));
@@ -314,6 +313,455 @@ START_TEST(prometheus_labels)
 	ck_assert_ptr_nonnull(strstr(out, "shmalloc_arena_free_bytes{arena=\"0\"}"));
 	ck_assert_ptr_nonnull(strstr(out, "shmalloc_large_blocks 1\n"));
 	ck_assert_ptr_nonnull(strstr(out, "le=\"+Inf\"}"));
+	stop_workload(pid);
+}
+END_TEST
+
+
+/* ---- every field in every view ---- */
+
+static const struct stats_field reply_fields[] = {STATS_REPLY_FIELDS(STATS_FIELD_ENTRY)};
+static const struct stats_field arena_fields[] = {ARENA_STATS_FIELDS(STATS_FIELD_ENTRY)};
+static const struct stats_field class_fields[] = {CLASS_STATS_FIELDS(STATS_FIELD_ENTRY)};
+static const struct stats_field client_fields[] = {CLIENT_STATS_FIELDS(STATS_FIELD_ENTRY)};
+static const struct stats_field former_fields[] = {
+	FORMER_CLIENT_STATS_FIELDS(STATS_FIELD_ENTRY)};
+
+/* A message of the schema, its list in proto/stats_fields.h, and (for the
+ * lists of StatsReply) the member of StatsReply that holds its rows. */
+struct scope {
+	const ProtobufCMessageDescriptor *desc;
+	const struct stats_field *fields;
+	size_t n;
+	const char *list; /* NULL: StatsReply itself */
+};
+
+static const struct scope scopes[] = {
+	{&shma__stats_reply__descriptor, reply_fields, sizeof reply_fields / sizeof *reply_fields,
+	 NULL},
+	{&shma__arena_stats__descriptor, arena_fields, sizeof arena_fields / sizeof *arena_fields,
+	 "arenas"},
+	{&shma__class_stats__descriptor, class_fields, sizeof class_fields / sizeof *class_fields,
+	 "classes"},
+	{&shma__client_stats__descriptor, client_fields,
+	 sizeof client_fields / sizeof *client_fields, "clients"},
+	{&shma__former_client_stats__descriptor, former_fields,
+	 sizeof former_fields / sizeof *former_fields, "former_clients"},
+};
+
+/* The only fields a view may leave out, and why (the list's help says so
+ * too): a per-connection id is no Prometheus label (series would churn),
+ * and requested_bytes is never set. */
+static int may_skip_prometheus(const struct scope *sc, const struct stats_field *f)
+{
+	return f->kind == STATS_RETIRED ||
+	       (sc->list != NULL && strstr(sc->list, "clients") != NULL &&
+		strcmp(f->member, "client_id") == 0);
+}
+
+static const struct stats_field *field_of(const struct scope *sc, const char *member)
+{
+	for (size_t i = 0; i < sc->n; i++)
+		if (strcmp(sc->fields[i].member, member) == 0)
+			return &sc->fields[i];
+	return NULL;
+}
+
+/* Each scope's list names every field of its message, and nothing else;
+ * only requested_bytes is retired. */
+static void check_lists_match_schema(void)
+{
+	for (size_t s = 0; s < sizeof scopes / sizeof *scopes; s++) {
+		const struct scope *sc = &scopes[s];
+		for (unsigned i = 0; i < sc->desc->n_fields; i++)
+			ck_assert_msg(field_of(sc, sc->desc->fields[i].name) != NULL,
+				      "%s.%s is not in proto/stats_fields.h", sc->desc->name,
+				      sc->desc->fields[i].name);
+		ck_assert_msg(sc->n == sc->desc->n_fields, "%s: %zu fields listed, %u in the schema",
+			      sc->desc->name, sc->n, sc->desc->n_fields);
+		for (size_t i = 0; i < sc->n; i++)
+			ck_assert_msg(sc->fields[i].kind != STATS_RETIRED ||
+					      strcmp(sc->fields[i].member, "requested_bytes") == 0,
+				      "%s.%s is retired", sc->desc->name, sc->fields[i].member);
+	}
+}
+
+/* The text of JSON array "list":[...] (its rows), or for list NULL the
+ * JSON with every list's rows blanked out (so that only top-level keys
+ * are left).  Returns a malloc'd copy. */
+static char *json_part(const char *json, const char *list)
+{
+	char pat[64];
+	if (list == NULL) {
+		char *top = strdup(json);
+		for (char *p = strstr(top, "[{"); p != NULL; p = strstr(p, "[{")) {
+			char *end = strstr(p, "}]");
+			ck_assert_ptr_nonnull(end);
+			memset(p + 1, ' ', (size_t)(end - p));
+			p = end + 1;
+		}
+		return top;
+	}
+	snprintf(pat, sizeof pat, "\"%s\":[{", list);
+	const char *p = strstr(json, pat);
+	ck_assert_msg(p != NULL, "no rows of %s in the JSON: %s", list, json);
+	const char *end = strstr(p, "}]");
+	ck_assert_ptr_nonnull(end);
+	return strndup(p, (size_t)(end - p + 2));
+}
+
+static void check_json(const char *json, const char *what)
+{
+	for (size_t s = 0; s < sizeof scopes / sizeof *scopes; s++) {
+		const struct scope *sc = &scopes[s];
+		char *part = json_part(json, sc->list);
+		for (size_t i = 0; i < sc->n; i++) {
+			const struct stats_field *f = &sc->fields[i];
+			char key[96];
+			snprintf(key, sizeof key, "\"%s\":", f->json);
+			if (f->kind == STATS_RETIRED)
+				ck_assert_msg(strstr(part, key) == NULL, "%s: retired %s shown", what,
+					      f->member);
+			else
+				ck_assert_msg(strstr(part, key) != NULL, "%s: %s.%s (%s) missing",
+					      what, sc->desc->name, f->member, key);
+		}
+		free(part);
+	}
+}
+
+/* The table: a totals field's "label " on the lines above the lists; a
+ * list's title, then each of its fields' labels in the column heads. */
+static void check_table(const char *table, int clients_only)
+{
+	const char *lists = clients_only ? table : strstr(table, "\n\n");
+	ck_assert_ptr_nonnull(lists);
+	for (size_t s = 0; s < sizeof scopes / sizeof *scopes; s++) {
+		const struct scope *sc = &scopes[s];
+		if (sc->list == NULL) {
+			if (clients_only)
+				continue;
+			char *totals = strndup(table, (size_t)(lists - table));
+			for (size_t i = 0; i < sc->n; i++) {
+				const struct stats_field *f = &sc->fields[i];
+				char word[96];
+				snprintf(word, sizeof word, "%s ", f->label);
+				if (f->kind == STATS_LIST || f->kind == STATS_RETIRED)
+					continue;
+				ck_assert_msg(strstr(totals, word) != NULL, "table: %s ('%s') missing",
+					      f->member, f->label);
+			}
+			free(totals);
+			continue;
+		}
+		if (clients_only && strstr(sc->list, "clients") == NULL)
+			continue;
+		const struct stats_field *lf = field_of(&scopes[0], sc->list);
+		ck_assert_ptr_nonnull(lf);
+		char title[96];
+		snprintf(title, sizeof title, "\n%s (", lf->label);
+		const char *t = strstr(lists, title);
+		ck_assert_msg(t != NULL, "table: no list '%s' in %s", lf->label, table);
+		const char *head = strchr(t + 1, '\n') + 1, *eol = strchr(head, '\n');
+		char *heads = strndup(head, (size_t)(eol - head));
+		for (size_t i = 0; i < sc->n; i++) {
+			const struct stats_field *f = &sc->fields[i];
+			if (f->kind != STATS_RETIRED)
+				ck_assert_msg(strstr(heads, f->label) != NULL,
+					      "table: column %s ('%s') of %s missing", f->member, f->label,
+					      lf->label);
+		}
+		free(heads);
+	}
+}
+
+static void check_prometheus(const char *text)
+{
+	for (size_t s = 0; s < sizeof scopes / sizeof *scopes; s++) {
+		const struct scope *sc = &scopes[s];
+		for (size_t i = 0; i < sc->n; i++) {
+			const struct stats_field *f = &sc->fields[i];
+			char want[128];
+			if (f->prom == NULL) {
+				ck_assert_msg(may_skip_prometheus(sc, f), "prometheus: %s.%s has no name",
+					      sc->desc->name, f->member);
+				continue;
+			}
+			if (f->kind == STATS_ID || f->kind == STATS_TEXT)
+				snprintf(want, sizeof want, "%s=\"", f->prom);
+			else if (f->kind == STATS_NS)
+				snprintf(want, sizeof want, "\nshmalloc_%s ", f->prom);
+			else
+				snprintf(want, sizeof want, "# TYPE shmalloc_%s ", f->prom);
+			ck_assert_msg(strstr(text, want) != NULL, "prometheus: %s.%s ('%s') missing",
+				      sc->desc->name, f->member, want);
+		}
+	}
+}
+
+/* A client that takes blocks and exits without freeing them: a former
+ * client, with a small object and a large block still out. */
+static int leave_blocks(void *arg)
+{
+	(void)arg;
+	return shma_malloc(SMALL_A) != NULL && shma_malloc(LARGE_SIZE) != NULL ? 0 : 1;
+}
+
+/* The daemon has seen the leaver's connection end: its former client is
+ * listed (polling the state, bounded: the end is the daemon's next read). */
+static void wait_former(pid_t pid)
+{
+	char want[48];
+	snprintf(want, sizeof want, "\"pid\":%d,", (int)pid);
+	for (int i = 0; i < 2000; i++) {
+		ck_assert_int_eq(ctl("stats --json"), 0);
+		const char *f = strstr(out, "\"former_clients\":[{");
+		if (f != NULL && strstr(f, want) != NULL)
+			return;
+	}
+	ck_abort_msg("client %d never listed as gone: %s", (int)pid, out);
+}
+
+/* shma_stats_json() itself, in a child connected to the daemon. */
+static int library_json(void *arg)
+{
+	char *json;
+	FILE *f = fopen(arg, "w");
+	if (f == NULL || shma_stats_json(&json) != 0)
+		return 1;
+	fputs(json, f);
+	free(json);
+	return fclose(f) != 0;
+}
+
+START_TEST(stats_fields_in_every_view)
+{
+	check_lists_match_schema();
+	pid_t leaver = e2e_fork(leave_blocks, NULL);
+	ck_assert_int_eq(e2e_wait(leaver), 0);
+	wait_former(leaver);
+	pid_t pid = start_workload();
+	char path[512];
+	snprintf(path, sizeof path, "%s/stats.json", e2e.dir);
+	ck_assert_int_eq(e2e_wait(e2e_fork(library_json, path)), 0);
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(out, 1, OUT_CAP - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	unlink(path);
+	check_json(out, "shma_stats_json");
+	ck_assert_int_eq(ctl("stats --json"), 0);
+	check_json(out, "shmallocctl stats --json");
+	ck_assert_int_eq(ctl("stats"), 0);
+	check_table(out, 0);
+	ck_assert_int_eq(ctl("clients"), 0);
+	check_table(out, 1);
+	ck_assert_int_eq(ctl("stats --prometheus"), 0);
+	check_prometheus(out);
+	stop_workload(pid);
+}
+END_TEST
+
+
+/* ---- memory held for clients that are gone ---- */
+
+static int leave_published(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < SMALL_N; i++)
+		if (shma_malloc(SMALL_A) == NULL)
+			return 1;
+	void *big = shma_malloc(LARGE_SIZE);
+	/* Gone without shma_disconnect, as a program that returns from main:
+	 * its caches still hold the rest of its refills. */
+	_exit(big != NULL && shma_publish("left", shma_ref(big)) == 0 ? 0 : 2);
+}
+
+static int free_published(void *arg)
+{
+	(void)arg;
+	shma_ref_t ref;
+	if (shma_lookup("left", &ref) != 0 || shma_unpublish("left") != 0)
+		return 1;
+	shma_free(shma_ptr(ref));
+	return 0;
+}
+
+/* The JSON row of former client pid once it is settled (its caches taken
+ * back: at once if its process was gone when its connection ended, else at
+ * the next sweep), polling the state. */
+static const char *settled_former(pid_t pid)
+{
+	char want[48];
+	snprintf(want, sizeof want, "\"pid\":%d,", (int)pid);
+	for (int i = 0; i < 5000; i++) {
+		ck_assert_int_eq(ctl("stats --json"), 0);
+		const char *f = strstr(out, "\"former_clients\":[{");
+		const char *row = f ? strstr(f, want) : NULL;
+		if (row != NULL && strstr(row, "\"unsettled\":false") != NULL)
+			return row;
+	}
+	ck_abort_msg("client %d never settled: %s", (int)pid, out);
+	return NULL;
+}
+
+/* A library client that exits holding 20 small objects and a large block:
+ * stats show them as its own (pid, uid, name), its caches not counted, in
+ * the JSON, `shmallocctl clients` and Prometheus; when another client frees
+ * its large block, that comes off. */
+START_TEST(former_client_holds_what_it_left)
+{
+	unsigned long long small = SMALL_N * sizeclass_size(sizeclass_of(SMALL_A));
+	pid_t pid = e2e_fork(leave_published, NULL);
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	const char *row = settled_former(pid);
+	ck_assert_uint_eq(json_num(row, "uid"), getuid());
+	ck_assert_ptr_nonnull(strstr(row, "\"name\":\"check_shmalloc\""));
+	ck_assert_uint_eq(json_num(row, "bytes_held"), small + LARGE_SIZE);
+	ck_assert_uint_eq(json_num(out, "former_bytes"), small + LARGE_SIZE);
+	ck_assert_uint_eq(json_num(out, "in_use_bytes"), small + LARGE_SIZE);
+	char want[160];
+	ck_assert_int_eq(ctl("clients"), 0);
+	const char *gone = strstr(out, "clients gone");
+	snprintf(want, sizeof want, " %d ", (int)pid);
+	ck_assert_msg(gone != NULL && strstr(gone, want) != NULL, "not in clients: %s", out);
+	ck_assert_int_eq(ctl("stats --prometheus"), 0);
+	snprintf(want, sizeof want,
+		 "shmalloc_former_client_held_bytes{pid=\"%d\",uid=\"%u\",name=\"check_shmalloc\"} "
+		 "%llu\n", (int)pid, (unsigned)getuid(), small + LARGE_SIZE);
+	ck_assert_msg(strstr(out, want) != NULL, "no '%s' in %s", want, out);
+	ck_assert_int_eq(e2e_wait(e2e_fork(free_published, NULL)), 0);
+	row = settled_former(pid);
+	ck_assert_uint_eq(json_num(row, "bytes_held"), small);
+}
+END_TEST
+
+
+/* The series of a scrape (sample lines without their values), sorted, one
+ * per line, into buf. */
+static void series_of(const char *text, char *buf, size_t cap)
+{
+	static char lines[4096][256];
+	size_t n = 0, at = 0;
+	char *copy = strdup(text);
+	for (char *save, *l = strtok_r(copy, "\n", &save); l && n < 4096;
+	     l = strtok_r(NULL, "\n", &save)) {
+		if (l[0] == '#')
+			continue;
+		char *sp = strrchr(l, ' ');
+		ck_assert_ptr_nonnull(sp);
+		snprintf(lines[n++], sizeof lines[0], "%.*s", (int)(sp - l), l);
+	}
+	free(copy);
+	qsort(lines, n, sizeof lines[0], (int (*)(const void *, const void *))strcmp);
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		at += (size_t)snprintf(buf + at, at < cap ? cap - at : 0, "%s\n", lines[i]);
+	ck_assert_uint_lt(at, cap);
+}
+
+/* Two scrapes of a heap whose clients stay show the same series: the
+ * scraping shmallocctl (a new pid and connection each time) is not one,
+ * and no label is per connection.  The histogram has cumulative buckets,
+ * _sum and _count. */
+START_TEST(prometheus_series_do_not_churn)
+{
+	static char first[OUT_CAP], second[OUT_CAP];
+	pid_t pid = start_workload();
+	ck_assert_int_eq(ctl("stats --prometheus"), 0);
+	series_of(out, first, sizeof first);
+	ck_assert_int_eq(ctl("stats --prometheus"), 0);
+	series_of(out, second, sizeof second);
+	size_t d = 0;
+	while (first[d] && first[d] == second[d])
+		d++;
+	while (d > 0 && first[d - 1] != '\n')
+		d--;
+	ck_assert_msg(strcmp(first, second) == 0, "series changed at '%.200s' / '%.200s'",
+		      first + d, second + d);
+	ck_assert_ptr_null(strstr(out, "client=\""));
+	ck_assert_ptr_nonnull(strstr(out, "\nshmalloc_request_duration_seconds_sum "));
+	unsigned long long last = 0, inf = 0, count = 0;
+	for (const char *p = strstr(out, "shmalloc_request_duration_seconds_bucket{le=\""); p;
+	     p = strstr(p + 1, "shmalloc_request_duration_seconds_bucket{le=\"")) {
+		unsigned long long v = strtoull(strstr(p, "} ") + 2, NULL, 10);
+		ck_assert_uint_ge(v, last);
+		last = v;
+		if (strncmp(p + 45, "+Inf", 4) == 0)
+			inf = v;
+	}
+	const char *c = strstr(out, "\nshmalloc_request_duration_seconds_count ");
+	ck_assert_ptr_nonnull(c);
+	count = strtoull(c + 41, NULL, 10);
+	ck_assert_uint_eq(count, inf);
+	ck_assert_uint_gt(count, 0);
+	stop_workload(pid);
+}
+END_TEST
+
+
+/* The JSON class object of class cls. */
+static const char *json_class(unsigned cls)
+{
+	char pat[48];
+	snprintf(pat, sizeof pat, "{\"class\":%u,", cls);
+	const char *c = strstr(out, pat);
+	ck_assert_msg(c != NULL, "class %u not listed: %s", cls, out);
+	return c;
+}
+
+/* What the workload asked for, per class and in all, against what it was
+ * granted: the internal fragmentation of the allocations made, counted by
+ * the client in its bins (the first malloc of each class goes by the slow
+ * path, the others by the fast one) and by the daemon for large blocks. */
+/* MANY_N objects of 99 bytes (the class of SMALL_A): most of them from
+ * the fast path. */
+#define MANY_N 1000
+#define MANY_SIZE 99
+
+static int ask_many(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < MANY_N; i++)
+		if (shma_malloc(MANY_SIZE) == NULL)
+			return 1;
+	char c;
+	if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+		return 2;
+	return 0;
+}
+
+START_TEST(allocations_count_what_was_asked)
+{
+	unsigned a = sizeclass_of(SMALL_A), b = sizeclass_of(SMALL_B);
+	ck_assert_uint_eq(sizeclass_of(MANY_SIZE), a);
+	pid_t many = start_workload_of(ask_many);
+	ck_assert_int_eq(ctl("stats --json"), 0);
+	ck_assert_uint_eq(json_num(json_class(a), "mallocs"), MANY_N);
+	ck_assert_uint_eq(json_num(json_class(a), "requested_bytes_total"), MANY_N * MANY_SIZE);
+	stop_workload(many);
+	/* Gone, its counts stay in the totals; and the next workload's add. */
+	pid_t pid = start_workload();
+	ck_assert_int_eq(ctl("stats --json"), 0);
+	unsigned long long asked_a = MANY_N * MANY_SIZE + SMALL_N * SMALL_A;
+	ck_assert_uint_eq(json_num(json_class(a), "mallocs"), MANY_N + SMALL_N);
+	ck_assert_uint_eq(json_num(json_class(a), "requested_bytes_total"), asked_a);
+	ck_assert_uint_eq(json_num(json_class(b), "mallocs"), SMALL_N);
+	ck_assert_uint_eq(json_num(json_class(b), "requested_bytes_total"), SMALL_N * SMALL_B);
+	ck_assert_uint_eq(json_num(out, "malloc_requested_bytes"), asked_a + SMALL_N * SMALL_B);
+	ck_assert_uint_eq(json_num(out, "malloc_granted_bytes"),
+			  (MANY_N + SMALL_N) * sizeclass_size(a) + SMALL_N * sizeclass_size(b));
+	ck_assert_uint_eq(json_num(out, "large_requested_bytes"), LARGE_SIZE);
+	ck_assert_uint_eq(json_num(out, "large_granted_bytes"), LARGE_SIZE);
+	ck_assert_uint_eq(json_num(out, "malloc_calls"), MANY_N + 2 * SMALL_N + 1);
+	ck_assert_int_eq(ctl("stats"), 0);
+	double asked = (double)asked_a + SMALL_N * SMALL_B + LARGE_SIZE;
+	double granted = (double)(MANY_N + SMALL_N) * sizeclass_size(a) +
+			 SMALL_N * sizeclass_size(b) + LARGE_SIZE;
+	char want[64];
+	snprintf(want, sizeof want, "internal %.1f%%", 100.0 * (1.0 - asked / granted));
+	ck_assert_msg(strstr(out, want) != NULL, "no '%s' in %s", want, out);
 	stop_workload(pid);
 }
 END_TEST
@@ -432,6 +880,10 @@ Suite *make_ctl_suite(void)
 	tcase_add_test(tc, json_parses);
 	tcase_add_test(tc, prometheus_format);
 	tcase_add_test(tc, prometheus_labels);
+	tcase_add_test(tc, prometheus_series_do_not_churn);
+	tcase_add_test(tc, stats_fields_in_every_view);
+	tcase_add_test(tc, allocations_count_what_was_asked);
+	tcase_add_test(tc, former_client_holds_what_it_left);
 	tcase_add_test(tc, ping_answers);
 	tcase_add_test(tc, no_daemon);
 	tcase_add_test(tc, permission_denied);

@@ -4,6 +4,7 @@
  */
 #define SHMA_SUITES(XX) \
 	XX(frame) \
+	XX(options) \
 	XX(heap) \
 	XX(pageheap) \
 	XX(roots) \

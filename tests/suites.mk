@@ -1,6 +1,7 @@
 # One line per suite file: tests/unit/check_<module>.c for a module alone,
 # tests/e2e/check_<area>.c for suites that start a real daemon.
 tests_check_shmalloc_SOURCES += tests/unit/check_frame.c
+tests_check_shmalloc_SOURCES += tests/unit/check_options.c
 tests_check_shmalloc_SOURCES += tests/unit/check_heap.c
 tests_check_shmalloc_SOURCES += tests/unit/check_pageheap.c
 tests_check_shmalloc_SOURCES += tests/unit/check_roots.c

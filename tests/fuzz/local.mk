@@ -12,7 +12,7 @@ FUZZ_SANITIZE = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefi
 # file added there is fuzzed too; it needs no libuv.
 FUZZ_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) -I$(top_srcdir)/tests/fuzz \
 	$(PROTOBUF_C_CFLAGS)
-FUZZ_PROTO = $(top_srcdir)/proto/frame.c $(top_srcdir)/proto/wire.c \
+FUZZ_PROTO = $(top_srcdir)/proto/frame.c $(top_srcdir)/proto/wire.c $(top_srcdir)/proto/requests.c \
 	$(top_builddir)/proto/shmalloc.pb-c.c
 FUZZ_SHM = $(top_srcdir)/shm/seg.c $(top_srcdir)/shm/layout.c $(top_srcdir)/shm/sizeclass.c \
 	$(top_srcdir)/shm/rootname.c $(top_srcdir)/shm/table.c

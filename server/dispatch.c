@@ -194,13 +194,6 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 	return DISPATCH_REPLY;
 }
 
-/* How many objects of size bytes c's process may still take under
- * --client-max-memory (over all its connections: quota.c). */
-static uint64_t client_room(const struct daemon *d, const struct client *c, uint64_t size)
-{
-	return quota_room(d, c, size);
-}
-
 static enum dispatch_action do_refill(struct daemon *d, struct client *c, const Shma__Request *req,
 				      Shma__Response *resp, struct dispatch_scratch *s)
 {
@@ -216,7 +209,7 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 	uint64_t want = rf->count < WIRE_REFILL_MAX ? rf->count : WIRE_REFILL_MAX;
 	if (want * size > WIRE_REFILL_BYTES_MAX)
 		want = WIRE_REFILL_BYTES_MAX / size ? WIRE_REFILL_BYTES_MAX / size : 1;
-	uint64_t room = client_room(d, c, size);
+	uint64_t room = quota_room(d, c, size);
 	if (want > room)
 		want = room;
 	if (want == 0)
@@ -231,9 +224,7 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 	Shma__Run **run_ptrs = dispatch_scratch_alloc(s, WIRE_RUNS_MAX * sizeof *run_ptrs);
 	if (!b.refs || !b.runs || !r || !runs || !run_ptrs)
 		return refuse(d, c, resp, s, req->id, ENOMEM, "refill");
-	int n = c->region != NULL
-			? heap_region_refill(d->heap, c->region, rf->size_class, (uint32_t)want, &b)
-			: heap_refill(d->heap, rf->size_class, (uint32_t)want, &b);
+	int n = heap_refill(d->heap, c->region, rf->size_class, (uint32_t)want, &b);
 	if (n < 0)
 		return refuse(d, c, resp, s, req->id, -n, "refill");
 	if (rf->slot != 0)
@@ -307,13 +298,12 @@ static enum dispatch_action do_alloc_large(struct daemon *d, struct client *c,
 	uint64_t size = req->alloc_large->size;
 	if (size == 0 || size > REF_RANGE_MAX)
 		return refuse(d, c, resp, s, req->id, size ? ENOMEM : EINVAL, "alloc large");
-	if (d->opt.client_max_memory && client_room(d, c, size) == 0)
+	if (d->opt.client_max_memory && quota_room(d, c, size) == 0)
 		return refuse(d, c, resp, s, req->id, ENOMEM, "alloc large: --client-max-memory");
 	if (quota_large_take(d, c) != 0)
 		return refuse(d, c, resp, s, req->id, EAGAIN, "alloc large: --uid-max-large");
 	uint64_t ref, seg_size;
-	int rc = c->region != NULL ? heap_region_alloc_large(d->heap, c->region, size, &ref, &seg_size)
-				   : heap_alloc_large(d->heap, size, c->id, &ref, &seg_size);
+	int rc = heap_alloc_large(d->heap, c->region, size, c->id, &ref, &seg_size);
 	if (rc != 0) {
 		quota_large_give(c);
 		return refuse(d, c, resp, s, req->id, -rc, "alloc large");

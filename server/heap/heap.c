@@ -520,9 +520,8 @@ static int take_fresh(struct heap *h, struct heap_region *rg, unsigned cls, uint
 	return (int)n;
 }
 
-/* heap_refill() for region rg, or for the shared spans (rg NULL). */
-static int refill(struct heap *h, struct heap_region *rg, unsigned cls, uint32_t want,
-		  struct heap_batch *batch)
+int heap_refill(struct heap *h, struct heap_region *rg, unsigned cls, uint32_t want,
+		struct heap_batch *batch)
 {
 	if (cls >= SIZECLASS_COUNT || want == 0)
 		return -EINVAL;
@@ -551,17 +550,6 @@ static int refill(struct heap *h, struct heap_region *rg, unsigned cls, uint32_t
 		h->region_bytes += bytes;
 	}
 	return (int)got;
-}
-
-int heap_refill(struct heap *h, unsigned cls, uint32_t want, struct heap_batch *batch)
-{
-	return refill(h, NULL, cls, want, batch);
-}
-
-int heap_region_refill(struct heap *h, struct heap_region *r, unsigned cls, uint32_t want,
-		       struct heap_batch *batch)
-{
-	return refill(h, r, cls, want, batch);
 }
 
 /* ---- free ---- */
@@ -804,16 +792,12 @@ static int alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *
 	return 0;
 }
 
-int heap_alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *ref,
-		     uint64_t *got)
+int heap_alloc_large(struct heap *h, struct heap_region *rg, uint64_t size, uint64_t owner,
+		     uint64_t *ref, uint64_t *got)
 {
-	return alloc_large(h, size, owner & ~SHMA_OWNER_REGION, ref, got);
-}
-
-int heap_region_alloc_large(struct heap *h, struct heap_region *rg, uint64_t size,
-			    uint64_t *ref, uint64_t *got)
-{
-	uint64_t owner = rg->id | SHMA_OWNER_REGION;
+	if (rg == NULL)
+		return alloc_large(h, size, owner & ~SHMA_OWNER_REGION, ref, got);
+	owner = rg->id | SHMA_OWNER_REGION;
 	int rc = alloc_large(h, size, owner, ref, got);
 	if (rc == 0 && heap_region_note_large(h, owner, *ref, *got, 1) != 0) {
 		heap_free_large(h, *ref, NULL);

@@ -123,7 +123,8 @@ void heap_close(struct heap *h, int unlink);
 
 /*
  * Hands out up to want objects of class cls (want >= 1), marking each out in
- * its span's bitmap.  Objects go in batch->refs and, where a whole fresh span
+ * its span's bitmap: from region rg's spans only (heap.h: Regions; fresh
+ * spans lazily reserved), or with rg NULL from the spans of no region.  Objects go in batch->refs and, where a whole fresh span
  * or a contiguous stretch is handed out, as runs in batch->runs (cheaper for
  * both sides); the sum of nrefs and the runs' counts is at most want.
  * Returns the number of objects handed out (>= 1), or -ENOMEM when none could
@@ -133,7 +134,9 @@ void heap_close(struct heap *h, int unlink);
  * spans are drawn on first; a fresh span goes out as one run while the batch
  * has room for runs.
  */
-int heap_refill(struct heap *h, unsigned cls, uint32_t want, struct heap_batch *batch);
+struct heap_region;
+int heap_refill(struct heap *h, struct heap_region *rg, unsigned cls, uint32_t want,
+		struct heap_batch *batch);
 
 /*
  * Takes one object back.  0; -EINVAL if ref names no arena of this heap or
@@ -157,11 +160,14 @@ int heap_object_class(struct heap *h, uint64_t ref);
  * A large block: a run of whole pages of one arena (server/heap/large.h),
  * backing store reserved -- the pages of a freed block, still reserved, when
  * one fits.  *ref names its first byte, *got its size (size rounded up to
- * pages); owner (a client id, say) is remembered with it.  -ENOMEM past max_memory, when /dev/shm is full or when the block
- * is larger than an arena's pages; -EINVAL for size 0.
+ * pages); owner (a client id, say) is remembered with it.  With region rg
+ * (not NULL) the block is rg's: lazily reserved, its owner rg's id (owner
+ * is not used).  -ENOMEM past max_memory, when /dev/shm is full (or no
+ * memory is left to note it in rg) or when the block is larger than an
+ * arena's pages; -EINVAL for size 0.
  */
-int heap_alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *ref,
-		     uint64_t *got);
+int heap_alloc_large(struct heap *h, struct heap_region *rg, uint64_t size, uint64_t owner,
+		     uint64_t *ref, uint64_t *got);
 
 /* The owner heap_alloc_large() was given for the live large block starting
  * exactly at ref (kept in the metadata: across restarts too; a region's
@@ -212,19 +218,9 @@ uint64_t heap_large_size(const struct heap *h, uint64_t ref, uint64_t *start);
  * reserved (a span, a block below HEAP_PUNCH_AT: the next user finds them
  * reserved, as it would any free run) or punched (larger blocks).
  */
-struct heap_region;
-
 /* The region of client id; with create, made if there is none.  NULL with
  * errno ENOENT (none) or ENOMEM. */
 struct heap_region *heap_region(struct heap *h, uint64_t id, int create);
-
-/* heap_refill() from region r's spans only (fresh spans lazily reserved). */
-int heap_region_refill(struct heap *h, struct heap_region *r, unsigned cls, uint32_t want,
-		       struct heap_batch *batch);
-
-/* heap_alloc_large() for region r (lazily reserved, owner r's id). */
-int heap_region_alloc_large(struct heap *h, struct heap_region *r, uint64_t size,
-			    uint64_t *ref, uint64_t *got);
 
 /* Ends the region of client id, if it has one: every object of its spans
  * and every large block of it is freed.  Returns the bytes freed (0 if

@@ -4,7 +4,7 @@
  * Why the state a daemon killed at any instant leaves is one we accept:
  *
  * - Segment 'M' is made first and its header's magic written last, after
- *   'p' exists: an 'M' without the magic was never served from (heap.c
+ *   'p' exists: an 'M' without the magic was never served from (segments.c
  *   removes it and starts afresh).
  * - An arena's metadata is cleared, reserved and marked, its header written
  *   (magic last), and only then is the heap header's arena count raised.  So

@@ -18,6 +18,7 @@ FUZZ_SHM = $(top_srcdir)/shm/seg.c $(top_srcdir)/shm/layout.c $(top_srcdir)/shm/
 	$(top_srcdir)/shm/rootname.c $(top_srcdir)/shm/table.c
 FUZZ_SESSION = $(SESSION_SOURCES:%=$(top_srcdir)/%)
 FUZZ_HEAP = $(top_srcdir)/server/heap/heap.c $(top_srcdir)/server/heap/arena.c \
+	$(top_srcdir)/server/heap/segments.c $(top_srcdir)/server/heap/counters.c \
 	$(top_srcdir)/server/heap/pageheap.c $(top_srcdir)/server/heap/span.c \
 	$(top_srcdir)/server/heap/large.c $(top_srcdir)/server/heap/recovery.c \
 	$(top_srcdir)/server/heap/region.c \

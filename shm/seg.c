@@ -280,11 +280,6 @@ int seg_lock(int fd)
 	return errno == EWOULDBLOCK ? -EBUSY : -errno;
 }
 
-int seg_resize(int fd, uint64_t size)
-{
-	return ftruncate(fd, (off_t)size) == 0 ? 0 : -errno;
-}
-
 int64_t seg_size(int fd)
 {
 	struct stat st;
@@ -373,13 +368,6 @@ void *seg_reserve_va(size_t len, size_t align)
 	if (at + len < p + len + extra)
 		munmap(at + len, (size_t)(p + len + extra - (at + len)));
 	return at;
-}
-
-int seg_unmap_to_reserved(void *addr, size_t len)
-{
-	void *p = mmap(addr, len, PROT_NONE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-	return p == MAP_FAILED ? -errno : 0;
 }
 
 int seg_unmap(void *addr, size_t len)

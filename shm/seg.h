@@ -94,9 +94,6 @@ int seg_instance_list(const char *instance, char kind,
  * another process holds it. */
 int seg_lock(int fd);
 
-/* Sets the size of the segment behind fd; 0 or -errno. */
-int seg_resize(int fd, uint64_t size);
-
 /* Size of the segment behind fd, or a negative errno. */
 int64_t seg_size(int fd);
 
@@ -131,9 +128,6 @@ void *seg_map_sparse(int fd, size_t len, int writable, size_t align);
 /* Reserves len bytes of address space (no memory, no access), aligned to
  * align (a power of two). */
 void *seg_reserve_va(size_t len, size_t align);
-
-/* Puts [addr, addr+len) back to reserved, no-access address space. */
-int seg_unmap_to_reserved(void *addr, size_t len);
 
 int seg_unmap(void *addr, size_t len);
 

@@ -42,7 +42,6 @@ void heap_quarantine(struct heap *h, struct arena *a, const char *why)
 	if (a->quarantined != NULL)
 		return;
 	a->quarantined = why;
-	h->nquarantined++;
 	if (h->cfg.on_quarantine != NULL)
 		h->cfg.on_quarantine(h->cfg.on_quarantine_arg, a->id, why);
 }
@@ -61,11 +60,6 @@ int heap_withhold(struct heap *h, struct page_run *r)
 	}
 	h->held[h->nheld++] = r;
 	return 0;
-}
-
-uint32_t heap_quarantined(const struct heap *h)
-{
-	return h->nquarantined;
 }
 
 int heap_grow_arena_array(struct heap *h)
@@ -368,16 +362,6 @@ int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls)
 	else
 		span_list_update(heap_partial(h, s), s);
 	return 0;
-}
-
-void *heap_object_address(struct heap *h, uint64_t ref)
-{
-	int rc = heap_object_class(h, ref);
-	if (rc < 0) {
-		errno = -rc;
-		return NULL;
-	}
-	return h->pages + ref;
 }
 
 

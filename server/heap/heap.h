@@ -114,9 +114,6 @@ struct heap_recovery {
 };
 void heap_recovery(const struct heap *h, struct heap_recovery *r);
 
-/* Arenas quarantined so far. */
-uint32_t heap_quarantined(const struct heap *h);
-
 /* Frees the heap's private memory and unmaps; with unlink, removes the
  * heap's segments too. */
 void heap_close(struct heap *h, int unlink);
@@ -146,11 +143,6 @@ int heap_refill(struct heap *h, struct heap_region *rg, unsigned cls, uint32_t w
  * A span whose last object comes back returns its pages to the page heap.
  */
 int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls);
-
-/* The address, in the daemon's own mapping, of the object ref names if it
- * is out (in a client's cache or in use), else NULL with errno set as
- * heap_free_object() would return.  Valid until the object is freed. */
-void *heap_object_address(struct heap *h, uint64_t ref);
 
 /* The class of the object ref names if it is out, else a negative errno as
  * heap_free_object() would return; changes nothing. */

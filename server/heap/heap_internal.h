@@ -37,7 +37,6 @@ struct heap {
 	uint64_t jumbo_left;         /* recovery: pages of a block still to come */
 	struct page_run **held;      /* free runs of quarantined arenas, withheld */
 	uint32_t nheld, held_cap;
-	uint32_t nquarantined;
 	struct table regions;        /* client id -> struct heap_region * */
 	uint64_t region_bytes;       /* of every region, in in_use too */
 };

@@ -12,6 +12,7 @@
  * default 1024 descriptors, is what limits clients.
  */
 #include "config.h"
+#include "clock.h"
 
 #include "server.h"
 #include "conn.h"
@@ -105,7 +106,7 @@ static void on_decay_timer(uv_timer_t *t)
 	struct server *srv = t->data;
 	daemon_control_spares_trim(srv->d);
 	daemon_control_sweep(srv->d);
-	uint64_t bytes = heap_decay(srv->d->heap, uv_now(srv->loop));
+	uint64_t bytes = heap_decay(srv->d->heap, monotonic_ms());
 	if (bytes)
 		log_msg(SLOG_DEBUG, "decay gave %llu bytes back to the OS",
 			(unsigned long long)bytes);

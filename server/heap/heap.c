@@ -10,6 +10,7 @@
  * max_memory bounds the arenas made (large blocks live in arenas).
  */
 #include "heap_internal.h"
+#include "clock.h"
 #include "ref.h"
 #include "seg.h"
 
@@ -19,13 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-uint64_t heap_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 void heap_say(struct heap *h, const char *fmt, ...)
 {
@@ -52,7 +46,7 @@ int heap_withhold(struct heap *h, struct page_run *r)
 		uint32_t cap = h->held_cap ? h->held_cap * 2 : 16;
 		struct page_run **n = realloc(h->held, cap * sizeof *n);
 		if (n == NULL) {
-			pageheap_free(h->ph, r, heap_now_ms());
+			pageheap_free(h->ph, r, monotonic_ms());
 			return -ENOMEM;
 		}
 		h->held = n;
@@ -143,7 +137,7 @@ int heap_alloc_pages(struct heap *h, uint32_t npages, int lazy, struct page_run 
 	rc = heap_reserve(h, heap_pages_offset(h, r->region, r->start),
 			  arena_page_offset(r->npages));
 	if (rc < 0) {
-		pageheap_free(h->ph, r, heap_now_ms());
+		pageheap_free(h->ph, r, monotonic_ms());
 		return rc;
 	}
 	pageheap_mark_backed(h->ph, r->region, r->start, r->npages);
@@ -160,7 +154,7 @@ static int new_span(struct heap *h, unsigned cls, struct heap_region *rg, struct
 	if (*out == NULL) {
 		if (rg != NULL)
 			heap_settle_lazy(h, r->region, r->start, r->npages);
-		pageheap_free(h->ph, r, heap_now_ms());
+		pageheap_free(h->ph, r, monotonic_ms());
 		return -ENOMEM;
 	}
 	if (rg != NULL)
@@ -201,7 +195,7 @@ void heap_release_span(struct heap *h, struct span *s)
 	span_destroy(s);
 	if (lazy)
 		heap_settle_lazy(h, r->region, r->start, r->npages);
-	pageheap_free(h->ph, r, heap_now_ms());
+	pageheap_free(h->ph, r, monotonic_ms());
 	trim_reserved(h);
 }
 

@@ -226,15 +226,13 @@ uint64_t heap_region_bytes(const struct heap_region *r);
 void heap_region_totals(const struct heap *h, uint64_t *regions, uint64_t *bytes);
 
 /* Gives back to the OS the free pages idle at least the decay; returns the
- * bytes of backing store released.  Call it from a timer with heap_now_ms(). */
+ * bytes of backing store released.  Call it from a timer with monotonic_ms()
+ * (shm/clock.h), the clock the heap stamps free runs with. */
 uint64_t heap_decay(struct heap *h, uint64_t now_ms);
 
 /* Gives back to the OS every free page that holds backing store, however
  * recently freed: when /dev/shm is full.  Returns the bytes released. */
 uint64_t heap_release_free(struct heap *h);
-
-/* The clock the heap stamps free runs with: CLOCK_MONOTONIC, milliseconds. */
-uint64_t heap_now_ms(void);
 
 /* Counters: bounded work (per arena, per class), no scan of user memory. */
 void heap_totals(const struct heap *h, struct heap_totals *t);

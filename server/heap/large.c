@@ -5,6 +5,7 @@
  * counters they move.
  */
 #include "large.h"
+#include "clock.h"
 #include "heap_internal.h"
 #include "ref.h"
 #include "seg.h"
@@ -156,7 +157,7 @@ static int alloc_jumbo(struct heap *h, uint64_t npages, uint64_t owner, uint64_t
 		if (rc < 0) {
 			for (uint32_t i = 0; i < j; i++) {
 				struct arena *b = h->arenas[first + i];
-				pageheap_free(h->ph, b->large_of_page[meta], heap_now_ms());
+				pageheap_free(h->ph, b->large_of_page[meta], monotonic_ms());
 				b->large_of_page[meta] = NULL;
 			}
 			seg_punch(h->pages_fd, start, npages << SHMA_PAGE_SHIFT);
@@ -199,7 +200,7 @@ static void free_jumbo(struct heap *h, struct arena *a, uint64_t npages)
 		a->page_map[p].span_start = 0;
 	}
 	jumbo_tail_map(h, a->id, npages, 0);
-	uint64_t now = heap_now_ms();
+	uint64_t now = monotonic_ms();
 	for (uint32_t j = 0; j < k; j++) {
 		struct arena *b = h->arenas[a->id + j];
 		struct page_run *r = b->large_of_page[meta];
@@ -283,7 +284,7 @@ int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size)
 	large_unmake(a, r);
 	if (owner & SHMA_OWNER_REGION)
 		heap_settle_lazy(h, region, start, npages);
-	pageheap_free(h->ph, r, heap_now_ms());
+	pageheap_free(h->ph, r, monotonic_ms());
 	if (sz >= HEAP_PUNCH_AT &&
 	    seg_punch(h->pages_fd, heap_pages_offset(h, region, start), sz) == 0)
 		h->returned += arena_page_offset(pageheap_unback(h->ph, region, start, npages));

@@ -36,6 +36,7 @@
  * other arenas are rebuilt and served as usual.
  */
 #include "heap_internal.h"
+#include "clock.h"
 #include "large.h"
 #include "ref.h"
 #include "seg.h"
@@ -70,7 +71,7 @@ static int adopt_span(struct heap *h, struct arena *a, uint32_t p, unsigned cls)
 	pageheap_mark_backed(h->ph, a->id, p, n);
 	struct span *s = span_adopt(a, r, cls);
 	if (s == NULL) {
-		pageheap_free(h->ph, r, heap_now_ms());
+		pageheap_free(h->ph, r, monotonic_ms());
 		return -ENOMEM;
 	}
 	h->counters[cls].spans++;

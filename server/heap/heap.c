@@ -11,6 +11,7 @@
  */
 #include "heap_internal.h"
 #include "clock.h"
+#include "list.h"
 #include "ref.h"
 #include "seg.h"
 
@@ -183,14 +184,8 @@ void heap_release_span(struct heap *h, struct span *s)
 	struct heap_region *rg = s->region;
 	h->counters[s->cls].spans--;
 	span_list_remove(heap_partial(h, s), s);
-	if (rg != NULL) {
-		if (s->rprev != NULL)
-			s->rprev->rnext = s->rnext;
-		else
-			rg->spans = s->rnext;
-		if (s->rnext != NULL)
-			s->rnext->rprev = s->rprev;
-	}
+	if (rg != NULL)
+		DLIST_REMOVE(&rg->spans, s, rprev, rnext);
 	int lazy = s->owner != 0;
 	span_destroy(s);
 	if (lazy)

@@ -97,7 +97,7 @@ static int open_state(struct daemon *d)
 		return rc;
 	/* Metadata: no client writes it, whatever the segment mode. */
 	rc = roots_open(&d->roots, d->opt.instance,
-			seg_kind_mode('m', d->opt.segment_mode));
+			seg_kind_mode(SEG_MANIFEST, d->opt.segment_mode));
 	if (rc != 0) {
 		log_msg(SLOG_ERROR, "refusing to start: cannot open the roots "
 			"(/dev/shm/shmalloc.%s.m): %s; start with --discard to remove every "

@@ -348,7 +348,7 @@ int heap_recover(struct heap *h)
 	if (rc < 0)
 		return rc;
 	char name[SEG_NAME_MAX];
-	rc = seg_name(name, sizeof name, h->instance, 'p', 0);
+	rc = seg_name(name, sizeof name, h->instance, SEG_PAGES, 0);
 	if (rc < 0)
 		return rc;
 	const char *why = NULL;

@@ -56,7 +56,7 @@ static uint64_t default_base(const char *instance)
 	return SHMA_BASE_FIRST + (x % SHMA_BASE_SLOTS) * SHMA_BASE_STRIDE;
 }
 
-static void unlink_segment(const char *instance, char kind)
+static void unlink_segment(const char *instance, enum seg_kind kind)
 {
 	char name[SEG_NAME_MAX];
 	if (seg_name(name, sizeof name, instance, kind, 0) == 0)
@@ -81,8 +81,8 @@ static int create_heap(struct heap *h)
 {
 	char name[SEG_NAME_MAX];
 	/* Metadata: writable by the daemon's uid alone, whatever the mode. */
-	mode_t meta_mode = seg_kind_mode('M', h->cfg.mode);
-	int rc = seg_name(name, sizeof name, h->instance, 'M', 0);
+	mode_t meta_mode = seg_kind_mode(SEG_META, h->cfg.mode);
+	int rc = seg_name(name, sizeof name, h->instance, SEG_META, 0);
 	if (rc < 0)
 		return rc;
 	h->meta_fd = seg_create(name, h->meta_size, meta_mode);
@@ -93,7 +93,7 @@ static int create_heap(struct heap *h)
 		rc = seg_reserve(h->meta_fd, 0, SHMA_PAGE_SIZE);
 	if (rc < 0)
 		return rc;
-	rc = seg_name(name, sizeof name, h->instance, 'p', 0);
+	rc = seg_name(name, sizeof name, h->instance, SEG_PAGES, 0);
 	if (rc < 0)
 		return rc;
 	h->pages_fd = seg_create(name, h->range, h->cfg.mode);
@@ -126,7 +126,7 @@ static int create_heap(struct heap *h)
 
 /* 1 if segment kind exists and is ours (a file someone else made under the
  * name is not). */
-static int segment_exists(const char *instance, char kind, uint64_t id, mode_t mode)
+static int segment_exists(const char *instance, enum seg_kind kind, uint64_t id, mode_t mode)
 {
 	char name[SEG_NAME_MAX];
 	if (seg_name(name, sizeof name, instance, kind, id) < 0)
@@ -142,15 +142,15 @@ static int segment_exists(const char *instance, char kind, uint64_t id, mode_t m
 static int open_segments(struct heap *h)
 {
 	char name[SEG_NAME_MAX];
-	int rc = seg_name(name, sizeof name, h->instance, 'M', 0);
+	int rc = seg_name(name, sizeof name, h->instance, SEG_META, 0);
 	if (rc < 0)
 		return rc;
 	const char *why = NULL;
-	h->meta_fd = seg_adopt(name, seg_kind_mode('M', h->cfg.mode), &why);
+	h->meta_fd = seg_adopt(name, seg_kind_mode(SEG_META, h->cfg.mode), &why);
 	if (h->meta_fd == -EPERM)
 		return heap_say(h, "%s is not ours (%s)", name, why ? why : "?"), -EPERM;
 	if (h->meta_fd == -ENOENT) {
-		if (segment_exists(h->instance, 'a', 0, h->cfg.mode))
+		if (segment_exists(h->instance, SEG_ARENA_V1, 0, h->cfg.mode))
 			return heap_say(h, "instance %s holds a heap of layout 1 (segment "
 				    "/shmalloc.%s.a0); this shmallocd reads layout %u only", h->instance,
 				    h->instance, SHMA_LAYOUT_VERSION), -EPROTO;
@@ -169,7 +169,7 @@ static int open_segments(struct heap *h)
 		close(h->meta_fd);
 		h->meta_fd = -1;
 		seg_unlink(name);
-		unlink_segment(h->instance, 'p');
+		unlink_segment(h->instance, SEG_PAGES);
 		return create_heap(h);
 	}
 	return heap_recover(h);
@@ -246,8 +246,8 @@ void heap_close(struct heap *h, int unlink)
 	if (h->meta_fd >= 0)
 		close(h->meta_fd);
 	if (unlink) {
-		unlink_segment(h->instance, 'p');
-		unlink_segment(h->instance, 'M');
+		unlink_segment(h->instance, SEG_PAGES);
+		unlink_segment(h->instance, SEG_META);
 	}
 	free(h);
 }

@@ -24,7 +24,7 @@
 static char *map_meta(void)
 {
 	char name[SEG_NAME_MAX];
-	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'M', 0), 0);
+	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, SEG_META, 0), 0);
 	int fd = seg_open(name, 0);
 	ck_assert_int_ge(fd, 0);
 	char *meta = seg_map_sparse(fd, (size_t)seg_size(fd), 0, SHMA_PAGE_SIZE);

@@ -223,7 +223,7 @@ static uint64_t resident(void)
 static void touch(uint64_t first, size_t len)
 {
 	char name[SEG_NAME_MAX];
-	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'p', 0), 0);
+	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, SEG_PAGES, 0), 0);
 	int fd = seg_open(name, 1);
 	ck_assert_int_ge(fd, 0);
 	size_t range = (size_t)seg_size(fd);

@@ -45,6 +45,7 @@
  *
  * Layer: session (no libuv).
  */
+#include "control.h"
 #include "daemon.h"
 #include "log.h"
 #include "seg.h"

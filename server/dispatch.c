@@ -14,6 +14,7 @@
  * tests/unit/check_dispatch.c decoded requests).  Layer: session (no libuv).
  */
 #include "dispatch.h"
+#include "control.h"
 #include "frame.h"
 #include "log.h"
 #include "ref.h"

@@ -17,6 +17,7 @@
 #include "server.h"
 #include "conn.h"
 #include "log.h"
+#include "control.h"
 #include "perimeter.h"
 
 #include <errno.h>
@@ -33,6 +34,7 @@
 /* The loop's handles, and the daemon they serve. */
 struct server {
 	struct daemon *d;
+	struct perimeter *perimeter; /* the socket's directory, checked and held */
 	uv_loop_t *loop;
 	uv_pipe_t listener;
 	uv_signal_t sigterm, sigint;
@@ -141,7 +143,7 @@ static void start_conn_timer(struct server *srv)
 static int listen_socket(struct server *srv)
 {
 	struct daemon *d = srv->d;
-	int fd = perimeter_bind(&d->perimeter, d->opt.socket_mode);
+	int fd = perimeter_bind(srv->perimeter, d->opt.socket_mode);
 	if (fd < 0)
 		return -1;
 	uv_pipe_init(srv->loop, &srv->listener, 0);
@@ -204,9 +206,9 @@ static void raise_fd_limit(void)
 			(unsigned long long)(rl.rlim_cur > 256 ? (rl.rlim_cur - 256) / 2 : 0));
 }
 
-int server_run(struct daemon *d)
+int server_run(struct daemon *d, struct perimeter *p)
 {
-	struct server srv = {.d = d, .loop = uv_default_loop()};
+	struct server srv = {.d = d, .perimeter = p, .loop = uv_default_loop()};
 	srv.conns.loop = srv.loop;
 	srv.conns.d = d;
 	d->started = (int64_t)time(NULL);
@@ -218,7 +220,7 @@ int server_run(struct daemon *d)
 		d->opt.socket_path, d->opt.instance,
 		(unsigned long long)(d->opt.arena_size >> 20));
 	uv_run(srv.loop, UV_RUN_DEFAULT);
-	perimeter_close(&d->perimeter);
+	perimeter_close(p);
 	uv_loop_close(srv.loop);
 	log_msg(SLOG_INFO, "stopped");
 	return 0;

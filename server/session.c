@@ -6,6 +6,7 @@
  * suite and the fuzz target drive it directly).
  */
 #include "session.h"
+#include "control.h"
 #include "list.h"
 #include "quota.h"
 #include "access.h"

@@ -7,6 +7,9 @@
 	XX(options) \
 	XX(heap) \
 	XX(pageheap) \
+	XX(span) \
+	XX(inflight_unit) \
+	XX(quota_unit) \
 	XX(roots) \
 	XX(sizeclass) \
 	XX(dispatch) \

@@ -91,11 +91,16 @@ static enum dispatch_action refuse_close(struct daemon *d, struct client *c,
  * of scratch -- resp is then an empty response, which the client treats as
  * EPROTO.
  */
-static void *reply_body(Shma__Response *resp, struct dispatch_scratch *s, uint64_t id,
-			size_t size)
+static void reply_empty(Shma__Response *resp, uint64_t id)
 {
 	shma__response__init(resp);
 	resp->id = id;
+}
+
+static void *reply_body(Shma__Response *resp, struct dispatch_scratch *s, uint64_t id,
+			size_t size)
+{
+	reply_empty(resp, id);
 	return dispatch_scratch_alloc(s, size);
 }
 
@@ -400,10 +405,11 @@ static enum dispatch_action do_roots(struct daemon *d, struct client *c,
 	unsigned n = roots_count(d->roots);
 	Shma__Root *roots = dispatch_scratch_alloc(s, n * sizeof *roots);
 	Shma__Root **ptrs = dispatch_scratch_alloc(s, n * sizeof *ptrs);
-	Shma__RootsReply *r = roots && ptrs ? reply_roots(resp, s, req->id)
-					    : reply_body(resp, s, req->id, 0);
-	if (!r || !roots || !ptrs)
+	Shma__RootsReply *r = roots && ptrs ? reply_roots(resp, s, req->id) : NULL;
+	if (r == NULL) {
+		reply_empty(resp, req->id);
 		return DISPATCH_REPLY;
+	}
 	unsigned k = 0;
 	for (unsigned i = 0; k < n && i < roots_capacity(d->roots); i++) {
 		const char *name;
@@ -425,8 +431,7 @@ static enum dispatch_action do_stats(struct daemon *d, struct client *c,
 				     const Shma__Request *req, Shma__Response *resp,
 				     struct dispatch_scratch *s)
 {
-	shma__response__init(resp);
-	resp->id = req->id;
+	reply_empty(resp, req->id);
 	if (stats_build(d, resp, s) != 0)
 		return refuse(d, c, resp, s, req->id, ENOMEM, "stats");
 	return DISPATCH_REPLY;

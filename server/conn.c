@@ -24,6 +24,7 @@
 
 #include "conn.h"
 #include "dispatch.h"
+#include "list.h"
 #include "frame.h"
 #include "log.h"
 #include "session.h"
@@ -77,12 +78,7 @@ static void on_closed(uv_handle_t *h)
 	struct conn_list *l = cn->list;
 	if (cn->client != NULL)
 		session_close(l->d, cn->client);
-	if (cn->prev)
-		cn->prev->next = cn->next;
-	else
-		l->head = cn->next;
-	if (cn->next)
-		cn->next->prev = cn->prev;
+	DLIST_REMOVE(&l->head, cn, prev, next);
 	free(cn->buf);
 	free(cn);
 }
@@ -332,10 +328,7 @@ void conn_accept(struct conn_list *l, uv_stream_t *listener)
 	cn->accepted_ms = uv_now(l->loop);
 	uv_pipe_init(l->loop, &cn->pipe, 0);
 	cn->pipe.data = cn;
-	cn->next = l->head;
-	if (l->head)
-		l->head->prev = cn;
-	l->head = cn;
+	DLIST_PUSH(&l->head, cn, prev, next);
 	if (uv_accept(listener, (uv_stream_t *)&cn->pipe) != 0) {
 		close_conn(cn);
 		return;

@@ -45,6 +45,7 @@
  *
  * Layer: session (no libuv).
  */
+#include "control.h"
 #include "daemon.h"
 #include "log.h"
 #include "seg.h"
@@ -202,7 +203,7 @@ static void unmap_and_unlink(struct daemon *d, uint64_t id, int fd, struct contr
 		munmap(cb, sizeof *cb);
 	if (fd >= 0)
 		close(fd);
-	if (unlink && seg_name(name, sizeof name, d->opt.instance, 'c', id) == 0)
+	if (unlink && seg_name(name, sizeof name, d->opt.instance, SEG_CONTROL, id) == 0)
 		seg_unlink(name);
 }
 
@@ -211,7 +212,7 @@ static void unmap_and_unlink(struct daemon *d, uint64_t id, int fd, struct contr
 static int create_segment(struct daemon *d, uint64_t id, int *fdp, struct control_block **ctl)
 {
 	char name[SEG_NAME_MAX];
-	int rc = seg_name(name, sizeof name, d->opt.instance, 'c', id);
+	int rc = seg_name(name, sizeof name, d->opt.instance, SEG_CONTROL, id);
 	if (rc != 0)
 		return rc;
 	/* The daemon's alone: its client gets the descriptor with the Hello
@@ -452,13 +453,13 @@ static int recover_one(void *arg, uint64_t id)
 	char name[SEG_NAME_MAX];
 	if (id > d->next_client_id)
 		d->next_client_id = id;
-	if (seg_name(name, sizeof name, d->opt.instance, 'c', id) != 0)
+	if (seg_name(name, sizeof name, d->opt.instance, SEG_CONTROL, id) != 0)
 		return 0;
 	/* Only a block we made: a file someone else dropped under the name
 	 * (while we were down, say, forging the caches of a live process to
 	 * make us free its blocks) is left alone, never believed. */
 	const char *foreign;
-	int fd = seg_adopt(name, seg_kind_mode('c', d->opt.segment_mode), &foreign);
+	int fd = seg_adopt(name, seg_kind_mode(SEG_CONTROL, d->opt.segment_mode), &foreign);
 	if (fd == -EPERM) {
 		log_msg(SLOG_WARN, "control block %s is not ours (%s): left alone, not adopted",
 			name, foreign);
@@ -489,7 +490,7 @@ int daemon_control_recover(struct daemon *d)
 	 * still here: a dead client's large blocks are known by its id. */
 	if (heap_client_ids(d->heap) > d->next_client_id)
 		d->next_client_id = heap_client_ids(d->heap);
-	int n = seg_instance_list(d->opt.instance, 'c', recover_one, d);
+	int n = seg_instance_list(d->opt.instance, SEG_CONTROL, recover_one, d);
 	if (n < 0)
 		return n;
 	uint64_t back = daemon_control_sweep(d);

@@ -14,9 +14,11 @@
  * tests/unit/check_dispatch.c decoded requests).  Layer: session (no libuv).
  */
 #include "dispatch.h"
+#include "control.h"
 #include "frame.h"
 #include "log.h"
 #include "ref.h"
+#include "requests.h"
 #include "stats.h"
 #include "wire.h"
 
@@ -83,17 +85,50 @@ static enum dispatch_action refuse_close(struct daemon *d, struct client *c,
 	return DISPATCH_REPLY_CLOSE;
 }
 
-static enum dispatch_action reply_ok(Shma__Response *resp, struct dispatch_scratch *s,
-				     uint64_t id)
+/*
+ * Reply builders, one per response body: each points resp (id set) at a
+ * zeroed, initialised body in the scratch and returns it, or NULL when out
+ * of scratch -- resp is then an empty response, which the client treats as
+ * EPROTO.
+ */
+static void reply_empty(Shma__Response *resp, uint64_t id)
 {
-	Shma__Ok *ok = dispatch_scratch_alloc(s, sizeof *ok);
 	shma__response__init(resp);
 	resp->id = id;
-	if (ok == NULL)
-		return DISPATCH_REPLY;
-	shma__ok__init(ok);
-	resp->body_case = SHMA__RESPONSE__BODY_OK;
-	resp->ok = ok;
+}
+
+static void *reply_body(Shma__Response *resp, struct dispatch_scratch *s, uint64_t id,
+			size_t size)
+{
+	reply_empty(resp, id);
+	return dispatch_scratch_alloc(s, size);
+}
+
+#define REPLY_BUILDER(CASE, field, type, init)                                              \
+	static type *reply_##field(Shma__Response *resp, struct dispatch_scratch *s,          \
+				   uint64_t id)                                             \
+	{                                                                                   \
+		type *body = reply_body(resp, s, id, sizeof *body);                         \
+		if (body == NULL)                                                           \
+			return NULL;                                                        \
+		init(body);                                                                 \
+		resp->body_case = SHMA__RESPONSE__BODY_##CASE;                              \
+		resp->field = body;                                                         \
+		return body;                                                                \
+	}
+REPLY_BUILDER(HELLO, hello, Shma__HelloReply, shma__hello_reply__init)
+REPLY_BUILDER(REFILL, refill, Shma__RefillReply, shma__refill_reply__init)
+REPLY_BUILDER(FLUSH, flush, Shma__FlushReply, shma__flush_reply__init)
+REPLY_BUILDER(ALLOC_LARGE, alloc_large, Shma__AllocLargeReply, shma__alloc_large_reply__init)
+REPLY_BUILDER(OK, ok, Shma__Ok, shma__ok__init)
+REPLY_BUILDER(LOOKUP, lookup, Shma__LookupReply, shma__lookup_reply__init)
+REPLY_BUILDER(ROOTS, roots, Shma__RootsReply, shma__roots_reply__init)
+#undef REPLY_BUILDER
+
+static enum dispatch_action answer_ok(Shma__Response *resp, struct dispatch_scratch *s,
+				      uint64_t id)
+{
+	reply_ok(resp, s, id);
 	return DISPATCH_REPLY;
 }
 
@@ -139,12 +174,11 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 				"outlive it", (unsigned long long)c->id);
 	}
 	c->hello_done = 1;
-	Shma__HelloReply *r = dispatch_scratch_alloc(s, sizeof *r);
+	Shma__HelloReply *r = reply_hello(resp, s, req->id);
 	if (r == NULL)
 		return refuse_close(d, c, resp, s, req->id, ENOMEM, "hello");
 	const struct arena_geometry *g = heap_geometry(d->heap);
 	const struct heap_header *hh = heap_header(d->heap);
-	shma__hello_reply__init(r);
 	r->version = SHMA_PROTOCOL_VERSION;
 	r->instance = d->opt.instance;
 	r->arena_size = g->arena_size;
@@ -159,22 +193,11 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 	r->control_slots = SHMA_CONTROL_SLOTS;
 	r->max_frame = d->opt.max_frame;
 	r->meta_bytes = (uint32_t)g->meta_bytes;
-	shma__response__init(resp);
-	resp->id = req->id;
-	resp->body_case = SHMA__RESPONSE__BODY_HELLO;
-	resp->hello = r;
 	log_msg(SLOG_INFO, "client %llu %s: pid %ld uid %lu%s%s%s", (unsigned long long)c->id,
 		adopted ? "reconnected, its control block re-adopted" : "connected",
 		(long)c->pid, (unsigned long)c->uid, c->name[0] ? " name " : "", c->name,
 		c->region ? ", a region" : "");
 	return DISPATCH_REPLY;
-}
-
-/* How many objects of size bytes c's process may still take under
- * --client-max-memory (over all its connections: quota.c). */
-static uint64_t client_room(const struct daemon *d, const struct client *c, uint64_t size)
-{
-	return quota_room(d, c, size);
 }
 
 static enum dispatch_action do_refill(struct daemon *d, struct client *c, const Shma__Request *req,
@@ -192,7 +215,7 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 	uint64_t want = rf->count < WIRE_REFILL_MAX ? rf->count : WIRE_REFILL_MAX;
 	if (want * size > WIRE_REFILL_BYTES_MAX)
 		want = WIRE_REFILL_BYTES_MAX / size ? WIRE_REFILL_BYTES_MAX / size : 1;
-	uint64_t room = client_room(d, c, size);
+	uint64_t room = quota_room(d, c, size);
 	if (want > room)
 		want = room;
 	if (want == 0)
@@ -202,20 +225,17 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 	b.runs_cap = WIRE_RUNS_MAX;
 	b.refs = dispatch_scratch_alloc(s, want * sizeof *b.refs);
 	b.runs = dispatch_scratch_alloc(s, WIRE_RUNS_MAX * sizeof *b.runs);
-	Shma__RefillReply *r = dispatch_scratch_alloc(s, sizeof *r);
+	Shma__RefillReply *r = reply_refill(resp, s, req->id);
 	Shma__Run *runs = dispatch_scratch_alloc(s, WIRE_RUNS_MAX * sizeof *runs);
 	Shma__Run **run_ptrs = dispatch_scratch_alloc(s, WIRE_RUNS_MAX * sizeof *run_ptrs);
 	if (!b.refs || !b.runs || !r || !runs || !run_ptrs)
 		return refuse(d, c, resp, s, req->id, ENOMEM, "refill");
-	int n = c->region != NULL
-			? heap_region_refill(d->heap, c->region, rf->size_class, (uint32_t)want, &b)
-			: heap_refill(d->heap, rf->size_class, (uint32_t)want, &b);
+	int n = heap_refill(d->heap, c->region, rf->size_class, (uint32_t)want, &b);
 	if (n < 0)
 		return refuse(d, c, resp, s, req->id, -n, "refill");
 	if (rf->slot != 0)
 		inflight_note(&c->inflight, rf->slot - 1, rf->size_class, req->id, &b);
 	quota_held(c, (int64_t)((uint64_t)n * size));
-	shma__refill_reply__init(r);
 	r->size_class = rf->size_class;
 	r->n_refs = b.nrefs;
 	r->refs = b.refs;
@@ -227,10 +247,6 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 	}
 	r->n_runs = b.nruns;
 	r->runs = run_ptrs;
-	shma__response__init(resp);
-	resp->id = req->id;
-	resp->body_case = SHMA__RESPONSE__BODY_REFILL;
-	resp->refill = r;
 	return DISPATCH_REPLY;
 }
 
@@ -274,16 +290,11 @@ static enum dispatch_action do_flush(struct daemon *d, struct client *c, const S
 	}
 	if (!f->want_reply)
 		return DISPATCH_NONE;
-	Shma__FlushReply *r = dispatch_scratch_alloc(s, sizeof *r);
-	shma__response__init(resp);
-	resp->id = req->id;
-	if (r == NULL)
-		return DISPATCH_REPLY;
-	shma__flush_reply__init(r);
-	r->accepted = accepted;
-	r->rejected = rejected;
-	resp->body_case = SHMA__RESPONSE__BODY_FLUSH;
-	resp->flush = r;
+	Shma__FlushReply *r = reply_flush(resp, s, req->id);
+	if (r != NULL) {
+		r->accepted = accepted;
+		r->rejected = rejected;
+	}
 	return DISPATCH_REPLY;
 }
 
@@ -294,13 +305,12 @@ static enum dispatch_action do_alloc_large(struct daemon *d, struct client *c,
 	uint64_t size = req->alloc_large->size;
 	if (size == 0 || size > REF_RANGE_MAX)
 		return refuse(d, c, resp, s, req->id, size ? ENOMEM : EINVAL, "alloc large");
-	if (d->opt.client_max_memory && client_room(d, c, size) == 0)
+	if (d->opt.client_max_memory && quota_room(d, c, size) == 0)
 		return refuse(d, c, resp, s, req->id, ENOMEM, "alloc large: --client-max-memory");
 	if (quota_large_take(d, c) != 0)
 		return refuse(d, c, resp, s, req->id, EAGAIN, "alloc large: --uid-max-large");
 	uint64_t ref, seg_size;
-	int rc = c->region != NULL ? heap_region_alloc_large(d->heap, c->region, size, &ref, &seg_size)
-				   : heap_alloc_large(d->heap, size, c->id, &ref, &seg_size);
+	int rc = heap_alloc_large(d->heap, c->region, size, c->id, &ref, &seg_size);
 	if (rc != 0) {
 		quota_large_give(c);
 		return refuse(d, c, resp, s, req->id, -rc, "alloc large");
@@ -309,20 +319,15 @@ static enum dispatch_action do_alloc_large(struct daemon *d, struct client *c,
 	d->large_requested_bytes += size;
 	d->large_granted_bytes += seg_size;
 	inflight_note_large(&c->inflight, req->id, ref);
-	Shma__AllocLargeReply *r = dispatch_scratch_alloc(s, sizeof *r);
+	Shma__AllocLargeReply *r = reply_alloc_large(resp, s, req->id);
 	if (r == NULL) {
 		heap_free_large(d->heap, ref, NULL);
 		quota_held(c, -(int64_t)seg_size);
 		quota_large_give(c);
 		return refuse(d, c, resp, s, req->id, ENOMEM, "alloc large");
 	}
-	shma__alloc_large_reply__init(r);
 	r->ref = ref;
 	r->size = seg_size;
-	shma__response__init(resp);
-	resp->id = req->id;
-	resp->body_case = SHMA__RESPONSE__BODY_ALLOC_LARGE;
-	resp->alloc_large = r;
 	return DISPATCH_REPLY;
 }
 
@@ -337,7 +342,7 @@ static enum dispatch_action do_free_large(struct daemon *d, struct client *c,
 	stats_freed_by(d, c, size, owner);
 	quota_held(c, -(int64_t)size);
 	quota_large_give(c);
-	return reply_ok(resp, s, req->id);
+	return answer_ok(resp, s, req->id);
 }
 
 static enum dispatch_action do_publish(struct daemon *d, struct client *c, const Shma__Request *req,
@@ -357,7 +362,7 @@ static enum dispatch_action do_publish(struct daemon *d, struct client *c, const
 	if (rc != 0)
 		return refuse(d, c, resp, s, req->id, -rc, "publish");
 	quota_root_published(d, c, p->name);
-	return reply_ok(resp, s, req->id);
+	return answer_ok(resp, s, req->id);
 }
 
 static enum dispatch_action do_lookup(struct daemon *d, struct client *c, const Shma__Request *req,
@@ -373,15 +378,9 @@ static enum dispatch_action do_lookup(struct daemon *d, struct client *c, const 
 		dispatch_error(resp, s, req->id, -rc, "lookup: %s", wire_strerror(rc));
 		return DISPATCH_REPLY;
 	}
-	Shma__LookupReply *r = dispatch_scratch_alloc(s, sizeof *r);
-	shma__response__init(resp);
-	resp->id = req->id;
-	if (r == NULL)
-		return DISPATCH_REPLY;
-	shma__lookup_reply__init(r);
-	r->ref = ref;
-	resp->body_case = SHMA__RESPONSE__BODY_LOOKUP;
-	resp->lookup = r;
+	Shma__LookupReply *r = reply_lookup(resp, s, req->id);
+	if (r != NULL)
+		r->ref = ref;
 	return DISPATCH_REPLY;
 }
 
@@ -399,21 +398,22 @@ static enum dispatch_action do_unpublish(struct daemon *d, struct client *c,
 		dispatch_error(resp, s, req->id, -rc, "unpublish: %s", wire_strerror(rc));
 		return DISPATCH_REPLY;
 	}
-	return reply_ok(resp, s, req->id);
+	return answer_ok(resp, s, req->id);
 }
 
-static enum dispatch_action do_roots(struct daemon *d, const Shma__Request *req,
-				     Shma__Response *resp, struct dispatch_scratch *s)
+static enum dispatch_action do_roots(struct daemon *d, struct client *c,
+				     const Shma__Request *req, Shma__Response *resp,
+				     struct dispatch_scratch *s)
 {
+	(void)c;
 	unsigned n = roots_count(d->roots);
-	Shma__RootsReply *r = dispatch_scratch_alloc(s, sizeof *r);
 	Shma__Root *roots = dispatch_scratch_alloc(s, n * sizeof *roots);
 	Shma__Root **ptrs = dispatch_scratch_alloc(s, n * sizeof *ptrs);
-	shma__response__init(resp);
-	resp->id = req->id;
-	if (!r || !roots || !ptrs)
+	Shma__RootsReply *r = roots && ptrs ? reply_roots(resp, s, req->id) : NULL;
+	if (r == NULL) {
+		reply_empty(resp, req->id);
 		return DISPATCH_REPLY;
-	shma__roots_reply__init(r);
+	}
 	unsigned k = 0;
 	for (unsigned i = 0; k < n && i < roots_capacity(d->roots); i++) {
 		const char *name;
@@ -428,71 +428,84 @@ static enum dispatch_action do_roots(struct daemon *d, const Shma__Request *req,
 	}
 	r->n_roots = k;
 	r->roots = ptrs;
-	resp->body_case = SHMA__RESPONSE__BODY_ROOTS;
-	resp->roots = r;
 	return DISPATCH_REPLY;
+}
+
+static enum dispatch_action do_stats(struct daemon *d, struct client *c,
+				     const Shma__Request *req, Shma__Response *resp,
+				     struct dispatch_scratch *s)
+{
+	reply_empty(resp, req->id);
+	if (stats_build(d, resp, s) != 0)
+		return refuse(d, c, resp, s, req->id, ENOMEM, "stats");
+	return DISPATCH_REPLY;
+}
+
+static enum dispatch_action do_goodbye(struct daemon *d, struct client *c,
+				       const Shma__Request *req, Shma__Response *resp,
+				       struct dispatch_scratch *s)
+{
+	(void)d;
+	c->said_goodbye = 1;
+	reply_ok(resp, s, req->id);
+	return DISPATCH_REPLY_CLOSE;
+}
+
+typedef enum dispatch_action handler_fn(struct daemon *d, struct client *c,
+					const Shma__Request *req, Shma__Response *resp,
+					struct dispatch_scratch *s);
+
+/* The handler of each request (proto/requests.h), by body case. */
+static handler_fn *const handlers[] = {
+#define XX(CASE, field, may_repeat, name_checked) [SHMA__REQUEST__BODY_##CASE] = do_##field,
+	SHMA_REQUESTS(XX)
+#undef XX
+};
+
+/* The client says where it mapped the heap once it has: logged at its first
+ * request after that (its word: display only). */
+static void log_mapping(struct client *c)
+{
+	if (c->mapping_logged || c->ctl == NULL)
+		return;
+	uint32_t at = __atomic_load_n(&c->ctl->hdr.same_address, __ATOMIC_RELAXED);
+	if (at == 2)
+		log_msg(SLOG_WARN, "client %llu (pid %ld) could not map the heap at its base: "
+			"refs work there, raw pointers of other processes do not",
+			(unsigned long long)c->id, (long)c->pid);
+	c->mapping_logged = at != 0;
 }
 
 enum dispatch_action dispatch_request(struct daemon *d, struct client *c,
 				      const Shma__Request *req, Shma__Response *resp,
 				      struct dispatch_scratch *s)
 {
-	if (req->body_case == SHMA__REQUEST__BODY_HELLO)
+	Shma__Request__BodyCase bc = req->body_case;
+	handler_fn *h = shma_request_known(bc) && (size_t)bc < sizeof handlers / sizeof handlers[0]
+				? handlers[bc] : NULL;
+	if (bc == SHMA__REQUEST__BODY_HELLO)
 		return do_hello(d, c, req, resp, s);
 	if (!c->hello_done)
 		return refuse_close(d, c, resp, s, req->id, EPROTO, "request before hello");
-	if (!c->mapping_logged && c->ctl != NULL) {
-		/* The client says where it mapped the heap once it has: logged at
-		 * its first request after that (its word: display only). */
-		uint32_t at = __atomic_load_n(&c->ctl->hdr.same_address, __ATOMIC_RELAXED);
-		if (at == 2)
-			log_msg(SLOG_WARN, "client %llu (pid %ld) could not map the heap at its base: "
-				"refs work there, raw pointers of other processes do not",
-				(unsigned long long)c->id, (long)c->pid);
-		c->mapping_logged = at != 0;
-	}
-	switch (req->body_case) {
-	case SHMA__REQUEST__BODY_REFILL: return do_refill(d, c, req, resp, s);
-	case SHMA__REQUEST__BODY_FLUSH: return do_flush(d, c, req, resp, s);
-	case SHMA__REQUEST__BODY_ALLOC_LARGE: return do_alloc_large(d, c, req, resp, s);
-	case SHMA__REQUEST__BODY_FREE_LARGE: return do_free_large(d, c, req, resp, s);
-	case SHMA__REQUEST__BODY_PUBLISH: return do_publish(d, c, req, resp, s);
-	case SHMA__REQUEST__BODY_LOOKUP: return do_lookup(d, c, req, resp, s);
-	case SHMA__REQUEST__BODY_UNPUBLISH: return do_unpublish(d, c, req, resp, s);
-	case SHMA__REQUEST__BODY_ROOTS: return do_roots(d, req, resp, s);
-	case SHMA__REQUEST__BODY_STATS:
-		shma__response__init(resp);
-		resp->id = req->id;
-		if (stats_build(d, resp, s) != 0)
-			return refuse(d, c, resp, s, req->id, ENOMEM, "stats");
-		return DISPATCH_REPLY;
-	case SHMA__REQUEST__BODY_GOODBYE:
-		c->said_goodbye = 1;
-		reply_ok(resp, s, req->id);
-		return DISPATCH_REPLY_CLOSE;
-	default:
+	log_mapping(c);
+	if (h == NULL)
 		return refuse_close(d, c, resp, s, req->id, EPROTO, "unknown request");
-	}
+	return h(d, c, req, resp, s);
 }
 
 /*
  * A string field holding a NUL decodes as a C string cut at the NUL, so
  * "ab\0cd" would name the root "ab".  Such a request packs again shorter
- * than it came: for the requests that carry a root's name, a different size
- * is refused.  (protobuf-c keeps unknown fields, so a newer client's extra
- * fields do not trip this; only a NUL, a field sent twice or an overlong
- * varint do, and no encoder sends those.)
+ * than it came: for the requests that carry a root's name
+ * (proto/requests.h), a different size is refused.  (protobuf-c keeps
+ * unknown fields, so a newer client's extra fields do not trip this; only a
+ * NUL, a field sent twice or an overlong varint do, and no encoder sends
+ * those.)
  */
 static int name_cut_short(const Shma__Request *req, uint32_t len)
 {
-	switch (req->body_case) {
-	case SHMA__REQUEST__BODY_PUBLISH:
-	case SHMA__REQUEST__BODY_LOOKUP:
-	case SHMA__REQUEST__BODY_UNPUBLISH:
-		return shma__request__get_packed_size(req) != len;
-	default:
-		return 0;
-	}
+	return shma_request_name_checked(req->body_case) &&
+	       shma__request__get_packed_size(req) != len;
 }
 
 int dispatch_pack(const Shma__Response *resp, uint8_t **frame, size_t *frame_len)

@@ -12,7 +12,7 @@ SESSION_SOURCES = server/options.c server/log.c server/access.c server/session.c
 noinst_LTLIBRARIES += libshmsession.la
 libshmsession_la_SOURCES = $(SESSION_SOURCES) server/options.h server/log.h \
 	server/access.h server/session.h server/daemon.h server/dispatch.h \
-	server/inflight.h server/stats.h server/quota.h
+	server/inflight.h server/stats.h server/quota.h server/control.h
 libshmsession_la_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS)
 libshmsession_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 

@@ -4,6 +4,7 @@
  * starts server.c's); it sees no libuv type itself.
  */
 #include "access.h"
+#include "control.h"
 #include "daemon.h"
 #include "log.h"
 #include "seg.h"
@@ -97,7 +98,7 @@ static int open_state(struct daemon *d)
 		return rc;
 	/* Metadata: no client writes it, whatever the segment mode. */
 	rc = roots_open(&d->roots, d->opt.instance,
-			seg_kind_mode('m', d->opt.segment_mode));
+			seg_kind_mode(SEG_MANIFEST, d->opt.segment_mode));
 	if (rc != 0) {
 		log_msg(SLOG_ERROR, "refusing to start: cannot open the roots "
 			"(/dev/shm/shmalloc.%s.m): %s; start with --discard to remove every "
@@ -134,6 +135,9 @@ static int open_instance(struct daemon *d)
 int main(int argc, char **argv)
 {
 	static struct daemon d;
+	/* The socket's directory, checked and held: the loop's, not the
+	 * session layer's (it is no part of struct daemon). */
+	static struct perimeter perimeter;
 	switch (options_parse(&d.opt, argc, argv, stdout, stderr)) {
 	case OPTIONS_EXIT_OK: return 0;
 	case OPTIONS_ERROR: return 2;
@@ -148,17 +152,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* The perimeter first: a daemon that will not listen opens nothing. */
-	if (perimeter_open_dir(&d.perimeter, &d.opt) != 0)
+	if (perimeter_open_dir(&perimeter, &d.opt) != 0)
 		return 1;
 	if (access_prepare(&d.opt) != 0 || open_instance(&d) != 0) {
-		perimeter_close(&d.perimeter);
+		perimeter_close(&perimeter);
 		return 1;
 	}
-	int rc = server_run(&d);
+	int rc = server_run(&d, &perimeter);
 	daemon_control_close(&d, d.opt.cleanup);
 	roots_close(d.roots, d.opt.cleanup);
 	heap_close(d.heap, d.opt.cleanup);
 	quota_close(&d);
-	perimeter_close(&d.perimeter);
+	perimeter_close(&perimeter);
 	return rc;
 }

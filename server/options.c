@@ -1,8 +1,11 @@
 /*
- * Options: see options.h.  getopt_long reads the command line; the config
- * file is read line by line and each "name = value" goes through the same
- * apply() as "--name value" would, so the two can never disagree on what an
- * option means.  Layer: session (no libuv).
+ * Options: see options.h.  One table below says everything about each
+ * option; getopt_long (libc) reads the command line through a struct option
+ * array made from it, the config file is read line by line and each
+ * "name = value" goes through the same parser as "--name value" would, the
+ * defaults are set by giving each option its default through its parser,
+ * and --help is printed from it.  So the ways in can never disagree on what
+ * an option means.  Layer: session (no libuv).
  */
 #include "options.h"
 #include "layout.h"
@@ -12,6 +15,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <stddef.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -19,92 +23,6 @@
 #include <unistd.h>
 
 #include "config.h"
-
-enum {
-	OPT_SOCKET = 's', OPT_NAME = 'n', OPT_CONFIG = 'c', OPT_HELP = 'h',
-	OPT_VERSION = 'V', OPT_DAEMONIZE = 'd',
-	OPT_ARENA_SIZE = 256, OPT_MAX_MEMORY, OPT_CLIENT_MAX_MEMORY,
-	OPT_LARGE_THRESHOLD, OPT_DECAY, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_SOCKET_MODE,
-	OPT_SEGMENT_MODE, OPT_LOG_LEVEL, OPT_CLEANUP, OPT_MAX_FRAME, OPT_DISCARD,
-	OPT_HANDSHAKE_TIMEOUT, OPT_WRITE_TIMEOUT, OPT_UID_MAX_CONNECTIONS, OPT_UID_MAX_ORPHANS,
-	OPT_UID_MAX_ROOTS, OPT_UID_MAX_LARGE, OPT_BASE,
-};
-
-static const struct option long_options[] = {
-	{"socket", required_argument, NULL, OPT_SOCKET},
-	{"name", required_argument, NULL, OPT_NAME},
-	{"config", required_argument, NULL, OPT_CONFIG},
-	{"arena-size", required_argument, NULL, OPT_ARENA_SIZE},
-	{"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
-	{"base", required_argument, NULL, OPT_BASE},
-	{"client-max-memory", required_argument, NULL, OPT_CLIENT_MAX_MEMORY},
-	{"large-threshold", required_argument, NULL, OPT_LARGE_THRESHOLD},
-	{"decay", required_argument, NULL, OPT_DECAY},
-	{"allow-uid", required_argument, NULL, OPT_ALLOW_UID},
-	{"allow-gid", required_argument, NULL, OPT_ALLOW_GID},
-	{"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
-	{"segment-mode", required_argument, NULL, OPT_SEGMENT_MODE},
-	{"max-frame", required_argument, NULL, OPT_MAX_FRAME},
-	{"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
-	{"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
-	{"uid-max-connections", required_argument, NULL, OPT_UID_MAX_CONNECTIONS},
-	{"uid-max-orphans", required_argument, NULL, OPT_UID_MAX_ORPHANS},
-	{"uid-max-roots", required_argument, NULL, OPT_UID_MAX_ROOTS},
-	{"uid-max-large", required_argument, NULL, OPT_UID_MAX_LARGE},
-	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-	{"daemonize", no_argument, NULL, OPT_DAEMONIZE},
-	{"cleanup", no_argument, NULL, OPT_CLEANUP},
-	{"discard", no_argument, NULL, OPT_DISCARD},
-	{"help", no_argument, NULL, OPT_HELP},
-	{"version", no_argument, NULL, OPT_VERSION},
-	{NULL, 0, NULL, 0},
-};
-
-static const char usage_text[] =
-	"Usage: shmallocd [OPTION]...\n"
-	"Serve a heap in POSIX shared memory to the processes of this host.\n"
-	"\n"
-	"  -s, --socket PATH           listen here (default $XDG_RUNTIME_DIR/shmalloc/\n"
-	"                              shmallocd.sock, else /tmp/shmalloc-$UID/shmallocd.sock)\n"
-	"  -n, --name NAME             instance name in segment names (default: a hash\n"
-	"                              of the socket path)\n"
-	"  -c, --config FILE           read \"option = value\" lines from FILE first\n"
-	"      --arena-size SIZE       bytes per arena, a power of two (default 64M)\n"
-	"      --max-memory SIZE       cap on the heap, arenas made on demand; it is\n"
-	"                              also the address space every client maps\n"
-	"                              (default: no cap, 64G of address space)\n"
-	"      --base ADDRESS          map the heap at this address in every process\n"
-	"                              (hex; default: chosen at the first start, kept)\n"	"      --client-max-memory SIZE  cap on what one client process holds, over all\n"
-	"                              its connections (default: none)\n"
-	"      --uid-max-connections N  connections one user may have open (default 2048)\n"
-	"      --uid-max-orphans N     control blocks of one user's live processes whose\n"
-	"                              connection ended (default 1024)\n"
-	"      --uid-max-roots N       roots one user may publish (default 1024)\n"
-	"      --uid-max-large N       large blocks one user may hold (default 4096)\n"
-	"      --large-threshold SIZE  blocks this big are page runs of their own\n"
-	"                              (default 128K, at most 1M)\n"
-	"      --decay SECONDS         give free pages idle this long back to the OS\n"
-	"                              (default 10; 0 gives them back at once)\n"
-	"      --allow-uid UID         let this user connect (repeatable; default: ours)\n"
-	"      --allow-gid GID         let members of this group connect (repeatable)\n"
-	"      --socket-mode MODE      mode of the socket (default 0600; 0660 with\n"
-	"                              --allow-gid)\n"
-	"      --segment-mode MODE     mode of shared memory segments (default: as socket)\n"
-	"      --max-frame SIZE        longest message accepted (default 1M)\n"
-	"      --handshake-timeout SECONDS  close a connection that has not said Hello\n"
-	"                              within this time (default 10; 0: never)\n"
-	"      --write-timeout SECONDS  close a client that has left 8M of answers\n"
-	"                              unread this long (default 60; 0: never)\n"
-	"      --log-level LEVEL       error, warn, info (default) or debug\n"
-	"  -d, --daemonize             detach from the terminal\n"
-	"      --cleanup               remove the instance's segments on exit\n"
-	"      --discard               remove segments an earlier run of this instance\n"
-	"                              left, instead of refusing to start\n"
-	"  -h, --help                  show this help and exit\n"
-	"  -V, --version               show the version and exit\n"
-	"\n"
-	"SIZE takes K, M, G or T (powers of 1024).  SIGTERM or SIGINT stop the daemon\n"
-	"and keep its segments, so that a restart recovers the heap.\n";
 
 int options_parse_size(const char *s, uint64_t *out)
 {
@@ -170,29 +88,38 @@ static int parse_id(const char *s, int group, unsigned long *out)
 	return 0;
 }
 
-static int apply_size(const char *name, const char *arg, uint64_t *out, FILE *err)
+/* The field def sets in o. */
+static void *field(const struct options_def *def, struct options *o)
 {
-	int rc = options_parse_size(arg, out);
+	return (char *)o + def->offset;
+}
+
+static int parse_size(const struct options_def *def, struct options *o, const char *arg,
+		      FILE *err)
+{
+	int rc = options_parse_size(arg, field(def, o));
 	if (rc != 0)
-		fprintf(err, "shmallocd: --%s: '%s' is not a size (try 64M)\n", name, arg);
+		fprintf(err, "shmallocd: --%s: '%s' is not a size (try 64M)\n", def->name, arg);
 	return rc;
 }
 
 /* A limit: a count from 0 (no limit) to 2^31. */
-static int apply_count(const char *name, const char *arg, uint32_t *out, FILE *err)
+static int parse_count(const struct options_def *def, struct options *o, const char *arg,
+		       FILE *err)
 {
 	char *end;
 	errno = 0;
 	unsigned long v = strtoul(arg, &end, 10);
 	if (arg[0] == '-' || end == arg || *end != '\0' || errno != 0 || v > (1ul << 31)) {
-		fprintf(err, "shmallocd: --%s: '%s' is not a count (0: no limit)\n", name, arg);
+		fprintf(err, "shmallocd: --%s: '%s' is not a count (0: no limit)\n", def->name,
+			arg);
 		return -EINVAL;
 	}
-	*out = (uint32_t)v;
+	*(uint32_t *)field(def, o) = (uint32_t)v;
 	return 0;
 }
 
-static int apply_id(struct options *o, int group, const char *arg, FILE *err)
+static int parse_id_into(struct options *o, int group, const char *arg, FILE *err)
 {
 	unsigned long id;
 	unsigned *n = group ? &o->nallow_gid : &o->nallow_uid;
@@ -213,74 +140,99 @@ static int apply_id(struct options *o, int group, const char *arg, FILE *err)
 	return 0;
 }
 
-static int apply_string(const char *name, const char *arg, char *dst, size_t size, FILE *err)
+static int parse_uid(const struct options_def *def, struct options *o, const char *arg,
+		     FILE *err)
 {
-	if (strlen(arg) >= size) {
-		fprintf(err, "shmallocd: --%s: longer than %zu bytes\n", name, size - 1);
+	(void)def;
+	return parse_id_into(o, 0, arg, err);
+}
+
+static int parse_gid(const struct options_def *def, struct options *o, const char *arg,
+		     FILE *err)
+{
+	(void)def;
+	return parse_id_into(o, 1, arg, err);
+}
+
+static int parse_string(const struct options_def *def, struct options *o, const char *arg,
+			FILE *err)
+{
+	if (strlen(arg) >= def->size) {
+		fprintf(err, "shmallocd: --%s: longer than %zu bytes\n", def->name, def->size - 1);
 		return -ENAMETOOLONG;
 	}
-	strcpy(dst, arg);
+	strcpy(field(def, o), arg);
 	return 0;
 }
 
-static int apply_decay(const char *arg, struct options *o, FILE *err)
+/* Seconds (fractions allowed) up to max, into milliseconds; message says
+ * what the value must be. */
+static int parse_seconds(const struct options_def *def, struct options *o, const char *arg,
+			 double max, const char *message, FILE *err)
 {
 	char *end;
 	double s = strtod(arg, &end);
-	if (end == arg || *end != '\0' || !(s >= 0) || s > 86400 * 365) {
-		fprintf(err, "shmallocd: --decay: '%s' is not a number of seconds\n", arg);
+	if (end == arg || *end != '\0' || !(s >= 0) || s > max) {
+		fprintf(err, "shmallocd: --%s: '%s' is not %s\n", def->name, arg, message);
 		return -EINVAL;
 	}
-	o->decay_ms = (uint64_t)(s * 1000);
+	*(uint64_t *)field(def, o) = (uint64_t)(s * 1000);
 	return 0;
 }
 
-static int apply_mode(const char *name, const char *arg, mode_t *out, FILE *err)
+static int parse_decay(const struct options_def *def, struct options *o, const char *arg,
+		       FILE *err)
 {
-	if (parse_mode(arg, out) == 0)
+	return parse_seconds(def, o, arg, 86400 * 365, "a number of seconds", err);
+}
+
+/* A timeout, at most a day; 0 is "never". */
+static int parse_timeout(const struct options_def *def, struct options *o, const char *arg,
+			 FILE *err)
+{
+	return parse_seconds(def, o, arg, 86400, "a number of seconds (at most 86400)", err);
+}
+
+static int parse_octal_mode(const struct options_def *def, struct options *o, const char *arg,
+			    FILE *err)
+{
+	if (parse_mode(arg, field(def, o)) == 0)
 		return 0;
-	fprintf(err, "shmallocd: --%s: '%s' is not an octal mode\n", name, arg);
+	fprintf(err, "shmallocd: --%s: '%s' is not an octal mode\n", def->name, arg);
 	return -EINVAL;
 }
 
-static int apply_log_level(const char *arg, struct options *o, FILE *err)
+static int parse_log_level(const struct options_def *def, struct options *o, const char *arg,
+			   FILE *err)
 {
-	o->log_level = log_level_parse(arg);
-	if (o->log_level >= 0)
+	int level = log_level_parse(arg);
+	if (level >= 0) {
+		*(int *)field(def, o) = level;
 		return 0;
+	}
 	fprintf(err, "shmallocd: --log-level: '%s' is not error, warn, info or debug\n", arg);
 	return -EINVAL;
 }
 
-static int apply_max_frame(const char *arg, struct options *o, FILE *err)
+static int parse_max_frame(const struct options_def *def, struct options *o, const char *arg,
+			   FILE *err)
 {
 	uint64_t v;
-	if (apply_size("max-frame", arg, &v, err) != 0)
+	if (options_parse_size(arg, &v) != 0) {
+		fprintf(err, "shmallocd: --%s: '%s' is not a size (try 64M)\n", def->name, arg);
 		return -EINVAL;
+	}
 	if (v < 4096 || v > (64u << 20)) {
 		fprintf(err, "shmallocd: --max-frame: between 4K and 64M\n");
 		return -ERANGE;
 	}
-	o->max_frame = (uint32_t)v;
-	return 0;
-}
-
-/* A timeout in seconds (fractions allowed), at most a day; 0 is "never". */
-static int apply_timeout(const char *name, const char *arg, uint64_t *ms, FILE *err)
-{
-	char *end;
-	double s = strtod(arg, &end);
-	if (end == arg || *end != '\0' || !(s >= 0) || s > 86400) {
-		fprintf(err, "shmallocd: --%s: '%s' is not a number of seconds (at most 86400)\n",
-			name, arg);
-		return -EINVAL;
-	}
-	*ms = (uint64_t)(s * 1000);
+	*(uint32_t *)field(def, o) = (uint32_t)v;
 	return 0;
 }
 
 /* --base: a page-aligned address in user space, where the heap fits. */
-static int apply_base(const char *arg, struct options *o, FILE *err)
+static int parse_base(const struct options_def *def, struct options *o, const char *arg,
+		      FILE *err)
 {
 	char *end;
 	errno = 0;
@@ -291,40 +243,164 @@ static int apply_base(const char *arg, struct options *o, FILE *err)
 			"address in hex\n", arg);
 		return -EINVAL;
 	}
-	o->base = v;
+	*(uint64_t *)field(def, o) = v;
 	return 0;
 }
 
-/* One option, from either source.  0, or a negative errno after a message. */
-static int apply(struct options *o, int opt, const char *name, const char *arg, FILE *err)
+/* A switch: no value, sets its int to 1. */
+static int parse_flag(const struct options_def *def, struct options *o, const char *arg,
+		      FILE *err)
 {
-	switch (opt) {
-	case OPT_SOCKET: return apply_string(name, arg, o->socket_path, sizeof o->socket_path, err);
-	case OPT_NAME: return apply_string(name, arg, o->instance, sizeof o->instance, err);
-	case OPT_ARENA_SIZE: return apply_size(name, arg, &o->arena_size, err);
-	case OPT_MAX_MEMORY: return apply_size(name, arg, &o->max_memory, err);
-	case OPT_BASE: return apply_base(arg, o, err);
-	case OPT_CLIENT_MAX_MEMORY: return apply_size(name, arg, &o->client_max_memory, err);
-	case OPT_LARGE_THRESHOLD: return apply_size(name, arg, &o->large_threshold, err);
-	case OPT_DECAY: return apply_decay(arg, o, err);
-	case OPT_ALLOW_UID: return apply_id(o, 0, arg, err);
-	case OPT_ALLOW_GID: return apply_id(o, 1, arg, err);
-	case OPT_SOCKET_MODE: return apply_mode(name, arg, &o->socket_mode, err);
-	case OPT_SEGMENT_MODE: return apply_mode(name, arg, &o->segment_mode, err);
-	case OPT_MAX_FRAME: return apply_max_frame(arg, o, err);
-	case OPT_HANDSHAKE_TIMEOUT: return apply_timeout(name, arg, &o->handshake_timeout_ms, err);
-	case OPT_WRITE_TIMEOUT: return apply_timeout(name, arg, &o->write_timeout_ms, err);
-	case OPT_UID_MAX_CONNECTIONS: return apply_count(name, arg, &o->uid_max_connections, err);
-	case OPT_UID_MAX_ORPHANS: return apply_count(name, arg, &o->uid_max_orphans, err);
-	case OPT_UID_MAX_ROOTS: return apply_count(name, arg, &o->uid_max_roots, err);
-	case OPT_UID_MAX_LARGE: return apply_count(name, arg, &o->uid_max_large, err);
-	case OPT_LOG_LEVEL: return apply_log_level(arg, o, err);
-	case OPT_DAEMONIZE: o->daemonize = 1; return 0;
-	case OPT_CLEANUP: o->cleanup = 1; return 0;
-	case OPT_DISCARD: o->discard = 1; return 0;
+	(void)arg;
+	(void)err;
+	*(int *)field(def, o) = 1;
+	return 0;
+}
+
+#define FIELD(f) offsetof(struct options, f), sizeof(((struct options *)0)->f)
+#define VALUE(name, short_name, arg, parse, f, dflt, help) \
+	{name, short_name, arg, OPTIONS_VALUE, parse, FIELD(f), dflt, help}
+#define ACTION(name, short_name, arg, kind, help) \
+	{name, short_name, arg, kind, NULL, 0, 0, NULL, help}
+
+/*
+ * Every option, in --help's order.  The uid limits' defaults: half the
+ * connections the daemon takes (DAEMON_MAX_CLIENTS), a quarter of the roots
+ * (ROOTS_CAPACITY), a few thousand large blocks: one user's runaway program
+ * stops there, and the others are served.
+ */
+static const struct options_def table[] = {
+	VALUE("socket", 's', "PATH", parse_string, socket_path, NULL,
+	      "listen here (default $XDG_RUNTIME_DIR/shmalloc/\n"
+	      "shmallocd.sock, else /tmp/shmalloc-$UID/shmallocd.sock)"),
+	VALUE("name", 'n', "NAME", parse_string, instance, NULL,
+	      "instance name in segment names (default: a hash\nof the socket path)"),
+	ACTION("config", 'c', "FILE", OPTIONS_CONFIG,
+	       "read \"option = value\" lines from FILE first"),
+	VALUE("arena-size", 0, "SIZE", parse_size, arena_size, "64M",
+	      "bytes per arena, a power of two (default 64M)"),
+	VALUE("max-memory", 0, "SIZE", parse_size, max_memory, NULL,
+	      "cap on the heap, arenas made on demand; it is\n"
+	      "also the address space every client maps\n"
+	      "(default: no cap, 64G of address space)"),
+	VALUE("base", 0, "ADDRESS", parse_base, base, NULL,
+	      "map the heap at this address in every process\n"
+	      "(hex; default: chosen at the first start, kept)"),
+	VALUE("client-max-memory", 0, "SIZE", parse_size, client_max_memory, NULL,
+	      "cap on what one client process holds, over all\nits connections (default: none)"),
+	VALUE("uid-max-connections", 0, "N", parse_count, uid_max.connections, "2048",
+	      "connections one user may have open (default 2048)"),
+	VALUE("uid-max-orphans", 0, "N", parse_count, uid_max.orphans, "1024",
+	      "control blocks of one user's live processes whose\n"
+	      "connection ended (default 1024)"),
+	VALUE("uid-max-roots", 0, "N", parse_count, uid_max.roots, "1024",
+	      "roots one user may publish (default 1024)"),
+	VALUE("uid-max-large", 0, "N", parse_count, uid_max.large, "4096",
+	      "large blocks one user may hold (default 4096)"),
+	VALUE("large-threshold", 0, "SIZE", parse_size, large_threshold, "128K",
+	      "blocks this big are page runs of their own\n(default 128K, at most 1M)"),
+	VALUE("decay", 0, "SECONDS", parse_decay, decay_ms, "10",
+	      "give free pages idle this long back to the OS\n"
+	      "(default 10; 0 gives them back at once)"),
+	VALUE("allow-uid", 0, "UID", parse_uid, allow_uid, NULL,
+	      "let this user connect (repeatable; default: ours)"),
+	VALUE("allow-gid", 0, "GID", parse_gid, allow_gid, NULL,
+	      "let members of this group connect (repeatable)"),
+	VALUE("socket-mode", 0, "MODE", parse_octal_mode, socket_mode, "0600",
+	      "mode of the socket (default 0600; 0660 with\n--allow-gid)"),
+	VALUE("segment-mode", 0, "MODE", parse_octal_mode, segment_mode, NULL,
+	      "mode of shared memory segments (default: as socket)"),
+	VALUE("max-frame", 0, "SIZE", parse_max_frame, max_frame, "1M",
+	      "longest message accepted (default 1M)"),
+	VALUE("handshake-timeout", 0, "SECONDS", parse_timeout, handshake_timeout_ms, "10",
+	      "close a connection that has not said Hello\n"
+	      "within this time (default 10; 0: never)"),
+	VALUE("write-timeout", 0, "SECONDS", parse_timeout, write_timeout_ms, "60",
+	      "close a client that has left 8M of answers\n"
+	      "unread this long (default 60; 0: never)"),
+	VALUE("log-level", 0, "LEVEL", parse_log_level, log_level, "info",
+	      "error, warn, info (default) or debug"),
+	VALUE("daemonize", 'd', NULL, parse_flag, daemonize, NULL, "detach from the terminal"),
+	VALUE("cleanup", 0, NULL, parse_flag, cleanup, NULL,
+	      "remove the instance's segments on exit"),
+	VALUE("discard", 0, NULL, parse_flag, discard, NULL,
+	      "remove segments an earlier run of this instance\n"
+	      "left, instead of refusing to start"),
+	ACTION("help", 'h', NULL, OPTIONS_HELP, "show this help and exit"),
+	ACTION("version", 'V', NULL, OPTIONS_VERSION, "show the version and exit"),
+};
+
+#define NOPTIONS (sizeof table / sizeof table[0])
+
+const struct options_def *options_table(size_t *n)
+{
+	*n = NOPTIONS;
+	return table;
+}
+
+/* getopt_long's val for table[i]: its short name, else past every char. */
+static int val_of(size_t i)
+{
+	return table[i].short_name ? table[i].short_name : 256 + (int)i;
+}
+
+static const struct options_def *def_of_val(int val)
+{
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (val_of(i) == val)
+			return &table[i];
+	return NULL;
+}
+
+static const struct options_def *def_of_name(const char *name)
+{
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (strcmp(table[i].name, name) == 0)
+			return &table[i];
+	return NULL;
+}
+
+/* getopt_long's tables, made from the one above. */
+static void getopt_tables(struct option *lo, char *shorts)
+{
+	char *s = shorts;
+	*s++ = ':'; /* a missing value is ':', not '?' */
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		lo[i] = (struct option){table[i].name, table[i].arg ? required_argument : no_argument,
+					NULL, val_of(i)};
+		if (table[i].short_name) {
+			*s++ = table[i].short_name;
+			if (table[i].arg)
+				*s++ = ':';
+		}
 	}
-	fprintf(err, "shmallocd: --%s cannot be set here\n", name);
-	return -EINVAL;
+	lo[NOPTIONS] = (struct option){NULL, 0, NULL, 0};
+	*s = '\0';
+}
+
+#define HELP_COLUMN 30
+
+static void usage(FILE *out)
+{
+	fputs("Usage: shmallocd [OPTION]...\n"
+	      "Serve a heap in POSIX shared memory to the processes of this host.\n\n", out);
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		const struct options_def *def = &table[i];
+		int n = def->short_name ? fprintf(out, "  -%c, ", def->short_name)
+					: fprintf(out, "      ");
+		n += fprintf(out, "--%s", def->name);
+		if (def->arg)
+			n += fprintf(out, " %s", def->arg);
+		fprintf(out, "%*s", n + 2 > HELP_COLUMN ? 2 : HELP_COLUMN - n, "");
+		for (const char *h = def->help; *h; h++) {
+			fputc(*h, out);
+			if (*h == '\n')
+				fprintf(out, "%*s", HELP_COLUMN, "");
+		}
+		fputc('\n', out);
+	}
+	fputs("\nSIZE takes K, M, G or T (powers of 1024).  SIGTERM or SIGINT stop the daemon\n"
+	      "and keep its segments, so that a restart recovers the heap.\n", out);
 }
 
 static char *trim(char *s)
@@ -335,14 +411,6 @@ static char *trim(char *s)
 	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
 		*--e = '\0';
 	return s;
-}
-
-static const struct option *find_option(const char *name)
-{
-	for (const struct option *lo = long_options; lo->name; lo++)
-		if (strcmp(lo->name, name) == 0)
-			return lo;
-	return NULL;
 }
 
 static int config_line(struct options *o, char *line, const char *path, unsigned lineno,
@@ -357,16 +425,16 @@ static int config_line(struct options *o, char *line, const char *path, unsigned
 	value = trim(value);
 	if (*value == '=')
 		value = trim(value + 1);
-	const struct option *lo = find_option(s);
-	if (lo == NULL || lo->val == OPT_CONFIG || lo->val == OPT_HELP || lo->val == OPT_VERSION) {
+	const struct options_def *def = def_of_name(s);
+	if (def == NULL || def->kind != OPTIONS_VALUE) {
 		fprintf(err, "shmallocd: %s:%u: unknown option '%s'\n", path, lineno, s);
 		return -EINVAL;
 	}
-	if (lo->has_arg == required_argument && *value == '\0') {
+	if (def->arg != NULL && *value == '\0') {
 		fprintf(err, "shmallocd: %s:%u: '%s' needs a value\n", path, lineno, s);
 		return -EINVAL;
 	}
-	return apply(o, lo->val, lo->name, value, err);
+	return def->parse(def, o, value, err);
 }
 
 static int read_config(struct options *o, const char *path, FILE *err)
@@ -385,25 +453,14 @@ static int read_config(struct options *o, const char *path, FILE *err)
 	return rc;
 }
 
-static void set_defaults(struct options *o)
+/* Each option's default, through its own parser; the rest are zero. */
+static int set_defaults(struct options *o, FILE *err)
 {
 	memset(o, 0, sizeof *o);
-	o->arena_size = 64u << 20;
-	o->large_threshold = 128u << 10;
-	o->decay_ms = 10000;
-	o->max_frame = 1u << 20;
-	o->handshake_timeout_ms = 10000;
-	o->write_timeout_ms = 60000;
-	/* Half the connections the daemon takes (MAX_CLIENTS), a quarter of
-	 * the roots (ROOTS_CAPACITY), a few thousand large blocks: one user's
-	 * runaway program stops there, and the others are served. */
-	o->uid_max_connections = 2048;
-	o->uid_max_orphans = 1024;
-	o->uid_max_roots = 1024;
-	o->uid_max_large = 4096;
-	o->socket_mode = 0600;
-	o->segment_mode = 0;
-	o->log_level = SLOG_INFO;
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (table[i].dflt != NULL && table[i].parse(&table[i], o, table[i].dflt, err) != 0)
+			return -EINVAL;
+	return 0;
 }
 
 static int finish(struct options *o, FILE *err)
@@ -437,12 +494,11 @@ static int finish(struct options *o, FILE *err)
 	return 0;
 }
 
-enum options_result options_parse(struct options *o, int argc, char **argv, FILE *out,
-				  FILE *err)
+
+/* The config file first, wherever --config stands, so that the command line
+ * overrides it. */
+static int read_configs(struct options *o, int argc, char **argv, FILE *err)
 {
-	set_defaults(o);
-	/* The config file first, wherever --config stands, so that the command
-	 * line overrides it. */
 	for (int i = 1; i < argc; i++) {
 		const char *path = NULL;
 		if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) && i + 1 < argc)
@@ -450,30 +506,40 @@ enum options_result options_parse(struct options *o, int argc, char **argv, FILE
 		else if (strncmp(argv[i], "--config=", 9) == 0)
 			path = argv[i] + 9;
 		if (path != NULL && read_config(o, path, err) != 0)
-			return OPTIONS_ERROR;
+			return -EINVAL;
 	}
+	return 0;
+}
+
+enum options_result options_parse(struct options *o, int argc, char **argv, FILE *out,
+				  FILE *err)
+{
+	struct option lo[NOPTIONS + 1];
+	char shorts[2 + 2 * NOPTIONS];
+	if (set_defaults(o, err) != 0 || read_configs(o, argc, argv, err) != 0)
+		return OPTIONS_ERROR;
+	getopt_tables(lo, shorts);
 	optind = 1;
 	opterr = 0;
 	int opt, idx;
-	while ((opt = getopt_long(argc, argv, ":s:n:c:dhV", long_options, &idx)) != -1) {
-		switch (opt) {
-		case OPT_HELP: fputs(usage_text, out); return OPTIONS_EXIT_OK;
-		case OPT_VERSION: fprintf(out, "shmallocd %s\n", PACKAGE_VERSION); return OPTIONS_EXIT_OK;
-		case OPT_CONFIG: break;
-		case ':':
+	while ((opt = getopt_long(argc, argv, shorts, lo, &idx)) != -1) {
+		if (opt == ':') {
 			fprintf(err, "shmallocd: %s needs a value\n", argv[optind - 1]);
 			return OPTIONS_ERROR;
-		case '?':
+		}
+		const struct options_def *def = def_of_val(opt);
+		if (def == NULL) {
 			fprintf(err, "shmallocd: unknown option '%s' (try --help)\n", argv[optind - 1]);
 			return OPTIONS_ERROR;
-		default: {
-			const struct option *lo = NULL;
-			for (const struct option *p = long_options; p->name; p++)
-				if (p->val == opt)
-					lo = p;
-			if (apply(o, opt, lo ? lo->name : "?", optarg, err) != 0)
-				return OPTIONS_ERROR;
 		}
+		switch (def->kind) {
+		case OPTIONS_HELP: usage(out); return OPTIONS_EXIT_OK;
+		case OPTIONS_VERSION: fprintf(out, "shmallocd %s\n", PACKAGE_VERSION); return OPTIONS_EXIT_OK;
+		case OPTIONS_CONFIG: break;
+		case OPTIONS_VALUE:
+			if (def->parse(def, o, optarg, err) != 0)
+				return OPTIONS_ERROR;
+			break;
 		}
 	}
 	if (optind < argc) {

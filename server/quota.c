@@ -73,7 +73,7 @@ int quota_connect(struct daemon *d, struct client *c)
 	struct quota_account *u = find(d, 0, c->uid, 1);
 	if (u == NULL)
 		return -ENOMEM;
-	if (d->opt.uid_max_connections != 0 && u->conns >= d->opt.uid_max_connections)
+	if (d->opt.uid_max.connections != 0 && u->conns >= d->opt.uid_max.connections)
 		return -EAGAIN;
 	struct quota_account *p = find(d, 1, (uint64_t)c->pid, 1);
 	if (p == NULL)
@@ -130,7 +130,7 @@ int quota_large_take(const struct daemon *d, struct client *c)
 {
 	if (c->user == NULL)
 		return 0;
-	if (d->opt.uid_max_large != 0 && c->user->large >= d->opt.uid_max_large)
+	if (d->opt.uid_max.large != 0 && c->user->large >= d->opt.uid_max.large)
 		return -EAGAIN;
 	c->user->large++;
 	return 0;
@@ -144,9 +144,9 @@ void quota_large_give(struct client *c)
 
 int quota_orphans_check(const struct daemon *d, const struct client *c)
 {
-	if (c->user == NULL || d->opt.uid_max_orphans == 0)
+	if (c->user == NULL || d->opt.uid_max.orphans == 0)
 		return 0;
-	return c->user->orphans >= d->opt.uid_max_orphans ? -EAGAIN : 0;
+	return c->user->orphans >= d->opt.uid_max.orphans ? -EAGAIN : 0;
 }
 
 void quota_orphan(struct daemon *d, uid_t uid, int delta)
@@ -164,9 +164,9 @@ void quota_orphan(struct daemon *d, uid_t uid, int delta)
 
 int quota_root_check(const struct daemon *d, const struct client *c)
 {
-	if (c->user == NULL || d->opt.uid_max_roots == 0)
+	if (c->user == NULL || d->opt.uid_max.roots == 0)
 		return 0;
-	return c->user->roots >= d->opt.uid_max_roots ? -EAGAIN : 0;
+	return c->user->roots >= d->opt.uid_max.roots ? -EAGAIN : 0;
 }
 
 void quota_root_published(struct daemon *d, struct client *c, const char *name)

@@ -12,6 +12,16 @@ struct daemon;
 struct client;
 struct quota_account;
 
+/* The limits per uid, each an option (--uid-max-<name>, options.c's table);
+ * 0 lifts one.  A new limit is a field here, a line of that table, its check
+ * in quota.c, its paragraph in shmallocd(8) and its test. */
+struct quota_limits {
+	uint32_t connections; /* connections open at once */
+	uint32_t orphans;     /* control blocks of live processes whose connection ended */
+	uint32_t roots;       /* roots published */
+	uint32_t large;       /* large blocks held */
+};
+
 /* At accept, after SO_PEERCRED: c joins the accounts of its uid and its
  * process.  0, -EAGAIN past --uid-max-connections, or -ENOMEM. */
 int quota_connect(struct daemon *d, struct client *c);

@@ -12,11 +12,13 @@
  * default 1024 descriptors, is what limits clients.
  */
 #include "config.h"
+#include "clock.h"
 
 #include "server.h"
 #include "conn.h"
 #include "log.h"
 #include "activation.h"
+#include "control.h"
 #include "perimeter.h"
 
 #include <errno.h>
@@ -33,6 +35,7 @@
 /* The loop's handles, and the daemon they serve. */
 struct server {
 	struct daemon *d;
+	struct perimeter *perimeter; /* the socket's directory, checked and held */
 	uv_loop_t *loop;
 	uv_pipe_t listener;
 	uv_signal_t sigterm, sigint;
@@ -107,7 +110,7 @@ static void on_decay_timer(uv_timer_t *t)
 	struct server *srv = t->data;
 	daemon_control_spares_trim(srv->d);
 	daemon_control_sweep(srv->d);
-	uint64_t bytes = heap_decay(srv->d->heap, uv_now(srv->loop));
+	uint64_t bytes = heap_decay(srv->d->heap, monotonic_ms());
 	if (bytes)
 		log_msg(SLOG_DEBUG, "decay gave %llu bytes back to the OS",
 			(unsigned long long)bytes);
@@ -145,7 +148,7 @@ static int listen_socket(struct server *srv)
 	struct daemon *d = srv->d;
 	int fd = activation_listen_fd(d->opt.socket_path);
 	if (fd == -1)
-		fd = perimeter_bind(&d->perimeter, d->opt.socket_mode);
+		fd = perimeter_bind(srv->perimeter, d->opt.socket_mode);
 	else if (fd >= 0)
 		log_msg(SLOG_INFO, "socket activation: serving the socket systemd passed");
 	if (fd < 0)
@@ -210,9 +213,9 @@ static void raise_fd_limit(void)
 			(unsigned long long)(rl.rlim_cur > 256 ? (rl.rlim_cur - 256) / 2 : 0));
 }
 
-int server_run(struct daemon *d)
+int server_run(struct daemon *d, struct perimeter *p)
 {
-	struct server srv = {.d = d, .loop = uv_default_loop()};
+	struct server srv = {.d = d, .perimeter = p, .loop = uv_default_loop()};
 	srv.conns.loop = srv.loop;
 	srv.conns.d = d;
 	d->started = (int64_t)time(NULL);
@@ -225,7 +228,7 @@ int server_run(struct daemon *d)
 		(unsigned long long)(d->opt.arena_size >> 20));
 	activation_ready();
 	uv_run(srv.loop, UV_RUN_DEFAULT);
-	perimeter_close(&d->perimeter);
+	perimeter_close(p);
 	uv_loop_close(srv.loop);
 	log_msg(SLOG_INFO, "stopped");
 	return 0;

@@ -8,8 +8,11 @@
 #define SHMA_SERVER_SERVER_H
 
 #include "daemon.h"
+#include "perimeter.h"
 
-/* Runs the loop until shutdown; the process's exit code. */
-int server_run(struct daemon *d);
+/* Runs the loop until shutdown, listening on a socket perimeter_bind()
+ * makes in p's directory (closed, the socket removed, at the end); the
+ * process's exit code. */
+int server_run(struct daemon *d, struct perimeter *p);
 
 #endif

@@ -6,6 +6,8 @@
  * suite and the fuzz target drive it directly).
  */
 #include "session.h"
+#include "control.h"
+#include "list.h"
 #include "quota.h"
 #include "access.h"
 #include "dispatch.h"
@@ -25,10 +27,7 @@ struct client *session_open(struct daemon *d, pid_t pid, uid_t uid)
 	c->pid = pid;
 	c->uid = uid;
 	c->connected_since = (int64_t)time(NULL);
-	c->next = d->clients;
-	if (d->clients)
-		d->clients->prev = c;
-	d->clients = c;
+	DLIST_PUSH(&d->clients, c, prev, next);
 	d->nclients++;
 	return c;
 }
@@ -80,12 +79,7 @@ void session_close(struct daemon *d, struct client *c)
 	if (back)
 		log_msg(SLOG_INFO, "client %llu: took back %llu cached objects",
 			(unsigned long long)c->id, (unsigned long long)back);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		d->clients = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	DLIST_REMOVE(&d->clients, c, prev, next);
 	d->nclients--;
 	free(c);
 }

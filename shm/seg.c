@@ -16,10 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int seg_name(char *buf, size_t size, const char *instance, char kind, uint64_t id)
+int seg_name(char *buf, size_t size, const char *instance, enum seg_kind kind, uint64_t id)
 {
 	int n;
-	if (kind == 'm' || kind == 'M' || kind == 'p')
+	if (kind == SEG_MANIFEST || kind == SEG_META || kind == SEG_PAGES)
 		n = snprintf(buf, size, "/shmalloc.%s.%c", instance, kind);
 	else
 		n = snprintf(buf, size, "/shmalloc.%s.%c%llu", instance, kind,
@@ -199,11 +199,11 @@ int seg_instance_segments(const char *instance, int remove)
 	return count;
 }
 
-mode_t seg_kind_mode(char kind, mode_t mode)
+mode_t seg_kind_mode(enum seg_kind kind, mode_t mode)
 {
-	if (kind == 'M' || kind == 'm')
+	if (kind == SEG_META || kind == SEG_MANIFEST)
 		return mode & ~(mode_t)(S_IWGRP | S_IWOTH);
-	if (kind == 'c')
+	if (kind == SEG_CONTROL)
 		return 0600;
 	return mode;
 }
@@ -227,7 +227,7 @@ int seg_instance_census(const char *instance, mode_t mode, const char *skip, uns
 		struct stat st;
 		if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 			continue;
-		if (not_ours(&st, seg_kind_mode(e->d_name[n], mode)) == NULL)
+		if (not_ours(&st, seg_kind_mode((enum seg_kind)e->d_name[n], mode)) == NULL)
 			(*own)++;
 		else
 			(*foreign)++;
@@ -237,9 +237,9 @@ int seg_instance_census(const char *instance, mode_t mode, const char *skip, uns
 }
 
 /* The id of a name "<prefix><kind><digits>", or -1. */
-static int64_t parse_id(const char *name, const char *prefix, size_t n, char kind)
+static int64_t parse_id(const char *name, const char *prefix, size_t n, enum seg_kind kind)
 {
-	if (strncmp(name, prefix, n) != 0 || name[n] != kind || name[n + 1] == '\0')
+	if (strncmp(name, prefix, n) != 0 || name[n] != (char)kind || name[n + 1] == '\0')
 		return -1;
 	uint64_t id = 0;
 	for (const char *p = name + n + 1; *p; p++) {
@@ -250,7 +250,7 @@ static int64_t parse_id(const char *name, const char *prefix, size_t n, char kin
 	return (int64_t)id;
 }
 
-int seg_instance_list(const char *instance, char kind,
+int seg_instance_list(const char *instance, enum seg_kind kind,
 		      int (*fn)(void *arg, uint64_t id), void *arg)
 {
 	char prefix[SEG_NAME_MAX];
@@ -278,11 +278,6 @@ int seg_lock(int fd)
 	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 		return 0;
 	return errno == EWOULDBLOCK ? -EBUSY : -errno;
-}
-
-int seg_resize(int fd, uint64_t size)
-{
-	return ftruncate(fd, (off_t)size) == 0 ? 0 : -errno;
 }
 
 int64_t seg_size(int fd)
@@ -373,13 +368,6 @@ void *seg_reserve_va(size_t len, size_t align)
 	if (at + len < p + len + extra)
 		munmap(at + len, (size_t)(p + len + extra - (at + len)));
 	return at;
-}
-
-int seg_unmap_to_reserved(void *addr, size_t len)
-{
-	void *p = mmap(addr, len, PROT_NONE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-	return p == MAP_FAILED ? -errno : 0;
 }
 
 int seg_unmap(void *addr, size_t len)

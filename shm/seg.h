@@ -3,7 +3,8 @@
  *
  * A segment is a POSIX shm object named /shmalloc.<instance>.<kind><id>
  * (kind 'c' client control block, with an id) or /shmalloc.<instance>.<kind>
- * (kind 'p' the heap's pages, 'M' its metadata, 'm' the manifest of roots).
+ * (kind 'p' the heap's pages, 'M' its metadata, 'm' the manifest of roots):
+ * enum seg_kind below.
  * The daemon creates them with O_CREAT|O_EXCL|O_NOFOLLOW and its configured
  * mode; clients open the ones that exist.  /dev/shm is everybody's: any user
  * may create a file under a name the daemon will want.  Such a file is never
@@ -25,9 +26,18 @@
 
 #define SEG_NAME_MAX 96
 
+/* The kinds of segment, each the letter that names it. */
+enum seg_kind {
+	SEG_PAGES = 'p',    /* the heap's pages: one, mapped read-write by every client */
+	SEG_META = 'M',     /* the heap's metadata: one, clients map it read-only */
+	SEG_MANIFEST = 'm', /* the manifest of roots: one */
+	SEG_CONTROL = 'c',  /* a client's control block: one per id */
+	SEG_ARENA_V1 = 'a', /* an arena of layout 1: only recognised, to refuse it */
+};
+
 /* Writes "/shmalloc.<instance>.<kind><id>" into buf; -ENAMETOOLONG if it does
  * not fit. */
-int seg_name(char *buf, size_t size, const char *instance, char kind, uint64_t id);
+int seg_name(char *buf, size_t size, const char *instance, enum seg_kind kind, uint64_t id);
 
 /* A valid instance name: 1..SHMA_INSTANCE_MAX-1 bytes of [A-Za-z0-9_-]. */
 int seg_instance_valid(const char *name);
@@ -55,7 +65,7 @@ int seg_adopt(const char *name, mode_t mode, const char **why);
 /* The mode a segment of kind has when the daemon's segment mode is mode:
  * metadata ('M', 'm') is writable by its owner alone, a control block ('c')
  * is 0600 (its client gets the descriptor), the pages ('p') have mode. */
-mode_t seg_kind_mode(char kind, mode_t mode);
+mode_t seg_kind_mode(enum seg_kind kind, mode_t mode);
 
 /* 1 if a file exists under name that seg_adopt() would refuse. */
 int seg_foreign(const char *name, mode_t mode);
@@ -86,16 +96,13 @@ int seg_instance_census(const char *instance, mode_t mode, const char *skip, uns
  * exists (in /dev/shm), in no particular order.  Returns how many it saw, or
  * a negative errno (fn's own, when fn returns one: the walk stops there).
  */
-int seg_instance_list(const char *instance, char kind,
+int seg_instance_list(const char *instance, enum seg_kind kind,
 		      int (*fn)(void *arg, uint64_t id), void *arg);
 
 /* Takes an exclusive advisory lock on fd without waiting, for the life of the
  * descriptor (the kernel drops it when the holder dies): 0, or -EBUSY if
  * another process holds it. */
 int seg_lock(int fd);
-
-/* Sets the size of the segment behind fd; 0 or -errno. */
-int seg_resize(int fd, uint64_t size);
 
 /* Size of the segment behind fd, or a negative errno. */
 int64_t seg_size(int fd);
@@ -131,9 +138,6 @@ void *seg_map_sparse(int fd, size_t len, int writable, size_t align);
 /* Reserves len bytes of address space (no memory, no access), aligned to
  * align (a power of two). */
 void *seg_reserve_va(size_t len, size_t align);
-
-/* Puts [addr, addr+len) back to reserved, no-access address space. */
-int seg_unmap_to_reserved(void *addr, size_t len);
 
 int seg_unmap(void *addr, size_t len);
 

@@ -4,8 +4,12 @@
  */
 #define SHMA_SUITES(XX) \
 	XX(frame) \
+	XX(options) \
 	XX(heap) \
 	XX(pageheap) \
+	XX(span) \
+	XX(inflight_unit) \
+	XX(quota_unit) \
 	XX(roots) \
 	XX(sizeclass) \
 	XX(dispatch) \

@@ -1,8 +1,12 @@
 # One line per suite file: tests/unit/check_<module>.c for a module alone,
 # tests/e2e/check_<area>.c for suites that start a real daemon.
 tests_check_shmalloc_SOURCES += tests/unit/check_frame.c
+tests_check_shmalloc_SOURCES += tests/unit/check_options.c
 tests_check_shmalloc_SOURCES += tests/unit/check_heap.c
 tests_check_shmalloc_SOURCES += tests/unit/check_pageheap.c
+tests_check_shmalloc_SOURCES += tests/unit/check_span.c
+tests_check_shmalloc_SOURCES += tests/unit/check_inflight_unit.c
+tests_check_shmalloc_SOURCES += tests/unit/check_quota_unit.c
 tests_check_shmalloc_SOURCES += tests/unit/check_roots.c
 tests_check_shmalloc_SOURCES += tests/unit/check_sizeclass.c
 tests_check_shmalloc_SOURCES += tests/unit/check_dispatch.c

@@ -114,16 +114,14 @@ struct heap_recovery {
 };
 void heap_recovery(const struct heap *h, struct heap_recovery *r);
 
-/* Arenas quarantined so far. */
-uint32_t heap_quarantined(const struct heap *h);
-
 /* Frees the heap's private memory and unmaps; with unlink, removes the
  * heap's segments too. */
 void heap_close(struct heap *h, int unlink);
 
 /*
  * Hands out up to want objects of class cls (want >= 1), marking each out in
- * its span's bitmap.  Objects go in batch->refs and, where a whole fresh span
+ * its span's bitmap: from region rg's spans only (heap.h: Regions; fresh
+ * spans lazily reserved), or with rg NULL from the spans of no region.  Objects go in batch->refs and, where a whole fresh span
  * or a contiguous stretch is handed out, as runs in batch->runs (cheaper for
  * both sides); the sum of nrefs and the runs' counts is at most want.
  * Returns the number of objects handed out (>= 1), or -ENOMEM when none could
@@ -133,7 +131,9 @@ void heap_close(struct heap *h, int unlink);
  * spans are drawn on first; a fresh span goes out as one run while the batch
  * has room for runs.
  */
-int heap_refill(struct heap *h, unsigned cls, uint32_t want, struct heap_batch *batch);
+struct heap_region;
+int heap_refill(struct heap *h, struct heap_region *rg, unsigned cls, uint32_t want,
+		struct heap_batch *batch);
 
 /*
  * Takes one object back.  0; -EINVAL if ref names no arena of this heap or
@@ -144,11 +144,6 @@ int heap_refill(struct heap *h, unsigned cls, uint32_t want, struct heap_batch *
  */
 int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls);
 
-/* The address, in the daemon's own mapping, of the object ref names if it
- * is out (in a client's cache or in use), else NULL with errno set as
- * heap_free_object() would return.  Valid until the object is freed. */
-void *heap_object_address(struct heap *h, uint64_t ref);
-
 /* The class of the object ref names if it is out, else a negative errno as
  * heap_free_object() would return; changes nothing. */
 int heap_object_class(struct heap *h, uint64_t ref);
@@ -157,11 +152,14 @@ int heap_object_class(struct heap *h, uint64_t ref);
  * A large block: a run of whole pages of one arena (server/heap/large.h),
  * backing store reserved -- the pages of a freed block, still reserved, when
  * one fits.  *ref names its first byte, *got its size (size rounded up to
- * pages); owner (a client id, say) is remembered with it.  -ENOMEM past max_memory, when /dev/shm is full or when the block
- * is larger than an arena's pages; -EINVAL for size 0.
+ * pages); owner (a client id, say) is remembered with it.  With region rg
+ * (not NULL) the block is rg's: lazily reserved, its owner rg's id (owner
+ * is not used).  -ENOMEM past max_memory, when /dev/shm is full (or no
+ * memory is left to note it in rg) or when the block is larger than an
+ * arena's pages; -EINVAL for size 0.
  */
-int heap_alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *ref,
-		     uint64_t *got);
+int heap_alloc_large(struct heap *h, struct heap_region *rg, uint64_t size, uint64_t owner,
+		     uint64_t *ref, uint64_t *got);
 
 /* The owner heap_alloc_large() was given for the live large block starting
  * exactly at ref (kept in the metadata: across restarts too; a region's
@@ -212,19 +210,9 @@ uint64_t heap_large_size(const struct heap *h, uint64_t ref, uint64_t *start);
  * reserved (a span, a block below HEAP_PUNCH_AT: the next user finds them
  * reserved, as it would any free run) or punched (larger blocks).
  */
-struct heap_region;
-
 /* The region of client id; with create, made if there is none.  NULL with
  * errno ENOENT (none) or ENOMEM. */
 struct heap_region *heap_region(struct heap *h, uint64_t id, int create);
-
-/* heap_refill() from region r's spans only (fresh spans lazily reserved). */
-int heap_region_refill(struct heap *h, struct heap_region *r, unsigned cls, uint32_t want,
-		       struct heap_batch *batch);
-
-/* heap_alloc_large() for region r (lazily reserved, owner r's id). */
-int heap_region_alloc_large(struct heap *h, struct heap_region *r, uint64_t size,
-			    uint64_t *ref, uint64_t *got);
 
 /* Ends the region of client id, if it has one: every object of its spans
  * and every large block of it is freed.  Returns the bytes freed (0 if
@@ -238,15 +226,13 @@ uint64_t heap_region_bytes(const struct heap_region *r);
 void heap_region_totals(const struct heap *h, uint64_t *regions, uint64_t *bytes);
 
 /* Gives back to the OS the free pages idle at least the decay; returns the
- * bytes of backing store released.  Call it from a timer with heap_now_ms(). */
+ * bytes of backing store released.  Call it from a timer with monotonic_ms()
+ * (shm/clock.h), the clock the heap stamps free runs with. */
 uint64_t heap_decay(struct heap *h, uint64_t now_ms);
 
 /* Gives back to the OS every free page that holds backing store, however
  * recently freed: when /dev/shm is full.  Returns the bytes released. */
 uint64_t heap_release_free(struct heap *h);
-
-/* The clock the heap stamps free runs with: CLOCK_MONOTONIC, milliseconds. */
-uint64_t heap_now_ms(void);
 
 /* Counters: bounded work (per arena, per class), no scan of user memory. */
 void heap_totals(const struct heap *h, struct heap_totals *t);

@@ -1,6 +1,7 @@
 /*
- * The heap's insides: what heap.c (the running heap) and recovery.c (the
- * heap an earlier daemon left) share.  Nothing outside server/heap/ sees it.
+ * The heap's insides: what heap.c (the running heap), large.c (its large
+ * blocks), segments.c (opening and closing it), counters.c, region.c and
+ * recovery.c (the heap an earlier daemon left) share.  Nothing outside server/heap/ sees it.
  */
 #ifndef SHMA_SERVER_HEAP_INTERNAL_H
 #define SHMA_SERVER_HEAP_INTERNAL_H
@@ -36,7 +37,6 @@ struct heap {
 	uint64_t jumbo_left;         /* recovery: pages of a block still to come */
 	struct page_run **held;      /* free runs of quarantined arenas, withheld */
 	uint32_t nheld, held_cap;
-	uint32_t nquarantined;
 	struct table regions;        /* client id -> struct heap_region * */
 	uint64_t region_bytes;       /* of every region, in in_use too */
 };
@@ -55,6 +55,31 @@ static inline struct span_list *heap_partial(struct heap *h, struct span *s)
 {
 	return s->region != NULL ? &s->region->partial[s->cls] : &h->partial[s->cls];
 }
+
+/* The arena ref lies in, or NULL. */
+static inline struct arena *heap_arena_of(const struct heap *h, uint64_t ref)
+{
+	uint64_t id = ref >> h->arena_shift;
+	return id < h->narenas ? h->arenas[id] : NULL;
+}
+
+/* Offset in 'p' of page p of arena r. */
+static inline uint64_t heap_pages_offset(const struct heap *h, uint32_t r, uint32_t p)
+{
+	return h->arenas[r]->ref_base + arena_page_offset(p);
+}
+
+/* Makes the next arena (heap.c): 0, -ENOMEM past max_arenas, or -errno. */
+int heap_add_arena(struct heap *h);
+
+/* A run of npages pages (heap.c), backing store reserved unless lazy (a
+ * region's, whose pages come on first touch): from the free runs, else
+ * from a new arena.  0 or a negative errno. */
+int heap_alloc_pages(struct heap *h, uint32_t npages, int lazy, struct page_run **out);
+
+/* Reserves [off, off + len) of the pages (heap.c), punching free pages
+ * first if /dev/shm is full: 0 or -errno. */
+int heap_reserve(struct heap *h, uint64_t off, uint64_t len);
 
 /* Region r takes span s (made or adopted for it). */
 void heap_region_add_span(struct heap_region *r, struct span *s);

@@ -14,7 +14,9 @@
  * reserved and still mapped in every process that touched it, so the next
  * large block of about that size costs no system call and no page fault --
  * as jemalloc reuses its extents.  Decay gives the pages back to the OS later
- * (heap.c), at once for blocks of HEAP_PUNCH_AT or more.
+ * (heap.c), at once for blocks of HEAP_PUNCH_AT or more.  The heap's large
+ * blocks (heap_alloc_large() and the rest, heap.h), jumbo blocks that take
+ * whole arenas among them, are large.c's too.
  */
 #ifndef SHMA_SERVER_LARGE_H
 #define SHMA_SERVER_LARGE_H
@@ -45,7 +47,7 @@ struct page_run *large_containing(const struct arena *a, uint64_t off);
 
 /* Recovery: the length in pages of the large block the page map says starts
  * at page p, or 0 if its pages in this arena do not all agree (a longer one
- * runs on into later arenas: heap.c checks those). */
+ * runs on into later arenas: recovery.c checks those). */
 uint32_t large_whole(const struct arena *a, uint32_t p);
 
 #endif

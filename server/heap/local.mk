@@ -3,6 +3,7 @@
 # shm/ and libc only: no libuv, no protocol (its include path has neither).
 noinst_LTLIBRARIES += libshmheap.la
 libshmheap_la_SOURCES = server/heap/heap.c server/heap/heap.h \
+	server/heap/segments.c server/heap/counters.c \
 	server/heap/arena.c server/heap/arena.h \
 	server/heap/pageheap.c server/heap/pageheap.h \
 	server/heap/span.c server/heap/span.h \

@@ -8,6 +8,7 @@
  * free, taken off as pages leave the free runs or are unbacked.
  */
 #include "pageheap.h"
+#include "list.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -55,23 +56,14 @@ static unsigned next_bin(const struct pageheap *ph, unsigned b)
 static void bin_insert(struct pageheap *ph, struct page_run *r)
 {
 	unsigned b = bin_of(r->npages);
-	r->bin_prev = NULL;
-	r->bin_next = ph->bins[b];
-	if (r->bin_next != NULL)
-		r->bin_next->bin_prev = r;
-	ph->bins[b] = r;
+	DLIST_PUSH(&ph->bins[b], r, bin_prev, bin_next);
 	ph->nonempty[b / 64] |= UINT64_C(1) << (b % 64);
 }
 
 static void bin_remove(struct pageheap *ph, struct page_run *r)
 {
 	unsigned b = bin_of(r->npages);
-	if (r->bin_prev != NULL)
-		r->bin_prev->bin_next = r->bin_next;
-	else
-		ph->bins[b] = r->bin_next;
-	if (r->bin_next != NULL)
-		r->bin_next->bin_prev = r->bin_prev;
+	DLIST_REMOVE(&ph->bins[b], r, bin_prev, bin_next);
 	if (ph->bins[b] == NULL)
 		ph->nonempty[b / 64] &= ~(UINT64_C(1) << (b % 64));
 }
@@ -79,13 +71,7 @@ static void bin_remove(struct pageheap *ph, struct page_run *r)
 static void age_append(struct pageheap *ph, struct page_run *r)
 {
 	r->dirty = 1;
-	r->age_next = NULL;
-	r->age_prev = ph->age_tail;
-	if (ph->age_tail != NULL)
-		ph->age_tail->age_next = r;
-	else
-		ph->age_head = r;
-	ph->age_tail = r;
+	DLIST_APPEND(&ph->age_head, &ph->age_tail, r, age_prev, age_next);
 }
 
 static void age_remove(struct pageheap *ph, struct page_run *r)
@@ -93,33 +79,17 @@ static void age_remove(struct pageheap *ph, struct page_run *r)
 	if (!r->dirty)
 		return;
 	r->dirty = 0;
-	if (r->age_prev != NULL)
-		r->age_prev->age_next = r->age_next;
-	else
-		ph->age_head = r->age_next;
-	if (r->age_next != NULL)
-		r->age_next->age_prev = r->age_prev;
-	else
-		ph->age_tail = r->age_prev;
+	DLIST_REMOVE_TAILED(&ph->age_head, &ph->age_tail, r, age_prev, age_next);
 }
 
 static void region_insert(struct region *g, struct page_run *r)
 {
-	r->reg_prev = NULL;
-	r->reg_next = g->runs;
-	if (g->runs != NULL)
-		g->runs->reg_prev = r;
-	g->runs = r;
+	DLIST_PUSH(&g->runs, r, reg_prev, reg_next);
 }
 
 static void region_remove(struct region *g, struct page_run *r)
 {
-	if (r->reg_prev != NULL)
-		r->reg_prev->reg_next = r->reg_next;
-	else
-		g->runs = r->reg_next;
-	if (r->reg_next != NULL)
-		r->reg_next->reg_prev = r->reg_prev;
+	DLIST_REMOVE(&g->runs, r, reg_prev, reg_next);
 }
 
 static void tag(struct region *g, struct page_run *r, struct page_run *v)

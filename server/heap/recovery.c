@@ -4,7 +4,7 @@
  * Why the state a daemon killed at any instant leaves is one we accept:
  *
  * - Segment 'M' is made first and its header's magic written last, after
- *   'p' exists: an 'M' without the magic was never served from (heap.c
+ *   'p' exists: an 'M' without the magic was never served from (segments.c
  *   removes it and starts afresh).
  * - An arena's metadata is cleared, reserved and marked, its header written
  *   (magic last), and only then is the heap header's arena count raised.  So
@@ -36,6 +36,7 @@
  * other arenas are rebuilt and served as usual.
  */
 #include "heap_internal.h"
+#include "clock.h"
 #include "large.h"
 #include "ref.h"
 #include "seg.h"
@@ -70,7 +71,7 @@ static int adopt_span(struct heap *h, struct arena *a, uint32_t p, unsigned cls)
 	pageheap_mark_backed(h->ph, a->id, p, n);
 	struct span *s = span_adopt(a, r, cls);
 	if (s == NULL) {
-		pageheap_free(h->ph, r, heap_now_ms());
+		pageheap_free(h->ph, r, monotonic_ms());
 		return -ENOMEM;
 	}
 	h->counters[cls].spans++;
@@ -347,7 +348,7 @@ int heap_recover(struct heap *h)
 	if (rc < 0)
 		return rc;
 	char name[SEG_NAME_MAX];
-	rc = seg_name(name, sizeof name, h->instance, 'p', 0);
+	rc = seg_name(name, sizeof name, h->instance, SEG_PAGES, 0);
 	if (rc < 0)
 		return rc;
 	const char *why = NULL;

@@ -12,6 +12,7 @@
  * blocks, never in the size of the heap.
  */
 #include "heap_internal.h"
+#include "list.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -59,11 +60,7 @@ struct heap_region *heap_region(struct heap *h, uint64_t id, int create)
 void heap_region_add_span(struct heap_region *r, struct span *s)
 {
 	s->region = r;
-	s->rprev = NULL;
-	s->rnext = r->spans;
-	if (r->spans != NULL)
-		r->spans->rprev = s;
-	r->spans = s;
+	DLIST_PUSH(&r->spans, s, rprev, rnext);
 }
 
 int heap_region_note_large(struct heap *h, uint64_t owner, uint64_t ref, uint64_t bytes,
@@ -110,11 +107,8 @@ uint64_t heap_region_end(struct heap *h, uint64_t id)
 		if (s->arena->quarantined != NULL) {
 			/* What is out there stays out (heap.h: Quarantine). */
 			span_list_remove(heap_partial(h, s), s);
-			r->spans = s->rnext;
-			if (r->spans != NULL)
-				r->spans->rprev = NULL;
+			DLIST_REMOVE(&r->spans, s, rprev, rnext);
 			s->region = NULL;
-			s->rnext = s->rprev = NULL;
 			continue;
 		}
 		uint64_t bytes = (uint64_t)span_clear(s) * s->size;

@@ -217,7 +217,7 @@ int roots_open(struct roots **out, const char *instance, mode_t mode)
 	r->size = segment_size();
 	table_init(&r->index, r->index_mem, INDEX_SLOTS);
 	table_set_hash(&r->index, slot_hash, r);
-	int rc = seg_name(r->seg, sizeof r->seg, instance, 'm', 0);
+	int rc = seg_name(r->seg, sizeof r->seg, instance, SEG_MANIFEST, 0);
 	if (rc == 0)
 		rc = map_segment(r, instance, mode);
 	if (rc < 0) {

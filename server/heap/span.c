@@ -4,6 +4,7 @@
  * most a span's worth (64 words for the smallest class).
  */
 #include "span.h"
+#include "list.h"
 #include "ref.h"
 #include "sizeclass.h"
 
@@ -200,11 +201,7 @@ void span_list_push(struct span_list *l, struct span *s)
 {
 	uint8_t b = bucket_of(s);
 	s->bucket = b;
-	s->prev = NULL;
-	s->next = l->head[b];
-	if (l->head[b] != NULL)
-		l->head[b]->prev = s;
-	l->head[b] = s;
+	DLIST_PUSH(&l->head[b], s, prev, next);
 	s->listed = 1;
 }
 
@@ -212,12 +209,7 @@ void span_list_remove(struct span_list *l, struct span *s)
 {
 	if (!s->listed)
 		return;
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else
-		l->head[s->bucket] = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
+	DLIST_REMOVE(&l->head[s->bucket], s, prev, next);
 	s->listed = 0;
 }
 

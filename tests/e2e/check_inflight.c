@@ -50,7 +50,7 @@ static struct control_block *raw_client(int *fd)
 		return NULL;
 	}
 	char name[SEG_NAME_MAX];
-	seg_name(name, sizeof name, h->hello->instance, 'c', h->hello->client_id);
+	seg_name(name, sizeof name, h->hello->instance, SEG_CONTROL, h->hello->client_id);
 	shma__response__free_unpacked(h, NULL);
 	int cfd = seg_open(name, 1);
 	return cfd >= 0 ? seg_map(cfd, 0, sizeof(struct control_block), 1, NULL) : NULL;

@@ -420,7 +420,7 @@ END_TEST
 static long long pages_segment_bytes(void)
 {
 	char name[SEG_NAME_MAX], path[SEG_NAME_MAX + 16];
-	ck_assert_int_eq(seg_name(name, sizeof name, e2e.instance, 'p', 0), 0);
+	ck_assert_int_eq(seg_name(name, sizeof name, e2e.instance, SEG_PAGES, 0), 0);
 	snprintf(path, sizeof path, "/dev/shm%s", name);
 	struct stat st;
 	ck_assert_msg(stat(path, &st) == 0, "%s: %s", path, strerror(errno));

@@ -16,6 +16,7 @@
  * --max-frame, which bounds requests: libshmalloc reads up to 64 MiB) that
  * decodes again as a Response.
  */
+#include "control.h"
 #include "daemon.h"
 #include "dispatch.h"
 #include "frame.h"

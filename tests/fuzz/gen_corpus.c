@@ -158,7 +158,7 @@ static void learn_refs(struct first_refs *fr)
 	uint64_t refs[4];
 	struct heap_run runs[4];
 	struct heap_batch b = {.refs = refs, .refs_cap = 4, .runs = runs, .runs_cap = 4};
-	if (heap_refill(h, 0, 4, &b) != 4)
+	if (heap_refill(h, NULL, 0, 4, &b) != 4)
 		abort();
 	for (unsigned i = 0, k = 0; k < 4; i++) {
 		if (i < b.nrefs) {
@@ -169,7 +169,7 @@ static void learn_refs(struct first_refs *fr)
 			fr->small[k++] = b.runs[i - b.nrefs].first + (uint64_t)j * sizeclass_size(0);
 	}
 	uint64_t seg_size;
-	if (heap_alloc_large(h, 200000, 1, &fr->large, &seg_size) != 0)
+	if (heap_alloc_large(h, NULL, 200000, 1, &fr->large, &seg_size) != 0)
 		abort();
 	heap_close(h, 1);
 }

@@ -12,12 +12,13 @@ FUZZ_SANITIZE = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefi
 # file added there is fuzzed too; it needs no libuv.
 FUZZ_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) -I$(top_srcdir)/tests/fuzz \
 	$(PROTOBUF_C_CFLAGS)
-FUZZ_PROTO = $(top_srcdir)/proto/frame.c $(top_srcdir)/proto/wire.c \
+FUZZ_PROTO = $(top_srcdir)/proto/frame.c $(top_srcdir)/proto/wire.c $(top_srcdir)/proto/requests.c \
 	$(top_builddir)/proto/shmalloc.pb-c.c
 FUZZ_SHM = $(top_srcdir)/shm/seg.c $(top_srcdir)/shm/layout.c $(top_srcdir)/shm/sizeclass.c \
 	$(top_srcdir)/shm/rootname.c $(top_srcdir)/shm/table.c
 FUZZ_SESSION = $(SESSION_SOURCES:%=$(top_srcdir)/%)
 FUZZ_HEAP = $(top_srcdir)/server/heap/heap.c $(top_srcdir)/server/heap/arena.c \
+	$(top_srcdir)/server/heap/segments.c $(top_srcdir)/server/heap/counters.c \
 	$(top_srcdir)/server/heap/pageheap.c $(top_srcdir)/server/heap/span.c \
 	$(top_srcdir)/server/heap/large.c $(top_srcdir)/server/heap/recovery.c \
 	$(top_srcdir)/server/heap/region.c \

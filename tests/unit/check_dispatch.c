@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "daemon.h"
 #include "dispatch.h"
 #include "frame.h"

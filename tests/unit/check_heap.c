@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "heap.h"
+#include "clock.h"
 #include "heap_fixture.h"
 #include "instance.h"
 #include "layout.h"
@@ -23,7 +24,7 @@
 static char *map_meta(void)
 {
 	char name[SEG_NAME_MAX];
-	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'M', 0), 0);
+	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, SEG_META, 0), 0);
 	int fd = seg_open(name, 0);
 	ck_assert_int_ge(fd, 0);
 	char *meta = seg_map_sparse(fd, (size_t)seg_size(fd), 0, SHMA_PAGE_SIZE);
@@ -71,7 +72,7 @@ START_TEST(refill_hands_distinct_objects)
 	uint64_t refs[WANT];
 	struct heap_batch b = {.refs = refs, .refs_cap = WANT};
 	heap_fixture_open(0);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, WANT, &b), WANT);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, CLS, WANT, &b), WANT);
 	ck_assert_uint_eq(b.nrefs, WANT);
 	ck_assert_uint_eq(b.nruns, 0);
 	void *base = map_arena(0);
@@ -97,7 +98,7 @@ START_TEST(fresh_spans_go_out_as_runs)
 	struct heap_run runs[4];
 	struct heap_batch b = {.refs = refs, .refs_cap = 16, .runs = runs, .runs_cap = 4};
 	heap_fixture_open(0);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 2 * objs + 5, &b), (int)(2 * objs + 5));
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, CLS, 2 * objs + 5, &b), (int)(2 * objs + 5));
 	ck_assert_uint_eq(b.nruns, 3);
 	ck_assert_uint_eq(b.nrefs, 0);
 	ck_assert_uint_eq(runs[0].count, objs);
@@ -109,7 +110,7 @@ START_TEST(fresh_spans_go_out_as_runs)
 			check_object(base, runs[r].first + i * sizeclass_size(CLS), CLS);
 	/* The partly used span is drawn on next, as refs after the run. */
 	b.runs_cap = 0;
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 10, &b), 10);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, CLS, 10, &b), 10);
 	ck_assert_uint_eq(b.nrefs, 10);
 	for (unsigned i = 0; i < 10; i++)
 		ck_assert_uint_eq(refs[i], runs[2].first + (5 + i) * sizeclass_size(CLS));
@@ -123,11 +124,11 @@ START_TEST(bad_refills_are_refused)
 	struct heap_batch b = {.refs = refs, .refs_cap = 4};
 	struct heap_batch none = {0};
 	heap_fixture_open(0);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, SIZECLASS_COUNT, 1, &b), -EINVAL);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 0, &b), -EINVAL);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 1, &none), -EINVAL);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, SIZECLASS_COUNT, 1, &b), -EINVAL);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, CLS, 0, &b), -EINVAL);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, CLS, 1, &none), -EINVAL);
 	/* A 1 MiB class needs 8 MiB spans: no 1 MiB arena holds one. */
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, SIZECLASS_COUNT - 1, 1, &b), -ENOMEM);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, SIZECLASS_COUNT - 1, 1, &b), -ENOMEM);
 	ck_assert_uint_eq(heap_arena_count(heap_fixture_heap), 1);
 	heap_fixture_close();
 }
@@ -139,7 +140,7 @@ START_TEST(bad_frees_are_refused)
 	struct heap_batch b = {.refs = refs, .refs_cap = 2};
 	unsigned cls = 99;
 	heap_fixture_open(0);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 2, &b), 2);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, CLS, 2, &b), 2);
 	uint64_t r = refs[0], off = r & (MIB - 1);
 	ck_assert_int_eq(heap_free_object(heap_fixture_heap, r + 1, NULL), -EINVAL);
 	ck_assert_int_eq(heap_free_object(heap_fixture_heap, r + sizeclass_size(CLS) / 2, NULL), -EINVAL);
@@ -171,7 +172,7 @@ START_TEST(refills_take_the_fullest_span_first)
 	struct heap_batch b = {.refs = refs, .refs_cap = 2 * per};
 	ck_assert_uint_eq(per, 128);
 	heap_fixture_open(0);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 2 * per, &b), (int)(2 * per));
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, CLS, 2 * per, &b), (int)(2 * per));
 	qsort(refs, 2 * per, sizeof refs[0], cmp_u64);
 	uint64_t full_page = refs[per] >> SHMA_PAGE_SHIFT; /* the second span */
 	ck_assert_uint_ne(refs[0] >> SHMA_PAGE_SHIFT, full_page);
@@ -182,7 +183,7 @@ START_TEST(refills_take_the_fullest_span_first)
 		ck_assert_int_eq(heap_free_object(heap_fixture_heap, refs[i], NULL), 0);
 	uint64_t got;
 	struct heap_batch one = {.refs = &got, .refs_cap = 1};
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 1, &one), 1);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, CLS, 1, &one), 1);
 	ck_assert_uint_eq(got >> SHMA_PAGE_SHIFT, full_page);
 	ck_assert_uint_eq(got, refs[per]);
 	/* The first span's last object back: the span goes, both spans were
@@ -204,7 +205,7 @@ START_TEST(span_tail_is_no_object)
 	struct heap_batch b = {.refs = &ref, .refs_cap = 1};
 	ck_assert_uint_lt((uint64_t)sc->objects * sc->size, sc->span_pages * SHMA_PAGE_SIZE);
 	heap_fixture_open(0);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, 1, &b), 1);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, cls, 1, &b), 1);
 	uint64_t tail = ref + (uint64_t)sc->objects * sc->size;
 	ck_assert_int_eq(heap_free_object(heap_fixture_heap, tail, NULL), -EINVAL);
 	ck_assert_int_eq(heap_free_object(heap_fixture_heap, ref, NULL), 0);
@@ -219,7 +220,7 @@ START_TEST(empty_span_returns_its_pages)
 	struct heap_totals t0, t1;
 	heap_fixture_open(0);
 	heap_totals(heap_fixture_heap, &t0);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 8, &b), 8);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, CLS, 8, &b), 8);
 	heap_totals(heap_fixture_heap, &t1);
 	ck_assert_uint_eq(t1.free_pages, t0.free_pages - sizeclass_table[CLS].span_pages);
 	ck_assert_uint_eq(t1.in_use_bytes, 8 * sizeclass_size(CLS));
@@ -257,7 +258,7 @@ START_TEST(large_blocks_are_page_runs)
 	struct heap_totals t, t0;
 	heap_fixture_open(0);
 	heap_totals(heap_fixture_heap, &t0);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 200000, 1, &ref, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, NULL, 200000, 1, &ref, &size), 0);
 	ck_assert_uint_eq(size, 25 * SHMA_PAGE_SIZE);
 	ck_assert_uint_eq(ref % SHMA_PAGE_SIZE, 0);
 	/* The page map says so: its first page and its length, then pages that
@@ -291,11 +292,11 @@ START_TEST(large_blocks_are_page_runs)
 	/* Still reserved: the next block of that size takes the same pages
 	 * back without a system call; after the decay they go to the OS. */
 	uint64_t again;
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 200000, 1, &again, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, NULL, 200000, 1, &again, &size), 0);
 	ck_assert_uint_eq(again, ref);
 	ck_assert_int_eq(heap_free_large(heap_fixture_heap, again, NULL), 0);
-	ck_assert_uint_ge(heap_decay(heap_fixture_heap, heap_now_ms() + 1000), size);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 0, 1, &ref, &size), -EINVAL);
+	ck_assert_uint_ge(heap_decay(heap_fixture_heap, monotonic_ms() + 1000), size);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, NULL, 0, 1, &ref, &size), -EINVAL);
 	heap_fixture_close();
 }
 END_TEST
@@ -317,8 +318,8 @@ START_TEST(a_block_larger_than_an_arena_spans_fresh_arenas)
 	struct heap_totals t;
 	heap_fixture_open(0);
 	/* An ordinary block first, so the big one cannot start in arena 0. */
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 200000, 1, &small, &size), 0);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 3 * MIB + 5, 7, &ref, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, NULL, 200000, 1, &small, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, NULL, 3 * MIB + 5, 7, &ref, &size), 0);
 	ck_assert_uint_eq(size, 3 * MIB + SHMA_PAGE_SIZE);
 	ck_assert_uint_eq(ref / MIB, 1);
 	ck_assert_uint_ge(heap_arena_count(heap_fixture_heap), 5);
@@ -352,8 +353,8 @@ START_TEST(a_block_larger_than_an_arena_spans_fresh_arenas)
 	/* A cap leaves no room for it: ENOMEM. */
 	heap_fixture_close();
 	heap_fixture_open(3 * MIB);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 3 * MIB, 1, &ref, &size), -ENOMEM);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 3 * MIB / 2, 1, &ref, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, NULL, 3 * MIB, 1, &ref, &size), -ENOMEM);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, NULL, 3 * MIB / 2, 1, &ref, &size), 0);
 	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref, NULL), 0);
 	heap_fixture_close();
 }
@@ -377,7 +378,7 @@ START_TEST(a_region_ends_at_once)
 	struct heap_run runs[4];
 	struct heap_batch b = {.refs = shared, .refs_cap = N, .runs = runs, .runs_cap = 0};
 	heap_fixture_open(0);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, N, &b), N);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, CLS, N, &b), N);
 	struct heap_region *r = heap_region(heap_fixture_heap, 42, 1);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_ptr_eq(heap_region(heap_fixture_heap, 42, 0), r);
@@ -385,19 +386,19 @@ START_TEST(a_region_ends_at_once)
 	/* Half the shared span is still free: the region takes none of it. */
 	uint64_t before = resident();
 	b.refs = mine;
-	ck_assert_int_eq(heap_region_refill(heap_fixture_heap, r, CLS, N, &b), N);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, r, CLS, N, &b), N);
 	for (unsigned i = 0; i < N; i++) {
 		struct page_entry pm = page_at(mine[i]), ps = page_at(shared[0]);
 		ck_assert_uint_eq(pm.flags, SHMA_PAGE_REGION);
 		ck_assert_uint_eq(ps.flags, 0);
 		ck_assert(mine[i] / MIB != shared[0] / MIB || pm.span_start != ps.span_start);
 	}
-	ck_assert_int_eq(heap_region_alloc_large(heap_fixture_heap, r, 300000, &ref, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, r, 300000, 0, &ref, &size), 0);
 	ck_assert_uint_eq(page_at(ref).flags, SHMA_PAGE_REGION);
 	ck_assert_uint_eq(heap_large_owner(heap_fixture_heap, ref), 42);
 	/* Lazy: neither its span nor its block took backing store. */
 	ck_assert_uint_eq(resident(), before);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, 300000, 7, &lib, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, NULL, 300000, 7, &lib, &size), 0);
 	ck_assert_uint_ge(resident(), before + size);
 	/* Another client may free one of its objects while it lives. */
 	ck_assert_int_eq(heap_free_object(heap_fixture_heap, mine[0], NULL), 0);
@@ -433,7 +434,7 @@ START_TEST(large_blocks_are_tracked_by_id)
 	uint64_t refs[N], size;
 	heap_fixture_open(0);
 	for (unsigned i = 0; i < N; i++)
-		ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, SHMA_PAGE_SIZE, 1, &refs[i], &size), 0);
+		ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, NULL, SHMA_PAGE_SIZE, 1, &refs[i], &size), 0);
 	for (unsigned i = 0; i < N; i += 2)
 		ck_assert_int_eq(heap_free_large(heap_fixture_heap, refs[i], NULL), 0);
 	for (unsigned i = 1; i < N; i += 2)
@@ -451,8 +452,8 @@ START_TEST(close_unlinks_live_blocks)
 	uint64_t refs[4];
 	struct heap_batch b = {.refs = refs, .refs_cap = 4};
 	heap_fixture_open(0);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, MIB / 2, 1, &ref, &size), 0);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, CLS, 4, &b), 4);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, NULL, MIB / 2, 1, &ref, &size), 0);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, CLS, 4, &b), 4);
 	heap_fixture_close();
 }
 END_TEST
@@ -466,9 +467,9 @@ START_TEST(max_memory_is_a_cap)
 	ck_assert_uint_eq(heap_max_arenas(heap_fixture_heap), 2);
 	/* Large blocks fill the arenas the cap allows, then fail. */
 	uint64_t half = MIB / 2, big_refs[2];
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, half, 1, &big_refs[0], &size), 0);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, half, 1, &big_refs[1], &size), 0);
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, half, 1, &ref, &size), -ENOMEM);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, NULL, half, 1, &big_refs[0], &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, NULL, half, 1, &big_refs[1], &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, NULL, half, 1, &ref, &size), -ENOMEM);
 	ck_assert_uint_eq(heap_arena_count(heap_fixture_heap), 2);
 	ck_assert_int_eq(heap_free_large(heap_fixture_heap, big_refs[0], NULL), 0);
 	ck_assert_int_eq(heap_free_large(heap_fixture_heap, big_refs[1], NULL), 0);
@@ -480,15 +481,15 @@ START_TEST(max_memory_is_a_cap)
 	unsigned big = sizeclass_of(524288);
 	ck_assert_uint_eq(sizeclass_table[big].span_pages, 64);
 	ck_assert_uint_eq(sizeclass_table[big].objects, 1);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 8, &b), 1);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, big, 1, &b), -ENOMEM);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, big, 8, &b), 1);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, big, 1, &b), -ENOMEM);
 	/* Smaller spans fill the rest of it. */
 	unsigned mid = sizeclass_of(65536); /* 8-page spans, one object */
 	uint32_t fit = (heap_geometry(heap_fixture_heap)->npages -
 			heap_geometry(heap_fixture_heap)->meta_pages - 64) / 8;
 	for (uint32_t i = 0; i < fit; i++)
-		ck_assert_int_eq(heap_refill(heap_fixture_heap, mid, 1, &b), 1);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, mid, 1, &b), -ENOMEM);
+		ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, mid, 1, &b), 1);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, mid, 1, &b), -ENOMEM);
 	ck_assert_uint_eq(heap_arena_count(heap_fixture_heap), 1);
 	heap_fixture_close();
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "heap_fixture.h"
+#include "clock.h"
 #include "instance.h"
 #include "layout.h"
 #include "ref.h"
@@ -184,11 +185,11 @@ START_TEST(arenas_are_added_on_demand)
 	struct heap_totals t;
 	heap_fixture_open(3 * MIB);
 	for (uint32_t i = 0; i < 3; i++) {
-		ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, objs, &b), (int)objs);
+		ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, cls, objs, &b), (int)objs);
 		ck_assert_uint_eq(runs[0].first / MIB, i);
 		ck_assert_uint_eq(heap_arena_count(heap_fixture_heap), i + 1);
 	}
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, objs, &b), -ENOMEM);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, cls, objs, &b), -ENOMEM);
 	heap_totals(heap_fixture_heap, &t);
 	ck_assert_uint_eq(t.narenas, 3);
 	ck_assert_uint_eq(t.mapped_bytes, 3 * MIB);
@@ -203,7 +204,7 @@ START_TEST(arenas_are_added_on_demand)
 	for (uint32_t i = 0; i < objs; i++)
 		ck_assert_int_eq(heap_free_object(heap_fixture_heap, runs[0].first + i * sizeclass_size(cls),
 						  NULL), 0);
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, objs, &b), (int)objs);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, cls, objs, &b), (int)objs);
 	ck_assert_uint_eq(runs[0].first / MIB, 2);
 	heap_fixture_close();
 }
@@ -222,7 +223,7 @@ static uint64_t resident(void)
 static void touch(uint64_t first, size_t len)
 {
 	char name[SEG_NAME_MAX];
-	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, 'p', 0), 0);
+	ck_assert_int_eq(seg_name(name, sizeof name, heap_fixture_inst, SEG_PAGES, 0), 0);
 	int fd = seg_open(name, 1);
 	ck_assert_int_ge(fd, 0);
 	size_t range = (size_t)seg_size(fd);
@@ -242,14 +243,14 @@ START_TEST(decay_punches_and_counts)
 	struct heap_batch b = {.runs = runs, .runs_cap = 1};
 	heap_fixture_open(0);
 	uint64_t r0 = resident();
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, objs, &b), (int)objs);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, cls, objs, &b), (int)objs);
 	/* Reserved before it went out. */
 	ck_assert_uint_eq(resident(), r0 + span);
 	touch(runs[0].first, objs * sizeclass_size(cls));
 	for (uint32_t i = 0; i < objs; i++)
 		ck_assert_int_eq(heap_free_object(heap_fixture_heap, runs[0].first + i * sizeclass_size(cls),
 						  NULL), 0);
-	uint64_t now = heap_now_ms();
+	uint64_t now = monotonic_ms();
 	ck_assert_uint_eq(heap_decay(heap_fixture_heap, now), 0);
 	ck_assert_uint_eq(resident(), r0 + span);
 	ck_assert_uint_eq(heap_decay(heap_fixture_heap, now + 5000), span);
@@ -259,7 +260,7 @@ START_TEST(decay_punches_and_counts)
 	heap_totals(heap_fixture_heap, &t);
 	ck_assert_uint_eq(t.returned_bytes, span);
 	/* Reused after the punch: reserved again, readable as zeros. */
-	ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, objs, &b), (int)objs);
+	ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, cls, objs, &b), (int)objs);
 	ck_assert_uint_eq(resident(), r0 + span);
 	touch(runs[0].first, objs * sizeclass_size(cls));
 	heap_fixture_close();
@@ -280,7 +281,7 @@ START_TEST(free_reserved_pages_are_bounded)
 	heap_fixture_open(0);
 	uint64_t r0 = resident();
 	for (int i = 0; i < SPANS; i++) {
-		ck_assert_int_eq(heap_refill(heap_fixture_heap, cls, 1, &b), 1);
+		ck_assert_int_eq(heap_refill(heap_fixture_heap, NULL, cls, 1, &b), 1);
 		refs[i] = ref;
 	}
 	ck_assert_uint_ge(resident(), r0 + SPANS * MIB / 2);
@@ -294,7 +295,7 @@ START_TEST(free_reserved_pages_are_bounded)
 	heap_totals(heap_fixture_heap, &t);
 	ck_assert_uint_ge(t.returned_bytes, SPANS * MIB / 2 - HEAP_FREE_RESERVED_MIN);
 	/* A large block given back keeps its pages reserved for the next. */
-	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, MIB / 2, 1, &ref, &size), 0);
+	ck_assert_int_eq(heap_alloc_large(heap_fixture_heap, NULL, MIB / 2, 1, &ref, &size), 0);
 	uint64_t r1 = resident();
 	ck_assert_int_eq(heap_free_large(heap_fixture_heap, ref, NULL), 0);
 	ck_assert_uint_eq(resident(), r1);

@@ -121,7 +121,7 @@ START_TEST(foreign_segments_are_refused)
 	char seg[SEG_NAME_MAX];
 	struct roots *other;
 	test_instance(inst, sizeof inst);
-	ck_assert_int_eq(seg_name(seg, sizeof seg, inst, 'm', 0), 0);
+	ck_assert_int_eq(seg_name(seg, sizeof seg, inst, SEG_MANIFEST, 0), 0);
 	/* Wrong size: not ours. */
 	int fd = seg_create(seg, 4096, 0600);
 	ck_assert_int_ge(fd, 0);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "requests.h"
 #include "sizeclass.h"
 #include "wire.h"
 
@@ -174,6 +175,46 @@ START_TEST(a_root_name_follows_one_rule)
 }
 END_TEST
 
+/* The requests table (proto/requests.h) covers every body case of the
+ * schema, and says which may be resent and which carry a root's name.
+ * Planted bugs: a request added to shmalloc.proto without its line; a
+ * flush (or a publish) marked as one that may be resent, so that a client
+ * would free (or publish) twice across a daemon restart. */
+START_TEST(the_requests_table_covers_the_schema)
+{
+	const ProtobufCMessageDescriptor *md = &shma__request__descriptor;
+	unsigned cases = 0;
+	for (unsigned i = 0; i < md->n_fields; i++) {
+		if (!(md->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+			continue;
+		ck_assert_msg(shma_request_known((Shma__Request__BodyCase)md->fields[i].id),
+			      "Request.%s is not in proto/requests.h", md->fields[i].name);
+		cases++;
+	}
+	ck_assert_uint_eq(cases, 11);
+	ck_assert(!shma_request_known(SHMA__REQUEST__BODY__NOT_SET));
+	const Shma__Request__BodyCase repeat[] = {
+		SHMA__REQUEST__BODY_REFILL, SHMA__REQUEST__BODY_ALLOC_LARGE,
+		SHMA__REQUEST__BODY_STATS, SHMA__REQUEST__BODY_LOOKUP, SHMA__REQUEST__BODY_ROOTS,
+	};
+	const Shma__Request__BodyCase once[] = {
+		SHMA__REQUEST__BODY_HELLO, SHMA__REQUEST__BODY_FLUSH,
+		SHMA__REQUEST__BODY_FREE_LARGE, SHMA__REQUEST__BODY_PUBLISH,
+		SHMA__REQUEST__BODY_UNPUBLISH, SHMA__REQUEST__BODY_GOODBYE,
+		SHMA__REQUEST__BODY__NOT_SET,
+	};
+	for (size_t i = 0; i < sizeof repeat / sizeof repeat[0]; i++)
+		ck_assert_int_eq(shma_request_may_repeat(repeat[i]), 1);
+	for (size_t i = 0; i < sizeof once / sizeof once[0]; i++)
+		ck_assert_int_eq(shma_request_may_repeat(once[i]), 0);
+	ck_assert_int_eq(shma_request_name_checked(SHMA__REQUEST__BODY_PUBLISH), 1);
+	ck_assert_int_eq(shma_request_name_checked(SHMA__REQUEST__BODY_LOOKUP), 1);
+	ck_assert_int_eq(shma_request_name_checked(SHMA__REQUEST__BODY_UNPUBLISH), 1);
+	ck_assert_int_eq(shma_request_name_checked(SHMA__REQUEST__BODY_REFILL), 0);
+	ck_assert_int_eq(shma_request_name_checked(SHMA__REQUEST__BODY_ROOTS), 0);
+}
+END_TEST
+
 Suite *make_wire_suite(void);
 Suite *make_wire_suite(void)
 {
@@ -182,6 +223,7 @@ Suite *make_wire_suite(void)
 	tcase_add_test(tc, builders_fill_the_kind_they_name);
 	tcase_add_test(tc, the_error_table_names_and_classifies);
 	tcase_add_test(tc, a_root_name_follows_one_rule);
+	tcase_add_test(tc, the_requests_table_covers_the_schema);
 	suite_add_tcase(s, tc);
 	return s;
 }

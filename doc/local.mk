@@ -8,8 +8,12 @@ dist_man_MANS += doc/shmalloc.hpp.3
 systemdsystemunit_DATA = doc/shmallocd.service
 EXTRA_DIST += doc/shmallocd.service.in
 CLEANFILES += doc/shmallocd.service
-# Substituted at make time, so that `make install prefix=...` is followed.
-doc/shmallocd.service: $(top_srcdir)/doc/shmallocd.service.in Makefile
+# The unit names $(sbindir) and shmalloc.pc $(libdir) and $(includedir):
+# both are written each time make runs (FORCE), with the directories of that
+# make, so that `make install prefix=DIR` after a plain `make` installs
+# files that name DIR, not configure's prefix.  DESTDIR is never in them:
+# it is where a package is staged, not where it runs.
+doc/shmallocd.service: $(top_srcdir)/doc/shmallocd.service.in FORCE
 	$(AM_V_GEN)$(MKDIR_P) doc && \
 	sed -e 's|@sbindir[@]|$(sbindir)|g' $(top_srcdir)/doc/shmallocd.service.in > $@
 

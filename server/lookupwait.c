@@ -12,11 +12,13 @@
  *
  * The array is the process's (one daemon a process; unit tests that make
  * several keep them apart by the daemon pointer).  An entry's client is
- * only compared and handed to the deliver function, never read here, so
+ * read only while it parks (its id, for the log); later it is only
+ * compared and handed to the deliver function, never read here, so
  * that a harness which drops sessions without lookupwait_forget() (the fuzz
  * target) cannot make this file touch freed memory.
  */
 #include "lookupwait.h"
+#include "log.h"
 #include "rootname.h"
 #include "wire.h"
 
@@ -72,6 +74,8 @@ enum dispatch_action lookupwait_park(struct daemon *d, struct client *c, uint64_
 	w->id = id;
 	w->deadline_ms = now_ms() + wait_ms;
 	snprintf(w->name, sizeof w->name, "%s", name);
+	log_msg(SLOG_DEBUG, "client %llu: its lookup of \"%s\" waits up to %u ms",
+		(unsigned long long)c->id, w->name, wait_ms);
 	return DISPATCH_NONE;
 }
 

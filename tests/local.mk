@@ -31,7 +31,9 @@ tests_cxx_containers_SOURCES = tests/e2e/cxx_containers.cc
 tests_cxx_containers_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
 tests_cxx_containers_LDADD = libshmclient.la
 
-# One call of the library, its outcome on one line (the errors and setup suites).
+# One call of the library, its outcome on one line (the errors and setup suites);
+# install.sh is the setup suite's make install.
+EXTRA_DIST += tests/e2e/install.sh
 check_PROGRAMS += tests/probe
 tests_probe_SOURCES = tests/e2e/probe.c
 tests_probe_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)

@@ -35,4 +35,6 @@
 	XX(preload) \
 	XX(cxx) \
 	XX(threads) \
-	XX(redis)
+	XX(redis) \
+	XX(setup) \
+	XX(errors)

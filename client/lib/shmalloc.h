@@ -102,8 +102,11 @@ SHMA_EXPORT size_t shma_usable_size(const void *p);
  * in the shared heap. */
 SHMA_EXPORT shma_ref_t shma_ref(const void *p);
 
-/* The address of ref in this process; NULL (errno EINVAL) if ref does not
- * point into a live block of this heap.  shma_ptr(shma_ref(p)) == p. */
+/* The address of ref in this process (base + ref); NULL (errno EINVAL) if
+ * ref is 0, past the heap, or on a page that holds no block.  A ref into a
+ * page of blocks gets its address whether or not its block is still live: a
+ * block freed into a cache looks live to every process (shma_ptr(3)).
+ * shma_ptr(shma_ref(p)) == p. */
 SHMA_EXPORT void *shma_ptr(shma_ref_t ref);
 
 /* 1 if this process maps the heap at the instance's base (pointers are the

@@ -5,6 +5,9 @@
  *     started with --allow-gid of that group, and is served;
  *   - root reads the stats of a daemon of another user (not listing root)
  *     with shmallocctl, and may do nothing else there;
+ *   - the whole production setup as the unit runs it (a system user's
+ *     daemon in its own 0750 directory, an application user in its group
+ *     by usermod -aG, root's shmallocctl), without systemd;
  *   - `make install DESTDIR=...` and `make install prefix=...`, then the
  *     installed shmalloc-run, unit, shmalloc.pc and a program built with
  *     pkg-config as the README says (tests/e2e/install.sh).
@@ -20,6 +23,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +169,82 @@ START_TEST(root_reads_the_stats_of_another_users_daemon_and_nothing_more)
 }
 END_TEST
 
+/* ---- the README's production setup, as the unit runs it ---- */
+
+static int exec_system_daemon(void *arg)
+{
+	const char *gid = arg;
+	const char *argv[] = {SHMALLOCD_PATH, "--socket", foreign.socket, "--name", foreign.instance,
+			      "--cleanup", "--log-level", "debug", "--allow-gid", gid, NULL};
+	if (freopen(foreign.log, "a", stderr) == NULL)
+		return 126;
+	execv(SHMALLOCD_PATH, (char *const *)argv);
+	return 127;
+}
+
+/* The daemon runs as a system user of its own, in its own group, in a
+ * directory like the unit's RuntimeDirectory (its own, 0750, in a parent
+ * only root writes); an application user gets the group with usermod -aG.
+ * Its program is served with no variable but the socket, and root's
+ * shmallocctl stats reads the daemon. */
+START_TEST(the_production_setup_works)
+{
+	char sysgroup[32] = "", appgroup[32] = "";
+	struct user sysd = {0}, app = {0};
+	if (geteuid() != 0) {
+		TEST_SKIP("not root: cannot create users");
+		return;
+	}
+	if (make_group(sysgroup, sizeof sysgroup, "gs") != 0 ||
+	    make_group(appgroup, sizeof appgroup, "ga") != 0 ||
+	    make_user(&sysd, "s", sysgroup) != 0 || make_user(&app, "a", appgroup) != 0) {
+		remove_user(&sysd);
+		remove_group(sysgroup);
+		remove_group(appgroup);
+		TEST_SKIP("useradd/groupadd failed (no shadow tools?)");
+		return;
+	}
+	char args[64];
+	snprintf(args, sizeof args, "-aG %s", sysgroup);
+	ck_assert_int_eq(tool("usermod", args, app.name), 0);
+	scratch_daemon(&foreign, "run");
+	ck_assert_int_eq(chmod(foreign.dir, 0755), 0);
+	char dir[96];
+	snprintf(dir, sizeof dir, "%s/run", foreign.dir);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	ck_assert_int_eq(chown(dir, sysd.uid, sysd.gid), 0);
+	ck_assert_int_eq(chmod(dir, 0750), 0);
+	snprintf(foreign.socket, sizeof foreign.socket, "%s/shmallocd.sock", dir);
+	int fd = open(foreign.log, O_CREAT | O_WRONLY, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fchown(fd, sysd.uid, sysd.gid), 0);
+	close(fd);
+	char gid[16];
+	snprintf(gid, sizeof gid, "%lu", (unsigned long)sysd.gid);
+	foreign.pid = fork_as(&sysd, exec_system_daemon, gid);
+	wait_listening(&foreign);
+	char sock[160];
+	snprintf(sock, sizeof sock, "SHMALLOC_SOCKET=%s", foreign.socket);
+	const char *const env[] = {sock, "SHMALLOC_DAEMON_UID", NULL};
+	const char *const probe[] = {PROBE_PATH, "publish", "from-app", NULL};
+	int rc = exec_capture(&app, EXEC_ALL_GROUPS, env, probe, out, sizeof out);
+	ck_assert_msg(rc == 0, "the application user's program (exit %d): %s", rc, out);
+	const char *const stats[] = {SHMALLOCCTL_PATH, "roots", NULL};
+	rc = exec_capture(NULL, EXEC_ALL_GROUPS, env, stats, out, sizeof out);
+	ck_assert_msg(rc == 0 && strstr(out, "from-app") != NULL, "root's shmallocctl roots (exit %d): %s",
+		      rc, out);
+	ck_assert_int_eq(kill(foreign.pid, SIGTERM), 0);
+	ck_assert_int_eq(e2e_wait(foreign.pid), 0);
+	foreign.pid = 0;
+	ck_assert_int_eq(chmod(foreign.dir, 01777), 0);
+	scratch_daemon_remove(&foreign);
+	remove_user(&app);
+	remove_user(&sysd);
+	remove_group(appgroup);
+	remove_group(sysgroup);
+}
+END_TEST
+
 /* ---- make install ---- */
 
 START_TEST(make_install_under_a_destdir_and_a_prefix_works)
@@ -193,6 +273,7 @@ Suite *make_setup_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, a_member_added_with_usermod_aG_is_served);
 	tcase_add_test(tc, root_reads_the_stats_of_another_users_daemon_and_nothing_more);
+	tcase_add_test(tc, the_production_setup_works);
 	suite_add_tcase(s, tc);
 	TCase *inst = tcase_create("install");
 	tcase_set_timeout(inst, 300);

@@ -37,34 +37,86 @@
 
 static char out[16384];
 
+/* The users and groups of the tests, made once by the runner (an unchecked
+ * fixture, in its own process) and removed by it, so that a test that fails
+ * -- its process ends at the failed check -- leaves none behind:
+ *   u    a user in its own group "own", and in "served" by usermod -aG;
+ *   r    a user in its own group, whose daemon root looks at;
+ *   o    another user, in its own group;
+ *   sysd the daemon's system user, in "sysgroup"; app, in "appgroup" and in
+ *        "sysgroup" by usermod -aG (the production setup). */
+static struct user u, r, o, sysd, app;
+static char served[32], own[32], rgroup[32], ogroup[32], sysgroup[32], appgroup[32];
+static int have_users;
+static char why_not[96];
+static struct e2e_daemon d, foreign;
+
+/* A user "shp<pid><tag>" whose primary group "shp<pid>g<tag>" is its own. */
+static int user_in_own_group(struct user *who, char *group, size_t gsize, const char *tag)
+{
+	char gtag[8];
+	snprintf(gtag, sizeof gtag, "g%s", tag);
+	return make_group(group, gsize, gtag) == 0 && make_user(who, tag, group) == 0 ? 0 : -1;
+}
+
+/* Adds who to group as the README does (a supplementary group). */
+static int usermod_aG(const struct user *who, const char *group)
+{
+	char args[64];
+	snprintf(args, sizeof args, "-aG %s", group);
+	return tool("usermod", args, who->name) == 0 ? 0 : -1;
+}
+
+static void users_create(void)
+{
+	have_users = 0;
+	if (geteuid() != 0) {
+		snprintf(why_not, sizeof why_not, "not root: cannot create users");
+		return;
+	}
+	if (make_group(served, sizeof served, "gv") != 0 ||
+	    user_in_own_group(&u, own, sizeof own, "m") != 0 || usermod_aG(&u, served) != 0 ||
+	    user_in_own_group(&r, rgroup, sizeof rgroup, "r") != 0 ||
+	    user_in_own_group(&o, ogroup, sizeof ogroup, "x") != 0 ||
+	    user_in_own_group(&sysd, sysgroup, sizeof sysgroup, "s") != 0 ||
+	    user_in_own_group(&app, appgroup, sizeof appgroup, "a") != 0 ||
+	    usermod_aG(&app, sysgroup) != 0) {
+		snprintf(why_not, sizeof why_not, "useradd/groupadd/usermod failed (no shadow tools?)");
+		return;
+	}
+	have_users = 1;
+}
+
+static void users_remove(void)
+{
+	struct user *users[] = {&u, &r, &o, &sysd, &app};
+	for (unsigned i = 0; i < sizeof users / sizeof users[0]; i++)
+		remove_user(users[i]);
+	char *groups[] = {served, own, rgroup, ogroup, sysgroup, appgroup};
+	for (unsigned i = 0; i < sizeof groups / sizeof groups[0]; i++)
+		remove_group(groups[i]);
+}
+
+static int users_or_skip(const char *test)
+{
+	if (!have_users)
+		fprintf(stderr, "SKIP: %s: %s\n", test, why_not);
+	return have_users;
+}
+
 /* ---- a member by usermod -aG ---- */
 
 START_TEST(a_member_added_with_usermod_aG_is_served)
 {
-	char served[32] = "", own[32] = "";
-	struct user u = {0};
-	if (geteuid() != 0) {
-		TEST_SKIP("not root: cannot create users");
+	if (!users_or_skip("a_member_added_with_usermod_aG_is_served"))
 		return;
-	}
-	if (make_group(served, sizeof served, "gm") != 0 || make_group(own, sizeof own, "go") != 0 ||
-	    make_user(&u, "m", own) != 0) {
-		remove_group(served);
-		remove_group(own);
-		TEST_SKIP("useradd/groupadd failed (no shadow tools?)");
-		return;
-	}
 	/* As the README says: the user's primary group is its own, the
-	 * daemon's group is added. */
-	char args[64];
-	snprintf(args, sizeof args, "-aG %s", served);
-	ck_assert_int_eq(tool("usermod", args, u.name), 0);
+	 * daemon's group is added (usermod -aG, in users_create()). */
 	struct group *g = getgrnam(served);
 	ck_assert_ptr_nonnull(g);
 	char gid[16];
 	snprintf(gid, sizeof gid, "%lu", (unsigned long)g->gr_gid);
 	const char *const opts[] = {"--allow-gid", gid, NULL};
-	struct e2e_daemon d;
 	e2e_start_daemon(&d, opts);
 	ck_assert_int_eq(chmod(d.dir, 0711), 0);
 	char sock[160];
@@ -80,15 +132,11 @@ START_TEST(a_member_added_with_usermod_aG_is_served)
 	rc = exec_capture(&u, EXEC_PRIMARY_ONLY, env, argv, out, sizeof out);
 	ck_assert_msg(rc == 1 && strstr(out, "EACCES") != NULL, "exit %d: %s", rc, out);
 	e2e_stop_daemon(&d);
-	remove_user(&u);
-	remove_group(served);
-	remove_group(own);
+	d.dir[0] = '\0';
 }
 END_TEST
 
 /* ---- root and another user's daemon ---- */
-
-static struct e2e_daemon foreign;
 
 static int exec_foreign_daemon(void *arg)
 {
@@ -102,40 +150,31 @@ static int exec_foreign_daemon(void *arg)
 }
 
 /* Waits (5 s at most) for the socket to take connections: a wait on state. */
-static void wait_listening(const struct e2e_daemon *d)
+static void wait_listening(const struct e2e_daemon *which)
 {
 	for (int i = 0; i < 500; i++) {
-		int fd = raw_connect(d->socket);
+		int fd = raw_connect(which->socket);
 		if (fd >= 0) {
 			close(fd);
 			return;
 		}
 		usleep(10000);
 	}
-	ck_abort_msg("the daemon did not listen; see %s", d->log);
+	ck_abort_msg("the daemon did not listen; see %s", which->log);
 }
 
 START_TEST(root_reads_the_stats_of_another_users_daemon_and_nothing_more)
 {
-	char own[32] = "";
-	struct user u = {0};
-	if (geteuid() != 0) {
-		TEST_SKIP("not root: cannot create users");
+	if (!users_or_skip("root_reads_the_stats_of_another_users_daemon_and_nothing_more"))
 		return;
-	}
-	if (make_group(own, sizeof own, "gr") != 0 || make_user(&u, "r", own) != 0) {
-		remove_group(own);
-		TEST_SKIP("useradd/groupadd failed (no shadow tools?)");
-		return;
-	}
 	scratch_daemon(&foreign, "s");
-	foreign.pid = fork_as(&u, exec_foreign_daemon, NULL);
+	foreign.pid = fork_as(&r, exec_foreign_daemon, NULL);
 	wait_listening(&foreign);
 	char sock[160], trust[48];
 	snprintf(sock, sizeof sock, "SHMALLOC_SOCKET=%s", foreign.socket);
 	/* The library trusts a daemon of another user only when told which
 	 * (its socket is in /tmp, where anybody could have put one). */
-	snprintf(trust, sizeof trust, "SHMALLOC_DAEMON_UID=%lu", (unsigned long)u.uid);
+	snprintf(trust, sizeof trust, "SHMALLOC_DAEMON_UID=%lu", (unsigned long)r.uid);
 	const char *const env[] = {sock, trust, NULL};
 	const char *const stats[] = {SHMALLOCCTL_PATH, "stats", NULL};
 	int rc = exec_capture(NULL, EXEC_ALL_GROUPS, env, stats, out, sizeof out);
@@ -151,21 +190,13 @@ START_TEST(root_reads_the_stats_of_another_users_daemon_and_nothing_more)
 	ck_assert_msg(rc == 1 && strstr(out, "EACCES") != NULL, "exit %d: %s", rc, out);
 	ck_assert(e2e_log_has(&foreign, "root is not in --allow-uid"));
 	/* Another user (not root) is refused at the door. */
-	char other_group[32] = "";
-	struct user o = {0};
-	if (make_group(other_group, sizeof other_group, "gx") == 0 &&
-	    make_user(&o, "x", other_group) == 0) {
-		rc = exec_capture(&o, EXEC_ALL_GROUPS, env, stats, out, sizeof out);
-		ck_assert_msg(rc == 4, "another user's shmallocctl stats exited %d: %s", rc, out);
-	}
+	rc = exec_capture(&o, EXEC_ALL_GROUPS, env, stats, out, sizeof out);
+	ck_assert_msg(rc == 4, "another user's shmallocctl stats exited %d: %s", rc, out);
 	ck_assert_int_eq(kill(foreign.pid, SIGTERM), 0);
 	ck_assert_int_eq(e2e_wait(foreign.pid), 0);
 	foreign.pid = 0;
 	scratch_daemon_remove(&foreign);
-	remove_user(&o);
-	remove_group(other_group);
-	remove_user(&u);
-	remove_group(own);
+	foreign.dir[0] = '\0';
 }
 END_TEST
 
@@ -189,24 +220,8 @@ static int exec_system_daemon(void *arg)
  * shmallocctl stats reads the daemon. */
 START_TEST(the_production_setup_works)
 {
-	char sysgroup[32] = "", appgroup[32] = "";
-	struct user sysd = {0}, app = {0};
-	if (geteuid() != 0) {
-		TEST_SKIP("not root: cannot create users");
+	if (!users_or_skip("the_production_setup_works"))
 		return;
-	}
-	if (make_group(sysgroup, sizeof sysgroup, "gs") != 0 ||
-	    make_group(appgroup, sizeof appgroup, "ga") != 0 ||
-	    make_user(&sysd, "s", sysgroup) != 0 || make_user(&app, "a", appgroup) != 0) {
-		remove_user(&sysd);
-		remove_group(sysgroup);
-		remove_group(appgroup);
-		TEST_SKIP("useradd/groupadd failed (no shadow tools?)");
-		return;
-	}
-	char args[64];
-	snprintf(args, sizeof args, "-aG %s", sysgroup);
-	ck_assert_int_eq(tool("usermod", args, app.name), 0);
 	scratch_daemon(&foreign, "run");
 	ck_assert_int_eq(chmod(foreign.dir, 0755), 0);
 	char dir[96];
@@ -238,10 +253,7 @@ START_TEST(the_production_setup_works)
 	foreign.pid = 0;
 	ck_assert_int_eq(chmod(foreign.dir, 01777), 0);
 	scratch_daemon_remove(&foreign);
-	remove_user(&app);
-	remove_user(&sysd);
-	remove_group(appgroup);
-	remove_group(sysgroup);
+	foreign.dir[0] = '\0';
 }
 END_TEST
 
@@ -270,6 +282,7 @@ Suite *make_setup_suite(void)
 {
 	Suite *s = suite_create("setup");
 	TCase *tc = tcase_create("setup");
+	tcase_add_unchecked_fixture(tc, users_create, users_remove);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, a_member_added_with_usermod_aG_is_served);
 	tcase_add_test(tc, root_reads_the_stats_of_another_users_daemon_and_nothing_more);

@@ -148,11 +148,3 @@ void lookupwait_forget(struct daemon *d, struct client *c)
 		else
 			i++;
 }
-
-unsigned lookupwait_count(const struct daemon *d)
-{
-	unsigned n = 0;
-	for (unsigned i = 0; i < nwaits; i++)
-		n += waits[i].d == d;
-	return n;
-}

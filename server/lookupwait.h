@@ -41,7 +41,4 @@ int64_t lookupwait_next_ms(const struct daemon *d);
 /* c's connection ended: its waits go, unanswered. */
 void lookupwait_forget(struct daemon *d, struct client *c);
 
-/* Waits parked now (for d). */
-unsigned lookupwait_count(const struct daemon *d);
-
 #endif

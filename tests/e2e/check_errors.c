@@ -15,6 +15,7 @@
  */
 #include "e2e.h"
 #include "exec.h"
+#include "raw.h"
 #include "instance.h"
 #include "skip.h"
 
@@ -171,6 +172,38 @@ START_TEST(lookup_wait_times_out_and_tells_no_daemon_apart)
 }
 END_TEST
 
+/* A raw client parks up to LOOKUPWAIT_PER_CLIENT (16) lookups; the next is
+ * answered EAGAIN at once.  Its end drops its waits: a later Publish of a
+ * name one waited for answers nobody and the daemon serves on. */
+START_TEST(parked_lookups_are_bounded_and_go_with_their_client)
+{
+	struct e2e_daemon d;
+	e2e_start_daemon(&d, NULL);
+	int fd = raw_peer(d.socket);
+	Shma__Request req;
+	Shma__Lookup l;
+	char name[16];
+	for (unsigned i = 0; i < 16; i++) {
+		snprintf(name, sizeof name, "w%u", i);
+		wire_lookup(&req, &l, name);
+		l.wait_ms = 60000;
+		raw_send_next(fd, &req);
+	}
+	wire_lookup(&req, &l, "w16");
+	l.wait_ms = 60000;
+	raw_expect_error(raw_call(fd, &req), EAGAIN);
+	close(fd);
+	int p = raw_peer(d.socket);
+	uint64_t ref;
+	ck_assert_uint_eq(raw_refill_refs(p, 1, 1, &ref), 1);
+	raw_expect_ok(raw_publish(p, "w0", ref));
+	raw_stats_ok(p);
+	close(p);
+	ck_assert_int_eq(e2e_log_count(&d, "waits up to 60000 ms"), 16);
+	e2e_stop_daemon(&d);
+}
+END_TEST
+
 /* shma_ptr(3): a ref into a block gives its address whether or not the
  * block is live (nothing in the process can tell a block freed into a
  * cache from a live one); NULL for refs that point into no block. */
@@ -242,6 +275,7 @@ Suite *make_errors_suite(void)
 	tcase_add_test(tc, lookup_enoent_means_only_no_such_name);
 	tcase_add_test(tc, lookup_wait_is_answered_at_the_publish);
 	tcase_add_test(tc, lookup_wait_times_out_and_tells_no_daemon_apart);
+	tcase_add_test(tc, parked_lookups_are_bounded_and_go_with_their_client);
 	tcase_add_test(tc, shma_ptr_of_a_freed_block_is_as_documented);
 	tcase_add_test(tc, max_memory_below_an_arena_says_the_least);
 	tcase_add_test(tc, normal_exits_and_shmallocctl_leave_the_log_quiet);

@@ -97,8 +97,8 @@ enum wire_exit {
 	XX(EEXIST, "the name is taken", WIRE_EXIT_ERROR)                                      \
 	XX(ENAMETOOLONG, "name too long", WIRE_EXIT_ERROR)                                    \
 	XX(ECONNRESET, "the connection to the daemon was lost", WIRE_EXIT_ERROR)              \
-	XX(ETIMEDOUT, "timed out (the name was not published in time, or the daemon did not " \
-		      "answer)", WIRE_EXIT_ERROR)                                             \
+	XX(ETIMEDOUT, "timed out (the daemon did not answer in time, or a name waited for " \
+		      "was not published)", WIRE_EXIT_ERROR)                                  \
 	XX(EINVAL, "Invalid argument", WIRE_EXIT_ERROR)                                       \
 	XX(ENOSPC, "No space left on device", WIRE_EXIT_ERROR)                                \
 	XX(EALREADY, "Operation already in progress", WIRE_EXIT_ERROR)

@@ -3,13 +3,18 @@ EXTRA_DIST += README.md doc/architecture.md doc/bench.png scripts/deps.sh script
 	scripts/test.sh tests/valgrind.supp
 
 # ---- man pages and the systemd unit (installed by make install) ----
-dist_man_MANS += doc/shmallocd.8 doc/shmallocctl.1 doc/shmalloc.3 doc/shmalloc-run.1
+dist_man_MANS += doc/shmallocd.8 doc/shmallocctl.1 doc/shmalloc.3 doc/shmalloc-run.1 \
+	doc/shmalloc-trace.1
 dist_man_MANS += doc/shmalloc.hpp.3
 systemdsystemunit_DATA = doc/shmallocd.service
 EXTRA_DIST += doc/shmallocd.service.in
 CLEANFILES += doc/shmallocd.service
-# Substituted at make time, so that `make install prefix=...` is followed.
-doc/shmallocd.service: $(top_srcdir)/doc/shmallocd.service.in Makefile
+# The unit names $(sbindir) and shmalloc.pc $(libdir) and $(includedir):
+# both are written each time make runs (FORCE), with the directories of that
+# make, so that `make install prefix=DIR` after a plain `make` installs
+# files that name DIR, not configure's prefix.  DESTDIR is never in them:
+# it is where a package is staged, not where it runs.
+doc/shmallocd.service: $(top_srcdir)/doc/shmallocd.service.in FORCE
 	$(AM_V_GEN)$(MKDIR_P) doc && \
 	sed -e 's|@sbindir[@]|$(sbindir)|g' $(top_srcdir)/doc/shmallocd.service.in > $@
 
@@ -30,6 +35,7 @@ dist_man_MANS +=doc/shma_connect.3 \
 	doc/shma_same_address.3 \
 	doc/shma_publish.3 \
 	doc/shma_lookup.3 \
+	doc/shma_lookup_wait.3 \
 	doc/shma_unpublish.3 \
 	doc/shma_stats_json.3 \
 	doc/shma_strerror.3

@@ -89,7 +89,7 @@ enum wire_exit {
 	XX(EPROTO, "protocol error (the daemon and the library disagree)", WIRE_EXIT_VERSION) \
 	XX(EPROTONOSUPPORT, "the daemon speaks another protocol version", WIRE_EXIT_VERSION)  \
 	XX(ECONNREFUSED, "no daemon listens on the socket", WIRE_EXIT_NO_DAEMON)              \
-	XX(ENOENT, "no such socket or name", WIRE_EXIT_NO_DAEMON)                             \
+	XX(ENOENT, "no such name", WIRE_EXIT_NO_DAEMON)                                       \
 	XX(EACCES, "the daemon refuses this user", WIRE_EXIT_DENIED)                          \
 	XX(EPERM, "not permitted (a daemon of a user this process does not trust: not its own, " \
 		  "not root; see SHMALLOC_DAEMON_UID)", WIRE_EXIT_DENIED)                      \
@@ -97,6 +97,8 @@ enum wire_exit {
 	XX(EEXIST, "the name is taken", WIRE_EXIT_ERROR)                                      \
 	XX(ENAMETOOLONG, "name too long", WIRE_EXIT_ERROR)                                    \
 	XX(ECONNRESET, "the connection to the daemon was lost", WIRE_EXIT_ERROR)              \
+	XX(ETIMEDOUT, "timed out (the daemon did not answer in time, or a name waited for " \
+		      "was not published)", WIRE_EXIT_ERROR)                                  \
 	XX(EINVAL, "Invalid argument", WIRE_EXIT_ERROR)                                       \
 	XX(ENOSPC, "No space left on device", WIRE_EXIT_ERROR)                                \
 	XX(EALREADY, "Operation already in progress", WIRE_EXIT_ERROR)

@@ -334,26 +334,41 @@ void conn_accept(struct conn_list *l, uv_stream_t *listener)
 		return;
 	}
 	uv_os_fd_t fd;
-	struct ucred cred;
-	socklen_t len = sizeof cred;
-	if (uv_fileno((uv_handle_t *)&cn->pipe, &fd) != 0 ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+	struct access_creds cr;
+	if (uv_fileno((uv_handle_t *)&cn->pipe, &fd) != 0 || access_creds_read(fd, &cr) != 0) {
 		log_msg(SLOG_WARN, "cannot read the peer's credentials: %s", strerror(errno));
 		close_conn(cn);
 		return;
 	}
-	cn->client = session_open(l->d, cred.pid, cred.uid);
+	cn->client = session_open(l->d, cr.pid, cr.uid);
 	if (cn->client == NULL) {
+		access_creds_free(&cr);
 		close_conn(cn);
 		return;
 	}
 	const char *why;
-	int rc = session_admit(l->d, cn->client, cred.gid, &why);
+	int rc = session_admit(l->d, cn->client, &cr, &why);
+	access_creds_free(&cr);
 	if (rc != 0) {
 		refuse_and_close(cn, -rc, why);
 		return;
 	}
 	start_reading(cn);
+}
+
+void conn_deliver(void *ctx, struct client *c, uint8_t *frame, size_t len)
+{
+	struct conn_list *l = ctx;
+	for (struct conn *cn = l->head; cn; cn = cn->next) {
+		if (cn->client != c)
+			continue;
+		if (cn->closing)
+			break;
+		if (send_frame(cn, frame, len) != 0)
+			close_after_writes(cn);
+		return;
+	}
+	free(frame);
 }
 
 void conn_close_all(struct conn_list *l)

@@ -30,6 +30,10 @@ void conn_accept(struct conn_list *l, uv_stream_t *listener);
  * has queued is written.  The loop ends when the last has closed. */
 void conn_close_all(struct conn_list *l);
 
+/* Writes frame (malloc'ed; taken over) to the connection that carries c, if
+ * it is still open (lookupwait.h's deliver function; ctx is the list). */
+void conn_deliver(void *ctx, struct client *c, uint8_t *frame, size_t len);
+
 /* Closes the connections without Hello past --handshake-timeout (told so)
  * and those whose answers stayed unread past --write-timeout. */
 void conn_check_timeouts(struct conn_list *l);

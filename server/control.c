@@ -191,7 +191,7 @@ static void end_region(struct daemon *d, uint64_t id)
 {
 	uint64_t bytes = heap_region_end(d->heap, id);
 	if (bytes != 0)
-		log_msg(SLOG_INFO, "client %llu: its region ended, %llu bytes it still held freed",
+		log_msg(SLOG_DEBUG, "client %llu: its region ended, %llu bytes it still held freed",
 			(unsigned long long)id, (unsigned long long)bytes);
 }
 
@@ -406,7 +406,7 @@ static uint64_t reclaim_orphan(struct daemon *d, struct orphan *o)
 	uint64_t back = reclaim_caches(d, o->ctl, o->id);
 	back += inflight_settle(&o->inflight, d->heap, o->ctl);
 	d->reclaimed_objects += back;
-	log_msg(SLOG_INFO, "client %llu (pid %ld) is gone: took back %llu cached objects",
+	log_msg(SLOG_DEBUG, "client %llu (pid %ld) is gone: took back %llu cached objects",
 		(unsigned long long)o->id, (long)o->pid, (unsigned long long)back);
 	end_region(d, o->id);
 	stats_former_settled(d, o->id, in_use);

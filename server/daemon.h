@@ -33,6 +33,7 @@ struct client {
 	int hello_done;
 	int said_goodbye;
 	int mapping_logged;      /* where it mapped the heap was logged */
+	int observer;            /* root, not listed: reads only (access.h) */
 	uint64_t bytes_held;     /* small objects and large blocks it took, net */
 	uint64_t requests, rejected;
 	int ctl_fd;

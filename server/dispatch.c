@@ -14,7 +14,9 @@
  * tests/unit/check_dispatch.c decoded requests).  Layer: session (no libuv).
  */
 #include "dispatch.h"
+#include "access.h"
 #include "control.h"
+#include "lookupwait.h"
 #include "frame.h"
 #include "log.h"
 #include "ref.h"
@@ -193,7 +195,7 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 	r->control_slots = SHMA_CONTROL_SLOTS;
 	r->max_frame = d->opt.max_frame;
 	r->meta_bytes = (uint32_t)g->meta_bytes;
-	log_msg(SLOG_INFO, "client %llu %s: pid %ld uid %lu%s%s%s", (unsigned long long)c->id,
+	log_msg(SLOG_DEBUG, "client %llu %s: pid %ld uid %lu%s%s%s", (unsigned long long)c->id,
 		adopted ? "reconnected, its control block re-adopted" : "connected",
 		(long)c->pid, (unsigned long)c->uid, c->name[0] ? " name " : "", c->name,
 		c->region ? ", a region" : "");
@@ -362,6 +364,7 @@ static enum dispatch_action do_publish(struct daemon *d, struct client *c, const
 	if (rc != 0)
 		return refuse(d, c, resp, s, req->id, -rc, "publish");
 	quota_root_published(d, c, p->name);
+	lookupwait_published(d, p->name, p->ref);
 	return answer_ok(resp, s, req->id);
 }
 
@@ -373,6 +376,8 @@ static enum dispatch_action do_lookup(struct daemon *d, struct client *c, const 
 	int rc = rootname_check(req->lookup->name);
 	if (rc == 0)
 		rc = roots_lookup(d->roots, req->lookup->name, &ref);
+	if (rc == -ENOENT && req->lookup->wait_ms != 0)
+		return lookupwait_park(d, c, req->id, req->lookup->name, req->lookup->wait_ms, resp, s);
 	if (rc != 0) {
 		/* A miss is an answer, not a misbehaving client: not counted. */
 		dispatch_error(resp, s, req->id, -rc, "lookup: %s", wire_strerror(rc));
@@ -487,6 +492,9 @@ enum dispatch_action dispatch_request(struct daemon *d, struct client *c,
 		return do_hello(d, c, req, resp, s);
 	if (!c->hello_done)
 		return refuse_close(d, c, resp, s, req->id, EPROTO, "request before hello");
+	if (c->observer && !access_observer_may(req->body_case))
+		return refuse(d, c, resp, s, req->id, EACCES,
+			      "root is not in --allow-uid: it may only read stats and roots");
 	log_mapping(c);
 	if (h == NULL)
 		return refuse_close(d, c, resp, s, req->id, EPROTO, "unknown request");

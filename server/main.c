@@ -84,6 +84,11 @@ static int open_heap(struct daemon *d)
 		log_msg(SLOG_ERROR, "refusing to start: %s; start with --discard to remove every "
 			"segment of instance %s (/dev/shm/shmalloc.%s.*)", why, d->opt.instance,
 			d->opt.instance);
+	else if (rc == -EINVAL && d->opt.max_memory != 0 && d->opt.max_memory < d->opt.arena_size)
+		log_msg(SLOG_ERROR, "--max-memory %llu bytes is less than one arena: the least is "
+			"--arena-size, %llu MiB (--arena-size goes down to 1M)",
+			(unsigned long long)d->opt.max_memory,
+			(unsigned long long)(d->opt.arena_size >> 20));
 	else
 		log_msg(SLOG_ERROR, "cannot open the heap: %s", strerror(-rc));
 	return rc;

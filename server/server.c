@@ -19,6 +19,7 @@
 #include "log.h"
 #include "activation.h"
 #include "control.h"
+#include "lookupwait.h"
 #include "perimeter.h"
 
 #include <errno.h>
@@ -43,6 +44,8 @@ struct server {
 	uv_timer_t conn_timer;   /* closes connections without Hello, or that never read */
 	uv_timer_t spares_timer; /* makes a spare control block (control.c) */
 	uv_check_t spares_check; /* arms it while spares are wanted */
+	uv_timer_t lookup_timer; /* the next deadline of a waiting lookup */
+	uv_check_t lookup_check; /* arms it after each turn (lookupwait.h) */
 	struct conn_list conns;
 	int stopping;
 };
@@ -73,6 +76,8 @@ static void begin_shutdown(struct server *srv)
 	uv_close((uv_handle_t *)&srv->conn_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&srv->spares_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&srv->spares_check, on_handle_closed);
+	uv_close((uv_handle_t *)&srv->lookup_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&srv->lookup_check, on_handle_closed);
 	conn_close_all(&srv->conns);
 }
 
@@ -103,6 +108,24 @@ static void on_spares_check(uv_check_t *h)
 	if (!srv->stopping && daemon_control_spares_wanted(srv->d) &&
 	    !uv_is_active((uv_handle_t *)&srv->spares_timer))
 		uv_timer_start(&srv->spares_timer, on_spares_timer, SPARES_DELAY_MS, 0);
+}
+
+static void on_lookup_timer(uv_timer_t *h)
+{
+	struct server *srv = h->data;
+	lookupwait_expire(srv->d);
+}
+
+/* After each turn of the loop (a lookup may have been parked or answered):
+ * the timer is set for the earliest deadline, or stopped. */
+static void on_lookup_check(uv_check_t *h)
+{
+	struct server *srv = h->data;
+	int64_t next = srv->stopping ? -1 : lookupwait_next_ms(srv->d);
+	if (next < 0)
+		uv_timer_stop(&srv->lookup_timer);
+	else
+		uv_timer_start(&srv->lookup_timer, on_lookup_timer, (uint64_t)next, 0);
 }
 
 static void on_decay_timer(uv_timer_t *t)
@@ -188,6 +211,11 @@ static void start_handles(struct server *srv)
 	uv_check_init(srv->loop, &srv->spares_check);
 	srv->spares_timer.data = srv->spares_check.data = srv;
 	uv_check_start(&srv->spares_check, on_spares_check);
+	uv_timer_init(srv->loop, &srv->lookup_timer);
+	uv_check_init(srv->loop, &srv->lookup_check);
+	srv->lookup_timer.data = srv->lookup_check.data = srv;
+	uv_check_start(&srv->lookup_check, on_lookup_check);
+	lookupwait_set_deliver(conn_deliver, &srv->conns);
 	/* The first clients may come at once: make the spares now. */
 	srv->d->spares_wanted = 1;
 	while (daemon_control_spare_make(srv->d))

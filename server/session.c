@@ -12,6 +12,7 @@
 #include "access.h"
 #include "dispatch.h"
 #include "log.h"
+#include "lookupwait.h"
 #include "stats.h"
 
 #include <errno.h>
@@ -32,12 +33,15 @@ struct client *session_open(struct daemon *d, pid_t pid, uid_t uid)
 	return c;
 }
 
-int session_admit(struct daemon *d, struct client *c, gid_t gid, const char **why)
+int session_admit(struct daemon *d, struct client *c, const struct access_creds *cr,
+		  const char **why)
 {
-	if (!access_peer_allowed(&d->opt, c->uid, gid)) {
-		*why = "this user may not use this daemon (see --allow-uid)";
+	enum access_level level = access_peer_level(&d->opt, cr);
+	if (level == ACCESS_DENIED) {
+		*why = "this user may not use this daemon (see --allow-uid, --allow-gid)";
 		return -EACCES;
 	}
+	c->observer = level == ACCESS_OBSERVER;
 	if (d->nclients > DAEMON_MAX_CLIENTS) {
 		*why = "too many clients";
 		return -EAGAIN;
@@ -69,15 +73,16 @@ void session_refuse(struct daemon *d, struct client *c, int code, const char *wh
 void session_close(struct daemon *d, struct client *c)
 {
 	stats_retire_client(d, c);
+	lookupwait_forget(d, c);
 	uint64_t back = daemon_control_release(d, c, !c->said_goodbye);
 	quota_disconnect(d, c);
 	if (c->hello_done)
-		log_msg(SLOG_INFO, "client %llu (pid %ld) %s%s",
+		log_msg(SLOG_DEBUG, "client %llu (pid %ld) %s%s",
 			(unsigned long long)c->id, (long)c->pid,
 			c->said_goodbye ? "said goodbye" : "disconnected without goodbye",
 			back ? ", cached objects taken back" : "");
 	if (back)
-		log_msg(SLOG_INFO, "client %llu: took back %llu cached objects",
+		log_msg(SLOG_DEBUG, "client %llu: took back %llu cached objects",
 			(unsigned long long)c->id, (unsigned long long)back);
 	DLIST_REMOVE(&d->clients, c, prev, next);
 	d->nclients--;

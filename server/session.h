@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "access.h"
 #include "daemon.h"
 
 /* A peer with SO_PEERCRED pid and uid connected: its session, linked into
@@ -17,11 +18,13 @@
  * by session_close().  NULL with errno ENOMEM. */
 struct client *session_open(struct daemon *d, pid_t pid, uid_t uid);
 
-/* Whether d serves c, whose peer's group is gid: 0, or -EACCES (neither its
- * uid nor gid is allowed), -EAGAIN (more than DAEMON_MAX_CLIENTS, or its uid
+/* Whether d serves c, whose peer's credentials are cr: 0, or -EACCES
+ * (neither its uid nor its primary or a supplementary group is allowed, and
+ * it is not root: access.h),  -EAGAIN (more than DAEMON_MAX_CLIENTS, or its uid
  * past --uid-max-connections) or -ENOMEM, and *why says so in words for its
  * Error.  Admitted, c has joined its uid's and process's accounts (quota.h). */
-int session_admit(struct daemon *d, struct client *c, gid_t gid, const char **why);
+int session_admit(struct daemon *d, struct client *c, const struct access_creds *cr,
+		  const char **why);
 
 /* c is refused for a reason of the connection's (code, a positive errno;
  * what, the message): counted, logged, and *frame (the caller frees it with

@@ -12,7 +12,8 @@ tests_check_shmalloc_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) $(LIB_CPPFLAGS
 	-DUAF_ASAN_PATH='"$(abs_top_builddir)/tests/uaf_asan"' \
 	-DSHMALLOCCTL_PATH='"$(abs_top_builddir)/shmallocctl"' \
 	-DLISTWALK_PATH='"$(abs_top_builddir)/tests/listwalk"' \
-	-DCXX_CONTAINERS_PATH='"$(abs_top_builddir)/tests/cxx_containers"'
+	-DCXX_CONTAINERS_PATH='"$(abs_top_builddir)/tests/cxx_containers"' \
+	-DPROBE_PATH='"$(abs_top_builddir)/tests/probe"' -DABS_BUILDDIR='"$(abs_top_builddir)"'
 tests_check_shmalloc_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_check_shmalloc_LDADD = libshmclient.la libshmsession.la libshmheap.la libshmproto.la \
 	libshmcore.la $(CHECK_LIBS) $(PROTOBUF_C_LIBS)
@@ -29,6 +30,14 @@ check_PROGRAMS += tests/cxx_containers
 tests_cxx_containers_SOURCES = tests/e2e/cxx_containers.cc
 tests_cxx_containers_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
 tests_cxx_containers_LDADD = libshmclient.la
+
+# One call of the library, its outcome on one line (the errors and setup suites);
+# install.sh is the setup suite's make install.
+EXTRA_DIST += tests/e2e/install.sh
+check_PROGRAMS += tests/probe
+tests_probe_SOURCES = tests/e2e/probe.c
+tests_probe_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
+tests_probe_LDADD = libshmclient.la
 
 # A deliberate use after free, run under Valgrind and built with ASan by the
 # debug suite: the user's own tools must see shared blocks.

@@ -40,4 +40,6 @@
 	XX(cxx) \
 	XX(threads) \
 	XX(redis) \
-	XX(activation)
+	XX(activation) \
+	XX(setup) \
+	XX(errors)

@@ -39,3 +39,5 @@ tests_check_shmalloc_SOURCES += tests/e2e/check_cxx.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_threads.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_redis.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_activation.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_setup.c tests/e2e/exec.h
+tests_check_shmalloc_SOURCES += tests/e2e/check_errors.c

@@ -17,6 +17,7 @@
 #include "config.h"
 
 #include "client.h"
+#include "connerr.h"
 #include "ctl.h"
 #include "seg.h"
 #include "shmalloc.h"
@@ -107,19 +108,19 @@ static int fail(const struct args *a, const char *what, int rc)
 	switch (status) {
 	case WIRE_EXIT_NO_DAEMON:
 		fprintf(stderr, "shmallocctl: no shmallocd listens on %s (%s)\n", path,
-			shma_strerror(rc));
+			wire_strerror(rc));
 		break;
 	case WIRE_EXIT_DENIED:
 		fprintf(stderr, "shmallocctl: permission denied on %s: %s (see shmallocd "
-				"--allow-uid and --allow-gid)\n", path, shma_strerror(rc));
+				"--allow-uid and --allow-gid)\n", path, wire_strerror(rc));
 		break;
 	case WIRE_EXIT_VERSION:
 		fprintf(stderr, "shmallocctl: shmallocd on %s speaks another protocol (this "
 				"shmallocctl speaks version %u): %s\n", path,
-			SHMA_PROTOCOL_VERSION, shma_strerror(rc));
+			SHMA_PROTOCOL_VERSION, wire_strerror(rc));
 		break;
 	default:
-		fprintf(stderr, "shmallocctl: %s: %s\n", what, shma_strerror(rc));
+		fprintf(stderr, "shmallocctl: %s: %s\n", what, wire_strerror(rc));
 		status = WIRE_EXIT_ERROR;
 		break;
 	}
@@ -306,6 +307,7 @@ int main(int argc, char **argv)
 	rc = check_args(&a);
 	if (rc != 0)
 		return rc;
+	connerr_quiet(); /* fail() says it, with the exit status */
 	rc = shma_connect(a.socket);
 	if (rc != 0)
 		return fail(&a, "cannot reach the daemon", rc);

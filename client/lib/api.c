@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include "client.h"
+#include "connerr.h"
 #include "debug.h"
 #include "seg.h"
 #include "shmalloc.h"
@@ -543,5 +544,6 @@ SHMA_EXPORT int shma_unpublish(const char *name)
 
 SHMA_EXPORT const char *shma_strerror(int err)
 {
-	return wire_strerror(err);
+	const char *t = connerr_text(err);
+	return t != NULL ? t : wire_strerror(err);
 }

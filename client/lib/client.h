@@ -217,6 +217,10 @@ SHMA_HIDDEN int conn_readable(void);
 SHMA_HIDDEN int conn_connected(void);
 SHMA_HIDDEN void conn_close(int goodbye);
 SHMA_HIDDEN int conn_set_path(const char *path); /* NULL: the default */
+/* A connected Unix stream socket to path (close-on-exec), or -errno. */
+SHMA_HIDDEN int conn_open_socket(const char *path);
+/* With the lock held: the socket the next connection goes to. */
+SHMA_HIDDEN const char *conn_socket_path(void);
 /* Whether the daemon on fd (connected to path) is one to trust (peer.c):
  * 0, or -EPERM (or getsockopt's errno). */
 SHMA_HIDDEN int peer_check(int fd, const char *path);

@@ -32,6 +32,7 @@
 #include "config.h"
 
 #include "client.h"
+#include "connerr.h"
 #include "debug.h"
 #include "frame.h"
 #include "seg.h"
@@ -688,7 +689,7 @@ static const char *socket_path(void)
 	return conn.path;
 }
 
-static int open_socket(const char *path)
+int conn_open_socket(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (path[0] == '\0' || strlen(path) >= sizeof sa.sun_path)
@@ -719,7 +720,7 @@ static int open_socket_retrying(const char *path)
 {
 	unsigned slept = 0, sleep_ms = 10;
 	for (;;) {
-		int fd = open_socket(path);
+		int fd = conn_open_socket(path);
 		if (fd >= 0 || (fd != -ECONNREFUSED && fd != -ENOENT) || slept >= RECONNECT_MS)
 			return fd;
 		usleep(sleep_ms * 1000);
@@ -892,21 +893,23 @@ static int alloc_rbuf(void)
  * and say Hello.  0 or -errno. */
 static int connect_and_greet(int retrying)
 {
-	int fd = retrying ? open_socket_retrying(socket_path()) : open_socket(socket_path());
+	int fd = retrying ? open_socket_retrying(socket_path()) : conn_open_socket(socket_path());
 	if (fd < 0)
-		return fd;
+		return connerr_note(socket_path(), fd);
 	/* Before a byte goes out or a segment is mapped: is it our daemon? */
 	int rc = peer_check(fd, socket_path());
 	if (rc != 0) {
 		close(fd);
-		return rc;
+		return connerr_note(socket_path(), rc);
 	}
 	conn.fd = fd;
 	conn.max_frame = FRAME_DEFAULT_MAX;
 	conn.first_id = conn.next_id + 1;
 	rc = handshake();
-	if (rc != 0)
+	if (rc != 0) {
 		drop_connection(1);
+		rc = connerr_note(socket_path(), rc);
+	}
 	return rc;
 }
 
@@ -949,6 +952,11 @@ int conn_ensure(void)
 		slept += sleep_ms;
 		sleep_ms = sleep_ms * 2 > 500 ? 500 : sleep_ms * 2;
 	}
+}
+
+const char *conn_socket_path(void)
+{
+	return socket_path();
 }
 
 int conn_set_path(const char *path)

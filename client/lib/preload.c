@@ -45,6 +45,7 @@
 #include "config.h"
 
 #include "client.h"
+#include "connerr.h"
 #include "seg.h"
 #include "shmalloc.h"
 
@@ -226,7 +227,7 @@ static void say_libc(const char *why, int err)
 	int n = snprintf(msg, sizeof msg,
 			 "shmalloc[%ld]: %s: %s %s (%s); it uses the C library's malloc\n",
 			 (long)getpid(), program_invocation_short_name ? program_invocation_short_name : "?",
-			 why, path, shma_strerror(err));
+			 why, path, wire_strerror(err));
 	if (n > 0)
 		(void)!write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
 }
@@ -675,6 +676,7 @@ __attribute__((constructor)) static void preload_init(void)
 	 * may take them: they stay until freed, as a library client's do. */
 	if (!share_fork)
 		conn_set_region();
+	connerr_quiet(); /* say_libc() says it, and what the process does then */
 	int rc = shma_connect(NULL);
 	inside = 0;
 	__atomic_store_n(&state, rc == 0 ? ST_HEAP : ST_LIBC, __ATOMIC_RELEASE);

@@ -71,8 +71,12 @@ typedef uint64_t shma_ref_t;
  * Connects to the daemon on socket_path; NULL means $SHMALLOC_SOCKET, else
  * $XDG_RUNTIME_DIR/shmalloc/shmallocd.sock, else /tmp/shmalloc-$UID/shmallocd.sock.
  * Optional: the first allocation connects on its own.  Returns 0 (also when
- * already connected), -ENOENT/-ECONNREFUSED when no daemon listens, -EACCES
- * when the daemon refuses this user, -EPROTO on a version mismatch.
+ * already connected), -ECONNREFUSED when no daemon listens there (the socket
+ * is missing or stale), -EACCES when the daemon (or the file system on the
+ * way to its socket) refuses this user, -EPERM when the daemon runs as a
+ * user this process does not trust, -EPROTONOSUPPORT/-EPROTO on a version
+ * mismatch.  shma_strerror() of these names the socket; the first failure
+ * in a process also says so in one line on stderr.
  */
 SHMA_EXPORT int shma_connect(const char *socket_path);
 
@@ -98,8 +102,11 @@ SHMA_EXPORT size_t shma_usable_size(const void *p);
  * in the shared heap. */
 SHMA_EXPORT shma_ref_t shma_ref(const void *p);
 
-/* The address of ref in this process; NULL (errno EINVAL) if ref does not
- * point into a live block of this heap.  shma_ptr(shma_ref(p)) == p. */
+/* The address of ref in this process (base + ref); NULL (errno EINVAL) if
+ * ref is 0, past the heap, or on a page that holds no block.  A ref into a
+ * page of blocks gets its address whether or not its block is still live: a
+ * block freed into a cache looks live to every process (shma_ptr(3)).
+ * shma_ptr(shma_ref(p)) == p. */
 SHMA_EXPORT void *shma_ptr(shma_ref_t ref);
 
 /* 1 if this process maps the heap at the instance's base (pointers are the
@@ -110,9 +117,16 @@ SHMA_EXPORT int shma_same_address(void);
 
 /* Named roots: a small directory of name -> ref kept by the daemon.  Names
  * are 1..255 bytes of UTF-8 without control characters.  shma_publish: 0, -EEXIST, -EINVAL, -ENAMETOOLONG.
- * shma_lookup: 0, -ENOENT.  shma_unpublish: 0, -ENOENT. */
+ * shma_lookup: 0, -ENOENT (only: no such name).  shma_unpublish: 0, -ENOENT.
+ * Each may also fail as shma_connect() does (-ECONNREFUSED: no daemon, ...). */
 SHMA_EXPORT int shma_publish(const char *name, shma_ref_t ref);
 SHMA_EXPORT int shma_lookup(const char *name, shma_ref_t *ref);
+/* As shma_lookup, but when the name is not published yet, waits until it
+ * is (the daemon answers at the Publish: no polling) or timeout_ms have
+ * passed (-1: no timeout; 0: do not wait).  0 and *ref, -ETIMEDOUT, or an
+ * error of shma_connect()'s (-ECONNREFUSED: no daemon; -ECONNRESET: the
+ * daemon went away during the wait). */
+SHMA_EXPORT int shma_lookup_wait(const char *name, shma_ref_t *ref, int timeout_ms);
 SHMA_EXPORT int shma_unpublish(const char *name);
 
 /* The daemon's statistics as a JSON document in *json, which the caller

@@ -18,14 +18,18 @@
  * --share-fork sets SHMALLOC_SHARE_FORK=1: a forked child then shares the
  * heap with its parent instead of getting its own copy (preload.c).
  * $SHMALLOC_PRELOAD and $SHMALLOC_DAEMON name the library and the daemon
- * in place of the installed ones (the tests use the build tree's).
+ * in place of the installed ones (the tests use the build tree's); the
+ * installed ones are found beside this program first, so that an install
+ * under another prefix or DESTDIR finds its own (installed.c).
  */
 #include "config.h"
 
+#include "installed.h"
 #include "seg.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +44,9 @@
 #endif
 #ifndef SHMALLOCD_PATH
 #error "SHMALLOCD_PATH must name the installed shmallocd"
+#endif
+#ifndef BINDIR
+#error "BINDIR must name where shmalloc-run is installed"
 #endif
 
 #define EXIT_SELF 125
@@ -106,7 +113,10 @@ static void remove_private(struct private_daemon *d)
 /* Starts shmallocd on a socket of its own; 0 once it listens. */
 static int start_private(struct private_daemon *d)
 {
-	const char *daemon_path = env_or("SHMALLOC_DAEMON", SHMALLOCD_PATH);
+	char installed[PATH_MAX];
+	const char *daemon_path = env_or("SHMALLOC_DAEMON",
+					 installed_path(BINDIR, SHMALLOCD_PATH, installed,
+							sizeof installed));
 	snprintf(d->dir, sizeof d->dir, "%s/shmalloc-run.XXXXXX", env_or("TMPDIR", "/tmp"));
 	if (mkdtemp(d->dir) == NULL) {
 		fprintf(stderr, "shmalloc-run: mkdtemp %s: %s\n", d->dir, strerror(errno));
@@ -256,7 +266,9 @@ int main(int argc, char **argv)
 	}
 	char **command = argv + optind;
 
-	const char *lib = env_or("SHMALLOC_PRELOAD", PRELOAD_PATH);
+	char installed[PATH_MAX];
+	const char *lib = env_or("SHMALLOC_PRELOAD",
+				 installed_path(BINDIR, PRELOAD_PATH, installed, sizeof installed));
 	if (access(lib, R_OK) != 0) {
 		fprintf(stderr, "shmalloc-run: the preload library %s: %s\n", lib, strerror(errno));
 		return EXIT_SELF;

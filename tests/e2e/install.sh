@@ -58,13 +58,14 @@ check() {
 	bin=$root$pfx$(rel "$conf_bindir") sbin=$root$pfx$(rel "$conf_sbindir")
 	lib=$root$pfx$(rel "$conf_libdir") unitdir=$root$pfx$(rel "$conf_unitdir")
 	[ -x "$bin/shmalloc-run" ] || fail "no $bin/shmalloc-run"
-	[ -f "$lib/libshmalloc-preload.so" ] || fail "no $lib/libshmalloc-preload.so"
+	# The preload module is in a directory of its own, $(pkglibdir).
+	[ -f "$lib/shmalloc/libshmalloc-preload.so" ] || fail "no $lib/shmalloc/libshmalloc-preload.so"
 	out=$(env -u SHMALLOC_PRELOAD -u SHMALLOC_DAEMON -u LD_PRELOAD \
 		SHMALLOC_SOCKET= TMPDIR="$work" "$bin/shmalloc-run" -- sh -c 'echo "$LD_PRELOAD"' 2>"$work/run.err")
 	rc=$?
 	[ $rc -eq 0 ] || fail "$bin/shmalloc-run exited $rc: $(cat "$work/run.err")"
 	case $out in
-	"$bin/../"*libshmalloc-preload.so|"$lib/libshmalloc-preload.so") ;;
+	"$bin/../"*shmalloc/libshmalloc-preload.so|"$lib/shmalloc/libshmalloc-preload.so") ;;
 	*) fail "shmalloc-run under $root$pfx preloaded '$out'" ;;
 	esac
 	grep -q "^ExecStart=$pfx$(rel "$conf_sbindir")/shmallocd " "$unitdir/shmallocd.service" ||

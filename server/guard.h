@@ -1,0 +1,45 @@
+/*
+ * Reads of memory a client can take away: its control block is a tmpfs
+ * segment it holds read-write (it reserves its own slots through the
+ * descriptor), so it can ftruncate it under the daemon, and a named tmpfs
+ * segment cannot be sealed (only a memfd can).  A read past the new end
+ * would be a SIGBUS that kills the daemon and every client with it.
+ *
+ * So every control-block mapping is registered here; a SIGBUS inside one
+ * replaces the mapping from the faulting page to its end with anonymous
+ * memory (zeros, private to the daemon, no memory until written) and the
+ * read goes on: the daemon sees an empty tail -- no slots, no refs -- and
+ * says so when it lets the block go.  A SIGBUS anywhere else is what it
+ * was: fatal.
+ *
+ * And a read of a bin's refs is bounded by what exists: guard_resident()
+ * says whether every page of a range is there (mincore()), so that the
+ * daemon never allocates tmpfs pages a client never reserved by reading its
+ * holes (see control.c).
+ *
+ * Layer: session (no libuv).  The daemon is single-threaded: the registry is
+ * changed only by the thread that takes the faults.
+ */
+#ifndef SHMA_SERVER_GUARD_H
+#define SHMA_SERVER_GUARD_H
+
+#include <stddef.h>
+
+/* Registers [base, base + len) (installs the handler the first time);
+ * 0 or -ENOMEM. */
+int guard_add(void *base, size_t len);
+/* Forgets the mapping at base (before it is unmapped). */
+void guard_remove(const void *base);
+/* 1 if a read of the mapping at base faulted (it was truncated) since it
+ * was registered. */
+int guard_broken(const void *base);
+/* Faults taken in all, since the start. */
+unsigned long guard_faults(void);
+/* 1 if every byte of [p, p + len) of the mapping at base is backed by a
+ * page of the segment (reading it allocates no tmpfs page), 0 if a hole is
+ * in it or it lies past the segment's end.  With the segment's descriptor
+ * fd, exact (lseek SEEK_HOLE: a swapped-out page is there); without (fd < 0),
+ * by mincore(), which takes a swapped-out page for a hole. */
+int guard_reserved(int fd, const void *base, const void *p, size_t len);
+
+#endif

@@ -19,7 +19,7 @@ libshmsession_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 
 sbin_PROGRAMS += shmallocd
 shmallocd_SOURCES = server/main.c server/server.c server/server.h server/conn.c server/conn.h \
-	server/perimeter.c server/perimeter.h
+	server/perimeter.c server/perimeter.h server/pick.c server/pick.h
 shmallocd_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS)
 shmallocd_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS) $(PROTOBUF_C_CFLAGS)
 shmallocd_LDADD = libshmsession.la libshmheap.la libshmproto.la libshmcore.la $(LIBUV_LIBS) \

@@ -29,8 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static struct user attacker, victim;
-static char served_group[32];
+static struct user attacker, victim, outsider;
+static char served_group[32], outsider_group[32];
 static int have_users;
 static char why_not[128];
 
@@ -43,7 +43,9 @@ static void users_create(void)
 	}
 	if (make_group(served_group, sizeof served_group, "hs") != 0 ||
 	    make_user(&attacker, "ha", served_group) != 0 ||
-	    make_user(&victim, "hv", served_group) != 0) {
+	    make_user(&victim, "hv", served_group) != 0 ||
+	    make_group(outsider_group, sizeof outsider_group, "ho") != 0 ||
+	    make_user(&outsider, "ho", outsider_group) != 0) {
 		snprintf(why_not, sizeof why_not, "useradd/groupadd failed (no shadow tools?)");
 		return;
 	}
@@ -54,7 +56,9 @@ static void users_remove(void)
 {
 	remove_user(&attacker);
 	remove_user(&victim);
+	remove_user(&outsider);
 	remove_group(served_group);
+	remove_group(outsider_group);
 }
 
 static struct e2e_daemon d;
@@ -270,6 +274,77 @@ START_TEST(bins_over_unreserved_refs_make_no_tmpfs_pages)
 }
 END_TEST
 
+/* ---- (11) an outsider's empty files under the names the daemon tries ---- */
+
+#define SQUATTED 40 /* the name and base-1..base-40: past the 16 it tried */
+
+static char squat_instance[48];
+
+static int squat_names(void *arg)
+{
+	(void)arg;
+	char name[128];
+	for (unsigned n = 0; n <= SQUATTED; n++) {
+		if (n == 0)
+			snprintf(name, sizeof name, "/shmalloc.%s.M", squat_instance);
+		else
+			snprintf(name, sizeof name, "/shmalloc.%s-%u.M", squat_instance, n);
+		int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0644);
+		if (fd < 0)
+			return 1;
+		close(fd);
+	}
+	return 0;
+}
+
+static int serve_at(void *arg)
+{
+	const char *socket = arg;
+	if (shma_connect(socket) != 0)
+		return 10;
+	void *p = shma_malloc(100);
+	if (p == NULL)
+		return 1;
+	shma_free(p);
+	shma_disconnect();
+	return 0;
+}
+
+START_TEST(squatted_names_past_the_first_sixteen_do_not_stop_a_start)
+{
+	if (!have_users) {
+		TEST_SKIP("%s", why_not);
+		return;
+	}
+	struct e2e_daemon sd;
+	scratch_daemon(&sd, "sock");
+	strcpy(squat_instance, sd.instance);
+	ck_assert_int_eq(run_as(&outsider, squat_names, NULL), 0);
+	char gid[16];
+	snprintf(gid, sizeof gid, "%lu", (unsigned long)victim.gid);
+	const char *const opts[] = {"--allow-gid", gid, NULL};
+	/* Today: "refusing to start: other users' files sit under ...". */
+	ck_assert_int_eq(e2e_restart_daemon(&sd, opts), 0);
+	char moved[128];
+	snprintf(moved, sizeof moved, "using instance %s-%u", sd.instance, SQUATTED + 1);
+	ck_assert(e2e_log_has(&sd, moved));
+	ck_assert_int_eq(chmod(sd.dir, 01777), 0);
+	ck_assert_int_eq(run_as(&victim, serve_at, sd.socket), 0);
+	/* Restarted, it finds its own heap under the name it moved to. */
+	e2e_kill_daemon(&sd);
+	ck_assert_int_eq(e2e_restart_daemon(&sd, opts), 0);
+	ck_assert_int_eq(e2e_log_count(&sd, moved), 2);
+	ck_assert(e2e_log_has(&sd, "recovered instance"));
+	ck_assert_int_eq(run_as(&victim, serve_at, sd.socket), 0);
+	e2e_kill_daemon(&sd);
+	char cmd[160];
+	snprintf(cmd, sizeof cmd, "rm -f /dev/shm/shmalloc.%s.* /dev/shm/shmalloc.%s-*",
+		 sd.instance, sd.instance);
+	ck_assert_int_eq(system(cmd), 0);
+	scratch_daemon_remove(&sd);
+}
+END_TEST
+
 Suite *make_harden_suite(void);
 Suite *make_harden_suite(void)
 {
@@ -279,6 +354,7 @@ Suite *make_harden_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, a_client_truncating_its_control_block_stops_nobody);
 	tcase_add_test(tc, bins_over_unreserved_refs_make_no_tmpfs_pages);
+	tcase_add_test(tc, squatted_names_past_the_first_sixteen_do_not_stop_a_start);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include "server.h"
+#include "ctlcap.h"
 #include "conn.h"
 #include "log.h"
 #include "perimeter.h"
@@ -105,6 +106,7 @@ static void on_decay_timer(uv_timer_t *t)
 	struct server *srv = t->data;
 	daemon_control_spares_trim(srv->d);
 	daemon_control_sweep(srv->d);
+	ctlcap_check(srv->d);
 	uint64_t bytes = heap_decay(srv->d->heap, uv_now(srv->loop));
 	if (bytes)
 		log_msg(SLOG_DEBUG, "decay gave %llu bytes back to the OS",

@@ -46,3 +46,17 @@ unsigned ctlcap_check(struct daemon *d)
 	}
 	return emptied;
 }
+
+int ctlcap_heal_pages(struct daemon *d)
+{
+	int64_t was;
+	int rc = heap_pages_heal(d->heap, &was);
+	if (rc > 0)
+		log_msg(SLOG_ERROR, "the pages segment of instance %s was cut to %lld bytes by a "
+			"client: its size is back, what lay past the cut reads as zeros",
+			d->opt.instance, (long long)was);
+	else if (rc < 0)
+		log_msg(SLOG_ERROR, "the pages segment of instance %s was cut by a client and "
+			"cannot be made whole: %s", d->opt.instance, strerror(-rc));
+	return rc > 0;
+}

@@ -21,4 +21,8 @@ struct daemon;
  * were emptied.  Called on the decay timer. */
 unsigned ctlcap_check(struct daemon *d);
 
+/* Puts the pages segment's size back if a client cut or grew it (heap.h:
+ * heap_pages_heal()) and says so; 1 if it did.  Called on the decay timer. */
+int ctlcap_heal_pages(struct daemon *d);
+
 #endif

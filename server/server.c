@@ -107,6 +107,7 @@ static void on_decay_timer(uv_timer_t *t)
 	daemon_control_spares_trim(srv->d);
 	daemon_control_sweep(srv->d);
 	ctlcap_check(srv->d);
+	ctlcap_heal_pages(srv->d);
 	uint64_t bytes = heap_decay(srv->d->heap, uv_now(srv->loop));
 	if (bytes)
 		log_msg(SLOG_DEBUG, "decay gave %llu bytes back to the OS",

@@ -326,6 +326,43 @@ START_TEST(a_client_filling_its_control_block_is_emptied)
 }
 END_TEST
 
+/* ---- (2) ftruncate of the pages segment ---- */
+
+static int cut_pages(void *arg)
+{
+	(void)arg;
+	char name[128];
+	snprintf(name, sizeof name, "/shmalloc.%s.p", d.instance);
+	int fd = shm_open(name, O_RDWR, 0);
+	if (fd < 0)
+		return 1;
+	int rc = ftruncate(fd, 0) == 0 ? 0 : 2;
+	close(fd);
+	return rc;
+}
+
+START_TEST(a_client_cutting_the_pages_segment_is_undone)
+{
+	USERS_OR_SKIP();
+	start_with("--decay", "0.2", NULL, NULL);
+	ck_assert_int_eq(run_as(&victim, allocate_a_little, NULL), 0);
+	ck_assert_int_eq(run_as(&attacker, cut_pages, NULL), 0);
+	/* Today: not seen; every new client gets EPROTO from then on. */
+	ck_assert(logged("was cut to 0 bytes by a client"));
+	still_serves_the_victim();
+	/* Cut while the daemon is down: today the restart refuses the heap. */
+	e2e_kill_daemon(&d);
+	ck_assert_int_eq(run_as(&attacker, cut_pages, NULL), 0);
+	char gid[16];
+	snprintf(gid, sizeof gid, "%lu", (unsigned long)victim.gid);
+	const char *const opts[] = {"--allow-gid", gid, "--allow-uid", "0", "--cleanup", NULL};
+	ck_assert_int_eq(e2e_restart_daemon(&d, opts), 0);
+	ck_assert(logged("cut to 0 bytes while the daemon was down"));
+	still_serves_the_victim();
+	finish();
+}
+END_TEST
+
 /* ---- (11) an outsider's empty files under the names the daemon tries ---- */
 
 #define SQUATTED 40 /* the name and base-1..base-40: past the 16 it tried */
@@ -404,6 +441,7 @@ Suite *make_harden_suite(void)
 	tcase_add_test(tc, a_client_truncating_its_control_block_stops_nobody);
 	tcase_add_test(tc, bins_over_unreserved_refs_make_no_tmpfs_pages);
 	tcase_add_test(tc, a_client_filling_its_control_block_is_emptied);
+	tcase_add_test(tc, a_client_cutting_the_pages_segment_is_undone);
 	tcase_add_test(tc, squatted_names_past_the_first_sixteen_do_not_stop_a_start);
 	suite_add_tcase(s, tc);
 	return s;

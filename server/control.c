@@ -158,11 +158,14 @@ static uint64_t reclaim_caches(struct daemon *d, struct control_block *cb, int f
 		bin_first_set = 1;
 	}
 	uint64_t n = 0, refused = 0;
-	uint32_t nslots = layout_slots_readable(cb);
-	if (nslots < layout_slots_taken(&cb->hdr))
-		log_msg(SLOG_WARN, "client %llu: slots %u..%u of its control block cannot be "
-			"read (no room in /dev/shm for headers it never reserved): not reclaimed",
-			(unsigned long long)id, nslots, layout_slots_taken(&cb->hdr) - 1);
+	uint32_t nslots = guard_slots_readable(fd, cb);
+	if (nslots < layout_slots_taken(&cb->hdr)) {
+		log_msg(SLOG_WARN, "client %llu: slots %u..%u of its control block have no "
+			"header it reserved: not read, not reclaimed", (unsigned long long)id,
+			nslots, layout_slots_taken(&cb->hdr) - 1);
+		/* Its process is gone: what settles its refills next reads no more. */
+		__atomic_store_n(&cb->hdr.slots_taken, nslots, __ATOMIC_RELEASE);
+	}
 	for (unsigned i = 0; i < nslots; i++) {
 		/* A slot no thread holds is empty: a thread leaves it only once
 		 * its bins went back (and its refs may not even be reserved). */
@@ -365,6 +368,16 @@ static void add_orphan(struct daemon *d, uint64_t id, pid_t pid, uid_t uid, int 
 	quota_orphan(d, uid, 1);
 }
 
+/* A read-only descriptor of block id, to tell its holes (-1 if none). */
+static int open_block(struct daemon *d, uint64_t id)
+{
+	char name[SEG_NAME_MAX];
+	if (seg_name(name, sizeof name, d->opt.instance, 'c', id) != 0)
+		return -1;
+	int fd = seg_open(name, 0);
+	return fd < 0 ? -1 : fd;
+}
+
 uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 {
 	if (c->ctl == NULL) {
@@ -373,7 +386,12 @@ uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 	}
 	uint64_t back = 0;
 	if (pid_gone(c->pid)) {
-		back = reclaim_caches(d, c->ctl, c->ctl_fd, c->id);
+		/* An adopted block's descriptor was closed: its holes are told by
+		 * a new one. */
+		int fd = c->ctl_fd >= 0 ? c->ctl_fd : open_block(d, c->id);
+		back = reclaim_caches(d, c->ctl, fd, c->id);
+		if (fd != c->ctl_fd && fd >= 0)
+			close(fd);
 		back += inflight_settle(&c->inflight, d->heap, c->ctl);
 		d->reclaimed_objects += back;
 		end_region(d, c->id);
@@ -408,16 +426,6 @@ int daemon_control_adopt(struct daemon *d, struct client *c, uint64_t id)
 		return 0;
 	}
 	return -ENOENT;
-}
-
-/* A read-only descriptor of block id, to tell its holes (-1 if none). */
-static int open_block(struct daemon *d, uint64_t id)
-{
-	char name[SEG_NAME_MAX];
-	if (seg_name(name, sizeof name, d->opt.instance, 'c', id) != 0)
-		return -1;
-	int fd = seg_open(name, 0);
-	return fd < 0 ? -1 : fd;
 }
 
 static uint64_t reclaim_orphan(struct daemon *d, struct orphan *o)

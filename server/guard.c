@@ -3,6 +3,7 @@
  * client-reserved ranges: see guard.h.
  */
 #include "guard.h"
+#include "layout.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -106,7 +107,8 @@ unsigned long guard_faults(void)
 	return faults;
 }
 
-static int resident(const void *p, size_t len)
+/* The bytes of [p, p + len) before its first page not resident. */
+static size_t resident_prefix(const void *p, size_t len)
 {
 	uintptr_t first = (uintptr_t)p & ~(uintptr_t)(PAGE - 1);
 	uintptr_t end = ((uintptr_t)p + len + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
@@ -116,13 +118,15 @@ static int resident(const void *p, size_t len)
 		if (pages > sizeof vec)
 			pages = sizeof vec;
 		if (mincore((void *)at, pages * PAGE, vec) != 0)
-			return 0;
+			return at > (uintptr_t)p ? at - (uintptr_t)p : 0;
 		for (size_t i = 0; i < pages; i++)
-			if (!(vec[i] & 1))
-				return 0;
+			if (!(vec[i] & 1)) {
+				uintptr_t hole = at + i * PAGE;
+				return hole > (uintptr_t)p ? hole - (uintptr_t)p : 0;
+			}
 		at += pages * PAGE;
 	}
-	return 1;
+	return len;
 }
 
 int guard_reserved(int fd, const void *base, const void *p, size_t len)
@@ -130,11 +134,33 @@ int guard_reserved(int fd, const void *base, const void *p, size_t len)
 	if (len == 0)
 		return 1;
 	if (fd < 0)
-		return resident(p, len);
+		return resident_prefix(p, len) >= len;
 	off_t off = (off_t)((const char *)p - (const char *)base);
 	int e = errno;
 	off_t hole = lseek(fd, off, SEEK_HOLE);
 	errno = e;
 	/* ENXIO: off is at or past the end (truncated). */
 	return hole >= 0 && hole >= off + (off_t)len;
+}
+
+uint32_t guard_slots_readable(int fd, const struct control_block *cb)
+{
+	uint32_t n = layout_slots_taken(&cb->hdr);
+	if (n <= SHMA_CONTROL_SLOTS_RESERVED)
+		return n;
+	uint64_t first = layout_slot_headers_end(SHMA_CONTROL_SLOTS_RESERVED);
+	uint64_t end = layout_slot_headers_end(n);
+	uint64_t there;
+	if (fd >= 0) {
+		int e = errno;
+		off_t hole = lseek(fd, (off_t)first, SEEK_HOLE);
+		errno = e;
+		there = hole < 0 ? first : (uint64_t)hole;
+	} else {
+		there = first + resident_prefix((const char *)cb + first, end - first);
+	}
+	if (there >= end)
+		return n;
+	uint64_t whole = (there - offsetof(struct control_block, slots)) / sizeof(struct control_slot);
+	return whole < SHMA_CONTROL_SLOTS_RESERVED ? SHMA_CONTROL_SLOTS_RESERVED : (uint32_t)whole;
 }

@@ -24,6 +24,9 @@
 #define SHMA_SERVER_GUARD_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+struct control_block;
 
 /* Registers [base, base + len) (installs the handler the first time);
  * 0 or -ENOMEM. */
@@ -41,5 +44,12 @@ unsigned long guard_faults(void);
  * fd, exact (lseek SEEK_HOLE: a swapped-out page is there); without (fd < 0),
  * by mincore(), which takes a swapped-out page for a hole. */
 int guard_reserved(int fd, const void *base, const void *p, size_t len);
+
+/* How many slots of cb the daemon may read without making a page: the
+ * client's slots_taken, but past the slots the daemon reserved only as far
+ * as the client reserved their headers (with fd: its first hole; without:
+ * its first page not resident).  layout_slots_readable() makes the pages
+ * it finds missing instead -- 29 MiB for a block that claims every slot. */
+uint32_t guard_slots_readable(int fd, const struct control_block *cb);
 
 #endif

@@ -36,10 +36,12 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 			continue;
 		uintptr_t page = a & ~(uintptr_t)(PAGE - 1);
 		size_t rest = r->len - (page - r->base);
-		/* mmap is a plain system call here: safe in a handler. */
-		if (mmap((void *)page, rest, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) ==
-		    MAP_FAILED)
+		/* mmap is a plain system call here: safe in a handler.  The whole
+		 * tail, one mapping more; under strict overcommit (which ignores
+		 * MAP_NORESERVE) the faulting page alone. */
+		int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE;
+		if (mmap((void *)page, rest, PROT_READ | PROT_WRITE, flags, -1, 0) == MAP_FAILED &&
+		    mmap((void *)page, PAGE, PROT_READ | PROT_WRITE, flags, -1, 0) == MAP_FAILED)
 			break;
 		r->broken = 1;
 		faults++;
@@ -129,18 +131,32 @@ static size_t resident_prefix(const void *p, size_t len)
 	return len;
 }
 
+/* The bytes of [off, off + len) of the mapping at base (of segment fd, or
+ * -1) before the first page that is neither in memory (mincore(), which
+ * sees a page fallocate() made and nobody touched yet, and which lseek
+ * SEEK_HOLE takes for a hole) nor swapped out (lseek SEEK_DATA at it). */
+static uint64_t there_prefix(int fd, const char *base, uint64_t off, uint64_t len)
+{
+	uint64_t at = off & ~(uint64_t)(PAGE - 1), end = off + len;
+	int e = errno;
+	while (at < end) {
+		at += resident_prefix(base + at, end - at);
+		if (at >= end)
+			break;
+		if (fd < 0 || lseek(fd, (off_t)at, SEEK_DATA) != (off_t)at)
+			break;
+		at += PAGE;
+	}
+	errno = e;
+	if (at >= end)
+		return len;
+	return at > off ? at - off : 0;
+}
+
 int guard_reserved(int fd, const void *base, const void *p, size_t len)
 {
-	if (len == 0)
-		return 1;
-	if (fd < 0)
-		return resident_prefix(p, len) >= len;
-	off_t off = (off_t)((const char *)p - (const char *)base);
-	int e = errno;
-	off_t hole = lseek(fd, off, SEEK_HOLE);
-	errno = e;
-	/* ENXIO: off is at or past the end (truncated). */
-	return hole >= 0 && hole >= off + (off_t)len;
+	uint64_t off = (uint64_t)((const char *)p - (const char *)base);
+	return len == 0 || there_prefix(fd, base, off, len) >= len;
 }
 
 uint32_t guard_slots_readable(int fd, const struct control_block *cb)
@@ -150,17 +166,26 @@ uint32_t guard_slots_readable(int fd, const struct control_block *cb)
 		return n;
 	uint64_t first = layout_slot_headers_end(SHMA_CONTROL_SLOTS_RESERVED);
 	uint64_t end = layout_slot_headers_end(n);
-	uint64_t there;
-	if (fd >= 0) {
-		int e = errno;
-		off_t hole = lseek(fd, (off_t)first, SEEK_HOLE);
-		errno = e;
-		there = hole < 0 ? first : (uint64_t)hole;
-	} else {
-		there = first + resident_prefix((const char *)cb + first, end - first);
-	}
+	uint64_t there = first + there_prefix(fd, (const char *)cb, first, end - first);
 	if (there >= end)
 		return n;
-	uint64_t whole = (there - offsetof(struct control_block, slots)) / sizeof(struct control_slot);
-	return whole < SHMA_CONTROL_SLOTS_RESERVED ? SHMA_CONTROL_SLOTS_RESERVED : (uint32_t)whole;
+	/* Every slot whose header starts before the first page not there: a
+	 * slot in use wrote its first bytes, and the rest of its header may
+	 * lie on a page reserved but never touched, which mincore() and
+	 * SEEK_DATA both take for a hole (reading it makes no page: it is the
+	 * segment's already).  A liar's true hole there costs one page. */
+	uint64_t sz = sizeof(struct control_slot);
+	uint64_t started = (there - offsetof(struct control_block, slots) + sz - 1) / sz;
+	if (started < SHMA_CONTROL_SLOTS_RESERVED)
+		started = SHMA_CONTROL_SLOTS_RESERVED;
+	if (started >= n)
+		return n;
+	/* The last of them straddles the cut: read only if it says it is in
+	 * use (its first bytes, before the cut). */
+	uint32_t last = (uint32_t)started - 1;
+	if (last >= SHMA_CONTROL_SLOTS_RESERVED &&
+	    (uint64_t)offsetof(struct control_block, slots) + (uint64_t)last * sz + sz > there &&
+	    __atomic_load_n(&cb->slots[last].in_use, __ATOMIC_ACQUIRE) == 0)
+		started = last;
+	return (uint32_t)started;
 }

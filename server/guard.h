@@ -39,16 +39,18 @@ int guard_broken(const void *base);
 /* Faults taken in all, since the start. */
 unsigned long guard_faults(void);
 /* 1 if every byte of [p, p + len) of the mapping at base is backed by a
- * page of the segment (reading it allocates no tmpfs page), 0 if a hole is
- * in it or it lies past the segment's end.  With the segment's descriptor
- * fd, exact (lseek SEEK_HOLE: a swapped-out page is there); without (fd < 0),
- * by mincore(), which takes a swapped-out page for a hole. */
+ * page of the segment -- in memory or swapped out: reading it allocates no
+ * tmpfs page -- 0 if a hole is in it or it lies past the segment's end.
+ * fd, the segment's descriptor, tells a swapped-out page from a hole;
+ * without it (-1) a swapped-out page counts as a hole.  A page reserved
+ * (fallocate) but never written counts as a hole too: tmpfs says so to
+ * mincore() and SEEK_DATA alike -- refs a bin's count covers were written. */
 int guard_reserved(int fd, const void *base, const void *p, size_t len);
 
 /* How many slots of cb the daemon may read without making a page: the
  * client's slots_taken, but past the slots the daemon reserved only as far
- * as the client reserved their headers (with fd: its first hole; without:
- * its first page not resident).  layout_slots_readable() makes the pages
+ * as the client reserved their headers (up to the first page that is not
+ * there, as guard_reserved() says).  layout_slots_readable() makes the pages
  * it finds missing instead -- 29 MiB for a block that claims every slot. */
 uint32_t guard_slots_readable(int fd, const struct control_block *cb);
 

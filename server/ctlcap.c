@@ -50,6 +50,8 @@ unsigned ctlcap_check(struct daemon *d)
 int ctlcap_heal_pages(struct daemon *d)
 {
 	int64_t was;
+	if (d->heap == NULL)
+		return 0;
 	int rc = heap_pages_heal(d->heap, &was);
 	if (rc > 0)
 		log_msg(SLOG_ERROR, "the pages segment of instance %s was cut to %lld bytes by a "

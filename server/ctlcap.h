@@ -22,7 +22,8 @@ struct daemon;
 unsigned ctlcap_check(struct daemon *d);
 
 /* Puts the pages segment's size back if a client cut or grew it (heap.h:
- * heap_pages_heal()) and says so; 1 if it did.  Called on the decay timer. */
+ * heap_pages_heal()) and says so; 1 if it did.  Called on the decay timer
+ * and at each Hello (one fstat), so that a new client maps a whole heap. */
 int ctlcap_heal_pages(struct daemon *d);
 
 #endif

@@ -14,6 +14,7 @@
  * tests/unit/check_dispatch.c decoded requests).  Layer: session (no libuv).
  */
 #include "dispatch.h"
+#include "ctlcap.h"
 #include "frame.h"
 #include "log.h"
 #include "ref.h"
@@ -120,6 +121,7 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 				    "hello: another size-class table");
 	if (h->name != NULL)
 		copy_printable(c->name, sizeof c->name, h->name);
+	ctlcap_heal_pages(d); /* a client maps 'p' next: whole (ctlcap.h) */
 	int adopted = h->previous_client_id != 0 &&
 		      daemon_control_adopt(d, c, h->previous_client_id) == 0;
 	if (!adopted && quota_orphans_check(d, c) != 0)

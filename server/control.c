@@ -47,6 +47,7 @@
  */
 #include "control.h"
 #include "daemon.h"
+#include "guard.h"
 #include "log.h"
 #include "seg.h"
 #include "stats.h"
@@ -124,7 +125,7 @@ static uint32_t bin_first[SIZECLASS_COUNT];
 static int bin_first_set;
 
 /* Takes back the objects bin cls of slot i lists; counts refs refused. */
-static uint64_t reclaim_bin(struct heap *h, const struct control_block *cb, unsigned i,
+static uint64_t reclaim_bin(struct heap *h, const struct control_block *cb, int fd, unsigned i,
 			    unsigned cls, uint64_t *refused)
 {
 	uint32_t count = __atomic_load_n(&cb->slots[i].bins[cls].count, __ATOMIC_RELAXED);
@@ -134,6 +135,12 @@ static uint64_t reclaim_bin(struct heap *h, const struct control_block *cb, unsi
 		count = cap;
 	}
 	const volatile uint64_t *refs = &cb->refs[i][bin_first[cls]];
+	/* Refs the client never reserved are a lie: reading them would make
+	 * tmpfs pages (or SIGBUS on a full tmpfs). */
+	if (!guard_reserved(fd, cb, (const void *)refs, count * sizeof *refs)) {
+		*refused += count;
+		return 0;
+	}
 	uint64_t n = 0;
 	for (uint32_t k = 0; k < count; k++) {
 		uint64_t ref = refs[k];
@@ -146,25 +153,28 @@ static uint64_t reclaim_bin(struct heap *h, const struct control_block *cb, unsi
 }
 
 /* Takes back every object the caches of cb hold; returns how many. */
-static uint64_t reclaim_caches(struct daemon *d, struct control_block *cb, uint64_t id)
+static uint64_t reclaim_caches(struct daemon *d, struct control_block *cb, int fd, uint64_t id)
 {
 	if (!bin_first_set) {
 		layout_bin_firsts(bin_first);
 		bin_first_set = 1;
 	}
 	uint64_t n = 0, refused = 0;
-	uint32_t nslots = layout_slots_readable(cb);
-	if (nslots < layout_slots_taken(&cb->hdr))
-		log_msg(SLOG_WARN, "client %llu: slots %u..%u of its control block cannot be "
-			"read (no room in /dev/shm for headers it never reserved): not reclaimed",
-			(unsigned long long)id, nslots, layout_slots_taken(&cb->hdr) - 1);
+	uint32_t nslots = guard_slots_readable(fd, cb);
+	if (nslots < layout_slots_taken(&cb->hdr)) {
+		log_msg(SLOG_WARN, "client %llu: slots %u..%u of its control block have no "
+			"header it reserved: not read, not reclaimed", (unsigned long long)id,
+			nslots, layout_slots_taken(&cb->hdr) - 1);
+		/* Its process is gone: what settles its refills next reads no more. */
+		__atomic_store_n(&cb->hdr.slots_taken, nslots, __ATOMIC_RELEASE);
+	}
 	for (unsigned i = 0; i < nslots; i++) {
 		/* A slot no thread holds is empty: a thread leaves it only once
 		 * its bins went back (and its refs may not even be reserved). */
 		if (__atomic_load_n(&cb->slots[i].in_use, __ATOMIC_ACQUIRE) == 0)
 			continue;
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
-			n += reclaim_bin(d->heap, cb, i, cls, &refused);
+			n += reclaim_bin(d->heap, cb, fd, i, cls, &refused);
 	}
 	/* The large blocks it kept: those it allocated and that are live. */
 	for (unsigned i = 0; i < SHMA_LARGE_KEEP; i++) {
@@ -176,6 +186,9 @@ static uint64_t reclaim_caches(struct daemon *d, struct control_block *cb, uint6
 		else
 			refused++;
 	}
+	if (guard_broken(cb))
+		log_msg(SLOG_WARN, "client %llu: its control block was cut short under the daemon "
+			"(truncated): what was past the cut is not reclaimed", (unsigned long long)id);
 	if (refused != 0) {
 		log_msg(SLOG_WARN, "client %llu: %llu refs of its caches refused (not objects "
 			"of their bin's class that are out)", (unsigned long long)id,
@@ -199,8 +212,10 @@ static void unmap_and_unlink(struct daemon *d, uint64_t id, int fd, struct contr
 			     int unlink)
 {
 	char name[SEG_NAME_MAX];
-	if (cb != NULL)
+	if (cb != NULL) {
+		guard_remove(cb);
 		munmap(cb, sizeof *cb);
+	}
 	if (fd >= 0)
 		close(fd);
 	if (unlink && seg_name(name, sizeof name, d->opt.instance, SEG_CONTROL, id) == 0)
@@ -225,6 +240,11 @@ static int create_segment(struct daemon *d, uint64_t id, int *fdp, struct contro
 	 * them (shm/layout.h). */
 	rc = seg_reserve(fd, 0, layout_slot_headers_end(SHMA_CONTROL_SLOTS_RESERVED));
 	void *p = rc == 0 ? seg_map(fd, 0, sizeof(struct control_block), 1, NULL) : NULL;
+	if (p != NULL && guard_add(p, sizeof(struct control_block)) != 0) {
+		munmap(p, sizeof(struct control_block));
+		p = NULL;
+		errno = ENOMEM;
+	}
 	if (p == NULL) {
 		rc = rc ? rc : -errno;
 		close(fd);
@@ -350,6 +370,16 @@ static void add_orphan(struct daemon *d, uint64_t id, pid_t pid, uid_t uid, int 
 	quota_orphan(d, uid, 1);
 }
 
+/* A read-only descriptor of block id, to tell its holes (-1 if none). */
+static int open_block(struct daemon *d, uint64_t id)
+{
+	char name[SEG_NAME_MAX];
+	if (seg_name(name, sizeof name, d->opt.instance, SEG_CONTROL, id) != 0)
+		return -1;
+	int fd = seg_open(name, 0);
+	return fd < 0 ? -1 : fd;
+}
+
 uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 {
 	if (c->ctl == NULL) {
@@ -359,7 +389,12 @@ uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 	uint64_t back = 0;
 	if (pid_gone(c->pid)) {
 		uint64_t in_use = stats_in_use(d);
-		back = reclaim_caches(d, c->ctl, c->id);
+		/* An adopted block's descriptor was closed: its holes are told by
+		 * a new one. */
+		int fd = c->ctl_fd >= 0 ? c->ctl_fd : open_block(d, c->id);
+		back = reclaim_caches(d, c->ctl, fd, c->id);
+		if (fd != c->ctl_fd && fd >= 0)
+			close(fd);
 		back += inflight_settle(&c->inflight, d->heap, c->ctl);
 		d->reclaimed_objects += back;
 		end_region(d, c->id);
@@ -403,7 +438,10 @@ static uint64_t reclaim_orphan(struct daemon *d, struct orphan *o)
 	/* The caches first: a refill collected just before the end is in a
 	 * bin, and the walk takes it; settling then skips what is free. */
 	uint64_t in_use = stats_in_use(d);
-	uint64_t back = reclaim_caches(d, o->ctl, o->id);
+	int fd = open_block(d, o->id);
+	uint64_t back = reclaim_caches(d, o->ctl, fd, o->id);
+	if (fd >= 0)
+		close(fd);
 	back += inflight_settle(&o->inflight, d->heap, o->ctl);
 	d->reclaimed_objects += back;
 	log_msg(SLOG_DEBUG, "client %llu (pid %ld) is gone: took back %llu cached objects",
@@ -471,6 +509,11 @@ static int recover_one(void *arg, uint64_t id)
 	const char *why = "its size is not a control block's";
 	if (seg_size(fd) == (int64_t)sizeof *cb)
 		cb = seg_map(fd, 0, sizeof *cb, 1, NULL);
+	if (cb != NULL && guard_add(cb, sizeof *cb) != 0) {
+		munmap(cb, sizeof *cb);
+		cb = NULL;
+		why = "no memory to guard it";
+	}
 	if (cb != NULL)
 		why = control_check(cb, id);
 	if (why != NULL) {

@@ -16,6 +16,7 @@
 #include "dispatch.h"
 #include "access.h"
 #include "control.h"
+#include "ctlcap.h"
 #include "lookupwait.h"
 #include "frame.h"
 #include "log.h"
@@ -157,6 +158,7 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 				    "hello: another size-class table");
 	if (h->name != NULL)
 		copy_printable(c->name, sizeof c->name, h->name);
+	ctlcap_heal_pages(d); /* a client maps 'p' next: whole (ctlcap.h) */
 	int adopted = h->previous_client_id != 0 &&
 		      daemon_control_adopt(d, c, h->previous_client_id) == 0;
 	if (!adopted && quota_orphans_check(d, c) != 0)

@@ -49,6 +49,10 @@ static void log_recovery(const struct heap *h)
 	if (r.old_base != 0)
 		log_msg(SLOG_WARN, "--base moved the heap from 0x%llx: pointers stored in it by "
 			"earlier processes no longer hold", (unsigned long long)r.old_base);
+	if (r.pages_cut != 0)
+		log_msg(SLOG_ERROR, "the pages segment was cut to %lld bytes while the daemon was "
+			"down: its size is back, what lay past the cut reads as zeros",
+			(long long)r.pages_cut_to);
 	if (r.arenas == 0 && r.large_blocks == 0)
 		return;
 	log_msg(SLOG_INFO, "recovered instance: %u arenas, %u spans with %llu objects out, "

@@ -28,6 +28,7 @@
  * that holds its own segments of an earlier run.
  */
 #include "perimeter.h"
+#include "pick.h"
 #include "log.h"
 #include "seg.h"
 
@@ -210,6 +211,33 @@ static int candidate(char *out, size_t size, const char *base, unsigned n)
 	return len > 0 && (size_t)len < size && seg_instance_valid(out) ? 0 : -ENAMETOOLONG;
 }
 
+/* 1 if candidate n holds segments of ours (mine) or no file of anyone's. */
+static int census_says(struct options *o, const char *base, unsigned n, int mine)
+{
+	char name[sizeof o->instance];
+	unsigned own, foreign;
+	if (candidate(name, sizeof name, base, n) != 0 ||
+	    seg_instance_census(name, o->segment_mode, "cl", &own, &foreign) != 0)
+		return 0;
+	return mine ? own > 0 : own == 0 && foreign == 0;
+}
+
+/* Past the first PICK_MAX candidates, however many an outsider took: the
+ * first of ours there (a restart after a move), else clean (the first clean
+ * one of the first candidates, if any), else the first nobody's (pick.h);
+ * confirmed by a census. */
+static int pick_past(struct options *o, const char *base, unsigned from, int clean)
+{
+	long own = -1, unused = -1;
+	if (pick_beyond(base, from, &own, &unused) != 0)
+		own = unused = -1;
+	if (own >= 0 && census_says(o, base, (unsigned)own, 1))
+		return (int)own;
+	if (clean >= 0)
+		return clean;
+	return unused >= 0 && census_says(o, base, (unsigned)unused, 0) ? (int)unused : -1;
+}
+
 int perimeter_pick_instance(struct options *o, const char *base, unsigned from)
 {
 	char name[sizeof o->instance];
@@ -228,7 +256,7 @@ int perimeter_pick_instance(struct options *o, const char *base, unsigned from)
 			squatted++;
 	}
 	if (chosen < 0)
-		chosen = clean;
+		chosen = pick_past(o, base, from + PICK_MAX, clean);
 	if (chosen < 0) {
 		log_msg(SLOG_ERROR, "refusing to start: other users' files sit under the segment "
 			"names of instance %s and of its alternatives (/dev/shm/shmalloc.%s*); "

@@ -15,6 +15,7 @@
 #include "clock.h"
 
 #include "server.h"
+#include "ctlcap.h"
 #include "conn.h"
 #include "log.h"
 #include "activation.h"
@@ -133,6 +134,8 @@ static void on_decay_timer(uv_timer_t *t)
 	struct server *srv = t->data;
 	daemon_control_spares_trim(srv->d);
 	daemon_control_sweep(srv->d);
+	ctlcap_check(srv->d);
+	ctlcap_heal_pages(srv->d);
 	uint64_t bytes = heap_decay(srv->d->heap, monotonic_ms());
 	if (bytes)
 		log_msg(SLOG_DEBUG, "decay gave %llu bytes back to the OS",

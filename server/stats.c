@@ -12,6 +12,7 @@
 #include "stats.h"
 #include "stats_fields.h"
 
+#include "guard.h"
 #include "quota.h"
 
 #include <errno.h>
@@ -126,7 +127,7 @@ static uint64_t client_cached(const struct client *c)
 	if (c->ctl == NULL)
 		return 0;
 	uint64_t bytes = 0;
-	uint32_t nslots = layout_slots_readable(c->ctl);
+	uint32_t nslots = guard_slots_readable(c->ctl_fd, c->ctl);
 	for (unsigned i = 0; i < nslots; i++) {
 		const struct control_slot *sl = &c->ctl->slots[i];
 		if (!__atomic_load_n(&sl->in_use, __ATOMIC_RELAXED))
@@ -146,7 +147,7 @@ void stats_client_counters(const struct client *c, uint64_t *mallocs, uint64_t *
 		return;
 	*mallocs = __atomic_load_n(&c->ctl->hdr.retired_mallocs, __ATOMIC_RELAXED);
 	*waits = __atomic_load_n(&c->ctl->hdr.retired_waits, __ATOMIC_RELAXED);
-	uint32_t nslots = layout_slots_readable(c->ctl);
+	uint32_t nslots = guard_slots_readable(c->ctl_fd, c->ctl);
 	for (unsigned i = 0; i < nslots; i++) {
 		const struct control_slot *sl = &c->ctl->slots[i];
 		if (!__atomic_load_n(&sl->in_use, __ATOMIC_RELAXED))

@@ -42,4 +42,6 @@
 	XX(redis) \
 	XX(activation) \
 	XX(setup) \
-	XX(errors)
+	XX(errors) \
+	XX(harden) \
+	XX(guard)

@@ -41,3 +41,5 @@ tests_check_shmalloc_SOURCES += tests/e2e/check_redis.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_activation.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_setup.c tests/e2e/exec.h
 tests_check_shmalloc_SOURCES += tests/e2e/check_errors.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_harden.c
+tests_check_shmalloc_SOURCES += tests/unit/check_guard.c

@@ -111,8 +111,14 @@ struct heap_recovery {
 	uint64_t objects_out, large_blocks;
 	uint64_t old_base;      /* the base recorded before --base moved it; 0: not moved */
 	uint32_t quarantined;   /* arenas found inconsistent (heap.h: Quarantine) */
+	uint32_t pages_cut;     /* the pages segment was found cut (or grown) and healed (heal.c) */
+	int64_t pages_cut_to;   /* the size it had then */
 };
 void heap_recovery(const struct heap *h, struct heap_recovery *r);
+
+/* Puts the pages segment back to the heap's range if someone changed its
+ * size (heal.c): 1 if it did (*was: the size it had), 0 if whole, -errno. */
+int heap_pages_heal(struct heap *h, int64_t *was);
 
 /* Frees the heap's private memory and unmaps; with unlink, removes the
  * heap's segments too. */

@@ -357,7 +357,8 @@ int heap_recover(struct heap *h)
 		return heap_say(h, "%s is not ours (%s)", name, why ? why : "?"), -EPERM;
 	if (h->pages_fd < 0)
 		return heap_say(h, "segment %s: %s", name, strerror(-h->pages_fd)), h->pages_fd;
-	if (seg_size(h->pages_fd) != (int64_t)h->range)
+	int64_t was;
+	if (heap_pages_heal(h, &was) < 0)
 		return heap_say(h, "segment %s: its size is not the heap's range", name), -EINVAL;
 	rc = heap_map_segments(h);
 	if (rc < 0)

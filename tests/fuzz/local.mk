@@ -21,7 +21,7 @@ FUZZ_HEAP = $(top_srcdir)/server/heap/heap.c $(top_srcdir)/server/heap/arena.c \
 	$(top_srcdir)/server/heap/segments.c $(top_srcdir)/server/heap/counters.c \
 	$(top_srcdir)/server/heap/pageheap.c $(top_srcdir)/server/heap/span.c \
 	$(top_srcdir)/server/heap/large.c $(top_srcdir)/server/heap/recovery.c \
-	$(top_srcdir)/server/heap/region.c \
+	$(top_srcdir)/server/heap/region.c $(top_srcdir)/server/heap/heal.c \
 	$(top_srcdir)/server/heap/roots.c
 FUZZ_SERVER = $(FUZZ_SESSION) $(FUZZ_HEAP)
 FUZZ_TARGETS = tests/fuzz/fuzz_frame tests/fuzz/fuzz_dispatch

@@ -3,6 +3,8 @@
  * see pick.h.
  */
 #include "pick.h"
+#include "seg.h"
+
 
 #include <dirent.h>
 #include <errno.h>

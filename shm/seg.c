@@ -280,6 +280,11 @@ int seg_lock(int fd)
 	return errno == EWOULDBLOCK ? -EBUSY : -errno;
 }
 
+int seg_resize(int fd, uint64_t size)
+{
+	return ftruncate(fd, (off_t)size) == 0 ? 0 : -errno;
+}
+
 int64_t seg_size(int fd)
 {
 	struct stat st;

@@ -104,6 +104,10 @@ int seg_instance_list(const char *instance, enum seg_kind kind,
  * another process holds it. */
 int seg_lock(int fd);
 
+/* Sets the size of the segment behind fd (the heap puts a cut pages
+ * segment back, heal.c); 0 or -errno. */
+int seg_resize(int fd, uint64_t size);
+
 /* Size of the segment behind fd, or a negative errno. */
 int64_t seg_size(int fd);
 

@@ -57,7 +57,7 @@ static void client_class_counts(const struct client *c, uint64_t *mallocs,
 {
 	if (c->ctl == NULL)
 		return;
-	uint32_t nslots = layout_slots_readable(c->ctl);
+	uint32_t nslots = guard_slots_readable(c->ctl_fd, c->ctl);
 	for (unsigned i = 0; i < nslots; i++) {
 		const struct control_slot *sl = &c->ctl->slots[i];
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {

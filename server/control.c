@@ -17,6 +17,11 @@
  * intact).  A restarted daemon finds the blocks its predecessor made and
  * treats each as an orphan.
  *
+ * The walk covers the transfer cache too (the batches between the
+ * process's threads, in the same block): a batch caught between a bin and
+ * an entry is taken from whichever the entry's word and the bin's count
+ * say holds it (shm/layout.h), once.
+ *
  * The walk reads the control block only, never a block's memory, and
  * believes none of it: a bin is read for at most its class's capacity
  * whatever its count says, and every ref must name an object of the bin's
@@ -121,6 +126,22 @@ static int pid_gone(pid_t pid)
 static uint32_t bin_first[SIZECLASS_COUNT];
 static int bin_first_set;
 
+/* Takes back refs [0, n), each if it names an object of class cls that is
+ * out; counts the others. */
+static uint64_t take_refs(struct heap *h, const volatile uint64_t *refs, uint32_t n,
+			  unsigned cls, uint64_t *refused)
+{
+	uint64_t got = 0;
+	for (uint32_t k = 0; k < n; k++) {
+		uint64_t ref = refs[k];
+		if (heap_object_class(h, ref) == (int)cls && heap_free_object(h, ref, NULL) == 0)
+			got++;
+		else
+			(*refused)++;
+	}
+	return got;
+}
+
 /* Takes back the objects bin cls of slot i lists; counts refs refused. */
 static uint64_t reclaim_bin(struct heap *h, const struct control_block *cb, unsigned i,
 			    unsigned cls, uint64_t *refused)
@@ -131,16 +152,58 @@ static uint64_t reclaim_bin(struct heap *h, const struct control_block *cb, unsi
 		*refused += count - cap;
 		count = cap;
 	}
-	const volatile uint64_t *refs = &cb->refs[i][bin_first[cls]];
-	uint64_t n = 0;
-	for (uint32_t k = 0; k < count; k++) {
-		uint64_t ref = refs[k];
-		if (heap_object_class(h, ref) == (int)cls && heap_free_object(h, ref, NULL) == 0)
-			n++;
-		else
-			(*refused)++;
+	return take_refs(h, &cb->refs[i][bin_first[cls]], count, cls, refused);
+}
+
+/* Takes back refs [0, n) of entry e of class cls's transfer cache. */
+static uint64_t reclaim_entry(struct heap *h, struct control_block *cb, unsigned cls,
+			      unsigned e, uint32_t n, uint64_t *refused)
+{
+	if (!layout_xfer_readable(cb, cls, e, n)) {
+		*refused += n; /* pages it never reserved, and no room to make them */
+		return 0;
 	}
-	return n;
+	return take_refs(h, cb->xfer_refs[cls][e], n, cls, refused);
+}
+
+/* 1 if the batch of a word caught between a bin and an entry (PUTTING,
+ * TAKING: shm/layout.h) is the bin's: the slot is one the walk reads, in
+ * use, and its bin's count says it holds them.  Anything else -- another
+ * count, no such slot, a Flush's -- is the entry's. */
+static int batch_in_bin(const struct control_block *cb, uint32_t nslots, unsigned cls,
+			uint64_t w, uint32_t n)
+{
+	uint32_t slot = layout_xfer_slot(w);
+	if (slot >= nslots || !__atomic_load_n(&cb->slots[slot].in_use, __ATOMIC_ACQUIRE))
+		return 0;
+	uint32_t count = __atomic_load_n(&cb->slots[slot].bins[cls].count, __ATOMIC_RELAXED);
+	uint32_t c = layout_xfer_count(w);
+	return layout_xfer_kind(w) == SHMA_XFER_PUTTING ? count == c : count == c + n;
+}
+
+/* Takes back every batch in cb's transfer cache (the process is gone: no
+ * word moves under us).  n is capped at the class's cap whatever the word
+ * says; every ref is checked as a bin's. */
+static uint64_t reclaim_xfer(struct heap *h, struct control_block *cb, uint32_t nslots,
+			     uint64_t *refused)
+{
+	uint64_t got = 0;
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+		for (unsigned e = 0; e < SHMA_XFER_ENTRIES; e++) {
+			uint64_t w = __atomic_load_n(&cb->hdr.xfer[cls].state[e], __ATOMIC_ACQUIRE);
+			uint32_t n = layout_xfer_n(w), cap = layout_xfer_cap(cls);
+			if (layout_xfer_kind(w) == SHMA_XFER_EMPTY || n == 0)
+				continue;
+			if (n > cap) {
+				*refused += n - cap;
+				n = cap;
+			}
+			if (layout_xfer_kind(w) != SHMA_XFER_FULL && batch_in_bin(cb, nslots, cls, w, n))
+				continue; /* the bin walk takes them */
+			got += reclaim_entry(h, cb, cls, e, n, refused);
+		}
+	}
+	return got;
 }
 
 /* Takes back every object the caches of cb hold; returns how many. */
@@ -164,6 +227,7 @@ static uint64_t reclaim_caches(struct daemon *d, struct control_block *cb, uint6
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
 			n += reclaim_bin(d->heap, cb, i, cls, &refused);
 	}
+	n += reclaim_xfer(d->heap, cb, nslots, &refused);
 	/* The large blocks it kept: those it allocated and that are live. */
 	for (unsigned i = 0; i < SHMA_LARGE_KEEP; i++) {
 		uint64_t ref = __atomic_load_n(&cb->hdr.large[i].ref, __ATOMIC_ACQUIRE);

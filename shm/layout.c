@@ -1,6 +1,7 @@
 /*
  * Arena geometry and header, where a slot's bins lie, and how many slots of
- * a control block can be read without a fault: see layout.h.
+ * a control block (and which transfer-cache entries) can be read without a
+ * fault: see layout.h.
  */
 #include "layout.h"
 
@@ -102,4 +103,22 @@ uint32_t layout_slots_readable(struct control_block *cb)
 		n = SHMA_CONTROL_SLOTS_RESERVED;
 	errno = e;
 	return n;
+}
+
+int layout_xfer_readable(struct control_block *cb, unsigned cls, unsigned e, uint32_t n)
+{
+	if (cls >= SIZECLASS_COUNT || e >= SHMA_XFER_ENTRIES || n > SHMA_XFER_REFS_MAX)
+		return 0;
+	if (n == 0)
+		return 1;
+	uintptr_t start = (uintptr_t)cb->xfer_refs[cls][e];
+	uintptr_t end = start + (uintptr_t)n * sizeof(uint64_t);
+	start &= ~(uintptr_t)4095;
+	end = (end + 4095) & ~(uintptr_t)4095;
+	int err = errno, ok = 1;
+	/* EINVAL: a kernel before 5.14, which cannot tell; read as the bins are. */
+	if (madvise((void *)start, end - start, MADV_POPULATE_WRITE) != 0 && errno != EINVAL)
+		ok = 0;
+	errno = err;
+	return ok;
 }

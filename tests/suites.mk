@@ -33,4 +33,5 @@ tests_check_shmalloc_SOURCES += tests/e2e/check_memory.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_preload.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_cxx.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_threads.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_xfer.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_redis.c

@@ -4,6 +4,7 @@
  * conn.c   the one connection of the process to the daemon, under a mutex
  * maps.c   the heap mapped whole, at its base; ref <-> pointer both ways
  * tcache.c per-thread caches in the control block; the fast path
+ * xfer.c   the transfer cache: batches between a process's threads (xfer.h)
  * api.c    the public functions of shmalloc.h
  * largecache.c freed large blocks kept for reuse, in the control block
  * pballoc.c protobuf-c's allocator: a bump arena, never the process's malloc
@@ -202,6 +203,9 @@ SHMA_HIDDEN struct control_block *conn_control(void);
  * control block, so that a full /dev/shm is an error here and never a SIGBUS
  * later: 0 or -errno. */
 SHMA_HIDDEN int conn_reserve_refs(unsigned i, uint32_t first, uint32_t n);
+/* Reserves bytes [off, off + len) of the current control block (the
+ * transfer cache's entries, xfer.c): 0 or -errno. */
+SHMA_HIDDEN int conn_reserve_control(uint64_t off, uint64_t len);
 /* Reserves backing store for the headers of slots [from, to) of the control
  * block, those of [0, from) being reserved already (the daemon reserved the
  * first SHMA_CONTROL_SLOTS_RESERVED): 0 or -errno.  Before slots_taken is

@@ -155,6 +155,17 @@ int conn_reserve_refs(unsigned i, uint32_t first, uint32_t n)
 	return rc;
 }
 
+int conn_reserve_control(uint64_t off, uint64_t len)
+{
+	if (conn.ctl_fd < 0 || off > sizeof(struct control_block) ||
+	    len > sizeof(struct control_block) - off)
+		return -EINVAL;
+	int rc = seg_reserve(conn.ctl_fd, off, len);
+	if (rc == 0)
+		control_accessible(off, len);
+	return rc;
+}
+
 int conn_reserve_slot_headers(uint32_t from, uint32_t to)
 {
 	if (conn.ctl_fd < 0 || from > to || to > SHMA_CONTROL_SLOTS)

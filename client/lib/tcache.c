@@ -32,6 +32,7 @@
 
 #include "client.h"
 #include "debug.h"
+#include "xfer.h"
 
 #include <errno.h>
 #include <string.h>
@@ -659,12 +660,15 @@ int tcache_connect(unsigned cls)
 
 void *tcache_alloc_slow(unsigned cls)
 {
+	void *p = xfer_alloc(cls); /* a sibling's batch: no lock, no round trip */
+	if (p != NULL)
+		return p;
 	conn_lock();
 	struct tcache *t = self_offline(cls);
 	if (t == NULL)
 		t = first_refill(cls);
 	if (t == NULL) {
-		void *p = errno == EAGAIN ? alloc_uncached(cls) : NULL;
+		p = errno == EAGAIN ? alloc_uncached(cls) : NULL;
 		conn_unlock();
 		return p;
 	}
@@ -673,7 +677,7 @@ void *tcache_alloc_slow(unsigned cls)
 	if (bin_ready(t, cls) != 0) {
 		/* No room in /dev/shm for the bin: this one straight from the
 		 * daemon, uncached. */
-		void *p = alloc_uncached(cls);
+		p = alloc_uncached(cls);
 		conn_unlock();
 		return p;
 	}
@@ -710,6 +714,8 @@ void tcache_free_direct(uint64_t ref)
 
 void tcache_free_slow(unsigned cls, uint64_t ref)
 {
+	if (xfer_free(cls, ref)) /* half the full bin to a sibling: no lock */
+		return;
 	conn_lock();
 	/* While the connection is lost, frees go to the cache (flush_bin keeps
 	 * them): no reconnection on a free. */
@@ -756,7 +762,10 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 
 void tcache_flush_all(void)
 {
-	if (!conn_connected() || sides == NULL)
+	if (!conn_connected())
+		return;
+	xfer_flush_all(); /* the batches between our threads go back too */
+	if (sides == NULL)
 		return;
 	/* The slots parked with their blocks: no thread will take them from
 	 * the block we are leaving. */

@@ -286,6 +286,10 @@ static int create_segment(struct daemon *d, uint64_t id, int *fdp, struct contro
 	 * every bin's refs are the client's to reserve as its threads need
 	 * them (shm/layout.h). */
 	rc = seg_reserve(fd, 0, layout_slot_headers_end(SHMA_CONTROL_SLOTS_RESERVED));
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT && rc == 0; cls++)
+		if (layout_prefilled(cls))
+			rc = seg_reserve(fd, offsetof(struct control_block, xfer_refs[cls][0]),
+					 SHMA_PREFILL_OBJECTS * sizeof(uint64_t));
 	void *p = rc == 0 ? seg_map(fd, 0, sizeof(struct control_block), 1, NULL) : NULL;
 	if (p == NULL) {
 		rc = rc ? rc : -errno;
@@ -353,6 +357,48 @@ int daemon_control_create(struct daemon *d, struct client *c)
 	}
 	write_header(c->ctl, c->id, c->pid);
 	return 0;
+}
+
+/* Hands out up to SHMA_PREFILL_OBJECTS objects of class cls to c into
+ * entry 0 of its transfer cache; the bytes given. */
+static uint64_t prefill_class(struct daemon *d, struct client *c, unsigned cls)
+{
+	uint64_t size = sizeclass_size(cls), want = quota_room(d, c, size);
+	uint64_t refs[SHMA_PREFILL_OBJECTS];
+	struct heap_run runs[8];
+	struct heap_batch b = {.refs = refs, .refs_cap = SHMA_PREFILL_OBJECTS, .runs = runs,
+			       .runs_cap = 8};
+	if (want > SHMA_PREFILL_OBJECTS)
+		want = SHMA_PREFILL_OBJECTS;
+	int n = want == 0 ? 0
+		: c->region != NULL ? heap_region_refill(d->heap, c->region, cls, (uint32_t)want, &b)
+				    : heap_refill(d->heap, cls, (uint32_t)want, &b);
+	if (n <= 0)
+		return 0; /* no memory: the client asks the daemon as before */
+	uint64_t *entry = c->ctl->xfer_refs[cls][0];
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < b.nrefs; i++)
+		entry[k++] = b.refs[i];
+	for (uint32_t r = 0; r < b.nruns; r++)
+		for (uint32_t j = 0; j < b.runs[r].count && k < SHMA_PREFILL_OBJECTS; j++)
+			entry[k++] = b.runs[r].first + (uint64_t)j * size;
+	quota_held(c, (int64_t)((uint64_t)k * size));
+	__atomic_store_n(&c->ctl->hdr.xfer[cls].state[0],
+			 layout_xfer_word(SHMA_XFER_FULL, k, 0, SHMA_XFER_NO_SLOT), __ATOMIC_RELEASE);
+	return (uint64_t)k * size;
+}
+
+void daemon_control_prefill(struct daemon *d, struct client *c)
+{
+	if (c->ctl == NULL)
+		return;
+	uint64_t bytes = 0;
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+		if (layout_prefilled(cls) && (cls == 0 || sizeclass_size(cls - 1) + 1 <
+						       d->opt.large_threshold))
+			bytes += prefill_class(d, c, cls);
+	/* The client's budget word: what it holds in its transfer cache. */
+	__atomic_store_n(&c->ctl->hdr.xfer_bytes, bytes, __ATOMIC_RELEASE);
 }
 
 int daemon_control_spares_wanted(const struct daemon *d)

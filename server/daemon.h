@@ -83,6 +83,11 @@ struct daemon {
  * blocks still exist); 0 or -errno. */
 int daemon_control_create(struct daemon *d, struct client *c);
 
+/* Fills a new block's first batches (shm/layout.h: layout_prefilled()) in
+ * its transfer cache, from c's region if it has one, before the Hello reply:
+ * the client's first malloc of those classes needs no refill. */
+void daemon_control_prefill(struct daemon *d, struct client *c);
+
 /* 1 while spare control blocks should be made: fewer than
  * DAEMON_CONTROL_SPARES, and Hellos came lately (or we just started). */
 int daemon_control_spares_wanted(const struct daemon *d);

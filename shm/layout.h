@@ -283,6 +283,20 @@ struct control_large {
 #define SHMA_XFER_TAKING 3u
 #define SHMA_XFER_NO_SLOT 0xffffu
 
+/* A new process's first batches (issue 22 item 4): the daemon fills entry
+ * 0 of each class up to SHMA_PREFILL_MAX_SIZE with SHMA_PREFILL_OBJECTS
+ * objects before it answers the Hello (FULL, slot SHMA_XFER_NO_SLOT: the
+ * daemon's, which the client checks as a refill), so a first malloc of
+ * those classes sends nothing but the Hello.  Both sides know the classes:
+ * the client asks no first refill behind its Hello for them. */
+#define SHMA_PREFILL_MAX_SIZE 128u
+#define SHMA_PREFILL_OBJECTS 32u
+
+static inline int layout_prefilled(unsigned cls)
+{
+	return sizeclass_table[cls].size <= SHMA_PREFILL_MAX_SIZE;
+}
+
 /* The refs one entry of class cls holds at most: SHMA_XFER_BATCH_BYTES of
  * objects, between SHMA_XFER_BATCH_MIN and SHMA_XFER_REFS_MAX of them. */
 static inline uint32_t layout_xfer_cap(unsigned cls)

@@ -175,6 +175,10 @@ SHMA_HIDDEN int conn_ensure(void);             /* connect if needed; 0 or -errno
 /* Before the first connection: ask for a region in every Hello (the preload
  * library; server/heap/heap.h: Regions). */
 SHMA_HIDDEN void conn_set_region(void);
+/* With the lock held: should the next conn_ensure() make a new connection,
+ * its Hello asks for the first batches of the small classes in the new
+ * control block (xfer.c takes them); 0 withdraws the wish. */
+SHMA_HIDDEN void conn_want_first_batches(int on);
 /* With the lock held: should the next conn_ensure() make a new connection
  * with a new control block, ask for a refill of count objects of class cls
  * for slot 0 right behind the Hello, without waiting between the two (one

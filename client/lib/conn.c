@@ -799,7 +799,12 @@ static int map_control(const Shma__HelloReply *h)
 	return 0;
 }
 
-static int want_region;
+static int want_region, want_batches;
+
+void conn_want_first_batches(int on)
+{
+	want_batches = on;
+}
 
 void conn_set_region(void)
 {
@@ -816,6 +821,8 @@ static int handshake(void)
 		   conn.lost ? conn.client_id : 0);
 	if (want_region)
 		wire_hello_region(&req);
+	if (want_batches && !conn.lost)
+		wire_hello_first_batches(&req);
 	Shma__Response *resp;
 	req.id = ++conn.next_id;
 	/* The first refill behind the Hello, for slot 0 of the block the reply

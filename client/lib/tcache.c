@@ -631,13 +631,18 @@ static void drop_refill(uint64_t id)
  * first malloc waits for one round trip instead of two. */
 static struct tcache *first_refill(unsigned cls)
 {
-	if (!conn_connected() && no_slot_owned()) {
+	/* The first batches of the small classes come in the new block
+	 * (shm/layout.h: layout_prefilled()): for those the Hello goes alone. */
+	if (!conn_connected() && no_slot_owned())
+		conn_want_first_batches(1);
+	if (!conn_connected() && no_slot_owned() && !layout_prefilled(cls)) {
 		uint32_t n = BATCH_START < batch_cap(cls) ? BATCH_START : batch_cap(cls);
 		uint64_t room = THREAD_CACHE_MAX / sizeclass_size(cls);
 		conn_want_first_refill(cls, n < room ? n : room > 8 ? (uint32_t)room : 8);
 	}
 	struct tcache *t = self_locked();
 	conn_want_first_refill(0, 0);
+	conn_want_first_batches(0);
 	unsigned ecls = 0;
 	uint64_t id = conn_first_refill(&ecls);
 	if (id != 0) {
@@ -679,6 +684,10 @@ void *tcache_alloc_slow(unsigned cls)
 		 * daemon, uncached. */
 		p = alloc_uncached(cls);
 		conn_unlock();
+		return p;
+	}
+	if (b->count == 0 && (p = xfer_alloc(cls)) != NULL) {
+		conn_unlock(); /* a batch in the control block: no round trip */
 		return p;
 	}
 	t->slot->mallocs++;

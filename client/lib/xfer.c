@@ -38,6 +38,10 @@
 #include <stddef.h>
 #include <string.h>
 
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+#include <valgrind/memcheck.h>
+#endif
+
 /* Objects' bytes a process keeps in its transfer cache at most. */
 #define XFER_BYTES_MAX ((uint64_t)4 << 20)
 
@@ -51,9 +55,9 @@ static struct control_block *block_of(const struct tcache *t)
 
 /* The calling thread's cache when it may use the transfer cache of class
  * cls: a slot of the current block, the bin reserved, no refill of its own
- * on the way (the locked path takes that in), a process that had a second
- * thread.  NULL otherwise. */
-static struct tcache *usable(unsigned cls)
+ * on the way (the locked path takes that in); to put, a process that had a
+ * second thread.  NULL otherwise. */
+static struct tcache *usable(unsigned cls, int putting)
 {
 	struct tcache *t = tcache_self;
 	if (t == NULL || t->slot == NULL || t->generation != conn_generation())
@@ -61,9 +65,48 @@ static struct tcache *usable(unsigned cls)
 	if (t->hot[cls].room == 0 || t->pending[cls] != 0)
 		return NULL;
 	const struct control_block *cb = block_of(t);
-	if (__atomic_load_n(&cb->hdr.slots_taken, __ATOMIC_RELAXED) < 2)
+	if (putting && __atomic_load_n(&cb->hdr.slots_taken, __ATOMIC_RELAXED) < 2)
 		return NULL;
 	return t;
+}
+
+/* Under memcheck the block is accessible only where this process reserved
+ * it (conn.c); an entry the daemon filled is not. */
+static void entry_accessible(uint64_t *refs, uint32_t n)
+{
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+	if (map_view.valgrind)
+		VALGRIND_MAKE_MEM_DEFINED(refs, n * sizeof *refs);
+#else
+	(void)refs;
+	(void)n;
+#endif
+}
+
+/* A ref the daemon put in an entry (a new block's first batches): the start
+ * of an object of class cls, by the read-only page map, as a refill's. */
+static int daemon_ref_ok(uint64_t ref, unsigned cls)
+{
+	unsigned c;
+	return ref != 0 && ref < map_view.range && map_view.range - ref >= sizeclass_size(cls) &&
+	       map_small_ref(map_ptr(ref), &c, 1) == ref && c == cls;
+}
+
+/* Entry e of class cls is the daemon's, claimed TAKING(n, c, slot): keeps
+ * its refs that are objects of the class (moved down), says how many in the
+ * word before they move; what is not ours is neither used nor given back. */
+static uint32_t keep_daemon_refs(struct control_xfer *x, uint64_t *refs, unsigned e,
+				 unsigned cls, uint32_t n, uint32_t c, uint32_t slot)
+{
+	uint32_t k = 0;
+	entry_accessible(refs, n);
+	for (uint32_t i = 0; i < n; i++)
+		if (daemon_ref_ok(refs[i], cls))
+			refs[k++] = refs[i];
+	if (k != n)
+		__atomic_store_n(&x->state[e], layout_xfer_word(SHMA_XFER_TAKING, k, c, slot),
+				 __ATOMIC_RELEASE);
+	return k;
 }
 
 /* Reserves class cls's entries in t's block, once per block; 0 or -errno. */
@@ -129,8 +172,9 @@ static int put(struct tcache *t, unsigned cls, uint32_t n)
 	return 0;
 }
 
-/* Moves a full entry of at most room refs onto t's bin cls: how many, or 0
- * if there is none. */
+/* Moves a full entry of at most room refs onto t's bin cls: the refs the
+ * entry held (those of an entry of the daemon's that are not objects of the
+ * class do not move), or 0 if there is none. */
 static uint32_t take(struct tcache *t, unsigned cls, uint32_t room)
 {
 	struct control_block *cb = block_of(t);
@@ -141,34 +185,38 @@ static uint32_t take(struct tcache *t, unsigned cls, uint32_t room)
 		uint64_t w = __atomic_load_n(&x->state[e], __ATOMIC_RELAXED);
 		uint32_t n = layout_xfer_n(w);
 		if (layout_xfer_kind(w) != SHMA_XFER_FULL || n == 0 || n > room ||
+		    n > layout_xfer_cap(cls) ||
 		    !__atomic_compare_exchange_n(&x->state[e], &w,
 						 layout_xfer_word(SHMA_XFER_TAKING, n, c, t->index),
 						 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 			continue;
+		uint32_t had = n;
+		if (layout_xfer_slot(w) == SHMA_XFER_NO_SLOT)
+			n = keep_daemon_refs(x, cb->xfer_refs[cls][e], e, cls, n, c, t->index);
 		memcpy(t->hot[cls].stack + c, cb->xfer_refs[cls][e], n * sizeof(uint64_t));
 		__atomic_store_n(&b->count, c + n, __ATOMIC_RELEASE);
 		__atomic_store_n(&x->state[e], SHMA_XFER_EMPTY, __ATOMIC_RELEASE);
-		return n;
+		return had;
 	}
 	return 0;
 }
 
 void *xfer_alloc(unsigned cls)
 {
-	struct tcache *t = usable(cls);
+	struct tcache *t = usable(cls, 0);
 	if (t == NULL)
 		return NULL;
 	struct control_block *cb = block_of(t);
-	if (!__atomic_load_n(&cb->hdr.xfer[cls].reserved, __ATOMIC_ACQUIRE))
-		return NULL;
 	struct tcache_bin *b = &t->slot->bins[cls];
 	uint32_t room = t->hot[cls].room, count = b->count;
 	if (count >= room)
 		return NULL;
-	uint32_t n = take(t, cls, room - count);
-	if (n == 0)
+	uint32_t had = take(t, cls, room - count);
+	if (had == 0)
 		return NULL;
-	budget_give(cb, (uint64_t)n * sizeclass_size(cls));
+	budget_give(cb, (uint64_t)had * sizeclass_size(cls));
+	if (b->count == 0)
+		return NULL; /* a batch of the daemon's that held nothing of ours */
 	t->slot->mallocs++;
 	uint32_t top = b->count - 1;
 	b->count = top;
@@ -177,7 +225,7 @@ void *xfer_alloc(unsigned cls)
 
 int xfer_free(unsigned cls, uint64_t ref)
 {
-	struct tcache *t = usable(cls);
+	struct tcache *t = usable(cls, 1);
 	if (t == NULL)
 		return 0;
 	struct tcache_bin *b = &t->slot->bins[cls];

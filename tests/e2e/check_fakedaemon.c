@@ -61,7 +61,8 @@ enum fake_mode {
 
 #define FAKE_ARENA ((uint64_t)4 << 20)
 #define FAKE_ARENAS 2u
-#define FAKE_CLASS 4u /* the class of the span the fake's page map shows */
+#define FAKE_CLASS 16u /* the class of the span the fake's page map shows (288 B: above
+                          * the classes a new block comes with, layout_prefilled()) */
 
 struct fake {
 	char dir[64], socket[128];

@@ -7,8 +7,9 @@
  * requests in the daemon's stats); a process killed at any instant while
  * batches move loses no block and hands none out twice; a thread killed at
  * each step of a move leaves words from which the daemon takes each batch
- * once; and a transfer cache full of lies costs the daemon nothing but the
- * liar's refusals.
+ * once; a transfer cache full of lies costs the daemon nothing but the
+ * liar's refusals; and a new process's first mallocs of the small classes
+ * find their batches in the control block the Hello brought.
  */
 #include "e2e.h"
 #include "layout.h"
@@ -389,6 +390,49 @@ START_TEST(the_daemon_takes_back_a_lying_transfer_cache_safely)
 }
 END_TEST
 
+/* ---- a new process's first malloc ---- */
+
+/* Connects by its first malloc (as under the preload library), counts the
+ * requests it made into out[], exits without a goodbye. */
+static int first_malloc_counted(void *arg)
+{
+	volatile uint64_t *out = arg;
+	setenv("SHMALLOC_SOCKET", e2e.socket, 1);
+	void *p[3] = {shma_malloc(24), shma_malloc(64), shma_malloc(128)};
+	if (!p[0] || !p[1] || !p[2])
+		return 1;
+	out[0] = e2e_my_stat("\"requests\":");
+	out[1] = e2e_my_stat("\"waits\":");
+	for (int i = 0; i < 3; i++)
+		shma_free(p[i]);
+	return 0;
+}
+
+START_TEST(a_first_malloc_sends_nothing_but_the_hello)
+{
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	uint64_t in_use0 = e2e_stat("\"in_use_bytes\":");
+	volatile uint64_t *out = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+				      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne((void *)out, MAP_FAILED);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(first_malloc_counted((void *)out));
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	/* The Hello alone, counted before the Stats that read it (before: a
+	 * Refill behind the Hello and one for each other class, 4).  No malloc
+	 * of the three waited on the daemon. */
+	ck_assert_uint_eq(out[0], 1);
+	ck_assert_uint_eq(out[1], 0);
+	/* Exited without a goodbye: the first batches of the classes it never
+	 * used come back with the rest. */
+	ck_assert_uint_eq(e2e_wait_in_use_at_most(in_use0), in_use0);
+	munmap((void *)out, 4096);
+	shma_disconnect();
+}
+END_TEST
+
 Suite *make_xfer_suite(void);
 Suite *make_xfer_suite(void)
 {
@@ -400,6 +444,7 @@ Suite *make_xfer_suite(void)
 	tcase_add_test(tc, a_process_killed_while_batches_move_loses_no_block);
 	tcase_add_test(tc, a_move_cut_at_any_step_is_taken_back_once);
 	tcase_add_test(tc, the_daemon_takes_back_a_lying_transfer_cache_safely);
+	tcase_add_test(tc, a_first_malloc_sends_nothing_but_the_hello);
 	suite_add_tcase(s, tc);
 	return s;
 }

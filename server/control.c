@@ -206,6 +206,20 @@ static uint64_t reclaim_xfer(struct heap *h, struct control_block *cb, uint32_t 
 	return got;
 }
 
+uint64_t daemon_control_xfer_bytes(const struct control_block *cb)
+{
+	uint64_t bytes = 0;
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+		for (unsigned e = 0; e < SHMA_XFER_ENTRIES; e++) {
+			uint64_t w = __atomic_load_n(&cb->hdr.xfer[cls].state[e], __ATOMIC_RELAXED);
+			uint32_t n = layout_xfer_n(w), cap = layout_xfer_cap(cls);
+			if (layout_xfer_kind(w) == SHMA_XFER_FULL)
+				bytes += (uint64_t)(n < cap ? n : cap) * sizeclass_size(cls);
+		}
+	}
+	return bytes;
+}
+
 /* Takes back every object the caches of cb hold; returns how many. */
 static uint64_t reclaim_caches(struct daemon *d, struct control_block *cb, uint64_t id)
 {

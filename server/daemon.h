@@ -88,6 +88,10 @@ int daemon_control_create(struct daemon *d, struct client *c);
  * the client's first malloc of those classes needs no refill. */
 void daemon_control_prefill(struct daemon *d, struct client *c);
 
+/* The bytes of the objects in cb's transfer cache (full entries), read
+ * while the client runs: the client's word, for stats only. */
+uint64_t daemon_control_xfer_bytes(const struct control_block *cb);
+
 /* 1 while spare control blocks should be made: fewer than
  * DAEMON_CONTROL_SPARES, and Hellos came lately (or we just started). */
 int daemon_control_spares_wanted(const struct daemon *d);

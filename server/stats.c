@@ -84,6 +84,7 @@ static uint64_t client_cached(const struct client *c)
 			bytes += (uint64_t)n * sizeclass_size(cls);
 		}
 	}
+	bytes += daemon_control_xfer_bytes(c->ctl); /* its threads' transfer cache */
 	return bytes < c->bytes_held ? bytes : c->bytes_held;
 }
 

@@ -28,6 +28,11 @@
  * holds only what its own threads' bins held (a library client never caches
  * a region's block; a region client's bins are its region's), so nothing
  * moves between regions through it.
+ *
+ * A new process's first batches: when its first malloc connects, the daemon
+ * fills entry 0 of the small classes before it answers the Hello (slot
+ * SHMA_XFER_NO_SLOT in the word); such an entry is taken as any other, its
+ * refs checked against the page map first, since the daemon wrote them.
  */
 #include "config.h"
 
@@ -261,6 +266,7 @@ static void flush_entry(struct control_block *cb, unsigned cls, unsigned e)
 					 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 		return;
 	uint64_t refs[SHMA_XFER_REFS_MAX];
+	entry_accessible(cb->xfer_refs[cls][e], n);
 	memcpy(refs, cb->xfer_refs[cls][e], n * sizeof *refs);
 	/* Out of the entry before they go: a death in between leaks them (in
 	 * flight, as a bin's flush) rather than have the daemon take them
@@ -278,8 +284,9 @@ void xfer_flush_all(void)
 	struct control_block *cb = conn_control();
 	if (cb == NULL || !conn_connected())
 		return;
+	/* Every class: the daemon's first batches are in classes no thread of
+	 * ours reserved. */
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
-		if (__atomic_load_n(&cb->hdr.xfer[cls].reserved, __ATOMIC_ACQUIRE))
-			for (unsigned e = 0; e < SHMA_XFER_ENTRIES; e++)
-				flush_entry(cb, cls, e);
+		for (unsigned e = 0; e < SHMA_XFER_ENTRIES; e++)
+			flush_entry(cb, cls, e);
 }

@@ -16,7 +16,7 @@ set -u
 results=${1:-bench/results}
 drivers=${BENCH_DRIVERS:-glibc}
 skipped=${BENCH_SKIPPED:-}
-tests=${BENCH_TESTS:-a s b1 b2 b4 b8 c cp d e fm t f}
+tests=${BENCH_TESTS:-a s b1 b2 b4 b8 c cp ct ctp d e fm t f}
 limit=${BENCH_TIMEOUT:-60}
 opts="--runs ${BENCH_RUNS:-5} --idle-runs ${BENCH_IDLE_RUNS:-3}"
 opts="$opts --scale ${BENCH_SCALE:-1} --idle-wait ${BENCH_IDLE_WAIT:-3000}"

@@ -256,11 +256,13 @@ static double bounce_ns(long rounds)
 	return (double)t0 / (2.0 * (double)rounds);
 }
 
-/* (c): two processes on a shared heap, two threads on a private one. */
+/* (c): two processes on a shared heap, two threads on a private one;
+ * (ct): two threads of one process for every allocator. */
 static int run_c(const struct test *t, const struct test_params *p, double *out,
 		 char *why, size_t len)
 {
-	struct pc_arg a = { .messages = p->messages, .pin = t->id[1] == 'p' };
+	struct pc_arg a = { .messages = p->messages, .pin = strchr(t->id, 'p') != NULL };
+	int as_procs = t->id[1] == 't' ? 0 : be_shared();
 	int64_t wall;
 	int rc;
 
@@ -276,7 +278,7 @@ static int run_c(const struct test *t, const struct test_params *p, double *out,
 		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (a.ring == MAP_FAILED)
 		return fail(why, len, "mmap ring");
-	rc = workers_run(2, be_shared(), pc_worker, &a, &wall, why, len);
+	rc = workers_run(2, as_procs, pc_worker, &a, &wall, why, len);
 	munmap(a.ring, sizeof *a.ring);
 	if (rc == 0)
 		out[0] = (double)wall / (double)p->messages;
@@ -577,6 +579,12 @@ const struct test test_table[] = {
 	{ "cp", 2, 0, 2, { "cp", "cp_line" }, { "ns", "ns" },
 	  { "(cp) (c) pinned: producer on CPU 0, consumer on CPU 1, ns per message",
 	    "(cp) a cache line CPU 0 -> CPU 1, ns (the regime; same for all)" }, run_c },
+	{ "ct", 2, 0, 1, { "ct" }, { "ns" },
+	  { "(ct) (c) between two threads of one process, every allocator, ns per message" },
+	  run_c },
+	{ "ctp", 2, 0, 2, { "ctp", "ctp_line" }, { "ns", "ns" },
+	  { "(ctp) (ct) pinned: producer on CPU 0, consumer on CPU 1, ns per message",
+	    "(ctp) a cache line CPU 0 -> CPU 1, ns (the regime; same for all)" }, run_c },
 	{ "d", 1, 0, 1, { "d" }, { "ns" },
 	  { "(d) 256 KiB-8 MiB malloc + touch 2 pages + free, ns" }, run_d },
 	{ "f", 1, 0, 1, { "f" }, { "ns" },

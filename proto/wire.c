@@ -30,6 +30,11 @@ void wire_hello_region(Shma__Request *req)
 	req->hello->region = 1;
 }
 
+void wire_hello_first_batches(Shma__Request *req)
+{
+	req->hello->first_batches = 1;
+}
+
 void wire_refill(Shma__Request *req, Shma__Refill *body, uint32_t size_class,
 		 uint32_t count, uint32_t slot)
 {

@@ -53,6 +53,9 @@ void wire_hello(Shma__Request *req, Shma__Hello *body, const char *name,
 		uint64_t previous_client_id);
 /* Makes a Hello built by wire_hello() ask for a region (Hello.region). */
 void wire_hello_region(Shma__Request *req);
+/* Makes a Hello built by wire_hello() ask for its first batches in the new
+ * control block (Hello.first_batches). */
+void wire_hello_first_batches(Shma__Request *req);
 /* slot: the control-block slot + 1 whose bin the refill goes to, 0 for none. */
 void wire_refill(Shma__Request *req, Shma__Refill *body, uint32_t size_class,
 		 uint32_t count, uint32_t slot);

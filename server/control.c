@@ -17,6 +17,11 @@
  * intact).  A restarted daemon finds the blocks its predecessor made and
  * treats each as an orphan.
  *
+ * The walk covers the transfer cache too (the batches between the
+ * process's threads, in the same block): a batch caught between a bin and
+ * an entry is taken from whichever the entry's word and the bin's count
+ * say holds it (shm/layout.h), once.
+ *
  * The walk reads the control block only, never a block's memory, and
  * believes none of it: a bin is read for at most its class's capacity
  * whatever its count says, and every ref must name an object of the bin's
@@ -124,6 +129,22 @@ static int pid_gone(pid_t pid)
 static uint32_t bin_first[SIZECLASS_COUNT];
 static int bin_first_set;
 
+/* Takes back refs [0, n), each if it names an object of class cls that is
+ * out; counts the others. */
+static uint64_t take_refs(struct heap *h, const volatile uint64_t *refs, uint32_t n,
+			  unsigned cls, uint64_t *refused)
+{
+	uint64_t got = 0;
+	for (uint32_t k = 0; k < n; k++) {
+		uint64_t ref = refs[k];
+		if (heap_object_class(h, ref) == (int)cls && heap_free_object(h, ref, NULL) == 0)
+			got++;
+		else
+			(*refused)++;
+	}
+	return got;
+}
+
 /* Takes back the objects bin cls of slot i lists; counts refs refused. */
 static uint64_t reclaim_bin(struct heap *h, const struct control_block *cb, int fd, unsigned i,
 			    unsigned cls, uint64_t *refused)
@@ -141,15 +162,73 @@ static uint64_t reclaim_bin(struct heap *h, const struct control_block *cb, int 
 		*refused += count;
 		return 0;
 	}
-	uint64_t n = 0;
-	for (uint32_t k = 0; k < count; k++) {
-		uint64_t ref = refs[k];
-		if (heap_object_class(h, ref) == (int)cls && heap_free_object(h, ref, NULL) == 0)
-			n++;
-		else
-			(*refused)++;
+	return take_refs(h, refs, count, cls, refused);
+}
+
+/* Takes back refs [0, n) of entry e of class cls's transfer cache: only
+ * where the client reserved them, as a bin's. */
+static uint64_t reclaim_entry(struct heap *h, struct control_block *cb, int fd, unsigned cls,
+			      unsigned e, uint32_t n, uint64_t *refused)
+{
+	if (!guard_reserved(fd, cb, (const void *)cb->xfer_refs[cls][e], n * sizeof(uint64_t))) {
+		*refused += n; /* pages it never reserved */
+		return 0;
 	}
-	return n;
+	return take_refs(h, cb->xfer_refs[cls][e], n, cls, refused);
+}
+
+/* 1 if the batch of a word caught between a bin and an entry (PUTTING,
+ * TAKING: shm/layout.h) is the bin's: the slot is one the walk reads, in
+ * use, and its bin's count says it holds them.  Anything else -- another
+ * count, no such slot, a Flush's -- is the entry's. */
+static int batch_in_bin(const struct control_block *cb, uint32_t nslots, unsigned cls,
+			uint64_t w, uint32_t n)
+{
+	uint32_t slot = layout_xfer_slot(w);
+	if (slot >= nslots || !__atomic_load_n(&cb->slots[slot].in_use, __ATOMIC_ACQUIRE))
+		return 0;
+	uint32_t count = __atomic_load_n(&cb->slots[slot].bins[cls].count, __ATOMIC_RELAXED);
+	uint32_t c = layout_xfer_count(w);
+	return layout_xfer_kind(w) == SHMA_XFER_PUTTING ? count == c : count == c + n;
+}
+
+/* Takes back every batch in cb's transfer cache (the process is gone: no
+ * word moves under us).  n is capped at the class's cap whatever the word
+ * says; every ref is checked as a bin's. */
+static uint64_t reclaim_xfer(struct heap *h, struct control_block *cb, int fd, uint32_t nslots,
+			     uint64_t *refused)
+{
+	uint64_t got = 0;
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+		for (unsigned e = 0; e < SHMA_XFER_ENTRIES; e++) {
+			uint64_t w = __atomic_load_n(&cb->hdr.xfer[cls].state[e], __ATOMIC_ACQUIRE);
+			uint32_t n = layout_xfer_n(w), cap = layout_xfer_cap(cls);
+			if (layout_xfer_kind(w) == SHMA_XFER_EMPTY || n == 0)
+				continue;
+			if (n > cap) {
+				*refused += n - cap;
+				n = cap;
+			}
+			if (layout_xfer_kind(w) != SHMA_XFER_FULL && batch_in_bin(cb, nslots, cls, w, n))
+				continue; /* the bin walk takes them */
+			got += reclaim_entry(h, cb, fd, cls, e, n, refused);
+		}
+	}
+	return got;
+}
+
+uint64_t daemon_control_xfer_bytes(const struct control_block *cb)
+{
+	uint64_t bytes = 0;
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+		for (unsigned e = 0; e < SHMA_XFER_ENTRIES; e++) {
+			uint64_t w = __atomic_load_n(&cb->hdr.xfer[cls].state[e], __ATOMIC_RELAXED);
+			uint32_t n = layout_xfer_n(w), cap = layout_xfer_cap(cls);
+			if (layout_xfer_kind(w) == SHMA_XFER_FULL)
+				bytes += (uint64_t)(n < cap ? n : cap) * sizeclass_size(cls);
+		}
+	}
+	return bytes;
 }
 
 /* Takes back every object the caches of cb hold; returns how many. */
@@ -176,6 +255,7 @@ static uint64_t reclaim_caches(struct daemon *d, struct control_block *cb, int f
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
 			n += reclaim_bin(d->heap, cb, fd, i, cls, &refused);
 	}
+	n += reclaim_xfer(d->heap, cb, fd, nslots, &refused);
 	/* The large blocks it kept: those it allocated and that are live. */
 	for (unsigned i = 0; i < SHMA_LARGE_KEEP; i++) {
 		uint64_t ref = __atomic_load_n(&cb->hdr.large[i].ref, __ATOMIC_ACQUIRE);
@@ -239,6 +319,10 @@ static int create_segment(struct daemon *d, uint64_t id, int *fdp, struct contro
 	 * every bin's refs are the client's to reserve as its threads need
 	 * them (shm/layout.h). */
 	rc = seg_reserve(fd, 0, layout_slot_headers_end(SHMA_CONTROL_SLOTS_RESERVED));
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT && rc == 0; cls++)
+		if (layout_prefilled(cls))
+			rc = seg_reserve(fd, offsetof(struct control_block, xfer_refs[cls][0]),
+					 SHMA_PREFILL_OBJECTS * sizeof(uint64_t));
 	void *p = rc == 0 ? seg_map(fd, 0, sizeof(struct control_block), 1, NULL) : NULL;
 	if (p != NULL && guard_add(p, sizeof(struct control_block)) != 0) {
 		munmap(p, sizeof(struct control_block));
@@ -311,6 +395,46 @@ int daemon_control_create(struct daemon *d, struct client *c)
 	}
 	write_header(c->ctl, c->id, c->pid);
 	return 0;
+}
+
+/* Hands out up to SHMA_PREFILL_OBJECTS objects of class cls to c into
+ * entry 0 of its transfer cache; the bytes given. */
+static uint64_t prefill_class(struct daemon *d, struct client *c, unsigned cls)
+{
+	uint64_t size = sizeclass_size(cls), want = quota_room(d, c, size);
+	uint64_t refs[SHMA_PREFILL_OBJECTS];
+	struct heap_run runs[8];
+	struct heap_batch b = {.refs = refs, .refs_cap = SHMA_PREFILL_OBJECTS, .runs = runs,
+			       .runs_cap = 8};
+	if (want > SHMA_PREFILL_OBJECTS)
+		want = SHMA_PREFILL_OBJECTS;
+	int n = want == 0 ? 0 : heap_refill(d->heap, c->region, cls, (uint32_t)want, &b);
+	if (n <= 0)
+		return 0; /* no memory: the client asks the daemon as before */
+	uint64_t *entry = c->ctl->xfer_refs[cls][0];
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < b.nrefs; i++)
+		entry[k++] = b.refs[i];
+	for (uint32_t r = 0; r < b.nruns; r++)
+		for (uint32_t j = 0; j < b.runs[r].count && k < SHMA_PREFILL_OBJECTS; j++)
+			entry[k++] = b.runs[r].first + (uint64_t)j * size;
+	quota_held(c, (int64_t)((uint64_t)k * size));
+	__atomic_store_n(&c->ctl->hdr.xfer[cls].state[0],
+			 layout_xfer_word(SHMA_XFER_FULL, k, 0, SHMA_XFER_NO_SLOT), __ATOMIC_RELEASE);
+	return (uint64_t)k * size;
+}
+
+void daemon_control_prefill(struct daemon *d, struct client *c)
+{
+	if (c->ctl == NULL)
+		return;
+	uint64_t bytes = 0;
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+		if (layout_prefilled(cls) && (cls == 0 || sizeclass_size(cls - 1) + 1 <
+						       d->opt.large_threshold))
+			bytes += prefill_class(d, c, cls);
+	/* The client's budget word: what it holds in its transfer cache. */
+	__atomic_store_n(&c->ctl->hdr.xfer_bytes, bytes, __ATOMIC_RELEASE);
 }
 
 int daemon_control_spares_wanted(const struct daemon *d)

@@ -12,6 +12,7 @@
 
 struct daemon;
 struct client;
+struct control_block;
 
 /* Gives client c a new control block and its id (c->id): a spare if one is
  * ready, else one made now (segment 'c<id>'; ids move past those whose
@@ -21,6 +22,15 @@ int daemon_control_create(struct daemon *d, struct client *c);
 /* 1 while spare control blocks should be made: fewer than
  * DAEMON_CONTROL_SPARES, and Hellos came lately (or we just started). */
 int daemon_control_spares_wanted(const struct daemon *d);
+
+/* Fills a new block's first batches (shm/layout.h: layout_prefilled()) in
+ * its transfer cache, from c's region if it has one, before the Hello reply:
+ * the client's first malloc of those classes needs no refill. */
+void daemon_control_prefill(struct daemon *d, struct client *c);
+
+/* The bytes of the objects in cb's transfer cache (full entries), read
+ * while the client runs: the client's word, for stats only. */
+uint64_t daemon_control_xfer_bytes(const struct control_block *cb);
 
 /* Off the Hello's path (the loop calls it a moment after a Hello took one):
  * makes one spare if they are wanted -- a whole block, reserved, its client

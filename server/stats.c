@@ -12,6 +12,7 @@
 #include "stats.h"
 #include "stats_fields.h"
 
+#include "control.h"
 #include "guard.h"
 #include "quota.h"
 
@@ -137,6 +138,7 @@ static uint64_t client_cached(const struct client *c)
 			bytes += (uint64_t)n * sizeclass_size(cls);
 		}
 	}
+	bytes += daemon_control_xfer_bytes(c->ctl); /* its threads' transfer cache */
 	return bytes < c->bytes_held ? bytes : c->bytes_held;
 }
 

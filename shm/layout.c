@@ -1,6 +1,7 @@
 /*
  * Arena geometry and header, where a slot's bins lie, and how many slots of
- * a control block can be read without a fault: see layout.h.
+ * a control block (and which transfer-cache entries) can be read without a
+ * fault: see layout.h.
  */
 #include "layout.h"
 

@@ -46,9 +46,9 @@
 #define SHMA_PAGE_SIZE ((size_t)1 << SHMA_PAGE_SHIFT)
 #define SHMA_LAYOUT_VERSION 2u
 /* Of a control block (its header says which): 3 since slots count their
- * allocations per class.  A block of another version is not believed (its caches
+ * allocations per class, 4 since it holds a transfer cache.  A block of another version is not believed (its caches
  * leak once, at the upgrade). */
-#define SHMA_CONTROL_VERSION 3u
+#define SHMA_CONTROL_VERSION 4u
 #define SHMA_ARENA_MAGIC UINT64_C(0x32414e4552414d53)   /* "SMARENA2" */
 #define SHMA_HEAP_MAGIC UINT64_C(0x3250414548414d53)    /* "SMAHEAP2" */
 #define SHMA_CONTROL_MAGIC UINT64_C(0x324c52544e434d53) /* "SMCNTRL2" */
@@ -256,6 +256,88 @@ struct control_large {
 	uint64_t size;
 };
 
+/* ---- the transfer cache ----
+ *
+ * Per class, SHMA_XFER_ENTRIES entries, each a batch of at most
+ * layout_xfer_cap(cls) refs: a thread whose bin overflows moves a batch into
+ * an empty entry, a thread whose bin runs low moves a full entry into its bin,
+ * without the daemon (client/lib/xfer.c).  An entry's state is one 64-bit
+ * word (SHMA_XFER_*), and every move is claimed by one compare-and-swap and
+ * committed by single stores, ordered so that a process killed at any
+ * instruction leaves the daemon able to tell, from the word and the bin it
+ * names, where each ref is:
+ *
+ * - EMPTY: nothing.  FULL(n): refs[0, n) are free blocks of the class.
+ * - PUTTING(n, c, slot): slot's bin had count c and its top n refs are being
+ *   copied here.  While the bin's count is still c the bin holds them; once
+ *   it is c - n (copied first, then the count lowered, then FULL) the entry.
+ * - TAKING(n, c, slot): refs[0, n) are being copied onto slot's bin above
+ *   count c.  While the bin's count is c the entry holds them; once it is
+ *   c + n (copied first, then the count raised, then EMPTY) the bin.  A
+ *   slot of SHMA_XFER_NO_SLOT: going to the daemon in a Flush (the entry
+ *   holds them until it says EMPTY, then they are in flight).
+ *
+ * The daemon believes none of it beyond bounds: n is capped at the class's
+ * cap, a word naming a slot that is not in use or whose count says neither
+ * is taken for the entry's, and every ref is checked as a bin's (an object
+ * of the class that is out; a ref seen twice is not out the second time).
+ * The words sit in the header (reserved by the daemon); the refs in
+ * xfer_refs, reserved by the client per class when a class is first used
+ * (reserved[cls] says so to its threads; the daemon does not believe it and
+ * reads only the pages the client reserved: server/guard.c's
+ * guard_reserved(), as for a bin's refs). */
+#define SHMA_XFER_ENTRIES 4u
+#define SHMA_XFER_REFS_MAX 1024u
+#define SHMA_XFER_BATCH_BYTES ((uint64_t)32 << 10)
+#define SHMA_XFER_BATCH_MIN 16u
+#define SHMA_XFER_EMPTY 0u
+#define SHMA_XFER_FULL 1u
+#define SHMA_XFER_PUTTING 2u
+#define SHMA_XFER_TAKING 3u
+#define SHMA_XFER_NO_SLOT 0xffffu
+
+/* A new process's first batches (issue 22 item 4): the daemon fills entry
+ * 0 of each class up to SHMA_PREFILL_MAX_SIZE with SHMA_PREFILL_OBJECTS
+ * objects before it answers the Hello (FULL, slot SHMA_XFER_NO_SLOT: the
+ * daemon's, which the client checks as a refill), so a first malloc of
+ * those classes sends nothing but the Hello.  Both sides know the classes:
+ * the client asks no first refill behind its Hello for them. */
+#define SHMA_PREFILL_MAX_SIZE 128u
+#define SHMA_PREFILL_OBJECTS 32u
+
+static inline int layout_prefilled(unsigned cls)
+{
+	return sizeclass_table[cls].size <= SHMA_PREFILL_MAX_SIZE;
+}
+
+/* The refs one entry of class cls holds at most: SHMA_XFER_BATCH_BYTES of
+ * objects, between SHMA_XFER_BATCH_MIN and SHMA_XFER_REFS_MAX of them. */
+static inline uint32_t layout_xfer_cap(unsigned cls)
+{
+	uint64_t n = SHMA_XFER_BATCH_BYTES / sizeclass_table[cls].size;
+	return n < SHMA_XFER_BATCH_MIN ? SHMA_XFER_BATCH_MIN
+	       : n > SHMA_XFER_REFS_MAX ? SHMA_XFER_REFS_MAX : (uint32_t)n;
+}
+
+static inline uint64_t layout_xfer_word(unsigned kind, uint32_t n, uint32_t count, uint32_t slot)
+{
+	return (uint64_t)(kind & 3u) | (uint64_t)(n & 0xffffu) << 2 |
+	       (uint64_t)(count & 0xffffu) << 18 | (uint64_t)(slot & 0xffffu) << 34;
+}
+
+static inline unsigned layout_xfer_kind(uint64_t w) { return (unsigned)(w & 3u); }
+static inline uint32_t layout_xfer_n(uint64_t w) { return (uint32_t)(w >> 2) & 0xffffu; }
+static inline uint32_t layout_xfer_count(uint64_t w) { return (uint32_t)(w >> 18) & 0xffffu; }
+static inline uint32_t layout_xfer_slot(uint64_t w) { return (uint32_t)(w >> 34) & 0xffffu; }
+
+/* One class's transfer cache: its entries' words on one cache line. */
+struct control_xfer {
+	uint64_t state[SHMA_XFER_ENTRIES];
+	uint32_t reserved; /* the client's word: the entries' refs are reserved */
+	uint32_t unused;
+	uint64_t pad[3];
+} __attribute__((aligned(64)));
+
 struct control_header {
 	uint64_t magic;
 	uint32_t layout_version;
@@ -276,6 +358,10 @@ struct control_header {
 	 * fault per 2 slots on every disconnect. */
 	uint32_t slots_taken;
 	struct control_large large[SHMA_LARGE_KEEP]; /* ref 0: an empty entry */
+	/* The client's word: bytes of objects in the transfer cache (its
+	 * budget; the daemon does not read it). */
+	uint64_t xfer_bytes;
+	struct control_xfer xfer[SIZECLASS_COUNT];
 };
 
 /* The header and the slots are reserved by the daemon when it makes the
@@ -283,6 +369,9 @@ struct control_header {
 struct control_block {
 	struct control_header hdr;
 	struct control_slot slots[SHMA_CONTROL_SLOTS];
+	/* Entry e of class cls's transfer cache: xfer_refs[cls][e][0, cap). */
+	uint64_t xfer_refs[SIZECLASS_COUNT][SHMA_XFER_ENTRIES][SHMA_XFER_REFS_MAX]
+		__attribute__((aligned(4096)));
 	uint64_t refs[SHMA_CONTROL_SLOTS][SHMA_SLOT_REFS] __attribute__((aligned(4096)));
 };
 

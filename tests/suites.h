@@ -39,6 +39,7 @@
 	XX(preload) \
 	XX(cxx) \
 	XX(threads) \
+	XX(xfer) \
 	XX(redis) \
 	XX(activation) \
 	XX(setup) \

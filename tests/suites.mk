@@ -37,6 +37,7 @@ tests_check_shmalloc_SOURCES += tests/e2e/check_memory.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_preload.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_cxx.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_threads.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_xfer.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_redis.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_activation.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_setup.c tests/e2e/exec.h

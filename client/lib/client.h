@@ -4,6 +4,7 @@
  * conn.c   the one connection of the process to the daemon, under a mutex
  * maps.c   the heap mapped whole, at its base; ref <-> pointer both ways
  * tcache.c per-thread caches in the control block; the fast path
+ * xfer.c   the transfer cache: batches between a process's threads (xfer.h)
  * api.c    the public functions of shmalloc.h
  * largecache.c freed large blocks kept for reuse, in the control block
  * pballoc.c protobuf-c's allocator: a bump arena, never the process's malloc
@@ -174,6 +175,10 @@ SHMA_HIDDEN int conn_ensure(void);             /* connect if needed; 0 or -errno
 /* Before the first connection: ask for a region in every Hello (the preload
  * library; server/heap/heap.h: Regions). */
 SHMA_HIDDEN void conn_set_region(void);
+/* With the lock held: should the next conn_ensure() make a new connection,
+ * its Hello asks for the first batches of the small classes in the new
+ * control block (xfer.c takes them); 0 withdraws the wish. */
+SHMA_HIDDEN void conn_want_first_batches(int on);
 /* With the lock held: should the next conn_ensure() make a new connection
  * with a new control block, ask for a refill of count objects of class cls
  * for slot 0 right behind the Hello, without waiting between the two (one
@@ -202,6 +207,9 @@ SHMA_HIDDEN struct control_block *conn_control(void);
  * control block, so that a full /dev/shm is an error here and never a SIGBUS
  * later: 0 or -errno. */
 SHMA_HIDDEN int conn_reserve_refs(unsigned i, uint32_t first, uint32_t n);
+/* Reserves bytes [off, off + len) of the current control block (the
+ * transfer cache's entries, xfer.c): 0 or -errno. */
+SHMA_HIDDEN int conn_reserve_control(uint64_t off, uint64_t len);
 /* Reserves backing store for the headers of slots [from, to) of the control
  * block, those of [0, from) being reserved already (the daemon reserved the
  * first SHMA_CONTROL_SLOTS_RESERVED): 0 or -errno.  Before slots_taken is

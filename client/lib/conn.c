@@ -156,6 +156,17 @@ int conn_reserve_refs(unsigned i, uint32_t first, uint32_t n)
 	return rc;
 }
 
+int conn_reserve_control(uint64_t off, uint64_t len)
+{
+	if (conn.ctl_fd < 0 || off > sizeof(struct control_block) ||
+	    len > sizeof(struct control_block) - off)
+		return -EINVAL;
+	int rc = seg_reserve(conn.ctl_fd, off, len);
+	if (rc == 0)
+		control_accessible(off, len);
+	return rc;
+}
+
 int conn_reserve_slot_headers(uint32_t from, uint32_t to)
 {
 	if (conn.ctl_fd < 0 || from > to || to > SHMA_CONTROL_SLOTS)
@@ -789,7 +800,12 @@ static int map_control(const Shma__HelloReply *h)
 	return 0;
 }
 
-static int want_region;
+static int want_region, want_batches;
+
+void conn_want_first_batches(int on)
+{
+	want_batches = on;
+}
 
 void conn_set_region(void)
 {
@@ -806,6 +822,8 @@ static int handshake(void)
 		   conn.lost ? conn.client_id : 0);
 	if (want_region)
 		wire_hello_region(&req);
+	if (want_batches && !conn.lost)
+		wire_hello_first_batches(&req);
 	Shma__Response *resp;
 	req.id = ++conn.next_id;
 	/* The first refill behind the Hello, for slot 0 of the block the reply

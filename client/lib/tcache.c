@@ -32,6 +32,7 @@
 
 #include "client.h"
 #include "debug.h"
+#include "xfer.h"
 
 #include <errno.h>
 #include <string.h>
@@ -630,13 +631,18 @@ static void drop_refill(uint64_t id)
  * first malloc waits for one round trip instead of two. */
 static struct tcache *first_refill(unsigned cls)
 {
-	if (!conn_connected() && no_slot_owned()) {
+	/* The first batches of the small classes come in the new block
+	 * (shm/layout.h: layout_prefilled()): for those the Hello goes alone. */
+	if (!conn_connected() && no_slot_owned())
+		conn_want_first_batches(1);
+	if (!conn_connected() && no_slot_owned() && !layout_prefilled(cls)) {
 		uint32_t n = BATCH_START < batch_cap(cls) ? BATCH_START : batch_cap(cls);
 		uint64_t room = THREAD_CACHE_MAX / sizeclass_size(cls);
 		conn_want_first_refill(cls, n < room ? n : room > 8 ? (uint32_t)room : 8);
 	}
 	struct tcache *t = self_locked();
 	conn_want_first_refill(0, 0);
+	conn_want_first_batches(0);
 	unsigned ecls = 0;
 	uint64_t id = conn_first_refill(&ecls);
 	if (id != 0) {
@@ -659,12 +665,15 @@ int tcache_connect(unsigned cls)
 
 void *tcache_alloc_slow(unsigned cls)
 {
+	void *p = xfer_alloc(cls); /* a sibling's batch: no lock, no round trip */
+	if (p != NULL)
+		return p;
 	conn_lock();
 	struct tcache *t = self_offline(cls);
 	if (t == NULL)
 		t = first_refill(cls);
 	if (t == NULL) {
-		void *p = errno == EAGAIN ? alloc_uncached(cls) : NULL;
+		p = errno == EAGAIN ? alloc_uncached(cls) : NULL;
 		conn_unlock();
 		return p;
 	}
@@ -673,8 +682,12 @@ void *tcache_alloc_slow(unsigned cls)
 	if (bin_ready(t, cls) != 0) {
 		/* No room in /dev/shm for the bin: this one straight from the
 		 * daemon, uncached. */
-		void *p = alloc_uncached(cls);
+		p = alloc_uncached(cls);
 		conn_unlock();
+		return p;
+	}
+	if (b->count == 0 && (p = xfer_alloc(cls)) != NULL) {
+		conn_unlock(); /* a batch in the control block: no round trip */
 		return p;
 	}
 	if (b->count == 0) {
@@ -709,6 +722,8 @@ void tcache_free_direct(uint64_t ref)
 
 void tcache_free_slow(unsigned cls, uint64_t ref)
 {
+	if (xfer_free(cls, ref)) /* half the full bin to a sibling: no lock */
+		return;
 	conn_lock();
 	/* While the connection is lost, frees go to the cache (flush_bin keeps
 	 * them): no reconnection on a free. */
@@ -755,7 +770,10 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 
 void tcache_flush_all(void)
 {
-	if (!conn_connected() || sides == NULL)
+	if (!conn_connected())
+		return;
+	xfer_flush_all(); /* the batches between our threads go back too */
+	if (sides == NULL)
 		return;
 	/* The slots parked with their blocks: no thread will take them from
 	 * the block we are leaving. */

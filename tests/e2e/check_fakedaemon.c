@@ -57,11 +57,17 @@ enum fake_mode {
 	 * (or after a second); refills then get a good ref if one did, else a
 	 * ref past the heap (so the malloc fails). */
 	FAKE_FIRST_REFILL_BEHIND,
+	/* A good Hello whose control block holds a first batch of FAKE_CLASS
+	 * (as a daemon's: slot SHMA_XFER_NO_SLOT) of refs in the metadata,
+	 * inside an object, of another class and past the heap; refills get a
+	 * good ref. */
+	FAKE_FIRST_BATCH_BAD,
 };
 
 #define FAKE_ARENA ((uint64_t)4 << 20)
 #define FAKE_ARENAS 2u
-#define FAKE_CLASS 4u /* the class of the span the fake's page map shows */
+#define FAKE_CLASS 16u /* the class of the span the fake's page map shows (288 B: above
+                          * the classes a new block comes with, layout_prefilled()) */
 
 struct fake {
 	char dir[64], socket[128];
@@ -311,6 +317,21 @@ static void fake_serve(const struct fake *f, int lfd, enum fake_mode mode)
 		pause();
 }
 
+/* The bad refs of FAKE_FIRST_BATCH_BAD, in entry 0 of FAKE_CLASS. */
+static void plant_bad_first_batch(const struct fake *f)
+{
+	uint64_t span = (uint64_t)f->g.meta_pages << SHMA_PAGE_SHIFT;
+	uint64_t size = sizeclass_table[FAKE_CLASS].size;
+	uint64_t refs[4] = {64 * size, span + size + 8,
+			    span + ((uint64_t)sizeclass_table[FAKE_CLASS].span_pages << SHMA_PAGE_SHIFT),
+			    FAKE_ARENA * FAKE_ARENAS + span};
+	off_t at = (off_t)offsetof(struct control_block, xfer_refs[FAKE_CLASS][0]);
+	ck_assert_int_eq(pwrite(f->ctl_fd, refs, sizeof refs, at), (ssize_t)sizeof refs);
+	uint64_t w = layout_xfer_word(SHMA_XFER_FULL, 4, 0, SHMA_XFER_NO_SLOT);
+	at = (off_t)offsetof(struct control_block, hdr.xfer[FAKE_CLASS].state[0]);
+	ck_assert_int_eq(pwrite(f->ctl_fd, &w, sizeof w, at), (ssize_t)sizeof w);
+}
+
 static void fake_start(struct fake *f, enum fake_mode mode)
 {
 	strcpy(f->dir, "/tmp/shma-fake-XXXXXX");
@@ -319,6 +340,8 @@ static void fake_start(struct fake *f, enum fake_mode mode)
 	snprintf(f->instance, sizeof f->instance, "fake%ld", (long)getpid());
 	unlink_segments(f);
 	make_heap(f);
+	if (mode == FAKE_FIRST_BATCH_BAD)
+		plant_bad_first_batch(f);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	strcpy(sa.sun_path, f->socket);
 	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -446,6 +469,24 @@ START_TEST(the_first_refill_rides_behind_the_hello)
 }
 END_TEST
 
+/* A first batch the daemon left in the control block is checked as a
+ * refill is: none of its bad refs is handed out, and the malloc is served
+ * by the refill that follows.  (Without the check: a block in the heap's
+ * metadata.) */
+START_TEST(a_bad_first_batch_in_the_control_block_is_refused)
+{
+	setenv("SHMALLOC_REPLY_TIMEOUT_MS", "3000", 1);
+	struct fake f;
+	fake_start(&f, FAKE_FIRST_BATCH_BAD);
+	ck_assert_int_eq(shma_connect(f.socket), 0);
+	char *p = shma_malloc(sizeclass_table[FAKE_CLASS].size);
+	ck_assert_ptr_nonnull(p);
+	uint64_t span = (uint64_t)f.g.meta_pages << SHMA_PAGE_SHIFT;
+	ck_assert_uint_eq(shma_ref(p), span);
+	fake_stop(&f);
+}
+END_TEST
+
 START_TEST(a_large_threshold_of_0_is_refused)
 {
 	expect_refused(FAKE_THRESHOLD_ZERO, -EPROTO);
@@ -515,6 +556,7 @@ Suite *make_fakedaemon_suite(void)
 	tcase_add_test(tc, a_refill_ref_past_the_heap_is_refused);
 	tcase_add_test(tc, a_refill_run_of_2_to_the_31_objects_is_refused);
 	tcase_add_test(tc, the_first_refill_rides_behind_the_hello);
+	tcase_add_test(tc, a_bad_first_batch_in_the_control_block_is_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

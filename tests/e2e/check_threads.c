@@ -31,23 +31,6 @@
 #define PER_THREAD 64 /* blocks each holds at once, then frees */
 #define BLOCK 48
 
-/* A figure of this process's entry in the daemon's client list. */
-static uint64_t my_stat(const char *key)
-{
-	char *json, pid[32];
-	ck_assert_int_eq(shma_stats_json(&json), 0);
-	snprintf(pid, sizeof pid, "\"pid\":%ld,", (long)getpid());
-	char *clients = strstr(json, "\"clients\":[");
-	ck_assert_ptr_nonnull(clients);
-	char *me = strstr(clients, pid);
-	ck_assert_ptr_nonnull(me);
-	char *at = strstr(me, key);
-	ck_assert_ptr_nonnull(at);
-	uint64_t v = strtoull(at + strlen(key), NULL, 10);
-	free(json);
-	return v;
-}
-
 static pthread_barrier_t all_alive;
 
 /* Holds PER_THREAD blocks, frees them (into its cache), and waits until
@@ -95,7 +78,7 @@ START_TEST(a_thousand_live_threads_each_have_a_cache)
 {
 	static pthread_t th[MANY];
 	ck_assert_int_eq(shma_connect(e2e.socket), 0);
-	uint64_t requests0 = my_stat("\"requests\":");
+	uint64_t requests0 = e2e_my_stat("\"requests\":");
 	pthread_barrier_init(&all_alive, NULL, MANY);
 	ck_assert_int_eq(start_threads(th, MANY, hold_and_free), 0);
 	ck_assert_int_eq(join_threads(th, MANY), 0);
@@ -103,11 +86,11 @@ START_TEST(a_thousand_live_threads_each_have_a_cache)
 	/* Every malloc went through a cache (a thread without one counts
 	 * none: it asks the daemon for each block, and frees each straight
 	 * back), and few waited: about one refill per thread. */
-	ck_assert_uint_eq(my_stat("\"mallocs\":"), (uint64_t)MANY * PER_THREAD);
-	ck_assert_uint_le(my_stat("\"waits\":"), 4 * MANY);
+	ck_assert_uint_eq(e2e_my_stat("\"mallocs\":"), (uint64_t)MANY * PER_THREAD);
+	ck_assert_uint_le(e2e_my_stat("\"waits\":"), 4 * MANY);
 	/* Messages per thread: a few refills and a flush at exit, not two per
 	 * block (64 000 + 64 000 for 744 uncached threads). */
-	ck_assert_uint_le(my_stat("\"requests\":") - requests0, 6 * MANY);
+	ck_assert_uint_le(e2e_my_stat("\"requests\":") - requests0, 6 * MANY);
 	shma_disconnect();
 	ck_assert_uint_eq(e2e_stat("\"in_use_bytes\":"), 0);
 }
@@ -133,15 +116,15 @@ START_TEST(a_thread_start_and_exit_make_no_round_trip)
 	/* The first thread takes a fresh slot: its bins reserved and refilled. */
 	ck_assert_int_eq(start_threads(&th, 1, short_life), 0);
 	ck_assert_int_eq(join_threads(&th, 1), 0);
-	uint64_t requests0 = my_stat("\"requests\":"), waits0 = my_stat("\"waits\":");
+	uint64_t requests0 = e2e_my_stat("\"requests\":"), waits0 = e2e_my_stat("\"waits\":");
 	/* Each later one takes the slot it left, bins and blocks as they were:
 	 * no refill, no flush (there were 8 of each per thread). */
 	for (int i = 0; i < 100; i++) {
 		ck_assert_int_eq(start_threads(&th, 1, short_life), 0);
 		ck_assert_int_eq(join_threads(&th, 1), 0);
 	}
-	ck_assert_uint_le(my_stat("\"requests\":") - requests0, 1 + 10);
-	ck_assert_uint_le(my_stat("\"waits\":") - waits0, 4);
+	ck_assert_uint_le(e2e_my_stat("\"requests\":") - requests0, 1 + 10);
+	ck_assert_uint_le(e2e_my_stat("\"waits\":") - waits0, 4);
 	shma_disconnect();
 	ck_assert_uint_eq(e2e_stat("\"in_use_bytes\":"), 0);
 }

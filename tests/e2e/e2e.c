@@ -267,6 +267,22 @@ uint64_t e2e_stat(const char *key)
 	return v;
 }
 
+uint64_t e2e_my_stat(const char *key)
+{
+	char *json, pid[32];
+	ck_assert_int_eq(shma_stats_json(&json), 0);
+	snprintf(pid, sizeof pid, "\"pid\":%ld,", (long)getpid());
+	char *clients = strstr(json, "\"clients\":[");
+	ck_assert_ptr_nonnull(clients);
+	char *me = strstr(clients, pid);
+	ck_assert_ptr_nonnull(me);
+	char *at = strstr(me, key);
+	ck_assert_ptr_nonnull(at);
+	uint64_t v = strtoull(at + strlen(key), NULL, 10);
+	free(json);
+	return v;
+}
+
 uint64_t e2e_wait_in_use_at_most(uint64_t want)
 {
 	uint64_t v = 0;

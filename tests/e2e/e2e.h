@@ -76,6 +76,8 @@ int e2e_run(const char *const *argv, char *out, size_t cap);
 /* The number after the first key (e.g. "\"in_use_bytes\":") in the stats
  * of the daemon this process is connected to; asserts it is there. */
 uint64_t e2e_stat(const char *key);
+/* The same, in this process's own entry of the client list. */
+uint64_t e2e_my_stat(const char *key);
 /* Waits (up to 5 s: orphaned caches are swept on a timer) for in_use_bytes
  * to fall to at most want; returns the last value seen. */
 uint64_t e2e_wait_in_use_at_most(uint64_t want);

@@ -56,6 +56,11 @@ size_t recovery_block_size(unsigned i)
  * (read-write: the tests scribble on it); NULL if none. */
 struct control_block *recovery_my_control_block(void)
 {
+	return recovery_control_block_of(getpid());
+}
+
+struct control_block *recovery_control_block_of(pid_t pid)
+{
 	char prefix[96], name[400];
 	snprintf(prefix, sizeof prefix, "shmalloc.%s.c", e2e.instance);
 	DIR *dir = opendir("/dev/shm");
@@ -70,7 +75,7 @@ struct control_block *recovery_my_control_block(void)
 		struct control_block *cb = mmap(NULL, sizeof *cb, PROT_READ | PROT_WRITE,
 						MAP_SHARED, fd, 0);
 		close(fd);
-		if (cb != MAP_FAILED && cb->hdr.pid == (uint32_t)getpid())
+		if (cb != MAP_FAILED && cb->hdr.pid == (uint32_t)pid)
 			found = cb;
 		else if (cb != MAP_FAILED)
 			munmap(cb, sizeof *cb);

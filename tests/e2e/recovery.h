@@ -31,5 +31,7 @@ struct control_block;
  * instance whose header names our pid, mapped whole (read-write: the tests
  * scribble on it); NULL if none. */
 struct control_block *recovery_my_control_block(void);
+/* The same for process pid (a child of the test's). */
+struct control_block *recovery_control_block_of(pid_t pid);
 
 #endif

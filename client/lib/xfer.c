@@ -1,0 +1,292 @@
+/*
+ * The transfer cache: between the threads of one process, whole batches of
+ * free blocks, so that a thread whose bin overflows feeds a sibling whose
+ * bin runs low without the daemon and without the connection's lock (as
+ * tcmalloc's transfer cache sits between its thread caches and its central
+ * free lists; DESIGN.md section 4, doc/architecture.md "Transfer cache").
+ *
+ * It lives in the control block (shm/layout.h: struct control_xfer, and
+ * xfer_refs), so the daemon finds every ref in it if the process dies.  Per
+ * class, SHMA_XFER_ENTRIES entries of one batch each.  A thread claims an
+ * entry with one compare-and-swap of its state word (EMPTY -> PUTTING, or
+ * FULL -> TAKING, naming its slot and its bin's count), copies, moves its
+ * bin's count with one store, and commits the entry with one store (FULL,
+ * or EMPTY).  No lock is held across anything: a thread preempted in the
+ * middle holds one entry, which the others skip.  Since the process dies
+ * whole, a kill at any instruction leaves words from which the daemon tells
+ * whether the bin or the entry holds each batch (server/control.c).
+ *
+ * Bounds: SHMA_XFER_ENTRIES batches a class (4: a producer's overflow and a
+ * consumer's refill are one batch each, and the stock of blocks between two
+ * threads swings by a batch or two as they are scheduled; past that the
+ * batch goes to the daemon as before), and XFER_BYTES_MAX of objects in all
+ * (a thread cache's budget), so that a process's footprint grows by at most
+ * that much.  A process that never had a second thread does not use it: its
+ * flushes go to the daemon as before, and its footprint does not change.
+ *
+ * Regions: the transfer cache is per control block, that is per client, and
+ * holds only what its own threads' bins held (a library client never caches
+ * a region's block; a region client's bins are its region's), so nothing
+ * moves between regions through it.
+ *
+ * A new process's first batches: when its first malloc connects, the daemon
+ * fills entry 0 of the small classes before it answers the Hello (slot
+ * SHMA_XFER_NO_SLOT in the word); such an entry is taken as any other, its
+ * refs checked against the page map first, since the daemon wrote them.
+ */
+#include "config.h"
+
+#include "client.h"
+#include "xfer.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+#include <valgrind/memcheck.h>
+#endif
+
+/* Objects' bytes a process keeps in its transfer cache at most. */
+#define XFER_BYTES_MAX ((uint64_t)4 << 20)
+
+/* The control block t's slot is in (of t's generation: the block stays
+ * mapped while a thread uses a slot of it). */
+static struct control_block *block_of(const struct tcache *t)
+{
+	return (struct control_block *)((char *)(t->slot - t->index) -
+					offsetof(struct control_block, slots));
+}
+
+/* The calling thread's cache when it may use the transfer cache of class
+ * cls: a slot of the current block, the bin reserved, no refill of its own
+ * on the way (the locked path takes that in); to put, a process that had a
+ * second thread.  NULL otherwise. */
+static struct tcache *usable(unsigned cls, int putting)
+{
+	struct tcache *t = tcache_self;
+	if (t == NULL || t->slot == NULL || t->generation != conn_generation())
+		return NULL;
+	if (t->hot[cls].room == 0 || t->pending[cls] != 0)
+		return NULL;
+	const struct control_block *cb = block_of(t);
+	if (putting && __atomic_load_n(&cb->hdr.slots_taken, __ATOMIC_RELAXED) < 2)
+		return NULL;
+	return t;
+}
+
+/* Under memcheck the block is accessible only where this process reserved
+ * it (conn.c); an entry the daemon filled is not. */
+static void entry_accessible(uint64_t *refs, uint32_t n)
+{
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+	if (map_view.valgrind)
+		VALGRIND_MAKE_MEM_DEFINED(refs, n * sizeof *refs);
+#else
+	(void)refs;
+	(void)n;
+#endif
+}
+
+/* A ref the daemon put in an entry (a new block's first batches): the start
+ * of an object of class cls, by the read-only page map, as a refill's. */
+static int daemon_ref_ok(uint64_t ref, unsigned cls)
+{
+	unsigned c;
+	return ref != 0 && ref < map_view.range && map_view.range - ref >= sizeclass_size(cls) &&
+	       map_small_ref(map_ptr(ref), &c, 1) == ref && c == cls;
+}
+
+/* Entry e of class cls is the daemon's, claimed TAKING(n, c, slot): keeps
+ * its refs that are objects of the class (moved down), says how many in the
+ * word before they move; what is not ours is neither used nor given back. */
+static uint32_t keep_daemon_refs(struct control_xfer *x, uint64_t *refs, unsigned e,
+				 unsigned cls, uint32_t n, uint32_t c, uint32_t slot)
+{
+	uint32_t k = 0;
+	entry_accessible(refs, n);
+	for (uint32_t i = 0; i < n; i++)
+		if (daemon_ref_ok(refs[i], cls))
+			refs[k++] = refs[i];
+	if (k != n)
+		__atomic_store_n(&x->state[e], layout_xfer_word(SHMA_XFER_TAKING, k, c, slot),
+				 __ATOMIC_RELEASE);
+	return k;
+}
+
+/* Reserves class cls's entries in t's block, once per block; 0 or -errno. */
+static int ready(struct tcache *t, unsigned cls)
+{
+	struct control_block *cb = block_of(t);
+	struct control_xfer *x = &cb->hdr.xfer[cls];
+	if (__atomic_load_n(&x->reserved, __ATOMIC_ACQUIRE))
+		return 0;
+	int rc = -ESTALE;
+	conn_lock();
+	/* The descriptor reserves for the current block only. */
+	if (conn_control() == cb && t->generation == conn_generation()) {
+		rc = 0;
+		for (unsigned e = 0; e < SHMA_XFER_ENTRIES && rc == 0; e++)
+			rc = conn_reserve_control(offsetof(struct control_block, xfer_refs[cls][e]),
+						  (uint64_t)layout_xfer_cap(cls) * sizeof(uint64_t));
+		if (rc == 0)
+			__atomic_store_n(&x->reserved, 1, __ATOMIC_RELEASE);
+	}
+	conn_unlock();
+	return rc;
+}
+
+/* Takes bytes of the process's budget; 0 if there is not that much left. */
+static int budget_take(struct control_block *cb, uint64_t bytes)
+{
+	uint64_t had = __atomic_fetch_add(&cb->hdr.xfer_bytes, bytes, __ATOMIC_RELAXED);
+	if (had + bytes <= XFER_BYTES_MAX)
+		return 1;
+	__atomic_fetch_sub(&cb->hdr.xfer_bytes, bytes, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static void budget_give(struct control_block *cb, uint64_t bytes)
+{
+	__atomic_fetch_sub(&cb->hdr.xfer_bytes, bytes, __ATOMIC_RELAXED);
+}
+
+/* Moves the top n refs of t's bin cls into an empty entry: 1, or 0 if
+ * every entry is taken. */
+static int put(struct tcache *t, unsigned cls, uint32_t n)
+{
+	struct control_block *cb = block_of(t);
+	struct control_xfer *x = &cb->hdr.xfer[cls];
+	struct tcache_bin *b = &t->slot->bins[cls];
+	uint32_t c = b->count;
+	uint64_t claim = layout_xfer_word(SHMA_XFER_PUTTING, n, c, t->index);
+	for (unsigned e = 0; e < SHMA_XFER_ENTRIES; e++) {
+		uint64_t w = SHMA_XFER_EMPTY;
+		if (__atomic_load_n(&x->state[e], __ATOMIC_RELAXED) != w ||
+		    !__atomic_compare_exchange_n(&x->state[e], &w, claim, 0, __ATOMIC_ACQUIRE,
+						 __ATOMIC_RELAXED))
+			continue;
+		memcpy(cb->xfer_refs[cls][e], t->hot[cls].stack + (c - n), n * sizeof(uint64_t));
+		/* Copied, then out of the bin, then the entry's: at each step one
+		 * of the two says it holds them (shm/layout.h). */
+		__atomic_store_n(&b->count, c - n, __ATOMIC_RELEASE);
+		__atomic_store_n(&x->state[e], layout_xfer_word(SHMA_XFER_FULL, n, 0, 0),
+				 __ATOMIC_RELEASE);
+		return 1;
+	}
+	return 0;
+}
+
+/* Moves a full entry of at most room refs onto t's bin cls: the refs the
+ * entry held (those of an entry of the daemon's that are not objects of the
+ * class do not move), or 0 if there is none. */
+static uint32_t take(struct tcache *t, unsigned cls, uint32_t room)
+{
+	struct control_block *cb = block_of(t);
+	struct control_xfer *x = &cb->hdr.xfer[cls];
+	struct tcache_bin *b = &t->slot->bins[cls];
+	uint32_t c = b->count;
+	for (unsigned e = 0; e < SHMA_XFER_ENTRIES; e++) {
+		uint64_t w = __atomic_load_n(&x->state[e], __ATOMIC_RELAXED);
+		uint32_t n = layout_xfer_n(w);
+		if (layout_xfer_kind(w) != SHMA_XFER_FULL || n == 0 || n > room ||
+		    n > layout_xfer_cap(cls) ||
+		    !__atomic_compare_exchange_n(&x->state[e], &w,
+						 layout_xfer_word(SHMA_XFER_TAKING, n, c, t->index),
+						 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			continue;
+		uint32_t had = n;
+		if (layout_xfer_slot(w) == SHMA_XFER_NO_SLOT)
+			n = keep_daemon_refs(x, cb->xfer_refs[cls][e], e, cls, n, c, t->index);
+		memcpy(t->hot[cls].stack + c, cb->xfer_refs[cls][e], n * sizeof(uint64_t));
+		__atomic_store_n(&b->count, c + n, __ATOMIC_RELEASE);
+		__atomic_store_n(&x->state[e], SHMA_XFER_EMPTY, __ATOMIC_RELEASE);
+		return had;
+	}
+	return 0;
+}
+
+void *xfer_alloc(unsigned cls)
+{
+	struct tcache *t = usable(cls, 0);
+	if (t == NULL)
+		return NULL;
+	struct control_block *cb = block_of(t);
+	struct tcache_bin *b = &t->slot->bins[cls];
+	uint32_t room = t->hot[cls].room, count = b->count;
+	if (count >= room)
+		return NULL;
+	uint32_t had = take(t, cls, room - count);
+	if (had == 0)
+		return NULL;
+	budget_give(cb, (uint64_t)had * sizeclass_size(cls));
+	if (b->count == 0)
+		return NULL; /* a batch of the daemon's that held nothing of ours */
+	t->slot->mallocs++;
+	uint32_t top = b->count - 1;
+	b->count = top;
+	return map_ptr(t->hot[cls].stack[top]);
+}
+
+int xfer_free(unsigned cls, uint64_t ref)
+{
+	struct tcache *t = usable(cls, 1);
+	if (t == NULL)
+		return 0;
+	struct tcache_bin *b = &t->slot->bins[cls];
+	uint32_t room = t->hot[cls].room, count = b->count;
+	if (count < room || count < 2)
+		return 0;
+	uint32_t n = count / 2;
+	if (n > layout_xfer_cap(cls))
+		n = layout_xfer_cap(cls);
+	struct control_block *cb = block_of(t);
+	uint64_t bytes = (uint64_t)n * sizeclass_size(cls);
+	if (ready(t, cls) != 0 || !budget_take(cb, bytes))
+		return 0;
+	if (!put(t, cls, n)) {
+		budget_give(cb, bytes);
+		return 0;
+	}
+	uint32_t at = b->count;
+	t->hot[cls].stack[at] = ref;
+	__atomic_store_n(&b->count, at + 1, __ATOMIC_RELEASE);
+	return 1;
+}
+
+/* Sends entry e of class cls to the daemon if it is full; with the lock. */
+static void flush_entry(struct control_block *cb, unsigned cls, unsigned e)
+{
+	struct control_xfer *x = &cb->hdr.xfer[cls];
+	uint64_t w = __atomic_load_n(&x->state[e], __ATOMIC_RELAXED);
+	uint32_t n = layout_xfer_n(w);
+	if (layout_xfer_kind(w) != SHMA_XFER_FULL || n == 0 || n > layout_xfer_cap(cls) ||
+	    !__atomic_compare_exchange_n(&x->state[e], &w,
+					 layout_xfer_word(SHMA_XFER_TAKING, n, 0, SHMA_XFER_NO_SLOT),
+					 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		return;
+	uint64_t refs[SHMA_XFER_REFS_MAX];
+	entry_accessible(cb->xfer_refs[cls][e], n);
+	memcpy(refs, cb->xfer_refs[cls][e], n * sizeof *refs);
+	/* Out of the entry before they go: a death in between leaks them (in
+	 * flight, as a bin's flush) rather than have the daemon take them
+	 * twice. */
+	__atomic_store_n(&x->state[e], SHMA_XFER_EMPTY, __ATOMIC_RELEASE);
+	budget_give(cb, (uint64_t)n * sizeclass_size(cls));
+	Shma__Request req;
+	Shma__Flush f;
+	wire_flush(&req, &f, refs, n, 0);
+	conn_send(&req);
+}
+
+void xfer_flush_all(void)
+{
+	struct control_block *cb = conn_control();
+	if (cb == NULL || !conn_connected())
+		return;
+	/* Every class: the daemon's first batches are in classes no thread of
+	 * ours reserved. */
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+		for (unsigned e = 0; e < SHMA_XFER_ENTRIES; e++)
+			flush_entry(cb, cls, e);
+}

@@ -38,37 +38,37 @@ struct model {
 	int has_span[SIZECLASS_COUNT];
 };
 
-static void segment_name(char *name, size_t n, const struct modeld *m, char kind)
+static void segment_name(char *name, size_t n, const char *instance, char kind)
 {
-	snprintf(name, n, "/shmalloc.%s.%c%s", m->instance, kind, kind == 'c' ? "1" : "");
+	snprintf(name, n, "/shmalloc.%s.%c%s", instance, kind, kind == 'c' ? "1" : "");
 }
 
-static int make_segment(const struct modeld *m, char kind, uint64_t size)
+static int make_segment(const char *instance, char kind, uint64_t size)
 {
 	char name[96];
-	segment_name(name, sizeof name, m, kind);
+	segment_name(name, sizeof name, instance, kind);
 	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
 	return fd;
 }
 
-static void unlink_segments(const struct modeld *m)
+void modeld_unlink_segments(const char *instance)
 {
 	char name[96];
 	const char kinds[] = {'M', 'p', 'c'};
 	for (unsigned i = 0; i < 3; i++) {
-		segment_name(name, sizeof name, m, kinds[i]);
+		segment_name(name, sizeof name, instance, kinds[i]);
 		shm_unlink(name);
 	}
 }
 
-/* Maps segment 'M' read-write: the model's, or the test's own view. */
-static char *map_meta(const struct modeld *m, uint64_t *size)
+char *modeld_map_meta(const char *instance, const struct arena_geometry *g, uint32_t arenas,
+		      uint64_t *size)
 {
 	char name[96];
-	segment_name(name, sizeof name, m, 'M');
-	*size = layout_meta_size(m->g.meta_bytes, MODELD_ARENAS);
+	segment_name(name, sizeof name, instance, 'M');
+	*size = layout_meta_size(g->meta_bytes, arenas);
 	int fd = shm_open(name, O_RDWR, 0);
 	ck_assert_int_ge(fd, 0);
 	char *p = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -77,9 +77,40 @@ static char *map_meta(const struct modeld *m, uint64_t *size)
 	return p;
 }
 
-static struct page_entry *page_map(const struct modeld *m, char *meta, uint32_t arena)
+struct page_entry *modeld_page_map(char *meta, const struct arena_geometry *g, uint32_t arena)
 {
-	return layout_page_map(meta + layout_meta_offset(m->g.meta_bytes, arena), &m->g);
+	return layout_page_map(meta + layout_meta_offset(g->meta_bytes, arena), g);
+}
+
+int modeld_make_segments(const char *instance, uint64_t arena_size, uint32_t arenas,
+			 uint64_t base, struct arena_geometry *g)
+{
+	ck_assert_int_eq(layout_geometry(arena_size, g), 0);
+	uint64_t msize = layout_meta_size(g->meta_bytes, arenas);
+	close(make_segment(instance, 'M', msize));
+	char *meta = modeld_map_meta(instance, g, arenas, &msize);
+	struct heap_header *hh = (struct heap_header *)meta;
+	hh->layout_version = SHMA_LAYOUT_VERSION;
+	hh->page_shift = SHMA_PAGE_SHIFT;
+	strcpy(hh->instance, instance);
+	hh->base = base;
+	hh->range = arena_size * arenas;
+	hh->arena_size = arena_size;
+	hh->meta_bytes = g->meta_bytes;
+	hh->max_arenas = arenas;
+	hh->narenas = 1;
+	hh->magic = SHMA_HEAP_MAGIC;
+	struct page_entry *pm = modeld_page_map(meta, g, 0);
+	for (uint32_t p = 0; p < g->meta_pages; p++)
+		pm[p].kind = PAGE_META;
+	munmap(meta, msize);
+	close(make_segment(instance, 'p', arena_size * arenas));
+	int ctl_fd = make_segment(instance, 'c', sizeof(struct control_block));
+	struct control_header ch = {.magic = SHMA_CONTROL_MAGIC, .layout_version = SHMA_LAYOUT_VERSION,
+				    .nslots = SHMA_CONTROL_SLOTS, .client_id = 1,
+				    .nclasses = SIZECLASS_COUNT};
+	ck_assert_int_eq(pwrite(ctl_fd, &ch, sizeof ch, 0), (ssize_t)sizeof ch);
+	return ctl_fd;
 }
 
 /* A large block of npages pages at the top of arena 0: its ref. */
@@ -94,37 +125,6 @@ static uint64_t make_large(struct model *d, uint32_t npages)
 	__atomic_store_n(&d->pm0[head].span_start, npages, __ATOMIC_RELAXED);
 	__atomic_store_n(&d->pm0[head].kind, PAGE_LARGE, __ATOMIC_RELEASE);
 	return (uint64_t)head << SHMA_PAGE_SHIFT;
-}
-
-/* The heap a daemon would have made: header, arena 0's metadata pages and
- * the premade large block. */
-static void make_heap(struct modeld *m)
-{
-	ck_assert_int_eq(layout_geometry(MODELD_ARENA, &m->g), 0);
-	uint64_t msize = layout_meta_size(m->g.meta_bytes, MODELD_ARENAS);
-	close(make_segment(m, 'M', msize));
-	char *meta = map_meta(m, &msize);
-	struct heap_header *hh = (struct heap_header *)meta;
-	hh->layout_version = SHMA_LAYOUT_VERSION;
-	hh->page_shift = SHMA_PAGE_SHIFT;
-	strcpy(hh->instance, m->instance);
-	hh->base = HEAP_BASE;
-	hh->range = MODELD_ARENA * MODELD_ARENAS;
-	hh->arena_size = MODELD_ARENA;
-	hh->meta_bytes = m->g.meta_bytes;
-	hh->max_arenas = MODELD_ARENAS;
-	hh->narenas = 1;
-	hh->magic = SHMA_HEAP_MAGIC;
-	struct page_entry *pm = page_map(m, meta, 0);
-	for (uint32_t p = 0; p < m->g.meta_pages; p++)
-		pm[p].kind = PAGE_META;
-	munmap(meta, msize);
-	close(make_segment(m, 'p', MODELD_ARENA * MODELD_ARENAS));
-	m->ctl_fd = make_segment(m, 'c', sizeof(struct control_block));
-	struct control_header ch = {.magic = SHMA_CONTROL_MAGIC, .layout_version = SHMA_LAYOUT_VERSION,
-				    .nslots = SHMA_CONTROL_SLOTS, .client_id = 1,
-				    .nclasses = SIZECLASS_COUNT};
-	ck_assert_int_eq(pwrite(m->ctl_fd, &ch, sizeof ch, 0), (ssize_t)sizeof ch);
 }
 
 /* ---- the wire, the model's side ---- */
@@ -360,14 +360,14 @@ void modeld_start(struct modeld *m, uint64_t decay_ms)
 	ck_assert_ptr_nonnull(mkdtemp(m->dir));
 	snprintf(m->socket, sizeof m->socket, "%s/sock", m->dir);
 	snprintf(m->instance, sizeof m->instance, "model%ld", (long)getpid());
-	unlink_segments(m);
-	make_heap(m);
+	modeld_unlink_segments(m->instance);
+	m->ctl_fd = modeld_make_segments(m->instance, MODELD_ARENA, MODELD_ARENAS, HEAP_BASE, &m->g);
 	m->log = mmap(NULL, sizeof *m->log, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 		      -1, 0);
 	ck_assert_ptr_ne(m->log, MAP_FAILED);
 	struct model d = {.m = m};
-	d.meta = map_meta(m, &d.meta_size);
-	d.pm0 = page_map(m, d.meta, 0);
+	d.meta = modeld_map_meta(m->instance, &m->g, MODELD_ARENAS, &d.meta_size);
+	d.pm0 = modeld_page_map(d.meta, &m->g, 0);
 	d.next_page = m->g.meta_pages;
 	d.large_top = (uint32_t)(MODELD_ARENA >> SHMA_PAGE_SHIFT);
 	m->premade_size = LARGE_PREMADE;
@@ -394,7 +394,7 @@ void modeld_stop(struct modeld *m)
 	unlink(m->socket);
 	rmdir(m->dir);
 	close(m->ctl_fd);
-	unlink_segments(m);
+	modeld_unlink_segments(m->instance);
 	munmap(m->log, sizeof *m->log);
 }
 
@@ -408,8 +408,8 @@ void modeld_sync(struct modeld *m)
 uint64_t modeld_make_arena1(struct modeld *m, unsigned cls)
 {
 	uint64_t size;
-	char *meta = map_meta(m, &size);
-	struct page_entry *pm = page_map(m, meta, 1);
+	char *meta = modeld_map_meta(m->instance, &m->g, MODELD_ARENAS, &size);
+	struct page_entry *pm = modeld_page_map(meta, &m->g, 1);
 	for (uint32_t p = 0; p < m->g.meta_pages; p++)
 		pm[p].kind = PAGE_META;
 	uint32_t first = m->g.meta_pages;

@@ -57,6 +57,20 @@ void modeld_start(struct modeld *m, uint64_t decay_ms);
 void modeld_stop(struct modeld *m);
 /* Returns once the model has answered everything the library sent. */
 void modeld_sync(struct modeld *m);
+/* ---- a daemon's segments made by hand (the model's, and the fake's of
+ * tests/e2e/check_fakedaemon.c) ---- */
+/* Segments 'M' (the header of a heap of arenas of arena_size at base, one
+ * of them made, its metadata pages marked), 'p' and control block 1 of
+ * instance: *g their geometry, the control block's descriptor returned. */
+int modeld_make_segments(const char *instance, uint64_t arena_size, uint32_t arenas,
+			 uint64_t base, struct arena_geometry *g);
+void modeld_unlink_segments(const char *instance);
+/* Segment 'M' of instance mapped read-write, *size bytes. */
+char *modeld_map_meta(const char *instance, const struct arena_geometry *g, uint32_t arenas,
+		      uint64_t *size);
+/* Arena a's page map in meta. */
+struct page_entry *modeld_page_map(char *meta, const struct arena_geometry *g, uint32_t arena);
+
 /* Arena 1's metadata is made: a span of class cls at its first user page,
  * and the header says two arenas (what a daemon does when it makes one).
  * The ref of the span's first object. */

@@ -181,7 +181,7 @@ int call_refill_take(call_ticket ticket, unsigned cls, call_put_fn put, void *ar
 		refill_drain(resp->refill, cls, &k);
 		/* Taken in now: tell the daemon, before any can be popped
 		 * (server/inflight.h). */
-		if (put != NULL)
+		if (collected != NULL)
 			__atomic_store_n(collected, ticket, __ATOMIC_RELEASE);
 	}
 	conn_done();

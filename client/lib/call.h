@@ -38,8 +38,8 @@ typedef int (*call_put_fn)(void *arg, uint64_t ref);
  * page map vouches for goes to put (the last first, so that the first ends
  * on top of a stack), those it refuses back to the daemon, then the ticket
  * into *collected (the daemon's record that the answer was taken in,
- * server/inflight.h).  put NULL: every object goes back, whatever class the
- * answer says (collected unused).  0 or -errno. */
+ * server/inflight.h) unless collected is NULL.  put NULL: every object goes
+ * back, whatever class the answer says.  0 or -errno. */
 SHMA_HIDDEN int call_refill_take(call_ticket ticket, unsigned cls, call_put_fn put, void *arg,
 				 uint64_t *collected);
 /* One object of class cls straight from the daemon (a thread with no

@@ -390,6 +390,16 @@ struct bin_put {
 	uint32_t cap;
 };
 
+/* The objects of a refill for a slot of an older control block: neither
+ * kept nor given back (they are the daemon's to take back when this
+ * process is gone, with the slot). */
+static int discard(void *arg, uint64_t ref)
+{
+	(void)arg;
+	(void)ref;
+	return 1;
+}
+
 static int bin_put(void *arg, uint64_t ref)
 {
 	struct bin_put *p = arg;
@@ -404,7 +414,7 @@ static int bin_put(void *arg, uint64_t ref)
 static int take_refill(struct tcache *t, unsigned cls, call_ticket ticket)
 {
 	if (t->generation != conn_generation())
-		return call_refill_take(ticket, cls, NULL, NULL, NULL); /* no bin: back */
+		return call_refill_take(ticket, cls, discard, NULL, NULL);
 	struct bin_put p = {.t = t, .cls = cls, .cap = high_water(cls)};
 	return call_refill_take(ticket, cls, bin_put, &p, &t->slot->bins[cls].collected);
 }

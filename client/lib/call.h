@@ -76,24 +76,12 @@ SHMA_HIDDEN int stats_fetch(Shma__Response **resp);
 /* stats_json.c: the StatsReply as JSON. */
 SHMA_HIDDEN void stats_json_write(FILE *f, const Shma__StatsReply *r);
 
-/* ---- any request (transport.c; conn_call() in call.c) ---- */
+/* ---- any request ---- */
 /* Sends req and waits for its response, *resp valid until conn_done():
  * connecting first, and once more on a new connection when the daemon died
  * with a request that may be resent (may_repeat()).  0, or a negative errno
- * (the daemon's Error code too). */
+ * (the daemon's Error code too).  For the requests the library has no call
+ * of its own for (shmallocctl's Roots). */
 SHMA_HIDDEN int conn_call(Shma__Request *req, Shma__Response **resp);
-/* Sends req and does not wait: its id, or 0 (not connected, or the write
- * failed and the connection is dropped). */
-SHMA_HIDDEN uint64_t conn_send(Shma__Request *req);
-/* Sends req whose answer (an Ok, or an Error nobody could act on) is
- * dropped when read.  0, or -EAGAIN when too many are out (send it the
- * ordinary way), -ECONNRESET. */
-SHMA_HIDDEN int conn_send_unanswered(Shma__Request *req);
-/* Waits for the response to an id sent earlier. */
-SHMA_HIDDEN int conn_wait(uint64_t id, Shma__Response **resp);
-/* 1 if request id was sent on the current connection (its answer may come). */
-SHMA_HIDDEN int conn_id_current(uint64_t id);
-/* 1 if an answer is there to read without waiting. */
-SHMA_HIDDEN int conn_readable(void);
 
 #endif

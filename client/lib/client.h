@@ -189,8 +189,6 @@ SHMA_HIDDEN int map_each_mapping(int (*fn)(void *base, size_t len, int all, void
  * and conn_generation() wants the lock held. */
 SHMA_HIDDEN void conn_lock(void);
 SHMA_HIDDEN void conn_unlock(void);
-/* After fork, in the child: the lock as new (its holder is not here). */
-SHMA_HIDDEN void conn_lock_reinit(void);
 SHMA_HIDDEN int conn_ensure(void);             /* connect if needed; 0 or -errno */
 SHMA_HIDDEN int conn_connected(void);
 SHMA_HIDDEN void conn_close(int goodbye);

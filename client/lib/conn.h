@@ -15,9 +15,25 @@
 #ifndef SHMA_CONN_H
 #define SHMA_CONN_H
 
-#include "client.h"
+#include "call.h"
 
 /* ---- transport.c ---- */
+/* Sends req and does not wait: its id, or 0 (not connected, or the write
+ * failed and the connection is dropped). */
+SHMA_HIDDEN uint64_t conn_send(Shma__Request *req);
+/* Sends req whose answer (an Ok, or an Error nobody could act on) is
+ * dropped when read.  0, or -EAGAIN when too many are out (send it the
+ * ordinary way), -ECONNRESET. */
+SHMA_HIDDEN int conn_send_unanswered(Shma__Request *req);
+/* Waits for the response to an id sent earlier, *resp valid until
+ * conn_done(): 0, or a negative errno (the daemon's Error code too). */
+SHMA_HIDDEN int conn_wait(uint64_t id, Shma__Response **resp);
+/* 1 if request id was sent on the current connection (its answer may come). */
+SHMA_HIDDEN int conn_id_current(uint64_t id);
+/* 1 if an answer is there to read without waiting. */
+SHMA_HIDDEN int conn_readable(void);
+/* After fork, in the child: the lock as new (its holder is not here). */
+SHMA_HIDDEN void conn_lock_reinit(void);
 /* A new connection on fd (peer-checked): its requests' ids start after
  * every id sent before, and its frames are the default size until the
  * Hello says otherwise. */

@@ -15,7 +15,10 @@
 #include <stdlib.h>
 
 #define OBJ 64
-#define MANY 3000
+/* A class with a bin of 64 objects (batches of 32): BIG_MANY objects pass
+ * its high water many times over (and stay quick under Valgrind). */
+#define BIG 1024
+#define BIG_MANY 400
 
 /* The first refill taken in is marked collected in the thread's bin with
  * the refill's id: the daemon's record that its objects are in a cache now
@@ -44,16 +47,16 @@ END_TEST
  * asked ahead of need out (the count at the end). */
 START_TEST(frees_go_back_in_halves_and_a_disconnect_returns_everything)
 {
-	static void *p[MANY];
+	static void *p[BIG_MANY];
 	struct modeld m;
 	modeld_start(&m, 3600000);
-	unsigned cls = sizeclass_of(OBJ);
-	for (int i = 0; i < MANY; i++)
-		ck_assert_ptr_nonnull(p[i] = shma_malloc(OBJ));
+	unsigned cls = sizeclass_of(BIG);
+	for (int i = 0; i < BIG_MANY; i++)
+		ck_assert_ptr_nonnull(p[i] = shma_malloc(BIG));
 	struct tcache *t = tcache_self;
 	uint32_t room = t->hot[cls].room;
 	ck_assert_uint_gt(room, 16);
-	for (int i = 0; i < MANY; i++) {
+	for (int i = 0; i < BIG_MANY; i++) {
 		shma_free(p[i]);
 		ck_assert_uint_le(t->slot->bins[cls].count, room);
 	}
@@ -61,17 +64,17 @@ START_TEST(frees_go_back_in_halves_and_a_disconnect_returns_everything)
 	ck_assert_uint_gt(m.log->flushes, 0);
 	ck_assert_uint_ge(m.log->flushed_refs / m.log->flushes, room / 4);
 	/* Some mallocs more: a refill is asked ahead of need again. */
-	for (int i = 0; i < MANY; i++)
-		ck_assert_ptr_nonnull(p[i] = shma_malloc(OBJ));
-	for (int i = 0; i < MANY; i += 2)
+	for (int i = 0; i < BIG_MANY; i++)
+		ck_assert_ptr_nonnull(p[i] = shma_malloc(BIG));
+	for (int i = 0; i < BIG_MANY; i += 2)
 		shma_free(p[i]);
-	for (int i = 1; i < MANY; i += 2)
+	for (int i = 1; i < BIG_MANY; i += 2)
 		shma_free(p[i]);
 	/* And mallocs until a refill is asked ahead of need (its answer not
 	 * taken in), their blocks freed: the disconnect must collect it. */
 	int n = 0;
-	while (t->pending[cls] == 0 && n < MANY)
-		ck_assert_ptr_nonnull(p[n++] = shma_malloc(OBJ));
+	while (t->pending[cls] == 0 && n < BIG_MANY)
+		ck_assert_ptr_nonnull(p[n++] = shma_malloc(BIG));
 	ck_assert_uint_ne(t->pending[cls], 0);
 	while (n > 0)
 		shma_free(p[--n]);

@@ -169,6 +169,7 @@ static void send_response(int fd, const Shma__Response *resp, int pass_fd)
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} ctl;
+	memset(&ctl, 0, sizeof ctl);
 	struct iovec iov = {buf, n + FRAME_HEADER};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 	if (pass_fd >= 0) {

@@ -15,6 +15,8 @@
 	XX(dispatch) \
 	XX(table) \
 	XX(wire) \
+	XX(libcache) \
+	XX(largecache) \
 	XX(e2e) \
 	XX(alloc) \
 	XX(stress) \

@@ -4,12 +4,12 @@
  * shma_malloc and shma_free are the fast path: a size-class lookup and a pop
  * from (or push to) the calling thread's cache -- no lock, no system call.
  * Everything else goes to tcache.c (refill, flush), maps.c (refs, what a
- * page holds) or conn.c (large blocks, roots, stats), under the connection's
- * lock.
+ * page holds), largecache.c or call.c (large blocks, roots), under the
+ * connection's lock.
  */
 #include "config.h"
 
-#include "client.h"
+#include "call.h"
 #include "connerr.h"
 #include "debug.h"
 #include "seg.h"
@@ -28,13 +28,8 @@ static inline uint64_t small_max(void)
 /* Gives a large block back to the daemon; with the lock not held. */
 static void send_free_large(uint64_t ref)
 {
-	Shma__Request req;
-	Shma__FreeLarge fl;
-	wire_free_large(&req, &fl, ref);
-	Shma__Response *resp;
 	conn_lock();
-	if (conn_call(&req, &resp) == 0 || resp)
-		conn_done();
+	call_free_large(ref);
 	conn_unlock();
 }
 
@@ -68,45 +63,16 @@ static void *large_alloc(size_t size, size_t align)
 		return aligned_in(kept, align);
 	if (t != NULL && t->slot != NULL)
 		t->slot->waits++; /* from the daemon: a wait */
-	Shma__Request req;
-	Shma__AllocLarge al;
-	wire_alloc_large(&req, &al, size + extra);
-	Shma__Response *resp;
+	uint64_t ref;
 	conn_lock();
-	int rc = conn_call(&req, &resp);
-	uint64_t ref = 0, got = 0;
-	if (rc == 0 && resp->body_case == SHMA__RESPONSE__BODY_ALLOC_LARGE) {
-		/* Read: the daemon need not take it back if we die now, since the
-		 * program may have it soon (server/inflight.h). */
-		struct control_block *cb = conn_control();
-		if (cb != NULL)
-			__atomic_store_n(&cb->hdr.large_collected, req.id, __ATOMIC_RELEASE);
-		ref = resp->alloc_large->ref;
-		got = resp->alloc_large->size;
-	} else if (rc == 0) {
-		rc = -EPROTO;
-	}
-	conn_done();
+	int rc = call_alloc_large(size + extra, &ref);
+	if (rc == 0)
+		lcache_note_mine(ref);
 	conn_unlock();
 	if (rc != 0) {
 		errno = -rc;
 		return NULL;
 	}
-	/* Believed once the page map (read-only to us) says it is a block of
-	 * that size starting there. */
-	uint64_t bref = 0;
-	char *start = NULL;
-	size_t bsize = 0;
-	if (ref >= map_view.range || !map_large_block(map_ptr(ref), &bref, &start, &bsize) ||
-	    bref != ref || bsize != got || got < size + extra) {
-		if (ref != 0)
-			send_free_large(ref);
-		errno = EPROTO;
-		return NULL;
-	}
-	conn_lock();
-	lcache_note_mine(ref);
-	conn_unlock();
 	return aligned_in(ref, align);
 }
 
@@ -170,10 +136,10 @@ static inline void *malloc_small(size_t size)
 		const struct tcache_hot *h = &t->hot[cls];
 		uint32_t n = *count;
 		if (likely(n > h->low)) {
-			*count = --n;
+			void *p = tcache_pop(count, h->stack, n);
 			s->class_mallocs[cls]++;
 			s->class_requested[cls] += size;
-			return map_ptr(h->stack[n]);
+			return p;
 		}
 	}
 	return small_alloc_counted(cls, size);
@@ -261,9 +227,7 @@ static inline void free_small(size_t cls, uint64_t ref)
 		const struct tcache_hot *h = &t->hot[cls];
 		uint32_t n = *count;
 		if (likely(n < h->room)) {
-			h->stack[n] = ref;
-			/* The ref before the count (the daemon reads up to it). */
-			__atomic_store_n(count, n + 1, __ATOMIC_RELEASE);
+			tcache_push(count, h->stack, n, ref);
 			return;
 		}
 	}
@@ -312,11 +276,10 @@ SHMA_EXPORT void shma_free(void *p)
 		free_checked(p);
 		return;
 	}
-	struct page_entry e = *map_fast_entry(off);
 	/* A region's block in a process that is not its region (or a
 	 * library client's in a region process) goes by free_other(). */
-	if (unlikely(e.kind != PAGE_SPAN || e.cls >= SIZECLASS_COUNT ||
-		     e.flags != map_view.region_flags)) {
+	struct page_entry e = *map_fast_entry(off);
+	if (unlikely(MAP_ENTRY_UNCACHED(e))) {
 		free_other(p);
 		return;
 	}
@@ -489,24 +452,6 @@ SHMA_EXPORT void shma_disconnect(void)
 	conn_unlock();
 }
 
-/* Sends a roots request and returns the daemon's verdict (and a ref). */
-static int roots_call(Shma__Request *req, uint64_t *ref)
-{
-	Shma__Response *resp;
-	conn_lock();
-	int rc = conn_call(req, &resp);
-	if (rc == 0 && ref != NULL) {
-		if (resp->body_case == SHMA__RESPONSE__BODY_LOOKUP)
-			*ref = resp->lookup->ref;
-		else
-			rc = -EPROTO;
-	}
-	if (resp)
-		conn_done();
-	conn_unlock();
-	return rc;
-}
-
 SHMA_EXPORT int shma_publish(const char *name, shma_ref_t ref)
 {
 	int rc = rootname_check(name);
@@ -514,10 +459,10 @@ SHMA_EXPORT int shma_publish(const char *name, shma_ref_t ref)
 		return rc;
 	if (ref == 0)
 		return -EINVAL;
-	Shma__Request req;
-	Shma__Publish p;
-	wire_publish(&req, &p, name, ref);
-	return roots_call(&req, NULL);
+	conn_lock();
+	rc = call_publish(name, ref);
+	conn_unlock();
+	return rc;
 }
 
 SHMA_EXPORT int shma_lookup(const char *name, shma_ref_t *ref)
@@ -525,10 +470,10 @@ SHMA_EXPORT int shma_lookup(const char *name, shma_ref_t *ref)
 	int rc = rootname_check(name);
 	if (rc != 0)
 		return rc;
-	Shma__Request req;
-	Shma__Lookup l;
-	wire_lookup(&req, &l, name);
-	return roots_call(&req, ref);
+	conn_lock();
+	rc = call_lookup(name, ref);
+	conn_unlock();
+	return rc;
 }
 
 SHMA_EXPORT int shma_unpublish(const char *name)
@@ -536,10 +481,10 @@ SHMA_EXPORT int shma_unpublish(const char *name)
 	int rc = rootname_check(name);
 	if (rc != 0)
 		return rc;
-	Shma__Request req;
-	Shma__Unpublish u;
-	wire_unpublish(&req, &u, name);
-	return roots_call(&req, NULL);
+	conn_lock();
+	rc = call_unpublish(name);
+	conn_unlock();
+	return rc;
 }
 
 SHMA_EXPORT const char *shma_strerror(int err)

@@ -1,7 +1,13 @@
 /*
  * libshmalloc's insides: what the files of client/ share.
  *
- * conn.c   the one connection of the process to the daemon, under a mutex
+ * call.c   the typed calls to the daemon (call.h): refill, flush, large
+ *          blocks, roots, stats, goodbye -- with the connection's files the
+ *          only ones that build a request or read an answer
+ * transport.c, handshake.c, control.c  the one connection of the process
+ *          to the daemon, under a mutex: frames, ids and deadlines; connect,
+ *          Hello, reconnect and salvage; the control block (conn.h)
+ * peer.c   which daemon to trust
  * maps.c   the heap mapped whole, at its base; ref <-> pointer both ways
  * tcache.c per-thread caches in the control block; the fast path
  * xfer.c   the transfer cache: batches between a process's threads (xfer.h)
@@ -9,11 +15,11 @@
  * largecache.c freed large blocks kept for reuse, in the control block
  * pballoc.c protobuf-c's allocator: a bump arena, never the process's malloc
  * prim.c   the one primitive for the library's own memory (anonymous pages)
- * stats_json.c the daemon's stats, fetched and written as JSON
+ * stats_json.c the daemon's stats (call.c fetches them) written as JSON
  *
  * This is the one header through which code outside client/lib/ (the CLI,
  * the tests) reaches the library's insides.  It brings the wire contract
- * (wire.h: caps, builders, the error table) with it.
+ * (wire.h: caps, builders, the error table) and the calls (call.h) with it.
  *
  * Nothing here calls malloc(3): the library must be able to stand in for it.
  */
@@ -25,6 +31,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "layout.h"
 #include "ref.h"
@@ -82,6 +89,14 @@ static inline void *map_ptr(uint64_t ref)
 /* Catches up with the arenas the daemon made since: 1 if arena id is made. */
 SHMA_HIDDEN int map_arenas_made(uint32_t id);
 
+/* The page entry of the page at offset off, for off below free_limit (an
+ * arena seen made): two shifts, a multiply and an add, no branch. */
+static inline const struct page_entry *map_fast_entry(uint64_t off)
+{
+	const char *pm = map_view.page_maps + (off >> map_view.arena_shift) * map_view.pm_gap;
+	return (const struct page_entry *)pm + (off >> SHMA_PAGE_SHIFT);
+}
+
 /* The page map entry of the page at offset off of the range (off <
  * map_view.range), or NULL if its arena is not made yet. */
 static inline const struct page_entry *map_page(uint64_t off)
@@ -89,44 +104,36 @@ static inline const struct page_entry *map_page(uint64_t off)
 	uint32_t id = (uint32_t)(off >> map_view.arena_shift);
 	if (unlikely(id >= map_view.narenas_seen) && !map_arenas_made(id))
 		return NULL;
-	const struct page_entry *pm =
-		(const struct page_entry *)(map_view.meta + SHMA_PAGE_SIZE + id * map_view.meta_bytes +
-					    map_view.page_map_off);
-	return &pm[(off & (map_view.arena_size - 1)) >> SHMA_PAGE_SHIFT];
+	return map_fast_entry(off);
 }
 
+/* 1 if page entry e is no page of a span of small objects. */
+#define MAP_ENTRY_NOT_SMALL(e) ((e).kind != PAGE_SPAN || (e).cls >= SIZECLASS_COUNT)
+/* 1 unless page entry e is of a span whose freed objects this process
+ * caches (a small objects' span of the region_flags it caches): the free
+ * path's one test of a page entry.  A macro: under unlikely(), gcc keeps
+ * each compare's branch as the fast path wants it, which it did not for
+ * an inline function (shma_free() took a branch more). */
+#define MAP_ENTRY_UNCACHED(e) (MAP_ENTRY_NOT_SMALL(e) || (e).flags != map_view.region_flags)
+
 /* The class of the small object that starts at p, with *ref its ref; or
- * SIZECLASS_COUNT when p is no small object of an arena this process has
- * seen made (a large block, a pointer out of the range, an arena made since:
- * map_small_ref() says which).  map_small_ref(p, cls, 0) without a call, for
- * api_free() (debug mode's free; shma_free() has the one compare against
- * free_limit and map_fast_entry()): a subtraction, a shift, a multiply and
- * one load of the page map. */
+ * SIZECLASS_COUNT when p is no small object this process caches of an arena
+ * it has seen made (a large block, a pointer out of the range, an arena made
+ * since: map_small_ref() says which).  For api_free() (debug mode's free;
+ * shma_free() bounds off by free_limit, which is 0 in debug mode): the
+ * bound free_limit has outside debug mode, then shma_free()'s test. */
 static inline unsigned map_small_class(const void *p, uint64_t *ref)
 {
 	char *base = map_view.base;
 	uint64_t off = (uint64_t)((const char *)p - base);
-	if (unlikely(base == NULL || off >= map_view.range))
+	if (unlikely(base == NULL ||
+		     off >= ((uint64_t)map_view.narenas_seen << map_view.arena_shift)))
 		return SIZECLASS_COUNT;
-	uint32_t id = (uint32_t)(off >> map_view.arena_shift);
-	if (unlikely(id >= map_view.narenas_seen))
-		return SIZECLASS_COUNT;
-	const struct page_entry *pm =
-		(const struct page_entry *)(map_view.page_maps + id * map_view.meta_bytes);
-	struct page_entry e = pm[(off & (map_view.arena_size - 1)) >> SHMA_PAGE_SHIFT];
-	if (unlikely(e.kind != PAGE_SPAN || e.cls >= SIZECLASS_COUNT ||
-		     e.flags != map_view.region_flags))
+	struct page_entry e = *map_fast_entry(off);
+	if (unlikely(MAP_ENTRY_UNCACHED(e)))
 		return SIZECLASS_COUNT;
 	*ref = off;
 	return e.cls;
-}
-
-/* The page entry of the page at offset off, for off below free_limit (an
- * arena seen made): two shifts, a multiply and an add, no branch. */
-static inline const struct page_entry *map_fast_entry(uint64_t off)
-{
-	const char *pm = map_view.page_maps + (off >> map_view.arena_shift) * map_view.pm_gap;
-	return (const struct page_entry *)pm + (off >> SHMA_PAGE_SHIFT);
 }
 
 /* Sets free_limit and malloc_limit from what is mapped and seen made (it
@@ -142,10 +149,21 @@ static inline int map_foreign_region(uint64_t off)
 	return pe != NULL && (pe->flags & SHMA_PAGE_REGION) && !map_view.region_flags;
 }
 
+/* The heap as a Hello reply describes it (handshake.c decodes it). */
+struct heap_shape {
+	uint64_t arena_size;      /* a power of two */
+	uint32_t max_arenas;
+	uint64_t range;           /* max_arenas * arena_size bytes of segment 'p' */
+	uint64_t base;            /* where every process maps 'p' */
+	uint64_t meta_bytes;      /* of each arena's metadata in segment 'M' */
+	uint64_t large_threshold;
+	const char *instance;
+};
+
 /* Maps the heap after the first handshake (checks it is the same heap after
  * a reconnection): 0, or -EPROTO if the daemon's geometry is not one we can
  * use (or differs from the one we mapped), or -errno. */
-SHMA_HIDDEN int map_setup(const Shma__HelloReply *h);
+SHMA_HIDDEN int map_setup(const struct heap_shape *h);
 /* Pointer -> ref for a small object, or 0.  *cls gets its class.  Not
  * interior: p is taken for an object's start (no check: the daemon checks
  * boundaries when the ref comes back).  Interior: p may point anywhere in a
@@ -167,11 +185,15 @@ SHMA_HIDDEN int map_owns(const void *p);
 SHMA_HIDDEN int map_each_mapping(int (*fn)(void *base, size_t len, int all, void *arg),
 				 void *arg);
 
-/* ---- the connection (conn.c) ---- */
-/* Objects of refills in flight when a daemon died that this process flushed
- * back to the daemon after it (conn.c's salvage), over its life. */
-SHMA_HIDDEN uint64_t conn_salvaged(void);
+/* ---- the connection (transport.c, handshake.c, control.c) ---- */
+/* The requests themselves: call.h.  Every conn_ function but conn_lock()
+ * and conn_generation() wants the lock held. */
+SHMA_HIDDEN void conn_lock(void);
+SHMA_HIDDEN void conn_unlock(void);
 SHMA_HIDDEN int conn_ensure(void);             /* connect if needed; 0 or -errno */
+SHMA_HIDDEN int conn_connected(void);
+SHMA_HIDDEN void conn_close(int goodbye);
+SHMA_HIDDEN int conn_set_path(const char *path); /* NULL: the default */
 /* Before the first connection: ask for a region in every Hello (the preload
  * library; server/heap/heap.h: Regions). */
 SHMA_HIDDEN void conn_set_region(void);
@@ -179,29 +201,21 @@ SHMA_HIDDEN void conn_set_region(void);
  * its Hello asks for the first batches of the small classes in the new
  * control block (xfer.c takes them); 0 withdraws the wish. */
 SHMA_HIDDEN void conn_want_first_batches(int on);
-/* With the lock held: should the next conn_ensure() make a new connection
- * with a new control block, ask for a refill of count objects of class cls
- * for slot 0 right behind the Hello, without waiting between the two (one
- * round trip for both).  conn_first_refill() then gives its id (once), or 0
- * if none was sent; count 0 withdraws the wish. */
-SHMA_HIDDEN void conn_want_first_refill(unsigned cls, uint32_t count);
-SHMA_HIDDEN uint64_t conn_first_refill(unsigned *cls);
-SHMA_HIDDEN void conn_lock(void);
-SHMA_HIDDEN void conn_unlock(void);
-/* With the lock held: sends req and waits for its response, *resp valid until
- * conn_done().  0, or a negative errno (the daemon's Error code too). */
-SHMA_HIDDEN int conn_call(Shma__Request *req, Shma__Response **resp);
-/* With the lock held: sends req and does not wait; returns its id or 0. */
-SHMA_HIDDEN uint64_t conn_send(Shma__Request *req);
-/* With the lock held: sends req whose answer (an Ok, or an Error nobody
- * could act on) is dropped when read.  0, or -EAGAIN when too many are out
- * (send it the ordinary way), -ECONNRESET. */
-SHMA_HIDDEN int conn_send_unanswered(Shma__Request *req);
-/* With the lock held: waits for the response to an id sent earlier. */
-SHMA_HIDDEN int conn_wait(uint64_t id, Shma__Response **resp);
-/* With the lock held: the response conn_call() or conn_wait() gave is done
- * with (its memory is reused).  Harmless when there was none. */
+/* A connected Unix stream socket to path (close-on-exec), or -errno. */
+SHMA_HIDDEN int conn_open_socket(const char *path);
+/* With the lock held: the socket the next connection goes to. */
+SHMA_HIDDEN const char *conn_socket_path(void);
+/* An answer conn_call() or conn_wait() gave is done with (its memory is
+ * reused).  Harmless when there was none. */
 SHMA_HIDDEN void conn_done(void);
+/* Objects of refills in flight when a daemon died that this process flushed
+ * back to the daemon after it (handshake.c's salvage), over its life. */
+SHMA_HIDDEN uint64_t conn_salvaged(void);
+/* Whether the daemon on fd (connected to path) is one to trust (peer.c):
+ * 0, or -EPERM (or getsockopt's errno). */
+SHMA_HIDDEN int peer_check(int fd, const char *path);
+
+/* ---- the control block (control.c) ---- */
 SHMA_HIDDEN struct control_block *conn_control(void);
 /* Reserves backing store for refs [first, first + n) of slot i in the
  * control block, so that a full /dev/shm is an error here and never a SIGBUS
@@ -218,20 +232,6 @@ SHMA_HIDDEN int conn_reserve_slot_headers(uint32_t from, uint32_t to);
 /* Changes when the control block changes: a new connection, but not a
  * reconnection that re-adopted the block (thread slots stay valid). */
 SHMA_HIDDEN uint64_t conn_generation(void);
-/* 1 if request id was sent on the current connection (its answer may come). */
-SHMA_HIDDEN int conn_id_current(uint64_t id);
-/* With the lock held: 1 if an answer is there to read without waiting. */
-SHMA_HIDDEN int conn_readable(void);
-SHMA_HIDDEN int conn_connected(void);
-SHMA_HIDDEN void conn_close(int goodbye);
-SHMA_HIDDEN int conn_set_path(const char *path); /* NULL: the default */
-/* A connected Unix stream socket to path (close-on-exec), or -errno. */
-SHMA_HIDDEN int conn_open_socket(const char *path);
-/* With the lock held: the socket the next connection goes to. */
-SHMA_HIDDEN const char *conn_socket_path(void);
-/* Whether the daemon on fd (connected to path) is one to trust (peer.c):
- * 0, or -EPERM (or getsockopt's errno). */
-SHMA_HIDDEN int peer_check(int fd, const char *path);
 
 /* ---- large blocks this process keeps (largecache.c), lock held ---- */
 SHMA_HIDDEN void lcache_set_decay(uint64_t decay_ms);
@@ -247,6 +247,19 @@ SHMA_HIDDEN void lcache_flush(void);
 /* After fork: the parent's blocks are not ours to keep. */
 SHMA_HIDDEN void lcache_forget(void);
 
+/* ---- the clock (CLOCK_MONOTONIC), on slow paths only ---- */
+static inline uint64_t clock_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t clock_ms(void)
+{
+	return clock_ns() / 1000000u;
+}
+
 /* ---- memory for the library's own use (prim.c) ---- */
 /* len > 0 zeroed, page-aligned bytes of private anonymous memory, committed
  * as touched; NULL with errno ENOMEM.  prim_free() takes what prim_alloc()
@@ -257,11 +270,6 @@ SHMA_HIDDEN void prim_free(void *p, size_t len);
 /* ---- protobuf-c's allocator (pballoc.c) ---- */
 SHMA_HIDDEN ProtobufCAllocator *pballoc_get(void);
 SHMA_HIDDEN void pballoc_reset(void);
-
-/* ---- stats (stats_json.c) ---- */
-/* With the connection's lock held; *resp valid until conn_done(). */
-SHMA_HIDDEN int stats_fetch(Shma__Response **resp);
-SHMA_HIDDEN void stats_json_write(FILE *f, const Shma__StatsReply *r);
 
 /* ---- thread caches (tcache.c) ---- */
 SHMA_HIDDEN void *tcache_alloc_slow(unsigned cls);
@@ -296,7 +304,7 @@ struct tcache {
 	unsigned index;            /* of the slot */
 	uint16_t batch[SIZECLASS_COUNT];
 	uint64_t last_refill_ns[SIZECLASS_COUNT];
-	uint64_t pending[SIZECLASS_COUNT]; /* id of a refill asked ahead of need */
+	uint64_t pending[SIZECLASS_COUNT]; /* call_ticket of a refill asked ahead of need */
 };
 
 /* The calling thread's cache, NULL until its first allocation. */
@@ -310,5 +318,25 @@ static inline uint32_t tcache_low(const struct tcache *t, unsigned cls)
 {
 	return t->hot[cls].low;
 }
+
+/* A bin of *count objects, n of them (n below its room): ref goes on top
+ * of its stack.  The ref is in the array before the count says so (the
+ * daemon reads no further than the count).  The one push: the fast path's
+ * and the slow path's. */
+static inline void tcache_push(uint32_t *count, uint64_t *stack, uint32_t n, uint64_t ref)
+{
+	stack[n] = ref;
+	__atomic_store_n(count, n + 1, __ATOMIC_RELEASE);
+}
+
+/* A bin of *count objects, n > 0 of them: the top one, taken.  The one pop. */
+static inline void *tcache_pop(uint32_t *count, const uint64_t *stack, uint32_t n)
+{
+	*count = --n;
+	return map_ptr(stack[n]);
+}
+
+/* The typed calls and the raw requests, for the CLI and the tests too. */
+#include "call.h"
 
 #endif

@@ -17,12 +17,10 @@
  */
 #include "config.h"
 
-#include "client.h"
-#include "wire.h"
+#include "call.h"
 
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #define LCACHE_BYTES ((uint64_t)64 << 20)
 #define MINE_CAP 4096u /* a power of two */
@@ -34,13 +32,6 @@ static struct {
 	uint64_t generation; /* conn_generation() the state belongs to */
 	uint64_t decay_ms;
 } lc;
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static unsigned slot_of(uint64_t ref)
 {
@@ -103,27 +94,13 @@ static int forget_mine(uint64_t ref)
 	return 1;
 }
 
-/* Gives a block back; nobody waits for the answer unless too many are
- * out already. */
-static void free_now(uint64_t ref)
-{
-	Shma__Request req;
-	Shma__FreeLarge fl;
-	wire_free_large(&req, &fl, ref);
-	if (conn_send_unanswered(&req) == 0)
-		return;
-	Shma__Response *resp;
-	if (conn_call(&req, &resp) == 0 || resp)
-		conn_done();
-}
-
 /* Empties entry i and gives its block back to the daemon. */
 static void evict(struct control_block *cb, unsigned i)
 {
 	uint64_t ref = cb->hdr.large[i].ref;
 	__atomic_store_n(&cb->hdr.large[i].ref, 0, __ATOMIC_RELEASE);
 	if (ref != 0)
-		free_now(ref);
+		call_free_large_unanswered(ref); /* waited for only if too many are out */
 }
 
 uint64_t lcache_take(uint64_t need, uint64_t *size)
@@ -181,7 +158,7 @@ int lcache_put(uint64_t ref, uint64_t size)
 	cb->hdr.large[empty].size = size;
 	/* The size before the ref: the daemon reads an entry by its ref. */
 	__atomic_store_n(&cb->hdr.large[empty].ref, ref, __ATOMIC_RELEASE);
-	lc.since_ms[empty] = now_ms();
+	lc.since_ms[empty] = clock_ms();
 	return 1;
 }
 
@@ -190,7 +167,7 @@ void lcache_expire(void)
 	struct control_block *cb = conn_control();
 	if (cb == NULL || !conn_connected())
 		return;
-	uint64_t now = now_ms();
+	uint64_t now = clock_ms();
 	for (unsigned i = 0; i < SHMA_LARGE_KEEP; i++)
 		if (cb->hdr.large[i].ref != 0 && now - lc.since_ms[i] >= lc.decay_ms)
 			evict(cb, i);

@@ -66,12 +66,12 @@ static void *map_segment(const char *instance, char kind, uint64_t len, int writ
 	return p;
 }
 
-static int check_reply(const Shma__HelloReply *h, struct arena_geometry *g)
+static int check_reply(const struct heap_shape *h, struct arena_geometry *g)
 {
 	if (h->arena_size == 0 || (h->arena_size & (h->arena_size - 1)) != 0 ||
 	    h->max_arenas == 0 || h->max_arenas > REF_ARENAS_MAX ||
-	    h->heap_range != (uint64_t)h->max_arenas * h->arena_size ||
-	    h->heap_range > REF_RANGE_MAX || h->heap_base % SHMA_PAGE_SIZE != 0 ||
+	    h->range != (uint64_t)h->max_arenas * h->arena_size ||
+	    h->range > REF_RANGE_MAX || h->base % SHMA_PAGE_SIZE != 0 ||
 	    strlen(h->instance) >= SHMA_INSTANCE_MAX)
 		return -EPROTO;
 	if (layout_geometry(h->arena_size, g) != 0 || g->meta_bytes != h->meta_bytes)
@@ -80,16 +80,16 @@ static int check_reply(const Shma__HelloReply *h, struct arena_geometry *g)
 }
 
 /* The header the daemon wrote must say what its Hello said. */
-static int check_header(const struct heap_header *hh, const Shma__HelloReply *h)
+static int check_header(const struct heap_header *hh, const struct heap_shape *h)
 {
 	if (hh->magic != SHMA_HEAP_MAGIC || hh->layout_version != SHMA_LAYOUT_VERSION ||
-	    hh->arena_size != h->arena_size || hh->range != h->heap_range ||
+	    hh->arena_size != h->arena_size || hh->range != h->range ||
 	    hh->max_arenas != h->max_arenas || hh->meta_bytes != h->meta_bytes)
 		return -EPROTO;
 	return 0;
 }
 
-int map_setup(const Shma__HelloReply *h)
+int map_setup(const struct heap_shape *h)
 {
 	struct arena_geometry g;
 	int rc = check_reply(h, &g);
@@ -98,7 +98,7 @@ int map_setup(const Shma__HelloReply *h)
 	if (map_view.base != NULL) {
 		/* Reconnected: the daemon must be serving the heap we mapped. */
 		if (h->arena_size != map_view.arena_size || strcmp(h->instance, map_view.instance) ||
-		    h->heap_range != map_view.range || h->heap_base != map_view.heap_base)
+		    h->range != map_view.range || h->base != map_view.heap_base)
 			return -EPROTO;
 		map_view.large_threshold = h->large_threshold;
 		map_fast_update();
@@ -112,7 +112,7 @@ int map_setup(const Shma__HelloReply *h)
 	rc = check_header((const struct heap_header *)meta, h);
 	char *base = NULL;
 	if (rc == 0) {
-		base = map_segment(h->instance, 'p', h->heap_range, 1, h->heap_base,
+		base = map_segment(h->instance, 'p', h->range, 1, h->base,
 				   (size_t)h->arena_size, &at_base);
 		rc = base ? 0 : -errno;
 	}
@@ -120,8 +120,8 @@ int map_setup(const Shma__HelloReply *h)
 		seg_unmap((void *)meta, meta_size);
 		return rc;
 	}
-	map_view.range = h->heap_range;
-	map_view.heap_base = h->heap_base;
+	map_view.range = h->range;
+	map_view.heap_base = h->base;
 	map_view.same_address = at_base;
 	map_view.meta = meta;
 	map_view.meta_size = meta_size;
@@ -139,7 +139,7 @@ int map_setup(const Shma__HelloReply *h)
 #ifdef HAVE_VALGRIND_MEMCHECK_H
 	if (RUNNING_ON_VALGRIND) {
 		map_view.valgrind = 1;
-		VALGRIND_MAKE_MEM_NOACCESS(base, h->heap_range);
+		VALGRIND_MAKE_MEM_NOACCESS(base, h->range);
 		VALGRIND_MAKE_MEM_NOACCESS(meta + SHMA_PAGE_SIZE, meta_size - SHMA_PAGE_SIZE);
 	}
 #endif
@@ -201,7 +201,7 @@ uint64_t map_small_ref(const void *p, unsigned *cls, int interior)
 	struct page_entry e;
 	if (!entry_of(p, &off, &e))
 		return 0;
-	if (e.kind != PAGE_SPAN || e.cls >= SIZECLASS_COUNT)
+	if (MAP_ENTRY_NOT_SMALL(e))
 		return 0;
 	*cls = e.cls;
 	if (!interior)

@@ -130,17 +130,6 @@ void stats_json_write(FILE *f, const Shma__StatsReply *r)
 	fputs("}\n", f);
 }
 
-int stats_fetch(Shma__Response **resp)
-{
-	Shma__Request req;
-	Shma__Stats st;
-	wire_stats(&req, &st);
-	int rc = conn_call(&req, resp);
-	if (rc == 0 && (*resp)->body_case != SHMA__RESPONSE__BODY_STATS)
-		rc = -EPROTO;
-	return rc;
-}
-
 SHMA_EXPORT int shma_stats_json(char **json)
 {
 	char *buf = NULL;

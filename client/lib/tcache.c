@@ -30,13 +30,12 @@
  */
 #include "config.h"
 
-#include "client.h"
+#include "call.h"
 #include "debug.h"
 #include "xfer.h"
 
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #define BATCH_START 32u
 /* A batch is at most this many bytes of objects (and at least BATCH_MIN
@@ -49,7 +48,7 @@
  * see high_water(). */
 #define HIGH_WATER_MIN 16u
 #define THREAD_CACHE_MAX ((uint64_t)4 << 20)
-#define FLUSH_CHUNK 4096u
+#define FLUSH_CHUNK WIRE_FLUSH_CHUNK
 #define GROW_WITHIN_NS 5000000u    /* refilled again within 5 ms: grow */
 #define SHRINK_AFTER_NS 100000000u /* not for 100 ms: shrink */
 
@@ -138,33 +137,6 @@ static uint64_t cached_bytes(const struct tcache *t)
 	return sum;
 }
 
-/* With room checked by the caller. */
-static inline void push(struct tcache *t, unsigned cls, uint64_t ref)
-{
-	struct tcache_bin *b = &t->slot->bins[cls];
-	t->hot[cls].stack[b->count] = ref;
-	/* The ref is in the array before the count says so: the daemon reads
-	 * no further than the count. */
-	__atomic_store_n(&b->count, b->count + 1, __ATOMIC_RELEASE);
-}
-
-static inline void *pop(struct tcache *t, unsigned cls)
-{
-	struct tcache_bin *b = &t->slot->bins[cls];
-	uint32_t n = b->count - 1;
-	b->count = n;
-	return map_ptr(t->hot[cls].stack[n]);
-}
-
-/* Sends refs back to the daemon in one message nobody waits for. */
-static void send_flush(uint64_t *refs, uint32_t n)
-{
-	Shma__Request req;
-	Shma__Flush f;
-	wire_flush(&req, &f, refs, n, 0);
-	conn_send(&req); /* lost with the connection: in flight, they leak */
-}
-
 /* Sends up to n objects of bin cls back to the daemon (from the top of the
  * stack); with the lock held. */
 static void flush_bin(struct tcache *t, unsigned cls, uint32_t n)
@@ -183,18 +155,18 @@ static void flush_bin(struct tcache *t, unsigned cls, uint32_t n)
 		 * (in flight) rather than have the daemon take them twice. */
 		__atomic_store_n(&b->count, left, __ATOMIC_RELEASE);
 		n -= k;
-		send_flush(refs, k);
+		call_flush(refs, k);
 	}
 }
 
-static int take_refill(struct tcache *t, unsigned cls, uint64_t id);
+static int take_refill(struct tcache *t, unsigned cls, call_ticket ticket);
 
 /* Collects the refills asked ahead of need, then sends every bin back;
  * with the lock held and the connection current. */
 static void flush_everything(struct tcache *t)
 {
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
-		if (t->pending[cls] && conn_id_current(t->pending[cls]))
+		if (t->pending[cls] && call_ticket_live(t->pending[cls]))
 			take_refill(t, cls, t->pending[cls]);
 		t->pending[cls] = 0;
 		flush_bin(t, cls, UINT32_MAX);
@@ -411,132 +383,49 @@ static int bin_ready(struct tcache *t, unsigned cls)
 	return rc;
 }
 
-/* A ref the daemon sent for class cls: the start of an object of the heap
- * (its boundary is the daemon's to know; the range is ours to check). */
-static int ref_ok(uint64_t ref, uint64_t size)
-{
-	return ref != 0 && ref < map_view.range && map_view.range - ref >= size;
-}
-
-/* A refill's ref, believed only if the page map (read-only to us) says it
- * is the start of an object of class cls: not in an arena's metadata pages,
- * past the heap, inside an object or in another class's span.  The slow
- * path's check; a divide a ref. */
-static int refill_ref_ok(uint64_t ref, unsigned cls)
-{
-	unsigned c;
-	return ref_ok(ref, sizeclass_size(cls)) && map_small_ref(map_ptr(ref), &c, 1) == ref &&
-	       c == cls;
-}
-
-/* A refill's run of count objects of class cls from first: its first and
- * last objects are objects of one span of the class (count is bounded by
- * the caller). */
-static int refill_run_ok(uint64_t first, uint32_t count, unsigned cls)
-{
-	uint64_t size = sizeclass_size(cls), last = first + (uint64_t)(count - 1) * size;
-	if (!refill_ref_ok(first, cls) || !refill_ref_ok(last, cls))
-		return 0;
-	const struct page_entry *pe = map_page(first);
-	if (pe == NULL)
-		return 0;
-	uint64_t start = (first & ~(map_view.arena_size - 1)) +
-			 ((uint64_t)pe->span_start << SHMA_PAGE_SHIFT);
-	return last < start + (uint64_t)sizeclass_table[cls].objects * size;
-}
-
-/* Where a refill's objects go: into bin cls of t while it has room, the
- * rest (all of them when t is NULL) back to the daemon in Flushes. */
-struct refill_sink {
+/* Where a refill's objects go (call_refill_take()): into bin cls of t while
+ * it is below its high water. */
+struct bin_put {
 	struct tcache *t;
 	unsigned cls;
-	uint32_t cap, nback;
-	uint64_t back[FLUSH_CHUNK];
+	uint32_t cap;
 };
 
-static void sink_put(struct refill_sink *k, uint64_t ref)
+/* The objects of a refill for a slot of an older control block: neither
+ * kept nor given back (they are the daemon's to take back when this
+ * process is gone, with the slot). */
+static int discard(void *arg, uint64_t ref)
 {
-	if (k->t != NULL && k->t->slot->bins[k->cls].count < k->cap) {
-		push(k->t, k->cls, ref);
-		return;
-	}
-	k->back[k->nback++] = ref;
-	if (k->nback == FLUSH_CHUNK)
-		send_flush(k->back, k->nback), k->nback = 0;
+	(void)arg;
+	(void)ref;
+	return 1;
 }
 
-/* Every object of refill r of class cls that the page map says is one (runs
- * from the last, so the first ends on top of the bin) into the sink; what
- * is not ours is neither used nor given back. */
-static void refill_drain(const Shma__RefillReply *r, struct tcache *t, unsigned cls)
+static int bin_put(void *arg, uint64_t ref)
 {
-	struct refill_sink k = {.t = t, .cls = cls, .cap = high_water(cls)};
-	uint64_t size = sizeclass_size(cls);
-	for (size_t i = r->n_runs; i-- > 0;) {
-		const Shma__Run *run = r->runs[i];
-		if (run->count == 0 || run->count > FLUSH_CHUNK * 4 ||
-		    !ref_ok(run->first, (uint64_t)run->count * size) ||
-		    !refill_run_ok(run->first, run->count, cls))
-			continue;
-		for (uint32_t j = run->count; j-- > 0;)
-			sink_put(&k, run->first + (uint64_t)j * size);
-	}
-	for (size_t i = r->n_refs; i-- > 0;)
-		if (refill_ref_ok(r->refs[i], cls))
-			sink_put(&k, r->refs[i]);
-	if (k.nback)
-		send_flush(k.back, k.nback);
+	struct bin_put *p = arg;
+	uint32_t *count = &p->t->slot->bins[p->cls].count;
+	if (*count >= p->cap)
+		return 0;
+	tcache_push(count, p->t->hot[p->cls].stack, *count, ref);
+	return 1;
 }
 
-static uint64_t send_refill(const struct tcache *t, unsigned cls, uint32_t count)
+/* Collects the answer to refill ticket into bin cls; 0 or -errno. */
+static int take_refill(struct tcache *t, unsigned cls, call_ticket ticket)
 {
-	Shma__Request req;
-	Shma__Refill rf;
-	wire_refill(&req, &rf, cls, count, t->index + 1);
-	return conn_send(&req);
-}
-
-/* Collects the answer to refill id; with the lock held.  0 or -errno. */
-static int take_refill(struct tcache *t, unsigned cls, uint64_t id)
-{
-	Shma__Response *resp;
-	int rc = conn_wait(id, &resp);
-	if (rc == 0 && (resp->body_case != SHMA__RESPONSE__BODY_REFILL ||
-			resp->refill->size_class != cls))
-		rc = -EPROTO;
-	if (rc == 0 && t->generation == conn_generation()) {
-		/* What does not fit (the bin filled with frees since it was
-		 * asked for) goes back at once. */
-		refill_drain(resp->refill, t, cls);
-		/* In the bin now: tell the daemon, before any can be popped
-		 * (server/inflight.h). */
-		__atomic_store_n(&t->slot->bins[cls].collected, id, __ATOMIC_RELEASE);
-	}
-	conn_done();
-	return rc;
+	if (t->generation != conn_generation())
+		return call_refill_take(ticket, cls, discard, NULL, NULL);
+	struct bin_put p = {.t = t, .cls = cls, .cap = high_water(cls)};
+	return call_refill_take(ticket, cls, bin_put, &p, &t->slot->bins[cls].collected);
 }
 
 /* One object straight from the daemon, for a thread that has no slot (more
  * threads than the control block holds); with the lock held. */
 static void *alloc_uncached(unsigned cls)
 {
-	Shma__Request req;
-	Shma__Refill rf;
-	wire_refill(&req, &rf, cls, 1, 0);
-	Shma__Response *resp;
-	int rc = conn_call(&req, &resp);
-	uint64_t ref = 0;
-	if (rc == 0 && resp->body_case == SHMA__RESPONSE__BODY_REFILL) {
-		const Shma__RefillReply *r = resp->refill;
-		ref = r->n_refs ? r->refs[0] : r->n_runs ? r->runs[0]->first : 0;
-	}
-	if (resp)
-		conn_done();
-	if (!refill_ref_ok(ref, cls)) {
-		errno = rc == 0 ? EPROTO : -rc;
-		return NULL;
-	}
-	return map_ptr(ref);
+	uint64_t ref = call_object(cls);
+	return ref != 0 ? map_ptr(ref) : NULL;
 }
 
 /* The calling thread's cache while the connection is lost and it still
@@ -550,20 +439,12 @@ static struct tcache *self_offline(unsigned cls)
 	return t->slot->bins[cls].count > 0 ? t : NULL;
 }
 
-/* The clock adapt_batch() reads: CLOCK_MONOTONIC, on the slow path only. */
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* The next batch of a class: twice as large while the class is refilled in
  * quick succession (it keeps missing), half as large when it is not, between
  * BATCH_START and the cap; the next refill is asked for at half of it. */
 static void adapt_batch(struct tcache *t, unsigned cls)
 {
-	uint64_t now = now_ns(), since = now - t->last_refill_ns[cls];
+	uint64_t now = clock_ns(), since = now - t->last_refill_ns[cls];
 	uint32_t b = t->batch[cls];
 	t->last_refill_ns[cls] = now;
 	if (since < GROW_WITHIN_NS)
@@ -592,12 +473,12 @@ static uint32_t refill_count(const struct tcache *t, unsigned cls)
  * on this connection, else a new one.  0 or -errno. */
 static int refill_now(struct tcache *t, unsigned cls)
 {
-	uint64_t id = t->pending[cls];
+	call_ticket id = t->pending[cls];
 	t->pending[cls] = 0;
-	if (id != 0 && !conn_id_current(id))
+	if (id != 0 && !call_ticket_live(id))
 		id = 0; /* asked on a connection that is gone: never answered */
 	if (id == 0)
-		id = send_refill(t, cls, refill_count(t, cls));
+		id = call_refill_ask(t->index, cls, refill_count(t, cls));
 	int rc = id ? take_refill(t, cls, id) : -ECONNRESET;
 	adapt_batch(t, cls);
 	return rc;
@@ -614,42 +495,36 @@ static int no_slot_owned(void)
 	return 1;
 }
 
-/* Takes in the answer to refill id that no bin will have (not expected:
- * see first_refill()) and gives its objects back, so none is lost. */
-static void drop_refill(uint64_t id)
-{
-	Shma__Response *resp;
-	if (conn_wait(id, &resp) == 0 && resp->body_case == SHMA__RESPONSE__BODY_REFILL &&
-	    resp->refill->size_class < SIZECLASS_COUNT)
-		refill_drain(resp->refill, NULL, (unsigned)resp->refill->size_class);
-	conn_done();
-}
-
 /* The calling thread's cache, as self_locked(); when that connects us with
  * no slot of ours held anywhere, the first refill of cls rides behind the
- * Hello (conn.c): the block is new, this thread takes its slot 0, and its
- * first malloc waits for one round trip instead of two. */
+ * Hello (call_connect_refill()): the block is new, this thread takes its
+ * slot 0, and its first malloc waits for one round trip instead of two.
+ * Should the refill find no bin to go to (not expected), its objects go
+ * back, so none is lost. */
 static struct tcache *first_refill(unsigned cls)
 {
+	call_ticket id = 0;
 	/* The first batches of the small classes come in the new block
-	 * (shm/layout.h: layout_prefilled()): for those the Hello goes alone. */
+	 * (shm/layout.h: layout_prefilled()): for those the Hello goes alone
+	 * (self_locked() connects), for the others a refill rides behind it. */
 	if (!conn_connected() && no_slot_owned())
 		conn_want_first_batches(1);
 	if (!conn_connected() && no_slot_owned() && !layout_prefilled(cls)) {
 		uint32_t n = BATCH_START < batch_cap(cls) ? BATCH_START : batch_cap(cls);
 		uint64_t room = THREAD_CACHE_MAX / sizeclass_size(cls);
-		conn_want_first_refill(cls, n < room ? n : room > 8 ? (uint32_t)room : 8);
+		int rc = call_connect_refill(cls, n < room ? n : room > 8 ? (uint32_t)room : 8, &id);
+		if (rc != 0) {
+			errno = -rc;
+			return NULL;
+		}
 	}
 	struct tcache *t = self_locked();
-	conn_want_first_refill(0, 0);
 	conn_want_first_batches(0);
-	unsigned ecls = 0;
-	uint64_t id = conn_first_refill(&ecls);
-	if (id != 0) {
-		if (t != NULL && t->index == 0 && ecls == cls && t->pending[cls] == 0)
+	if (id != 0 && call_ticket_live(id)) {
+		if (t != NULL && t->index == 0 && t->pending[cls] == 0)
 			t->pending[cls] = id;
 		else
-			drop_refill(id);
+			call_refill_take(id, cls, NULL, NULL, NULL);
 	}
 	return t;
 }
@@ -692,7 +567,7 @@ void *tcache_alloc_slow(unsigned cls)
 	}
 	if (b->count == 0) {
 		/* A refill asked ahead of need that is already here is no wait. */
-		if (t->pending[cls] == 0 || !conn_id_current(t->pending[cls]) || !conn_readable())
+		if (!call_ticket_ready(t->pending[cls]))
 			t->slot->waits++;
 		rc = refill_now(t, cls);
 		/* The daemon was restarted under us: once more, on a new
@@ -700,8 +575,8 @@ void *tcache_alloc_slow(unsigned cls)
 		if (rc == -ECONNRESET && b->count == 0 && self_locked() == t)
 			rc = refill_now(t, cls);
 	} else if (conn_connected() &&
-		   (t->pending[cls] == 0 || !conn_id_current(t->pending[cls]))) {
-		t->pending[cls] = send_refill(t, cls, refill_count(t, cls));
+		   (t->pending[cls] == 0 || !call_ticket_live(t->pending[cls]))) {
+		t->pending[cls] = call_refill_ask(t->index, cls, refill_count(t, cls));
 		t->hot[cls].low = 0; /* the fast path until the bin is empty */
 	}
 	conn_unlock();
@@ -709,14 +584,14 @@ void *tcache_alloc_slow(unsigned cls)
 		errno = rc == -ENOMEM || rc == 0 ? ENOMEM : -rc;
 		return NULL;
 	}
-	return pop(t, cls);
+	return tcache_pop(&b->count, t->hot[cls].stack, b->count);
 }
 
 void tcache_free_direct(uint64_t ref)
 {
 	conn_lock();
 	if (conn_ensure() == 0)
-		send_flush(&ref, 1);
+		call_flush(&ref, 1);
 	conn_unlock();
 }
 
@@ -733,11 +608,8 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 	if (t == NULL || bin_ready(t, cls) != 0) {
 		/* No cache for this thread (or no room for the bin): hand the
 		 * block straight back. */
-		Shma__Request req;
-		Shma__Flush f;
-		wire_flush(&req, &f, &ref, 1, 0);
 		if (conn_ensure() == 0)
-			conn_send(&req);
+			call_flush(&ref, 1);
 		conn_unlock();
 		return;
 	}
@@ -746,7 +618,7 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 		/* Full: a refill asked ahead would only go back.  If its answer
 		 * is here, take it in now (what does not fit goes back at once)
 		 * rather than hold its objects out until the bin runs dry. */
-		if (t->pending[cls] != 0 && conn_id_current(t->pending[cls]) && conn_readable()) {
+		if (call_ticket_ready(t->pending[cls])) {
 			take_refill(t, cls, t->pending[cls]);
 			t->pending[cls] = 0;
 			t->hot[cls].low = (uint16_t)(t->batch[cls] / 2);
@@ -757,11 +629,11 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 		/* Offline and full: this one goes back when we can. */
 		uint64_t one = ref;
 		if (conn_ensure() == 0)
-			send_flush(&one, 1);
+			call_flush(&one, 1);
 		conn_unlock();
 		return;
 	}
-	push(t, cls, ref);
+	tcache_push(&b->count, t->hot[cls].stack, b->count, ref);
 	if (cached_bytes(t) > THREAD_CACHE_MAX)
 		for (unsigned c = 0; c < SIZECLASS_COUNT; c++)
 			flush_bin(t, c, t->slot->bins[c].count / 2);

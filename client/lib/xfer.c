@@ -36,7 +36,7 @@
  */
 #include "config.h"
 
-#include "client.h"
+#include "call.h"
 #include "xfer.h"
 
 #include <errno.h>
@@ -273,10 +273,7 @@ static void flush_entry(struct control_block *cb, unsigned cls, unsigned e)
 	 * twice. */
 	__atomic_store_n(&x->state[e], SHMA_XFER_EMPTY, __ATOMIC_RELEASE);
 	budget_give(cb, (uint64_t)n * sizeclass_size(cls));
-	Shma__Request req;
-	Shma__Flush f;
-	wire_flush(&req, &f, refs, n, 0);
-	conn_send(&req);
+	call_flush(refs, n);
 }
 
 void xfer_flush_all(void)

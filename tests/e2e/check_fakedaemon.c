@@ -7,7 +7,8 @@
  * (a negative errno from shma_connect(), NULL and errno from shma_malloc()),
  * within the reply timeout (SHMALLOC_REPLY_TIMEOUT_MS, 500 ms here), never
  * a crash or a hang.  The fake serves a real-looking heap (segments 'M' and
- * 'p' it made, a control block passed with SCM_RIGHTS), so the values it
+ * 'p' it made, a control block passed with SCM_RIGHTS: tests/unit/modeld.h
+ * makes them, as for the model daemon), so the values it
  * spoils are the only thing wrong; after a good Hello it answers refills
  * with refs in an arena's metadata, inside an object, of another class,
  * past the heap, or a run of 2^31 objects.  Each case is one test; CK_FORK gives each a fresh
@@ -16,6 +17,7 @@
 #include "e2e.h"
 #include "frame.h"
 #include "layout.h"
+#include "modeld.h"
 #include "raw.h"
 #include "shmalloc.h"
 #include "shmalloc.pb-c.h"
@@ -77,69 +79,28 @@ struct fake {
 	int ctl_fd;
 };
 
-static int make_segment(const struct fake *f, char kind, uint64_t size)
-{
-	char name[96];
-	snprintf(name, sizeof name, "/shmalloc.%s.%c%s", f->instance, kind, kind == 'c' ? "1" : "");
-	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
-	return fd;
-}
-
-static void unlink_segments(const struct fake *f)
-{
-	char name[96];
-	const char *kinds[] = {"M", "p", "c1"};
-	for (unsigned i = 0; i < 3; i++) {
-		snprintf(name, sizeof name, "/shmalloc.%s.%s", f->instance, kinds[i]);
-		shm_unlink(name);
-	}
-}
-
-/* The heap a daemon would have made: header, arena 0 with its metadata
- * pages marked and one span of FAKE_CLASS at its first user page. */
+/* The heap a daemon would have made (modeld_make_segments(): header,
+ * arena 0's metadata pages, the control block), with one span of FAKE_CLASS
+ * at arena 0's first user page and another class's span right after it. */
 static void make_heap(struct fake *f)
 {
-	ck_assert_int_eq(layout_geometry(FAKE_ARENA, &f->g), 0);
-	uint64_t msize = layout_meta_size(f->g.meta_bytes, FAKE_ARENAS);
-	int mfd = make_segment(f, 'M', msize);
-	char *m = mmap(NULL, msize, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-	ck_assert_ptr_ne(m, MAP_FAILED);
-	struct heap_header *hh = (struct heap_header *)m;
-	hh->layout_version = SHMA_LAYOUT_VERSION;
-	hh->page_shift = SHMA_PAGE_SHIFT;
-	strcpy(hh->instance, f->instance);
-	hh->base = 0x320000000000ull;
-	hh->range = FAKE_ARENA * FAKE_ARENAS;
-	hh->arena_size = FAKE_ARENA;
-	hh->meta_bytes = f->g.meta_bytes;
-	hh->max_arenas = FAKE_ARENAS;
-	hh->narenas = 1;
-	hh->magic = SHMA_HEAP_MAGIC;
-	struct page_entry *pm = layout_page_map(m + layout_meta_offset(f->g.meta_bytes, 0), &f->g);
-	for (uint32_t p = 0; p < f->g.meta_pages; p++)
-		pm[p].kind = PAGE_META;
+	f->ctl_fd = modeld_make_segments(f->instance, FAKE_ARENA, FAKE_ARENAS, 0x320000000000ull,
+					 &f->g);
+	uint64_t msize;
+	char *m = modeld_map_meta(f->instance, &f->g, FAKE_ARENAS, &msize);
+	struct page_entry *pm = modeld_page_map(m, &f->g, 0);
 	uint32_t first = f->g.meta_pages, n = sizeclass_table[FAKE_CLASS].span_pages;
 	for (uint32_t p = first; p < first + n; p++) {
 		pm[p].cls = FAKE_CLASS;
 		pm[p].span_start = first;
 		pm[p].kind = PAGE_SPAN;
 	}
-	/* Another class's span right after it. */
 	for (uint32_t p = first + n; p < first + n + sizeclass_table[FAKE_CLASS + 1].span_pages; p++) {
 		pm[p].cls = FAKE_CLASS + 1;
 		pm[p].span_start = first + n;
 		pm[p].kind = PAGE_SPAN;
 	}
 	munmap(m, msize);
-	close(mfd);
-	close(make_segment(f, 'p', FAKE_ARENA * FAKE_ARENAS));
-	f->ctl_fd = make_segment(f, 'c', sizeof(struct control_block));
-	struct control_header ch = {.magic = SHMA_CONTROL_MAGIC, .layout_version = SHMA_LAYOUT_VERSION,
-				    .nslots = SHMA_CONTROL_SLOTS, .client_id = 1,
-				    .nclasses = SIZECLASS_COUNT};
-	ck_assert_int_eq(pwrite(f->ctl_fd, &ch, sizeof ch, 0), (ssize_t)sizeof ch);
 }
 
 /* Writes n bytes with fd passed alongside (SCM_RIGHTS). */
@@ -338,7 +299,7 @@ static void fake_start(struct fake *f, enum fake_mode mode)
 	ck_assert_ptr_nonnull(mkdtemp(f->dir));
 	snprintf(f->socket, sizeof f->socket, "%s/sock", f->dir);
 	snprintf(f->instance, sizeof f->instance, "fake%ld", (long)getpid());
-	unlink_segments(f);
+	modeld_unlink_segments(f->instance);
 	make_heap(f);
 	if (mode == FAKE_FIRST_BATCH_BAD)
 		plant_bad_first_batch(f);
@@ -362,7 +323,7 @@ static void fake_stop(struct fake *f)
 	unlink(f->socket);
 	rmdir(f->dir);
 	close(f->ctl_fd);
-	unlink_segments(f);
+	modeld_unlink_segments(f->instance);
 }
 
 static uint64_t now_ms(void)

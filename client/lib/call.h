@@ -1,0 +1,87 @@
+/*
+ * The library's calls to its daemon, typed (call.c), over the transport
+ * (transport.c): the one place besides the connection's own files that
+ * builds a request, reads an answer or knows a request id.  tcache.c,
+ * api.c and largecache.c ask for "a refill of class k for this slot", "a
+ * large block of n bytes" and get refs back -- and only refs the page map
+ * vouches for (the daemon is believed only so far).  As mimalloc's os.c
+ * sits over prim.h, so this sits over the transport.
+ *
+ * Everything here runs with the connection's lock held (conn_lock()).
+ */
+#ifndef SHMA_CALL_H
+#define SHMA_CALL_H
+
+#include "client.h"
+
+/* ---- refills ---- */
+/* A refill asked of the daemon and not taken in yet: 0 is none.  Good for
+ * the connection it was asked on only. */
+typedef uint64_t call_ticket;
+
+/* Asks for count objects of class cls for the bin of control-block slot
+ * `slot` and does not wait: the ticket, or 0 if nothing could be sent. */
+SHMA_HIDDEN call_ticket call_refill_ask(unsigned slot, unsigned cls, uint32_t count);
+/* Connects a process that is not connected, asking in the same write as
+ * the Hello for a refill of count objects of class cls for slot 0 of the
+ * control block the reply brings (only when that block is new): 0 or
+ * -errno, and *ticket the refill's, or 0 when none was asked. */
+SHMA_HIDDEN int call_connect_refill(unsigned cls, uint32_t count, call_ticket *ticket);
+/* 1 if ticket was asked on the current connection (its answer may come). */
+SHMA_HIDDEN int call_ticket_live(call_ticket ticket);
+/* 1 if ticket is live and some answer is there to read without waiting. */
+SHMA_HIDDEN int call_ticket_ready(call_ticket ticket);
+/* Where a refill's objects go, one at a time: 1 if taken, 0 if it must go
+ * back to the daemon (no room). */
+typedef int (*call_put_fn)(void *arg, uint64_t ref);
+/* Waits for the answer to ticket, a refill of class cls: every object the
+ * page map vouches for goes to put (the last first, so that the first ends
+ * on top of a stack), those it refuses back to the daemon, then the ticket
+ * into *collected (the daemon's record that the answer was taken in,
+ * server/inflight.h) unless collected is NULL.  put NULL: every object goes
+ * back, whatever class the answer says.  0 or -errno. */
+SHMA_HIDDEN int call_refill_take(call_ticket ticket, unsigned cls, call_put_fn put, void *arg,
+				 uint64_t *collected);
+/* One object of class cls straight from the daemon (a thread with no
+ * cache): its ref, or 0 with errno set. */
+SHMA_HIDDEN uint64_t call_object(unsigned cls);
+
+/* ---- frees ---- */
+/* Sends n refs of small objects back in one message nobody waits for
+ * (lost with the connection: in flight, they leak). */
+SHMA_HIDDEN void call_flush(uint64_t *refs, size_t n);
+/* The same for refs of refills in flight when a daemon died (salvage). */
+SHMA_HIDDEN void call_flush_in_flight(uint64_t *refs, size_t n);
+
+/* ---- large blocks ---- */
+/* A large block of at least size bytes: 0 with *ref its first page, or
+ * -errno.  The daemon's answer is believed once the page map says a block
+ * of that size starts there (else the block goes back: -EPROTO). */
+SHMA_HIDDEN int call_alloc_large(uint64_t size, uint64_t *ref);
+/* Gives large block ref back and waits for the daemon to take it. */
+SHMA_HIDDEN void call_free_large(uint64_t ref);
+/* The same, without waiting unless too many answers are out already. */
+SHMA_HIDDEN void call_free_large_unanswered(uint64_t ref);
+
+/* ---- roots, goodbye ---- */
+SHMA_HIDDEN int call_publish(const char *name, uint64_t ref);
+SHMA_HIDDEN int call_lookup(const char *name, uint64_t *ref);
+SHMA_HIDDEN int call_unpublish(const char *name);
+/* Says goodbye and waits for the daemon's word (the connection then ends). */
+SHMA_HIDDEN void call_goodbye(void);
+
+/* ---- stats ---- */
+/* The daemon's StatsReply, in (*resp)->stats, valid until conn_done(). */
+SHMA_HIDDEN int stats_fetch(Shma__Response **resp);
+/* stats_json.c: the StatsReply as JSON. */
+SHMA_HIDDEN void stats_json_write(FILE *f, const Shma__StatsReply *r);
+
+/* ---- any request ---- */
+/* Sends req and waits for its response, *resp valid until conn_done():
+ * connecting first, and once more on a new connection when the daemon died
+ * with a request that may be resent (may_repeat()).  0, or a negative errno
+ * (the daemon's Error code too).  For the requests the library has no call
+ * of its own for (shmallocctl's Roots). */
+SHMA_HIDDEN int conn_call(Shma__Request *req, Shma__Response **resp);
+
+#endif

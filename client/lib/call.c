@@ -9,6 +9,7 @@
 
 #include "call.h"
 #include "conn.h"
+#include "requests.h"
 #include "sizeclass.h"
 
 #include <errno.h>
@@ -19,16 +20,7 @@
  * A Flush, FreeLarge, Publish, Unpublish or Goodbye twice would not be. */
 static int may_repeat(const Shma__Request *req)
 {
-	switch (req->body_case) {
-	case SHMA__REQUEST__BODY_REFILL:
-	case SHMA__REQUEST__BODY_ALLOC_LARGE:
-	case SHMA__REQUEST__BODY_STATS:
-	case SHMA__REQUEST__BODY_LOOKUP:
-	case SHMA__REQUEST__BODY_ROOTS:
-		return 1;
-	default:
-		return 0;
-	}
+	return shma_request_may_repeat(req->body_case); /* proto/requests.h's table */
 }
 
 int conn_call(Shma__Request *req, Shma__Response **resp)

@@ -33,6 +33,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "clock.h"
 #include "layout.h"
 #include "ref.h"
 #include "shmalloc.pb-c.h"
@@ -247,18 +248,7 @@ SHMA_HIDDEN void lcache_flush(void);
 /* After fork: the parent's blocks are not ours to keep. */
 SHMA_HIDDEN void lcache_forget(void);
 
-/* ---- the clock (CLOCK_MONOTONIC), on slow paths only ---- */
-static inline uint64_t clock_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static inline uint64_t clock_ms(void)
-{
-	return clock_ns() / 1000000u;
-}
+/* ---- the clock: shm/clock.h's monotonic_ns()/monotonic_ms(), on slow paths only ---- */
 
 /* ---- memory for the library's own use (prim.c) ---- */
 /* len > 0 zeroed, page-aligned bytes of private anonymous memory, committed

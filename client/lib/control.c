@@ -127,7 +127,7 @@ int ctl_map(const char *instance, uint64_t client_id, int fd, int readopt)
 	int rc;
 	if (fd < 0) {
 		char name[SEG_NAME_MAX];
-		rc = seg_name(name, sizeof name, instance, 'c', client_id);
+		rc = seg_name(name, sizeof name, instance, SEG_CONTROL, client_id);
 		if (rc != 0)
 			return rc;
 		fd = seg_open(name, 1);

@@ -337,7 +337,7 @@ int conn_ensure_behind(Shma__Request *behind, uint64_t *behind_id)
 	 * dying one may still take a connection and reset it before our Hello
 	 * is answered.  Either way, try again, for about RECONNECT_MS -- once:
 	 * after that, one quick try per RETRY_GAP_MS. */
-	uint64_t now = clock_ms();
+	uint64_t now = monotonic_ms();
 	if (hs.gave_up && now - hs.failed_ms < RETRY_GAP_MS)
 		return hs.failed_rc;
 	unsigned slept = 0, sleep_ms = 10;
@@ -349,7 +349,7 @@ int conn_ensure_behind(Shma__Request *behind, uint64_t *behind_id)
 		}
 		if ((rc != -ECONNRESET && rc != -EPIPE) || slept >= RECONNECT_MS || hs.gave_up) {
 			hs.gave_up = 1;
-			hs.failed_ms = clock_ms();
+			hs.failed_ms = monotonic_ms();
 			hs.failed_rc = rc;
 			return rc;
 		}

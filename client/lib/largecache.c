@@ -158,7 +158,7 @@ int lcache_put(uint64_t ref, uint64_t size)
 	cb->hdr.large[empty].size = size;
 	/* The size before the ref: the daemon reads an entry by its ref. */
 	__atomic_store_n(&cb->hdr.large[empty].ref, ref, __ATOMIC_RELEASE);
-	lc.since_ms[empty] = clock_ms();
+	lc.since_ms[empty] = monotonic_ms();
 	return 1;
 }
 
@@ -167,7 +167,7 @@ void lcache_expire(void)
 	struct control_block *cb = conn_control();
 	if (cb == NULL || !conn_connected())
 		return;
-	uint64_t now = clock_ms();
+	uint64_t now = monotonic_ms();
 	for (unsigned i = 0; i < SHMA_LARGE_KEEP; i++)
 		if (cb->hdr.large[i].ref != 0 && now - lc.since_ms[i] >= lc.decay_ms)
 			evict(cb, i);

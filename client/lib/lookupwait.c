@@ -49,13 +49,6 @@ struct waiter {
 	int silent;               /* the daemon did not answer in time */
 };
 
-static uint64_t monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static unsigned reply_timeout_ms(void)
 {
 	const char *env = getenv("SHMALLOC_REPLY_TIMEOUT_MS");

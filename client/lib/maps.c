@@ -39,7 +39,7 @@ struct heap_view map_view;
 
 /* Opens segment kind of instance and maps it: at base (same address),
  * else anywhere aligned to align.  NULL with errno set. */
-static void *map_segment(const char *instance, char kind, uint64_t len, int writable,
+static void *map_segment(const char *instance, enum seg_kind kind, uint64_t len, int writable,
 			 uint64_t base, size_t align, int *at_base)
 {
 	char name[SEG_NAME_MAX];
@@ -106,13 +106,13 @@ int map_setup(const struct heap_shape *h)
 	}
 	int unused = 0, at_base = 0;
 	uint64_t meta_size = layout_meta_size(h->meta_bytes, h->max_arenas);
-	const char *meta = map_segment(h->instance, 'M', meta_size, 0, 0, SHMA_PAGE_SIZE, &unused);
+	const char *meta = map_segment(h->instance, SEG_META, meta_size, 0, 0, SHMA_PAGE_SIZE, &unused);
 	if (meta == NULL)
 		return -errno;
 	rc = check_header((const struct heap_header *)meta, h);
 	char *base = NULL;
 	if (rc == 0) {
-		base = map_segment(h->instance, 'p', h->range, 1, h->base,
+		base = map_segment(h->instance, SEG_PAGES, h->range, 1, h->base,
 				   (size_t)h->arena_size, &at_base);
 		rc = base ? 0 : -errno;
 	}

@@ -444,7 +444,7 @@ static struct tcache *self_offline(unsigned cls)
  * BATCH_START and the cap; the next refill is asked for at half of it. */
 static void adapt_batch(struct tcache *t, unsigned cls)
 {
-	uint64_t now = clock_ns(), since = now - t->last_refill_ns[cls];
+	uint64_t now = monotonic_ns(), since = now - t->last_refill_ns[cls];
 	uint32_t b = t->batch[cls];
 	t->last_refill_ns[cls] = now;
 	if (since < GROW_WITHIN_NS)

@@ -252,7 +252,7 @@ static ssize_t recv_some(uint8_t *buf, size_t cap)
 }
 
 /* Reads until one whole frame is in rbuf; body and len name it.  Waits
- * until deadline (clock_ms()) at most: -ETIMEDOUT. */
+ * until deadline (monotonic_ms()) at most: -ETIMEDOUT. */
 static int read_frame(const uint8_t **body, uint32_t *len, size_t *used, uint64_t deadline)
 {
 	for (;;) {
@@ -262,7 +262,7 @@ static int read_frame(const uint8_t **body, uint32_t *len, size_t *used, uint64_
 			return 0;
 		if (st != FRAME_NEED_MORE)
 			return -EPROTO;
-		uint64_t now = clock_ms();
+		uint64_t now = monotonic_ms();
 		if (now >= deadline)
 			return -ETIMEDOUT;
 		struct pollfd pfd = {.fd = conn.fd, .events = POLLIN};
@@ -401,7 +401,7 @@ int conn_wait(uint64_t id, Shma__Response **resp)
 		return -ECONNRESET; /* sent on a connection that is gone */
 	if (unpark(id, resp, &rc))
 		return rc;
-	uint64_t deadline = clock_ms() + conn_timeout_ms();
+	uint64_t deadline = monotonic_ms() + conn_timeout_ms();
 	for (;;) {
 		const uint8_t *body;
 		uint32_t len;

@@ -177,7 +177,7 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 			log_msg(SLOG_WARN, "client %llu: no region (out of memory): its blocks "
 				"outlive it", (unsigned long long)c->id);
 	}
-	if (!adopted && h->first_batches)
+	if (!adopted && h->first_batches && !c->observer) /* an observer allocates nothing */
 		daemon_control_prefill(d, c); /* its first batches, in the block */
 	c->hello_done = 1;
 	Shma__HelloReply *r = reply_hello(resp, s, req->id);

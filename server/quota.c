@@ -1,5 +1,5 @@
 /*
- * Limits per uid and per process (DESIGN.md §7).
+ * Limits per uid and per process (doc/architecture.md, Security).
  *
  * A cap per connection is no cap: a process opens as many connections as it
  * likes, and a user runs as many processes.  So what a client takes is

@@ -3,7 +3,7 @@
  * free blocks, so that a thread whose bin overflows feeds a sibling whose
  * bin runs low without the daemon and without the connection's lock (as
  * tcmalloc's transfer cache sits between its thread caches and its central
- * free lists; DESIGN.md section 4, doc/architecture.md "Transfer cache").
+ * free lists; doc/architecture.md, "Transfer cache").
  *
  * It lives in the control block (shm/layout.h: struct control_xfer, and
  * xfer_refs), so the daemon finds every ref in it if the process dies.  Per

@@ -1,5 +1,5 @@
 /*
- * Access control (DESIGN.md §7): who may use a daemon, and what the file
+ * Access control (doc/architecture.md, Security): who may use a daemon, and what the file
  * system lets them reach.  The test runs as root and forks clients that
  * drop to another uid and gid, so it proves the real thing: a peer the
  * daemon does not list is refused with one EACCES Error and nothing else

@@ -1,5 +1,5 @@
 /*
- * The perimeter (DESIGN.md §7): attacks by another user on the socket's
+ * The perimeter (doc/architecture.md, Security): attacks by another user on the socket's
  * directory, and by a daemon of another user on the clients.  Each test creates the real users it needs (useradd,
  * unique names per run, removed at the end) and forks processes that become
  * them, so it proves the real thing; without root or useradd it prints

@@ -1,5 +1,5 @@
 /*
- * Limits per process and per uid (DESIGN.md §7, server/quota.c): a process
+ * Limits per process and per uid (doc/architecture.md, Security; server/quota.c): a process
  * cannot beat --client-max-memory by opening more connections, and one user
  * at its limits of connections, roots, large blocks and orphaned control
  * blocks gets EAGAIN for what would cross them -- one log line each -- while

@@ -1,5 +1,5 @@
 /*
- * Squatting in /dev/shm (DESIGN.md §7): another user creates files under the
+ * Squatting in /dev/shm (doc/architecture.md, Security): another user creates files under the
  * names the daemon's segments carry -- before it starts, while it runs, or
  * while it is down -- and the daemon must neither adopt them, nor remove
  * them, nor let them stop it from starting or serving.  The squatter is a

@@ -17,6 +17,7 @@
 	XX(ctl) \
 	XX(hostile) \
 	XX(debug) \
+	XX(badfree) \
 	XX(reclaim) \
 	XX(restart) \
 	XX(quarantine) \

@@ -9,7 +9,7 @@
  */
 #include "config.h"
 
-#include "check.h"
+#include "freecheck.h"
 #include "client.h"
 #include "debug.h"
 #include "seg.h"
@@ -147,7 +147,7 @@ static void *small_alloc_slow(size_t size)
 
 /* A pop from the calling thread's bin of the class of size (size below
  * the large threshold), or the slow path when there is none to pop.  fresh:
- * the block's freed mark cleared (check.h; debug.c clears it itself). */
+ * the block's freed mark cleared (freecheck.h; debug.c clears it itself). */
 static inline void *malloc_small(size_t size, int fresh)
 {
 	unsigned cls = sizeclass_of(size);
@@ -240,7 +240,7 @@ static void free_placed(void *p)
 }
 
 /* What shma_free() does not place itself, or whose test failed: judged
- * (check.c), then placed. */
+ * (freecheck.c), then placed. */
 static __attribute__((noinline)) void free_other(void *p)
 {
 	if (check_free(p, "free", CHECK_READ_MARK | CHECK_WRITE_MARK))

@@ -8,7 +8,7 @@
  * mode can check the canary of a block another process allocated, and a
  * block allocated without debug mode (no tag) is left unchecked rather than
  * misjudged.  A freed block is filled with 0xDD and carries the freed mark
- * of check.h in its second word (the caches keep refs, never a link in the
+ * of freecheck.h in its second word (the caches keep refs, never a link in the
  * block); check_free() judges every free, as without debug mode.
  *
  * Nothing here calls malloc: the table of live blocks (for the leak report)
@@ -17,7 +17,7 @@
  */
 #include "config.h"
 
-#include "check.h"
+#include "freecheck.h"
 #include "debug.h"
 #include "table.h"
 
@@ -325,11 +325,9 @@ void *debug_malloc(size_t size, size_t align)
 	return p;
 }
 
-static int checked_free(void *p, size_t usable)
+static void checked_free(void *p, size_t usable)
 {
 	uint64_t n;
-	if (!check_free(p, "free", CHECK_READ_MARK))
-		return -1;
 	if (requested(p, usable, &n)) {
 		uint64_t canary;
 		memcpy(&canary, (char *)p + n, sizeof canary);
@@ -340,8 +338,20 @@ static int checked_free(void *p, size_t usable)
 	}
 	live_remove((uintptr_t)p);
 	memset(p, 0xDD, usable);
-	check_mark(p);
-	return 0;
+}
+
+/* The freed mark (freecheck.h) of p read and, if the free may go on, written:
+ * with the tools told that our code reads and writes that word. */
+static int mark_free(void *p)
+{
+	void *w = (uint64_t *)p + CHECK_MARK_WORD;
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+	if (debug_flags & DEBUG_VALGRIND)
+		VALGRIND_MAKE_MEM_DEFINED(w, sizeof(uint64_t));
+#endif
+	if (debug_flags & DEBUG_ASAN)
+		__asan_unpoison_memory_region(w, sizeof(uint64_t));
+	return check_free(p, "free", CHECK_READ_MARK | CHECK_WRITE_MARK);
 }
 
 void debug_free(void *p)
@@ -354,7 +364,7 @@ void debug_free(void *p)
 	if (!check_free(p, "free", 0))
 		return;
 	size_t usable = api_usable_size(p);
-	if (usable == 0)
+	if (usable == 0 || !mark_free(p))
 		return;
 	if (debug_flags & DEBUG_CHECKS) {
 #ifdef HAVE_VALGRIND_MEMCHECK_H
@@ -363,8 +373,8 @@ void debug_free(void *p)
 #endif
 		if (debug_flags & DEBUG_ASAN)
 			__asan_unpoison_memory_region(p, usable);
-		if (checked_free(p, usable) != 0)
-			return;
+		checked_free(p, usable);
+		check_mark(p); /* over the poison */
 	}
 	if (debug_flags & DEBUG_TRACE)
 		trace('-', p, 0);

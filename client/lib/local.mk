@@ -10,7 +10,7 @@ noinst_LTLIBRARIES += libshmclient.la
 libshmclient_la_SOURCES = client/lib/client.h client/lib/api.c client/lib/conn.c \
 	client/lib/peer.c client/lib/maps.c client/lib/tcache.c client/lib/largecache.c client/lib/pballoc.c \
 	client/lib/prim.c client/lib/stats_json.c \
-	client/lib/debug.c client/lib/debug.h client/lib/check.c client/lib/check.h
+	client/lib/debug.c client/lib/debug.h client/lib/freecheck.c client/lib/freecheck.h
 libshmclient_la_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
 libshmclient_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 libshmclient_la_LIBADD = libshmproto.la libshmcore.la $(PROTOBUF_C_LIBS)

@@ -1,5 +1,5 @@
 /*
- * Bad frees: the slow path's judgement (check.h says what the fast path
+ * Bad frees: the slow path's judgement (freecheck.h says what the fast path
  * tests and why).
  *
  * check_free() takes a pointer the fast path would not place, or whose
@@ -21,7 +21,7 @@
  */
 #include "config.h"
 
-#include "check.h"
+#include "freecheck.h"
 #include "debug.h"
 #include "seg.h"
 
@@ -40,7 +40,6 @@ uint64_t check_key;
 uint64_t check_recip[256];
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static enum check_mode mode = MODE_ABORT;
 static uint32_t bin_first[SIZECLASS_COUNT];
 static uint64_t bitmap_off; /* in an arena's metadata */
 
@@ -54,13 +53,20 @@ struct found {
 enum { FOUND_NOWHERE, FOUND_OWN_CACHE, FOUND_OTHER_CACHE, FOUND_FREE, FOUND_OWN_LARGE,
        FOUND_OTHER_LARGE };
 
-static void init(void)
+/* SHMALLOC_CHECK, read when a bad free is found (so a program may set it
+ * any time before). */
+static enum check_mode mode_now(void)
 {
 	const char *m = getenv("SHMALLOC_CHECK");
 	if (m != NULL && strcmp(m, "warn") == 0)
-		mode = MODE_WARN;
-	else if (m != NULL && (strcmp(m, "0") == 0 || strcmp(m, "off") == 0))
-		mode = MODE_SILENT;
+		return MODE_WARN;
+	if (m != NULL && (strcmp(m, "0") == 0 || strcmp(m, "off") == 0))
+		return MODE_SILENT;
+	return MODE_ABORT;
+}
+
+static void init(void)
+{
 	layout_bin_firsts(bin_first);
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
 		__atomic_store_n(&check_recip[cls], UINT64_MAX / sizeclass_size(cls) + 1,
@@ -92,6 +98,7 @@ static void report(void *p, const char *what, const char *fmt, ...)
 /* One line on stderr, then abort() or return (refused). */
 static void report(void *p, const char *what, const char *fmt, ...)
 {
+	enum check_mode mode = mode_now();
 	if (mode == MODE_SILENT)
 		return;
 	char line[400];
@@ -283,7 +290,7 @@ static int double_free(void *p, const char *what, size_t size, const struct foun
 		break;
 	default:
 		/* The mark may be the program's data: refused, never aborted on. */
-		if (mode == MODE_SILENT)
+		if (mode_now() == MODE_SILENT)
 			return 0;
 		char line[300];
 		int n = snprintf(line, sizeof line,

@@ -30,8 +30,8 @@
  * Everything else (large blocks, pointers out of the heap, confirmation)
  * runs on the slow path, check_free().
  */
-#ifndef SHMA_CLIENT_CHECK_H
-#define SHMA_CLIENT_CHECK_H
+#ifndef SHMA_CLIENT_FREECHECK_H
+#define SHMA_CLIENT_FREECHECK_H
 
 #include "client.h"
 
@@ -39,7 +39,7 @@
  * keep their own free-list links, and a block is at least 16 bytes). */
 #define CHECK_MARK_WORD 1
 
-/* The freed mark of this instance: 0 until check.c has read the heap
+/* The freed mark of this instance: 0 until freecheck.c has read the heap
  * header (every free then finds "the mark" on a cleared block and goes to
  * the slow path, which sets it). */
 extern uint64_t check_key SHMA_HIDDEN;

@@ -189,7 +189,10 @@ static __attribute__((noinline)) void *malloc_other(size_t size)
 {
 	if (unlikely(debug_flags))
 		return debug_malloc(size, 0);
-	return check_fresh(malloc_fast(size));
+	void *p = malloc_fast(size);
+	/* The first call connects and may find debug mode on: debug.c's block
+	 * then, with its canary where the mark would be cleared. */
+	return unlikely(debug_flags) ? p : check_fresh(p);
 }
 
 /* malloc_limit is 0 in debug mode and until the heap is mapped: one

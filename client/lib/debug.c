@@ -340,8 +340,8 @@ static void checked_free(void *p, size_t usable)
 	memset(p, 0xDD, usable);
 }
 
-/* The freed mark (freecheck.h) of p read and, if the free may go on, written:
- * with the tools told that our code reads and writes that word. */
+/* The freed mark (freecheck.h) of p read, with the tools told that our code
+ * reads (and later writes) that word: 1 if the free may go on. */
 static int mark_free(void *p)
 {
 	void *w = (uint64_t *)p + CHECK_MARK_WORD;
@@ -351,7 +351,7 @@ static int mark_free(void *p)
 #endif
 	if (debug_flags & DEBUG_ASAN)
 		__asan_unpoison_memory_region(w, sizeof(uint64_t));
-	return check_free(p, "free", CHECK_READ_MARK | CHECK_WRITE_MARK);
+	return check_free(p, "free", CHECK_READ_MARK);
 }
 
 void debug_free(void *p)
@@ -374,8 +374,8 @@ void debug_free(void *p)
 		if (debug_flags & DEBUG_ASAN)
 			__asan_unpoison_memory_region(p, usable);
 		checked_free(p, usable);
-		check_mark(p); /* over the poison */
 	}
+	check_mark(p); /* after the canary is read, over the poison */
 	if (debug_flags & DEBUG_TRACE)
 		trace('-', p, 0);
 	tools_free(p, usable);

@@ -13,6 +13,10 @@
  *                     "freed", then waits for EOF on stdin
  *   badfree refree NAME   frees the block NAME names (a double free across
  *                     processes), then as the cases above
+ *   badfree clean     no bad free: blocks of every size freed, allocated
+ *                     again (from the caches, their freed mark on them) and
+ *                     freed again, by malloc, calloc, realloc and
+ *                     aligned_alloc; must say nothing
  */
 #include "shmalloc.h"
 
@@ -111,6 +115,26 @@ static int refree(const char *name)
 	return none_overlap(p, 64);
 }
 
+/* Every free here is good: the freed mark of a block taken again from a
+ * cache must be gone, whichever call handed it out. */
+static int clean(void)
+{
+	for (int round = 0; round < 3; round++) {
+		for (size_t len = 1; len <= ((size_t)2 << 20); len = len * 5 / 4 + 1) {
+			void *p[4] = {shma_malloc(len), shma_calloc(1, len),
+				      shma_realloc(shma_malloc(8), len), shma_aligned_alloc(64, len)};
+			for (int i = 0; i < 4; i++) {
+				if (p[i] == NULL)
+					return 2;
+				shma_free(p[i]);
+			}
+		}
+		if (none_overlap(NULL, 0) != 0)
+			return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -120,6 +144,8 @@ int main(int argc, char **argv)
 		return hold(argv[2]);
 	if (strcmp(c, "refree") == 0 && argc == 3)
 		return refree(argv[2]);
+	if (strcmp(c, "clean") == 0)
+		return clean();
 	char *p = shma_malloc(64);
 	if (p == NULL)
 		return 2;

@@ -103,6 +103,21 @@ START_TEST(each_bad_free)
 }
 END_TEST
 
+/* The freed mark of a block handed out again is gone, by every call that
+ * hands blocks out (else a good free later finds it: "carries the freed
+ * mark", refused), in plain and debug mode. */
+START_TEST(good_frees_say_nothing)
+{
+	int st = run(NULL, "clean", NULL);
+	ck_assert_msg(st == 0 && strstr(out, "shmalloc[") == NULL, "exit %d: %.2000s", st, out);
+	setenv("SHMALLOC_DEBUG", "1", 1);
+	st = run(NULL, "clean", NULL);
+	unsetenv("SHMALLOC_DEBUG");
+	ck_assert_msg(st == 0 && strstr(out, "shmalloc[") == NULL, "debug: exit %d: %.2000s", st,
+		      out);
+}
+END_TEST
+
 /* Process A frees a block (it sits in A's cache); B frees it again. */
 static void across_processes(const char *check, int want)
 {
@@ -166,6 +181,7 @@ Suite *make_badfree_suite(void)
 	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, each_bad_free, 0, NCASES);
+	tcase_add_test(tc, good_frees_say_nothing);
 	tcase_add_test(tc, a_block_freed_here_and_by_another_process);
 	tcase_add_test(tc, debug_mode_catches_them_too);
 	suite_add_tcase(s, tc);

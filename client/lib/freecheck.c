@@ -14,7 +14,8 @@
  *   - a large block in this process's large-block cache: "double free";
  *   - a block carrying the freed mark: found in a bin of this process, or
  *     of another process of the instance (its control block read with
- *     pread(), where the file system lets us), or in another process's
+ *     pread(), where the file system lets us: a regular file of the
+ *     daemon's uid, the owner of our own block), or in another process's
  *     large-block cache: "double free"; found nowhere: refused with a line,
  *     never an abort (the mark may be the program's own data).
  * It calls no malloc: the directory of /dev/shm is read with getdents64.
@@ -31,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -187,16 +189,18 @@ static int in_block(int fd, unsigned cls, uint64_t ref, struct found *f)
 	return 0;
 }
 
-/* 1 if the control block of client id (not ours) holds ref. */
-static int in_client(uint64_t id, unsigned cls, uint64_t ref, struct found *f)
+/* 1 if the control block named name in /dev/shm (dir) holds ref: a regular
+ * file of the daemon's uid (a FIFO or another user's file under the name is
+ * neither waited on nor believed). */
+static int in_client(int dir, const char *name, uid_t daemon_uid, unsigned cls, uint64_t ref,
+		     struct found *f)
 {
-	char name[SEG_NAME_MAX];
-	if (seg_name(name, sizeof name, map_view.instance, 'c', id) != 0)
-		return 0;
-	int fd = seg_open(name, 0);
+	int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return 0; /* gone, or another user's: the file system says no */
-	int hit = in_block(fd, cls, ref, f);
+	struct stat st;
+	int hit = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == daemon_uid &&
+		  in_block(fd, cls, ref, f);
 	close(fd);
 	return hit;
 }
@@ -220,6 +224,14 @@ static int in_other_blocks(unsigned cls, uint64_t ref, uint64_t own, struct foun
 	int dir = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return 0;
+	/* The daemon's uid: our own control block's owner. */
+	char mine[SEG_NAME_MAX + 24];
+	struct stat st;
+	snprintf(mine, sizeof mine, "%s%llu", prefix, (unsigned long long)own);
+	if (own == 0 || fstatat(dir, mine, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		close(dir);
+		return 0;
+	}
 	char buf[4096] __attribute__((aligned(8)));
 	int hit = 0;
 	long len;
@@ -232,7 +244,7 @@ static int in_other_blocks(unsigned cls, uint64_t ref, uint64_t own, struct foun
 			char *end;
 			unsigned long long id = strtoull(e->d_name + plen, &end, 10);
 			if (*end == '\0' && end != e->d_name + plen && id != own)
-				hit = in_client(id, cls, ref, f);
+				hit = in_client(dir, e->d_name, st.st_uid, cls, ref, f);
 		}
 	}
 	close(dir);

@@ -2,7 +2,9 @@
  * A program that makes one bad free, exec'd by the badfree suite (a bad
  * free aborts by default, so each case is a process of its own):
  *   badfree CASE      interior, interior16, double, large-double,
- *                     large-interior, local, realloc-freed: prints
+ *                     large-interior, local, realloc-freed,
+ *                     double-after-flush (the first free's block back in
+ *                     the daemon before the second): prints
  *                     "pointer 0x..." (the one it frees wrongly), makes the
  *                     bad free, then -- if still alive (SHMALLOC_CHECK=warn)
  *                     -- allocates many blocks of every kind, all live at
@@ -82,6 +84,15 @@ static int none_overlap(const void *keep, size_t keep_len)
 	return 0;
 }
 
+/* Good frees of the cases' class first: the first free of a process takes
+ * the slow path (it sets the fast path's key and reciprocals), and the bad
+ * free must meet the fast path's tests. */
+static void warm_up(void)
+{
+	for (int i = 0; i < 4; i++)
+		shma_free(shma_malloc(64));
+}
+
 static void say(const void *p)
 {
 	printf("pointer %p\n", p);
@@ -108,6 +119,7 @@ static int refree(const char *name)
 	if (shma_lookup(name, &ref) != 0)
 		return 2;
 	char *p = shma_ptr(ref);
+	warm_up();
 	say(p);
 	shma_free(p);
 	/* Refused: the block is in the other process's cache, so none of ours
@@ -150,6 +162,7 @@ int main(int argc, char **argv)
 	if (p == NULL)
 		return 2;
 	memset(p, 0x5a, 64);
+	warm_up();
 	int local = 0;
 	if (strcmp(c, "interior") == 0 || strcmp(c, "interior16") == 0) {
 		char *q = p + (c[8] ? 16 : 8);
@@ -162,6 +175,14 @@ int main(int argc, char **argv)
 		shma_free(p);
 		shma_free(p);
 		return none_overlap(NULL, 0);
+	}
+	if (strcmp(c, "double-after-flush") == 0) {
+		char *keep = shma_malloc(64); /* its span stays a span */
+		say(p);
+		shma_free(p);
+		shma_disconnect(); /* every cache back to the daemon */
+		shma_free(p);
+		return none_overlap(keep, 64);
 	}
 	if (strcmp(c, "large-double") == 0 || strcmp(c, "large-interior") == 0) {
 		char *q = shma_malloc((size_t)1 << 20);

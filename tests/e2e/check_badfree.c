@@ -90,6 +90,7 @@ static const struct {
 	{"interior", "invalid pointer", "free"},       /* p + 8 of a live 64-byte block */
 	{"interior16", "invalid pointer", "free"},     /* p + 16: aligned, still inside */
 	{"double", "double free detected", "free"},    /* 64 bytes, twice */
+	{"double-after-flush", "double free detected", "free"}, /* free in the heap */
 	{"large-double", "double free detected", "free"},   /* 1 MiB, twice */
 	{"large-interior", "invalid pointer", "free"}, /* 1 MiB, p + 8 */
 	{"local", "invalid pointer", "free"},          /* &local: not the heap's */

@@ -9,9 +9,9 @@
  */
 #include "config.h"
 
-#include "freecheck.h"
 #include "client.h"
 #include "debug.h"
+#include "freecheck.h"
 #include "seg.h"
 #include "shmalloc.h"
 

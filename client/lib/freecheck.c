@@ -322,8 +322,12 @@ static int double_free(void *p, const char *what, size_t size, const struct foun
 static int judge_small(void *p, const char *what, uint64_t off, struct page_entry e, int flags)
 {
 	uint64_t size = sizeclass_size(e.cls);
+	uint64_t page = (off & (map_view.arena_size - 1)) >> SHMA_PAGE_SHIFT;
+	if (page < e.span_start || page - e.span_start >= sizeclass_table[e.cls].span_pages)
+		return 1; /* the page map contradicts itself: the daemon's to judge (it
+			   * quarantines the arena), not the program's fault */
 	uint64_t start = (off & ~(map_view.arena_size - 1)) + ((uint64_t)e.span_start << SHMA_PAGE_SHIFT);
-	uint64_t idx = off >= start ? (off - start) / size : UINT64_MAX;
+	uint64_t idx = (off - start) / size;
 	if (idx >= sizeclass_table[e.cls].objects) {
 		report(p, what, "invalid pointer %p: in a span's tail, no block starts there", p);
 		return 0;
@@ -340,7 +344,9 @@ static int judge_small(void *p, const char *what, uint64_t off, struct page_entr
 		return double_free(p, what, size, &f);
 	}
 	if ((flags & CHECK_READ_MARK) && ((uint64_t *)p)[CHECK_MARK_WORD] == check_key) {
-		find_small(off, e.cls, &f);
+		/* Refused whatever the search finds: it only says why. */
+		if (mode_now() != MODE_SILENT)
+			find_small(off, e.cls, &f);
 		return double_free(p, what, size, &f);
 	}
 	if (flags & CHECK_WRITE_MARK)
@@ -370,7 +376,7 @@ static int judge_large(void *p, const char *what, int flags)
 	int marked = (flags & CHECK_READ_MARK) && ((uint64_t *)p)[CHECK_MARK_WORD] == check_key;
 	struct found f = {FOUND_NOWHERE, 0, 0};
 	conn_lock();
-	find_large(ref, marked, &f);
+	find_large(ref, marked && mode_now() != MODE_SILENT, &f);
 	conn_unlock();
 	if (f.where != FOUND_NOWHERE || marked)
 		return double_free(p, what, size, &f);

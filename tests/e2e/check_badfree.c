@@ -104,6 +104,18 @@ START_TEST(each_bad_free)
 }
 END_TEST
 
+/* SHMALLOC_CHECK=0: no line, and still nothing handed out twice. */
+START_TEST(check_0_refuses_without_a_word)
+{
+	for (int i = 0; i < NCASES; i++) {
+		int st = run("0", cases[i].name, NULL);
+		ck_assert_msg(st == 0 && strstr(out, "shmalloc[") == NULL &&
+				      strstr(out, "no overlap in") != NULL,
+			      "%s: exit %d: %.2000s", cases[i].name, st, out);
+	}
+}
+END_TEST
+
 /* The freed mark of a block handed out again is gone, by every call that
  * hands blocks out (else a good free later finds it: "carries the freed
  * mark", refused), in plain and debug mode. */
@@ -183,6 +195,7 @@ Suite *make_badfree_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, each_bad_free, 0, NCASES);
 	tcase_add_test(tc, good_frees_say_nothing);
+	tcase_add_test(tc, check_0_refuses_without_a_word);
 	tcase_add_test(tc, a_block_freed_here_and_by_another_process);
 	tcase_add_test(tc, debug_mode_catches_them_too);
 	suite_add_tcase(s, tc);

@@ -368,7 +368,8 @@ SHMA_EXPORT void *shma_realloc(void *p, size_t size)
 		shma_free(p);
 		return NULL;
 	}
-	if (!check_free(p, "realloc", unlikely(debug_flags) ? 0 : CHECK_READ_MARK)) {
+	if (!(unlikely(debug_flags) ? debug_check(p, "realloc")
+				    : check_free(p, "realloc", CHECK_READ_MARK))) {
 		errno = EINVAL;
 		return NULL;
 	}

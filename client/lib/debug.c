@@ -340,10 +340,10 @@ static void checked_free(void *p, size_t usable)
 	memset(p, 0xDD, usable);
 }
 
-/* The freed mark (freecheck.h) of p read, with the tools told that our code
- * reads (and later writes) that word: 1 if the free may go on. */
-static int mark_free(void *p)
+int debug_check(void *p, const char *what)
 {
+	if (!check_free(p, what, 0))
+		return 0; /* not a block: its words are none of the tools' business */
 	void *w = (uint64_t *)p + CHECK_MARK_WORD;
 #ifdef HAVE_VALGRIND_MEMCHECK_H
 	if (debug_flags & DEBUG_VALGRIND)
@@ -351,20 +351,19 @@ static int mark_free(void *p)
 #endif
 	if (debug_flags & DEBUG_ASAN)
 		__asan_unpoison_memory_region(w, sizeof(uint64_t));
-	return check_free(p, "free", CHECK_READ_MARK);
+	return check_free(p, what, CHECK_READ_MARK);
 }
 
 void debug_free(void *p)
 {
 	if (p == NULL)
 		return;
-	/* Out of the heap, inside a block, freed already (as far as the
-	 * page map, the bitmap and the large-block cache tell): before our
+	/* Out of the heap, inside a block, freed already: judged before our
 	 * own reads and writes of the block. */
-	if (!check_free(p, "free", 0))
+	if (!debug_check(p, "free"))
 		return;
 	size_t usable = api_usable_size(p);
-	if (usable == 0 || !mark_free(p))
+	if (usable == 0)
 		return;
 	if (debug_flags & DEBUG_CHECKS) {
 #ifdef HAVE_VALGRIND_MEMCHECK_H

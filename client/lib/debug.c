@@ -342,15 +342,17 @@ static void checked_free(void *p, size_t usable)
 
 int debug_check(void *p, const char *what)
 {
-	if (!check_free(p, what, 0))
-		return 0; /* not a block: its words are none of the tools' business */
 	void *w = (uint64_t *)p + CHECK_MARK_WORD;
+	/* Only a word of a block of the heap: another's are none of the
+	 * tools' business (and check_free() reads no mark off a block). */
+	if (api_usable_size(p) != 0) {
 #ifdef HAVE_VALGRIND_MEMCHECK_H
-	if (debug_flags & DEBUG_VALGRIND)
-		VALGRIND_MAKE_MEM_DEFINED(w, sizeof(uint64_t));
+		if (debug_flags & DEBUG_VALGRIND)
+			VALGRIND_MAKE_MEM_DEFINED(w, sizeof(uint64_t));
 #endif
-	if (debug_flags & DEBUG_ASAN)
-		__asan_unpoison_memory_region(w, sizeof(uint64_t));
+		if (debug_flags & DEBUG_ASAN)
+			__asan_unpoison_memory_region(w, sizeof(uint64_t));
+	}
 	return check_free(p, what, CHECK_READ_MARK);
 }
 

@@ -12,6 +12,7 @@ tests_check_shmalloc_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) $(LIB_CPPFLAGS
 	-DUAF_ASAN_PATH='"$(abs_top_builddir)/tests/uaf_asan"' \
 	-DSHMALLOCCTL_PATH='"$(abs_top_builddir)/shmallocctl"' \
 	-DLISTWALK_PATH='"$(abs_top_builddir)/tests/listwalk"' \
+	-DBADFREE_PATH='"$(abs_top_builddir)/tests/badfree"' \
 	-DCXX_CONTAINERS_PATH='"$(abs_top_builddir)/tests/cxx_containers"' \
 	-DPROBE_PATH='"$(abs_top_builddir)/tests/probe"' -DABS_BUILDDIR='"$(abs_top_builddir)"'
 tests_check_shmalloc_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
@@ -24,6 +25,12 @@ check_PROGRAMS += tests/listwalk
 tests_listwalk_SOURCES = tests/e2e/listwalk.c
 tests_listwalk_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
 tests_listwalk_LDADD = libshmclient.la
+
+# One bad free a program, exec'd by the badfree suite (a bad free aborts).
+check_PROGRAMS += tests/badfree
+tests_badfree_SOURCES = tests/e2e/badfree.c
+tests_badfree_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
+tests_badfree_LDADD = libshmclient.la
 
 # Standard containers in the shared heap (shmalloc.hpp), exec'd by the cxx suite.
 check_PROGRAMS += tests/cxx_containers

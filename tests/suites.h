@@ -23,6 +23,7 @@
 	XX(ctl) \
 	XX(hostile) \
 	XX(debug) \
+	XX(badfree) \
 	XX(reclaim) \
 	XX(restart) \
 	XX(quarantine) \

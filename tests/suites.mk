@@ -20,6 +20,7 @@ tests_check_shmalloc_SOURCES += tests/e2e/check_stress.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_ctl.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_hostile.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_debug.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_badfree.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_reclaim.c tests/e2e/recovery.c tests/e2e/recovery.h
 tests_check_shmalloc_SOURCES += tests/e2e/check_restart.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_quarantine.c

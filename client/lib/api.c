@@ -12,6 +12,7 @@
 #include "call.h"
 #include "connerr.h"
 #include "debug.h"
+#include "freecheck.h"
 #include "seg.h"
 #include "shmalloc.h"
 
@@ -125,8 +126,9 @@ static void *small_alloc_slow(size_t size)
 }
 
 /* A pop from the calling thread's bin of the class of size (size below
- * the large threshold), or the slow path when there is none to pop. */
-static inline void *malloc_small(size_t size)
+ * the large threshold), or the slow path when there is none to pop.  fresh:
+ * the block's freed mark cleared (freecheck.h; debug.c clears it itself). */
+static inline void *malloc_small(size_t size, int fresh)
 {
 	unsigned cls = sizeclass_of(size);
 	struct tcache *t = tcache_self;
@@ -139,16 +141,16 @@ static inline void *malloc_small(size_t size)
 			void *p = tcache_pop(count, h->stack, n);
 			s->class_mallocs[cls]++;
 			s->class_requested[cls] += size;
-			return p;
+			return fresh ? check_clear(p) : p;
 		}
 	}
-	return small_alloc_counted(cls, size);
+	return fresh ? check_fresh(small_alloc_counted(cls, size)) : small_alloc_counted(cls, size);
 }
 
 static inline void *malloc_fast(size_t size)
 {
 	if (likely(size < small_max()))
-		return malloc_small(size);
+		return malloc_small(size, 0);
 	if (small_max() == 0)
 		return small_alloc_slow(size);
 	return large_alloc(size, 1);
@@ -167,7 +169,10 @@ static __attribute__((noinline)) void *malloc_other(size_t size)
 {
 	if (unlikely(debug_flags))
 		return debug_malloc(size, 0);
-	return malloc_fast(size);
+	void *p = malloc_fast(size);
+	/* The first call connects and may find debug mode on: debug.c's block
+	 * then, with its canary where the mark would be cleared. */
+	return unlikely(debug_flags) ? p : check_fresh(p);
 }
 
 /* malloc_limit is 0 in debug mode and until the heap is mapped: one
@@ -178,7 +183,7 @@ static __attribute__((noinline)) void *malloc_other(size_t size)
 SHMA_EXPORT void *shma_malloc(size_t size)
 {
 	if (likely(size < map_view.malloc_limit))
-		return malloc_small(size);
+		return malloc_small(size, 1);
 	return malloc_other(size);
 }
 
@@ -203,8 +208,9 @@ static void free_large(void *p)
 }
 
 /* What free_fast() could not place: a small object of an arena this
- * process has not seen made yet, a large block, or not ours. */
-static __attribute__((noinline)) void free_other(void *p)
+ * process has not seen made yet, a large block, or not ours; judged
+ * already. */
+static void free_placed(void *p)
 {
 	unsigned cls;
 	uint64_t ref = map_small_ref(p, &cls, 0);
@@ -214,6 +220,14 @@ static __attribute__((noinline)) void free_other(void *p)
 		tcache_free_slow(cls, ref);
 	else
 		free_large(p);
+}
+
+/* What shma_free() does not place itself, or whose test failed: judged
+ * (freecheck.c), then placed. */
+static __attribute__((noinline)) void free_other(void *p)
+{
+	if (check_free(p, "free", CHECK_READ_MARK | CHECK_WRITE_MARK))
+		free_placed(p);
 }
 
 /* A push of ref onto the calling thread's bin cls, or the slow path when
@@ -239,7 +253,7 @@ static inline void free_fast(void *p)
 	uint64_t ref;
 	unsigned cls = map_small_class(p, &ref);
 	if (unlikely(cls == SIZECLASS_COUNT)) {
-		free_other(p);
+		free_placed(p);
 		return;
 	}
 	free_small(cls, ref);
@@ -260,7 +274,7 @@ static __attribute__((noinline)) void free_checked(void *p)
 		debug_free(p);
 		return;
 	}
-	free_fast(p);
+	free_other(p);
 }
 
 /* free_limit is 0 in debug mode and until the heap is mapped, and NULL is
@@ -277,12 +291,15 @@ SHMA_EXPORT void shma_free(void *p)
 		return;
 	}
 	/* A region's block in a process that is not its region (or a
-	 * library client's in a region process) goes by free_other(). */
+	 * library client's in a region process) goes by free_other(), and so
+	 * does what check_fast_ok() does not pass (not an object's start, or
+	 * marked freed). */
 	struct page_entry e = *map_fast_entry(off);
-	if (unlikely(MAP_ENTRY_UNCACHED(e))) {
+	if (unlikely(MAP_ENTRY_UNCACHED(e) || !check_fast_ok(p, off, e))) {
 		free_other(p);
 		return;
 	}
+	check_mark(p);
 	free_small(e.cls, off);
 }
 
@@ -329,6 +346,11 @@ SHMA_EXPORT void *shma_realloc(void *p, size_t size)
 		shma_free(p);
 		return NULL;
 	}
+	if (!(unlikely(debug_flags) ? debug_check(p, "realloc")
+				    : check_free(p, "realloc", CHECK_READ_MARK))) {
+		errno = EINVAL;
+		return NULL;
+	}
 	size_t old = shma_usable_size(p);
 	if (old == 0) {
 		errno = EINVAL;
@@ -358,7 +380,7 @@ SHMA_EXPORT void *shma_aligned_alloc(size_t alignment, size_t size)
 		return NULL;
 	if (unlikely(debug_flags))
 		return debug_malloc(size, alignment);
-	return aligned_plain(alignment, size);
+	return check_fresh(aligned_plain(alignment, size));
 }
 
 static void *aligned_plain(size_t alignment, size_t size)

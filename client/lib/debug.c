@@ -7,8 +7,9 @@
  * last 8 bytes, holds n tagged with DEBUG_TAG, so that any process in debug
  * mode can check the canary of a block another process allocated, and a
  * block allocated without debug mode (no tag) is left unchecked rather than
- * misjudged.  A freed block is filled with 0xDD and carries FREED_MAGIC in
- * its second word (the caches keep refs, never a link in the block).
+ * misjudged.  A freed block is filled with 0xDD and carries the freed mark
+ * of freecheck.h in its second word (the caches keep refs, never a link in the
+ * block); check_free() judges every free, as without debug mode.
  *
  * Nothing here calls malloc: the table of live blocks (for the leak report)
  * is a table (shm/table.h) of pointer -> size in memory from prim_alloc(),
@@ -16,6 +17,7 @@
  */
 #include "config.h"
 
+#include "freecheck.h"
 #include "debug.h"
 #include "table.h"
 
@@ -36,7 +38,6 @@
 #define DEBUG_SIZE_MASK ((UINT64_C(1) << 40) - 1)
 #define DEBUG_EXTRA 16
 #define CANARY UINT64_C(0xC5C5C5C5C5C5C5C5)
-#define FREED_MAGIC UINT64_C(0xDEADF7EEDEADF7EE)
 #define LIVE_HANDED_ON (UINT64_C(1) << 63)
 
 /* AddressSanitizer, when the program was built with it. */
@@ -298,6 +299,7 @@ void *debug_malloc(size_t size, size_t align)
 			 * says so, and realloc copies it). */
 			size_t usable = api_usable_size(p);
 			tools_alloc(p, usable, usable);
+			check_fresh(p);
 			if (debug_flags & DEBUG_TRACE)
 				trace('+', p, size);
 		}
@@ -312,6 +314,7 @@ void *debug_malloc(size_t size, size_t align)
 		return NULL;
 	size_t usable = api_usable_size(p);
 	tools_alloc(p, usable, usable); /* our own writes below */
+	check_fresh(p); /* a stale mark where the bytes below do not reach */
 	memset(p, 0xAB, size);
 	uint64_t canary = CANARY, t = DEBUG_TAG | size;
 	memcpy((char *)p + size, &canary, sizeof canary);
@@ -322,30 +325,9 @@ void *debug_malloc(size_t size, size_t align)
 	return p;
 }
 
-/* Is p already in this thread's cache of its class?  Bounded by the count. */
-static int in_own_cache(void *p)
+static void checked_free(void *p, size_t usable)
 {
-	struct tcache *t = tcache_self;
-	unsigned cls;
-	uint64_t ref = map_small_ref(p, &cls, 0);
-	if (t == NULL || t->slot == NULL || ref == 0)
-		return 0;
-	const struct tcache_bin *b = &t->slot->bins[cls];
-	for (uint32_t i = 0; i < b->count && i < layout_bin_capacity(cls); i++)
-		if (t->hot[cls].stack[i] == ref)
-			return 1;
-	return 0;
-}
-
-static int checked_free(void *p, size_t usable)
-{
-	uint64_t n, second;
-	memcpy(&second, (char *)p + sizeof(uint64_t), sizeof second);
-	if (second == FREED_MAGIC && in_own_cache(p)) {
-		report("double free", "block %p (ref %#llx, %zu bytes usable) freed again by pid %ld",
-		       p, (unsigned long long)api_ref(p), usable, (long)getpid());
-		return -1;
-	}
+	uint64_t n;
 	if (requested(p, usable, &n)) {
 		uint64_t canary;
 		memcpy(&canary, (char *)p + n, sizeof canary);
@@ -356,22 +338,35 @@ static int checked_free(void *p, size_t usable)
 	}
 	live_remove((uintptr_t)p);
 	memset(p, 0xDD, usable);
-	uint64_t magic = FREED_MAGIC;
-	memcpy((char *)p + sizeof(uint64_t), &magic, sizeof magic);
-	return 0;
+}
+
+int debug_check(void *p, const char *what)
+{
+	void *w = (uint64_t *)p + CHECK_MARK_WORD;
+	/* Only a word of a block of the heap: another's are none of the
+	 * tools' business (and check_free() reads no mark off a block). */
+	if (api_usable_size(p) != 0) {
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+		if (debug_flags & DEBUG_VALGRIND)
+			VALGRIND_MAKE_MEM_DEFINED(w, sizeof(uint64_t));
+#endif
+		if (debug_flags & DEBUG_ASAN)
+			__asan_unpoison_memory_region(w, sizeof(uint64_t));
+	}
+	return check_free(p, what, CHECK_READ_MARK);
 }
 
 void debug_free(void *p)
 {
 	if (p == NULL)
 		return;
-	size_t usable = api_usable_size(p);
-	if (usable == 0) {
-		if (debug_flags & DEBUG_CHECKS)
-			report("bad free", "%p is not a block of the shared heap (pid %ld)", p,
-			       (long)getpid());
+	/* Out of the heap, inside a block, freed already: judged before our
+	 * own reads and writes of the block. */
+	if (!debug_check(p, "free"))
 		return;
-	}
+	size_t usable = api_usable_size(p);
+	if (usable == 0)
+		return;
 	if (debug_flags & DEBUG_CHECKS) {
 #ifdef HAVE_VALGRIND_MEMCHECK_H
 		if (debug_flags & DEBUG_VALGRIND)
@@ -379,9 +374,9 @@ void debug_free(void *p)
 #endif
 		if (debug_flags & DEBUG_ASAN)
 			__asan_unpoison_memory_region(p, usable);
-		if (checked_free(p, usable) != 0)
-			return;
+		checked_free(p, usable);
 	}
+	check_mark(p); /* after the canary is read, over the poison */
 	if (debug_flags & DEBUG_TRACE)
 		trace('-', p, 0);
 	tools_free(p, usable);

@@ -39,6 +39,10 @@ SHMA_HIDDEN void debug_init(void);
 
 SHMA_HIDDEN void *debug_malloc(size_t size, size_t align);
 SHMA_HIDDEN void debug_free(void *p);
+/* check_free() of p by what ("free", "realloc") with its freed mark read,
+ * the tools told that our code reads (and later writes) that word: 1 if
+ * the call may go on. */
+SHMA_HIDDEN int debug_check(void *p, const char *what);
 SHMA_HIDDEN size_t debug_usable_size(const void *p);
 SHMA_HIDDEN void debug_handed_on(const void *p);
 /* A block that arrived from another process (shma_ptr): this process's tools

@@ -225,6 +225,18 @@ static int new_span(struct model *d, unsigned cls)
 	return 0;
 }
 
+/* Objects [from, from + n) of the span of class cls at page first are out:
+ * their bits set in arena 0's bitmaps, as the daemon's heap sets them (the
+ * library's bad-free check reads them: a free of an object whose bit is
+ * clear is a double free). */
+static void mark_out(struct model *d, uint32_t first, uint32_t from, uint32_t n)
+{
+	uint64_t *bm = (uint64_t *)(d->meta + layout_meta_offset(d->m->g.meta_bytes, 0) +
+				    d->m->g.bitmap_off + (uint64_t)first * SHMA_BITMAP_BYTES_PER_PAGE);
+	for (uint32_t i = from; i < from + n; i++)
+		__atomic_fetch_or(&bm[i / 64], (uint64_t)1 << (i % 64), __ATOMIC_RELEASE);
+}
+
 /* count fresh objects of class cls, as runs (one per span they come from). */
 static void answer_refill(struct model *d, int fd, uint64_t id, unsigned cls, uint32_t count)
 {
@@ -246,6 +258,7 @@ static void answer_refill(struct model *d, int fd, uint64_t id, unsigned cls, ui
 		run[r.n_runs].first = d->span_first[cls] + d->span_used[cls] * size;
 		run[r.n_runs].count = k;
 		runs[r.n_runs] = &run[r.n_runs];
+		mark_out(d, (uint32_t)(d->span_first[cls] >> SHMA_PAGE_SHIFT), d->span_used[cls], k);
 		r.n_runs++;
 		d->span_used[cls] += k;
 		given += k;
@@ -417,6 +430,10 @@ uint64_t modeld_make_arena1(struct modeld *m, unsigned cls)
 	for (uint32_t p = first; p < first + sizeclass_table[cls].span_pages; p++)
 		pm[p] = (struct page_entry){.kind = PAGE_SPAN, .cls = (uint8_t)cls,
 					    .span_start = first};
+	/* Its first object is out (someone allocated it): its bitmap bit. */
+	uint64_t *bm = (uint64_t *)(meta + layout_meta_offset(m->g.meta_bytes, 1) + m->g.bitmap_off +
+				    (uint64_t)first * SHMA_BITMAP_BYTES_PER_PAGE);
+	__atomic_fetch_or(&bm[0], 1, __ATOMIC_RELEASE);
 	struct heap_header *hh = (struct heap_header *)meta;
 	__atomic_store_n(&hh->narenas, 2, __ATOMIC_RELEASE);
 	munmap(meta, size);

@@ -74,6 +74,7 @@ struct page_entry *modeld_page_map(char *meta, const struct arena_geometry *g, u
 /* Arena 1's metadata is made: a span of class cls at its first user page,
  * and the header says two arenas (what a daemon does when it makes one).
  * The ref of the span's first object. */
+/* (Its first object is marked out in the bitmaps, as if allocated.) */
 uint64_t modeld_make_arena1(struct modeld *m, unsigned cls);
 
 #endif

@@ -249,7 +249,9 @@ START_TEST(a_large_allocation_asked_as_the_daemon_dies_is_asked_again)
 	ck_assert_int_eq(read(pipes[0], &c, 1), 1);
 	ck_assert_int_eq(kill(d.pid, SIGSTOP), 0);
 	ck_assert_int_eq(write(pipes[3], &c, 1), 1);
-	usleep(200000); /* the AllocLarge is in the daemon's socket, unread */
+	/* The AllocLarge is in the daemon's socket, unread, once the client
+	 * sleeps waiting for its answer. */
+	ck_assert(e2e_wait_blocked_in_poll(pid));
 	e2e_kill_daemon(&d);
 	ck_assert_int_eq(e2e_restart_daemon(&d, NULL), 0);
 	ck_assert_int_eq(e2e_wait(pid), 0);

@@ -7,6 +7,7 @@
  */
 #include "client.h"
 #include "e2e.h"
+#include "seed.h"
 #include "instance.h"
 #include "recovery.h"
 #include "layout.h"
@@ -279,13 +280,14 @@ struct churn {
 	uint64_t in_use_after; /* what the heap holds once the churner is gone */
 	uint64_t salvaged;
 	uint64_t returned_counted; /* the last daemon's stats */
+	unsigned seed;             /* the test's; each thread takes the next */
 };
 
 static void *churn_thread(void *arg)
 {
 	struct churn *c = arg;
 	static __thread void *live[CHURN_LIVE];
-	unsigned seed = (unsigned)(uintptr_t)&seed;
+	unsigned seed = __atomic_fetch_add(&c->seed, 1, __ATOMIC_RELAXED);
 	for (unsigned i = 0; !c->stop; i++) {
 		unsigned k = i % CHURN_LIVE;
 		shma_free(live[k]);
@@ -333,6 +335,7 @@ START_TEST(refills_in_flight_at_a_kill_come_back)
 	e2e_start_daemon_kept(&d, NULL);
 	struct churn *c = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ck_assert_ptr_ne(c, MAP_FAILED);
+	c->seed = TEST_SEED();
 	pid_t pid = recovery_fork_client(d.socket, churn_across_kills, c);
 	for (int kill = 0; kill < KILLS; kill++) {
 		usleep(150000);

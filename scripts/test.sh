@@ -52,7 +52,8 @@ check_tree() {
   local dir=$1 label=$2 log=$1/tests/check_shmalloc.log
   rm -f "$log" "${log%.log}.trs" "$dir/test-suite.log"
   if ! make -C "$dir" -j"$jobs" check TESTS= >"$tmp/build.log" 2>&1; then
-    fail "$label: the test programs do not build" "$tmp/build.log"
+    fail "$label: the test programs do not build"
+    grep -E -m 20 'error|Error' "$tmp/build.log"
     return 1
   fi
   local before=$failed rc=0

@@ -244,10 +244,22 @@ static int probe_client_id(void *arg)
 	return 0;
 }
 
-/* A large block's owner is known by its client id, and a dead owner's kept
- * blocks are freed by id: so an id given before a restart, whose control
- * block is long gone, must never be given again after it. */
-START_TEST(client_ids_are_never_given_twice_across_a_restart)
+/* Stops d cleanly once the sweep (a decay tick) took every orphan: no
+ * control block is left behind, not even a spare. */
+static void stop_swept(struct e2e_daemon *d)
+{
+	for (int i = 0; i < 1000 && test_control_blocks_taken(d->instance) > 0; i++)
+		usleep(10000);
+	ck_assert_int_eq(test_control_blocks_taken(d->instance), 0);
+	ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
+	ck_assert_int_eq(e2e_wait(d->pid), 0);
+	d->pid = 0;
+	ck_assert_int_eq(test_segments_left(d->instance) - test_segments_not_control(d->instance), 0);
+}
+
+/* A probe's id, the daemon restarted (killed, or stopped cleanly), another
+ * probe's id: it must be past the first. */
+static void ids_across_a_restart(int clean)
 {
 	struct e2e_daemon d;
 	e2e_start_daemon_kept(&d, NULL);
@@ -256,13 +268,24 @@ START_TEST(client_ids_are_never_given_twice_across_a_restart)
 	struct id_probe first = {&ids[0]}, second = {&ids[1]};
 	ck_assert_int_eq(e2e_wait(recovery_fork_client(d.socket, probe_client_id, &first)), 0);
 	ck_assert_uint_gt(ids[0], 0);
-	e2e_kill_daemon(&d);
+	if (clean)
+		stop_swept(&d);
+	else
+		e2e_kill_daemon(&d);
 	ck_assert_int_eq(e2e_restart_daemon(&d, NULL), 0);
 	ck_assert_int_eq(e2e_wait(recovery_fork_client(d.socket, probe_client_id, &second)), 0);
 	ck_assert_msg(ids[1] > ids[0], "client id %llu given again after the restart (first %llu)",
 		      (unsigned long long)ids[1], (unsigned long long)ids[0]);
 	munmap(ids, 4096);
 	e2e_cleanup_daemon(&d);
+}
+
+/* A large block's owner is known by its client id, and a dead owner's kept
+ * blocks are freed by id: so an id given before a restart, whose control
+ * block is long gone, must never be given again after it. */
+START_TEST(client_ids_are_never_given_twice_across_a_restart)
+{
+	ids_across_a_restart(0);
 }
 END_TEST
 
@@ -274,26 +297,7 @@ END_TEST
  * the test above passed, as a killed daemon leaves its blocks.) */
 START_TEST(client_ids_are_never_given_twice_across_a_clean_restart)
 {
-	struct e2e_daemon d;
-	e2e_start_daemon_kept(&d, NULL);
-	uint64_t *ids = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	ck_assert_ptr_ne(ids, MAP_FAILED);
-	struct id_probe first = {&ids[0]}, second = {&ids[1]};
-	ck_assert_int_eq(e2e_wait(recovery_fork_client(d.socket, probe_client_id, &first)), 0);
-	ck_assert_uint_gt(ids[0], 0);
-	for (int i = 0; i < 1000 && test_control_blocks_taken(d.instance) > 0; i++)
-		usleep(10000); /* until the sweep (a decay tick) took the orphan */
-	ck_assert_int_eq(test_control_blocks_taken(d.instance), 0);
-	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
-	ck_assert_int_eq(e2e_wait(d.pid), 0);
-	d.pid = 0;
-	ck_assert_int_eq(test_segments_left(d.instance) - test_segments_not_control(d.instance), 0);
-	ck_assert_int_eq(e2e_restart_daemon(&d, NULL), 0);
-	ck_assert_int_eq(e2e_wait(recovery_fork_client(d.socket, probe_client_id, &second)), 0);
-	ck_assert_msg(ids[1] > ids[0], "client id %llu given again after the restart (first %llu)",
-		      (unsigned long long)ids[1], (unsigned long long)ids[0]);
-	munmap(ids, 4096);
-	e2e_cleanup_daemon(&d);
+	ids_across_a_restart(1);
 }
 END_TEST
 

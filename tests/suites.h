@@ -35,4 +35,5 @@
 	XX(preload) \
 	XX(cxx) \
 	XX(threads) \
-	XX(redis)
+	XX(redis) \
+	XX(region)

@@ -36,4 +36,5 @@
 	XX(cxx) \
 	XX(threads) \
 	XX(redis) \
-	XX(region)
+	XX(region) \
+	XX(largecache)

@@ -37,4 +37,5 @@
 	XX(threads) \
 	XX(redis) \
 	XX(region) \
-	XX(largecache)
+	XX(largecache) \
+	XX(sizes)

@@ -36,3 +36,4 @@ tests_check_shmalloc_SOURCES += tests/e2e/check_threads.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_redis.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_region.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_largecache.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_sizes.c

@@ -6,7 +6,8 @@
 # to tests/fuzz/crash-* there.  Without clang and libFuzzer it prints
 # "SKIP: fuzz: ..." and succeeds: scripts/test.sh counts that line as a skip,
 # never as a pass (scripts/deps.sh installs clang and libclang-rt-dev, which
-# hold libFuzzer, so a machine it set up runs the targets).  `make fuzz-corpus` rewrites the seed corpus (gen_corpus.c).
+# hold libFuzzer, so a machine it set up runs the targets).
+# `make fuzz-corpus` rewrites the seed corpus (gen_corpus.c).
 FUZZ_CC = clang
 FUZZ_SECONDS = 30
 FUZZ_SANITIZE = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -44,7 +45,8 @@ tests/fuzz/fuzz_dispatch: $(top_srcdir)/tests/fuzz/fuzz_dispatch.c $(FUZZ_PROTO)
 fuzz:
 	@if ! printf 'int LLVMFuzzerTestOneInput(const char *d, long n) { return d[0] + n; }\n' | \
 		$(FUZZ_CC) $(FUZZ_SANITIZE) -x c -o /dev/null - >/dev/null 2>&1; then \
-		echo "SKIP: fuzz: no $(FUZZ_CC) with libFuzzer here (scripts/deps.sh installs clang and libclang-rt-dev)"; \
+		echo "SKIP: fuzz: no $(FUZZ_CC) with libFuzzer here" \
+			"(scripts/deps.sh installs clang and libclang-rt-dev)"; \
 	else \
 		$(MAKE) $(AM_MAKEFLAGS) $(FUZZ_TARGETS) && \
 		$(SHELL) $(top_srcdir)/tests/fuzz/run.sh $(FUZZ_SECONDS) $(top_srcdir)/tests/fuzz/corpus \

@@ -48,4 +48,7 @@
 	XX(setup) \
 	XX(errors) \
 	XX(harden) \
-	XX(guard)
+	XX(guard) \
+	XX(region) \
+	XX(largeblocks) \
+	XX(sizes)

@@ -47,3 +47,6 @@ tests_check_shmalloc_SOURCES += tests/e2e/check_setup.c tests/e2e/exec.h
 tests_check_shmalloc_SOURCES += tests/e2e/check_errors.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_harden.c
 tests_check_shmalloc_SOURCES += tests/unit/check_guard.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_region.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_largeblocks.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_sizes.c

@@ -5,6 +5,7 @@
  */
 #include "e2e.h"
 #include "shmalloc.h"
+#include "sizeclass.h"
 #include "skip.h"
 
 #include <check.h>
@@ -66,6 +67,49 @@ START_TEST(overflow_is_reported_on_free)
 	char *out = captured();
 	ck_assert_msg(strstr(out, "overflow") && strstr(out, ref) && strstr(out, "10 bytes"),
 		      "no overflow report: %s", out);
+}
+END_TEST
+
+/* One byte past the end, at the sizes where the canary and the trailer sit
+ * differently in the block: n + 16 exactly a class (the canary then ends
+ * where the trailer starts), one byte less (a byte of slack), one more (the
+ * next class), across the small classes and into large blocks.  (Planted:
+ * requested() in debug.c taking a block of n + 16 == usable for one
+ * allocated without debug mode: no report at the class size minus 16.) */
+START_TEST(overflow_is_reported_at_every_size)
+{
+	setenv("SHMALLOC_DEBUG", "1", 1);
+	size_t sizes[3 * 16 + 4], n = 0;
+	for (unsigned cls = 1; cls < SIZECLASS_COUNT && n + 3 <= 3 * 16; cls += SIZECLASS_COUNT / 16) {
+		size_t c = sizeclass_size(cls);
+		sizes[n++] = c - 17;
+		sizes[n++] = c - 16;
+		sizes[n++] = c - 15;
+	}
+	sizes[n++] = ((size_t)256 << 10) - 16; /* large: n + 16 is a page run */
+	sizes[n++] = ((size_t)256 << 10) - 17;
+	sizes[n++] = ((size_t)1 << 20) - 16;
+	sizes[n++] = 300000;
+	capture_stderr();
+	for (size_t i = 0; i < n; i++) {
+		char *p = shma_malloc(sizes[i]);
+		ck_assert_ptr_nonnull(p);
+		ck_assert_uint_eq(shma_usable_size(p), sizes[i]);
+		char *volatile far = p + sizes[i];
+		*far = 'x';
+		shma_free(p);
+	}
+	char *out = captured();
+	int reports = 0;
+	for (const char *at = out; (at = strstr(at, "was written past its end")) != NULL; at++)
+		reports++;
+	ck_assert_msg(reports == (int)n, "%d overflow reports for %zu overflows: %s", reports, n, out);
+	for (size_t i = 0; i < n; i++) {
+		char bytes[48];
+		snprintf(bytes, sizeof bytes, ", %zu bytes)", sizes[i]);
+		ck_assert_msg(strstr(out, bytes) != NULL, "no report of a %zu-byte block: %s",
+			      sizes[i], out);
+	}
 }
 END_TEST
 
@@ -189,6 +233,7 @@ Suite *make_debug_suite(void)
 	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, overflow_is_reported_on_free);
+	tcase_add_test(tc, overflow_is_reported_at_every_size);
 	tcase_add_test(tc, double_free_is_caught);
 	tcase_add_test(tc, freed_blocks_are_poisoned);
 	tcase_add_test(tc, leaks_are_reported_at_exit_by_size);

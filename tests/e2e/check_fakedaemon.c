@@ -242,11 +242,14 @@ static void fake_serve(const struct fake *f, int lfd, enum fake_mode mode)
 		send_hello_reply(f, fd, id, mode);
 		if (behind)
 			send_refill_reply(f, fd, rid, cls, mode);
+		/* Only the refill behind the Hello gets a good ref: a library
+		 * that sent it but dropped its answer and asked again must
+		 * fail the malloc, not pass on the second answer. */
 		while ((n = raw_read_frame(fd, buf, sizeof buf)) > 0) {
 			req = shma__request__unpack(NULL, (size_t)n, buf);
 			if (req != NULL && req->body_case == SHMA__REQUEST__BODY_REFILL)
 				send_refill_reply(f, fd, req->id, req->refill->size_class,
-						  behind ? mode : FAKE_REFILL_PAST);
+						  FAKE_REFILL_PAST);
 			if (req != NULL)
 				shma__request__free_unpacked(req, NULL);
 		}
@@ -334,8 +337,11 @@ static uint64_t now_ms(void)
 }
 
 /* Connects to a fake daemon answering as mode says: shma_connect() must
- * fail with want (any error when want is 0) within 3 s (the timeout is
- * 500 ms), and a malloc after it must fail too, with errno set. */
+ * fail with want (any error when want is 0), and a malloc after it must
+ * fail too, with errno set.  A hang is the tcase's timeout to catch, not a
+ * clock here (a bound of 3 s failed on a loaded machine); a timeout
+ * (-ETIMEDOUT) must have waited the library's timeout at least, which no
+ * load makes false. */
 static void expect_refused(enum fake_mode mode, int want)
 {
 	setenv("SHMALLOC_REPLY_TIMEOUT_MS", "500", 1);
@@ -348,7 +354,8 @@ static void expect_refused(enum fake_mode mode, int want)
 		ck_assert_int_eq(rc, want);
 	else
 		ck_assert_int_lt(rc, 0);
-	ck_assert_uint_lt(took, 3000);
+	if (rc == -ETIMEDOUT)
+		ck_assert_uint_ge(took, 500);
 	/* The fake is gone for good: the next call reconnects and fails. */
 	fake_stop(&f);
 	errno = 0;
@@ -411,8 +418,11 @@ START_TEST(a_refill_run_of_2_to_the_31_objects_is_refused)
 END_TEST
 
 /* A new process's first malloc asks its first refill right behind its
- * Hello, without waiting for the reply: one round trip, not two.  (Failed
- * before: the refill came only once the Hello was answered.) */
+ * Hello, without waiting for the reply: one round trip, not two -- and
+ * takes its answer: any later refill gets a ref past the heap.  (Failed
+ * before: the refill came only once the Hello was answered; and with the
+ * answer dropped (tcache.c's first_refill() always drop_refill()), as the
+ * fake answered later refills well.) */
 START_TEST(the_first_refill_rides_behind_the_hello)
 {
 	setenv("SHMALLOC_REPLY_TIMEOUT_MS", "3000", 1);
@@ -423,7 +433,7 @@ START_TEST(the_first_refill_rides_behind_the_hello)
 	/* No shma_connect(): the malloc connects, as under the preload library. */
 	char *p = shma_malloc(sizeclass_table[FAKE_CLASS].size);
 	ck_assert_msg(p != NULL, "the first malloc failed (errno %d): its refill came "
-		      "after the Hello reply", errno);
+		      "after the Hello reply, or its answer was not used", errno);
 	uint64_t span = (uint64_t)f.g.meta_pages << SHMA_PAGE_SHIFT;
 	ck_assert_uint_eq(shma_ref(p), span);
 	fake_stop(&f);

@@ -359,24 +359,22 @@ START_TEST(no_hello_in_time_is_closed)
 	struct e2e_daemon d;
 	const char *const extra[] = {"--handshake-timeout", "0.5", NULL};
 	e2e_start_daemon(&d, extra);
+	/* Greeted first: its handshake deadline, had it none, would fall before
+	 * those of the two below, so their closing is the proof that it passed
+	 * (no sleep).  That they close at all proves the option is used: the
+	 * default (10 s) is past raw_read's 5 s. */
+	int greeted = raw_peer(d.socket);
 	int silent = raw_connect(d.socket);
 	int half = raw_connect(d.socket);
 	uint8_t part[4 + 2];
 	frame_put_header(part, 40);
 	raw_send_bytes(half, part, sizeof part);
-	int greeted = raw_peer(d.socket);
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	raw_expect_error(raw_read(silent), ETIMEDOUT);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ck_assert(raw_closed(silent));
 	raw_expect_error(raw_read(half), ETIMEDOUT);
 	ck_assert(raw_closed(half));
-	double waited = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-	ck_assert_msg(waited < 2.0, "closed after %.2f s", waited);
 	ck_assert_int_eq(raw_log_lines(&d, "no hello within"), 2);
 	/* Idle after Hello is allowed, however long. */
-	usleep(1200000);
 	raw_stats_ok(greeted);
 	close(silent);
 	close(half);

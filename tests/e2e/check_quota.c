@@ -58,7 +58,7 @@ START_TEST(client_max_memory_holds_per_process)
 	ck_assert_uint_ge(total, CAP - 64 * size);
 	/* A connection closed gives its bytes back to the process's budget. */
 	close(fds[0]);
-	usleep(100000);
+	ck_assert_int_eq(raw_wait_connections_of(fds[1], getpid(), CONNS - 1), CONNS - 1);
 	Shma__Response *r = raw_refill(fds[1], cls, 1);
 	ck_assert_int_eq(r->body_case, SHMA__RESPONSE__BODY_REFILL);
 	shma__response__free_unpacked(r, NULL);
@@ -159,7 +159,8 @@ static int be_the_hog(void *arg)
 	 * control blocks; at two, the next Hello is refused. */
 	close(fds[1]);
 	close(fds[2]);
-	usleep(200000);
+	if (raw_wait_connections_of(fds[0], getpid(), 1) != 1)
+		return 8;
 	int f = raw_connect(qd.socket);
 	if (f < 0 || hello_code(f) != EAGAIN)
 		return 7;

@@ -6,6 +6,7 @@
  * and on the contents of every block that must have survived.
  */
 #include "e2e.h"
+#include "seed.h"
 #include "layout.h"
 #include "recovery.h"
 #include "shmalloc.h"
@@ -132,7 +133,7 @@ START_TEST(clients_killed_at_random_leave_exact_accounting)
 	struct churn *all = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ck_assert_ptr_ne(all, MAP_FAILED);
-	srand((unsigned)getpid());
+	srand(TEST_SEED());
 	for (unsigned r = 0; r < ROUNDS; r++) {
 		pid_t pid[CHILDREN];
 		for (unsigned c = 0; c < CHILDREN; c++) {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -134,6 +135,47 @@ int e2e_log_count(const struct e2e_daemon *d, const char *text)
 int e2e_log_has(const struct e2e_daemon *d, const char *text)
 {
 	return e2e_log_count(d, text) > 0;
+}
+
+/* The system call pid sleeps in (the first number of /proc/pid/syscall,
+ * which says "running" for a task that runs), or -1. */
+static long sleeping_in(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%ld/syscall", (long)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	long nr = -1;
+	if (fgets(line, sizeof line, f) == NULL || sscanf(line, "%ld", &nr) != 1)
+		nr = -1;
+	fclose(f);
+	return nr;
+}
+
+int e2e_wait_blocked_in_poll(pid_t pid)
+{
+	for (int i = 0; i < 1000; i++) {
+		long nr = sleeping_in(pid);
+#ifdef SYS_poll
+		if (nr == SYS_poll)
+			return 1;
+#endif
+		if (nr == SYS_ppoll)
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+int e2e_wait_log(const struct e2e_daemon *d, const char *text)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (e2e_log_has(d, text))
+			return 1;
+		usleep(10000);
+	}
+	return 0;
 }
 
 static void remove_dir(const char *dir)

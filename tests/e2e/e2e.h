@@ -38,6 +38,8 @@ void e2e_cleanup_daemon(struct e2e_daemon *d);
 /* 1 if d's log holds text; how many times it does. */
 int e2e_log_has(const struct e2e_daemon *d, const char *text);
 int e2e_log_count(const struct e2e_daemon *d, const char *text);
+/* Waits (up to 10 s) until d's log holds text: 1 once it does, 0 if not. */
+int e2e_wait_log(const struct e2e_daemon *d, const char *text);
 
 /* The default daemon of a test using the checked fixture below. */
 extern struct e2e_daemon e2e;
@@ -68,6 +70,11 @@ void e2e_preload_teardown(const char *work);
 pid_t e2e_fork(int (*fn)(void *), void *arg);
 /* Waits for pid; returns its exit status, or 128 + signal. */
 int e2e_wait(pid_t pid);
+/* Waits (up to 10 s) until process pid sleeps in poll(2) -- for a client
+ * of the library, one that has sent its request and waits for the answer
+ * (the wait is the library's one poll) -- as /proc/pid/syscall says: 1
+ * once it does, 0 if it did not. */
+int e2e_wait_blocked_in_poll(pid_t pid);
 /* Runs argv (exec'd, found on PATH) with SHMALLOC_SOCKET naming e2e's
  * daemon, its stdout and stderr into out (cap bytes, NUL-terminated).
  * Returns its exit status, or 128 + signal. */

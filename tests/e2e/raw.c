@@ -254,6 +254,30 @@ void raw_stats_ok(int fd)
 	shma__response__free_unpacked(r, NULL);
 }
 
+static int connections_of(int fd, pid_t pid)
+{
+	Shma__Request req;
+	Shma__Stats st;
+	wire_stats(&req, &st);
+	Shma__Response *r = raw_call(fd, &req);
+	ck_assert_int_eq(r->body_case, SHMA__RESPONSE__BODY_STATS);
+	int n = 0;
+	for (size_t i = 0; i < r->stats->n_clients; i++)
+		n += r->stats->clients[i]->pid == (uint32_t)pid;
+	shma__response__free_unpacked(r, NULL);
+	return n;
+}
+
+int raw_wait_connections_of(int fd, pid_t pid, int want)
+{
+	int n = connections_of(fd, pid);
+	for (int i = 0; i < 500 && n != want; i++) {
+		usleep(10000);
+		n = connections_of(fd, pid);
+	}
+	return n;
+}
+
 /* ---- the daemon's side ---- */
 
 int raw_log_lines(const struct e2e_daemon *d, const char *needle)

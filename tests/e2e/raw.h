@@ -66,6 +66,10 @@ Shma__Response *raw_lookup(int fd, const char *name);
 Shma__Response *raw_unpublish(int fd, const char *name);
 /* A Stats request must be answered with stats. */
 void raw_stats_ok(int fd);
+/* Asks stats on fd until the daemon lists want connections of process pid
+ * (it has read the others' ends: a wait on state, 5 s at most); returns
+ * the last count it listed. */
+int raw_wait_connections_of(int fd, pid_t pid, int want);
 
 /* ---- the daemon's side ---- */
 

@@ -3,8 +3,11 @@
 # objects, which gcc built without coverage instrumentation), with ASan and
 # UBSan.  `make fuzz` runs each for FUZZ_SECONDS on the seed corpus in the
 # tree; new inputs go to tests/fuzz/work/<target> in the build tree, a crash
-# to tests/fuzz/crash-* there.  Without clang and libFuzzer it says so and
-# succeeds.  `make fuzz-corpus` rewrites the seed corpus (gen_corpus.c).
+# to tests/fuzz/crash-* there.  Without clang and libFuzzer it prints
+# "SKIP: fuzz: ..." and succeeds: scripts/test.sh counts that line as a skip,
+# never as a pass (scripts/deps.sh installs clang and libclang-rt-dev, which
+# hold libFuzzer, so a machine it set up runs the targets).
+# `make fuzz-corpus` rewrites the seed corpus (gen_corpus.c).
 FUZZ_CC = clang
 FUZZ_SECONDS = 30
 FUZZ_SANITIZE = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -43,7 +46,8 @@ tests/fuzz/fuzz_dispatch: $(top_srcdir)/tests/fuzz/fuzz_dispatch.c $(FUZZ_PROTO)
 fuzz:
 	@if ! printf 'int LLVMFuzzerTestOneInput(const char *d, long n) { return d[0] + n; }\n' | \
 		$(FUZZ_CC) $(FUZZ_SANITIZE) -x c -o /dev/null - >/dev/null 2>&1; then \
-		echo "make fuzz: no $(FUZZ_CC) with libFuzzer here: skipped (scripts/deps.sh installs it)"; \
+		echo "SKIP: fuzz: no $(FUZZ_CC) with libFuzzer here" \
+			"(scripts/deps.sh installs clang and libclang-rt-dev)"; \
 	else \
 		$(MAKE) $(AM_MAKEFLAGS) $(FUZZ_TARGETS) && \
 		$(SHELL) $(top_srcdir)/tests/fuzz/run.sh $(FUZZ_SECONDS) $(top_srcdir)/tests/fuzz/corpus \

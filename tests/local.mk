@@ -4,7 +4,7 @@ check_PROGRAMS += tests/check_shmalloc
 TESTS += tests/check_shmalloc
 tests_check_shmalloc_SOURCES = tests/check_main.c tests/suites.h tests/instance.c tests/instance.h \
 	tests/skip.c tests/skip.h tests/seed.c tests/seed.h \
-	tests/e2e/e2e.c tests/e2e/e2e.h tests/e2e/raw.c
+	tests/e2e/e2e.c tests/e2e/e2e.h tests/e2e/raw.c tests/e2e/users.c tests/e2e/users.h
 tests_check_shmalloc_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) $(LIB_CPPFLAGS) \
 	-I$(top_srcdir)/tests -I$(top_srcdir)/tests/unit -I$(top_srcdir)/tests/e2e \
 	-DSHMALLOCD_PATH='"$(abs_top_builddir)/shmallocd"' \

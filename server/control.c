@@ -504,6 +504,25 @@ static int open_block(struct daemon *d, uint64_t id)
 	return fd < 0 ? -1 : fd;
 }
 
+/* 1 if cb was never a cache: no thread took a slot, its transfer cache and
+ * its kept large blocks are empty.  The client's word, and enough: a client
+ * that lies about it only loses its own caches (the daemon forgets a block
+ * the client goes on using; what it held stays out). */
+static int control_unused(const struct control_block *cb)
+{
+	if (layout_slots_taken(&cb->hdr) != 0)
+		return 0;
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+		for (unsigned e = 0; e < SHMA_XFER_ENTRIES; e++)
+			if (layout_xfer_kind(__atomic_load_n(&cb->hdr.xfer[cls].state[e],
+							     __ATOMIC_ACQUIRE)) != SHMA_XFER_EMPTY)
+				return 0;
+	for (unsigned i = 0; i < SHMA_LARGE_KEEP; i++)
+		if (__atomic_load_n(&cb->hdr.large[i].ref, __ATOMIC_ACQUIRE) != 0)
+			return 0;
+	return 1;
+}
+
 uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 {
 	if (c->ctl == NULL) {
@@ -524,6 +543,13 @@ uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 		end_region(d, c->id);
 		stats_former_settled(d, c->id, in_use);
 		c->region = NULL;
+		unmap_and_unlink(d, c->id, c->ctl_fd, c->ctl, 1);
+	} else if (!reclaim && c->region == NULL && c->inflight == NULL && control_unused(c->ctl)) {
+		/* A goodbye from a connection that never cached (a lookup
+		 * waiting on a connection of its own, a shma_connect() with no
+		 * malloc): no thread can touch the block, so it goes now
+		 * instead of as an orphan counted against --uid-max-orphans
+		 * until the process exits. */
 		unmap_and_unlink(d, c->id, c->ctl_fd, c->ctl, 1);
 	} else {
 		add_orphan(d, c->id, c->pid, c->uid, reclaim, c->ctl_fd, c->ctl, c->inflight);

@@ -17,6 +17,7 @@
 #include "exec.h"
 #include "raw.h"
 #include "instance.h"
+#include "shmalloc.h"
 #include "skip.h"
 
 #include <check.h>
@@ -175,6 +176,46 @@ END_TEST
 /* A raw client parks up to LOOKUPWAIT_PER_CLIENT (16) lookups; the next is
  * answered EAGAIN at once.  Its end drops its waits: a later Publish of a
  * name one waited for answers nobody and the daemon serves on. */
+/* Each shma_lookup_wait that waits says Hello on a connection of its own;
+ * its control block, never a cache, goes at its goodbye.  Before, each
+ * stayed an orphan until the process exited, and the third wait of a
+ * process under --uid-max-orphans 2 was refused (EAGAIN), as was every
+ * other connection of its user.  Catches: unused blocks kept as orphans
+ * after a goodbye. */
+static int many_waits(void *arg)
+{
+	(void)arg;
+	shma_ref_t ref;
+	for (int i = 0; i < 6; i++) {
+		int rc = shma_lookup_wait("never", &ref, 20);
+		if (rc != -ETIMEDOUT) {
+			fprintf(stderr, "wait %d: %d\n", i, rc);
+			return 10 + i;
+		}
+	}
+	/* shma_connect() and shma_disconnect() with no malloc: no orphan either. */
+	for (int i = 0; i < 4; i++) {
+		shma_disconnect();
+		if (shma_connect(e2e.socket) != 0)
+			return 20 + i;
+	}
+	void *p = shma_malloc(64);
+	if (p == NULL)
+		return 30;
+	shma_free(p);
+	return 0;
+}
+
+START_TEST(waits_and_unused_connections_leave_no_orphans)
+{
+	const char *const opts[] = {"--uid-max-orphans", "2", NULL};
+	e2e_start_daemon(&e2e, opts);
+	pid_t pid = e2e_fork(many_waits, NULL);
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	e2e_stop_daemon(&e2e);
+}
+END_TEST
+
 START_TEST(parked_lookups_are_bounded_and_go_with_their_client)
 {
 	struct e2e_daemon d;
@@ -275,6 +316,7 @@ Suite *make_errors_suite(void)
 	tcase_add_test(tc, lookup_enoent_means_only_no_such_name);
 	tcase_add_test(tc, lookup_wait_is_answered_at_the_publish);
 	tcase_add_test(tc, lookup_wait_times_out_and_tells_no_daemon_apart);
+	tcase_add_test(tc, waits_and_unused_connections_leave_no_orphans);
 	tcase_add_test(tc, parked_lookups_are_bounded_and_go_with_their_client);
 	tcase_add_test(tc, shma_ptr_of_a_freed_block_is_as_documented);
 	tcase_add_test(tc, max_memory_below_an_arena_says_the_least);

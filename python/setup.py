@@ -2,9 +2,11 @@
 
 The library is found with pkg-config (set PKG_CONFIG_PATH for a prefix of
 your own, and PKG_CONFIG_SYSROOT_DIR for a DESTDIR); its directory goes into
-the module's rpath when it is not a system directory.  shma_lookup_wait is probed for, configure-style (a program that
-calls it must compile and link): without it, lookup_wait polls.  The NumPy
-handler (shmalloc._numpy) is built when numpy is importable at build time.
+the module's rpath when it is not a system directory.  shma_lookup_wait is
+probed for, configure-style (a program that calls it must compile and link):
+with it, lookup_wait waits in the daemon (shmalloc.HAVE_LOOKUP_WAIT is True);
+without it (an older library), lookup_wait polls.  The NumPy handler
+(shmalloc._numpy) is built when numpy is importable at build time.
 
 No pyproject.toml on purpose: pip then builds with the setuptools already
 installed (Debian's python3-setuptools) instead of fetching one, so
@@ -55,13 +57,17 @@ def has_lookup_wait():
 
 warnings = ["-Wall", "-Wextra", "-Werror", "-Wno-missing-field-initializers",
             "-Wno-cast-function-type"]
-common = dict(extra_compile_args=[*cflags, *warnings],
+common = dict(extra_compile_args=[*cflags, *warnings, "-fvisibility=hidden"],
               extra_link_args=[*libs, *("-Wl,-rpath," + d for d in rpath)])
 lookup_wait = has_lookup_wait()
 print("shmalloc: shma_lookup_wait %s" % ("found" if lookup_wait else
                                          "not in the library: lookup_wait polls"))
 
-ext = [Extension("shmalloc._core", ["src/core.c"],
+# _core's files share names through src/core.h: -fvisibility=hidden keeps
+# them inside the module (PyMODINIT_FUNC exports PyInit__core itself).
+ext = [Extension("shmalloc._core",
+                 ["src/core.c", "src/block.c", "src/handle.c", "src/roots.c"],
+                 depends=["src/core.h"],
                  define_macros=[("HAVE_LOOKUP_WAIT", "1" if lookup_wait else "0")],
                  **common)]
 try:

@@ -30,16 +30,16 @@ def _listening(path):
         s.close()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def daemon():
+def start_daemon(directory, name, *args):
+    """A shmallocd of its own on directory/shmallocd.sock, listening when
+    this returns: (socket, process, log file).  args: more options."""
     exe = os.environ.get("SHMALLOCD") or shutil.which("shmallocd")
     if not exe:
         pytest.fail("no shmallocd: set SHMALLOCD or put it on PATH")
-    d = tempfile.mkdtemp(prefix="shma-py-")
-    sock = os.path.join(d, "shmallocd.sock")
-    log = open(os.path.join(d, "shmallocd.log"), "w")
-    proc = subprocess.Popen([exe, "--socket", sock, "--name", "py%d" % os.getpid(),
-                             "--cleanup"], stdout=log, stderr=log)
+    sock = os.path.join(directory, "shmallocd.sock")
+    log = open(os.path.join(directory, "shmallocd.log"), "w")
+    proc = subprocess.Popen([exe, "--socket", sock, "--name", name, "--cleanup", *args],
+                            stdout=log, stderr=log)
     # Polled for a condition (the socket answers), never slept on blindly.
     deadline = time.monotonic() + 10
     while not _listening(sock):
@@ -47,11 +47,22 @@ def daemon():
             log.close()
             pytest.fail("shmallocd did not listen: " + open(log.name).read())
         time.sleep(0.01)
-    os.environ["SHMALLOC_SOCKET"] = sock
-    yield sock
+    return sock, proc, log
+
+
+def stop_daemon(proc, log):
     proc.terminate()
     proc.wait(timeout=30)
     log.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def daemon():
+    d = tempfile.mkdtemp(prefix="shma-py-")
+    sock, proc, log = start_daemon(d, "py%d" % os.getpid())
+    os.environ["SHMALLOC_SOCKET"] = sock
+    yield sock
+    stop_daemon(proc, log)
     shutil.rmtree(d, ignore_errors=True)
 
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The shared-memory peer: Boost.Interprocess managed_shared_memory.
  *

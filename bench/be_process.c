@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The process-local peers: glibc, jemalloc, mimalloc, tcmalloc.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shmalloc itself: one heap, owned by one shmallocd, shared by every process.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # daemon-cpu.sh BUILD_DIR [TEST...]: the daemon's CPU time (utime + stime, in
 # ticks of 10 ms) and requests served while bench (c) and (cp) -- or the
 # tests named, e.g. ct ctp, the flow between two threads -- run against it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/footprint: where the bytes of bench (e) go.  Runs the churn of (e)
  * (the same sizes, seed and steps as bench/tests.c) against a running

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # footprint.sh [ARGS...]: runs bench/footprint (the accounting of bench (e))
 # against a fresh shmallocd --decay 1 on a temporary socket, as
 # run-bench.sh runs (e); ARGS go to bench/footprint (--classes: per class).

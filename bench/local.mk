@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ---- bench/: `make bench` measures shmalloc beside its peers ----
 # One driver per allocator, all built from the same harness and workloads
 # (bench/bench.h says how they fit).  They are EXTRA_PROGRAMS: neither

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The harness of every benchmark driver: runs the tests asked for, each
  * several times, and prints the medians as tab-separated lines.

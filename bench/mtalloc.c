@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Multi-threaded allocation workloads for `make bench-programs`.
  *

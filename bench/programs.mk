@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ---- `make bench-programs`: real programs under shmalloc-run and its peers ----
 # bench/mtalloc is a plain program on the C library's malloc (the
 # multi-threaded workloads), run under each allocator like the programs.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # `make bench-programs`: wall time of real programs under shmalloc-run beside
 # the same programs with glibc's malloc and with jemalloc, mimalloc and
 # tcmalloc preloaded (the Debian libraries), as a table of seconds (best of

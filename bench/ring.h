@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A single-producer single-consumer ring of 64-bit words.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # run-bench.sh RESULTS_DIR: runs every benchmark driver, prints the medians
 # side by side with shmalloc's ratios to each peer, and writes
 #   RESULTS_DIR/latest.tsv      one row per figure, one column per allocator

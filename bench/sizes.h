@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The workloads' random sizes, drawn once from a fixed seed so that every
  * allocator (and bench/footprint, which accounts for (e)'s bytes) sees the

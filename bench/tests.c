@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The workloads, written once against the backend of bench.h: (a) to (e)
  * from the allocator issue, (s), (cp), (b8) and (fm) from the fast-path one,

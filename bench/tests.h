@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The workloads the issue asks for, (a) to (e), as a table the harness runs.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Workers: run one function in n processes or n threads that start together.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ---- doc/ and the files a release carries ----
 EXTRA_DIST += README.md doc/architecture.md doc/bench.png scripts/deps.sh scripts/build.sh scripts/run.sh \
 	scripts/test.sh tests/valgrind.supp

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Standard C++ containers shared by two programs: the shmalloc.hpp demo.
  *

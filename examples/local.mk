@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ---- examples/: runnable demos (built by make, not installed) ----
 noinst_PROGRAMS += examples/queue
 examples_queue_SOURCES = examples/queue.c

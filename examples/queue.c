@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A producer/consumer queue of messages passed by ref: the shmalloc demo.
  *

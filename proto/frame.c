@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Framing: see frame.h.  Nothing here allocates; the caller owns the buffer
  * and decides how much it will hold.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The requests of the protocol as one table: for each body case of a
  * Request (shmalloc.proto), the daemon's handler, whether a client may send

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The stats fields, once: every field of StatsReply and of the messages it
  * lists (ArenaStats, ClassStats, ClientStats, FormerClientStats) with what it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The wire contract: see wire.h.  The builders only fill structs the caller
  * owns; the error table is the one place an errno gets its words.

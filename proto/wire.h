@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The wire contract: what the daemon and its clients agree on beyond the
  * schema (shmalloc.proto) and the framing (frame.h).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Sourced by scripts/test-python.sh and bench/python/run.sh, from the top of
 # the tree, after scripts/build.sh: installs the built library into a
 # temporary DESTDIR and pip-installs python/ against it into a venv of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Builds the shmalloc module against the installed libshmalloc.
 
 The library is found with pkg-config (set PKG_CONFIG_PATH for a prefix of

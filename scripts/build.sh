@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Configures (once) and builds shmalloc out of tree, in build/ (or $BUILD_DIR).
 # Usage: scripts/build.sh [configure options...]
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs what building and testing shmalloc needs, if it is missing.
 # Usage: scripts/deps.sh [--bench]   (--bench adds the benchmark peers)
 # Runs apt-get as root, or through sudo; does nothing when all is there.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes shm/sizeclass_table.inc and shm/sizeclass_small.inc.
 
 The rule (kept in step with tests/check_sizeclass.c, which re-derives it):

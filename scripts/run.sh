@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The main job: build, start shmallocd with its defaults, and run the demo --
 # a producer process and a consumer process passing messages through the
 # shared heap by ref -- then show what the heap did, and stop the daemon.

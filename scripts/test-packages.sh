@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The Debian packages as a user gets them: builds them with
 # `dpkg-buildpackage -us -uc -b` from a copy of the tree, checks them with
 # lintian (no error allowed), installs them on this machine, and runs the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The Python module's tests: the library and the module installed as
 # python/env.sh does it, then pytest on python/tests, which starts a real
 # shmallocd (the one installed there) on a temporary socket.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The whole test suite from a fresh machine: install what is missing, build
 # with warnings as errors, run the Check suites; then the same suites under
 # AddressSanitizer + UBSan, the end-to-end suite under Valgrind, and

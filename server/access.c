@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Who may reach the daemon.  It serves a peer whose SO_PEERCRED uid it
  * lists, or whose primary group (SO_PEERCRED) or any supplementary group

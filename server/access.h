@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Access control: which peers the daemon serves and how far, and the
  * file-system side (the group every segment is created in; see access.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Socket activation (see activation.h).  systemd opens the socket of
  * shmallocd.socket itself (owner, group and mode from the unit) and starts

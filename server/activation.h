@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * systemd's part: the listening socket a socket unit passes
  * (shmallocd.socket), and the readiness notice for Type=notify.  Built on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Connections: see conn.h.  Layer: loop (libuv); the session layer
  * (session.c, dispatch.c) decides, this file reads and writes.

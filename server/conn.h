@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Connections: each peer's socket, its read buffer and write queue, and the
  * session (struct client, daemon.h) it carries.  Layer: loop -- with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Control blocks: one shared segment per client that holds its thread
  * caches -- per slot and class, a bounded array of the refs of its free

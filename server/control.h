@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Control blocks (control.c): each client's thread caches in a segment of
  * its own, made (or taken from the spares made ahead) at Hello, kept as an

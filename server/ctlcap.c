@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The cap on a control block's tmpfs: see ctlcap.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A client's control block is a tmpfs segment it holds read-write: it
  * reserves its own slots' refs, and it can as well fallocate or write every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The daemon's state as the session layer sees it: the heap, the roots, the
  * clients and the counters that the dispatcher, the control blocks and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The dispatcher: one decoded request in, one response (or none) out, and
  * whether the connection must close after it.  It decides; the connection

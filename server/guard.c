@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The SIGBUS guard of control-block mappings and the residency check of
  * client-reserved ranges: see guard.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Reads of memory a client can take away: its control block is a tmpfs
  * segment it holds read-write (it reserves its own slots through the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Refills in flight: see inflight.h.  A set is a table (shm/table.h) keyed
  * by slot and class, in the daemon's private memory; each value is one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Refills in flight: what the daemon handed out that a client has not yet
  * taken into its caches.

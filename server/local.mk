@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ---- server/: shmallocd ----
 # Two layers.  The session layer (options, logging, access, sessions, the
 # dispatcher, control blocks, refills in flight, stats) decides everything a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Logging: one line per event on stderr, "shmallocd[pid]: level: message",
  * which is what systemd's journal and a terminal both want.  Layer: session

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Lookups that wait for a name (Lookup.wait_ms, shma_lookup_wait()): parked
  * until the name's Publish or their deadline, answered then.  Layer: session

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shmallocd: reads the options, opens (or recovers) the heap, the roots and
  * the control blocks an earlier run left, runs the loop.  Layer: loop (it

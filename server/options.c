@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Options: see options.h.  One table below says everything about each
  * option; getopt_long (libc) reads the command line through a struct option

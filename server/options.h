@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The daemon's options: the command line, and a config file (--config) that
  * takes the same long options as "name = value" lines.  The command line wins

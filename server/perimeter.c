@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The perimeter: the directory the socket lives in, and the socket.
  *

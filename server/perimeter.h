@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The perimeter: the socket's directory and the socket in it (see
  * perimeter.c for what is checked and why).

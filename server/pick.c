@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * One pass over /dev/shm for the numbered alternatives of an instance name:
  * see pick.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Past the first candidates of perimeter_pick_instance(): one listing of
  * /dev/shm says which numbered names base-<n> (n >= from) carry files, so

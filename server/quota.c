@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Limits per uid and per process (doc/architecture.md, Security).
  *

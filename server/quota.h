@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Limits per uid and per process (quota.c): what one user, or one process
  * however many connections it opens, may take of the daemon.

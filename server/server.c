@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The server: the libuv loop, the listening socket, the signals and the
  * timers.  Layer: loop -- with conn.c the only files that see libuv; the

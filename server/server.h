@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The server: the event loop, the listening socket, signals and timers (the
  * connections are conn.c's).  Layer: loop; this header itself shows no

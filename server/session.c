@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Sessions: see session.h.  A session is the daemon's side of one peer, made
  * of what the dispatcher and the stats need and nothing of the socket that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A client's session from accept to close: opened when a peer connects,
  * admitted or refused, closed when its connection ends.  Layer: session (no

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Stats: see stats.h.  Everything comes from counters the daemon keeps,
  * except what a client's caches hold: that is read from its control block

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Stats: the daemon's counters as a StatsReply.  Bounded work: per arena, per
  * class, per client; never a scan of user memory.  Layer: session (no libuv).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The one monotonic clock of the project: CLOCK_MONOTONIC, which no
  * settimeofday moves, in nanoseconds or milliseconds.  The daemon stamps

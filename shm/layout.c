@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Arena geometry and header, where a slot's bins lie, and how many slots of
  * a control block (and which transfer-cache entries) can be read without a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The versioned layout of the segments both sides map.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Intrusive doubly linked lists, the one way the project writes them.
  *

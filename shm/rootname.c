@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A root's name: see rootname.h.
  */

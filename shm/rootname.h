@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A root's name: the one rule, kept by the library before it sends a name,
  * by the daemon when it receives one, and by the roots directory that

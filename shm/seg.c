@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Segments: see seg.h.  This is the only file of shm/ that makes system calls.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Segments: the OS primitives under the shared heap, in one place.
  *

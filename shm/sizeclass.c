@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Size classes: see sizeclass.h.  The table is written out rather than
  * computed at start-up so that both sides agree by construction and the

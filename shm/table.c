@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The open-addressing table: see table.h.
  */

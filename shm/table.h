@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * An open-addressing hash table of 64-bit keys to 64-bit values: the one
  * the library, the daemon and the heap use wherever they look something up

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The hardened unit stays hardened: renders doc/shmallocd.service.in and
 # asks `systemd-analyze security` (offline, no systemd needed) for its
 # exposure; fails above the bound (default 4.0, the issue's), or when

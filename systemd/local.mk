@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ---- systemd/: socket activation, the system user, the socket's directory ----
 # shmallocd.service itself is made from doc/shmallocd.service.in (doc/local.mk).
 systemdsystemunit_DATA += systemd/shmallocd.socket

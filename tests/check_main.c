@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The one test runner: runs every suite listed in suites.h.  Check forks
  * each test, so a crash or an abort fails that test and the run goes on.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unique instance names for tests, and the count of segments one left
  * behind (see instance.h).  The counter is the program's one, shared by

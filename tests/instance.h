@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Test helpers for suites that create segments: a unique instance name per
  * test, and a check that a test left nothing behind in /dev/shm.  One

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ---- tests/: Check suites, one runner ----
 if HAVE_CHECK
 check_PROGRAMS += tests/check_shmalloc

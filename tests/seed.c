@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A test's seed (see seed.h): from the environment, or fresh from the
  * kernel, and said on one line in one write, as skip.c says a skip.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The seed of a test that draws random numbers: printed, so that a failure
  * can be run again with the same draws.  Timing-dependent tests (kills at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The skip line of a test that cannot run here (see skip.h): one line, one
  * write, so that lines of tests run in parallel processes never mix.

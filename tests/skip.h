@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A test that cannot run here (no root to switch users, no mount namespace,
  * an ASan build, a missing tool) says so instead of passing in silence.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Every suite of the test runner, one XX line each: the runner declares and
  * runs them in this order.  Add a line when adding tests/check_<module>.c.

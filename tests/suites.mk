@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # One line per suite file: tests/unit/check_<module>.c for a module alone,
 # tests/e2e/check_<area>.c for suites that start a real daemon.
 tests_check_shmalloc_SOURCES += tests/unit/check_frame.c

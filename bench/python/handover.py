@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Handing a 100 MB NumPy array to another process, three ways, side by side.
 
   shmalloc       the array was made under shmalloc.numpy(); what goes

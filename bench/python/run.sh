@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The Python hand-over benchmark (bench/python/handover.py) from the tree:
 # the library and the module installed as python/env.sh does it, a
 # shmallocd on a temporary socket, then the three hand-overs side by side.

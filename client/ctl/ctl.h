@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shmallocctl's views of one StatsReply: the readable table (ctl_table.c) and
  * the Prometheus text exposition format (ctl_prom.c).  Each writes what the

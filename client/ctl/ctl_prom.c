@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * `shmallocctl stats --prometheus`: one StatsReply in the Prometheus text
  * exposition format (version 0.0.4), for node_exporter's textfile collector

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The readable table of `shmallocctl stats` and `shmallocctl clients`.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ---- client/ctl/: shmallocctl ----
 # The CLI: its views of the daemon's stats.  It uses the library (through
 # client/lib/client.h), shm/ and proto/.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shmallocctl: what the heap is doing.  Talks to the daemon with the
  * library's own connection code (linked statically, not through the .so's

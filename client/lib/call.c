@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The typed daemon calls (call.h): each builds its request (proto/wire.h),
  * sends it over the transport and turns the answer into refs, sizes and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The library's calls to its daemon, typed (call.c), over the transport
  * (transport.c): the one place besides the connection's own files that

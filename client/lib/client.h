@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libshmalloc's insides: what the files of client/ share.
  *

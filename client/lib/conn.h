@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The connection's insides: what its three files and the call layer share,
  * and nothing else of the library includes (the library's other files speak

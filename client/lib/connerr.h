@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the library says when it cannot reach its daemon: see connerr.c.
  */

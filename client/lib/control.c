@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The control block: the segment the daemon made for this process (its
  * thread slots, their bins of cached refs, the large blocks kept), mapped

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Debug mode and tool integration: what happens around an allocation when
  * someone is looking.

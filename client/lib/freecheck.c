@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Bad frees: the slow path's judgement (freecheck.h says what the fast path
  * tests and why).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Bad frees: caught before they reach a cache or the daemon.
  *

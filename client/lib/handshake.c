@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The handshake: connect, check the peer, say Hello, map what the reply
  * names -- and do it all again after a daemon was lost.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Large blocks a process keeps: the freed ones it may reuse without asking
  * the daemon, and the ones it allocated (which alone it may keep).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ---- client/lib/: libshmalloc ----
 # The library's code is a convenience library so that shmallocctl and the
 # tests can use its internal (hidden) functions; libshmalloc.so exports only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shma_lookup_wait(): a lookup that waits until the name is published.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The process's view of the heap: segment 'p' (the pages) mapped whole,
  * read-write, at the instance's base -- the same address in every process --

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * protobuf-c's allocator: a bump arena in memory of our own.
  *

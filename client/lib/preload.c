@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The preload library: a whole program's malloc family in the shared heap.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ---- client/lib/preload.c: libshmalloc-preload.so (shmalloc-run(1)) ----
 # A module put in unmodified programs with LD_PRELOAD: the library's insides
 # (libshmclient.la) and the malloc family on top, exporting only that family

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The library's one memory primitive: private anonymous pages from the
  * kernel, for its own bookkeeping (buffers, parked answers, tables).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shmalloc.hpp: the C++ face of shmalloc (C++17, header only).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Stats as JSON: shma_stats_json() asks the daemon for its StatsReply and
  * writes it out.  The result is the caller's, freed with free(3), so this is

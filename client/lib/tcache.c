@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Thread caches: per thread and size class, a stack of the refs of free
  * blocks.

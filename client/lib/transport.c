@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The transport: one connection per process, shared by its threads under a
  * mutex (conn_lock()).  Frames out and in, request ids, and the deadline of

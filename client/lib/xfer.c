@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The transfer cache: between the threads of one process, whole batches of
  * free blocks, so that a thread whose bin overflows feeds a sibling whose

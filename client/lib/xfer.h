@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The transfer cache: per process and size class, whole batches of free
  * blocks waiting in the control block for the next thread whose bin runs

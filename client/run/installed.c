@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Where shmalloc-run finds the preload library and the daemon.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Where shmalloc-run finds what `make install` put beside it: see
  * installed.c.

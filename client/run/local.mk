@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ---- client/run/: shmalloc-run, unmodified programs in the shared heap ----
 # It finds the preload library and the daemon where `make install` puts them
 # (beside itself first, so another prefix or a DESTDIR works: installed.c);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shmalloc-run: runs an unmodified program with its malloc family in the
  * shared heap.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Consumer: finds the producer's array, computes on it in place, answers.
 
 See producer.py.  What this process holds is a borrower Block: the same

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """multiprocessing with shmalloc: a Pool fills one array, a Queue moves Blocks.
 
 Run it with a shmallocd listening (SHMALLOC_SOCKET or the default socket).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Producer: makes a 128 MB array in the shared heap and publishes it.
 
 Run it, then consumer.py in another terminal (both with the same

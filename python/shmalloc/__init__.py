@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """shmalloc: NumPy arrays and buffers shared between processes without a copy.
 
 One heap, mapped by every process of a shmalloc instance (a running

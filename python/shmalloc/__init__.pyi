@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Type stubs of the shmalloc module (see its docstring for the rules)."""
 import pickle
 from types import TracebackType

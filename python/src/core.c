@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shmalloc._core: libshmalloc for Python.  This file has the module
  * functions other than the roots' (roots.c) and view() (handle.c),

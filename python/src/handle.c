@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shmalloc._core's handles: a Block pickles to (instance id, ref, size,
  * carries ownership), about 100 bytes whatever its size, and a handle is

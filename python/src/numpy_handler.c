@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shmalloc._numpy: a NumPy allocation handler (NEP 49) over libshmalloc.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shmalloc._core's roots: publish, lookup, lookup_wait, unpublish (the
  * daemon's directory of name -> ref).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A real shmallocd on a temporary socket for the whole session.
 
 The daemon is $SHMALLOCD (scripts/test-python.sh points it at the build's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Functions the tests run in other processes (importable by spawned
 multiprocessing workers: conftest puts this directory on sys.path)."""
 import numpy as np

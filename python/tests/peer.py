@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One of the two separately started processes of test_processes.py.
 
   peer.py a NAME   makes a 64 MiB array under shmalloc.numpy(), sets its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Block: the buffer protocol, the ownership rules, handles, roots, errors.
 
 Where a test says "planted bug", it is the change to the module that makes

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """shmalloc.numpy(): the NEP 49 handler, and arrays as handles."""
 import os
 import pickle

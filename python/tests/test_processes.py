@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Separate processes: two started on their own, a Pool, a Queue."""
 import multiprocessing as mp
 import os

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Arenas: see arena.h.  The metadata is cleared, reserved and written before
  * the header's magic, which layout_header_init() stores last.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Arenas: the fixed-size regions of the heap range that hold spans and
  * large blocks.

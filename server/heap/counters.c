@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The heap's counters and what it tells about itself (heap.h: heap_totals()
  * and the rest): bounded work, per arena or per class, no scan of user

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The pages segment ('p') is open read-write to every client of the
  * segment mode's group: it must be, they write their blocks there through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The heap: see heap.h.  This file is the running heap's core -- arenas
  * made on demand (arena.c), free runs (pageheap.c), spans and their bitmaps

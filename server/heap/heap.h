@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The heap: arenas, their page heaps, spans and the central free lists.
  *

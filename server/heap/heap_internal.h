@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The heap's insides: what heap.c (the running heap), large.c (its large
  * blocks), segments.c (opening and closing it), counters.c, region.c and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Large blocks: see large.h.  First a block's truth in one arena's page map
  * (large_*()), then the heap's large blocks (heap_*_large(), heap.h): a run

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Large blocks: runs of whole pages of an arena, one block each.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ---- server/heap/: the allocator core, a library with no I/O loop ----
 # Page heap, spans, arenas, large blocks, roots and recovery.  It may use
 # shm/ and libc only: no libuv, no protocol (its include path has neither).

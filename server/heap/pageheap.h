@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The page heap: runs of free pages in the arenas, by size.
  *

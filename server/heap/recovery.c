@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Recovery: the heap an earlier daemon left, reopened and rebuilt.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Regions: the heap of one client, freed at once when it ends (heap.h:
  * Regions).

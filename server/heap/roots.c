@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Roots: see roots.h.
  *

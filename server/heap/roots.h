@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Roots: a small directory of names -> refs that outlives the daemon.
  *

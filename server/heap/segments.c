@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The heap's segments: opening the instance's heap (the segments an earlier
  * daemon left, handed to recovery.c, or new ones: 'M' first, which carries

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Spans: see span.h.  Finding free objects scans the bitmap a 64-bit word at
  * a time from the span's hint, so a refill costs the words it looks at, at

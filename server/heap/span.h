@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Spans: runs of pages carved into objects of one size class.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A program that makes one bad free, exec'd by the badfree suite (a bad
  * free aborts by default, so each case is a process of its own):

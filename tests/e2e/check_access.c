@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Access control (doc/architecture.md, Security): who may use a daemon, and what the file
  * system lets them reach.  The test runs as root and forks clients that

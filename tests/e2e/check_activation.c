@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Socket activation (server/activation.c, systemd/shmallocd.socket): the
  * test plays systemd's part.  It makes the listening socket itself, lets a

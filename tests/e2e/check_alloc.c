@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End to end, the allocator: real processes allocating, passing refs,
  * writing, verifying and freeing each other's blocks through one daemon.

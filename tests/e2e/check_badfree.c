@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Bad frees (client/lib/freecheck.c): each one made by a program of its own
  * (tests/badfree), which must die of SIGABRT with a line naming the pointer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The allocator's promises where a shortcut would still pass a gentle test:
  * realloc keeps every byte (into memory poisoned first, so a byte it left

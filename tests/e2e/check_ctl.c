@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End to end, shmallocctl: the real binary against a real daemon, after a
  * known workload held by a live client process.  The numbers must add up

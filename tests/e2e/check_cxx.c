@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * C++ containers in the shared heap (shmalloc.hpp): the program
  * tests/cxx_containers builds a std::map of vectors, a std::unordered_map of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Debug mode and tools: a planted overflow, double free and leak are each
  * reported; the trace log reads back; and a use after free is caught by

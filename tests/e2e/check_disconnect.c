@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shma_disconnect() while other threads allocate: four threads allocate,
  * stamp and check blocks while the main thread disconnects and connects

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End to end, the foundation: a real daemon, real client processes, and
  * every kind of bad input the framing can meet.

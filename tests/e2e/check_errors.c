@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Errors that say what is wrong (issue 20), each tried as a user would: an
  * exec'd program (tests/probe, shmalloc's own programs) against a real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A library that survives its daemon: a FAKE daemon (a forked process of
  * the test's own uid, so the library's peer check lets it in) listens on a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Issue 21: an allowed client of another uid attacks the files the daemon
  * gave it (its control block), and the daemon must live on and serve the

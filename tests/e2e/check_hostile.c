@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Hostile input, end to end: a real daemon and peers that lie.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Refills in flight at a client's death: one the client marked collected in
  * its control block stays out (its objects may be the program's), one it

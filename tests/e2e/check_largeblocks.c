@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The large blocks a process keeps (client/lib/largecache.c): a freed large
  * block is taken again by the next large malloc it fits (at most twice the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Limits under load: --max-memory and --client-max-memory with several
  * processes allocating at once, and /dev/shm itself full.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Liveness: when the daemon takes a client process for gone.  A process is
  * gone only when all its threads are; a main thread that called

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The memory model, end to end: one heap at one address in every process,
  * no holes, and caches that nothing written into a freed block can redirect.

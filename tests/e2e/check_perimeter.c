@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The perimeter (doc/architecture.md, Security): attacks by another user on the socket's
  * directory, and by a daemon of another user on the clients.  Each test creates the real users it needs (useradd,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The preload suite: unmodified programs under shmalloc-run.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Quarantine, end to end: the daemon's own uid scribbles on segment 'M'
  * (arena 0's page map) of a real daemon, while it runs and between a kill

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Limits per process and per uid (doc/architecture.md, Security; server/quota.c): a process
  * cannot beat --client-max-memory by opening more connections, and one user

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Nothing lost when clients die: clients killed at random instants of a
  * churn loop, and one that scribbled on its control block before dying.

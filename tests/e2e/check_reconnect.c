@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Clients alive across a daemon's death carry on: a reconnect that the dying
  * daemon resets is tried again, a client with warm caches in two threads

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The redis suite: redis-server under shmalloc-run, with a fork that must
  * see a snapshot.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A region (server/heap/region.c) ends with its client's process, not with
  * its connection.  A region client whose connection ends while its process

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Nothing lost when the daemon dies: killed under a client that holds
  * blocks and restarted on the same socket and segments, every live block

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The setup as the README and the man pages describe it, done for real:
  *   - "Production setup": a user added to the daemon's group with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * calloc, realloc and aligned_alloc across the sizes where the allocator
  * changes its ways: every small class and its neighbours, the large

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Squatting in /dev/shm (doc/architecture.md, Security): another user creates files under the
  * names the daemon's segments carry -- before it starts, while it runs, or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A randomized stress test: several processes on one heap allocate blocks of
  * random sizes, write a pattern that names the block, pass blocks to each

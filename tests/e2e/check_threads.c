@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End to end, thread caches for any number of threads: a real daemon, and
  * threads by the hundred in one client process.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * End to end, the transfer cache (client/lib/xfer.c): batches between the
  * threads of one process, in its control block, without the daemon.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Standard containers in the shared heap, through shma::allocator
  * (shmalloc.hpp), driven by tests/e2e/check_cxx.c against a real daemon

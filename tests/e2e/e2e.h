@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The end-to-end fixture: a real shmallocd on a temporary socket, with a
  * unique instance name, started for one test and stopped after it; and

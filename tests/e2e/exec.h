@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Exec'd programs for the errors and setup suites: a program run as a user
  * would run it -- maybe as another user, with or without that user's

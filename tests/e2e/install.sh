@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The documented install, done twice from a built tree and used as a user
 # would: `make install DESTDIR=D` (a package's staging) and `make install
 # prefix=P` (a prefix other than configure's, given only at install time).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * One heap, one address: a program the memory suite execs twice (not forks),
  * as a reader and as a writer, that share a linked list by raw pointers.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ---- the preload suite (tests/e2e/check_preload.c): shmalloc-run ----
 # Small programs it runs under shmalloc-run, and where it finds the tools
 # and the library in the build tree.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A small program of the README's kind, exec'd by the errors and setup
  * suites: it does one thing with the library and prints one line saying how

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A raw peer and a look at the daemon's side: see raw.h.  Requests are
  * built by the proto/wire.h builders, as the library builds its own, so a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A raw peer: speaks the protocol to a daemon by hand, sending exactly the
  * bytes or requests a test builds (valid or not; requests through the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The recovery suites' shared helpers (see recovery.h): each asserts with
  * Check on failure, or, in a forked child, exits with a status that says so.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the recovery suites (check_reclaim.c, check_restart.c,
  * check_reconnect.c, check_threads.c) share: the daemon's count of rejected requests, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The soak test (`make soak`, minutes long, not part of `make check`): a
  * real daemon that keeps its segments, N client processes doing random

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ---- tests/e2e/soak.c: `make soak`, minutes long, not part of `make check` ----
 # SOAK_SECONDS (default 120) and SOAK_CLIENTS (default 8) set its size.
 if HAVE_CHECK

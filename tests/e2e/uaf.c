@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A deliberate use after free, for the tests that prove Valgrind and ASan see
  * shared blocks: allocate, free, read.  Exit 0 means nobody noticed.

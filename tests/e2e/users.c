@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Real users for tests of the trust boundary (see users.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Real users for tests of the trust boundary: created with useradd/groupadd
  * under names unique to the run (removed at the end), and processes forked

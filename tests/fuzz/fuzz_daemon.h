@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The heap the dispatch fuzz target runs on, shared with the corpus
  * generator so that the refs written into the seeds name real objects.

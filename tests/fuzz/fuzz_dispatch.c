@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target: the daemon's request handler, fed what a hostile peer
  * could send on one connection.

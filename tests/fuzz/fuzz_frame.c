@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target: the frame decoder and the Request decoder on arbitrary
  * bytes, as the daemon meets them on a socket.

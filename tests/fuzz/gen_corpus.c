@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Writes the seed corpus of the fuzz targets: byte streams a real client
  * would send, one request kind after another, plus the mistakes a buggy

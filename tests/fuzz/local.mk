@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ---- tests/fuzz/: libFuzzer targets, built with clang; `make fuzz` ----
 # The targets are compiled from the sources directly (not from the libtool
 # objects, which gcc built without coverage instrumentation), with ASan and

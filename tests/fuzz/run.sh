@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs each fuzz target for SECONDS on its seed corpus; fails on the first
 # finding.  Usage: run.sh SECONDS CORPUS_DIR TARGET...
 # New inputs go to tests/fuzz/work/<target> (not the seed corpus in the

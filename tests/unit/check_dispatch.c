@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The dispatcher alone: decoded requests in, replies out, on a real heap and
  * real roots but no socket and no event loop (the session layer links

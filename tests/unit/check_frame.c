@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Framing: whole frames, partial frames, and every length a hostile peer
  * might send.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * server/guard.c alone: a read of a registered mapping whose file was cut
  * under it reads zeros (and says so) instead of killing the process; a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The heap: refills hand out distinct objects on span boundaries, frees are
  * validated (double, misaligned, foreign), empty spans give their pages back,

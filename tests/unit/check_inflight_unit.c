@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Refills in flight (server/inflight.c) alone, on a real heap (the heap
  * fixture) and a control block in this process's own memory: what a settle

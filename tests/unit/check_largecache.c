@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The large blocks a process keeps (client/lib/largecache.c) against a
  * model daemon (modeld.h) that counts the AllocLarge and FreeLarge it is

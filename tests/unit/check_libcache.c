@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The library's thread caches and its view of the heap (client/lib/tcache.c,
  * maps.c, call.c) against a model daemon (modeld.h), which counts what it is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The daemon's options table (server/options.c) and what is written about
  * it: the defaults each option gives through its own parser, a config file

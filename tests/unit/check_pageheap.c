@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The page heap: free runs coalesce on both sides, exhaustion is -ENOMEM,
  * the heap adds arenas on demand up to max_memory, and decay punches idle

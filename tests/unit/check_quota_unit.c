@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Limits per uid and per process (server/quota.c) alone: a daemon state with
  * no heap and no socket, clients made by hand as session.c makes them, and

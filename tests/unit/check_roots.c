@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Roots: publish, look up, unpublish, every error a bad call gets, a full
  * directory, and a reopen (a daemon restart) that keeps every root.

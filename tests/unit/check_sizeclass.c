@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Size classes: the table is re-derived from the rule scripts/gen-sizeclass.py
  * states, the waste bound holds for every size, the lookup gives the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Spans (server/heap/span.c) alone: a span made over a run of the heap
  * fixture's first arena, its bitmap driven by hand -- objects taken and put

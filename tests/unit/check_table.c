@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The open-addressing table (shm/table.h): finds what was put and nothing
  * else, across collisions, wrap-around and removals in the middle of a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The wire contract (proto/wire.h, shm/rootname.h): each builder fills the
  * request kind it names and packs to what the daemon decodes; the error

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The heap unit tests' fixture (see heap_fixture.h): one heap on a unique
  * instance, asserted to leave no segment behind when closed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The fixture of the heap's unit tests: a heap of 1 MiB arenas on a unique
  * instance, opened per test and closed with every segment removed (asserted).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A model daemon for the library's own suites (libcache, largecache): a
  * forked process of the test's uid (so the library's peer check lets it

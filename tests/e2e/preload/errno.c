@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Run under shmalloc-run by the preload suite: free() keeps errno, on every
  * path -- the thread cache, a cache flushed to the daemon, a large block,

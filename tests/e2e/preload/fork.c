@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Run under shmalloc-run by the preload suite: fork() as glibc does it.  The
  * child gets its own copy of what the parent allocated: its writes and frees

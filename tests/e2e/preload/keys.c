@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Run under shmalloc-run by the preload suite: 40 pthread keys made before
  * the first allocation, then threads that allocate.  The library's own key

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A program the preload suite runs under shmalloc-run to show what a
  * region (server/heap/heap.h: Regions) does for an unmodified program: the

@@ -98,28 +98,11 @@ static int send_request(struct waiter *w, Shma__Request *req)
  * block's, with the Hello reply) are closed: this connection maps nothing. */
 static int read_some(struct waiter *w)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * 4)];
-	} ctl;
-	struct iovec iov = {w->buf + w->len, sizeof w->buf - w->len};
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-			   .msg_controllen = sizeof ctl.buf};
-	ssize_t r = recvmsg(w->fd, &m, MSG_CMSG_CLOEXEC);
+	ssize_t r = conn_recv(w->fd, w->buf + w->len, sizeof w->buf - w->len, NULL);
 	if (r < 0 && errno == EINTR)
 		return 0;
 	if (r <= 0)
 		return -ECONNRESET;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm != NULL; cm = CMSG_NXTHDR(&m, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < nfd; i++) {
-			int fd;
-			memcpy(&fd, CMSG_DATA(cm) + i * sizeof fd, sizeof fd);
-			close(fd);
-		}
-	}
 	w->len += (size_t)r;
 	return 0;
 }

@@ -221,9 +221,7 @@ int tp_send_all(Shma__Request *const *reqs, unsigned nreq)
 	return write_all(buf, total);
 }
 
-/* Reads what the socket has; a descriptor the daemon attached (the control
- * block's, with the Hello reply) is kept for ctl_map(). */
-static ssize_t recv_some(uint8_t *buf, size_t cap)
+ssize_t conn_recv(int sock, void *buf, size_t cap, int *keep)
 {
 	union {
 		struct cmsghdr h;
@@ -232,7 +230,7 @@ static ssize_t recv_some(uint8_t *buf, size_t cap)
 	struct iovec iov = {buf, cap};
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
 			   .msg_controllen = sizeof ctl.buf};
-	ssize_t r = recvmsg(conn.fd, &m, MSG_CMSG_CLOEXEC);
+	ssize_t r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
 	if (r < 0)
 		return r;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm != NULL; cm = CMSG_NXTHDR(&m, cm)) {
@@ -243,13 +241,20 @@ static ssize_t recv_some(uint8_t *buf, size_t cap)
 			int fd;
 			memcpy(&fd, CMSG_DATA(cm) + i * sizeof fd, sizeof fd);
 			/* One is all we take: the first; the rest are closed. */
-			if (i == 0 && conn.passed_fd < 0)
-				conn.passed_fd = fd;
+			if (i == 0 && keep != NULL && *keep < 0)
+				*keep = fd;
 			else
 				close(fd);
 		}
 	}
 	return r;
+}
+
+/* Reads what the socket has; a descriptor the daemon attached (the control
+ * block's, with the Hello reply) is kept for ctl_map(). */
+static ssize_t recv_some(uint8_t *buf, size_t cap)
+{
+	return conn_recv(conn.fd, buf, cap, &conn.passed_fd);
 }
 
 /* Reads until one whole frame is in rbuf; body and len name it.  Waits

@@ -7,9 +7,10 @@ set -euo pipefail
 
 pkgs=(autoconf automake libtool pkg-config make gcc protobuf-c-compiler
       libprotobuf-c-dev libuv1-dev check valgrind python3 clang libclang-rt-dev
-      sqlite3 git redis-server redis-tools libsystemd-dev systemd debhelper dpkg-dev lintian)
-# python/: Debian's Python, NumPy and pytest; packaging: debhelper, lintian, libsystemd
-pkgs+=(python3-dev python3-venv python3-pip python3-setuptools python3-wheel python3-numpy python3-pytest) # python/
+      sqlite3 git redis-server redis-tools
+      libsystemd-dev systemd debhelper dpkg-dev lintian) # socket activation; the packages
+# python/: Debian's Python, NumPy and pytest
+pkgs+=(python3-dev python3-venv python3-pip python3-setuptools python3-wheel python3-numpy python3-pytest)
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(g++ libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev libboost-dev gnuplot-nox)
 fi

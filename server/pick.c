@@ -80,7 +80,8 @@ int pick_beyond(const char *base, unsigned from, long *own, long *unused)
 	}
 	closedir(dir);
 	if (rc == 0) {
-		qsort(taken, ntaken, sizeof *taken, by_value);
+		if (ntaken > 0) /* qsort() of NULL is undefined, even for 0 */
+			qsort(taken, ntaken, sizeof *taken, by_value);
 		unsigned long want = from;
 		for (size_t i = 0; i < ntaken && taken[i] <= want; i++)
 			if (taken[i] == want)

@@ -245,7 +245,9 @@ static int handshake(Shma__Request *behind, uint64_t *behind_id)
 	wire_hello(&req, &hello, program_invocation_short_name, hs.lost ? ctl_client_id() : 0);
 	if (hs.want_region)
 		wire_hello_region(&req);
-	if (hs.want_batches && !hs.lost)
+	/* Not in debug mode: its mallocs never take from the transfer cache
+	 * (debug.c), so first batches would only sit there, cached. */
+	if (hs.want_batches && !hs.lost && !debug_flags)
 		wire_hello_first_batches(&req);
 	Shma__Response *resp;
 	/* Only with a new block (not when re-adopting ours): the request

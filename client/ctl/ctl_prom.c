@@ -164,8 +164,10 @@ static int by_key(const void *a, const void *b, int (*key)(const void *))
 		const T **rows = malloc((n ? n : 1) * sizeof *rows); \
 		if (rows == NULL) \
 			return; \
-		memcpy(rows, in, n * sizeof *rows); \
-		qsort(rows, n, sizeof *rows, cmp_##fn); \
+		if (n > 0) { /* in is NULL for an empty list */ \
+			memcpy(rows, in, n * sizeof *rows); \
+			qsort(rows, n, sizeof *rows, cmp_##fn); \
+		} \
 		FIELDS(P_ROW_METRIC) \
 		free(rows); \
 	}

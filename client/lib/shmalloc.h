@@ -137,6 +137,48 @@ SHMA_EXPORT int shma_stats_json(char **json);
 /* A message for an error code (negative or positive errno); never NULL. */
 SHMA_EXPORT const char *shma_strerror(int err);
 
+/*
+ * Named heaps: pools with a lifetime of their own inside the instance
+ * (shma_heap_create(3)).  A shma_heap_t is this process's handle; the heap
+ * itself is shared, and its id (shma_heap_id()) names it in every process.
+ * Blocks of a heap are freed with shma_free() from any process;
+ * shma_heap_destroy() frees all of them at once.
+ */
+typedef struct shma_heap shma_heap_t;
+
+enum shma_heap_lifetime {
+	SHMA_HEAP_PERSISTENT, /* until shma_heap_destroy (survives its creator and daemon restarts) */
+	SHMA_HEAP_PROCESS,    /* destroyed when the process that created it exits or dies */
+	SHMA_HEAP_LAST_USER,  /* destroyed when the last process that has it open closes it or dies */
+};
+
+typedef struct {
+	enum shma_heap_lifetime lifetime;
+	size_t max_bytes; /* 0: no limit of its own; past it, allocation fails with ENOMEM */
+} shma_heap_opts_t;
+
+/* 0, -EEXIST, -EINVAL (a bad name or options), -EACCES, -EDQUOT, ...;
+ * opts NULL: persistent, no limit. */
+SHMA_EXPORT int shma_heap_create(const char *name, const shma_heap_opts_t *opts, shma_heap_t **heap);
+/* 0, -ENOENT, ...  Opening a heap this process has open gives the same handle. */
+SHMA_EXPORT int shma_heap_open(const char *name, shma_heap_t **heap);
+SHMA_EXPORT void *shma_heap_malloc(shma_heap_t *heap, size_t size);
+SHMA_EXPORT void *shma_heap_calloc(shma_heap_t *heap, size_t n, size_t size);
+SHMA_EXPORT void *shma_heap_realloc(shma_heap_t *heap, void *p, size_t size);
+SHMA_EXPORT void *shma_heap_aligned_alloc(shma_heap_t *heap, size_t alignment, size_t size);
+/* Frees every block of the heap at once, in every process, and closes the
+ * handle.  0 or a negative errno. */
+SHMA_EXPORT int shma_heap_destroy(shma_heap_t *heap);
+SHMA_EXPORT void shma_heap_close(shma_heap_t *heap);
+/* The heap a block belongs to; NULL: the default heap (or not a block). */
+SHMA_EXPORT shma_heap_t *shma_heap_of(const void *p);
+SHMA_EXPORT int shma_heap_in_use(shma_heap_t *heap, size_t *bytes, size_t *blocks);
+/* The heap's id: the same in every process of the instance, never reused. */
+SHMA_EXPORT uint64_t shma_heap_id(const shma_heap_t *heap);
+/* This process's handle of heap id, opened if it is not open here yet (as
+ * shma_heap_allocator<T> needs); NULL with errno set (ENOENT: destroyed). */
+SHMA_EXPORT shma_heap_t *shma_heap_from_id(uint64_t id);
+
 #ifdef __cplusplus
 }
 #endif

@@ -343,3 +343,65 @@ int stats_fetch(Shma__Response **resp)
 	wire_stats(&req, &st);
 	return call_for(&req, SHMA__RESPONSE__BODY_STATS, resp);
 }
+
+/* ---- a side connection (shma_lookup_wait) ---- */
+
+int call_side_open(const char *path, struct side_conn **out)
+{
+	struct side_conn *s = prim_alloc(sizeof *s);
+	*out = s;
+	if (s == NULL)
+		return -ENOMEM;
+	int rc = side_open(s, path);
+	if (rc != 0)
+		return rc;
+	Shma__Request req;
+	Shma__Hello hello;
+	extern char *program_invocation_short_name;
+	wire_hello(&req, &hello, program_invocation_short_name, 0);
+	uint64_t id = side_send(s, &req);
+	Shma__Response *resp = NULL;
+	rc = id ? side_wait(s, id, monotonic_ms() + tp_reply_timeout_ms(), &resp) : -errno;
+	if (rc == 0 && (resp->body_case != SHMA__RESPONSE__BODY_HELLO ||
+			resp->hello->version != SHMA_PROTOCOL_VERSION))
+		rc = -EPROTONOSUPPORT;
+	if (rc != 0)
+		side_close(s);
+	return rc;
+}
+
+int call_side_lookup(struct side_conn *s, const char *name, uint32_t wait_ms, uint64_t *ref)
+{
+	Shma__Request req;
+	Shma__Lookup l;
+	wire_lookup(&req, &l, name);
+	l.wait_ms = wait_ms;
+	uint64_t id = side_send(s, &req);
+	Shma__Response *resp = NULL;
+	int rc = id ? side_wait(s, id, monotonic_ms() + wait_ms + tp_reply_timeout_ms(), &resp)
+		    : -errno;
+	if (rc == 0 && resp->body_case != SHMA__RESPONSE__BODY_LOOKUP)
+		rc = -EPROTO;
+	if (rc == 0)
+		*ref = resp->lookup->ref;
+	return rc;
+}
+
+int call_side_silent(const struct side_conn *s)
+{
+	return s->silent;
+}
+
+void call_side_close(struct side_conn *s)
+{
+	if (s == NULL)
+		return;
+	if (s->fd >= 0) {
+		Shma__Request req;
+		Shma__Goodbye bye;
+		wire_goodbye(&req, &bye);
+		side_send(s, &req); /* the daemon reads it before our end */
+		side_close(s);
+	}
+	prim_free(s, sizeof *s);
+}

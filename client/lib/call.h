@@ -71,6 +71,21 @@ SHMA_HIDDEN int call_unpublish(const char *name);
 /* Says goodbye and waits for the daemon's word (the connection then ends). */
 SHMA_HIDDEN void call_goodbye(void);
 
+/* ---- a side connection: one of the caller's own, beside the process's ---- */
+struct side_conn; /* conn.h */
+/* Connects to path, checks the daemon and says Hello: 0 or -errno; *s
+ * is for call_side_close() either way (NULL when there was no memory). */
+SHMA_HIDDEN int call_side_open(const char *path, struct side_conn **s);
+/* One Lookup the daemon may park up to wait_ms: 0 and *ref, -ETIMEDOUT
+ * (the wait ended; s->silent if the daemon said nothing in time), or
+ * -errno. */
+SHMA_HIDDEN int call_side_lookup(struct side_conn *s, const char *name, uint32_t wait_ms,
+				 uint64_t *ref);
+/* 1 if the last wait ended with the daemon silent past its deadline. */
+SHMA_HIDDEN int call_side_silent(const struct side_conn *s);
+/* Says Goodbye (not waited for), closes and frees s (NULL: nothing). */
+SHMA_HIDDEN void call_side_close(struct side_conn *s);
+
 /* ---- stats ---- */
 /* The daemon's StatsReply, in (*resp)->stats, valid until conn_done(). */
 SHMA_HIDDEN int stats_fetch(Shma__Response **resp);

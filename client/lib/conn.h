@@ -55,6 +55,10 @@ SHMA_HIDDEN void tp_detach(void);
  * caller's, or -1. */
 SHMA_HIDDEN int tp_take_passed_fd(void);
 
+/* How long one wait for an answer may take: SHMALLOC_REPLY_TIMEOUT_MS,
+ * else 10 s. */
+SHMA_HIDDEN unsigned tp_reply_timeout_ms(void);
+
 /* ---- handshake.c ---- */
 /* The connection broke under the transport (lost: the control block stays
  * ours to re-adopt), or is given up (goodbye, fork). */
@@ -76,5 +80,28 @@ SHMA_HIDDEN int ctl_map(const char *instance, uint64_t client_id, int fd, int re
 SHMA_HIDDEN void ctl_forget(void);
 /* The client id of the block mapped, 0 if none. */
 SHMA_HIDDEN uint64_t ctl_client_id(void);
+
+/* ---- sideconn.c: a connection of a caller's own ---- */
+#define SIDE_BUF 16384u
+struct side_conn {
+	int fd;
+	uint64_t next_id;
+	uint8_t buf[SIDE_BUF];  /* bytes read, not yet a whole frame */
+	size_t len;
+	char arena[SIDE_BUF];   /* what an answer unpacks into */
+	size_t arena_used;
+	ProtobufCAllocator alloc;
+	int silent;             /* a wait ended with the daemon silent */
+};
+/* Connects to path and checks the daemon (peer_check()): 0 or -errno. */
+SHMA_HIDDEN int side_open(struct side_conn *s, const char *path);
+SHMA_HIDDEN void side_close(struct side_conn *s);
+/* Sends req with the next id: the id, or 0 with errno set. */
+SHMA_HIDDEN uint64_t side_send(struct side_conn *s, Shma__Request *req);
+/* The answer to id, valid until the next call, waiting up to deadline
+ * (monotonic_ms()): 0, the daemon's Error as a negative errno, -ETIMEDOUT
+ * (and s->silent), -ECONNRESET, -EPROTO. */
+SHMA_HIDDEN int side_wait(struct side_conn *s, uint64_t id, uint64_t deadline,
+			  Shma__Response **resp);
 
 #endif

@@ -367,13 +367,17 @@ static int unpark(uint64_t id, Shma__Response **resp, int *rc)
 	return 0;
 }
 
+unsigned tp_reply_timeout_ms(void)
+{
+	const char *env = getenv("SHMALLOC_REPLY_TIMEOUT_MS");
+	unsigned long v = env != NULL ? strtoul(env, NULL, 10) : 0;
+	return v > 0 && v <= 3600000ul ? (unsigned)v : REPLY_TIMEOUT_MS;
+}
+
 static unsigned conn_timeout_ms(void)
 {
-	if (conn.timeout_ms == 0) {
-		const char *env = getenv("SHMALLOC_REPLY_TIMEOUT_MS");
-		unsigned long v = env != NULL ? strtoul(env, NULL, 10) : 0;
-		conn.timeout_ms = v > 0 && v <= 3600000ul ? (unsigned)v : REPLY_TIMEOUT_MS;
-	}
+	if (conn.timeout_ms == 0)
+		conn.timeout_ms = tp_reply_timeout_ms();
 	return conn.timeout_ms;
 }
 

@@ -144,18 +144,6 @@ static int expect_refusal(void *arg)
 	return shma_connect(report->socket) == -EACCES ? 0 : 6;
 }
 
-static int allocate_a_little(void *arg)
-{
-	(void)arg;
-	void *p[64];
-	for (unsigned i = 0; i < 64; i++)
-		if ((p[i] = shma_malloc(16 + i * 40)) == NULL)
-			return 1;
-	for (unsigned i = 0; i < 64; i++)
-		shma_free(p[i]);
-	return 0;
-}
-
 START_TEST(an_unlisted_uid_gets_eacces_and_nothing_else)
 {
 	if (!can_switch_user()) {
@@ -188,7 +176,7 @@ START_TEST(an_unlisted_uid_gets_eacces_and_nothing_else)
 	ck_assert_int_eq(test_control_blocks_taken(d.instance), 0);
 	ck_assert_uint_eq(test_client_ids_given(d.instance), ids);
 	ck_assert_int_eq(shma_connect(d.socket), 0);
-	ck_assert_int_eq(allocate_a_little(NULL), 0);
+	ck_assert_int_eq(users_allocate_a_little(NULL), 0);
 	shma_disconnect();
 	e2e_stop_daemon(&d);
 }
@@ -207,7 +195,7 @@ static int work_and_leave_a_block(void *arg)
 			shma_strerror(rc));
 		return 10;
 	}
-	if (allocate_a_little(NULL) != 0)
+	if (users_allocate_a_little(NULL) != 0)
 		return 11;
 	void *large = shma_malloc(300000);
 	if (large == NULL)
@@ -277,7 +265,7 @@ static struct scribble *scribbled;
 static int scribble_and_die(void *arg)
 {
 	(void)arg;
-	if (shma_connect(report->socket) != 0 || allocate_a_little(NULL) != 0)
+	if (shma_connect(report->socket) != 0 || users_allocate_a_little(NULL) != 0)
 		return 20;
 	char prefix[96], path[400];
 	snprintf(prefix, sizeof prefix, "shmalloc.%s.", scribbled->instance);
@@ -469,7 +457,7 @@ static void assert_segment_modes(const struct e2e_daemon *d, mode_t mode, gid_t 
 /* Makes a client of every kind of segment and keeps it connected. */
 static void hold_every_kind(void **large)
 {
-	ck_assert_int_eq(allocate_a_little(NULL), 0);
+	ck_assert_int_eq(users_allocate_a_little(NULL), 0);
 	*large = shma_malloc(300000);
 	ck_assert_ptr_nonnull(*large);
 }

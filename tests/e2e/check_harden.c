@@ -31,36 +31,15 @@
 #include <unistd.h>
 
 static struct user attacker, victim, outsider;
-static char served_group[32], outsider_group[32];
-static int have_users;
-static char why_not[128];
+static char served_group[CAST_NAME], outsider_group[CAST_NAME];
+static struct cast cast = {
+	.groups = {{served_group, "hs"}, {outsider_group, "ho"}},
+	.users = {{&attacker, "ha", 0, 0}, {&victim, "hv", 0, 0}, {&outsider, "ho", 1, 0}},
+};
+#define have_users (cast.ready)
+#define why_not (cast.why_not)
 
-static void users_create(void)
-{
-	have_users = 0;
-	if (geteuid() != 0) {
-		snprintf(why_not, sizeof why_not, "not root: cannot create users");
-		return;
-	}
-	if (make_group(served_group, sizeof served_group, "hs") != 0 ||
-	    make_user(&attacker, "ha", served_group) != 0 ||
-	    make_user(&victim, "hv", served_group) != 0 ||
-	    make_group(outsider_group, sizeof outsider_group, "ho") != 0 ||
-	    make_user(&outsider, "ho", outsider_group) != 0) {
-		snprintf(why_not, sizeof why_not, "useradd/groupadd failed (no shadow tools?)");
-		return;
-	}
-	have_users = 1;
-}
-
-static void users_remove(void)
-{
-	remove_user(&attacker);
-	remove_user(&victim);
-	remove_user(&outsider);
-	remove_group(served_group);
-	remove_group(outsider_group);
-}
+CAST_FIXTURE(cast)
 
 /* Without the users: says why and returns, proving nothing. */
 #define USERS_OR_SKIP()                                                                    \
@@ -128,16 +107,7 @@ static int logged(const char *needle)
 /* The daemon runs (not dead, not a zombie) and serves the victim's uid. */
 static int allocate_a_little(void *arg)
 {
-	(void)arg;
-	if (shma_connect(d.socket) != 0)
-		return 10;
-	void *p[64];
-	for (unsigned i = 0; i < 64; i++)
-		if ((p[i] = shma_malloc(16 + i * 40)) == NULL)
-			return 1;
-	for (unsigned i = 0; i < 64; i++)
-		shma_free(p[i]);
-	return 0;
+	return shma_connect(d.socket) != 0 ? 10 : users_allocate_a_little(arg);
 }
 
 static void still_serves_the_victim(void)

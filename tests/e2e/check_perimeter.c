@@ -31,56 +31,17 @@
 
 /* attacker: a group of his own; daemon and victim: the group "served". */
 static struct user attacker, sysd, victim;
-static char attacker_group[32], served_group[32];
-static int have_users;
-static char why_not[128];
+static char attacker_group[CAST_NAME], served_group[CAST_NAME];
+static struct cast cast = {
+	.groups = {{attacker_group, "ga"}, {served_group, "gs"}},
+	.users = {{&attacker, "a", 0, 0}, {&sysd, "d", 1, 0}, {&victim, "v", 1, 0}},
+};
 
 /* Unchecked fixture (in the runner, once): the users. */
-static void users_create(void)
-{
-	have_users = 0;
-	if (geteuid() != 0) {
-		snprintf(why_not, sizeof why_not, "not root: cannot create users");
-		return;
-	}
-	if (make_group(attacker_group, sizeof attacker_group, "ga") != 0 ||
-	    make_group(served_group, sizeof served_group, "gs") != 0 ||
-	    make_user(&attacker, "a", attacker_group) != 0 ||
-	    make_user(&sysd, "d", served_group) != 0 || make_user(&victim, "v", served_group) != 0) {
-		snprintf(why_not, sizeof why_not, "useradd/groupadd failed (no shadow tools?)");
-		return;
-	}
-	have_users = 1;
-}
-
-static void users_remove(void)
-{
-	remove_user(&attacker);
-	remove_user(&sysd);
-	remove_user(&victim);
-	remove_group(attacker_group);
-	remove_group(served_group);
-}
-
-static int users_or_skip(const char *test)
-{
-	if (!have_users)
-		fprintf(stderr, "SKIP: %s: %s\n", test, why_not);
-	return have_users;
-}
+CAST_FIXTURE(cast)
 
 /* The daemon of a test, in a scratch directory (users.h). */
 static struct e2e_daemon d;
-
-static void scratch(const char *sub)
-{
-	scratch_daemon(&d, sub);
-}
-
-static void scratch_remove(void)
-{
-	scratch_daemon_remove(&d);
-}
 
 static char arg_path[128];
 
@@ -135,12 +96,12 @@ START_TEST(a_squatters_open_directory_is_refused)
 {
 	if (!users_or_skip("a_squatters_open_directory_is_refused"))
 		return;
-	scratch("sq");
+	scratch_daemon(&d, "sq");
 	socket_dir_of(arg_path, sizeof arg_path);
 	link_target[0] = '\0';
 	ck_assert_int_eq(run_as(&attacker, make_dir_0777, NULL), 0);
 	assert_refused("belongs to uid");
-	scratch_remove();
+	scratch_daemon_remove(&d);
 }
 END_TEST
 
@@ -148,12 +109,12 @@ START_TEST(a_squatters_private_directory_is_refused)
 {
 	if (!users_or_skip("a_squatters_private_directory_is_refused"))
 		return;
-	scratch("sq");
+	scratch_daemon(&d, "sq");
 	socket_dir_of(arg_path, sizeof arg_path);
 	link_target[0] = '\0';
 	ck_assert_int_eq(run_as(&attacker, make_dir_0700, NULL), 0);
 	assert_refused("belongs to uid");
-	scratch_remove();
+	scratch_daemon_remove(&d);
 }
 END_TEST
 
@@ -161,13 +122,13 @@ START_TEST(a_squatters_symlink_is_refused)
 {
 	if (!users_or_skip("a_squatters_symlink_is_refused"))
 		return;
-	scratch("sq");
+	scratch_daemon(&d, "sq");
 	socket_dir_of(arg_path, sizeof arg_path);
 	snprintf(link_target, sizeof link_target, "%s/evil", d.dir);
 	ck_assert_int_eq(run_as(&attacker, make_symlink, NULL), 0);
 	assert_refused("is a symlink");
 	link_target[0] = '\0';
-	scratch_remove();
+	scratch_daemon_remove(&d);
 }
 END_TEST
 
@@ -175,13 +136,13 @@ END_TEST
  * needed: the mode alone is wrong). */
 START_TEST(an_open_directory_of_our_own_is_refused)
 {
-	scratch("sq");
+	scratch_daemon(&d, "sq");
 	socket_dir_of(arg_path, sizeof arg_path);
 	link_target[0] = '\0';
 	ck_assert_int_eq(mkdir(arg_path, 0700), 0);
 	ck_assert_int_eq(chmod(arg_path, 0777), 0);
 	assert_refused("lets others in");
-	scratch_remove();
+	scratch_daemon_remove(&d);
 }
 END_TEST
 
@@ -268,7 +229,7 @@ START_TEST(a_daemon_of_another_user_is_not_trusted)
 {
 	if (!users_or_skip("a_daemon_of_another_user_is_not_trusted"))
 		return;
-	scratch("sq");
+	scratch_daemon(&d, "sq");
 	/* The squatter's daemon, on the path the victim uses, serving the
 	 * victim (its uid listed, the socket, segments and directory open). */
 	char uid[16];
@@ -284,7 +245,7 @@ START_TEST(a_daemon_of_another_user_is_not_trusted)
 	snprintf(uid, sizeof uid, "%lu", (unsigned long)attacker.uid);
 	ck_assert_int_eq(run_as(&victim, victim_trusts, uid), 0);
 	stop_foreign_daemon();
-	scratch_remove();
+	scratch_daemon_remove(&d);
 }
 END_TEST
 
@@ -296,7 +257,7 @@ START_TEST(a_system_daemon_in_its_own_directory_is_trusted)
 {
 	if (!users_or_skip("a_system_daemon_in_its_own_directory_is_trusted"))
 		return;
-	scratch("run");
+	scratch_daemon(&d, "run");
 	ck_assert_int_eq(chmod(d.dir, 0755), 0);
 	char dir[128];
 	snprintf(dir, sizeof dir, "%s/run", d.dir);
@@ -317,7 +278,7 @@ START_TEST(a_system_daemon_in_its_own_directory_is_trusted)
 	ck_assert_int_eq(run_as(&victim, victim_trusts, (void *)""), 0);
 	stop_foreign_daemon();
 	ck_assert_int_eq(chmod(d.dir, 01777), 0);
-	scratch_remove();
+	scratch_daemon_remove(&d);
 }
 END_TEST
 

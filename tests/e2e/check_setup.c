@@ -47,63 +47,17 @@ static char out[16384];
  *   sysd the daemon's system user, in "sysgroup"; app, in "appgroup" and in
  *        "sysgroup" by usermod -aG (the production setup). */
 static struct user u, r, o, sysd, app;
-static char served[32], own[32], rgroup[32], ogroup[32], sysgroup[32], appgroup[32];
-static int have_users;
-static char why_not[96];
+static char served[CAST_NAME], own[CAST_NAME], rgroup[CAST_NAME], ogroup[CAST_NAME],
+	sysgroup[CAST_NAME], appgroup[CAST_NAME];
 static struct e2e_daemon d, foreign;
+static struct cast cast = {
+	.groups = {{served, "gv"}, {own, "gm"}, {rgroup, "gr"}, {ogroup, "gx"}, {sysgroup, "gs"},
+		   {appgroup, "ga"}},
+	.users = {{&u, "m", 1, 1}, {&r, "r", 2, 0}, {&o, "x", 3, 0}, {&sysd, "s", 4, 0},
+		  {&app, "a", 5, 5}},
+};
 
-/* A user "shp<pid><tag>" whose primary group "shp<pid>g<tag>" is its own. */
-static int user_in_own_group(struct user *who, char *group, size_t gsize, const char *tag)
-{
-	char gtag[8];
-	snprintf(gtag, sizeof gtag, "g%s", tag);
-	return make_group(group, gsize, gtag) == 0 && make_user(who, tag, group) == 0 ? 0 : -1;
-}
-
-/* Adds who to group as the README does (a supplementary group). */
-static int usermod_aG(const struct user *who, const char *group)
-{
-	char args[64];
-	snprintf(args, sizeof args, "-aG %s", group);
-	return tool("usermod", args, who->name) == 0 ? 0 : -1;
-}
-
-static void users_create(void)
-{
-	have_users = 0;
-	if (geteuid() != 0) {
-		snprintf(why_not, sizeof why_not, "not root: cannot create users");
-		return;
-	}
-	if (make_group(served, sizeof served, "gv") != 0 ||
-	    user_in_own_group(&u, own, sizeof own, "m") != 0 || usermod_aG(&u, served) != 0 ||
-	    user_in_own_group(&r, rgroup, sizeof rgroup, "r") != 0 ||
-	    user_in_own_group(&o, ogroup, sizeof ogroup, "x") != 0 ||
-	    user_in_own_group(&sysd, sysgroup, sizeof sysgroup, "s") != 0 ||
-	    user_in_own_group(&app, appgroup, sizeof appgroup, "a") != 0 ||
-	    usermod_aG(&app, sysgroup) != 0) {
-		snprintf(why_not, sizeof why_not, "useradd/groupadd/usermod failed (no shadow tools?)");
-		return;
-	}
-	have_users = 1;
-}
-
-static void users_remove(void)
-{
-	struct user *users[] = {&u, &r, &o, &sysd, &app};
-	for (unsigned i = 0; i < sizeof users / sizeof users[0]; i++)
-		remove_user(users[i]);
-	char *groups[] = {served, own, rgroup, ogroup, sysgroup, appgroup};
-	for (unsigned i = 0; i < sizeof groups / sizeof groups[0]; i++)
-		remove_group(groups[i]);
-}
-
-static int users_or_skip(const char *test)
-{
-	if (!have_users)
-		fprintf(stderr, "SKIP: %s: %s\n", test, why_not);
-	return have_users;
-}
+CAST_FIXTURE(cast)
 
 /* ---- a member by usermod -aG ---- */
 

@@ -31,40 +31,15 @@
 #include <unistd.h>
 
 static struct user attacker;
-static char attacker_group[32];
-static int have_users;
+static char attacker_group[CAST_NAME];
+static struct cast cast = {
+	.groups = {{attacker_group, "gz"}},
+	.users = {{&attacker, "z", 0, 0}},
+};
 
-static void users_create(void)
-{
-	have_users = geteuid() == 0 &&
-		     make_group(attacker_group, sizeof attacker_group, "gz") == 0 &&
-		     make_user(&attacker, "z", attacker_group) == 0;
-}
-
-static void users_remove(void)
-{
-	remove_user(&attacker);
-	remove_group(attacker_group);
-}
-
-static int users_or_skip(const char *test)
-{
-	if (!have_users)
-		fprintf(stderr, "SKIP: %s: cannot create users (not root, or no useradd)\n", test);
-	return have_users;
-}
+CAST_FIXTURE(cast)
 
 static struct e2e_daemon d;
-
-static void scratch(const char *sub)
-{
-	scratch_daemon(&d, sub);
-}
-
-static void scratch_remove(void)
-{
-	scratch_daemon_remove(&d);
-}
 
 /* Removes every file of instance (and of its alternatives, inst-<n>),
  * whoever made it. */
@@ -189,7 +164,7 @@ START_TEST(taken_control_block_names_are_skipped)
 {
 	if (!users_or_skip("taken_control_block_names_are_skipped"))
 		return;
-	scratch("sock");
+	scratch_daemon(&d, "sock");
 	ck_assert_int_eq(e2e_restart_daemon(&d, (const char *const[]){"--cleanup", NULL}), 0);
 	strcpy(sq->instance, d.instance);
 	strcpy(sq->kinds, "c");
@@ -204,7 +179,7 @@ START_TEST(taken_control_block_names_are_skipped)
 	ck_assert(e2e_log_has(&d, "were taken: skipped"));
 	assert_squats_intact();
 	remove_all_segments(d.instance);
-	scratch_remove();
+	scratch_daemon_remove(&d);
 }
 END_TEST
 
@@ -216,7 +191,7 @@ START_TEST(taken_names_at_start_do_not_stop_the_daemon)
 {
 	if (!users_or_skip("taken_names_at_start_do_not_stop_the_daemon"))
 		return;
-	scratch("sock");
+	scratch_daemon(&d, "sock");
 	strcpy(sq->instance, d.instance);
 	strcpy(sq->kinds, "amcl");
 	sq->first = 1;
@@ -234,7 +209,7 @@ START_TEST(taken_names_at_start_do_not_stop_the_daemon)
 	ck_assert_int_eq(e2e_restart_daemon(&d, (const char *const[]){"--discard", NULL}), 0);
 	assert_squats_intact();
 	remove_all_segments(d.instance);
-	scratch_remove();
+	scratch_daemon_remove(&d);
 }
 END_TEST
 
@@ -321,7 +296,7 @@ static int none_is_the_survivors(void *arg)
 static void forged_control_block_is_not_adopted(mode_t mode)
 {
 	sq->forged_mode = mode;
-	scratch("sock");
+	scratch_daemon(&d, "sock");
 	strcpy(sq->instance, d.instance);
 	ck_assert_int_eq(e2e_restart_daemon(&d, NULL), 0);
 	pid_t s = fork();
@@ -346,7 +321,7 @@ static void forged_control_block_is_not_adopted(mode_t mode)
 	ck_assert_int_eq(e2e_wait(s), 0);
 	e2e_kill_daemon(&d);
 	remove_all_segments(d.instance);
-	scratch_remove();
+	scratch_daemon_remove(&d);
 }
 
 START_TEST(a_forged_control_block_is_not_adopted)

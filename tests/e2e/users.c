@@ -4,6 +4,8 @@
  */
 #include "users.h"
 
+#include "shmalloc.h"
+
 #include <check.h>
 #include <grp.h>
 #include <pwd.h>
@@ -89,4 +91,56 @@ void scratch_daemon_remove(struct e2e_daemon *d)
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", d->dir);
 	ck_assert_int_eq(system(cmd), 0);
+}
+
+void cast_create(struct cast *c)
+{
+	c->ready = 0;
+	if (geteuid() != 0) {
+		snprintf(c->why_not, sizeof c->why_not, "not root: cannot create users");
+		return;
+	}
+	for (unsigned i = 0; i < CAST_MAX && c->groups[i].name != NULL; i++)
+		if (make_group(c->groups[i].name, CAST_NAME, c->groups[i].tag) != 0)
+			goto failed;
+	for (unsigned i = 0; i < CAST_MAX && c->users[i].who != NULL; i++) {
+		const struct cast_user *u = &c->users[i];
+		if (make_user(u->who, u->tag, c->groups[u->group].name) != 0)
+			goto failed;
+		char args[64];
+		snprintf(args, sizeof args, "-aG %s", u->also ? c->groups[u->also - 1].name : "");
+		if (u->also && tool("usermod", args, u->who->name) != 0)
+			goto failed;
+	}
+	c->ready = 1;
+	return;
+failed:
+	snprintf(c->why_not, sizeof c->why_not, "useradd/groupadd/usermod failed (no shadow tools?)");
+}
+
+void cast_remove(struct cast *c)
+{
+	for (unsigned i = 0; i < CAST_MAX && c->users[i].who != NULL; i++)
+		remove_user(c->users[i].who);
+	for (unsigned i = 0; i < CAST_MAX && c->groups[i].name != NULL; i++)
+		remove_group(c->groups[i].name);
+}
+
+int cast_or_skip(const struct cast *c, const char *test)
+{
+	if (!c->ready)
+		fprintf(stderr, "SKIP: %s: %s\n", test, c->why_not);
+	return c->ready;
+}
+
+int users_allocate_a_little(void *unused)
+{
+	(void)unused;
+	void *p[64];
+	for (unsigned i = 0; i < 64; i++)
+		if ((p[i] = shma_malloc(16 + i * 40)) == NULL)
+			return 1;
+	for (unsigned i = 0; i < 64; i++)
+		shma_free(p[i]);
+	return 0;
 }

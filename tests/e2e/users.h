@@ -57,4 +57,55 @@ void scratch_daemon(struct e2e_daemon *d, const char *sub);
  * is in it. */
 void scratch_daemon_remove(struct e2e_daemon *d);
 
+/*
+ * A suite's cast of users, made once in the runner (an unchecked fixture:
+ * cast_create/cast_remove): its groups first, then each user with one of
+ * them as primary group and, if `also` names one, that as a supplementary
+ * group (usermod -aG, as the README's setup does).  Without root or the
+ * shadow tools, ready stays 0 and why_not says why.
+ */
+#define CAST_MAX 8
+struct cast_group {
+	char *name; /* where its name goes (CAST_NAME bytes) */
+	const char *tag;
+};
+#define CAST_NAME 32
+struct cast_user {
+	struct user *who;
+	const char *tag;
+	int group; /* index in groups: the primary group */
+	int also;  /* index + 1 of a supplementary group; 0: none */
+};
+struct cast {
+	struct cast_group groups[CAST_MAX];
+	struct cast_user users[CAST_MAX];
+	int ready;
+	char why_not[128];
+};
+void cast_create(struct cast *c);
+void cast_remove(struct cast *c);
+/* 1 if c is ready, else "SKIP: <test>: <why>" on stderr and 0. */
+int cast_or_skip(const struct cast *c, const char *test);
+
+/* The fixture functions of a suite over its cast c: users_create() and
+ * users_remove() (for tcase_add_unchecked_fixture) and
+ * users_or_skip(test). */
+#define CAST_FIXTURE(c)                                                  \
+	static void users_create(void)                                   \
+	{                                                                \
+		cast_create(&(c));                                       \
+	}                                                                \
+	static void users_remove(void)                                   \
+	{                                                                \
+		cast_remove(&(c));                                       \
+	}                                                                \
+	static __attribute__((unused)) int users_or_skip(const char *test) \
+	{                                                                \
+		return cast_or_skip(&(c), test);                         \
+	}
+
+/* Allocates 64 blocks of 16 B to 2.5 KiB on the process's connection and
+ * frees them: 0, or 1 when one is refused (the daemon still serves). */
+int users_allocate_a_little(void *unused);
+
 #endif

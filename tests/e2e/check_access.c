@@ -176,7 +176,7 @@ START_TEST(an_unlisted_uid_gets_eacces_and_nothing_else)
 	ck_assert_int_eq(test_control_blocks_taken(d.instance), 0);
 	ck_assert_uint_eq(test_client_ids_given(d.instance), ids);
 	ck_assert_int_eq(shma_connect(d.socket), 0);
-	ck_assert_int_eq(users_allocate_a_little(NULL), 0);
+	ck_assert_int_eq(e2e_allocate_a_little(NULL), 0);
 	shma_disconnect();
 	e2e_stop_daemon(&d);
 }
@@ -195,7 +195,7 @@ static int work_and_leave_a_block(void *arg)
 			shma_strerror(rc));
 		return 10;
 	}
-	if (users_allocate_a_little(NULL) != 0)
+	if (e2e_allocate_a_little(NULL) != 0)
 		return 11;
 	void *large = shma_malloc(300000);
 	if (large == NULL)
@@ -265,7 +265,7 @@ static struct scribble *scribbled;
 static int scribble_and_die(void *arg)
 {
 	(void)arg;
-	if (shma_connect(report->socket) != 0 || users_allocate_a_little(NULL) != 0)
+	if (shma_connect(report->socket) != 0 || e2e_allocate_a_little(NULL) != 0)
 		return 20;
 	char prefix[96], path[400];
 	snprintf(prefix, sizeof prefix, "shmalloc.%s.", scribbled->instance);
@@ -457,7 +457,7 @@ static void assert_segment_modes(const struct e2e_daemon *d, mode_t mode, gid_t 
 /* Makes a client of every kind of segment and keeps it connected. */
 static void hold_every_kind(void **large)
 {
-	ck_assert_int_eq(users_allocate_a_little(NULL), 0);
+	ck_assert_int_eq(e2e_allocate_a_little(NULL), 0);
 	*large = shma_malloc(300000);
 	ck_assert_ptr_nonnull(*large);
 }

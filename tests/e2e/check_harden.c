@@ -107,7 +107,7 @@ static int logged(const char *needle)
 /* The daemon runs (not dead, not a zombie) and serves the victim's uid. */
 static int allocate_a_little(void *arg)
 {
-	return shma_connect(d.socket) != 0 ? 10 : users_allocate_a_little(arg);
+	return shma_connect(d.socket) != 0 ? 10 : e2e_allocate_a_little(arg);
 }
 
 static void still_serves_the_victim(void)

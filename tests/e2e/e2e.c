@@ -376,3 +376,15 @@ int e2e_check_fill(const void *p, size_t n, uint64_t seed)
 			return 0;
 	return 1;
 }
+
+int e2e_allocate_a_little(void *unused)
+{
+	(void)unused;
+	void *p[64];
+	for (unsigned i = 0; i < 64; i++)
+		if ((p[i] = shma_malloc(16 + i * 40)) == NULL)
+			return 1;
+	for (unsigned i = 0; i < 64; i++)
+		shma_free(p[i]);
+	return 0;
+}

@@ -106,4 +106,9 @@ uint64_t e2e_ring_get(struct e2e_ring *r);
 void e2e_fill(void *p, size_t n, uint64_t seed);
 int e2e_check_fill(const void *p, size_t n, uint64_t seed);
 
+/* Allocates 64 blocks of 16 B to 2.5 KiB on the process's connection and
+ * frees them: 0, or 1 when one is refused (the daemon still serves).  Its
+ * argument is unused (for run_as()). */
+int e2e_allocate_a_little(void *unused);
+
 #endif

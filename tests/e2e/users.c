@@ -4,8 +4,6 @@
  */
 #include "users.h"
 
-#include "shmalloc.h"
-
 #include <check.h>
 #include <grp.h>
 #include <pwd.h>
@@ -131,16 +129,4 @@ int cast_or_skip(const struct cast *c, const char *test)
 	if (!c->ready)
 		fprintf(stderr, "SKIP: %s: %s\n", test, c->why_not);
 	return c->ready;
-}
-
-int users_allocate_a_little(void *unused)
-{
-	(void)unused;
-	void *p[64];
-	for (unsigned i = 0; i < 64; i++)
-		if ((p[i] = shma_malloc(16 + i * 40)) == NULL)
-			return 1;
-	for (unsigned i = 0; i < 64; i++)
-		shma_free(p[i]);
-	return 0;
 }

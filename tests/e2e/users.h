@@ -104,8 +104,4 @@ int cast_or_skip(const struct cast *c, const char *test);
 		return cast_or_skip(&(c), test);                         \
 	}
 
-/* Allocates 64 blocks of 16 B to 2.5 KiB on the process's connection and
- * frees them: 0, or 1 when one is refused (the daemon still serves). */
-int users_allocate_a_little(void *unused);
-
 #endif

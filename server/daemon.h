@@ -45,6 +45,11 @@ struct client {
 	 * and large blocks come from it, and it ends when the client's control
 	 * block is settled (daemon_control_release(), daemon_control_sweep()). */
 	struct heap_region *region;
+	/* What the daemon last saw in each entry of the large blocks it
+	 * keeps, and since when (kept.c). */
+	struct {
+		uint64_t ref, since_ms;
+	} kept[SHMA_LARGE_KEEP];
 };
 
 /* Control blocks made ahead of the Hellos that take them (control.c,

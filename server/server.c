@@ -17,6 +17,7 @@
 
 #include "server.h"
 #include "ctlcap.h"
+#include "kept.h"
 #include "conn.h"
 #include "log.h"
 #include "activation.h"
@@ -137,6 +138,7 @@ static void on_decay_timer(uv_timer_t *t)
 	daemon_control_sweep(srv->d);
 	ctlcap_check(srv->d);
 	ctlcap_heal_pages(srv->d);
+	daemon_kept_decay(srv->d, monotonic_ms());
 	uint64_t bytes = heap_decay(srv->d->heap, monotonic_ms());
 	if (bytes)
 		log_msg(SLOG_DEBUG, "decay gave %llu bytes back to the OS",

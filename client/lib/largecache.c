@@ -14,7 +14,9 @@
  * process may keep only blocks it allocated itself: a table of those, in
  * memory of its own, says which).  Entries older than the decay go back to
  * the daemon (checked on the large-block paths), and all of them at
- * disconnect.  Everything here runs with the connection's lock held.
+ * disconnect; a process that stops using large blocks leaves its entries
+ * to the daemon, which takes back what sat for the decay (server/kept.h),
+ * so every take of an entry here is an exchange of its ref for 0.  Everything here runs with the connection's lock held.
  */
 #include "config.h"
 
@@ -95,11 +97,12 @@ static int forget_mine(uint64_t ref)
 	return 1;
 }
 
-/* Empties entry i and gives its block back to the daemon. */
+/* Empties entry i and gives its block back to the daemon -- unless the
+ * daemon took it first (server/kept.h: it takes what sat for the decay
+ * with the same exchange of the ref for 0). */
 static void evict(struct control_block *cb, unsigned i)
 {
-	uint64_t ref = cb->hdr.large[i].ref;
-	__atomic_store_n(&cb->hdr.large[i].ref, 0, __ATOMIC_RELEASE);
+	uint64_t ref = __atomic_exchange_n(&cb->hdr.large[i].ref, 0, __ATOMIC_ACQ_REL);
 	if (ref != 0)
 		call_free_large_unanswered(ref); /* waited for only if too many are out */
 }
@@ -121,8 +124,11 @@ uint64_t lcache_take(uint64_t need, uint64_t *size)
 		return 0;
 	uint64_t ref = cb->hdr.large[best].ref;
 	*size = cb->hdr.large[best].size;
-	/* Out of the record before the program has it. */
-	__atomic_store_n(&cb->hdr.large[best].ref, 0, __ATOMIC_RELEASE);
+	/* Out of the record before the program has it; the daemon may have
+	 * taken it back since we looked (server/kept.h): then it is not ours. */
+	if (!__atomic_compare_exchange_n(&cb->hdr.large[best].ref, &ref, 0, 0, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		return 0;
 	lcache_note_mine(ref);
 	return ref;
 }

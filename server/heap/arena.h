@@ -34,6 +34,9 @@ struct arena {
 	struct page_run **large_of_page; /* private: large block by first page */
 	const char *quarantined;         /* private: why its metadata is not believed
 					  * (NULL: it is); see heap.h */
+	/* private: a bit per page whose bitmap bytes may be a hole in 'M'
+	 * (arena_bitmap_punch()); NULL: none may. */
+	uint64_t *bitmap_holes;
 };
 
 /*
@@ -53,6 +56,18 @@ int arena_create(struct arena **out, int meta_fd, void *meta, uint64_t meta_off,
  */
 int arena_open(struct arena **out, void *meta, const char *instance, uint32_t id,
 	       const struct arena_geometry *g, const char **why);
+
+/*
+ * The bitmaps of free pages hold nothing anyone reads (a span clears its
+ * own when it is made), so decay gives their backing store back with the
+ * pages': arena_bitmap_punch() punches the whole metadata pages that only
+ * bitmaps of pages [start, start + n) fill, and arena_bitmap_reserve()
+ * reserves them again before a span over any of those pages writes its
+ * bitmap -- one fallocate, and only where a hole may be.  0, or a negative
+ * errno (-ENOMEM when /dev/shm cannot hold them: no span there).
+ */
+int arena_bitmap_punch(struct arena *a, int meta_fd, uint32_t start, uint32_t n);
+int arena_bitmap_reserve(struct arena *a, int meta_fd, uint32_t start, uint32_t n);
 
 /* Frees the arena's private memory (its metadata stays). */
 void arena_destroy(struct arena *a);

@@ -152,6 +152,13 @@ static int new_span(struct heap *h, unsigned cls, struct heap_region *rg, struct
 	int rc = heap_alloc_pages(h, sizeclass_table[cls].span_pages, rg != NULL, &r);
 	if (rc < 0)
 		return rc;
+	rc = arena_bitmap_reserve(h->arenas[r->region], h->meta_fd, r->start, r->npages);
+	if (rc < 0) {
+		if (rg != NULL)
+			heap_settle_lazy(h, r->region, r->start, r->npages);
+		pageheap_free(h->ph, r, monotonic_ms());
+		return rc;
+	}
 	*out = span_create(h->arenas[r->region], r, cls, rg ? rg->id | SHMA_OWNER_REGION : 0);
 	if (*out == NULL) {
 		if (rg != NULL)
@@ -362,6 +369,8 @@ static uint64_t punch_decayed(struct heap *h, const struct pageheap_decayed *d)
 {
 	int rc = seg_punch(h->pages_fd, heap_pages_offset(h, d->region, d->start),
 			   arena_page_offset(d->npages));
+	/* Their bitmaps too: a span made there clears its own. */
+	arena_bitmap_punch(h->arenas[d->region], h->meta_fd, d->start, d->npages);
 	return rc == 0 ? arena_page_offset(d->backed_pages) : 0;
 }
 

@@ -4,9 +4,11 @@
  * no holes, and caches that nothing written into a freed block can redirect.
  */
 #include "e2e.h"
+#include "layout.h"
 #include "shmalloc.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -14,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef __SANITIZE_ADDRESS__
@@ -181,6 +185,102 @@ END_TEST
 
 #define BASE UINT64_C(0x500000000000)
 
+/* Bytes /dev/shm holds for the segments of kind k of d's instance. */
+static uint64_t kind_bytes(const struct e2e_daemon *d, char k)
+{
+	char prefix[96];
+	int n = snprintf(prefix, sizeof prefix, "shmalloc.%s.%c", d->instance, k);
+	DIR *dir = opendir("/dev/shm");
+	ck_assert_ptr_nonnull(dir);
+	uint64_t bytes = 0;
+	struct dirent *e;
+	struct stat st;
+	while ((e = readdir(dir)) != NULL)
+		if (strncmp(e->d_name, prefix, (size_t)n) == 0 &&
+		    fstatat(dirfd(dir), e->d_name, &st, 0) == 0)
+			bytes += (uint64_t)st.st_blocks * 512;
+	closedir(dir);
+	return bytes;
+}
+
+/* Polls (20 s at most; --decay 1 takes 2 to 3) until /dev/shm holds less
+ * than bound bytes for d's segments of kind k: what it holds last. */
+static uint64_t kind_bytes_below(const struct e2e_daemon *d, char k, uint64_t bound)
+{
+	uint64_t bytes = kind_bytes(d, k);
+	for (int i = 0; i < 400 && bytes >= bound; i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		bytes = kind_bytes(d, k);
+	}
+	return bytes;
+}
+
+/* The metadata the arenas of d reserved when they were made. */
+static uint64_t arenas_meta_bytes(const struct e2e_daemon *d)
+{
+	ck_assert_int_eq(shma_connect(d->socket), 0);
+	char *json;
+	ck_assert_int_eq(shma_stats_json(&json), 0);
+	unsigned narenas = 0;
+	for (const char *p = json; (p = strstr(p, "\"quarantined\"")) != NULL; p++)
+		narenas++;
+	free(json);
+	shma_disconnect();
+	struct arena_geometry g;
+	ck_assert_int_eq(layout_geometry((uint64_t)64 << 20, &g), 0);
+	return narenas * g.meta_bytes;
+}
+
+/* A program that made 256 MiB of small blocks and 8 large ones, freed
+ * them and went idle -- asking nothing of the library, so its own decay
+ * never runs: the daemon takes back the large blocks it kept (server/kept.h)
+ * and decay gives their pages back.  Then it does it again, over bitmaps
+ * that decay punched with the pages (arena_bitmap_punch()), and no two of
+ * its blocks overlap; once it is gone the metadata holds less than half of
+ * what the arenas reserved.  Catches the daemon leaving an idle client's
+ * kept blocks alone (32 MiB of 'p' stay) and decay leaving the bitmaps
+ * (the metadata stays whole: 648 KiB an arena). */
+START_TEST(an_idle_program_and_freed_spans_give_their_store_back)
+{
+	struct e2e_daemon d;
+	const char *const extra[] = {"--decay", "1", NULL};
+	e2e_start_daemon(&d, extra);
+	int in[2], out[2];
+	ck_assert_int_eq(pipe(in), 0);
+	ck_assert_int_eq(pipe(out), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		setenv("SHMALLOC_SOCKET", d.socket, 1);
+		execl(PROBE_PATH, "probe", "burst", "256", (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	FILE *said = fdopen(out[0], "r");
+	char line[128];
+	ck_assert_ptr_nonnull(fgets(line, sizeof line, said));
+	ck_assert_str_eq(line, "burst: freed\n");
+	uint64_t pages = kind_bytes_below(&d, 'p', 12u << 20);
+	ck_assert_msg(pages < (12u << 20), "the idle program's pages hold %llu bytes",
+		      (unsigned long long)pages);
+	ck_assert_int_eq(write(in[1], "go\n", 3), 3);
+	ck_assert_ptr_nonnull(fgets(line, sizeof line, said));
+	ck_assert_str_eq(line, "burst: 0 OK: success\n");
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	fclose(said);
+	close(in[1]);
+	uint64_t reserved = arenas_meta_bytes(&d);
+	uint64_t meta = kind_bytes_below(&d, 'M', reserved / 2);
+	ck_assert_msg(meta < reserved / 2, "the metadata holds %llu bytes of the %llu reserved",
+		      (unsigned long long)meta, (unsigned long long)reserved);
+	e2e_stop_daemon(&d);
+}
+END_TEST
+
 START_TEST(the_heap_sits_at_the_base_or_refs_say_where)
 {
 	struct e2e_daemon d;
@@ -237,6 +337,7 @@ Suite *make_memory_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, two_execd_programs_share_a_list_by_raw_pointers);
 	tcase_add_test(tc, the_heap_sits_at_the_base_or_refs_say_where);
+	tcase_add_test(tc, an_idle_program_and_freed_spans_give_their_store_back);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("reclaim");
 	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);

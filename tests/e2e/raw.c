@@ -46,13 +46,18 @@ void raw_send_bytes(int fd, const void *p, size_t n)
 	ck_assert_int_eq(write(fd, p, n), (ssize_t)n);
 }
 
+/* How long a read waits for the daemon: long, as every caller expects an
+ * answer (or the close) -- a daemon starting on a loaded machine took more
+ * than the 5 s this was. */
+#define RAW_WAIT_MS 30000
+
 /* 1 once n bytes are read, 0 if the peer closed, -1 on timeout. */
 static int read_full(int fd, uint8_t *buf, size_t n)
 {
 	size_t got = 0;
 	while (got < n) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (poll(&p, 1, 5000) <= 0)
+		if (poll(&p, 1, RAW_WAIT_MS) <= 0)
 			return -1;
 		ssize_t r = read(fd, buf + got, n - got);
 		if (r <= 0)
@@ -81,7 +86,7 @@ int raw_closed(int fd)
 	uint8_t b[256];
 	for (;;) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (poll(&p, 1, 5000) <= 0)
+		if (poll(&p, 1, RAW_WAIT_MS) <= 0)
 			return 0;
 		ssize_t r = read(fd, b, sizeof b);
 		if (r == 0 || (r < 0 && errno == ECONNRESET))

@@ -47,6 +47,7 @@
 
 #include "client.h"
 #include "connerr.h"
+#include "fast.h"
 #include "seg.h"
 #include "shmalloc.h"
 
@@ -307,12 +308,26 @@ static size_t usable(void *p)
 	return real_ready() ? real.usable(p) : 0;
 }
 
+/* 1 where malloc and free may try the library's fast path first: the heap
+ * serves and no call of ours runs in this thread (a re-entry may come from
+ * the middle of a slow path that is changing this thread's cache). */
+static inline int fast_ok(void)
+{
+	return likely(!inside) && likely(__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_HEAP);
+}
+
 PRELOAD_EXPORT void *malloc(size_t size)
 {
+	if (fast_ok()) {
+		void *p = fast_malloc(size);
+		if (likely(p != NULL))
+			return p;
+	}
 	return alloc(size, 16);
 }
 
-PRELOAD_EXPORT void free(void *p)
+/* free() past its fast path: whose p is, then the way back to its owner. */
+static __attribute__((noinline)) void free_slow(void *p)
 {
 	if (p == NULL)
 		return;
@@ -333,6 +348,16 @@ PRELOAD_EXPORT void free(void *p)
 	errno = e;
 }
 
+/* The fast path first: one range compare owns p for the heap, a page entry
+ * and a push free it (fast.h); it touches no errno.  The rest, bootstrap
+ * blocks and the C library's included, by free_slow(). */
+PRELOAD_EXPORT void free(void *p)
+{
+	if (fast_ok() && likely(fast_free(p)))
+		return;
+	free_slow(p);
+}
+
 PRELOAD_EXPORT void *calloc(size_t n, size_t size)
 {
 	size_t total;
@@ -340,10 +365,13 @@ PRELOAD_EXPORT void *calloc(size_t n, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (!inside && get_state() == ST_HEAP) {
+	if (fast_ok()) {
+		void *p = fast_malloc(total);
+		if (likely(p != NULL))
+			return memset(p, 0, total); /* recycled blocks hold old data */
 		int e = errno;
 		inside = 1;
-		void *p = shma_calloc(n, size);
+		p = shma_calloc(n, size);
 		inside = 0;
 		if (likely(p != NULL))
 			return p;

@@ -77,6 +77,8 @@ enum {
 
 static int state = ST_EARLY;
 static int share_fork;
+/* In a child of fork(): the end of its copy of the arenas (fork_child()). */
+static char *fork_copy_end;
 
 /* Set while a call of ours runs in this thread: a malloc from in there is a
  * re-entry and goes to the bootstrap area. */
@@ -412,6 +414,13 @@ PRELOAD_EXPORT void *realloc(void *p, size_t size)
 		errno = e;
 	}
 	size_t old = usable(p);
+	/* A child's inherited block: the page map it reads is the daemon's
+	 * of now, not of the fork, so the size may be wrong; what it copies is
+	 * its own copy of the heap, readable to its end, and size bytes from p
+	 * keep whatever the block held. */
+	char *end = __atomic_load_n(&fork_copy_end, __ATOMIC_RELAXED);
+	if (get_state() == ST_FORKED && !boot_owns(p) && (char *)p < end)
+		old = (size_t)(end - (char *)p);
 	if (old == 0) {
 		errno = EINVAL;
 		return NULL;
@@ -541,6 +550,7 @@ static void copy_run(char *copy, const char *base, size_t from, size_t n)
 		(void)madvise(copy + from, n, MADV_POPULATE_WRITE);
 #endif
 	memcpy(copy + from, base + from, n);
+
 }
 
 /* PAGEMAP_SCAN (Linux 6.7) names the runs of pages in our page table and
@@ -592,7 +602,11 @@ static int copy_scanned(char *base, size_t len, char *copy)
 static int copy_mapping(void *base, size_t len, int all, void *arg)
 {
 	(void)arg;
-	if (len == 0)
+	/* Not the arenas' metadata (all): the child reads it where it is,
+	 * read-only (see fork_child()); copying it cost every fork its
+	 * resident pages, the more the more arenas any program of the daemon
+	 * had made (1.1 ms a fork once a 1.5 GB program had run). */
+	if (len == 0 || all)
 		return 0;
 	if (fork_ncopies == FORK_COPIES)
 		return -ENOSPC;
@@ -634,10 +648,20 @@ static void drop_copies(void)
 
 /* The parent copies, before the fork: its page table has the pages (no
  * fault to read them), nobody waits for a child to be scheduled, and the
- * kernel shares the copy with the child for free. */
+ * kernel shares the copy with the child for free.  Whether the heap serves
+ * or the process went over to the C library (it lost its daemon): the
+ * blocks it holds are in the shared segment either way (issue 21 case 9:
+ * the child of a process on the C library overwrote its parent's blocks).
+ * A child of fork() (ST_FORKED) has its copy already, private: fork()
+ * copies it as any memory.  fork_copying tells the child handler what the
+ * prepare handler did, whatever the state says by then. */
+static int fork_copying;
+
 static void fork_prepare(void)
 {
-	if (get_state() != ST_HEAP || share_fork)
+	int s = get_state();
+	fork_copying = (s == ST_HEAP || s == ST_LIBC) && !share_fork;
+	if (!fork_copying)
 		return;
 	int e = errno;
 	fork_ncopies = 0;
@@ -660,7 +684,7 @@ static void fork_child(void)
 {
 	int e = errno;
 	boot_locked = 0;
-	if (get_state() == ST_HEAP && !share_fork) {
+	if (fork_copying) {
 		int rc = fork_err;
 		for (int i = 0; i < fork_ncopies; i++) {
 			struct fork_copy *c = &fork_copies[i];
@@ -669,9 +693,12 @@ static void fork_child(void)
 				if (rc == 0)
 					rc = -errno;
 				munmap(c->copy, c->len);
+			} else {
+				fork_copy_end = c->base + c->len;
 			}
 		}
 		fork_ncopies = 0;
+		fork_copying = 0;
 		state = ST_FORKED;
 		if (rc != 0) {
 			char msg[160];

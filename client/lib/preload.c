@@ -8,6 +8,10 @@
  * malloc_usable_size -- and so C++'s new and delete, which call them -- on
  * top of shma_*.  It exports nothing else (preload.sym).
  *
+ * Fast path.  malloc, free and calloc first try the library's own fast path
+ * (fast.h) with nothing around it; what it does not serve goes the way
+ * below.
+ *
  * Owners.  free, realloc and malloc_usable_size ask who owns a pointer: the
  * bootstrap area (an address compare), the heap (map_owns(), a range test),
  * else the C library's malloc, which had it before we were loaded or served
@@ -29,10 +33,11 @@
  * for want of a daemon.
  *
  * fork().  By default the child gets its own copy of the heap, as with
- * glibc.  The prepare handler, in the parent, copies the pages of the heap
- * that may hold its data (map_each_mapping(): an arena's metadata whole, of
- * the blocks the pages in its own page table, found by PAGEMAP_SCAN or
- * /proc/self/pagemap) into private anonymous memory; fork() hands that to
+ * glibc, whether the heap serves or the process lost its daemon.  The
+ * prepare handler, in the parent, copies the pages of the arenas that may
+ * hold its data (those in its own page table, found by PAGEMAP_SCAN or
+ * /proc/self/pagemap; not the arenas' metadata, which the child reads where
+ * it is) into private anonymous memory; fork() hands that to
  * the child copy-on-write, the child mremaps it over the heap's addresses
  * and the parent drops its own.  The parent copies because it reads its
  * pages without faulting them in and nobody waits for a child to be

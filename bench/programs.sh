@@ -109,8 +109,8 @@ declare -A cmd=(
   [mt-random]="$mt random 4 10000000"
   [mt-prodcons]="$mt prodcons 2 1000000"
   [mt-pool]="$mt pool 4 40000"
-  [glibc-simple]="$mt simple 1 200"
-  [glibc-thread]="$mt thread 2 10000000"
+  [glibc-simple]="$mt simple 1 2000"
+  [glibc-thread]="$mt thread 2 40000000"
 )
 declare -A need=([python3]=python3 [sqlite3]=sqlite3 [sort]=sort [bash]=bash [gcc]=gcc [git]=git
                  [redis]=redis-benchmark [mt-random]=$mt [mt-prodcons]=$mt [mt-pool]=$mt

@@ -16,7 +16,16 @@
  *                          every free is of another thread's block;
  *   pool     THREADS TASKS a pool of THREADS workers takes TASKS tasks from
  *                          a queue; each builds a list of strings and a
- *                          hash table, looks things up, and frees it all.
+ *                          hash table, looks things up, and frees it all;
+ *   simple   THREADS ROUNDS the shape of glibc's bench-malloc-simple: each
+ *                          thread, ROUNDS times, for 25, 100, 400 and 1600
+ *                          blocks of each size 16 B .. 256 B, allocates
+ *                          them all and frees them all (the fast path
+ *                          alone: malloc and free as the wrapper sees them);
+ *   thread   THREADS OPS   the shape of glibc's bench-malloc-thread: each
+ *                          thread, OPS times, frees a random block of its
+ *                          own working set of 4096 and allocates another of
+ *                          16 B .. 1 KiB.
  *
  * Every block is written and read back, so an allocator that hands a block
  * out twice fails the check; it prints one line, a checksum that is the
@@ -261,6 +270,59 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* ---- simple, thread: the malloc/free fast path in a loop ---- */
+
+static void *simple_thread(void *arg)
+{
+	long id = (long)arg;
+	static const unsigned counts[] = {25, 100, 400, 1600};
+	unsigned char **b = must_malloc(1600 * sizeof *b);
+	uint64_t sum = 0;
+	for (long r = 0; r < ops; r++) {
+		for (unsigned c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+			for (size_t size = 16; size <= 256; size *= 2) {
+				for (unsigned i = 0; i < counts[c]; i++) {
+					b[i] = must_malloc(size);
+					b[i][0] = (unsigned char)i;
+				}
+				for (unsigned i = 0; i < counts[c]; i++) {
+					sum += b[i][0];
+					free(b[i]);
+				}
+			}
+		}
+	}
+	free(b);
+	sums[id] = sum;
+	return NULL;
+}
+
+#define WORKING_SET 4096
+
+static void *small_random_thread(void *arg)
+{
+	long id = (long)arg;
+	uint64_t s = 0x9e3779b97f4a7c15u * (uint64_t)(id + 1), sum = 0;
+	unsigned char **set = calloc(WORKING_SET, sizeof *set);
+	if (set == NULL)
+		exit(3);
+	for (long i = 0; i < ops; i++) {
+		uint64_t r = next(&s);
+		unsigned char **sl = &set[r % WORKING_SET];
+		if (*sl != NULL) {
+			sum += **sl;
+			free(*sl);
+		}
+		*sl = must_malloc(16 + (r >> 32) % 1009);
+		**sl = (unsigned char)r;
+	}
+	for (unsigned i = 0; i < WORKING_SET; i++)
+		free(set[i]);
+	free(set);
+	sums[id] = sum;
+	return NULL;
+}
+
 /* ---- main ---- */
 
 static void start(pthread_t *t, void *(*fn)(void *), long id)
@@ -276,7 +338,7 @@ int main(int argc, char **argv)
 	long threads = argc == 4 ? strtol(argv[2], NULL, 10) : 0;
 	ops = argc == 4 ? strtol(argv[3], NULL, 10) : 0;
 	if (threads < 1 || threads > 128 || ops < 1) {
-		fprintf(stderr, "usage: mtalloc random|prodcons|pool THREADS OPS\n");
+		fprintf(stderr, "usage: mtalloc random|prodcons|pool|simple|thread THREADS OPS\n");
 		return 2;
 	}
 	pthread_t t[256];
@@ -294,6 +356,9 @@ int main(int argc, char **argv)
 		for (long i = 0; i < threads; i++)
 			put(&queue, NULL);
 		n = threads; /* the consumers are left to join */
+	} else if (strcmp(argv[1], "simple") == 0 || strcmp(argv[1], "thread") == 0) {
+		for (; n < threads; n++)
+			start(&t[n], argv[1][0] == 's' ? simple_thread : small_random_thread, n);
 	} else if (strcmp(argv[1], "pool") == 0) {
 		for (; n < threads; n++)
 			start(&t[n], worker, n);

@@ -12,7 +12,12 @@
 # Usage: bench/programs.sh BUILDDIR [RUNS]   (BUILDDIR holds shmalloc-run,
 # shmallocd, .libs/libshmalloc-preload.so and bench/mtalloc)
 # BENCH_PROGRAMS="bash git" runs only those rows; BENCH_PRELOAD=FILE times
-# another build of libshmalloc-preload.so.
+# another build of libshmalloc-preload.so; BENCH_BASE=BUILDDIR adds a column
+# "base", another build's shmalloc-run, preload library and daemon (its own),
+# in the same run (before and after a change); BENCH_STAT=median reports the
+# median of RUNS instead of the best.  glibc-simple and glibc-thread are
+# bench/mtalloc's simple and thread workloads, the shapes of glibc's
+# bench-malloc-simple and bench-malloc-thread (the field's benchmark suite).
 set -uo pipefail
 build=$(cd "${1:?usage: programs.sh BUILDDIR [RUNS]}" && pwd)
 runs=${2:-3}
@@ -20,6 +25,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/shmalloc-bench-programs.XXXXXX")
 daemon_pid=
 cleanup() {
   [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+  [ -n "${base_pid:-}" ] && kill "$base_pid" 2>/dev/null && wait "$base_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -33,12 +39,20 @@ for a in jemalloc mimalloc tcmalloc; do
   if [ -f "${preload[$a]}" ]; then allocs+=("$a"); else echo "skipped $a: no ${preload[$a]}" >&2; fi
 done
 allocs+=(shmalloc)
+base=${BENCH_BASE:+$(cd "$BENCH_BASE" && pwd)}
+[ -n "$base" ] && allocs+=(base)
 
 export SHMALLOC_PRELOAD=${BENCH_PRELOAD:-$build/.libs/libshmalloc-preload.so}
 sock=$work/shmallocd.sock
 "$build/shmallocd" --socket "$sock" --cleanup --log-level warn 2>"$work/daemon.log" &
 daemon_pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+base_pid=
+if [ -n "$base" ]; then
+  "$base/shmallocd" --socket "$work/base.sock" --cleanup --log-level warn 2>"$work/base.log" &
+  base_pid=$!
+  for _ in $(seq 100); do [ -S "$work/base.sock" ] && break; sleep 0.05; done
+fi
 
 # ---- the workloads, each a command run in $work/w ----
 mkdir -p "$work/w" && cd "$work/w" || exit 1
@@ -82,7 +96,8 @@ redis-cli -p $port shutdown nosave; wait \$p
 SH
 mt=$build/bench/mtalloc
 
-names=(${BENCH_PROGRAMS:-python3 sqlite3 sort bash gcc git redis mt-random mt-prodcons mt-pool})
+names=(${BENCH_PROGRAMS:-python3 sqlite3 sort bash gcc git redis mt-random mt-prodcons mt-pool
+        glibc-simple glibc-thread})
 declare -A cmd=(
   [python3]="python3 -c 'd = {i: str(i) * 3 for i in range(1000000)}; l = sorted(str(x) for x in range(1000000)); print(len(d), len(l))'"
   [sqlite3]="sqlite3 :memory: < t.sql"
@@ -94,26 +109,36 @@ declare -A cmd=(
   [mt-random]="$mt random 4 10000000"
   [mt-prodcons]="$mt prodcons 2 1000000"
   [mt-pool]="$mt pool 4 40000"
+  [glibc-simple]="$mt simple 1 2000"
+  [glibc-thread]="$mt thread 2 40000000"
 )
 declare -A need=([python3]=python3 [sqlite3]=sqlite3 [sort]=sort [bash]=bash [gcc]=gcc [git]=git
-                 [redis]=redis-benchmark [mt-random]=$mt [mt-prodcons]=$mt [mt-pool]=$mt)
+                 [redis]=redis-benchmark [mt-random]=$mt [mt-prodcons]=$mt [mt-pool]=$mt
+                 [glibc-simple]=$mt [glibc-thread]=$mt)
 
-# Best wall time of $runs runs of "$2" with allocator $1, in seconds.
+# Best (or median) wall time of $runs runs of "$2" with allocator $1, in s.
 time_it() {
-  local best= t0 t1 s
+  local best= t0 t1 s all=
   for _ in $(seq "$runs"); do
     t0=$(date +%s.%N)
     case $1 in
       glibc) bash -c "$2" >/dev/null 2>>"$work/errors" ;;
       shmalloc) "$build/shmalloc-run" --socket "$sock" bash -c "$2" >/dev/null 2>>"$work/errors" ;;
+      base) SHMALLOC_PRELOAD=$base/.libs/libshmalloc-preload.so \
+              "$base/shmalloc-run" --socket "$work/base.sock" bash -c "$2" >/dev/null 2>>"$work/errors" ;;
       *) LD_PRELOAD=${preload[$1]} bash -c "$2" >/dev/null 2>>"$work/errors" ;;
     esac
     s=$?
     t1=$(date +%s.%N)
     [ $s -eq 0 ] || { echo "FAILED"; return; }
     best=$(echo "$t0 $t1 ${best:-inf}" | awk '{d = $2 - $1; if ($3 == "inf" || d < $3) print d; else print $3}')
+    all="$all $(echo "$t0 $t1" | awk '{print $2 - $1}')"
   done
-  echo "$best"
+  if [ "${BENCH_STAT:-best}" = median ]; then
+    echo $all | tr ' ' '\n' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
+  else
+    echo "$best"
+  fi
 }
 
 printf '%-11s' program; for a in "${allocs[@]}"; do printf ' %14s' "$a"; done; echo
@@ -124,7 +149,7 @@ for n in "${names[@]}"; do
   for a in "${allocs[@]}"; do t[$a]=$(time_it "$a" "${cmd[$n]}"); done
   best=
   for a in "${allocs[@]}"; do
-    [ "$a" = shmalloc ] && continue
+    [ "$a" = shmalloc ] || [ "$a" = base ] && continue
     [ "${t[$a]}" = FAILED ] && continue
     best=$(echo "${t[$a]} ${best:-inf}" | awk '{if ($2 == "inf" || $1 < $2) print $1; else print $2}')
   done
@@ -137,4 +162,4 @@ for n in "${names[@]}"; do
   unset t
 done
 if [ -s "$work/errors" ]; then echo "stderr of the runs:" >&2; sort "$work/errors" | uniq -c | head -20 >&2; fi
-echo "(best of $runs runs; ratio to the fastest of glibc and the preloaded peers; daemon in use after: $("$build/shmallocctl" --socket "$sock" stats 2>/dev/null | sed -n 's/.*in use \([0-9.]* [KMG]*i*B\).*/\1/p'))"
+echo "(${BENCH_STAT:-best} of $runs runs; ratio to the fastest of glibc and the preloaded peers; daemon in use after: $("$build/shmallocctl" --socket "$sock" stats 2>/dev/null | sed -n 's/.*in use \([0-9.]* [KMG]*i*B\).*/\1/p'))"

@@ -8,6 +8,10 @@
  * malloc_usable_size -- and so C++'s new and delete, which call them -- on
  * top of shma_*.  It exports nothing else (preload.sym).
  *
+ * Fast path.  malloc, free and calloc first try the library's own fast path
+ * (fast.h) with nothing around it; what it does not serve goes the way
+ * below.
+ *
  * Owners.  free, realloc and malloc_usable_size ask who owns a pointer: the
  * bootstrap area (an address compare), the heap (map_owns(), a range test),
  * else the C library's malloc, which had it before we were loaded or served
@@ -29,10 +33,11 @@
  * for want of a daemon.
  *
  * fork().  By default the child gets its own copy of the heap, as with
- * glibc.  The prepare handler, in the parent, copies the pages of the heap
- * that may hold its data (map_each_mapping(): an arena's metadata whole, of
- * the blocks the pages in its own page table, found by PAGEMAP_SCAN or
- * /proc/self/pagemap) into private anonymous memory; fork() hands that to
+ * glibc, whether the heap serves or the process lost its daemon.  The
+ * prepare handler, in the parent, copies the pages of the arenas that may
+ * hold its data (those in its own page table, found by PAGEMAP_SCAN or
+ * /proc/self/pagemap; not the arenas' metadata, which the child reads where
+ * it is) into private anonymous memory; fork() hands that to
  * the child copy-on-write, the child mremaps it over the heap's addresses
  * and the parent drops its own.  The parent copies because it reads its
  * pages without faulting them in and nobody waits for a child to be
@@ -47,6 +52,7 @@
 
 #include "client.h"
 #include "connerr.h"
+#include "fast.h"
 #include "seg.h"
 #include "shmalloc.h"
 
@@ -76,6 +82,8 @@ enum {
 
 static int state = ST_EARLY;
 static int share_fork;
+/* In a child of fork(): the end of its copy of the arenas (fork_child()). */
+static char *fork_copy_end;
 
 /* Set while a call of ours runs in this thread: a malloc from in there is a
  * re-entry and goes to the bootstrap area. */
@@ -307,12 +315,26 @@ static size_t usable(void *p)
 	return real_ready() ? real.usable(p) : 0;
 }
 
+/* 1 where malloc and free may try the library's fast path first: the heap
+ * serves and no call of ours runs in this thread (a re-entry may come from
+ * the middle of a slow path that is changing this thread's cache). */
+static inline int fast_ok(void)
+{
+	return likely(!inside) && likely(__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_HEAP);
+}
+
 PRELOAD_EXPORT void *malloc(size_t size)
 {
+	if (fast_ok()) {
+		void *p = fast_malloc(size);
+		if (likely(p != NULL))
+			return p;
+	}
 	return alloc(size, 16);
 }
 
-PRELOAD_EXPORT void free(void *p)
+/* free() past its fast path: whose p is, then the way back to its owner. */
+static __attribute__((noinline)) void free_slow(void *p)
 {
 	if (p == NULL)
 		return;
@@ -333,6 +355,16 @@ PRELOAD_EXPORT void free(void *p)
 	errno = e;
 }
 
+/* The fast path first: one range compare owns p for the heap, a page entry
+ * and a push free it (fast.h); it touches no errno.  The rest, bootstrap
+ * blocks and the C library's included, by free_slow(). */
+PRELOAD_EXPORT void free(void *p)
+{
+	if (fast_ok() && likely(fast_free(p)))
+		return;
+	free_slow(p);
+}
+
 PRELOAD_EXPORT void *calloc(size_t n, size_t size)
 {
 	size_t total;
@@ -340,10 +372,13 @@ PRELOAD_EXPORT void *calloc(size_t n, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (!inside && get_state() == ST_HEAP) {
+	if (fast_ok()) {
+		void *p = fast_malloc(total);
+		if (likely(p != NULL))
+			return memset(p, 0, total); /* recycled blocks hold old data */
 		int e = errno;
 		inside = 1;
-		void *p = shma_calloc(n, size);
+		p = shma_calloc(n, size);
 		inside = 0;
 		if (likely(p != NULL))
 			return p;
@@ -384,6 +419,13 @@ PRELOAD_EXPORT void *realloc(void *p, size_t size)
 		errno = e;
 	}
 	size_t old = usable(p);
+	/* A child's inherited block: the page map it reads is the daemon's
+	 * of now, not of the fork, so the size may be wrong; what it copies is
+	 * its own copy of the heap, readable to its end, and size bytes from p
+	 * keep whatever the block held. */
+	char *end = __atomic_load_n(&fork_copy_end, __ATOMIC_RELAXED);
+	if (get_state() == ST_FORKED && !boot_owns(p) && (char *)p < end)
+		old = (size_t)(end - (char *)p);
 	if (old == 0) {
 		errno = EINVAL;
 		return NULL;
@@ -513,6 +555,7 @@ static void copy_run(char *copy, const char *base, size_t from, size_t n)
 		(void)madvise(copy + from, n, MADV_POPULATE_WRITE);
 #endif
 	memcpy(copy + from, base + from, n);
+
 }
 
 /* PAGEMAP_SCAN (Linux 6.7) names the runs of pages in our page table and
@@ -564,7 +607,11 @@ static int copy_scanned(char *base, size_t len, char *copy)
 static int copy_mapping(void *base, size_t len, int all, void *arg)
 {
 	(void)arg;
-	if (len == 0)
+	/* Not the arenas' metadata (all): the child reads it where it is,
+	 * read-only (see fork_child()); copying it cost every fork its
+	 * resident pages, the more the more arenas any program of the daemon
+	 * had made (1.1 ms a fork once a 1.5 GB program had run). */
+	if (len == 0 || all)
 		return 0;
 	if (fork_ncopies == FORK_COPIES)
 		return -ENOSPC;
@@ -606,10 +653,20 @@ static void drop_copies(void)
 
 /* The parent copies, before the fork: its page table has the pages (no
  * fault to read them), nobody waits for a child to be scheduled, and the
- * kernel shares the copy with the child for free. */
+ * kernel shares the copy with the child for free.  Whether the heap serves
+ * or the process went over to the C library (it lost its daemon): the
+ * blocks it holds are in the shared segment either way (issue 21 case 9:
+ * the child of a process on the C library overwrote its parent's blocks).
+ * A child of fork() (ST_FORKED) has its copy already, private: fork()
+ * copies it as any memory.  fork_copying tells the child handler what the
+ * prepare handler did, whatever the state says by then. */
+static int fork_copying;
+
 static void fork_prepare(void)
 {
-	if (get_state() != ST_HEAP || share_fork)
+	int s = get_state();
+	fork_copying = (s == ST_HEAP || s == ST_LIBC) && !share_fork;
+	if (!fork_copying)
 		return;
 	int e = errno;
 	fork_ncopies = 0;
@@ -632,7 +689,7 @@ static void fork_child(void)
 {
 	int e = errno;
 	boot_locked = 0;
-	if (get_state() == ST_HEAP && !share_fork) {
+	if (fork_copying) {
 		int rc = fork_err;
 		for (int i = 0; i < fork_ncopies; i++) {
 			struct fork_copy *c = &fork_copies[i];
@@ -641,9 +698,12 @@ static void fork_child(void)
 				if (rc == 0)
 					rc = -errno;
 				munmap(c->copy, c->len);
+			} else {
+				fork_copy_end = c->base + c->len;
 			}
 		}
 		fork_ncopies = 0;
+		fork_copying = 0;
 		state = ST_FORKED;
 		if (rc != 0) {
 			char msg[160];

@@ -389,6 +389,45 @@ START_TEST(fork_gives_the_child_a_copy)
 }
 END_TEST
 
+/* Issue 22 item 4: a child that execs at once gets no copy of the arenas'
+ * metadata (before: every arena's, its resident pages, at every fork) and
+ * no more of the heap than its parent has in its page table. */
+START_TEST(fork_copies_no_metadata_for_a_child_that_execs)
+{
+	if (skipped("fork then exec", "/bin/true"))
+		return;
+	helper_says_ok("fork then exec", TESTS_BUILDDIR "/preload_forkexec");
+}
+END_TEST
+
+/* Issue 21 case 9: a program that lost its daemon and serves from the C
+ * library forks: the child still gets a copy of the heap blocks the parent
+ * holds (before, the prepare handler copied only while the heap served, and
+ * the child overwrote the parent's 2000 blocks). */
+START_TEST(fork_after_losing_the_daemon_gives_the_child_a_copy)
+{
+	if (skipped("fork after the daemon died", NULL))
+		return;
+	struct e2e_daemon victim;
+	e2e_start_daemon_kept(&victim, NULL);
+	char pid[32], out[300], err[300];
+	snprintf(pid, sizeof pid, "%ld", (long)victim.pid);
+	setenv("PRELOAD_KILL", pid, 1);
+	setenv("SHMALLOC_SOCKET", victim.socket, 1);
+	const char *argv[] = {TESTS_BUILDDIR "/preload_forkfall", NULL};
+	int st = run(1, argv, NULL, path_in(out, sizeof out, "out"), path_in(err, sizeof err, "err"));
+	setenv("SHMALLOC_SOCKET", e2e.socket, 1);
+	unsetenv("PRELOAD_KILL");
+	char *o = slurp(out, NULL), *e = slurp(err, NULL);
+	ck_assert_msg(st == 0 && strcmp(o, "ok\n") == 0, "status %d, out '%s', err '%s'", st, o, e);
+	/* It did fall back: the test is of a process on the C library. */
+	ck_assert_msg(strstr(e, "lost the daemon") != NULL, "no fallback said: '%s'", e);
+	free(o);
+	free(e);
+	e2e_cleanup_daemon(&victim);
+}
+END_TEST
+
 /* ---- a program's heap dies with it (regions) ---- */
 
 #define REGION_HELPER TESTS_BUILDDIR "/preload_region"
@@ -736,6 +775,8 @@ Suite *make_preload_suite(void)
 	tcase_add_test(tc, many_pthread_keys_no_deadlock);
 	tcase_add_test(tc, free_keeps_errno);
 	tcase_add_test(tc, fork_gives_the_child_a_copy);
+	tcase_add_test(tc, fork_after_losing_the_daemon_gives_the_child_a_copy);
+	tcase_add_test(tc, fork_copies_no_metadata_for_a_child_that_execs);
 	tcase_add_test(tc, library_without_daemon_uses_libc);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("region");

@@ -31,9 +31,16 @@ static int big_intact(int shift)
 	return 1;
 }
 
-static int child(char *p, char *q, int go)
+static int child(char *p, char *q, char *r0, int go)
 {
 	char c;
+	/* A block it inherited grows into a block of its own, contents kept. */
+	char *r1 = realloc(r0, 1 << 20);
+	if (r1 == NULL || strcmp(r1, "parent-r") != 0) {
+		printf("child: realloc of an inherited block gave %s\n", r1 ? r1 : "NULL");
+		return 1;
+	}
+	free(r1);
 	if (strcmp(p, "parent-p") != 0) {
 		printf("child: p is '%s' at the fork\n", p);
 		return 1;
@@ -78,9 +85,10 @@ static int child(char *p, char *q, int go)
 
 int main(void)
 {
-	char *p = malloc(64), *q = malloc(64);
-	if (p == NULL || q == NULL)
+	char *p = malloc(64), *q = malloc(64), *r0 = malloc(64);
+	if (p == NULL || q == NULL || r0 == NULL)
 		return 2;
+	strcpy(r0, "parent-r");
 	strcpy(p, "parent-p");
 	strcpy(q, "parent-q");
 	big = malloc((size_t)BIG_PAGES * 4096);
@@ -94,7 +102,7 @@ int main(void)
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid == 0)
-		_exit(child(p, q, go[0]));
+		_exit(child(p, q, r0, go[0]));
 	strcpy(q, "parent-again");
 	for (int i = 0; i < BIG_PAGES; i += 2)
 		big[(size_t)i * 4096] = (char)((i + 2) | 1);

@@ -13,6 +13,7 @@
 #include "call.h"
 #include "connerr.h"
 #include "debug.h"
+#include "fast.h"
 #include "freecheck.h"
 #include "seg.h"
 #include "shmalloc.h"
@@ -132,19 +133,9 @@ static void *small_alloc_slow(size_t size)
 static inline void *malloc_small(size_t size, int fresh)
 {
 	unsigned cls = sizeclass_of(size);
-	struct tcache *t = tcache_self;
-	if (likely(t != NULL)) {
-		struct control_slot *s = t->slot;
-		uint32_t *count = &s->bins[cls].count;
-		const struct tcache_hot *h = &t->hot[cls];
-		uint32_t n = *count;
-		if (likely(n > h->low)) {
-			void *p = tcache_pop(count, h->stack, n);
-			s->class_mallocs[cls]++;
-			s->class_requested[cls] += size;
-			return fresh ? check_clear(p) : p;
-		}
-	}
+	void *p = fast_pop(cls, size);
+	if (likely(p != NULL))
+		return fresh ? check_clear(p) : p;
 	return fresh ? check_fresh(small_alloc_counted(cls, size)) : small_alloc_counted(cls, size);
 }
 
@@ -236,16 +227,8 @@ static __attribute__((noinline)) void free_other(void *p)
  * fast path saves no register. */
 static inline void free_small(size_t cls, uint64_t ref)
 {
-	struct tcache *t = tcache_self;
-	if (likely(t != NULL)) {
-		uint32_t *count = &t->slot->bins[cls].count;
-		const struct tcache_hot *h = &t->hot[cls];
-		uint32_t n = *count;
-		if (likely(n < h->room)) {
-			tcache_push(count, h->stack, n, ref);
-			return;
-		}
-	}
+	if (likely(fast_push(cls, ref)))
+		return;
 	tcache_free_slow((unsigned)cls, ref);
 }
 

@@ -18,15 +18,12 @@
 #include "freecheck.h"
 #include "sizeclass.h"
 
-/* A block of size bytes from the calling thread's bin, its freed mark
- * cleared and counted as shma_malloc counts; NULL when that takes more
- * than a pop (a large size, debug mode, not connected, no cache yet, a bin
- * at its low mark). */
-static inline void *fast_malloc(size_t size)
+/* An object of class cls from the calling thread's bin, counted as a
+ * malloc of size bytes; NULL when that takes more than a pop (no cache
+ * yet, a bin at its low mark).  The one pop of the library: shma_malloc()
+ * (api.c) and fast_malloc() both take it. */
+static inline void *fast_pop(unsigned cls, size_t size)
 {
-	if (unlikely(size >= map_view.malloc_limit))
-		return NULL;
-	unsigned cls = sizeclass_of(size);
 	struct tcache *t = tcache_self;
 	if (unlikely(t == NULL))
 		return NULL;
@@ -37,9 +34,40 @@ static inline void *fast_malloc(size_t size)
 	if (unlikely(n <= h->low))
 		return NULL;
 	void *p = tcache_pop(count, h->stack, n);
+	if (p == NULL)
+		__builtin_unreachable(); /* base + a ref: so the caller's test of NULL goes */
 	s->class_mallocs[cls]++;
 	s->class_requested[cls] += size;
-	return check_clear(p);
+	return p;
+}
+
+/* Pushes the object at ref of class cls on the calling thread's bin: 1,
+ * or 0 (nothing done) with no cache or a full bin.  The one push of the
+ * library, as fast_pop() is its pop. */
+static inline int fast_push(size_t cls, uint64_t ref)
+{
+	struct tcache *t = tcache_self;
+	if (unlikely(t == NULL))
+		return 0;
+	uint32_t *count = &t->slot->bins[cls].count;
+	const struct tcache_hot *h = &t->hot[cls];
+	uint32_t n = *count;
+	if (unlikely(n >= h->room))
+		return 0;
+	tcache_push(count, h->stack, n, ref);
+	return 1;
+}
+
+/* A block of size bytes from the calling thread's bin, its freed mark
+ * cleared and counted as shma_malloc counts; NULL when that takes more
+ * than a pop (a large size, debug mode, not connected, no cache yet, a bin
+ * at its low mark). */
+static inline void *fast_malloc(size_t size)
+{
+	if (unlikely(size >= map_view.malloc_limit))
+		return NULL;
+	void *p = fast_pop(sizeclass_of(size), size);
+	return likely(p != NULL) ? check_clear(p) : NULL;
 }
 
 /* Frees p onto the calling thread's bin: 1, or 0 (nothing done) when that
@@ -56,17 +84,13 @@ static inline int fast_free(void *p)
 	struct page_entry e = *map_fast_entry(off);
 	if (unlikely(MAP_ENTRY_UNCACHED(e) || !check_fast_ok(p, off, e)))
 		return 0;
-	struct tcache *t = tcache_self;
-	if (unlikely(t == NULL))
-		return 0;
-	uint32_t *count = &t->slot->bins[e.cls].count;
-	const struct tcache_hot *h = &t->hot[e.cls];
-	uint32_t n = *count;
-	if (unlikely(n >= h->room))
-		return 0;
+	/* Marked before the push, as shma_free() does; unmarked again when
+	 * the bin is full (the slow path marks it itself). */
 	check_mark(p);
-	tcache_push(count, h->stack, n, off);
-	return 1;
+	if (likely(fast_push(e.cls, off)))
+		return 1;
+	check_clear(p);
+	return 0;
 }
 
 #endif

@@ -88,14 +88,19 @@ struct control_block *ctlcap_map(struct daemon *d, uint64_t id)
 	if (fd < 0)
 		return NULL;
 	struct control_block *cb = NULL;
-	if (seg_size(fd) == (int64_t)sizeof *cb)
+	int64_t size = seg_size(fd);
+	if (size == (int64_t)sizeof *cb)
 		cb = seg_map(fd, 0, sizeof *cb, 1, NULL);
 	close(fd);
 	if (cb != NULL && guard_add(cb, sizeof *cb) != 0) {
 		munmap(cb, sizeof *cb);
 		cb = NULL;
 	}
-	if (cb == NULL)
+	if (cb == NULL && size != (int64_t)sizeof *cb)
+		log_msg(SLOG_WARN, "client %llu: its control block was cut short under the daemon "
+			"(truncated to %lld bytes): not read, its caches leak",
+			(unsigned long long)id, (long long)size);
+	else if (cb == NULL)
 		log_msg(SLOG_WARN, "control block %s of an orphan cannot be mapped again: "
 			"its caches leak", name);
 	return cb;

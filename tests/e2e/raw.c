@@ -308,18 +308,24 @@ void raw_expect_logged(const struct e2e_daemon *d, int want)
 	ck_assert_int_eq(n, want);
 }
 
-long raw_daemon_rss_kib(const struct e2e_daemon *d)
+long raw_daemon_status_kib(const struct e2e_daemon *d, const char *field)
 {
-	char path[64], line[256];
+	char path[64], line[256], want[64];
 	long kib = -1;
 	snprintf(path, sizeof path, "/proc/%ld/status", (long)d->pid);
+	snprintf(want, sizeof want, "%s: %%ld", field);
 	FILE *f = fopen(path, "r");
 	ck_assert_ptr_nonnull(f);
 	while (fgets(line, sizeof line, f) != NULL)
-		if (sscanf(line, "RssAnon: %ld", &kib) == 1)
+		if (sscanf(line, want, &kib) == 1)
 			break;
 	fclose(f);
 	return kib;
+}
+
+long raw_daemon_rss_kib(const struct e2e_daemon *d)
+{
+	return raw_daemon_status_kib(d, "RssAnon");
 }
 
 long raw_daemon_cpu_ticks(const struct e2e_daemon *d)

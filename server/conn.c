@@ -68,9 +68,12 @@ static size_t queued(const struct conn *cn)
 	return uv_stream_get_write_queue_size((const uv_stream_t *)&cn->pipe);
 }
 
+/* Its own cap, or its user's (quota.h: --uid-max-buffers) while answers of
+ * its own wait, whose writing wakes it. */
 static int queue_full(const struct conn *cn)
 {
-	return queued(cn) > WRITE_QUEUE_CAP;
+	return queued(cn) > WRITE_QUEUE_CAP ||
+	       (queued(cn) > 0 && quota_buffers_full(cn->list->d, cn->client));
 }
 
 static void on_closed(uv_handle_t *h)
@@ -96,6 +99,7 @@ static void on_written(uv_write_t *req, int status)
 {
 	struct write_req *w = (struct write_req *)req;
 	struct conn *cn = req->handle->data;
+	quota_buffer(cn->client, -(int64_t)w->buf.len);
 	free(w->buf.base);
 	free(w);
 	if (status < 0 && status != UV_ECANCELED) {
@@ -129,6 +133,8 @@ static int send_frame(struct conn *cn, uint8_t *frame, size_t len)
 	if (rc != 0) {
 		free(frame);
 		free(w);
+	} else {
+		quota_buffer(cn->client, (int64_t)len);
 	}
 	return rc;
 }
@@ -235,6 +241,11 @@ static int handle_frame(struct conn *cn, const uint8_t *body, uint32_t len)
 		close_after_writes(cn);
 		return -1;
 	}
+	if (quota_buffers_over(d, c)) {
+		quota_buffers_closed(d, c); /* counted, logged */
+		close_conn(cn);             /* its unwritten answers are freed */
+		return -1;
+	}
 	return 0;
 }
 
@@ -280,12 +291,16 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	size_t slack = cn->client->hello_done ? 65536 : 4096;
 	size_t limit = (size_t)frame_limit(cn) + FRAME_HEADER + slack;
 	(void)suggested;
-	if (cn->cap - cn->len < 4096 && cn->cap < limit) {
+	/* Past its first size only while its user's buffers leave room: else
+	 * a full buffer reads nothing (ENOBUFS) and the connection closes. */
+	if (cn->cap - cn->len < 4096 && cn->cap < limit &&
+	    (cn->cap < slack || !quota_buffers_full(cn->list->d, cn->client))) {
 		size_t ncap = cn->cap ? cn->cap * 2 : slack;
 		if (ncap > limit)
 			ncap = limit;
 		uint8_t *nb = realloc(cn->buf, ncap);
 		if (nb != NULL) {
+			quota_buffer(cn->client, (int64_t)(ncap - cn->cap));
 			cn->buf = nb;
 			cn->cap = ncap;
 		}

@@ -52,6 +52,7 @@
  * Layer: session (no libuv).
  */
 #include "control.h"
+#include "ctlcap.h"
 #include "daemon.h"
 #include "guard.h"
 #include "log.h"
@@ -69,8 +70,9 @@
 #include <unistd.h>
 
 /* Names taken (by an orphan of ours, or by a squatter in /dev/shm) are
- * skipped; past this many in one Hello, the Hello fails. */
-#define CREATE_TRIES 65536
+ * skipped by a random jump of the ids (ctlcap.h), which nobody can squat
+ * ahead of; past this many in one Hello, the Hello fails. */
+#define CREATE_TRIES 16
 
 struct orphan {
 	struct orphan *next;
@@ -361,16 +363,17 @@ static int make_block(struct daemon *d, uint64_t *id, int *fd, struct control_bl
 	uint64_t first = d->next_client_id + 1;
 	*id = ++d->next_client_id;
 	int rc = create_segment(d, *id, fd, ctl);
-	for (int i = 0; rc == -EEXIST && i < CREATE_TRIES; i++) {
-		*id = ++d->next_client_id;
+	int tries = 0;
+	for (; rc == -EEXIST && tries < CREATE_TRIES; tries++) {
+		*id = d->next_client_id += ctlcap_id_jump();
 		rc = create_segment(d, *id, fd, ctl);
 	}
 	if (rc == 0)
 		heap_note_client_id(d->heap, *id);
 	if (rc == 0 && *id != first)
-		log_msg(SLOG_WARN, "control block names c%llu..c%llu of instance %s were taken: "
-			"skipped", (unsigned long long)first, (unsigned long long)*id - 1,
-			d->opt.instance);
+		log_msg(SLOG_WARN, "control block name c%llu of instance %s was taken: ids jumped "
+			"to c%llu (%d tries)", (unsigned long long)first, d->opt.instance,
+			(unsigned long long)*id, tries);
 	return rc;
 }
 
@@ -486,11 +489,13 @@ static void add_orphan(struct daemon *d, uint64_t id, pid_t pid, uid_t uid, int 
 		unmap_and_unlink(d, id, fd, cb, 0);
 		return;
 	}
-	/* The mapping is all it needs: orphans may pile up, descriptors must not. */
+	/* Its name is all it needs: orphans may pile up, descriptors and
+	 * 6.8 GiB mappings must not (ctlcap.h: mapped again when used). */
 	if (fd >= 0)
 		close(fd);
+	ctlcap_unmap(cb);
 	*o = (struct orphan){.next = d->orphans, .id = id, .pid = pid, .uid = uid,
-			     .adoptable = adoptable, .ctl = cb, .inflight = inflight};
+			     .adoptable = adoptable, .ctl = NULL, .inflight = inflight};
 	d->orphans = o;
 	quota_orphan(d, uid, 1);
 }
@@ -567,8 +572,14 @@ int daemon_control_adopt(struct daemon *d, struct client *c, uint64_t id)
 		struct orphan *o = *p;
 		if (o->id != id)
 			continue;
-		if (!o->adoptable || o->pid != c->pid || o->ctl->hdr.pid != (uint32_t)c->pid)
+		if (!o->adoptable || o->pid != c->pid)
 			return -EPERM;
+		o->ctl = ctlcap_map(d, o->id);
+		if (o->ctl == NULL || o->ctl->hdr.pid != (uint32_t)c->pid) {
+			ctlcap_unmap(o->ctl);
+			o->ctl = NULL;
+			return -EPERM;
+		}
 		*p = o->next;
 		quota_orphan(d, o->uid, -1);
 		c->id = o->id;
@@ -589,8 +600,11 @@ static uint64_t reclaim_orphan(struct daemon *d, struct orphan *o)
 	/* The caches first: a refill collected just before the end is in a
 	 * bin, and the walk takes it; settling then skips what is free. */
 	uint64_t in_use = stats_in_use(d);
+	o->ctl = ctlcap_map(d, o->id);
+	if (o->ctl == NULL)
+		inflight_forget(&o->inflight); /* unread, it could free collected refills */
 	int fd = open_block(d, o->id);
-	uint64_t back = reclaim_caches(d, o->ctl, fd, o->id);
+	uint64_t back = o->ctl != NULL ? reclaim_caches(d, o->ctl, fd, o->id) : 0;
 	if (fd >= 0)
 		close(fd);
 	back += inflight_settle(&o->inflight, d->heap, o->ctl);
@@ -636,12 +650,15 @@ static const char *control_check(const struct control_block *cb, uint64_t id)
 	return NULL;
 }
 
+/* Files of others under control block names at recovery: the first few are
+ * named in the log, the rest counted (140 000 of them took 12 s of lines). */
+static unsigned foreign_seen;
+#define FOREIGN_LOGGED 4
+
 static int recover_one(void *arg, uint64_t id)
 {
 	struct daemon *d = arg;
 	char name[SEG_NAME_MAX];
-	if (id > d->next_client_id)
-		d->next_client_id = id;
 	if (seg_name(name, sizeof name, d->opt.instance, SEG_CONTROL, id) != 0)
 		return 0;
 	/* Only a block we made: a file someone else dropped under the name
@@ -650,12 +667,17 @@ static int recover_one(void *arg, uint64_t id)
 	const char *foreign;
 	int fd = seg_adopt(name, seg_kind_mode(SEG_CONTROL, d->opt.segment_mode), &foreign);
 	if (fd == -EPERM) {
-		log_msg(SLOG_WARN, "control block %s is not ours (%s): left alone, not adopted",
-			name, foreign);
+		if (foreign_seen++ < FOREIGN_LOGGED)
+			log_msg(SLOG_WARN, "control block %s is not ours (%s): left alone, not "
+				"adopted", name, foreign);
 		return 0;
 	}
 	if (fd < 0)
 		return 0;
+	/* Past our own ids; a name of another's is skipped when met (ctlcap.h),
+	 * and his c<2^63-1> does not push our ids where no listing finds them. */
+	if (id > d->next_client_id)
+		d->next_client_id = id;
 	struct control_block *cb = NULL;
 	const char *why = "its size is not a control block's";
 	if (seg_size(fd) == (int64_t)sizeof *cb)
@@ -674,7 +696,8 @@ static int recover_one(void *arg, uint64_t id)
 		return 0;
 	}
 	pid_t pid = (pid_t)cb->hdr.pid;
-	add_orphan(d, id, pid, (uid_t)-1, 1, fd, cb, NULL);
+	/* Counted on its live process's owner (quota.h), as before the restart. */
+	add_orphan(d, id, pid, quota_pid_uid(pid), 1, fd, cb, NULL);
 	return 0;
 }
 
@@ -684,9 +707,13 @@ int daemon_control_recover(struct daemon *d)
 	 * still here: a dead client's large blocks are known by its id. */
 	if (heap_client_ids(d->heap) > d->next_client_id)
 		d->next_client_id = heap_client_ids(d->heap);
+	foreign_seen = 0;
 	int n = seg_instance_list(d->opt.instance, SEG_CONTROL, recover_one, d);
 	if (n < 0)
 		return n;
+	if (foreign_seen > FOREIGN_LOGGED)
+		log_msg(SLOG_WARN, "%u more files of other users under control block names: "
+			"left alone", foreign_seen - FOREIGN_LOGGED);
 	uint64_t back = daemon_control_sweep(d);
 	unsigned kept = 0;
 	for (struct orphan *o = d->orphans; o != NULL; o = o->next)

@@ -4,12 +4,17 @@
  */
 #include "ctlcap.h"
 #include "daemon.h"
+#include "guard.h"
 #include "log.h"
 #include "seg.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #ifndef FALLOC_FL_KEEP_SIZE
 #define FALLOC_FL_KEEP_SIZE 0x01
@@ -62,4 +67,52 @@ int ctlcap_heal_pages(struct daemon *d)
 		log_msg(SLOG_ERROR, "the pages segment of instance %s was cut by a client and "
 			"cannot be made whole: %s", d->opt.instance, strerror(-rc));
 	return rc > 0;
+}
+
+void ctlcap_unmap(struct control_block *cb)
+{
+	if (cb == NULL)
+		return;
+	guard_remove(cb);
+	munmap(cb, sizeof *cb);
+}
+
+struct control_block *ctlcap_map(struct daemon *d, uint64_t id)
+{
+	char name[SEG_NAME_MAX];
+	if (seg_name(name, sizeof name, d->opt.instance, SEG_CONTROL, id) != 0)
+		return NULL;
+	/* Ours (seg_adopt checks the owner and mode): only our uid may remove
+	 * or replace a name in /dev/shm, which is sticky. */
+	int fd = seg_adopt(name, seg_kind_mode(SEG_CONTROL, d->opt.segment_mode), NULL);
+	if (fd < 0)
+		return NULL;
+	struct control_block *cb = NULL;
+	int64_t size = seg_size(fd);
+	if (size == (int64_t)sizeof *cb)
+		cb = seg_map(fd, 0, sizeof *cb, 1, NULL);
+	close(fd);
+	if (cb != NULL && guard_add(cb, sizeof *cb) != 0) {
+		munmap(cb, sizeof *cb);
+		cb = NULL;
+	}
+	if (cb == NULL && size != (int64_t)sizeof *cb)
+		log_msg(SLOG_WARN, "client %llu: its control block was cut short under the daemon "
+			"(truncated to %lld bytes): not read, its caches leak",
+			(unsigned long long)id, (long long)size);
+	else if (cb == NULL)
+		log_msg(SLOG_WARN, "control block %s of an orphan cannot be mapped again: "
+			"its caches leak", name);
+	return cb;
+}
+
+uint64_t ctlcap_id_jump(void)
+{
+	uint32_t r = 0;
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		r = (uint32_t)ts.tv_nsec ^ (uint32_t)getpid() << 12;
+	}
+	return (uint64_t)r + 1;
 }

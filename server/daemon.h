@@ -36,6 +36,7 @@ struct client {
 	int mapping_logged;      /* where it mapped the heap was logged */
 	int observer;            /* root, not listed: reads only (access.h) */
 	uint64_t bytes_held;     /* small objects and large blocks it took, net */
+	uint64_t buffered;       /* bytes the daemon buffers for it (quota_buffer()) */
 	uint64_t requests, rejected;
 	int ctl_fd;
 	struct control_block *ctl;

@@ -365,7 +365,7 @@ static enum dispatch_action do_publish(struct daemon *d, struct client *c, const
 	if (rc == 0 && quota_root_check(d, c) != 0)
 		return refuse(d, c, resp, s, req->id, EAGAIN, "publish: --uid-max-roots");
 	if (rc == 0)
-		rc = roots_publish(d->roots, p->name, p->ref);
+		rc = roots_publish_as(d->roots, p->name, p->ref, c->uid);
 	if (rc != 0)
 		return refuse(d, c, resp, s, req->id, -rc, "publish");
 	quota_root_published(d, c, p->name);

@@ -117,6 +117,9 @@ static int open_state(struct daemon *d)
 		heap_close(d->heap, 0);
 		return rc;
 	}
+	unsigned owned = quota_recount(d);
+	if (owned != 0)
+		log_msg(SLOG_INFO, "%u roots of an earlier run counted on their publishers", owned);
 	rc = daemon_control_recover(d);
 	if (rc != 0)
 		log_msg(SLOG_WARN, "cannot list control blocks: %s", strerror(-rc));

@@ -298,6 +298,9 @@ static const struct options_def table[] = {
 	      "roots one user may publish (default 1024)"),
 	VALUE("uid-max-large", 0, "N", parse_count, uid_max.large, "4096",
 	      "large blocks one user may hold (default 4096)"),
+	VALUE("uid-max-buffers", 0, "SIZE", parse_size, uid_max.buffers, "64M",
+	      "answers one user's connections leave unread, and\n"
+	      "their read buffers, the daemon holds (default 64M)"),
 	VALUE("large-threshold", 0, "SIZE", parse_size, large_threshold, "128K",
 	      "blocks this big are page runs of their own\n(default 128K, at most 1M)"),
 	VALUE("decay", 0, "SECONDS", parse_decay, decay_ms, "10",

@@ -14,25 +14,46 @@
  *
  * What is counted on whom: bytes on the process that took them, given back
  * by whichever of its connections frees them (a block passed to another
- * process and freed there leaves the taker's count when that connection
- * ends); a large block on the uid that took it, off the uid that frees it
- * (never below zero); a root on its publisher's uid until anyone removes
- * it; an orphan on the uid of the connection that left it.  Roots and
- * orphans an earlier run left are no one's.
+ * process and freed there leaves that process's count, never below zero);
+ * a large block on the uid that took it, off the uid that frees it (never
+ * below zero); a root on its publisher's uid until anyone removes it; an
+ * orphan on the uid of the connection that left it; the bytes the daemon
+ * buffers for a connection (answers it has not read, frames it sent) on its
+ * uid, so that many connections that never read cost one bound.
+ *
+ * A process is its pid and the pid's start time (/proc/<pid>/stat), so a
+ * recycled pid is a new account.  Its account outlives its connections
+ * while it lives: a connection that ends leaves what it took counted (the
+ * blocks are still out, the process may hold them), so that a new
+ * connection each time one reaches --client-max-memory gains nothing
+ * (issue 21 case 5: one pid held 249 MiB of --max-memory 256M).  The
+ * account goes when the process does (quota_sweep(), on the decay timer).
+ *
+ * Across a restart (issue 21 case 6): roots carry their publisher's uid in
+ * the manifest (roots_publish_as()), and an orphan adopted at recovery is
+ * counted on the uid that owns its live process (quota_pid_uid()), so a
+ * user's counts come back with the daemon: quota_recount().  Large blocks
+ * and bytes of an earlier run are no one's (their owners are client ids).
  */
 #include "quota.h"
 #include "daemon.h"
+#include "log.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct quota_account {
 	struct quota_account *next;
 	int is_process;
 	uint64_t key;            /* the uid, or the pid */
-	unsigned refs;           /* connections (process accounts are freed at 0) */
-	uint64_t bytes;          /* process: held over all its connections */
+	uint64_t start;          /* process: the pid's start time (0: unknown) */
+	unsigned refs;           /* connections */
+	uint64_t bytes;          /* process: held over all its connections, past and present */
+	uint64_t buffered;       /* uid: bytes the daemon buffers for its connections */
 	uint32_t conns, orphans, roots, large; /* uid */
 };
 
@@ -42,10 +63,30 @@ struct quota_root {
 	char name[];
 };
 
-static struct quota_account *find(struct daemon *d, int is_process, uint64_t key, int make)
+/* The start time of process pid (clock ticks since boot), 0 if it cannot be
+ * read (gone, or /proc hidden). */
+static uint64_t pid_start(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Field 22; the name (field 2) may hold anything but ends at the last ')'. */
+	const char *p = strrchr(buf, ')');
+	for (int field = 2; p != NULL && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	return p != NULL ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+static struct quota_account *find_at(struct daemon *d, int is_process, uint64_t key,
+				     uint64_t start, int make)
 {
 	for (struct quota_account *a = d->accounts; a != NULL; a = a->next)
-		if (a->is_process == is_process && a->key == key)
+		if (a->is_process == is_process && a->key == key && a->start == start)
 			return a;
 	if (!make)
 		return NULL;
@@ -54,9 +95,15 @@ static struct quota_account *find(struct daemon *d, int is_process, uint64_t key
 		return NULL;
 	a->is_process = is_process;
 	a->key = key;
+	a->start = start;
 	a->next = d->accounts;
 	d->accounts = a;
 	return a;
+}
+
+static struct quota_account *find(struct daemon *d, int is_process, uint64_t key, int make)
+{
+	return find_at(d, is_process, key, 0, make);
 }
 
 static void unlink_account(struct daemon *d, struct quota_account *gone)
@@ -69,6 +116,14 @@ static void unlink_account(struct daemon *d, struct quota_account *gone)
 		}
 }
 
+static void add(uint64_t *v, int64_t delta)
+{
+	if (delta >= 0)
+		*v += (uint64_t)delta;
+	else
+		*v = *v > (uint64_t)-delta ? *v - (uint64_t)-delta : 0;
+}
+
 int quota_connect(struct daemon *d, struct client *c)
 {
 	struct quota_account *u = find(d, 0, c->uid, 1);
@@ -76,7 +131,7 @@ int quota_connect(struct daemon *d, struct client *c)
 		return -ENOMEM;
 	if (d->opt.uid_max.connections != 0 && u->conns >= d->opt.uid_max.connections)
 		return -EAGAIN;
-	struct quota_account *p = find(d, 1, (uint64_t)c->pid, 1);
+	struct quota_account *p = find_at(d, 1, (uint64_t)c->pid, pid_start(c->pid), 1);
 	if (p == NULL)
 		return -ENOMEM;
 	u->conns++;
@@ -88,15 +143,44 @@ int quota_connect(struct daemon *d, struct client *c)
 
 void quota_disconnect(struct daemon *d, struct client *c)
 {
-	if (c->user != NULL)
+	if (c->user != NULL) {
 		c->user->conns--;
-	if (c->proc != NULL) {
-		struct quota_account *p = c->proc;
-		p->bytes = p->bytes > c->bytes_held ? p->bytes - c->bytes_held : 0;
-		if (--p->refs == 0)
-			unlink_account(d, p);
+		add(&c->user->buffered, -(int64_t)c->buffered);
 	}
+	c->buffered = 0;
+	/* What it took stays on its process (see the top): the account goes
+	 * now only if it holds nothing, else when the process is gone. */
+	if (c->proc != NULL && --c->proc->refs == 0 && c->proc->bytes == 0)
+		unlink_account(d, c->proc);
 	c->user = c->proc = NULL;
+}
+
+/* 1 if the process of account a is gone: no such pid, or another process
+ * under it (another start time). */
+static int process_gone(const struct quota_account *a)
+{
+	pid_t pid = (pid_t)a->key;
+	if (kill(pid, 0) != 0 && errno == ESRCH)
+		return 1;
+	uint64_t start = pid_start(pid);
+	return start != 0 && a->start != 0 && start != a->start;
+}
+
+unsigned quota_sweep(struct daemon *d)
+{
+	unsigned gone = 0;
+	struct quota_account **p = &d->accounts;
+	while (*p != NULL) {
+		struct quota_account *a = *p;
+		if (a->is_process && a->refs == 0 && process_gone(a)) {
+			*p = a->next;
+			free(a);
+			gone++;
+		} else {
+			p = &a->next;
+		}
+	}
+	return gone;
 }
 
 uint64_t quota_room(const struct daemon *d, const struct client *c, uint64_t size)
@@ -108,20 +192,11 @@ uint64_t quota_room(const struct daemon *d, const struct client *c, uint64_t siz
 	return held >= cap ? 0 : (cap - held) / size;
 }
 
-static void add(uint64_t *v, int64_t delta)
-{
-	if (delta >= 0)
-		*v += (uint64_t)delta;
-	else
-		*v = *v > (uint64_t)-delta ? *v - (uint64_t)-delta : 0;
-}
-
 void quota_held(struct client *c, int64_t delta)
 {
-	/* What this connection gives back beyond what it took is not taken
-	 * off its process either: another connection's bytes stay counted. */
-	if (delta < 0 && (uint64_t)-delta > c->bytes_held)
-		delta = -(int64_t)c->bytes_held;
+	/* Each count stops at zero on its own: a connection frees what an
+	 * earlier connection of its process took, and the process's count
+	 * goes down with it. */
 	add(&c->bytes_held, delta);
 	if (c->proc != NULL)
 		add(&c->proc->bytes, delta);
@@ -198,6 +273,69 @@ void quota_root_gone(struct daemon *d, const char *name)
 		free(r);
 		return;
 	}
+}
+
+/* ---- buffers per uid ---- */
+
+void quota_buffer(struct client *c, int64_t delta)
+{
+	if (c == NULL)
+		return;
+	add(&c->buffered, delta);
+	if (c->user != NULL)
+		add(&c->user->buffered, delta);
+}
+
+int quota_buffers_full(const struct daemon *d, const struct client *c)
+{
+	uint64_t cap = d->opt.uid_max.buffers;
+	return c != NULL && c->user != NULL && cap != 0 && c->user->buffered >= cap;
+}
+
+int quota_buffers_over(const struct daemon *d, const struct client *c)
+{
+	uint64_t cap = d->opt.uid_max.buffers;
+	return c != NULL && c->user != NULL && cap != 0 && c->user->buffered >= 2 * cap;
+}
+
+void quota_buffers_closed(struct daemon *d, struct client *c)
+{
+	c->rejected++;
+	d->rejected++;
+	log_msg(SLOG_WARN, "pid %ld uid %lu: its user's connections hold %llu bytes of answers "
+		"unread and buffers, past twice --uid-max-buffers: this connection is closed",
+		(long)c->pid, (unsigned long)c->uid,
+		(unsigned long long)(c->user != NULL ? c->user->buffered : c->buffered));
+}
+
+/* ---- counts that come back at a restart ---- */
+
+uid_t quota_pid_uid(pid_t pid)
+{
+	char path[64];
+	struct stat st;
+	snprintf(path, sizeof path, "/proc/%ld", (long)pid);
+	return pid > 0 && stat(path, &st) == 0 ? st.st_uid : (uid_t)-1;
+}
+
+unsigned quota_recount(struct daemon *d)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < roots_count(d->roots); i++) {
+		const char *name;
+		uint64_t ref;
+		uid_t uid;
+		if (roots_get(d->roots, i, &name, &ref) != 0 ||
+		    roots_get_owner(d->roots, i, &uid) != 0)
+			continue;
+		struct quota_account *u = find(d, 0, uid, 1);
+		struct client c = {.uid = uid, .user = u};
+		if (u == NULL)
+			break;
+		quota_root_published(d, &c, name);
+		n++;
+	}
+	return n;
 }
 
 void quota_close(struct daemon *d)

@@ -21,6 +21,8 @@ struct quota_limits {
 	uint32_t orphans;     /* control blocks of live processes whose connection ended */
 	uint32_t roots;       /* roots published */
 	uint32_t large;       /* large blocks held */
+	uint64_t buffers;     /* bytes the daemon buffers for its connections (answers
+			       * not read, frames not taken) */
 };
 
 /* At accept, after SO_PEERCRED: c joins the accounts of its uid and its
@@ -53,6 +55,30 @@ void quota_orphan(struct daemon *d, uid_t uid, int delta);
 int quota_root_check(const struct daemon *d, const struct client *c);
 void quota_root_published(struct daemon *d, struct client *c, const char *name);
 void quota_root_gone(struct daemon *d, const char *name);
+
+/* On the decay timer: process accounts with no connection left whose
+ * process is gone (or whose pid another process took) go; how many. */
+unsigned quota_sweep(struct daemon *d);
+
+/* The daemon buffers delta more bytes (< 0: fewer) for c: its unsent
+ * answers, its read buffer.  Counted on c and its uid; c may be NULL. */
+void quota_buffer(struct client *c, int64_t delta);
+/* 1 if c's uid is at --uid-max-buffers: a connection of it with answers
+ * unread takes no more frames until they drain, and its read buffer does
+ * not grow past its first size. */
+int quota_buffers_full(const struct daemon *d, const struct client *c);
+/* 1 if c's uid is at twice --uid-max-buffers: the connection that adds to
+ * it is closed (what its queue pins is freed). */
+int quota_buffers_over(const struct daemon *d, const struct client *c);
+/* c is closed for that: counted in its and d's rejected, one log line. */
+void quota_buffers_closed(struct daemon *d, struct client *c);
+
+/* The uid of live process pid ((uid_t)-1 if it is gone): whom an orphan an
+ * earlier run left is counted on. */
+uid_t quota_pid_uid(pid_t pid);
+/* At start, after the roots are open: every root whose manifest entry names
+ * its publisher counts on that uid again.  How many did. */
+unsigned quota_recount(struct daemon *d);
 
 /* At exit: frees the accounts. */
 void quota_close(struct daemon *d);

@@ -136,6 +136,7 @@ static void on_decay_timer(uv_timer_t *t)
 	struct server *srv = t->data;
 	daemon_control_spares_trim(srv->d);
 	daemon_control_sweep(srv->d);
+	quota_sweep(srv->d);
 	ctlcap_check(srv->d);
 	ctlcap_heal_pages(srv->d);
 	daemon_kept_decay(srv->d, monotonic_ms());

@@ -31,10 +31,15 @@ struct roots_header {
 	char instance[SHMA_INSTANCE_MAX];
 };
 
+/* An entry whose reserved word is this carries its publisher: used is the
+ * uid + 1.  Else (an entry of an earlier daemon, or a publisher unknown)
+ * used is 1, and the root is no one's. */
+#define ROOT_OWNER_MARK 0x4f57u
+
 struct root_entry {
 	uint32_t used;     /* set last on publish, cleared first on unpublish */
 	uint16_t name_len;
-	uint16_t reserved;
+	uint16_t reserved; /* ROOT_OWNER_MARK: used says who published it */
 	uint64_t ref;
 	char name[ROOT_NAME_MAX + 1];
 };
@@ -243,6 +248,11 @@ void roots_close(struct roots *r, int unlink)
 
 int roots_publish(struct roots *r, const char *name, uint64_t ref)
 {
+	return roots_publish_as(r, name, ref, (uid_t)-1);
+}
+
+int roots_publish_as(struct roots *r, const char *name, uint64_t ref, uid_t owner)
+{
 	size_t len;
 	int rc = name_check(name, &len);
 	if (rc < 0)
@@ -259,7 +269,8 @@ int roots_publish(struct roots *r, const char *name, uint64_t ref)
 	memset(e->name + len, 0, sizeof e->name - len);
 	e->name_len = (uint16_t)len;
 	e->ref = ref;
-	__atomic_store_n(&e->used, 1, __ATOMIC_RELEASE);
+	e->reserved = owner == (uid_t)-1 ? 0 : ROOT_OWNER_MARK;
+	__atomic_store_n(&e->used, owner == (uid_t)-1 ? 1 : (uint32_t)owner + 1, __ATOMIC_RELEASE);
 	index_insert(r, slot);
 	list_add(r, slot);
 	return 0;
@@ -314,5 +325,16 @@ int roots_get(const struct roots *r, unsigned i, const char **name, uint64_t *re
 	const struct root_entry *e = &r->e[r->order[i]];
 	*name = e->name;
 	*ref = e->ref;
+	return 0;
+}
+
+int roots_get_owner(const struct roots *r, unsigned i, uid_t *owner)
+{
+	if (i >= r->count)
+		return -ENOENT;
+	const struct root_entry *e = &r->e[r->order[i]];
+	if (e->reserved != ROOT_OWNER_MARK)
+		return -ENOENT;
+	*owner = (uid_t)(e->used - 1);
 	return 0;
 }

@@ -43,6 +43,9 @@ void roots_close(struct roots *r, int unlink);
  * -EEXIST if the name is published already, -ENOSPC when the directory is
  * full.  The ref is not checked against the heap: the caller does that. */
 int roots_publish(struct roots *r, const char *name, uint64_t ref);
+/* roots_publish(), the entry naming owner as its publisher (kept across a
+ * restart: roots_get_owner()); (uid_t)-1: no one. */
+int roots_publish_as(struct roots *r, const char *name, uint64_t ref, uid_t owner);
 
 /* 0 and *ref; -ENOENT if the name is not published (-EINVAL,
  * -ENAMETOOLONG for names that could never be). */
@@ -61,5 +64,10 @@ unsigned roots_capacity(const struct roots *r);
  * until that root is unpublished; not to be freed) and ref.  0, or -ENOENT if i is past
  * the end.  The order is unspecified and changes when a root goes. */
 int roots_get(const struct roots *r, unsigned i, const char **name, uint64_t *ref);
+
+/* The publisher of the i-th root: 0 and *owner, or -ENOENT if i is past the
+ * end or the root names none (published without one, or by a daemon of
+ * before issue 21 case 6). */
+int roots_get_owner(const struct roots *r, unsigned i, uid_t *owner);
 
 #endif

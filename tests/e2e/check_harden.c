@@ -405,6 +405,314 @@ START_TEST(squatted_names_past_the_first_sixteen_do_not_stop_a_start)
 }
 END_TEST
 
+/* ---- (5) a new connection each time one reaches --client-max-memory ---- */
+
+#define ROUNDS 17
+#define CAP5 ((uint64_t)16 << 20)
+
+/* Refills 4 KiB objects on fd until ENOMEM: the bytes it got. */
+static uint64_t refill_until_refused(int fd)
+{
+	unsigned cls = sizeclass_of(4096);
+	uint64_t size = sizeclass_size(cls), got = 0;
+	for (;;) {
+		Shma__Response *r = raw_refill(fd, cls, 64);
+		int done = r->body_case != SHMA__RESPONSE__BODY_REFILL;
+		if (!done) {
+			uint64_t n = r->refill->n_refs;
+			for (size_t k = 0; k < r->refill->n_runs; k++)
+				n += r->refill->runs[k]->count;
+			got += n * size;
+		}
+		shma__response__free_unpacked(r, NULL);
+		if (done)
+			return got;
+	}
+}
+
+/* 16 rounds of: a connection, refills to the cap, the connection closed
+ * (no goodbye) and seen closed; the total in holes->after. */
+static int reconnect_at_the_cap(void *arg)
+{
+	(void)arg;
+	int watch = raw_peer(d.socket); /* takes nothing: it sees the others' ends */
+	uint64_t total = 0;
+	for (int i = 0; i < ROUNDS; i++) {
+		int fd = raw_peer(d.socket);
+		total += refill_until_refused(fd);
+		close(fd);
+		if (raw_wait_connections_of(watch, getpid(), 1) != 1)
+			return 2;
+	}
+	holes->after = (int64_t)total;
+	close(watch);
+	return 0;
+}
+
+START_TEST(reconnecting_at_the_cap_gains_nothing)
+{
+	USERS_OR_SKIP();
+	start_with("--client-max-memory", "16M", "--max-memory", "256M");
+	ck_assert_int_eq(run_as(&attacker, reconnect_at_the_cap, NULL), 0);
+	/* Today: 249 MiB, all of --max-memory, taken 16 MiB at a time. */
+	ck_assert_msg((uint64_t)holes->after <= CAP5, "one process took %lld bytes under a cap "
+		      "of 16 MiB", (long long)holes->after);
+	ck_assert_int_ge(holes->after, (int64_t)(CAP5 - ((uint64_t)256 << 10)));
+	printf("case 5: one pid, %d connections, took %lld bytes of --client-max-memory 16M\n",
+	       ROUNDS, (long long)holes->after);
+	still_serves_the_victim();
+	finish();
+}
+END_TEST
+
+/* ---- (6) per-uid counts across a restart ---- */
+
+static const char *const *restart_opts(void)
+{
+	static char gid[16];
+	static const char *opts[16];
+	snprintf(gid, sizeof gid, "%lu", (unsigned long)victim.gid);
+	const char *const o[] = {"--allow-gid", gid, "--allow-uid", "0", "--uid-max-roots", "4",
+				 "--uid-max-orphans", "3", "--cleanup", NULL};
+	memcpy(opts, o, sizeof o);
+	return opts;
+}
+
+static Shma__Response *publish_one(int fd, unsigned i, uint64_t ref)
+{
+	char name[32];
+	snprintf(name, sizeof name, "h21-case6-%u", i);
+	return raw_publish(fd, name, ref);
+}
+
+/* Before the restart: 4 roots (the 5th refused), one orphan; after: the 5th
+ * root and a Hello past 3 orphans must be refused still. */
+static int counts_across_a_restart(void *arg)
+{
+	(void)arg;
+	uint64_t refs[8];
+	int fd = raw_peer(d.socket);
+	if (raw_refill_refs(fd, sizeclass_of(64), 8, refs) < 5)
+		return 2;
+	for (unsigned i = 0; i < 4; i++)
+		raw_expect_ok(publish_one(fd, i, refs[i]));
+	raw_expect_error(publish_one(fd, 4, refs[4]), EAGAIN);
+	int orphan = raw_peer(d.socket);
+	close(orphan);
+	say(up[1]);
+	hear(down[0]); /* the daemon was killed and restarted: fd is dead */
+	close(fd);
+	int c1 = raw_peer(d.socket);
+	Shma__Response *r = publish_one(c1, 4, refs[4]);
+	int roots_held = r->body_case == SHMA__RESPONSE__BODY_ERROR && r->error->code == EAGAIN;
+	shma__response__free_unpacked(r, NULL);
+	close(c1); /* a third orphan: fd's and orphan's blocks came back as two */
+	say(up[1]);
+	hear(down[0]);
+	int c2 = raw_connect(d.socket);
+	Shma__Request req;
+	Shma__Hello h;
+	wire_hello(&req, &h, NULL, 0);
+	r = raw_call(c2, &req);
+	int orphans_held = r->body_case == SHMA__RESPONSE__BODY_ERROR && r->error->code == EAGAIN;
+	shma__response__free_unpacked(r, NULL);
+	close(c2);
+	return (roots_held ? 0 : 4) | (orphans_held ? 0 : 8);
+}
+
+START_TEST(per_user_counts_survive_a_restart)
+{
+	USERS_OR_SKIP();
+	start_with("--uid-max-roots", "4", "--uid-max-orphans", "3");
+	pid_t pid = fork_as(&attacker, counts_across_a_restart, NULL);
+	ck_assert(hear(up[0]));
+	e2e_kill_daemon(&d);
+	ck_assert_int_eq(e2e_restart_daemon(&d, restart_opts()), 0);
+	say(down[1]);
+	ck_assert(hear(up[0]));
+	int fd = raw_peer(d.socket);
+	ck_assert_int_eq(raw_wait_connections_of(fd, pid, 0), 0);
+	close(fd);
+	say(down[1]);
+	/* Today 12: the 5th root published and the Hello served (the counts
+	 * began at 0 after the restart: four restarts x 1024 roots filled the
+	 * instance's 4096). */
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	ck_assert(logged("4 roots of an earlier run counted on their publishers"));
+	still_serves_the_victim();
+	finish();
+}
+END_TEST
+
+/* ---- (7) connections that never read; orphans' address space ---- */
+
+#define SILENT 64
+#define LONG_NAME 240
+
+/* Publishes 1024 roots of long names (a Roots answer is then ~270 KiB), then
+ * opens 64 connections that each ask 64 Roots and never read. */
+static int never_read(void *arg)
+{
+	(void)arg;
+	static uint64_t refs[1024];
+	int fd = raw_peer(d.socket);
+	if (raw_refill_refs(fd, sizeclass_of(16), 1024, refs) != 1024)
+		return 2;
+	for (unsigned i = 0; i < 1024; i++) {
+		char name[LONG_NAME + 1];
+		memset(name, 'r', LONG_NAME);
+		snprintf(name + LONG_NAME - 8, 9, "%08u", i);
+		raw_expect_ok(raw_publish(fd, name, refs[i]));
+	}
+	int conns[SILENT];
+	for (int i = 0; i < SILENT; i++) {
+		conns[i] = raw_peer(d.socket);
+		for (int k = 0; k < 64; k++) {
+			Shma__Request req;
+			Shma__Roots rr;
+			wire_roots(&req, &rr);
+			raw_send_next(conns[i], &req);
+		}
+	}
+	say(up[1]);
+	hear(down[0]);
+	for (int i = 0; i < SILENT; i++)
+		close(conns[i]);
+	close(fd);
+	return 0;
+}
+
+START_TEST(connections_that_never_read_cost_one_bound)
+{
+	USERS_OR_SKIP();
+	start();
+	long before = raw_daemon_rss_kib(&d);
+	pid_t pid = fork_as(&attacker, never_read, NULL);
+	ck_assert(hear(up[0]));
+	/* The daemon has read what it will once it answers us after them. */
+	int fd = raw_peer(d.socket);
+	long grown = 0;
+	for (int i = 0; i < 20; i++) {
+		raw_stats_ok(fd);
+		long now = raw_daemon_rss_kib(&d) - before;
+		grown = now > grown ? now : grown;
+	}
+	close(fd);
+	printf("case 7: %d connections that never read: the daemon grew %ld KiB\n", SILENT,
+	       grown);
+	/* Today: 595 MiB (8 MiB of answers each, and their read buffers);
+	 * --uid-max-buffers 64M, and one answer a connection past it. */
+	ck_assert_int_lt(grown, 128 << 10);
+	say(down[1]);
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	still_serves_the_victim();
+	finish();
+}
+END_TEST
+
+#define ORPHANS 64
+
+/* 64 connections ended without a goodbye while the process lives on: 64
+ * orphans, until it exits. */
+static int leave_orphans(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < ORPHANS; i++)
+		close(raw_peer(d.socket));
+	say(up[1]);
+	hear(down[0]);
+	return 0;
+}
+
+START_TEST(orphaned_control_blocks_take_no_address_space)
+{
+	USERS_OR_SKIP();
+	start_with("--decay", "0.2", NULL, NULL);
+	long before = raw_daemon_status_kib(&d, "VmSize");
+	pid_t pid = fork_as(&attacker, leave_orphans, NULL);
+	ck_assert(hear(up[0]));
+	int fd = raw_peer(d.socket);
+	ck_assert_int_eq(raw_wait_connections_of(fd, pid, 0), 0);
+	long grown = raw_daemon_status_kib(&d, "VmSize") - before;
+	printf("case 7: %d orphaned control blocks: the daemon's address space grew %ld KiB\n",
+	       ORPHANS, grown);
+	/* Today: 64 x 6.8 GiB = 435 GiB (1024 of one user: 7 TiB). */
+	ck_assert_int_lt(grown, 1L << 20);
+	say(down[1]);
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	/* Gone, their blocks are mapped again to be walked, and removed. */
+	char name[128];
+	int left = 1;
+	for (int i = 0; i < 500 && left; i++) {
+		left = 0;
+		DIR *dir = opendir("/dev/shm");
+		ck_assert_ptr_nonnull(dir);
+		snprintf(name, sizeof name, "shmalloc.%s.c", d.instance);
+		struct dirent *e;
+		while ((e = readdir(dir)) != NULL)
+			left += strncmp(e->d_name, name, strlen(name)) == 0;
+		closedir(dir);
+		left = left > 3; /* the test's own connection and two spares */
+		if (left)
+			usleep(10000);
+	}
+	ck_assert(!left);
+	ck_assert(!e2e_log_has(&d, "cannot be mapped again"));
+	raw_stats_ok(fd);
+	close(fd);
+	still_serves_the_victim();
+	finish();
+}
+END_TEST
+
+/* ---- (12) squatted control-block names ---- */
+
+#define SQUATTED_CTL 140000
+
+/* The names after the running daemon's last ids, c1..c140000 (c1 and c2,
+ * the spares it made at start, are its own). */
+static int squat_control_names(void *arg)
+{
+	(void)arg;
+	char name[128];
+	for (unsigned n = 1; n <= SQUATTED_CTL; n++) {
+		snprintf(name, sizeof name, "/shmalloc.%s.c%u", d.instance, n);
+		int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0644);
+		if (fd >= 0)
+			close(fd);
+		else if (errno != EEXIST)
+			return 1;
+	}
+	return 0;
+}
+
+static void remove_squats(void)
+{
+	char cmd[200];
+	snprintf(cmd, sizeof cmd, "find /dev/shm -maxdepth 1 -name 'shmalloc.%s.c*' -user %lu "
+		 "-delete", d.instance, (unsigned long)outsider.uid);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(squatted_control_block_names_neither_refuse_nor_stall)
+{
+	USERS_OR_SKIP();
+	start();
+	ck_assert_int_eq(run_as(&outsider, squat_control_names, NULL), 0);
+	/* Today: the first Hello takes a spare, the next spare tries 65 536
+	 * names (~300 ms of the loop), the second Hello takes the other spare,
+	 * and the third tries 65 537 more and is refused. */
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(run_as(&victim, allocate_a_little, NULL), 0);
+	/* One jump, one more shm_open: the next id is nobody's guess. */
+	ck_assert(logged("was taken: ids jumped"));
+	ck_assert(e2e_log_has(&d, "(1 tries)"));
+	still_serves_the_victim();
+	remove_squats();
+	finish();
+}
+END_TEST
+
 Suite *make_harden_suite(void);
 Suite *make_harden_suite(void)
 {
@@ -417,6 +725,16 @@ Suite *make_harden_suite(void)
 	tcase_add_test(tc, a_client_filling_its_control_block_is_emptied);
 	tcase_add_test(tc, a_client_cutting_the_pages_segment_is_undone);
 	tcase_add_test(tc, squatted_names_past_the_first_sixteen_do_not_stop_a_start);
+	tcase_add_test(tc, reconnecting_at_the_cap_gains_nothing);
+	tcase_add_test(tc, per_user_counts_survive_a_restart);
+	tcase_add_test(tc, connections_that_never_read_cost_one_bound);
+	tcase_add_test(tc, orphaned_control_blocks_take_no_address_space);
+	suite_add_tcase(s, tc);
+	/* 140 000 files made in /dev/shm take their time. */
+	tc = tcase_create("squatted_names");
+	tcase_add_unchecked_fixture(tc, users_create, users_remove);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, squatted_control_block_names_neither_refuse_nor_stall);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -313,18 +313,26 @@ void raw_expect_logged(const struct e2e_daemon *d, int want)
 	ck_assert_int_eq(n, want);
 }
 
-long raw_daemon_rss_kib(const struct e2e_daemon *d)
+long raw_daemon_status_kib(const struct e2e_daemon *d, const char *field)
 {
 	char path[64], line[256];
 	long kib = -1;
+	size_t n = strlen(field);
 	snprintf(path, sizeof path, "/proc/%ld/status", (long)d->pid);
 	FILE *f = fopen(path, "r");
 	ck_assert_ptr_nonnull(f);
 	while (fgets(line, sizeof line, f) != NULL)
-		if (sscanf(line, "RssAnon: %ld", &kib) == 1)
+		if (strncmp(line, field, n) == 0 && line[n] == ':') {
+			kib = strtol(line + n + 1, NULL, 10);
 			break;
+		}
 	fclose(f);
 	return kib;
+}
+
+long raw_daemon_rss_kib(const struct e2e_daemon *d)
+{
+	return raw_daemon_status_kib(d, "RssAnon");
 }
 
 long raw_daemon_cpu_ticks(const struct e2e_daemon *d)

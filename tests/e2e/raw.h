@@ -84,6 +84,8 @@ void raw_expect_logged(const struct e2e_daemon *d, int want);
 /* The daemon's anonymous resident memory (KiB) and CPU time (user + system,
  * clock ticks). */
 long raw_daemon_rss_kib(const struct e2e_daemon *d);
+/* A field of the daemon's /proc/<pid>/status in KiB ("VmSize", "RssAnon"). */
+long raw_daemon_status_kib(const struct e2e_daemon *d, const char *field);
 long raw_daemon_cpu_ticks(const struct e2e_daemon *d);
 /* The end of every hostile test: a new client is served, by the raw
  * protocol and by the library. */

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "quota.h"
@@ -83,18 +85,83 @@ START_TEST(client_max_memory_spans_a_process)
 	quota_held(&b, 400);
 	ck_assert_uint_eq(quota_room(&d, &a, 1), 0);
 	ck_assert_uint_eq(quota_room(&d, &b, 1), 0);
-	/* b gives back more than it took (a block a took, freed through b): only
-	 * what b took leaves the process, never below zero. */
+	/* b gives back more than it took (a block a took, freed through b): b's
+	 * count stops at zero, its process's goes down by all of it. */
 	quota_held(&b, -500);
 	ck_assert_uint_eq(b.bytes_held, 0);
-	ck_assert_uint_eq(quota_room(&d, &a, 100), 4);
-	/* A connection that ends takes its bytes off its process. */
+	ck_assert_uint_eq(quota_room(&d, &a, 100), 5);
+	/* A connection that ends leaves its bytes on its process (issue 21
+	 * case 5). */
 	quota_disconnect(&d, &a);
-	ck_assert_uint_eq(quota_room(&d, &b, 100), 10);
+	ck_assert_uint_eq(quota_room(&d, &b, 100), 5);
 	quota_disconnect(&d, &b);
 	quota_disconnect(&d, &c);
 	d.opt.client_max_memory = 0;
 	ck_assert_uint_eq(quota_room(&d, &c, 100), UINT64_MAX);
+}
+END_TEST
+
+/* Planted bug: quota_disconnect() taking the connection's bytes off its
+ * process (as before issue 21 case 5: a new connection each time one
+ * reached the cap), or quota_sweep() dropping the account of a live process
+ * (or keeping a dead one's: a recycled pid would inherit its bytes). */
+START_TEST(a_process_keeps_its_bytes_across_connections_while_it_lives)
+{
+	d.opt.client_max_memory = 1000;
+	pid_t self = getpid(), dead = fork();
+	ck_assert_int_ge(dead, 0);
+	if (dead == 0)
+		_exit(0);
+	ck_assert_int_eq(waitpid(dead, NULL, 0), dead);
+	struct client a = client(1000, self), b = client(1000, dead);
+	ck_assert_int_eq(quota_connect(&d, &a), 0);
+	ck_assert_int_eq(quota_connect(&d, &b), 0);
+	quota_held(&a, 1000);
+	quota_held(&b, 1000);
+	quota_disconnect(&d, &a);
+	quota_disconnect(&d, &b);
+	ck_assert_uint_eq(quota_sweep(&d), 1); /* the dead one's */
+	struct client a2 = client(1000, self), b2 = client(1000, dead);
+	ck_assert_int_eq(quota_connect(&d, &a2), 0);
+	ck_assert_int_eq(quota_connect(&d, &b2), 0);
+	ck_assert_uint_eq(quota_room(&d, &a2, 1), 0);   /* the same process: at its cap */
+	ck_assert_uint_eq(quota_room(&d, &b2, 100), 10); /* a pid gone: a fresh account */
+	quota_held(&a2, -1000); /* freed through the new connection */
+	ck_assert_uint_eq(quota_room(&d, &a2, 100), 10);
+	quota_disconnect(&d, &a2);
+	quota_disconnect(&d, &b2);
+	ck_assert_uint_eq(quota_sweep(&d), 0); /* nothing held: gone with its connection */
+}
+END_TEST
+
+/* Planted bug: quota_buffers_full() comparing against the connection's
+ * bytes instead of its uid's (64 connections then hold 64 caps), or
+ * quota_disconnect() leaving a closed connection's buffers on its uid. */
+START_TEST(buffers_per_uid)
+{
+	d.opt.uid_max.buffers = 1000;
+	struct client a = client(1000, 10), b = client(1000, 11), other = client(2000, 20);
+	ck_assert_int_eq(quota_connect(&d, &a), 0);
+	ck_assert_int_eq(quota_connect(&d, &b), 0);
+	ck_assert_int_eq(quota_connect(&d, &other), 0);
+	quota_buffer(&a, 600);
+	ck_assert(!quota_buffers_full(&d, &b));
+	quota_buffer(&b, 400);
+	ck_assert(quota_buffers_full(&d, &a));
+	ck_assert(quota_buffers_full(&d, &b));
+	ck_assert(!quota_buffers_full(&d, &other));
+	ck_assert(!quota_buffers_over(&d, &a));
+	quota_buffer(&b, 1000);
+	ck_assert(quota_buffers_over(&d, &a));
+	quota_disconnect(&d, &b);
+	ck_assert(!quota_buffers_full(&d, &a));
+	quota_buffer(&a, -600);
+	ck_assert_uint_eq(a.buffered, 0);
+	d.opt.uid_max.buffers = 0;
+	quota_buffer(&a, 1 << 30);
+	ck_assert(!quota_buffers_full(&d, &a));
+	quota_disconnect(&d, &a);
+	quota_disconnect(&d, &other);
 }
 END_TEST
 
@@ -180,6 +247,8 @@ Suite *make_quota_unit_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, connections_per_uid);
 	tcase_add_test(tc, client_max_memory_spans_a_process);
+	tcase_add_test(tc, a_process_keeps_its_bytes_across_connections_while_it_lives);
+	tcase_add_test(tc, buffers_per_uid);
 	tcase_add_test(tc, large_blocks_per_uid);
 	tcase_add_test(tc, orphans_per_uid);
 	tcase_add_test(tc, roots_per_publisher);

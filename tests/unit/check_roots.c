@@ -117,6 +117,38 @@ START_TEST(reopen_keeps_roots)
 }
 END_TEST
 
+/* Planted bug: the publisher not written into the entry (or read back from
+ * another field): a restarted daemon then counted every root on no one, and
+ * four restarts x 1024 roots filled the instance (issue 21 case 6). */
+START_TEST(reopen_keeps_publishers)
+{
+	uid_t owner;
+	const char *name;
+	uint64_t ref;
+	open_roots();
+	ck_assert_int_eq(roots_publish_as(r, "by-1000", 7, 1000), 0);
+	ck_assert_int_eq(roots_publish_as(r, "by-root", 8, 0), 0);
+	ck_assert_int_eq(roots_publish(r, "by-nobody", 9), 0);
+	roots_close(r, 0);
+	ck_assert_int_eq(roots_open(&r, inst, 0600), 0);
+	ck_assert_uint_eq(roots_count(r), 3);
+	unsigned seen = 0;
+	for (unsigned i = 0; i < roots_count(r); i++) {
+		ck_assert_int_eq(roots_get(r, i, &name, &ref), 0);
+		int rc = roots_get_owner(r, i, &owner);
+		if (strcmp(name, "by-1000") == 0)
+			ck_assert(rc == 0 && owner == 1000 && (seen |= 1));
+		else if (strcmp(name, "by-root") == 0)
+			ck_assert(rc == 0 && owner == 0 && (seen |= 2));
+		else
+			ck_assert(rc == -ENOENT && (seen |= 4));
+	}
+	ck_assert_uint_eq(seen, 7);
+	ck_assert_int_eq(roots_get_owner(r, 3, &owner), -ENOENT);
+	close_roots();
+}
+END_TEST
+
 START_TEST(foreign_segments_are_refused)
 {
 	char seg[SEG_NAME_MAX];
@@ -221,6 +253,7 @@ Suite *make_roots_suite(void)
 	tcase_add_test(tc, publish_lookup_unpublish);
 	tcase_add_test(tc, bad_calls_get_their_errors);
 	tcase_add_test(tc, reopen_keeps_roots);
+	tcase_add_test(tc, reopen_keeps_publishers);
 	tcase_add_test(tc, foreign_segments_are_refused);
 	tcase_add_test(tc, full_directory_is_enospc);
 	tcase_add_test(tc, churn_keeps_lookups_right);

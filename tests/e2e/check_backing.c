@@ -26,6 +26,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -568,6 +569,182 @@ START_TEST(a_file_backed_heap_survives_restarts_with_its_data)
 }
 END_TEST
 
+/* ---- memfd across restarts ---- */
+
+/* A memfd daemon restarted with nobody holding its segments starts a new
+ * heap; a client that maps the old one must not take blocks of the new one
+ * (they would be other memory here than there): it is refused, ESTALE. */
+START_TEST(a_client_of_a_lost_memfd_heap_is_refused_not_mixed_up)
+{
+	struct e2e_daemon d;
+	const char *const extra[] = {"--backing", "memfd", NULL};
+	e2e_start_daemon_kept(&d, extra);
+	ck_assert_int_eq(shma_connect(d.socket), 0);
+	void *p = shma_malloc(100);
+	ck_assert_ptr_nonnull(p);
+	e2e_kill_daemon(&d);
+	ck_assert_int_eq(e2e_restart_daemon(&d, extra), 0);
+	/* The first call may meet the connection the kill broke; the next
+	 * connects to the new daemon and sees its heap is not ours. */
+	void *q = NULL;
+	int e = 0;
+	for (int i = 0; i < 3 && e != ESTALE; i++) {
+		errno = 0;
+		q = shma_malloc(1 << 20);
+		e = errno;
+	}
+	ck_assert_msg(q == NULL && e == ESTALE, "malloc after the heap was lost: %p, %s", q,
+		      strerror(e));
+	e2e_cleanup_daemon(&d);
+}
+END_TEST
+
+/* What systemd's file-descriptor store keeps, as the daemon left it. */
+struct fd_store {
+	int n;
+	char names[64][SEG_NAME_MAX];
+	int fds[64];
+};
+
+/* Reads what the daemon sent to NOTIFY_SOCKET: FDSTORE=1 with an FDNAME
+ * and a descriptor, FDSTOREREMOVE=1 with an FDNAME. */
+static void store_drain(int sock, struct fd_store *st)
+{
+	for (;;) {
+		char buf[4096];
+		union {
+			struct cmsghdr h;
+			char b[CMSG_SPACE(sizeof(int) * 4)];
+		} ctl;
+		struct iovec iov = {buf, sizeof buf - 1};
+		struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+				   .msg_controllen = sizeof ctl.b};
+		ssize_t r = recvmsg(sock, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (r < 0)
+			return;
+		buf[r] = '\0';
+		char *name = strstr(buf, "FDNAME=");
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+		if (name == NULL)
+			continue;
+		name += 7;
+		name[strcspn(name, "\n")] = '\0';
+		if (strstr(buf, "FDSTOREREMOVE=1") != NULL) {
+			for (int i = 0; i < st->n; i++)
+				if (strcmp(st->names[i], name) == 0) {
+					close(st->fds[i]);
+					st->fds[i] = st->fds[--st->n];
+					strcpy(st->names[i], st->names[st->n]);
+					i--;
+				}
+		} else if (strstr(buf, "FDSTORE=1") != NULL && cm != NULL && st->n < 64) {
+			memcpy(&st->fds[st->n], CMSG_DATA(cm), sizeof(int));
+			snprintf(st->names[st->n++], SEG_NAME_MAX, "%s", name);
+		}
+	}
+}
+
+/* Starts the daemon as systemd would after a restart: the stored
+ * descriptors from 3 on, LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID. */
+static void spawn_with_store(struct e2e_daemon *d, const struct fd_store *st)
+{
+	d->pid = fork();
+	ck_assert_int_ge(d->pid, 0);
+	if (d->pid == 0) {
+		int tmp[64];
+		for (int i = 0; i < st->n; i++)
+			tmp[i] = fcntl(st->fds[i], F_DUPFD, 100);
+		char names[64 * SEG_NAME_MAX] = "", n[16], pid[16];
+		for (int i = 0; i < st->n; i++) {
+			dup2(tmp[i], 3 + i);
+			strcat(names, i ? ":" : "");
+			strcat(names, st->names[i]);
+		}
+		snprintf(n, sizeof n, "%d", st->n);
+		snprintf(pid, sizeof pid, "%ld", (long)getpid());
+		setenv("LISTEN_FDS", n, 1);
+		setenv("LISTEN_PID", pid, 1);
+		setenv("LISTEN_FDNAMES", names, 1);
+		unsetenv("NOTIFY_SOCKET");
+		if (freopen(d->log, "a", stderr) == NULL)
+			_exit(126);
+		execl(SHMALLOCD_PATH, SHMALLOCD_PATH, "--socket", d->socket, "--name", d->instance,
+		      "--backing", "memfd", "--log-level", "debug", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500; i++) {
+		int fd = raw_connect(d->socket);
+		if (fd >= 0) {
+			close(fd);
+			return;
+		}
+		usleep(10000);
+	}
+	ck_abort_msg("the restarted daemon did not listen");
+}
+
+static int read_root_child(const char *sock, uint64_t want)
+{
+	uint64_t r = 0;
+	if (shma_connect(sock) != 0)
+		return 79;
+	if (shma_lookup("kept", &r) != 0 || r != want)
+		return 80;
+	char *p = shma_ptr(r);
+	return p != NULL && e2e_check_fill(p, 5000, r) ? 0 : 81;
+}
+
+/* Under systemd a memfd heap survives a restart: every segment went to the
+ * store as it was made (the test plays systemd's part on NOTIFY_SOCKET),
+ * the next daemon gets them back and recovers roots and data. */
+START_TEST(a_memfd_heap_survives_a_restart_through_the_fd_store)
+{
+	char dir[] = "/tmp/shma-store-XXXXXX", path[64];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/notify", dir);
+	int ns = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	strcpy(sa.sun_path, path);
+	ck_assert_int_eq(bind(ns, (struct sockaddr *)&sa, sizeof sa), 0);
+	setenv("NOTIFY_SOCKET", path, 1);
+	struct e2e_daemon d;
+	const char *const extra[] = {"--backing", "memfd", NULL};
+	e2e_start_daemon_kept(&d, extra);
+	unsetenv("NOTIFY_SOCKET");
+	uint64_t ref = 0;
+	pid_t c = fork();
+	if (c == 0) {
+		put_root(d.socket, "kept", 5000, &ref);
+		_exit(write(STDOUT_FILENO, "", 0) == 0 ? 0 : 1);
+	}
+	ck_assert_int_eq(e2e_wait(c), 0);
+	/* The child's ref: the lookup below says it (and its bytes). */
+	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
+	ck_assert_int_eq(e2e_wait(d.pid), 0);
+	d.pid = 0;
+	static struct fd_store st;
+	store_drain(ns, &st);
+	ck_assert_int_ge(st.n, 3); /* M, p, m at least */
+	ck_assert_int_eq(seg_instance_segments(d.instance, 0), 0);
+	spawn_with_store(&d, &st);
+	ck_assert(e2e_log_has(&d, "the service manager kept"));
+	ck_assert_int_eq(shma_connect(d.socket), 0);
+	ck_assert_int_eq(shma_lookup("kept", &ref), 0);
+	shma_disconnect();
+	pid_t r = fork();
+	if (r == 0)
+		_exit(read_root_child(d.socket, ref));
+	ck_assert_int_eq(e2e_wait(r), 0);
+	e2e_kill_daemon(&d);
+	for (int i = 0; i < st.n; i++)
+		close(st.fds[i]);
+	close(ns);
+	unlink(path);
+	e2e_cleanup_daemon(&d);
+	rmdir(dir);
+}
+END_TEST
+
 START_TEST(backing_option_is_checked)
 {
 	const char *bad[] = {"tmpfs", "file:", "file:relative/dir", NULL};
@@ -595,6 +772,8 @@ Suite *make_backing_suite(void)
 	tcase_add_test(tc, huge_pages_says_what_the_heap_got);
 	tcase_add_test(tc, huge_pages_are_off_by_default);
 	tcase_add_test(tc, a_file_backed_heap_survives_restarts_with_its_data);
+	tcase_add_test(tc, a_client_of_a_lost_memfd_heap_is_refused_not_mixed_up);
+	tcase_add_test(tc, a_memfd_heap_survives_a_restart_through_the_fd_store);
 	tcase_add_test(tc, backing_option_is_checked);
 	suite_add_tcase(s, tc);
 	return s;

@@ -633,8 +633,10 @@ static void store_drain(int sock, struct fd_store *st)
 			for (int i = 0; i < st->n; i++)
 				if (strcmp(st->names[i], name) == 0) {
 					close(st->fds[i]);
-					st->fds[i] = st->fds[--st->n];
-					strcpy(st->names[i], st->names[st->n]);
+					if (i != --st->n) {
+						st->fds[i] = st->fds[st->n];
+						strcpy(st->names[i], st->names[st->n]);
+					}
 					i--;
 				}
 		} else if (strstr(buf, "FDSTORE=1") != NULL && cm != NULL && st->n < 64) {

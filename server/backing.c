@@ -69,6 +69,20 @@ unsigned backing_hello_fds(const struct daemon *d, int ctl_fd, int pass[3])
 	return 3;
 }
 
+void backing_heap_opened(struct daemon *d)
+{
+	int pages, meta;
+	heap_segment_fds(d->heap, &pages, &meta);
+	int hsize = pages >= 0 ? seg_huge_page_size(pages) : 0;
+	if (hsize > 0)
+		snprintf(d->opt.huge_got, sizeof d->opt.huge_got, "hugetlb %dK", hsize >> 10);
+	else if (bk.huge == HEAP_HUGE_TLB)
+		snprintf(d->opt.huge_got, sizeof d->opt.huge_got, "none");
+	if (bk.huge == HEAP_HUGE_TLB && hsize <= 0)
+		log_msg(SLOG_WARN, "--huge-pages: the heap recovered has ordinary pages (made so "
+			"by an earlier run); they stay so until --discard");
+}
+
 /* ---- huge pages ---- */
 
 /* A number from /proc/meminfo's line key ("HugePages_Free:"), or 0. */

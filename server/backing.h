@@ -24,6 +24,10 @@ unsigned backing_huge_mode(void);
  * segments), after the sockets: activation.c takes the sockets alone. */
 unsigned backing_stored_fds(void);
 
+/* After the heap is open: what its pages segment really is (a recovered heap
+ * keeps the pages it was made with, whatever --huge-pages says now). */
+void backing_heap_opened(struct daemon *d);
+
 /* Fills pass[] with what a Hello reply carries: the control block's
  * descriptor, then the heap's pages and read-only metadata.  Their count. */
 unsigned backing_hello_fds(const struct daemon *d, int ctl_fd, int pass[3]);

@@ -170,6 +170,7 @@ int main(int argc, char **argv)
 		perimeter_close(&perimeter);
 		return 1;
 	}
+	backing_heap_opened(&d);
 	int rc = server_run(&d, &perimeter);
 	daemon_control_close(&d, d.opt.cleanup);
 	roots_close(d.roots, d.opt.cleanup);

@@ -9,7 +9,7 @@
 EXTRA_PROGRAMS = bench/bench_glibc bench/bench_jemalloc bench/bench_mimalloc \
 	bench/bench_tcmalloc bench/bench_boost bench/bench_shmalloc
 CLEANFILES += $(EXTRA_PROGRAMS)
-EXTRA_DIST += bench/run-bench.sh bench/plot.gp bench/footprint.sh bench/daemon-cpu.sh
+EXTRA_DIST += bench/run-bench.sh bench/backings.sh bench/plot.gp bench/footprint.sh bench/daemon-cpu.sh
 
 BENCH_COMMON = bench/main.c bench/bench.h bench/tests.c bench/tests.h \
 	bench/workers.c bench/workers.h bench/ring.h bench/sizes.h

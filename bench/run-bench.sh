@@ -221,3 +221,5 @@ END {
 AWK
 echo
 echo "results: $results/latest.tsv (raw: $raw; driver errors: $errlog)"
+# shmalloc on each backing store, side by side (BENCH_BACKINGS=0: not).
+[ "${BENCH_BACKINGS:-1}" = 0 ] || sh "$(dirname "$0")/backings.sh" "$results"

@@ -38,6 +38,11 @@
 	   "The instance the daemon serves (a label of shmalloc_info).") \
 	XX(pid, ID, SELF, "pid", "pid", HEAD, "pid", \
 	   "The daemon's pid (a label of shmalloc_info).") \
+	XX(backing, TEXT, SELF, "backing", "backing", HEAD, "backing", \
+	   "Where the heap lives: shm, memfd or file:DIR (a label of shmalloc_info).") \
+	XX(huge_pages, TEXT, SELF, "huge_pages", "huge pages", HEAD, "huge_pages", \
+	   "What --huge-pages got: off, none, hugetlb SIZE or thp (MODE) (a label of " \
+	   "shmalloc_info).") \
 	XX(started, TIME, DAEMON, "started", "up", HEAD, "start_time_seconds", \
 	   "When the daemon started, unix time.") \
 	XX(arena_size, BYTES, SELF, "arena_size", "arena", MEMORY, "heap_arena_size_bytes", \

@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include "activation.h"
+#include "backing.h"
 #include "log.h"
 
 #include <stdlib.h>
@@ -28,6 +29,7 @@ int activation_listen_fd(const char *path)
 			strerror(-n));
 		return -2;
 	}
+	n -= (int)backing_stored_fds(); /* after the sockets: the segments it kept */
 	if (n == 0)
 		return -1;
 	if (n != 1) {

@@ -23,6 +23,7 @@
  */
 #include "config.h"
 
+#include "backing.h"
 #include "conn.h"
 #include "dispatch.h"
 #include "list.h"
@@ -147,26 +148,29 @@ static void close_after_writes(struct conn *cn);
  * the client gets it from us and nobody else can open it.  Only on an empty
  * write queue, straight on the socket (libuv keeps no ancillary data); what
  * the socket does not take at once is queued as usual.  0 if the frame is
- * taken care of (and freed), -1 to send it the ordinary way.
+ * taken care of (and freed), -1 to send it the ordinary way.  Behind the
+ * control block go the heap's pages and its metadata (read-only): whatever
+ * the backing, the client maps what it is given (server/backing.c).
  */
-static int send_frame_with_fd(struct conn *cn, uint8_t *frame, size_t len, int pass)
+static int send_frame_with_fd(struct conn *cn, uint8_t *frame, size_t len, const int *pass,
+			      unsigned npass)
 {
 	uv_os_fd_t fd;
 	if (queued(cn) != 0 || uv_fileno((uv_handle_t *)&cn->pipe, &fd) != 0)
 		return -1;
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(sizeof(int) * 3)];
 	} ctl;
 	memset(&ctl, 0, sizeof ctl);
 	struct iovec iov = {frame, len};
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-			   .msg_controllen = sizeof ctl.buf};
+			   .msg_controllen = CMSG_SPACE(sizeof(int) * npass)};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &pass, sizeof pass);
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * npass);
+	memcpy(CMSG_DATA(cm), pass, sizeof(int) * npass);
 	ssize_t w;
 	do
 		w = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -229,8 +233,9 @@ static int handle_frame(struct conn *cn, const uint8_t *body, uint32_t len)
 	struct client *c = cn->client;
 	int greeted = c->hello_done;
 	enum dispatch_action act = dispatch_frame(d, c, body, len, &frame, &n);
+	int pass[3];
 	if (frame != NULL && !greeted && c->hello_done && c->ctl_fd >= 0 &&
-	    send_frame_with_fd(cn, frame, n, c->ctl_fd) == 0)
+	    send_frame_with_fd(cn, frame, n, pass, backing_hello_fds(d, c->ctl_fd, pass)) == 0)
 		frame = NULL;
 	if (frame != NULL && send_frame(cn, frame, n) != 0)
 		act = DISPATCH_REPLY_CLOSE;

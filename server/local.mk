@@ -22,7 +22,7 @@ libshmsession_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 sbin_PROGRAMS += shmallocd
 shmallocd_SOURCES = server/main.c server/server.c server/server.h server/conn.c server/conn.h \
 	server/perimeter.c server/perimeter.h server/activation.c server/activation.h \
-	server/pick.c server/pick.h
+	server/pick.c server/pick.h server/backing.c server/backing.h
 shmallocd_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS)
 shmallocd_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS) $(PROTOBUF_C_CFLAGS) $(LIBSYSTEMD_CFLAGS)
 shmallocd_LDADD = libshmsession.la libshmheap.la libshmproto.la libshmcore.la $(LIBUV_LIBS) \

@@ -5,6 +5,7 @@
  * starts server.c's); it sees no libuv type itself.
  */
 #include "access.h"
+#include "backing.h"
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
@@ -77,6 +78,7 @@ static int open_heap(struct daemon *d)
 		.why = why,
 		.why_size = sizeof why,
 		.on_quarantine = log_quarantine,
+		.huge = backing_huge_mode(),
 	};
 	int rc = heap_open(&d->heap, &hc);
 	if (rc == 0) {
@@ -167,10 +169,11 @@ int main(int argc, char **argv)
 	/* The perimeter first: a daemon that will not listen opens nothing. */
 	if (perimeter_open_dir(&perimeter, &d.opt) != 0)
 		return 1;
-	if (access_prepare(&d.opt) != 0 || open_instance(&d) != 0) {
+	if (backing_setup(&d.opt) != 0 || access_prepare(&d.opt) != 0 || open_instance(&d) != 0) {
 		perimeter_close(&perimeter);
 		return 1;
 	}
+	backing_heap_opened(&d);
 	int rc = server_run(&d, &perimeter);
 	daemon_control_close(&d, d.opt.cleanup);
 	roots_close(d.roots, d.opt.cleanup);

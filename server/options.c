@@ -248,6 +248,32 @@ static int parse_base(const struct options_def *def, struct options *o, const ch
 	return 0;
 }
 
+/* --backing shm|memfd|file:PATH (an absolute directory). */
+static int parse_backing(const struct options_def *def, struct options *o, const char *arg,
+			 FILE *err)
+{
+	(void)def;
+	o->backing_dir[0] = '\0';
+	if (strlen(arg) < sizeof o->backing_name)
+		strcpy(o->backing_name, arg);
+	if (strcmp(arg, "shm") == 0) {
+		o->backing = SEG_BACKING_SHM;
+		return 0;
+	}
+	if (strcmp(arg, "memfd") == 0) {
+		o->backing = SEG_BACKING_MEMFD;
+		return 0;
+	}
+	if (strncmp(arg, "file:", 5) == 0 && arg[5] == '/' &&
+	    strlen(arg + 5) < sizeof o->backing_dir) {
+		o->backing = SEG_BACKING_FILE;
+		strcpy(o->backing_dir, arg + 5);
+		return 0;
+	}
+	fprintf(err, "shmallocd: --backing: '%s' is not shm, memfd or file:/ABSOLUTE/DIR\n", arg);
+	return -EINVAL;
+}
+
 /* A switch: no value, sets its int to 1. */
 static int parse_flag(const struct options_def *def, struct options *o, const char *arg,
 		      FILE *err)
@@ -322,6 +348,13 @@ static const struct options_def table[] = {
 	VALUE("write-timeout", 0, "SECONDS", parse_timeout, write_timeout_ms, "60",
 	      "close a client that has left 8M of answers\n"
 	      "unread this long (default 60; 0: never)"),
+	VALUE("backing", 0, "KIND", parse_backing, backing, "shm",
+	      "where the heap lives: shm (/dev/shm, default),\n"
+	      "memfd (no name, no /dev/shm limit) or file:DIR\n"
+	      "(files in DIR: the heap outlives a reboot)"),
+	VALUE("huge-pages", 0, NULL, parse_flag, huge_pages, NULL,
+	      "back the pages with huge pages where the system\n"
+	      "has them (hugetlb with memfd, else shmem THP)"),
 	VALUE("log-level", 0, "LEVEL", parse_log_level, log_level, "info",
 	      "error, warn, info (default) or debug"),
 	VALUE("daemonize", 'd', NULL, parse_flag, daemonize, NULL, "detach from the terminal"),
@@ -495,6 +528,7 @@ static int finish(struct options *o, FILE *err)
 		o->segment_mode = o->socket_mode & 0666;
 	if (o->nallow_uid == 0)
 		o->allow_uid[o->nallow_uid++] = getuid();
+	snprintf(o->huge_got, sizeof o->huge_got, "off"); /* backing.c says what it got */
 	return 0;
 }
 

@@ -42,6 +42,11 @@ struct options {
 	int daemonize;
 	int cleanup;
 	int discard;               /* remove segments an earlier run left */
+	int backing;               /* enum seg_backing (shm/seg.h): --backing */
+	char backing_dir[256];     /* --backing file:PATH */
+	char backing_name[264];    /* --backing as given: shm, memfd, file:PATH */
+	int huge_pages;            /* --huge-pages */
+	char huge_got[48];         /* what --huge-pages got (backing.c): for stats */
 };
 
 enum options_result { OPTIONS_RUN = 0, OPTIONS_EXIT_OK = 1, OPTIONS_ERROR = -1 };

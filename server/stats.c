@@ -390,6 +390,8 @@ int stats_build(struct daemon *d, Shma__Response *resp, struct dispatch_scratch 
 	copy_totals(r, &t, d);
 	r->instance = d->opt.instance;
 	r->pid = (uint32_t)getpid();
+	r->backing = d->opt.backing_name;
+	r->huge_pages = d->opt.huge_got;
 	r->arena_size = heap_geometry(d->heap)->arena_size;
 	r->max_memory = d->opt.max_memory;
 	r->roots = roots_count(d->roots);

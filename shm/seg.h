@@ -27,6 +27,45 @@
 
 #define SEG_NAME_MAX 96
 
+/*
+ * Where segments live (process-wide, like seg_set_group(): the daemon sets
+ * it once, before it creates anything; a client never does, it is given the
+ * descriptors):
+ *   SEG_BACKING_SHM    files in /dev/shm (shm_open), the default;
+ *   SEG_BACKING_FILE   files in a directory of a real filesystem, same names
+ *                      without the slash (a heap that outlives a reboot);
+ *   SEG_BACKING_MEMFD  memfds: no name anyone can open, each kept in this
+ *                      process's memfd table under the name it would have,
+ *                      and sealed at its size (F_SEAL_SHRINK|F_SEAL_GROW)
+ *                      when made: whoever is given one cannot cut it.
+ * Every function below means the configured backing.
+ */
+enum seg_backing { SEG_BACKING_SHM, SEG_BACKING_MEMFD, SEG_BACKING_FILE };
+
+/* Sets the backing; dir is FILE's directory (absolute; made 0700 if it does
+ * not exist; it must be ours).  0 or -EINVAL, -EPERM, -errno. */
+int seg_set_backing(enum seg_backing kind, const char *dir);
+enum seg_backing seg_backing(void);
+/* The directory of SHM and FILE ("/dev/shm" or the one given). */
+const char *seg_backing_dir(void);
+
+/* MEMFD: called with the memfd table's own descriptor when a segment is
+ * made (added) and with its name when it is unlinked (removed): the daemon
+ * hands them to systemd's file-descriptor store.  NULL: none. */
+void seg_set_store_hooks(void (*added)(const char *name, int fd),
+			 void (*removed)(const char *name));
+
+/* MEMFD: puts fd (a memfd kept by someone else, systemd's store) in the table
+ * under name; the table owns it.  0, -EEXIST (fd closed), -ENOMEM. */
+int seg_store_put(const char *name, int fd);
+
+/* A new read-only descriptor of what fd is (through /proc/self/fd), or a
+ * negative errno. */
+int seg_reopen_ro(int fd);
+
+/* seg_create()'s flags. */
+#define SEG_HUGETLB 1u /* MEMFD: hugetlb pages (MFD_HUGETLB) */
+
 /* The kinds of segment, each the letter that names it. */
 enum seg_kind {
 	SEG_PAGES = 'p',    /* the heap's pages: one, mapped read-write by every client */
@@ -55,6 +94,14 @@ int seg_default_socket(char *buf, size_t size);
  * (whatever the umask) and the group set by seg_set_group(); returns its fd,
  * or -EEXIST when the name is taken (by us or by anyone else). */
 int seg_create(const char *name, uint64_t size, mode_t mode);
+int seg_create_flags(const char *name, uint64_t size, mode_t mode, unsigned flags);
+
+/* FILE: fsync(fd) (the daemon's last word on a heap that outlives a
+ * reboot); the others: 0. */
+int seg_sync(int fd);
+
+/* The huge page size behind fd if it is hugetlbfs (MFD_HUGETLB), else 0. */
+int seg_huge_page_size(int fd);
 
 /* Opens a segment the daemon made earlier, read-write: the fd, -ENOENT if
  * there is none, or -EPERM if the file under that name is not ours (not a
@@ -145,5 +192,9 @@ void *seg_map_sparse(int fd, size_t len, int writable, size_t align);
 void *seg_reserve_va(size_t len, size_t align);
 
 int seg_unmap(void *addr, size_t len);
+
+/* Asks for transparent huge pages on [addr, addr+len) (MADV_HUGEPAGE); 0
+ * or -errno. */
+int seg_advise_huge(void *addr, size_t len);
 
 #endif

@@ -48,6 +48,7 @@
 	XX(activation) \
 	XX(setup) \
 	XX(errors) \
+	XX(backing) \
 	XX(harden) \
 	XX(guard) \
 	XX(region) \

@@ -166,6 +166,17 @@ struct heap_shape {
  * a reconnection): 0, or -EPROTO if the daemon's geometry is not one we can
  * use (or differs from the one we mapped), or -errno. */
 SHMA_HIDDEN int map_setup(const struct heap_shape *h);
+
+/* The segments' descriptors passed with the Hello (backing.c).  keep: the
+ * i-th descriptor of the reply (1 pages, 2 metadata) is ours to hold: 1, or
+ * 0 (the caller closes it).  take: the one of kind, or -1; the caller owns
+ * it.  note_pages: fd is the pages we map.  same_heap: the pages passed now
+ * are those: 0, or -ESTALE.  drop: closes what the handshake left. */
+SHMA_HIDDEN int backing_keep(size_t i, int fd);
+SHMA_HIDDEN int backing_take(int kind); /* enum seg_kind */
+SHMA_HIDDEN void backing_note_pages(int fd);
+SHMA_HIDDEN int backing_same_heap(void);
+SHMA_HIDDEN void backing_drop(void);
 /* Pointer -> ref for a small object, or 0.  *cls gets its class.  Not
  * interior: p is taken for an object's start (no check: the daemon checks
  * boundaries when the ref comes back).  Interior: p may point anywhere in a

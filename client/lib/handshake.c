@@ -281,6 +281,7 @@ static int handshake(Shma__Request *behind, uint64_t *behind_id)
 	if (rc == 0)
 		rc = ctl_map(resp->hello->instance, resp->hello->client_id, tp_take_passed_fd(),
 			     hs.lost);
+	backing_drop();
 	if (rc == 0) {
 		hs.lost = 0;
 		hs.life = resp->hello->daemon_life;

@@ -49,7 +49,9 @@ static void *map_segment(const char *instance, enum seg_kind kind, uint64_t len,
 		errno = -rc;
 		return NULL;
 	}
-	int fd = seg_open(name, writable);
+	int fd = backing_take(kind); /* passed with the Hello; else by name */
+	if (fd < 0)
+		fd = seg_open(name, writable);
 	if (fd < 0) {
 		errno = -fd;
 		return NULL;
@@ -61,6 +63,8 @@ static void *map_segment(const char *instance, enum seg_kind kind, uint64_t len,
 		*at_base = 1;
 	else
 		p = seg_map_sparse(fd, len, writable, align);
+	if (p != NULL && kind == SEG_PAGES)
+		backing_note_pages(fd);
 	int e = errno;
 	close(fd);
 	errno = e;
@@ -101,6 +105,8 @@ int map_setup(const struct heap_shape *h)
 		if (h->arena_size != map_view.arena_size || strcmp(h->instance, map_view.instance) ||
 		    h->range != map_view.range || h->base != map_view.heap_base)
 			return -EPROTO;
+		if (backing_same_heap() != 0)
+			return -ESTALE;
 		map_view.large_threshold = h->large_threshold;
 		map_fast_update();
 		return 0;

@@ -225,7 +225,7 @@ ssize_t conn_recv(int sock, void *buf, size_t cap, int *keep)
 {
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		char buf[CMSG_SPACE(sizeof(int) * 4)]; /* 3 come with a Hello reply */
 	} ctl;
 	struct iovec iov = {buf, cap};
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
@@ -240,10 +240,11 @@ ssize_t conn_recv(int sock, void *buf, size_t cap, int *keep)
 		for (size_t i = 0; i < n; i++) {
 			int fd;
 			memcpy(&fd, CMSG_DATA(cm) + i * sizeof fd, sizeof fd);
-			/* One is all we take: the first; the rest are closed. */
+			/* The first is the control block's; the heap's segments
+			 * follow (backing.c); anything else is closed. */
 			if (i == 0 && keep != NULL && *keep < 0)
 				*keep = fd;
-			else
+			else if (keep == NULL || !backing_keep(i, fd))
 				close(fd);
 		}
 	}

@@ -38,7 +38,12 @@ struct heap_config {
 	 * recovery or at run time, with its id and why. */
 	void (*on_quarantine)(void *arg, unsigned arena, const char *why);
 	void *on_quarantine_arg;
+	unsigned huge;            /* HEAP_HUGE_*: how a new pages segment is backed */
 };
+
+/* heap_config.huge (the daemon decides, server/backing.c). */
+enum { HEAP_HUGE_NONE = 0, HEAP_HUGE_TLB = 1, HEAP_HUGE_THP = 2 };
+
 
 /*
  * Quarantine.  Segment 'M' is shared memory: whatever the daemon reads from
@@ -105,6 +110,10 @@ struct heap;
  * trusted: cfg->why says which and why).
  */
 int heap_open(struct heap **out, const struct heap_config *cfg);
+
+/* The descriptors a client is given with its Hello: the pages (read-write)
+ * and the metadata (read-only; -1 if /proc could not reopen it). */
+void heap_segment_fds(const struct heap *h, int *pages, int *meta_ro);
 
 /* What heap_open() recovered, for the log. */
 struct heap_recovery {

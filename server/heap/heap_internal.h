@@ -23,6 +23,7 @@ struct heap {
 	struct arena_geometry g;
 	unsigned arena_shift;
 	int pages_fd, meta_fd;       /* segments 'p' and 'M' */
+	int meta_ro_fd;              /* 'M' again, read-only: what clients are given */
 	char *pages, *meta;          /* the daemon's mappings of them */
 	uint64_t range, meta_size;   /* their sizes */
 	struct heap_header *hdr;     /* page 0 of 'M' */

@@ -4,6 +4,12 @@
  * daemon left, handed to recovery.c, or new ones: 'M' first, which carries
  * the instance's lock and whose header's magic, written last, says the heap
  * is whole), and closing it.  See heap.h: heap_open(), heap_close().
+ *
+ * Whatever the backing (shm/seg.h), the segments' descriptors are what
+ * clients get, with the Hello (heap_segment_fds()): the pages read-write,
+ * the metadata through a read-only descriptor of its own, so a client
+ * never needs a name -- and with memfds there is none.  With hugetlb pages
+ * (--huge-pages, HEAP_HUGE_TLB) only the pages segment is of huge pages.
  */
 #include "heap_internal.h"
 #include "ref.h"
@@ -73,7 +79,15 @@ int heap_map_segments(struct heap *h)
 	if (h->pages == NULL)
 		return -errno;
 	h->hdr = (struct heap_header *)h->meta;
+	if (h->cfg.huge == HEAP_HUGE_THP)
+		seg_advise_huge(h->pages, h->range);
 	return 0;
+}
+
+void heap_segment_fds(const struct heap *h, int *pages, int *meta_ro)
+{
+	*pages = h->pages_fd;
+	*meta_ro = h->meta_ro_fd;
 }
 
 /* Makes the segments of a fresh heap, 'M' first (it carries the instance's
@@ -97,12 +111,13 @@ static int create_heap(struct heap *h)
 	rc = seg_name(name, sizeof name, h->instance, SEG_PAGES, 0);
 	if (rc < 0)
 		return rc;
-	h->pages_fd = seg_create(name, h->range, h->cfg.mode);
+	unsigned flags = h->cfg.huge == HEAP_HUGE_TLB ? SEG_HUGETLB : 0;
+	h->pages_fd = seg_create_flags(name, h->range, h->cfg.mode, flags);
 	if (h->pages_fd == -EEXIST && !seg_foreign(name, h->cfg.mode)) {
 		/* Left by a creation cut short ('M' had no magic): ours to drop.
 		 * Someone else's file stays, and the instance moves (-EEXIST). */
 		seg_unlink(name);
-		h->pages_fd = seg_create(name, h->range, h->cfg.mode);
+		h->pages_fd = seg_create_flags(name, h->range, h->cfg.mode, flags);
 	}
 	if (h->pages_fd < 0)
 		return h->pages_fd;
@@ -190,7 +205,7 @@ int heap_open(struct heap **out, const struct heap_config *cfg)
 	h->cfg.instance = h->instance;
 	h->g = g;
 	h->arena_shift = (unsigned)__builtin_ctzll(g.arena_size);
-	h->pages_fd = h->meta_fd = -1;
+	h->pages_fd = h->meta_fd = h->meta_ro_fd = -1;
 	h->max_arenas = max_arenas(cfg);
 	h->range = (uint64_t)h->max_arenas * g.arena_size;
 	h->meta_size = layout_meta_size(g.meta_bytes, h->max_arenas);
@@ -199,6 +214,8 @@ int heap_open(struct heap **out, const struct heap_config *cfg)
 		rc = open_segments(h);
 	if (rc == 0 && h->narenas == 0)
 		rc = heap_add_arena(h);
+	if (rc == 0)
+		h->meta_ro_fd = seg_reopen_ro(h->meta_fd);
 	if (rc == -EBUSY)
 		heap_say(h, "another shmallocd holds instance %s", h->instance);
 	if (rc < 0) {
@@ -242,10 +259,16 @@ void heap_close(struct heap *h, int unlink)
 		seg_unmap(h->pages, h->range);
 	if (h->meta != NULL)
 		seg_unmap(h->meta, h->meta_size);
-	if (h->pages_fd >= 0)
+	if (h->pages_fd >= 0) {
+		seg_sync(h->pages_fd);
 		close(h->pages_fd);
-	if (h->meta_fd >= 0)
+	}
+	if (h->meta_fd >= 0) {
+		seg_sync(h->meta_fd);
 		close(h->meta_fd);
+	}
+	if (h->meta_ro_fd >= 0)
+		close(h->meta_ro_fd);
 	if (unlink) {
 		unlink_segment(h->instance, SEG_PAGES);
 		unlink_segment(h->instance, SEG_META);

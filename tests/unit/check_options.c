@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "options.h"
+#include "seg.h"
 
 static enum options_result parse(struct options *o, int argc, char **argv)
 {
@@ -215,6 +216,37 @@ START_TEST(readme_matches_the_table)
 }
 END_TEST
 
+/* Planted bug: --backing's value lost between the config file and the
+ * options (the default, shm, taken instead), or --huge-pages not set. */
+START_TEST(backing_and_huge_pages_from_config_and_command_line)
+{
+	char path[] = "/tmp/shma-options-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	FILE *f = fdopen(fd, "w");
+	fputs("backing = file:/var/lib/shmalloc/heap\nhuge-pages\n", f);
+	fclose(f);
+	struct options o;
+	char *argv[] = {(char *)"shmallocd", (char *)"-c", path, NULL};
+	ck_assert_int_eq(parse(&o, 3, argv), OPTIONS_RUN);
+	ck_assert_int_eq(o.backing, SEG_BACKING_FILE);
+	ck_assert_str_eq(o.backing_dir, "/var/lib/shmalloc/heap");
+	ck_assert_str_eq(o.backing_name, "file:/var/lib/shmalloc/heap");
+	ck_assert_int_eq(o.huge_pages, 1);
+	char *memfd[] = {(char *)"shmallocd", (char *)"-c", path, (char *)"--backing",
+			 (char *)"memfd", NULL};
+	ck_assert_int_eq(parse(&o, 5, memfd), OPTIONS_RUN);
+	ck_assert_int_eq(o.backing, SEG_BACKING_MEMFD);
+	ck_assert_str_eq(o.backing_dir, "");
+	char *plain[] = {(char *)"shmallocd", NULL};
+	ck_assert_int_eq(parse(&o, 1, plain), OPTIONS_RUN);
+	ck_assert_int_eq(o.backing, SEG_BACKING_SHM);
+	ck_assert_str_eq(o.backing_name, "shm");
+	ck_assert_int_eq(o.huge_pages, 0);
+	unlink(path);
+}
+END_TEST
+
 Suite *make_options_suite(void);
 Suite *make_options_suite(void)
 {
@@ -224,6 +256,7 @@ Suite *make_options_suite(void)
 	tcase_add_test(tc, config_file_then_command_line);
 	tcase_add_test(tc, man_page_matches_the_table);
 	tcase_add_test(tc, readme_matches_the_table);
+	tcase_add_test(tc, backing_and_huge_pages_from_config_and_command_line);
 	suite_add_tcase(s, tc);
 	return s;
 }

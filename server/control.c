@@ -536,6 +536,7 @@ uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 		/* An adopted block's descriptor was closed: its holes are told by
 		 * a new one. */
 		int fd = c->ctl_fd >= 0 ? c->ctl_fd : open_block(d, c->id);
+		heap_region_closing(d->heap, c->id);
 		back = reclaim_caches(d, c->ctl, fd, c->id);
 		if (fd != c->ctl_fd && fd >= 0)
 			close(fd);
@@ -590,6 +591,7 @@ static uint64_t reclaim_orphan(struct daemon *d, struct orphan *o)
 	 * bin, and the walk takes it; settling then skips what is free. */
 	uint64_t in_use = stats_in_use(d);
 	int fd = open_block(d, o->id);
+	heap_region_closing(d->heap, o->id);
 	uint64_t back = reclaim_caches(d, o->ctl, fd, o->id);
 	if (fd >= 0)
 		close(fd);

@@ -541,6 +541,7 @@ uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 		/* An adopted block's descriptor was closed: its holes are told by
 		 * a new one. */
 		int fd = c->ctl_fd >= 0 ? c->ctl_fd : open_block(d, c->id);
+		heap_region_closing(d->heap, c->id);
 		back = reclaim_caches(d, c->ctl, fd, c->id);
 		if (fd != c->ctl_fd && fd >= 0)
 			close(fd);
@@ -604,6 +605,7 @@ static uint64_t reclaim_orphan(struct daemon *d, struct orphan *o)
 	if (o->ctl == NULL)
 		inflight_forget(&o->inflight); /* unread, it could free collected refills */
 	int fd = open_block(d, o->id);
+	heap_region_closing(d->heap, o->id);
 	uint64_t back = o->ctl != NULL ? reclaim_caches(d, o->ctl, fd, o->id) : 0;
 	if (fd >= 0)
 		close(fd);

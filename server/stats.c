@@ -252,9 +252,7 @@ void stats_retire_client(struct daemon *d, const struct client *c)
 
 uint64_t stats_in_use(const struct daemon *d)
 {
-	struct heap_totals t;
-	heap_totals(d->heap, &t);
-	return t.in_use_bytes;
+	return heap_in_use(d->heap);
 }
 
 /* bytes of f are no longer out: f goes once it holds none. */

@@ -9,6 +9,7 @@
 	XX(heap) \
 	XX(pageheap) \
 	XX(span) \
+	XX(regionkeep) \
 	XX(inflight_unit) \
 	XX(quota_unit) \
 	XX(roots) \

@@ -6,6 +6,7 @@ tests_check_shmalloc_SOURCES += tests/unit/check_options.c
 tests_check_shmalloc_SOURCES += tests/unit/check_heap.c
 tests_check_shmalloc_SOURCES += tests/unit/check_pageheap.c
 tests_check_shmalloc_SOURCES += tests/unit/check_span.c
+tests_check_shmalloc_SOURCES += tests/unit/check_regionkeep.c
 tests_check_shmalloc_SOURCES += tests/unit/check_inflight_unit.c
 tests_check_shmalloc_SOURCES += tests/unit/check_quota_unit.c
 tests_check_shmalloc_SOURCES += tests/unit/check_roots.c

@@ -30,6 +30,11 @@ void heap_totals(const struct heap *h, struct heap_totals *t)
 	t->narenas = h->narenas;
 }
 
+uint64_t heap_in_use(const struct heap *h)
+{
+	return h->in_use;
+}
+
 unsigned heap_arena_count(const struct heap *h)
 {
 	return h->narenas;

@@ -176,10 +176,14 @@ static uint64_t punch_decayed(struct heap *h, const struct pageheap_decayed *d);
 
 /* Punches the oldest free runs while more free pages hold backing store
  * than HEAP_FREE_RESERVED_MIN or an eighth of the bytes in use. */
+static uint64_t reserved_cap(const struct heap *h)
+{
+	return h->in_use / 8 > HEAP_FREE_RESERVED_MIN ? h->in_use / 8 : HEAP_FREE_RESERVED_MIN;
+}
+
 static void trim_reserved(struct heap *h)
 {
-	uint64_t cap = h->in_use / 8 > HEAP_FREE_RESERVED_MIN ? h->in_use / 8
-							      : HEAP_FREE_RESERVED_MIN;
+	uint64_t cap = reserved_cap(h);
 	struct pageheap_decayed d;
 	while (arena_page_offset(pageheap_free_backed(h->ph)) > cap &&
 	       pageheap_decay_next(h->ph, UINT64_MAX / 2, 0, &d))
@@ -207,11 +211,15 @@ void heap_settle_lazy(struct heap *h, uint32_t region_id, uint32_t start, uint32
 	uint64_t off = heap_pages_offset(h, region_id, start), len = arena_page_offset(npages);
 	if (pageheap_backed(h->ph, region_id, start, npages) == npages)
 		return;
-	if (len < HEAP_PUNCH_AT && seg_reserve(h->pages_fd, off, len) == 0) {
+	/* Reserved only to be punched by trim_reserved() (another run, the
+	 * oldest) would be two system calls for one: punched now. */
+	int keep = arena_page_offset(pageheap_free_backed(h->ph)) + len <= reserved_cap(h);
+	if (len < HEAP_PUNCH_AT && keep && seg_reserve(h->pages_fd, off, len) == 0) {
 		pageheap_mark_backed(h->ph, region_id, start, npages);
 		return;
 	}
-	/* Too large to keep, or /dev/shm is full: nothing of it stays. */
+	/* Too large to keep, past the bound, or /dev/shm is full: nothing of it
+	 * stays. */
 	if (seg_punch(h->pages_fd, off, len) == 0)
 		h->returned += arena_page_offset(pageheap_unback(h->ph, region_id, start, npages));
 }
@@ -223,7 +231,8 @@ static uint32_t min_u32(uint32_t a, uint32_t b)
 	return a < b ? a : b;
 }
 
-/* Takes up to want objects from the class's partial spans, as refs. */
+/* Takes up to want objects from the class's partial spans, as refs (an
+ * empty span a region kept: as a run). */
 static uint32_t take_partial(struct span_list *l, uint32_t want, struct heap_batch *b)
 {
 	uint32_t got = 0;
@@ -233,9 +242,18 @@ static uint32_t take_partial(struct span_list *l, uint32_t want, struct heap_bat
 			span_list_remove(l, s);
 			continue;
 		}
-		uint32_t room = min_u32(want - got, b->refs_cap - b->nrefs);
-		uint32_t n = span_take(s, room, b->refs + b->nrefs);
-		b->nrefs += n;
+		uint32_t n;
+		if (s->nout == 0 && b->nruns < b->runs_cap) {
+			/* An empty span a region kept: a run, as a fresh one. */
+			n = min_u32(want - got, s->objects);
+			span_take_front(s, n);
+			b->runs[b->nruns].first = span_ref(s, 0);
+			b->runs[b->nruns++].count = n;
+		} else {
+			n = span_take(s, min_u32(want - got, b->refs_cap - b->nrefs),
+				      b->refs + b->nrefs);
+			b->nrefs += n;
+		}
 		got += n;
 		/* A listed span has a free object, so n > 0; should the bitmap
 		 * and nout ever disagree, unlist the span rather than spin. */
@@ -352,7 +370,7 @@ int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls)
 	}
 	if (cls != NULL)
 		*cls = c;
-	if (s->nout == 0)
+	if (s->nout == 0 && !heap_span_keep(h, s))
 		heap_release_span(h, s);
 	else if (!s->listed)
 		span_list_push(heap_partial(h, s), s);

@@ -224,7 +224,10 @@ uint64_t heap_large_size(const struct heap *h, uint64_t ref, uint64_t *start);
  * where a library client gets ENOMEM from its malloc.  max_memory still
  * bounds the arenas.  When a region's run is freed its pages are made
  * reserved (a span, a block below HEAP_PUNCH_AT: the next user finds them
- * reserved, as it would any free run) or punched (larger blocks).
+ * reserved, as it would any free run) or punched (larger blocks, or when
+ * free reserved pages are past their bound: heap.c, trim_reserved).  A
+ * region's span that empties is kept, up to a batch of objects a class,
+ * for the region's next refills (regionkeep.c).
  */
 /* The region of client id; with create, made if there is none.  NULL with
  * errno ENOENT (none) or ENOMEM. */
@@ -234,6 +237,11 @@ struct heap_region *heap_region(struct heap *h, uint64_t id, int create);
  * and every large block of it is freed.  Returns the bytes freed (0 if
  * there was no region).  What lies in a quarantined arena stays out. */
 uint64_t heap_region_end(struct heap *h, uint64_t id);
+
+/* Says that the region of client id ends next (its caches are being taken
+ * back): until heap_region_end(), a span of it that empties stays, so the
+ * end gives its pages back once (regionkeep.c).  Nothing if it has none. */
+void heap_region_closing(struct heap *h, uint64_t id);
 
 /* Bytes of region r out: objects (class size) and large blocks. */
 uint64_t heap_region_bytes(const struct heap_region *r);
@@ -252,6 +260,10 @@ uint64_t heap_release_free(struct heap *h);
 
 /* Counters: bounded work (per arena, per class), no scan of user memory. */
 void heap_totals(const struct heap *h, struct heap_totals *t);
+
+/* The bytes out (heap_totals()'s in_use_bytes), without the rest's work:
+ * a walk of the free runs and two fstat()s, which every client's end paid. */
+uint64_t heap_in_use(const struct heap *h);
 unsigned heap_arena_count(const struct heap *h);
 void heap_arena_stats(const struct heap *h, unsigned i, struct heap_arena_stats *s);
 void heap_class_stats(const struct heap *h, unsigned cls, struct heap_class_stats *s);

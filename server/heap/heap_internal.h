@@ -50,6 +50,7 @@ struct heap_region {
 	struct span_list partial[SIZECLASS_COUNT];
 	struct span *spans;                    /* every span of it, by rnext */
 	struct table large;                    /* ref of each of its large blocks -> 1 */
+	int closing;                           /* its end is coming (regionkeep.c) */
 };
 
 /* The partial list span s belongs on: its region's or the heap's. */
@@ -90,6 +91,15 @@ void heap_region_add_span(struct heap_region *r, struct span *s);
  * in recovery: add 1; freed: add 0): 0 or -ENOMEM. */
 int heap_region_note_large(struct heap *h, uint64_t owner, uint64_t ref, uint64_t bytes,
 			   int add);
+
+/* 1 if span s, whose last object just came back, stays on its list
+ * (regionkeep.c: a region's, up to a batch a class) rather than go back. */
+int heap_span_keep(struct heap *h, const struct span *s);
+
+/* Ends every span of region r outside a quarantined arena: its objects
+ * taken back, its pages punched (adjacent runs with one call) and given to
+ * the page heap (regionkeep.c).  Without memory for the list, nothing. */
+void heap_region_release_spans(struct heap *h, struct heap_region *r);
 
 /* Frees every region's private memory (teardown). */
 void heap_regions_close(struct heap *h);

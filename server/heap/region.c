@@ -102,7 +102,9 @@ uint64_t heap_region_end(struct heap *h, uint64_t id)
 	struct heap_region *r = heap_region(h, id, 0);
 	if (r == NULL)
 		return 0;
-	uint64_t freed = 0;
+	uint64_t freed = r->bytes;
+	heap_region_release_spans(h, r);
+	freed -= r->bytes;
 	while (r->spans != NULL) {
 		struct span *s = r->spans;
 		if (s->arena->quarantined != NULL) {

@@ -198,12 +198,26 @@ static uint8_t bucket_of(const struct span *s)
 	return (uint8_t)(b < SPAN_LIST_BUCKETS ? b : SPAN_LIST_BUCKETS - 1);
 }
 
+/* Keeps l->kept equal to the objects of its listed spans with none out. */
+static void count_kept(struct span_list *l, struct span *s)
+{
+	uint8_t kept = s->listed && s->nout == 0;
+	if (kept == s->kept)
+		return;
+	if (kept)
+		l->kept += s->objects;
+	else
+		l->kept -= s->objects;
+	s->kept = kept;
+}
+
 void span_list_push(struct span_list *l, struct span *s)
 {
 	uint8_t b = bucket_of(s);
 	s->bucket = b;
 	DLIST_PUSH(&l->head[b], s, prev, next);
 	s->listed = 1;
+	count_kept(l, s);
 }
 
 void span_list_remove(struct span_list *l, struct span *s)
@@ -212,6 +226,7 @@ void span_list_remove(struct span_list *l, struct span *s)
 		return;
 	DLIST_REMOVE(&l->head[s->bucket], s, prev, next);
 	s->listed = 0;
+	count_kept(l, s);
 }
 
 struct span *span_list_first(const struct span_list *l)
@@ -228,4 +243,5 @@ void span_list_update(struct span_list *l, struct span *s)
 		span_list_remove(l, s);
 		span_list_push(l, s);
 	}
+	count_kept(l, s);
 }

@@ -27,6 +27,7 @@ struct span {
 	uint32_t hint;          /* no free object in bitmap words before this */
 	uint8_t cls, listed;
 	uint8_t bucket; /* of its list, while listed */
+	uint8_t kept;   /* listed with no object out: counted in its list's kept */
 	struct span *prev, *next;
 	/* A region's span (heap.h: Regions): its owner word (the client id with
 	 * SHMA_OWNER_REGION, 0 for none, kept in the metadata too), the region
@@ -43,6 +44,7 @@ struct span {
 #define SPAN_LIST_BUCKETS 8
 struct span_list {
 	struct span *head[SPAN_LIST_BUCKETS];
+	uint32_t kept; /* objects of its listed spans that have none out */
 };
 
 /* Makes the run (reserved by the caller, unless it is a region's) a span of

@@ -166,7 +166,7 @@ START_TEST(the_partial_list_gives_the_fullest)
 {
 	struct span *t = make(CLS);
 	uint64_t refs[200];
-	struct span_list l = {{0}};
+	struct span_list l = {{0}, 0};
 	ck_assert_uint_eq(span_take(s, 100, refs), 100);
 	ck_assert_uint_eq(span_take(t, 150, refs), 150);
 	span_list_push(&l, s);

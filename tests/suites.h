@@ -52,4 +52,5 @@
 	XX(guard) \
 	XX(region) \
 	XX(largeblocks) \
-	XX(sizes)
+	XX(sizes) \
+	XX(heaps)

@@ -97,8 +97,10 @@ static int adopt_span(struct heap *h, struct arena *a, uint32_t p, unsigned cls)
 	h->rec.objects_out += s->nout;
 	h->counters[cls].objects_out += s->nout;
 	h->in_use += (uint64_t)s->nout * s->size;
+	/* On its region's list if it is a region's: on the heap's, other
+	 * clients' refills took its objects after a restart. */
 	if (s->nout < s->objects)
-		span_list_push(&h->partial[cls], s);
+		span_list_push(heap_partial(h, s), s);
 	return 0;
 }
 

@@ -53,4 +53,5 @@
 	XX(region) \
 	XX(largeblocks) \
 	XX(sizes) \
-	XX(heaps)
+	XX(heaps) \
+	XX(heaps_registry)

@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define HEAP_HANDLES 64u
@@ -115,6 +116,13 @@ static void forked_child(void)
 		heap_caches[i] = NULL;
 }
 
+/* A process's exit: the exiting thread's caches go back as a thread's exit
+ * sends them (the other threads' stay out in their heaps until those end). */
+static void process_exit(void)
+{
+	thread_gone(NULL);
+}
+
 static void tc_init(void)
 {
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
@@ -123,6 +131,7 @@ static void tc_init(void)
 	}
 	pthread_key_create(&tc_key, thread_gone);
 	pthread_atfork(NULL, NULL, forked_child);
+	atexit(process_exit);
 	struct arena_geometry g;
 	if (map_view.arena_size != 0 && layout_geometry(map_view.arena_size, &g) == 0)
 		owner_off = g.owner_off;

@@ -55,6 +55,8 @@ void quota_orphan(struct daemon *d, uid_t uid, int delta);
 int quota_root_check(const struct daemon *d, const struct client *c);
 void quota_root_published(struct daemon *d, struct client *c, const char *name);
 void quota_root_gone(struct daemon *d, const char *name);
+/* -EAGAIN if c's uid has as many roots and named heaps as --uid-max-roots. */
+int quota_heap_check(const struct daemon *d, const struct client *c);
 
 /* On the decay timer: process accounts with no connection left whose
  * process is gone (or whose pid another process took) go; how many. */

@@ -164,6 +164,10 @@ int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls);
  * heap_free_object() would return; changes nothing. */
 int heap_object_class(struct heap *h, uint64_t ref);
 
+/* The owner word of the span of out object ref (heap.h: Regions), or 0
+ * (none, or not an object that is out). */
+uint64_t heap_object_owner(struct heap *h, uint64_t ref);
+
 /*
  * A large block: a run of whole pages of one arena (server/heap/large.h),
  * backing store reserved -- the pages of a freed block, still reserved, when
@@ -242,6 +246,10 @@ uint64_t heap_region_end(struct heap *h, uint64_t id);
  * back): until heap_region_end(), a span of it that empties stays, so the
  * end gives its pages back once (regionkeep.c).  Nothing if it has none. */
 void heap_region_closing(struct heap *h, uint64_t id);
+
+/* Frees up to max of the spans of client id's region (what a daemon killed
+ * inside heap_region_end() has done): their bytes.  For tests. */
+uint64_t heap_region_end_spans(struct heap *h, uint64_t id, uint64_t max);
 
 /* Bytes of region r out: objects (class size) and large blocks. */
 uint64_t heap_region_bytes(const struct heap_region *r);

@@ -11,6 +11,8 @@ libshmheap_la_SOURCES = server/heap/heap.c server/heap/heap.h \
 	server/heap/large.c server/heap/large.h \
 	server/heap/region.c server/heap/regionkeep.c server/heap/heal.c \
 	server/heap/recovery.c server/heap/heap_internal.h \
-	server/heap/roots.c server/heap/roots.h
+	server/heap/roots.c server/heap/roots.h \
+	server/heap/heaps.c server/heap/heaps.h \
+	server/heap/fixedseg.c server/heap/fixedseg.h
 libshmheap_la_CPPFLAGS = $(AM_CPPFLAGS) $(HEAP_CPPFLAGS)
 libshmheap_la_LIBADD = libshmcore.la

@@ -29,6 +29,7 @@
 #include "frame.h"
 #include "log.h"
 #include "session.h"
+#include "uidarea.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -143,24 +144,26 @@ static void close_after_writes(struct conn *cn);
  * the socket does not take at once is queued as usual.  0 if the frame is
  * taken care of (and freed), -1 to send it the ordinary way.
  */
-static int send_frame_with_fd(struct conn *cn, uint8_t *frame, size_t len, int pass)
+static int send_frame_with_fd(struct conn *cn, uint8_t *frame, size_t len, int pass, int pass2)
 {
 	uv_os_fd_t fd;
 	if (queued(cn) != 0 || uv_fileno((uv_handle_t *)&cn->pipe, &fd) != 0)
 		return -1;
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(2 * sizeof(int))];
 	} ctl;
+	int fds[2] = {pass, pass2}; /* the control block, the uid's transfer area (if any) */
+	unsigned nfd = pass2 >= 0 ? 2 : 1;
 	memset(&ctl, 0, sizeof ctl);
 	struct iovec iov = {frame, len};
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-			   .msg_controllen = sizeof ctl.buf};
+			   .msg_controllen = CMSG_SPACE(nfd * sizeof(int))};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &pass, sizeof pass);
+	cm->cmsg_len = CMSG_LEN(nfd * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, nfd * sizeof(int));
 	ssize_t w;
 	do
 		w = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -224,7 +227,7 @@ static int handle_frame(struct conn *cn, const uint8_t *body, uint32_t len)
 	int greeted = c->hello_done;
 	enum dispatch_action act = dispatch_frame(d, c, body, len, &frame, &n);
 	if (frame != NULL && !greeted && c->hello_done && c->ctl_fd >= 0 &&
-	    send_frame_with_fd(cn, frame, n, c->ctl_fd) == 0)
+	    send_frame_with_fd(cn, frame, n, c->ctl_fd, uidarea_fd(d, c)) == 0)
 		frame = NULL;
 	if (frame != NULL && send_frame(cn, frame, n) != 0)
 		act = DISPATCH_REPLY_CLOSE;

@@ -204,9 +204,9 @@ SHMA_HIDDEN void conn_set_region(void);
  * control block (xfer.c takes them); 0 withdraws the wish. */
 SHMA_HIDDEN void conn_want_first_batches(int on);
 /* recvmsg() of up to cap bytes from sock: the first descriptor passed with
- * them goes to *keep when keep is not NULL and *keep < 0, every other one is
- * closed.  recvmsg()'s result (-1 with errno). */
-SHMA_HIDDEN ssize_t conn_recv(int sock, void *buf, size_t cap, int *keep);
+ * them goes to *keep when keep is not NULL and *keep < 0, the second to
+ * *keep2 likewise, every other one is closed.  recvmsg()'s result (-1 with errno). */
+SHMA_HIDDEN ssize_t conn_recv(int sock, void *buf, size_t cap, int *keep, int *keep2);
 /* A connected Unix stream socket to path (close-on-exec), or -errno. */
 SHMA_HIDDEN int conn_open_socket(const char *path);
 /* With the lock held: the socket the next connection goes to. */

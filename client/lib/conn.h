@@ -54,6 +54,7 @@ SHMA_HIDDEN void tp_detach(void);
 /* The descriptor the daemon passed with an answer (SCM_RIGHTS), now the
  * caller's, or -1. */
 SHMA_HIDDEN int tp_take_passed_fd(void);
+SHMA_HIDDEN int tp_take_passed_fd2(void); /* the second: the uid's transfer area */
 
 /* ---- handshake.c ---- */
 /* The connection broke under the transport (lost: the control block stays

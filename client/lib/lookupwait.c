@@ -98,7 +98,7 @@ static int send_request(struct waiter *w, Shma__Request *req)
  * block's, with the Hello reply) are closed: this connection maps nothing. */
 static int read_some(struct waiter *w)
 {
-	ssize_t r = conn_recv(w->fd, w->buf + w->len, sizeof w->buf - w->len, NULL);
+	ssize_t r = conn_recv(w->fd, w->buf + w->len, sizeof w->buf - w->len, NULL, NULL);
 	if (r < 0 && errno == EINTR)
 		return 0;
 	if (r <= 0)

@@ -50,6 +50,7 @@ static struct {
 	uint64_t first_id;   /* of the current connection's requests */
 	uint32_t max_frame;
 	int passed_fd;       /* a descriptor the daemon sent (SCM_RIGHTS), not yet used */
+	int passed_fd2;      /* the second (the uid's transfer area), not yet used */
 	/* Requests whose answer nobody waits for (conn_send_unanswered()):
 	 * dropped when read, never parked. */
 	uint64_t unanswered[CONN_UNANSWERED_MAX];
@@ -66,7 +67,8 @@ static struct {
 	 * few thousand refs), kept and grown: with the lock held. */
 	uint8_t *wbuf;
 	size_t wcap;
-} conn = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .passed_fd = -1};
+} conn = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .passed_fd = -1,
+	.passed_fd2 = -1};
 
 void conn_lock(void)
 {
@@ -112,6 +114,13 @@ int tp_take_passed_fd(void)
 	return fd;
 }
 
+int tp_take_passed_fd2(void)
+{
+	int fd = conn.passed_fd2;
+	conn.passed_fd2 = -1;
+	return fd;
+}
+
 static void drop_parked(void)
 {
 	for (unsigned i = 0; i < conn.nparked_cap; i++) {
@@ -130,6 +139,9 @@ void tp_detach(void)
 	if (conn.passed_fd >= 0)
 		close(conn.passed_fd);
 	conn.passed_fd = -1;
+	if (conn.passed_fd2 >= 0)
+		close(conn.passed_fd2);
+	conn.passed_fd2 = -1;
 	drop_parked();
 }
 
@@ -221,7 +233,7 @@ int tp_send_all(Shma__Request *const *reqs, unsigned nreq)
 	return write_all(buf, total);
 }
 
-ssize_t conn_recv(int sock, void *buf, size_t cap, int *keep)
+ssize_t conn_recv(int sock, void *buf, size_t cap, int *keep, int *keep2)
 {
 	union {
 		struct cmsghdr h;
@@ -240,9 +252,11 @@ ssize_t conn_recv(int sock, void *buf, size_t cap, int *keep)
 		for (size_t i = 0; i < n; i++) {
 			int fd;
 			memcpy(&fd, CMSG_DATA(cm) + i * sizeof fd, sizeof fd);
-			/* One is all we take: the first; the rest are closed. */
+			/* Two are all we take: the first two; the rest are closed. */
 			if (i == 0 && keep != NULL && *keep < 0)
 				*keep = fd;
+			else if (i == 1 && keep2 != NULL && *keep2 < 0)
+				*keep2 = fd;
 			else
 				close(fd);
 		}
@@ -254,7 +268,7 @@ ssize_t conn_recv(int sock, void *buf, size_t cap, int *keep)
  * block's, with the Hello reply) is kept for ctl_map(). */
 static ssize_t recv_some(uint8_t *buf, size_t cap)
 {
-	return conn_recv(conn.fd, buf, cap, &conn.passed_fd);
+	return conn_recv(conn.fd, buf, cap, &conn.passed_fd, &conn.passed_fd2);
 }
 
 /* Reads until one whole frame is in rbuf; body and len name it.  Waits

@@ -45,6 +45,8 @@ struct flow {
 	volatile uint64_t p_pending, c_pending;
 	volatile int bad;        /* a message overwritten: a block handed out twice */
 	int die_on_bad;
+	volatile uint64_t eaten; /* messages freed so far */
+	volatile int quit;       /* the uid area's tests: the processes may go */
 };
 
 static size_t msg_size(uint64_t i)
@@ -95,6 +97,7 @@ static void *consumer(void *arg)
 		}
 		shma_free(p);
 		f->c_pending = 0;
+		__atomic_store_n(&f->eaten, i + 1, __ATOMIC_RELEASE);
 	}
 	return NULL;
 }
@@ -187,7 +190,7 @@ static uint64_t free_what_it_held(struct flow *f)
 		void *p = shma_ptr(ref);
 		ck_assert_ptr_nonnull(p);
 		ck_assert_msg(e2e_check_fill(p, msg_size(i), ref),
-			      "message %llu of a killed client was overwritten", (unsigned long long)i);
+			      "message %llu of a killed process was overwritten", (unsigned long long)i);
 		shma_free(p);
 	}
 	if (f->c_pending != 0 && slack == 0)
@@ -195,6 +198,27 @@ static uint64_t free_what_it_held(struct flow *f)
 	if (f->p_pending != 0 && !p_in_ring)
 		slack += 512;
 	return slack;
+}
+
+/* Connected: frees what the killed processes of flows[0, rounds) surely
+ * held, then (on a new connection, the old one's caches gone) asserts that
+ * every block came back, none twice: in_use_bytes falls to what the kills
+ * may have caught under way, and no ref was refused (a batch taken back
+ * twice would be).  Connected after. */
+static void all_back_once(struct flow *flows, unsigned rounds)
+{
+	uint64_t slack = 0;
+	for (unsigned r = 0; r < rounds; r++)
+		slack += free_what_it_held(&flows[r]);
+	shma_disconnect();
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	uint64_t in_use = e2e_wait_in_use_at_most(0);
+	/* A batch lost is 16 KiB and more; two operations under way a kill, 1 KiB. */
+	ck_assert_msg(in_use <= slack, "in_use_bytes %llu once every block was freed "
+		      "(the operations under way at the kills allow %llu)",
+		      (unsigned long long)in_use, (unsigned long long)slack);
+	ck_assert_int_eq(e2e_log_has(&e2e, "refs of its caches refused"), 0);
+	ck_assert_int_eq(e2e_log_has(&e2e, "refs of its transfer area refused"), 0);
 }
 
 START_TEST(a_process_killed_while_batches_move_loses_no_block)
@@ -228,20 +252,9 @@ START_TEST(a_process_killed_while_batches_move_loses_no_block)
 	/* Batches were there at (nearly) every kill: the test is about them. */
 	ck_assert_uint_ge(caught, ROUNDS / 2);
 	ck_assert_int_eq(shma_connect(e2e.socket), 0);
-	uint64_t slack = 0;
-	for (unsigned r = 0; r < ROUNDS; r++)
-		slack += free_what_it_held(&flows[r]);
-	shma_disconnect();
-	ck_assert_int_eq(shma_connect(e2e.socket), 0);
-	uint64_t in_use = e2e_wait_in_use_at_most(0);
-	/* A batch lost is 16 KiB and more; two operations under way a kill, 1 KiB. */
-	ck_assert_msg(in_use <= slack, "in_use_bytes %llu once every block was freed "
-		      "(the operations under way at the kills allow %llu)",
-		      (unsigned long long)in_use, (unsigned long long)slack);
+	all_back_once(flows, ROUNDS);
 	ck_assert_uint_gt(e2e_stat("\"reclaimed_objects\":"), 0);
 	ck_assert_uint_eq(recovery_stat_rejected(), 0);
-	/* Nothing listed twice, so nothing refused: a double hand-out would be. */
-	ck_assert_int_eq(e2e_log_has(&e2e, "refs of its caches refused"), 0);
 	shma_disconnect();
 	munmap(flows, ROUNDS * sizeof *flows);
 }
@@ -444,6 +457,139 @@ START_TEST(a_first_malloc_sends_nothing_but_the_hello)
 	shma_disconnect();
 }
 END_TEST
+
+/* ==== the uid's transfer area: the same flow between two processes ====
+ *
+ * (server/uidarea.c, client/lib/xfer.c): a producer process and a consumer
+ * process of one uid send the daemon nothing once warm; processes killed at
+ * random while batches wait in the area or move in or out of it lose no
+ * block and hand none out twice (the next round's processes take what the
+ * dead left there: a batch the daemon also took back would be handed out
+ * twice, an overwritten message). */
+
+static void hold_until_quit(struct flow *f)
+{
+	while (!__atomic_load_n(&f->quit, __ATOMIC_ACQUIRE))
+		sched_yield();
+}
+
+static int produce(void *arg)
+{
+	producer(arg);
+	hold_until_quit(arg);
+	return ((struct flow *)arg)->bad ? 2 : 0;
+}
+
+static int consume(void *arg)
+{
+	struct flow *f = arg;
+	f->die_on_bad = 1;
+	consumer(arg);
+	hold_until_quit(arg);
+	return 0;
+}
+
+static struct flow *flows_map(unsigned n)
+{
+	struct flow *f = mmap(NULL, n * sizeof *f, PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(f, MAP_FAILED);
+	return f;
+}
+
+START_TEST(two_processes_of_one_uid_send_no_request_in_steady_state)
+{
+	if (SANITIZED) {
+		TEST_SKIP("under AddressSanitizer the library is in debug mode: no batches");
+		return;
+	}
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	struct flow *f = flows_map(1);
+	f->limit = WARM + STEADY;
+	pid_t pp = e2e_fork(produce, f), pc = e2e_fork(consume, f);
+	while (__atomic_load_n(&f->eaten, __ATOMIC_ACQUIRE) < WARM)
+	{
+		ck_assert_int_eq(waitpid(pc, NULL, WNOHANG), 0);
+		sched_yield();
+	}
+	uint64_t requests0 = e2e_stat("\"requests\":");
+	while (__atomic_load_n(&f->eaten, __ATOMIC_ACQUIRE) < WARM + STEADY)
+	{
+		ck_assert_int_eq(waitpid(pc, NULL, WNOHANG), 0);
+		sched_yield();
+	}
+	uint64_t asked = e2e_stat("\"requests\":") - requests0;
+	__atomic_store_n(&f->quit, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(e2e_wait(pp), 0);
+	ck_assert_int_eq(e2e_wait(pc), 0);
+	/* Before: a Flush of the consumer's and a Refill of the producer's
+	 * every batch (about 4 000 for these 400 000 messages).  Now the
+	 * consumer's batches wait in the uid's area for the producer: counted
+	 * are the Stats between the counts (1) and what scheduling may add. */
+	ck_assert_msg(asked <= 1 + 8, "%llu requests for %d messages between two processes",
+		      (unsigned long long)asked, STEADY);
+	shma_disconnect();
+	/* The last member gone: the area's batches are the heap's again. */
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	ck_assert_uint_eq(e2e_wait_in_use_at_most(0), 0);
+	shma_disconnect();
+	munmap(f, sizeof *f);
+}
+END_TEST
+
+START_TEST(processes_killed_while_batches_are_in_the_area_lose_no_block)
+{
+	if (SANITIZED) {
+		TEST_SKIP("under AddressSanitizer the library is in debug mode: no batches");
+		return;
+	}
+	enum { ROUNDS = 10 };
+	struct flow *flows = flows_map(ROUNDS);
+	srand((unsigned)getpid());
+	/* This process stays a member throughout: what the dead leave in the
+	 * area waits there for the next round's producer. */
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	for (unsigned r = 0; r < ROUNDS; r++) {
+		struct flow *f = &flows[r];
+		f->limit = UINT64_MAX;
+		pid_t pp = e2e_fork(produce, f), pc = e2e_fork(consume, f);
+		uint64_t at = 20000 + (uint64_t)(rand() % 40000);
+		while (__atomic_load_n(&f->made, __ATOMIC_ACQUIRE) < at) {
+			ck_assert_int_eq(waitpid(pp, NULL, WNOHANG), 0);
+			ck_assert_int_eq(waitpid(pc, NULL, WNOHANG), 0); /* 3: overwritten */
+			sched_yield();
+		}
+		/* One, then the other a moment later, or both at once. */
+		pid_t first = r % 3 == 0 ? pp : pc, second = first == pp ? pc : pp;
+		kill(first, SIGKILL);
+		if (r % 3 != 2) {
+			uint64_t m = f->made + 100;
+			for (int k = 0; k < 100000 && f->made < m; k++)
+				sched_yield();
+		}
+		kill(second, SIGKILL);
+		ck_assert_int_eq(e2e_wait(pp), 128 + SIGKILL);
+		ck_assert_int_eq(e2e_wait(pc), 128 + SIGKILL);
+		ck_assert_int_eq(f->bad, 0);
+	}
+	all_back_once(flows, ROUNDS);
+	shma_disconnect();
+	munmap(flows, ROUNDS * sizeof *flows);
+}
+END_TEST
+
+Suite *make_uidarea_suite(void);
+Suite *make_uidarea_suite(void)
+{
+	Suite *s = suite_create("uidarea");
+	TCase *tc = tcase_create("uidarea");
+	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
+	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, two_processes_of_one_uid_send_no_request_in_steady_state);
+	tcase_add_test(tc, processes_killed_while_batches_are_in_the_area_lose_no_block);
+	suite_add_tcase(s, tc);
+	return s;
+}
 
 Suite *make_xfer_suite(void);
 Suite *make_xfer_suite(void)

@@ -284,38 +284,55 @@ static int fullest_slot(const struct control_block *cb, unsigned cls)
 	return best;
 }
 
-static int empty_entry(const struct control_block *cb, unsigned cls)
+/* Where a move is cut: one class's words and refs, in the process's
+ * transfer cache or its uid's area, and what the words carry beside. */
+struct cut_place {
+	uint64_t *state;
+	uint64_t (*refs)[SHMA_XFER_REFS_MAX];
+	unsigned entries;
+	uint64_t tag;
+};
+
+static int empty_entry(const struct cut_place *pl)
 {
-	for (unsigned e = 0; e < SHMA_XFER_ENTRIES; e++)
-		if (cb->hdr.xfer[cls].state[e] == SHMA_XFER_EMPTY)
+	for (unsigned e = 0; e < pl->entries; e++)
+		if (pl->state[e] == SHMA_XFER_EMPTY)
 			return (int)e;
 	return -1;
 }
 
-/* Leaves class cls as a thread of ours killed at step 'step' of a move:
- * 0 PUTTING, the bin not let go yet; 1 PUTTING, the bin let go; 2 TAKING,
- * the bin not raised yet; 3 TAKING, the bin raised.  0, or a failure. */
-static int cut_a_move(struct control_block *cb, unsigned cls, int step)
+/* Leaves class cls as a thread of ours killed at step 'step' of a move
+ * into or out of pl: 0 PUTTING, the bin not let go yet; 1 PUTTING, the bin
+ * let go; 2 TAKING, the bin not raised yet; 3 TAKING, the bin raised.  0,
+ * or a failure. */
+static int cut_a_move_in(struct control_block *cb, unsigned cls, int step,
+			 const struct cut_place *pl)
 {
 	static uint32_t first[SIZECLASS_COUNT];
 	layout_bin_firsts(first);
-	int s = fullest_slot(cb, cls), e = empty_entry(cb, cls);
+	int s = fullest_slot(cb, cls), e = empty_entry(pl);
 	if (s < 0 || e < 0)
 		return 31;
 	struct tcache_bin *b = &cb->slots[s].bins[cls];
-	uint64_t *stack = &cb->refs[s][first[cls]], *entry = cb->xfer_refs[cls][e];
+	uint64_t *stack = &cb->refs[s][first[cls]], *entry = pl->refs[e];
 	uint32_t c = b->count, n = c / 2 < 8 ? c / 2 : 8;
 	memcpy(entry, stack + (c - n), n * sizeof *entry);
 	if (step < 2) {
-		cb->hdr.xfer[cls].state[e] = layout_xfer_word(SHMA_XFER_PUTTING, n, c, (uint32_t)s);
+		pl->state[e] = layout_xfer_word(SHMA_XFER_PUTTING, n, c, (uint32_t)s) | pl->tag;
 		b->count = step == 0 ? c : c - n;
 		return 0;
 	}
 	/* The entry was FULL with the bin's top n; a thread took it on the
 	 * bin at c - n (the same refs go back where they were). */
-	cb->hdr.xfer[cls].state[e] = layout_xfer_word(SHMA_XFER_TAKING, n, c - n, (uint32_t)s);
+	pl->state[e] = layout_xfer_word(SHMA_XFER_TAKING, n, c - n, (uint32_t)s) | pl->tag;
 	b->count = step == 2 ? c - n : c;
 	return 0;
+}
+
+static int cut_a_move(struct control_block *cb, unsigned cls, int step)
+{
+	struct cut_place pl = {cb->hdr.xfer[cls].state, cb->xfer_refs[cls], SHMA_XFER_ENTRIES, 0};
+	return cut_a_move_in(cb, cls, step, &pl);
 }
 
 static int cut_every_step_and_die(void *arg)
@@ -578,6 +595,57 @@ START_TEST(processes_killed_while_batches_are_in_the_area_lose_no_block)
 }
 END_TEST
 
+/* The uid's area this process's library mapped (the memfd the Hello brought),
+ * found in /proc/self/maps; NULL if none. */
+static struct uid_area *my_uid_area(void)
+{
+	FILE *m = fopen("/proc/self/maps", "r");
+	char line[512];
+	struct uid_area *a = NULL;
+	while (m != NULL && a == NULL && fgets(line, sizeof line, m) != NULL) {
+		unsigned long lo, hi;
+		if (strstr(line, "memfd:shmalloc-uid") != NULL &&
+		    sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi - lo == sizeof(struct uid_area))
+			a = (struct uid_area *)lo;
+	}
+	if (m != NULL)
+		fclose(m);
+	return a;
+}
+
+static int cut_every_step_in_the_area_and_die(void *arg)
+{
+	int rc = warm_flow(arg);
+	struct control_block *cb = recovery_my_control_block();
+	struct uid_area *a = my_uid_area();
+	if (rc != 0 || cb == NULL || a == NULL || cb->hdr.uid_member == 0)
+		return rc ? rc : 34;
+	for (int step = 0; step < 4; step++) {
+		unsigned cls = sizeclass_of(sizes[step]);
+		struct cut_place pl = {a->cls[cls].state, a->refs[cls], SHMA_UID_ENTRIES,
+				       (uint64_t)cb->hdr.uid_member << SHMA_UID_MEMBER_SHIFT};
+		if ((rc = cut_a_move_in(cb, cls, step, &pl)) != 0)
+			return rc;
+	}
+	kill(getpid(), SIGKILL);
+	return 35;
+}
+
+START_TEST(a_move_cut_at_any_step_in_the_area_is_taken_back_once)
+{
+	if (SANITIZED) {
+		TEST_SKIP("under AddressSanitizer the library is in debug mode: no batches");
+		return;
+	}
+	/* We stay a member (connected), so the area lives on with the dead
+	 * one's words in it: the daemon must settle them by its bin. */
+	die_and_come_back(cut_every_step_in_the_area_and_die);
+	ck_assert_int_eq(e2e_log_has(&e2e, "refs of its caches refused"), 0);
+	ck_assert_int_eq(e2e_log_has(&e2e, "refs of its transfer area refused"), 0);
+	shma_disconnect();
+}
+END_TEST
+
 Suite *make_uidarea_suite(void);
 Suite *make_uidarea_suite(void)
 {
@@ -587,6 +655,7 @@ Suite *make_uidarea_suite(void)
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, two_processes_of_one_uid_send_no_request_in_steady_state);
 	tcase_add_test(tc, processes_killed_while_batches_are_in_the_area_lose_no_block);
+	tcase_add_test(tc, a_move_cut_at_any_step_in_the_area_is_taken_back_once);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -17,6 +17,7 @@
 #include "recovery.h"
 #include "shmalloc.h"
 #include "skip.h"
+#include "users.h"
 
 #include <check.h>
 #include <pthread.h>
@@ -47,6 +48,7 @@ struct flow {
 	int die_on_bad;
 	volatile uint64_t eaten; /* messages freed so far */
 	volatile int quit;       /* the uid area's tests: the processes may go */
+	volatile int go;         /* and may start (on_ud()) */
 };
 
 static size_t msg_size(uint64_t i)
@@ -646,6 +648,134 @@ START_TEST(a_move_cut_at_any_step_in_the_area_is_taken_back_once)
 }
 END_TEST
 
+/* ---- a consumer of another uid ---- */
+
+static struct user other;
+static char other_group[32];
+static int have_other;
+static struct e2e_daemon ud;
+
+static void other_create(void)
+{
+	have_other = geteuid() == 0 && make_group(other_group, sizeof other_group, "gu") == 0 &&
+		     make_user(&other, "u", other_group) == 0;
+}
+
+static void other_remove(void)
+{
+	remove_user(&other);
+	remove_group(other_group);
+}
+
+static int on_ud(int (*fn)(void *), void *arg)
+{
+	if (shma_connect(ud.socket) != 0)
+		return 100;
+	while (!__atomic_load_n(&((struct flow *)arg)->go, __ATOMIC_ACQUIRE))
+		sched_yield();
+	int rc = fn(arg);
+	shma_disconnect();
+	return rc;
+}
+
+static int produce_on_ud(void *arg)
+{
+	return on_ud(produce, arg);
+}
+
+static int consume_on_ud(void *arg)
+{
+	return on_ud(consume, arg);
+}
+
+/* The inode of the uid area process pid has mapped; 0 if none. */
+static unsigned long area_inode_of(pid_t pid)
+{
+	char path[64], line[512];
+	snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
+	FILE *m = fopen(path, "r");
+	unsigned long ino = 0;
+	while (m != NULL && ino == 0 && fgets(line, sizeof line, m) != NULL)
+		if (strstr(line, "memfd:shmalloc-uid") == NULL ||
+		    sscanf(line, "%*s %*s %*s %*s %lu", &ino) != 1)
+			ino = 0;
+	if (m != NULL)
+		fclose(m);
+	return ino;
+}
+
+/* The sum of every value of key in the daemon's stats (per class rows). */
+static uint64_t stat_sum(const char *key)
+{
+	char *json;
+	ck_assert_int_eq(shma_stats_json(&json), 0);
+	uint64_t sum = 0;
+	for (char *at = strstr(json, key); at != NULL; at = strstr(at + 1, key))
+		sum += strtoull(at + strlen(key), NULL, 10);
+	free(json);
+	return sum;
+}
+
+#define OTHER_MESSAGES 200000
+
+START_TEST(a_consumer_of_another_uid_has_its_frees_checked_by_the_daemon)
+{
+	if (!have_other) {
+		fprintf(stderr, "SKIP: a_consumer_of_another_uid_has_its_frees_checked_by_the_daemon: "
+			"cannot create users (not root, or no useradd)\n");
+		return;
+	}
+	if (SANITIZED) {
+		TEST_SKIP("under AddressSanitizer the library is in debug mode: no batches");
+		return;
+	}
+	char uid[16];
+	snprintf(uid, sizeof uid, "%lu", (unsigned long)other.uid);
+	const char *const opts[] = {"--allow-uid", uid, "--allow-uid", "0", "--socket-mode",
+				    "0666", "--segment-mode", "0666", NULL};
+	e2e_start_daemon(&ud, opts);
+	char dir[160];
+	snprintf(dir, sizeof dir, "%s/sock", ud.dir);
+	ck_assert_int_eq(chmod(ud.dir, 0711), 0);
+	ck_assert_int_eq(chmod(dir, 0711), 0);
+	struct flow *f = flows_map(1);
+	f->limit = OTHER_MESSAGES;
+	/* Forked before we connect: neither inherits a mapping of ours. */
+	pid_t pp = fork();
+	ck_assert_int_ge(pp, 0);
+	if (pp == 0)
+		_exit(produce_on_ud(f));
+	pid_t pc = fork_as(&other, consume_on_ud, f);
+	ck_assert_int_eq(shma_connect(ud.socket), 0); /* a member of root's area beside the producer */
+	uint64_t flushed0 = stat_sum("\"flushes\":");
+	__atomic_store_n(&f->go, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&f->eaten, __ATOMIC_ACQUIRE) < OTHER_MESSAGES) {
+		ck_assert_int_eq(waitpid(pc, NULL, WNOHANG), 0);
+		sched_yield();
+	}
+	/* Each has an area of its own uid's, never the other's. */
+	unsigned long ip = area_inode_of(pp), ic = area_inode_of(pc);
+	ck_assert_uint_ne(ip, 0);
+	ck_assert_uint_ne(ic, ip);
+	uint64_t flushed = stat_sum("\"flushes\":") - flushed0;
+	__atomic_store_n(&f->quit, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(e2e_wait(pp), 0);
+	ck_assert_int_eq(e2e_wait(pc), 0);
+	/* Every block the consumer freed went to the daemon, which checked it:
+	 * all of them but what its bins still hold (four classes' capacities at
+	 * most).  Through root's area they would not have. */
+	uint64_t bins = 0;
+	for (unsigned k = 0; k < NSIZES; k++)
+		bins += layout_bin_capacity(sizeclass_of(sizes[k]));
+	ck_assert_msg(flushed + bins >= OTHER_MESSAGES, "%llu of %d messages flushed",
+		      (unsigned long long)flushed, OTHER_MESSAGES);
+	ck_assert_int_eq(e2e_log_count(&ud, "refs of its transfer area refused"), 0);
+	shma_disconnect();
+	e2e_stop_daemon(&ud);
+	munmap(f, sizeof *f);
+}
+END_TEST
+
 Suite *make_uidarea_suite(void);
 Suite *make_uidarea_suite(void)
 {
@@ -657,6 +787,11 @@ Suite *make_uidarea_suite(void)
 	tcase_add_test(tc, processes_killed_while_batches_are_in_the_area_lose_no_block);
 	tcase_add_test(tc, a_move_cut_at_any_step_in_the_area_is_taken_back_once);
 	suite_add_tcase(s, tc);
+	TCase *tu = tcase_create("another uid");
+	tcase_add_unchecked_fixture(tu, other_create, other_remove);
+	tcase_set_timeout(tu, 120);
+	tcase_add_test(tu, a_consumer_of_another_uid_has_its_frees_checked_by_the_daemon);
+	suite_add_tcase(s, tu);
 	return s;
 }
 

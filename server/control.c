@@ -51,6 +51,7 @@
  *
  * Layer: session (no libuv).
  */
+#include "clock.h"
 #include "control.h"
 #include "daemon.h"
 #include "guard.h"
@@ -622,7 +623,7 @@ uint64_t daemon_control_sweep(struct daemon *d)
 		back += reclaim_orphan(d, o);
 		free(o);
 	}
-	return back;
+	return back + uidarea_decay(d, monotonic_ms()); /* batches of a uid nobody took */
 }
 
 /* ---- blocks a previous daemon left ---- */

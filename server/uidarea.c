@@ -46,6 +46,10 @@ struct uid_areas {
 	uint32_t connected; /* of them, connected now */
 	uint64_t member_id[SHMA_UID_MEMBERS + 1]; /* [m]: client id of member m, 0: free */
 	uint8_t live[SHMA_UID_MEMBERS + 1];       /* [m]: member m is connected */
+	/* Per entry, the full word seen at the last sweeps and since when
+	 * (monotonic ms): a batch that sat there that long goes back. */
+	uint64_t seen[SIZECLASS_COUNT][SHMA_UID_ENTRIES];
+	uint64_t since[SIZECLASS_COUNT][SHMA_UID_ENTRIES];
 };
 
 /* The daemon's areas: few (one per uid with clients), a list. */
@@ -141,16 +145,30 @@ static uint64_t take_entry(struct daemon *d, struct uid_areas *a, unsigned cls, 
 }
 
 /* Every full entry of a back to the heap (no member left, or the daemon
- * going): each claimed first, so a member still running loses the race. */
-static uint64_t drain(struct daemon *d, struct uid_areas *a, uint64_t *refused)
+ * going), or (idle_ms != 0) those that held the same batch for idle_ms:
+ * each claimed first, so a member still running loses the race. */
+static uint64_t drain_idle(struct daemon *d, struct uid_areas *a, uint64_t now,
+			   uint64_t idle_ms, uint64_t *refused)
 {
 	uint64_t got = 0;
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
 		for (unsigned e = 0; e < SHMA_UID_ENTRIES; e++) {
 			uint64_t *st = &a->area->cls[cls].state[e];
 			uint64_t w = __atomic_load_n(st, __ATOMIC_ACQUIRE);
-			if (layout_xfer_kind(w) != SHMA_XFER_FULL)
+			if (layout_xfer_kind(w) != SHMA_XFER_FULL) {
+				a->seen[cls][e] = 0;
 				continue;
+			}
+			if (idle_ms != 0 && w != a->seen[cls][e]) {
+				/* Another batch (the putter's stamp is in the word):
+				 * its age starts now. */
+				a->seen[cls][e] = w;
+				a->since[cls][e] = now;
+				continue;
+			}
+			if (idle_ms != 0 && now - a->since[cls][e] < idle_ms)
+				continue;
+			a->seen[cls][e] = 0;
 			uint32_t n = layout_xfer_n(w), cap = layout_xfer_cap(cls);
 			uint64_t mine = layout_uid_word(SHMA_XFER_TAKING, n, 0, SHMA_XFER_NO_SLOT, 0);
 			if (!__atomic_compare_exchange_n(st, &w, mine, 0, __ATOMIC_ACQUIRE,
@@ -167,6 +185,32 @@ static uint64_t drain(struct daemon *d, struct uid_areas *a, uint64_t *refused)
 	return got;
 }
 
+static uint64_t drain(struct daemon *d, struct uid_areas *a, uint64_t *refused)
+{
+	return drain_idle(d, a, 0, 0, refused);
+}
+
+static void say_refused(const struct uid_areas *a, uint64_t refused)
+{
+	if (refused != 0)
+		log_msg(SLOG_WARN, "uid %ld: %llu refs of its transfer area refused (not objects "
+			"of their entry's class that are out)", (long)a->uid,
+			(unsigned long long)refused);
+}
+
+uint64_t uidarea_decay(struct daemon *d, uint64_t now_ms)
+{
+	uint64_t idle = d->opt.decay_ms > 1000 ? d->opt.decay_ms : 1000, got = 0;
+	if (areas_of != d)
+		return 0;
+	for (struct uid_areas *a = areas; a != NULL; a = a->next) {
+		uint64_t refused = 0;
+		got += drain_idle(d, a, now_ms, idle, &refused);
+		say_refused(a, refused);
+	}
+	return got;
+}
+
 static void drop_area(struct daemon *d, struct uid_areas *a)
 {
 	uint64_t refused = 0, got = drain(d, a, &refused);
@@ -174,10 +218,7 @@ static void drop_area(struct daemon *d, struct uid_areas *a)
 		log_msg(SLOG_DEBUG, "uid %ld: its transfer area gave back %llu objects (%llu refs "
 			"refused)", (long)a->uid, (unsigned long long)got,
 			(unsigned long long)refused);
-	if (refused != 0)
-		log_msg(SLOG_WARN, "uid %ld: %llu refs of its transfer area refused (not objects "
-			"of their entry's class that are out)", (long)a->uid,
-			(unsigned long long)refused);
+	say_refused(a, refused);
 	d->reclaimed_objects += got;
 	for (struct uid_areas **p = &areas; *p != NULL; p = &(*p)->next)
 		if (*p == a) {
@@ -286,17 +327,15 @@ void uidarea_disconnected(struct daemon *d, uint64_t id, const struct control_bl
 	a->live[m] = 0;
 	a->connected--;
 	__atomic_store_n(&a->area->hdr.members, a->connected, __ATOMIC_RELEASE);
-	if (a->connected == 0) {
-		/* Nobody left to take them: what waits goes back now, not when
-		 * the last orphan's process ends (an orphan's thread that still
-		 * finishes a put after this leaves a batch for the next drain). */
-		uint64_t refused = 0;
-		d->reclaimed_objects += drain(d, a, &refused);
-		if (refused != 0)
-			log_msg(SLOG_WARN, "uid %ld: %llu refs of its transfer area refused (not "
-				"objects of their entry's class that are out)", (long)a->uid,
-				(unsigned long long)refused);
-	}
+	/* A process of the uid is done: what waits goes back now.  The batches
+	 * were likely its (a consumer's), and a member that stays connected
+	 * does not hold the pages of those who left (in use falls back as it
+	 * did, decay returns them); the members still running refill from the
+	 * daemon once.  An orphan's thread that still finishes a put after
+	 * this leaves a batch for the next drain. */
+	uint64_t refused = 0;
+	d->reclaimed_objects += drain(d, a, &refused);
+	say_refused(a, refused);
 }
 
 uint64_t uidarea_cached_bytes(const struct daemon *d)

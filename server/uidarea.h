@@ -42,13 +42,19 @@ uint64_t uidarea_reclaim(struct daemon *d, uint64_t id, struct control_block *cb
 void uidarea_leave(struct daemon *d, uint64_t id, const struct control_block *cb);
 
 /* Client id's connection ended (its block may live on as an orphan): it no
- * longer counts as a taker; with no member of the uid connected, the area's
- * full entries go back to the heap. */
+ * longer counts as a taker, and the area's full entries go back to the
+ * heap (its half moves stay for uidarea_reclaim()). */
 void uidarea_disconnected(struct daemon *d, uint64_t id, const struct control_block *cb);
 
 /* Bytes of the objects waiting in every area's full entries (stats'
  * cached_bytes: out of the heap, in nobody's use). */
 uint64_t uidarea_cached_bytes(const struct daemon *d);
+
+/* On the decay timer: full entries that held the same batch for the decay
+ * time (at least a second) go back to the heap, so that a batch nobody of
+ * the uid takes does not hold its pages while a member stays connected.
+ * Returns the objects taken back. */
+uint64_t uidarea_decay(struct daemon *d, uint64_t now_ms);
 
 /* At exit: every area's full entries back to the heap, the areas gone. */
 void uidarea_close(struct daemon *d);

@@ -215,8 +215,11 @@ static void budget_give(const struct place *pl, uint64_t bytes)
 }
 
 /* Moves the top n refs of t's bin cls into an empty entry of pl: 1, or 0
- * if every entry is taken. */
-static int put(struct tcache *t, unsigned cls, uint32_t n, const struct place *pl)
+ * if every entry is taken.  stamp goes in the FULL word's count field (which
+ * FULL does not use otherwise): the daemon tells a batch that sits in a
+ * uid's area from the next one by it (server/uidarea.c: uidarea_decay). */
+static int put(struct tcache *t, unsigned cls, uint32_t n, uint32_t stamp,
+	       const struct place *pl)
 {
 	struct tcache_bin *b = &t->slot->bins[cls];
 	uint32_t c = b->count;
@@ -231,7 +234,7 @@ static int put(struct tcache *t, unsigned cls, uint32_t n, const struct place *p
 		/* Copied, then out of the bin, then the entry's: at each step one
 		 * of the two says it holds them (shm/layout.h). */
 		__atomic_store_n(&b->count, c - n, __ATOMIC_RELEASE);
-		__atomic_store_n(&pl->state[e], layout_xfer_word(SHMA_XFER_FULL, n, 0, 0),
+		__atomic_store_n(&pl->state[e], layout_xfer_word(SHMA_XFER_FULL, n, stamp, 0),
 				 __ATOMIC_RELEASE);
 		return 1;
 	}
@@ -293,13 +296,15 @@ void *xfer_alloc(unsigned cls)
 	return map_ptr(t->hot[cls].stack[top]);
 }
 
-/* Puts n refs of t's bin cls in pl within its budget: 1 if done. */
-static int put_budgeted(struct tcache *t, unsigned cls, uint32_t n, const struct place *pl)
+/* Puts n refs of t's bin cls in pl within its budget: 1 if done.  stamp:
+ * put()'s. */
+static int put_budgeted(struct tcache *t, unsigned cls, uint32_t n, uint32_t stamp,
+			const struct place *pl)
 {
 	uint64_t bytes = (uint64_t)n * sizeclass_size(cls);
 	if (!budget_take(pl, bytes))
 		return 0;
-	if (put(t, cls, n, pl))
+	if (put(t, cls, n, stamp, pl))
 		return 1;
 	budget_give(pl, bytes);
 	return 0;
@@ -321,8 +326,11 @@ int xfer_free(unsigned cls, uint64_t ref)
 	/* For a sibling thread first, else for another process of the uid. */
 	struct place pl;
 	local_place(cb, cls, &pl);
-	int done = local_puts(cb) && ready(t, cls) == 0 && put_budgeted(t, cls, n, &pl);
-	if (!done && (!uid_puts(cb, cls, &pl) || !put_budgeted(t, cls, n, &pl)))
+	int done = local_puts(cb) && ready(t, cls) == 0 && put_budgeted(t, cls, n, 0, &pl);
+	/* The stamp: bits of the block being freed, which change from one
+	 * batch to the next. */
+	if (!done && (!uid_puts(cb, cls, &pl) ||
+		      !put_budgeted(t, cls, n, (uint32_t)(ref >> 4) | 1u, &pl)))
 		return 0;
 	uint32_t at = b->count;
 	t->hot[cls].stack[at] = ref;

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -648,6 +649,67 @@ START_TEST(a_move_cut_at_any_step_in_the_area_is_taken_back_once)
 }
 END_TEST
 
+/* ---- a batch nobody takes ---- */
+
+#define IDLE_OBJECTS 8192
+static struct e2e_daemon dd;
+
+/* Frees IDLE_OBJECTS blocks of 64 B (most go to the area: its bin
+ * overflows and another member is connected), then stays connected. */
+static int free_a_heap_and_stay(void *arg)
+{
+	struct flow *f = arg;
+	static void *p[IDLE_OBJECTS];
+	if (shma_connect(dd.socket) != 0)
+		return 100;
+	for (unsigned i = 0; i < IDLE_OBJECTS; i++)
+		if ((p[i] = shma_malloc(64)) == NULL)
+			return 1;
+	for (unsigned i = 0; i < IDLE_OBJECTS; i++)
+		shma_free(p[i]);
+	__atomic_store_n(&f->made, 1, __ATOMIC_RELEASE);
+	hold_until_quit(f);
+	shma_disconnect();
+	return 0;
+}
+
+START_TEST(a_batch_nobody_takes_goes_back_after_the_decay)
+{
+	if (SANITIZED) {
+		TEST_SKIP("under AddressSanitizer the library is in debug mode: no batches");
+		return;
+	}
+	/* --decay 0: full entries unchanged for a second go back. */
+	const char *const opts[] = {"--decay", "0", NULL};
+	e2e_start_daemon(&dd, opts);
+	struct flow *f = flows_map(1);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(free_a_heap_and_stay(f));
+	ck_assert_int_eq(shma_connect(dd.socket), 0); /* the other member */
+	while (!__atomic_load_n(&f->made, __ATOMIC_ACQUIRE))
+		ck_assert_int_eq(waitpid(pid, NULL, WNOHANG), 0);
+	uint64_t cached0 = e2e_stat("\"cached_bytes\":"), cached = cached0;
+	/* Its bin and the area's full entries (8 batches of 512 at most; the
+	 * rest went to the daemon): more than a bin can hold. */
+	ck_assert_uint_gt(cached0, (uint64_t)layout_bin_capacity(sizeclass_of(64)) * 64);
+	for (int i = 0; i < 100 && cached + 16384 > cached0; i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL); /* polling a stat, not a synchronisation */
+		cached = e2e_stat("\"cached_bytes\":");
+	}
+	/* Before: held in the area as long as both stay connected. */
+	ck_assert_msg(cached + 16384 <= cached0, "cached %llu bytes, %llu before the decay",
+		      (unsigned long long)cached, (unsigned long long)cached0);
+	__atomic_store_n(&f->quit, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	shma_disconnect();
+	e2e_stop_daemon(&dd);
+	munmap(f, sizeof *f);
+}
+END_TEST
+
 /* ---- a consumer of another uid ---- */
 
 static struct user other;
@@ -786,6 +848,7 @@ Suite *make_uidarea_suite(void)
 	tcase_add_test(tc, two_processes_of_one_uid_send_no_request_in_steady_state);
 	tcase_add_test(tc, processes_killed_while_batches_are_in_the_area_lose_no_block);
 	tcase_add_test(tc, a_move_cut_at_any_step_in_the_area_is_taken_back_once);
+	tcase_add_test(tc, a_batch_nobody_takes_goes_back_after_the_decay);
 	suite_add_tcase(s, tc);
 	TCase *tu = tcase_create("another uid");
 	tcase_add_unchecked_fixture(tu, other_create, other_remove);

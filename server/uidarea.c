@@ -144,6 +144,20 @@ static uint64_t take_entry(struct daemon *d, struct uid_areas *a, unsigned cls, 
 	return got;
 }
 
+/* The members' budget word (their bytes in the area, shm/layout.h): a batch
+ * the daemon took off the area, or a move it settled, is off it too (the
+ * putter counted it before its move, the taker had not yet uncounted it).
+ * Never below zero: a lie there costs the liars' own puts. */
+static void budget_back(struct uid_areas *a, unsigned cls, uint32_t n)
+{
+	uint64_t bytes = (uint64_t)n * sizeclass_size(cls);
+	uint64_t old = __atomic_load_n(&a->area->hdr.bytes, __ATOMIC_RELAXED), now;
+	do
+		now = old > bytes ? old - bytes : 0;
+	while (!__atomic_compare_exchange_n(&a->area->hdr.bytes, &old, now, 1, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED));
+}
+
 /* Every full entry of a back to the heap (no member left, or the daemon
  * going), or (idle_ms != 0) those that held the same batch for idle_ms:
  * each claimed first, so a member still running loses the race. */
@@ -179,6 +193,7 @@ static uint64_t drain_idle(struct daemon *d, struct uid_areas *a, uint64_t now,
 				n = cap;
 			}
 			got += take_entry(d, a, cls, e, n, refused);
+			budget_back(a, cls, n);
 			__atomic_store_n(st, SHMA_XFER_EMPTY, __ATOMIC_RELEASE);
 		}
 	}
@@ -298,6 +313,7 @@ uint64_t uidarea_reclaim(struct daemon *d, uint64_t id, struct control_block *cb
 			 * EMPTY or FULL), the dead one is gone. */
 			if (!daemon_control_batch_in_bin(cb, nslots, cls, w, n))
 				got += take_entry(d, a, cls, e, n, refused);
+			budget_back(a, cls, n);
 			__atomic_compare_exchange_n(st, &w, SHMA_XFER_EMPTY, 0, __ATOMIC_RELEASE,
 						    __ATOMIC_RELAXED);
 		}
@@ -336,6 +352,10 @@ void uidarea_disconnected(struct daemon *d, uint64_t id, const struct control_bl
 	uint64_t refused = 0;
 	d->reclaimed_objects += drain(d, a, &refused);
 	say_refused(a, refused);
+	/* Nobody connected: what a member killed between its budget and its
+	 * move had counted is forgotten with the rest. */
+	if (a->connected == 0)
+		__atomic_store_n(&a->area->hdr.bytes, 0, __ATOMIC_RELAXED);
 }
 
 uint64_t uidarea_cached_bytes(const struct daemon *d)

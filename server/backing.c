@@ -57,16 +57,20 @@ unsigned backing_stored_fds(void)
 	return bk.stored;
 }
 
-unsigned backing_hello_fds(const struct daemon *d, int ctl_fd, int pass[3])
+unsigned backing_hello_fds(const struct daemon *d, int ctl_fd, int area_fd,
+			   int pass[BACKING_HELLO_FDS])
 {
 	int pages, meta;
 	heap_segment_fds(d->heap, &pages, &meta);
 	pass[0] = ctl_fd;
 	if (pages < 0 || meta < 0)
-		return 1;
+		return 1; /* and no area: its place is the fourth */
 	pass[1] = pages;
 	pass[2] = meta;
-	return 3;
+	if (area_fd < 0)
+		return 3;
+	pass[3] = area_fd;
+	return 4;
 }
 
 void backing_heap_opened(struct daemon *d)

@@ -29,7 +29,10 @@ unsigned backing_stored_fds(void);
 void backing_heap_opened(struct daemon *d);
 
 /* Fills pass[] with what a Hello reply carries: the control block's
- * descriptor, then the heap's pages and read-only metadata.  Their count. */
-unsigned backing_hello_fds(const struct daemon *d, int ctl_fd, int pass[3]);
+ * descriptor, then the heap's pages and read-only metadata, then the uid's
+ * transfer area (server/uidarea.h) when area_fd >= 0.  Their count. */
+#define BACKING_HELLO_FDS 4
+unsigned backing_hello_fds(const struct daemon *d, int ctl_fd, int area_fd,
+			   int pass[BACKING_HELLO_FDS]);
 
 #endif

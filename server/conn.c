@@ -30,6 +30,7 @@
 #include "frame.h"
 #include "log.h"
 #include "session.h"
+#include "uidarea.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -150,7 +151,8 @@ static void close_after_writes(struct conn *cn);
  * the socket does not take at once is queued as usual.  0 if the frame is
  * taken care of (and freed), -1 to send it the ordinary way.  Behind the
  * control block go the heap's pages and its metadata (read-only): whatever
- * the backing, the client maps what it is given (server/backing.c).
+ * the backing, the client maps what it is given (server/backing.c); then,
+ * for a library client, its uid's transfer area (server/uidarea.h).
  */
 static int send_frame_with_fd(struct conn *cn, uint8_t *frame, size_t len, const int *pass,
 			      unsigned npass)
@@ -160,7 +162,7 @@ static int send_frame_with_fd(struct conn *cn, uint8_t *frame, size_t len, const
 		return -1;
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * 3)];
+		char buf[CMSG_SPACE(sizeof(int) * BACKING_HELLO_FDS)];
 	} ctl;
 	memset(&ctl, 0, sizeof ctl);
 	struct iovec iov = {frame, len};
@@ -233,9 +235,10 @@ static int handle_frame(struct conn *cn, const uint8_t *body, uint32_t len)
 	struct client *c = cn->client;
 	int greeted = c->hello_done;
 	enum dispatch_action act = dispatch_frame(d, c, body, len, &frame, &n);
-	int pass[3];
+	int pass[BACKING_HELLO_FDS];
 	if (frame != NULL && !greeted && c->hello_done && c->ctl_fd >= 0 &&
-	    send_frame_with_fd(cn, frame, n, pass, backing_hello_fds(d, c->ctl_fd, pass)) == 0)
+	    send_frame_with_fd(cn, frame, n, pass,
+			       backing_hello_fds(d, c->ctl_fd, uidarea_fd(d, c), pass)) == 0)
 		frame = NULL;
 	if (frame != NULL && send_frame(cn, frame, n) != 0)
 		act = DISPATCH_REPLY_CLOSE;

@@ -51,6 +51,7 @@
  *
  * Layer: session (no libuv).
  */
+#include "clock.h"
 #include "control.h"
 #include "ctlcap.h"
 #include "daemon.h"
@@ -59,6 +60,7 @@
 #include "log.h"
 #include "seg.h"
 #include "stats.h"
+#include "uidarea.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -185,8 +187,8 @@ static uint64_t reclaim_entry(struct heap *h, struct control_block *cb, int fd, 
  * TAKING: shm/layout.h) is the bin's: the slot is one the walk reads, in
  * use, and its bin's count says it holds them.  Anything else -- another
  * count, no such slot, a Flush's -- is the entry's. */
-static int batch_in_bin(const struct control_block *cb, uint32_t nslots, unsigned cls,
-			uint64_t w, uint32_t n)
+int daemon_control_batch_in_bin(const struct control_block *cb, uint32_t nslots, unsigned cls,
+				uint64_t w, uint32_t n)
 {
 	uint32_t slot = layout_xfer_slot(w);
 	if (slot >= nslots || !__atomic_load_n(&cb->slots[slot].in_use, __ATOMIC_ACQUIRE))
@@ -213,7 +215,7 @@ static uint64_t reclaim_xfer(struct heap *h, struct control_block *cb, int fd, u
 				*refused += n - cap;
 				n = cap;
 			}
-			if (layout_xfer_kind(w) != SHMA_XFER_FULL && batch_in_bin(cb, nslots, cls, w, n))
+			if (layout_xfer_kind(w) != SHMA_XFER_FULL && daemon_control_batch_in_bin(cb, nslots, cls, w, n))
 				continue; /* the bin walk takes them */
 			got += reclaim_entry(h, cb, fd, cls, e, n, refused);
 		}
@@ -260,6 +262,7 @@ static uint64_t reclaim_caches(struct daemon *d, struct control_block *cb, int f
 			n += reclaim_bin(d->heap, cb, fd, i, cls, &refused);
 	}
 	n += reclaim_xfer(d->heap, cb, fd, nslots, &refused);
+	n += uidarea_reclaim(d, id, cb, fd, nslots, &refused); /* its half moves there */
 	/* The large blocks it kept: those it allocated and that are live. */
 	for (unsigned i = 0; i < SHMA_LARGE_KEEP; i++) {
 		uint64_t ref = __atomic_load_n(&cb->hdr.large[i].ref, __ATOMIC_ACQUIRE);
@@ -297,6 +300,7 @@ static void unmap_and_unlink(struct daemon *d, uint64_t id, int fd, struct contr
 			     int unlink)
 {
 	char name[SEG_NAME_MAX];
+	uidarea_leave(d, id, cb); /* its place in its uid's transfer area */
 	if (cb != NULL) {
 		guard_remove(cb);
 		munmap(cb, sizeof *cb);
@@ -538,6 +542,7 @@ uint64_t daemon_control_release(struct daemon *d, struct client *c, int reclaim)
 		return 0;
 	}
 	uint64_t back = 0;
+	uidarea_disconnected(d, c->id, c->ctl); /* no longer a taker of its uid's batches */
 	if (pid_gone(c->pid)) {
 		uint64_t in_use = stats_in_use(d);
 		/* An adopted block's descriptor was closed: its holes are told by
@@ -636,7 +641,7 @@ uint64_t daemon_control_sweep(struct daemon *d)
 		back += reclaim_orphan(d, o);
 		free(o);
 	}
-	return back;
+	return back + uidarea_decay(d, monotonic_ms()); /* batches of a uid nobody took */
 }
 
 /* ---- blocks a previous daemon left ---- */
@@ -740,4 +745,5 @@ void daemon_control_close(struct daemon *d, int unlink)
 		unmap_and_unlink(d, o->id, -1, o->ctl, unlink);
 		free(o);
 	}
+	uidarea_close(d);
 }

@@ -33,6 +33,13 @@ void daemon_control_prefill(struct daemon *d, struct client *c);
  * while the client runs: the client's word, for stats only. */
 uint64_t daemon_control_xfer_bytes(const struct control_block *cb);
 
+/* 1 if the batch of a word caught between a bin of cb and an entry
+ * (PUTTING, TAKING: shm/layout.h; a transfer cache's or a uid area's) is
+ * the bin's, by the count of the bin the word names; anything else is the
+ * entry's.  nslots: the slots the daemon reads. */
+int daemon_control_batch_in_bin(const struct control_block *cb, uint32_t nslots, unsigned cls,
+				uint64_t w, uint32_t n);
+
 /* Off the Hello's path (the loop calls it a moment after a Hello took one):
  * makes one spare if they are wanted -- a whole block, reserved, its client
  * id taken, no pid yet.  Returns daemon_control_spares_wanted() after. */

@@ -25,6 +25,7 @@
 #include "ref.h"
 #include "requests.h"
 #include "stats.h"
+#include "uidarea.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -188,6 +189,7 @@ static enum dispatch_action do_hello(struct daemon *d, struct client *c, const S
 	}
 	if (!adopted && h->first_batches && !c->observer) /* an observer allocates nothing */
 		daemon_control_prefill(d, c); /* its first batches, in the block */
+	uidarea_join(d, c); /* its uid's transfer area, passed with the reply */
 	c->hello_done = 1;
 	Shma__HelloReply *r = reply_hello(resp, s, req->id);
 	if (r == NULL)

@@ -10,12 +10,12 @@
 # libuv.  Both use the heap library (server/heap/), shm/ and proto/.
 SESSION_SOURCES = server/options.c server/log.c server/access.c server/session.c \
 	server/dispatch.c server/heaps_req.c server/control.c server/inflight.c server/stats.c server/quota.c \
-	server/lookupwait.c server/guard.c server/ctlcap.c server/kept.c
+	server/lookupwait.c server/guard.c server/ctlcap.c server/kept.c server/uidarea.c
 noinst_LTLIBRARIES += libshmsession.la
 libshmsession_la_SOURCES = $(SESSION_SOURCES) server/options.h server/log.h \
 	server/access.h server/session.h server/daemon.h server/dispatch.h server/heaps_req.h \
 	server/inflight.h server/stats.h server/quota.h server/control.h server/lookupwait.h \
-	server/guard.h server/ctlcap.h server/kept.h
+	server/guard.h server/ctlcap.h server/kept.h server/uidarea.h
 libshmsession_la_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS)
 libshmsession_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 

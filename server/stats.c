@@ -16,6 +16,7 @@
 #include "control.h"
 #include "guard.h"
 #include "quota.h"
+#include "uidarea.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -366,6 +367,7 @@ static int fill_clients(struct daemon *d, Shma__StatsReply *r, struct dispatch_s
 	}
 	r->n_clients = k;
 	r->clients = p;
+	r->cached_bytes += uidarea_cached_bytes(d); /* batches between a uid's processes */
 	return 0;
 }
 

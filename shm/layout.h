@@ -47,9 +47,10 @@
 #define SHMA_PAGE_SIZE ((size_t)1 << SHMA_PAGE_SHIFT)
 #define SHMA_LAYOUT_VERSION 2u
 /* Of a control block (its header says which): 3 since slots count their
- * allocations per class, 4 since it holds a transfer cache.  A block of another version is not believed (its caches
+ * allocations per class, 4 since it holds a transfer cache, 5 since it names its place in its uid's
+ * transfer area (uid_member).  A block of another version is not believed (its caches
  * leak once, at the upgrade). */
-#define SHMA_CONTROL_VERSION 4u
+#define SHMA_CONTROL_VERSION 5u
 #define SHMA_ARENA_MAGIC UINT64_C(0x32414e4552414d53)   /* "SMARENA2" */
 #define SHMA_HEAP_MAGIC UINT64_C(0x3250414548414d53)    /* "SMAHEAP2" */
 #define SHMA_CONTROL_MAGIC UINT64_C(0x324c52544e434d53) /* "SMCNTRL2" */
@@ -383,8 +384,72 @@ struct control_header {
 	/* The client's word: bytes of objects in the transfer cache (its
 	 * budget; the daemon does not read it). */
 	uint64_t xfer_bytes;
+	/* The daemon's word: this client's member index in its uid's transfer
+	 * area (1..SHMA_UID_MEMBERS), 0 for none (a region client, an
+	 * observer, no area).  The daemon keeps its own copy: it believes
+	 * only that one. */
+	uint32_t uid_member;
+	uint32_t uid_unused;
 	struct control_xfer xfer[SIZECLASS_COUNT];
 };
+
+/* ---- the uid's transfer area ----
+ *
+ * Between the processes of one uid (one trust domain: they can ptrace each
+ * other), per class SHMA_UID_ENTRIES entries of one batch each, in a segment
+ * the daemon makes per uid (an unlinked memfd) and passes by SCM_RIGHTS with
+ * the Hello reply to that uid's clients only, beside their control block.  A
+ * consumer's full bin puts a batch in an empty entry, a producer's empty bin
+ * takes a full one (client/lib/xfer.c, as the transfer cache's entries).
+ * The words are the transfer cache's (layout_xfer_word()) with the mover's
+ * member index in bits 50..63: PUTTING and TAKING name a bin of that
+ * member's control block, so when a member dies the daemon, reclaiming its
+ * control block, tells from that bin's count whether the bin or the entry
+ * holds each batch it was moving (server/uidarea.c).  FULL entries are no
+ * member's: they wait for the next taker, and go back to the daemon when
+ * the uid's last member has gone.  No member writes another uid's area. */
+#define SHMA_UID_MAGIC UINT64_C(0x3141455241444955) /* "UIDAREA1" */
+#define SHMA_UID_VERSION 1u
+#define SHMA_UID_ENTRIES 8u
+#define SHMA_UID_MEMBERS 16383u /* member indices 1..this: 14 bits */
+#define SHMA_UID_MEMBER_SHIFT 50
+/* Objects' bytes the uid's processes keep in the area at most (their
+ * budget word; the daemon counts what the entries say). */
+#define SHMA_UID_BYTES_MAX ((uint64_t)8 << 20)
+
+struct uid_area_header {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t uid;
+	uint32_t nclasses;
+	uint32_t members; /* the daemon's word: members now; a put needs two */
+	uint64_t bytes;   /* the members' budget word (the daemon does not read it) */
+	uint64_t pad[4];
+};
+
+struct uid_area_class {
+	uint64_t state[SHMA_UID_ENTRIES];
+} __attribute__((aligned(64)));
+
+struct uid_area {
+	struct uid_area_header hdr;
+	struct uid_area_class cls[SIZECLASS_COUNT];
+	/* Entry e of class cls: refs[cls][e][0, layout_xfer_cap(cls)). */
+	uint64_t refs[SIZECLASS_COUNT][SHMA_UID_ENTRIES][SHMA_XFER_REFS_MAX]
+		__attribute__((aligned(4096)));
+};
+
+static inline uint64_t layout_uid_word(unsigned kind, uint32_t n, uint32_t count, uint32_t slot,
+				       uint32_t member)
+{
+	return layout_xfer_word(kind, n, count, slot) |
+	       (uint64_t)(member & 0x3fffu) << SHMA_UID_MEMBER_SHIFT;
+}
+
+static inline uint32_t layout_uid_member(uint64_t w)
+{
+	return (uint32_t)(w >> SHMA_UID_MEMBER_SHIFT) & 0x3fffu;
+}
 
 /* The header and the slots are reserved by the daemon when it makes the
  * block; a slot's refs by the client, when a thread takes the slot. */

@@ -45,6 +45,7 @@
 	XX(cxx) \
 	XX(threads) \
 	XX(xfer) \
+	XX(uidarea) \
 	XX(redis) \
 	XX(activation) \
 	XX(setup) \

@@ -2,7 +2,8 @@
 /*
  * The heap's segments as the daemon hands them over.  The Hello reply
  * carries, by SCM_RIGHTS, the control block's descriptor, then the pages'
- * (read-write) and the metadata's (read-only), whatever the daemon's
+ * (read-write) and the metadata's (read-only) -- and, for a library client,
+ * its uid's transfer area (xfer.c) -- whatever the daemon's
  * backing (/dev/shm, files in a directory, or memfds, which have no name at
  * all: server/backing.c).  transport.c gives the second and third to
  * backing_keep() as they arrive; maps.c takes them in place of opening the
@@ -24,14 +25,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define BACKING_SLOTS 3 /* control block (transport.c keeps it), pages, metadata */
+/* control block (transport.c keeps it), pages, metadata, the uid's
+ * transfer area (xfer.c) */
+#define BACKING_SLOTS 4
+#define AREA_SLOT 3
 
 static struct {
 	int fd[BACKING_SLOTS];
 	int noted;         /* dev and ino are the pages we mapped */
 	dev_t dev;
 	ino_t ino;
-} bk = {.fd = {-1, -1, -1}};
+} bk = {.fd = {-1, -1, -1, -1}};
 
 int backing_keep(size_t i, int fd)
 {
@@ -47,6 +51,13 @@ int backing_take(int kind)
 	int fd = i ? bk.fd[i] : -1;
 	if (i)
 		bk.fd[i] = -1;
+	return fd;
+}
+
+int backing_take_area(void)
+{
+	int fd = bk.fd[AREA_SLOT];
+	bk.fd[AREA_SLOT] = -1;
 	return fd;
 }
 

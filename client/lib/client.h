@@ -174,6 +174,8 @@ SHMA_HIDDEN int map_setup(const struct heap_shape *h);
  * are those: 0, or -ESTALE.  drop: closes what the handshake left. */
 SHMA_HIDDEN int backing_keep(size_t i, int fd);
 SHMA_HIDDEN int backing_take(int kind); /* enum seg_kind */
+/* The uid's transfer area passed with the Hello, or -1; the caller owns it. */
+SHMA_HIDDEN int backing_take_area(void);
 SHMA_HIDDEN void backing_note_pages(int fd);
 SHMA_HIDDEN int backing_same_heap(void);
 SHMA_HIDDEN void backing_drop(void);

@@ -27,6 +27,7 @@
 #include "debug.h"
 #include "seg.h"
 #include "sizeclass.h"
+#include "xfer.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -281,6 +282,13 @@ static int handshake(Shma__Request *behind, uint64_t *behind_id)
 	if (rc == 0)
 		rc = ctl_map(resp->hello->instance, resp->hello->client_id, tp_take_passed_fd(),
 			     hs.lost);
+	{
+		int area = backing_take_area(); /* the uid's transfer area (xfer.c) */
+		if (rc == 0)
+			xfer_uid_attach(area);
+		else if (area >= 0)
+			close(area);
+	}
 	backing_drop();
 	if (rc == 0) {
 		hs.lost = 0;

@@ -33,4 +33,11 @@ int xfer_free(unsigned cls, uint64_t ref);
  * (shma_disconnect). */
 void xfer_flush_all(void);
 
+/* With the connection's lock held, right after the Hello reply's control
+ * block is mapped: the uid's transfer area the reply brought (its
+ * descriptor, or -1 for none), now the place this block's threads put the
+ * batches no sibling takes and find those other processes of the uid put.
+ * The descriptor is closed.  0, or -errno (the area is not used). */
+int xfer_uid_attach(int fd);
+
 #endif

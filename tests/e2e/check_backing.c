@@ -238,8 +238,15 @@ static int hello_fds(const char *sock, int fds[3])
 	if (cm != NULL && cm->cmsg_type == SCM_RIGHTS) {
 		n = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
 		memcpy(fds, CMSG_DATA(cm), sizeof(int) * (size_t)(n > 3 ? 3 : n));
+		/* A fourth is the uid's transfer area (server/uidarea.h): not
+		 * the heap's, closed. */
+		for (int i = 3; i < n; i++) {
+			int extra;
+			memcpy(&extra, CMSG_DATA(cm) + sizeof(int) * (size_t)i, sizeof extra);
+			close(extra);
+		}
 	}
-	return n;
+	return n > 3 ? 3 : n;
 }
 
 #define VICTIM_BLOCKS 10000

@@ -17,6 +17,7 @@
 #include "recovery.h"
 #include "shmalloc.h"
 #include "skip.h"
+#include "users.h"
 
 #include <check.h>
 #include <pthread.h>
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,6 +47,9 @@ struct flow {
 	volatile uint64_t p_pending, c_pending;
 	volatile int bad;        /* a message overwritten: a block handed out twice */
 	int die_on_bad;
+	volatile uint64_t eaten; /* messages freed so far */
+	volatile int quit;       /* the uid area's tests: the processes may go */
+	volatile int go;         /* and may start (on_ud()) */
 };
 
 static size_t msg_size(uint64_t i)
@@ -95,6 +100,7 @@ static void *consumer(void *arg)
 		}
 		shma_free(p);
 		f->c_pending = 0;
+		__atomic_store_n(&f->eaten, i + 1, __ATOMIC_RELEASE);
 	}
 	return NULL;
 }
@@ -187,7 +193,7 @@ static uint64_t free_what_it_held(struct flow *f)
 		void *p = shma_ptr(ref);
 		ck_assert_ptr_nonnull(p);
 		ck_assert_msg(e2e_check_fill(p, msg_size(i), ref),
-			      "message %llu of a killed client was overwritten", (unsigned long long)i);
+			      "message %llu of a killed process was overwritten", (unsigned long long)i);
 		shma_free(p);
 	}
 	if (f->c_pending != 0 && slack == 0)
@@ -195,6 +201,27 @@ static uint64_t free_what_it_held(struct flow *f)
 	if (f->p_pending != 0 && !p_in_ring)
 		slack += 512;
 	return slack;
+}
+
+/* Connected: frees what the killed processes of flows[0, rounds) surely
+ * held, then (on a new connection, the old one's caches gone) asserts that
+ * every block came back, none twice: in_use_bytes falls to what the kills
+ * may have caught under way, and no ref was refused (a batch taken back
+ * twice would be).  Connected after. */
+static void all_back_once(struct flow *flows, unsigned rounds)
+{
+	uint64_t slack = 0;
+	for (unsigned r = 0; r < rounds; r++)
+		slack += free_what_it_held(&flows[r]);
+	shma_disconnect();
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	uint64_t in_use = e2e_wait_in_use_at_most(0);
+	/* A batch lost is 16 KiB and more; two operations under way a kill, 1 KiB. */
+	ck_assert_msg(in_use <= slack, "in_use_bytes %llu once every block was freed "
+		      "(the operations under way at the kills allow %llu)",
+		      (unsigned long long)in_use, (unsigned long long)slack);
+	ck_assert_int_eq(e2e_log_has(&e2e, "refs of its caches refused"), 0);
+	ck_assert_int_eq(e2e_log_has(&e2e, "refs of its transfer area refused"), 0);
 }
 
 START_TEST(a_process_killed_while_batches_move_loses_no_block)
@@ -228,20 +255,9 @@ START_TEST(a_process_killed_while_batches_move_loses_no_block)
 	/* Batches were there at (nearly) every kill: the test is about them. */
 	ck_assert_uint_ge(caught, ROUNDS / 2);
 	ck_assert_int_eq(shma_connect(e2e.socket), 0);
-	uint64_t slack = 0;
-	for (unsigned r = 0; r < ROUNDS; r++)
-		slack += free_what_it_held(&flows[r]);
-	shma_disconnect();
-	ck_assert_int_eq(shma_connect(e2e.socket), 0);
-	uint64_t in_use = e2e_wait_in_use_at_most(0);
-	/* A batch lost is 16 KiB and more; two operations under way a kill, 1 KiB. */
-	ck_assert_msg(in_use <= slack, "in_use_bytes %llu once every block was freed "
-		      "(the operations under way at the kills allow %llu)",
-		      (unsigned long long)in_use, (unsigned long long)slack);
+	all_back_once(flows, ROUNDS);
 	ck_assert_uint_gt(e2e_stat("\"reclaimed_objects\":"), 0);
 	ck_assert_uint_eq(recovery_stat_rejected(), 0);
-	/* Nothing listed twice, so nothing refused: a double hand-out would be. */
-	ck_assert_int_eq(e2e_log_has(&e2e, "refs of its caches refused"), 0);
 	shma_disconnect();
 	munmap(flows, ROUNDS * sizeof *flows);
 }
@@ -271,38 +287,55 @@ static int fullest_slot(const struct control_block *cb, unsigned cls)
 	return best;
 }
 
-static int empty_entry(const struct control_block *cb, unsigned cls)
+/* Where a move is cut: one class's words and refs, in the process's
+ * transfer cache or its uid's area, and what the words carry beside. */
+struct cut_place {
+	uint64_t *state;
+	uint64_t (*refs)[SHMA_XFER_REFS_MAX];
+	unsigned entries;
+	uint64_t tag;
+};
+
+static int empty_entry(const struct cut_place *pl)
 {
-	for (unsigned e = 0; e < SHMA_XFER_ENTRIES; e++)
-		if (cb->hdr.xfer[cls].state[e] == SHMA_XFER_EMPTY)
+	for (unsigned e = 0; e < pl->entries; e++)
+		if (pl->state[e] == SHMA_XFER_EMPTY)
 			return (int)e;
 	return -1;
 }
 
-/* Leaves class cls as a thread of ours killed at step 'step' of a move:
- * 0 PUTTING, the bin not let go yet; 1 PUTTING, the bin let go; 2 TAKING,
- * the bin not raised yet; 3 TAKING, the bin raised.  0, or a failure. */
-static int cut_a_move(struct control_block *cb, unsigned cls, int step)
+/* Leaves class cls as a thread of ours killed at step 'step' of a move
+ * into or out of pl: 0 PUTTING, the bin not let go yet; 1 PUTTING, the bin
+ * let go; 2 TAKING, the bin not raised yet; 3 TAKING, the bin raised.  0,
+ * or a failure. */
+static int cut_a_move_in(struct control_block *cb, unsigned cls, int step,
+			 const struct cut_place *pl)
 {
 	static uint32_t first[SIZECLASS_COUNT];
 	layout_bin_firsts(first);
-	int s = fullest_slot(cb, cls), e = empty_entry(cb, cls);
+	int s = fullest_slot(cb, cls), e = empty_entry(pl);
 	if (s < 0 || e < 0)
 		return 31;
 	struct tcache_bin *b = &cb->slots[s].bins[cls];
-	uint64_t *stack = &cb->refs[s][first[cls]], *entry = cb->xfer_refs[cls][e];
+	uint64_t *stack = &cb->refs[s][first[cls]], *entry = pl->refs[e];
 	uint32_t c = b->count, n = c / 2 < 8 ? c / 2 : 8;
 	memcpy(entry, stack + (c - n), n * sizeof *entry);
 	if (step < 2) {
-		cb->hdr.xfer[cls].state[e] = layout_xfer_word(SHMA_XFER_PUTTING, n, c, (uint32_t)s);
+		pl->state[e] = layout_xfer_word(SHMA_XFER_PUTTING, n, c, (uint32_t)s) | pl->tag;
 		b->count = step == 0 ? c : c - n;
 		return 0;
 	}
 	/* The entry was FULL with the bin's top n; a thread took it on the
 	 * bin at c - n (the same refs go back where they were). */
-	cb->hdr.xfer[cls].state[e] = layout_xfer_word(SHMA_XFER_TAKING, n, c - n, (uint32_t)s);
+	pl->state[e] = layout_xfer_word(SHMA_XFER_TAKING, n, c - n, (uint32_t)s) | pl->tag;
 	b->count = step == 2 ? c - n : c;
 	return 0;
+}
+
+static int cut_a_move(struct control_block *cb, unsigned cls, int step)
+{
+	struct cut_place pl = {cb->hdr.xfer[cls].state, cb->xfer_refs[cls], SHMA_XFER_ENTRIES, 0};
+	return cut_a_move_in(cb, cls, step, &pl);
 }
 
 static int cut_every_step_and_die(void *arg)
@@ -444,6 +477,424 @@ START_TEST(a_first_malloc_sends_nothing_but_the_hello)
 	shma_disconnect();
 }
 END_TEST
+
+/* ==== the uid's transfer area: the same flow between two processes ====
+ *
+ * (server/uidarea.c, client/lib/xfer.c): a producer process and a consumer
+ * process of one uid send the daemon nothing once warm; processes killed at
+ * random while batches wait in the area or move in or out of it lose no
+ * block and hand none out twice (the next round's processes take what the
+ * dead left there: a batch the daemon also took back would be handed out
+ * twice, an overwritten message). */
+
+static void hold_until_quit(struct flow *f)
+{
+	while (!__atomic_load_n(&f->quit, __ATOMIC_ACQUIRE))
+		sched_yield();
+}
+
+static int produce(void *arg)
+{
+	producer(arg);
+	hold_until_quit(arg);
+	return ((struct flow *)arg)->bad ? 2 : 0;
+}
+
+static int consume(void *arg)
+{
+	struct flow *f = arg;
+	f->die_on_bad = 1;
+	consumer(arg);
+	hold_until_quit(arg);
+	return 0;
+}
+
+static struct flow *flows_map(unsigned n)
+{
+	struct flow *f = mmap(NULL, n * sizeof *f, PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(f, MAP_FAILED);
+	return f;
+}
+
+START_TEST(two_processes_of_one_uid_send_no_request_in_steady_state)
+{
+	if (SANITIZED) {
+		TEST_SKIP("under AddressSanitizer the library is in debug mode: no batches");
+		return;
+	}
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	struct flow *f = flows_map(1);
+	f->limit = WARM + STEADY;
+	pid_t pp = e2e_fork(produce, f), pc = e2e_fork(consume, f);
+	while (__atomic_load_n(&f->eaten, __ATOMIC_ACQUIRE) < WARM)
+	{
+		ck_assert_int_eq(waitpid(pc, NULL, WNOHANG), 0);
+		sched_yield();
+	}
+	uint64_t requests0 = e2e_stat("\"requests\":");
+	while (__atomic_load_n(&f->eaten, __ATOMIC_ACQUIRE) < WARM + STEADY)
+	{
+		ck_assert_int_eq(waitpid(pc, NULL, WNOHANG), 0);
+		sched_yield();
+	}
+	uint64_t asked = e2e_stat("\"requests\":") - requests0;
+	__atomic_store_n(&f->quit, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(e2e_wait(pp), 0);
+	ck_assert_int_eq(e2e_wait(pc), 0);
+	/* Before: a Flush of the consumer's and a Refill of the producer's
+	 * every batch (about 4 000 for these 400 000 messages).  Now the
+	 * consumer's batches wait in the uid's area for the producer: counted
+	 * are the Stats between the counts (1) and what scheduling may add. */
+	ck_assert_msg(asked <= 1 + 8, "%llu requests for %d messages between two processes",
+		      (unsigned long long)asked, STEADY);
+	shma_disconnect();
+	/* The last member gone: the area's batches are the heap's again. */
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	ck_assert_uint_eq(e2e_wait_in_use_at_most(0), 0);
+	shma_disconnect();
+	munmap(f, sizeof *f);
+}
+END_TEST
+
+START_TEST(processes_killed_while_batches_are_in_the_area_lose_no_block)
+{
+	if (SANITIZED) {
+		TEST_SKIP("under AddressSanitizer the library is in debug mode: no batches");
+		return;
+	}
+	enum { ROUNDS = 10 };
+	struct flow *flows = flows_map(ROUNDS);
+	srand((unsigned)getpid());
+	/* This process stays a member throughout: what the dead leave in the
+	 * area waits there for the next round's producer. */
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	for (unsigned r = 0; r < ROUNDS; r++) {
+		struct flow *f = &flows[r];
+		f->limit = UINT64_MAX;
+		pid_t pp = e2e_fork(produce, f), pc = e2e_fork(consume, f);
+		uint64_t at = 20000 + (uint64_t)(rand() % 40000);
+		while (__atomic_load_n(&f->made, __ATOMIC_ACQUIRE) < at) {
+			ck_assert_int_eq(waitpid(pp, NULL, WNOHANG), 0);
+			ck_assert_int_eq(waitpid(pc, NULL, WNOHANG), 0); /* 3: overwritten */
+			sched_yield();
+		}
+		/* One, then the other a moment later, or both at once. */
+		pid_t first = r % 3 == 0 ? pp : pc, second = first == pp ? pc : pp;
+		kill(first, SIGKILL);
+		if (r % 3 != 2) {
+			uint64_t m = f->made + 100;
+			for (int k = 0; k < 100000 && f->made < m; k++)
+				sched_yield();
+		}
+		kill(second, SIGKILL);
+		ck_assert_int_eq(e2e_wait(pp), 128 + SIGKILL);
+		ck_assert_int_eq(e2e_wait(pc), 128 + SIGKILL);
+		ck_assert_int_eq(f->bad, 0);
+	}
+	all_back_once(flows, ROUNDS);
+	shma_disconnect();
+	munmap(flows, ROUNDS * sizeof *flows);
+}
+END_TEST
+
+/* The uid's area this process's library mapped (the memfd the Hello brought),
+ * found in /proc/self/maps, of the connection it has now; NULL if none. */
+static struct uid_area *my_uid_area(void)
+{
+	FILE *m = fopen("/proc/self/maps", "r");
+	char line[512];
+	struct uid_area *a = NULL;
+	while (m != NULL && a == NULL && fgets(line, sizeof line, m) != NULL) {
+		unsigned long lo, hi;
+		/* The one with members now: an area of an earlier connection
+		 * stays mapped, the daemon's members word last set to 0. */
+		if (strstr(line, "memfd:shmalloc-uid") != NULL &&
+		    sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi - lo == sizeof(struct uid_area) &&
+		    __atomic_load_n(&((struct uid_area *)lo)->hdr.members, __ATOMIC_ACQUIRE) != 0)
+			a = (struct uid_area *)lo;
+	}
+	if (m != NULL)
+		fclose(m);
+	return a;
+}
+
+/* Bytes of the objects in a's full entries. */
+static uint64_t area_full_bytes(const struct uid_area *a)
+{
+	uint64_t bytes = 0;
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+		for (unsigned e = 0; e < SHMA_UID_ENTRIES; e++) {
+			uint64_t w = __atomic_load_n(&a->cls[cls].state[e], __ATOMIC_ACQUIRE);
+			if (layout_xfer_kind(w) == SHMA_XFER_FULL)
+				bytes += (uint64_t)layout_xfer_n(w) * sizeclass_size(cls);
+		}
+	return bytes;
+}
+
+static int cut_every_step_in_the_area_and_die(void *arg)
+{
+	int rc = warm_flow(arg);
+	struct control_block *cb = recovery_my_control_block();
+	struct uid_area *a = my_uid_area();
+	if (rc != 0 || cb == NULL || a == NULL || cb->hdr.uid_member == 0)
+		return rc ? rc : 34;
+	for (int step = 0; step < 4; step++) {
+		unsigned cls = sizeclass_of(sizes[step]);
+		struct cut_place pl = {a->cls[cls].state, a->refs[cls], SHMA_UID_ENTRIES,
+				       (uint64_t)cb->hdr.uid_member << SHMA_UID_MEMBER_SHIFT};
+		if ((rc = cut_a_move_in(cb, cls, step, &pl)) != 0)
+			return rc;
+	}
+	kill(getpid(), SIGKILL);
+	return 35;
+}
+
+START_TEST(a_move_cut_at_any_step_in_the_area_is_taken_back_once)
+{
+	if (SANITIZED) {
+		TEST_SKIP("under AddressSanitizer the library is in debug mode: no batches");
+		return;
+	}
+	/* We stay a member (connected), so the area lives on with the dead
+	 * one's words in it: the daemon must settle them by its bin. */
+	die_and_come_back(cut_every_step_in_the_area_and_die);
+	ck_assert_int_eq(e2e_log_has(&e2e, "refs of its caches refused"), 0);
+	ck_assert_int_eq(e2e_log_has(&e2e, "refs of its transfer area refused"), 0);
+	shma_disconnect();
+}
+END_TEST
+
+/* ---- a batch nobody takes ---- */
+
+#define IDLE_OBJECTS 8192
+static struct e2e_daemon dd;
+
+/* Allocates and frees IDLE_OBJECTS blocks of 64 B (the frees go to the
+ * area as its bin overflows, another member being connected), then stays
+ * connected. */
+static int free_a_heap_and_stay(void *arg)
+{
+	struct flow *f = arg;
+	static void *p[IDLE_OBJECTS];
+	if (shma_connect(dd.socket) != 0)
+		return 100;
+	while (!__atomic_load_n(&f->go, __ATOMIC_ACQUIRE)) /* the other member is there */
+		sched_yield();
+	/* Three rounds: a refill asked ahead and still on its way keeps a bin
+	 * off the area (xfer.c: usable()) until it is taken in. */
+	for (int round = 0; round < 3; round++) {
+		for (unsigned i = 0; i < IDLE_OBJECTS; i++)
+			if ((p[i] = shma_malloc(64)) == NULL)
+				return 1;
+		/* A round trip: the answer to that refill is here behind it, so
+		 * the first overflow takes it in. */
+		char *json;
+		if (shma_stats_json(&json) != 0)
+			return 2;
+		free(json);
+		for (unsigned i = 0; i < IDLE_OBJECTS; i++)
+			shma_free(p[i]);
+	}
+	__atomic_store_n(&f->made, 1, __ATOMIC_RELEASE);
+	hold_until_quit(f);
+	shma_disconnect();
+	return 0;
+}
+
+START_TEST(a_batch_nobody_takes_goes_back_after_the_decay)
+{
+	if (SANITIZED) {
+		TEST_SKIP("under AddressSanitizer the library is in debug mode: no batches");
+		return;
+	}
+	/* --decay 0: full entries unchanged for a second go back. */
+	const char *const opts[] = {"--decay", "0", NULL};
+	e2e_start_daemon(&dd, opts);
+	setenv("SHMALLOC_SOCKET", dd.socket, 1); /* not the fixture's daemon, on any reconnect */
+	struct flow *f = flows_map(1);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(free_a_heap_and_stay(f));
+	ck_assert_int_eq(shma_connect(dd.socket), 0); /* the other member */
+	__atomic_store_n(&f->go, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&f->made, __ATOMIC_ACQUIRE))
+		ck_assert_int_eq(waitpid(pid, NULL, WNOHANG), 0);
+	/* The area, as this member's library mapped it: the batches the other
+	 * put, and the bytes the members count for them. */
+	struct uid_area *a = my_uid_area();
+	ck_assert_ptr_nonnull(a);
+	uint64_t held0 = area_full_bytes(a), held = held0;
+	ck_assert_uint_ge(held0, 512 * 64); /* a batch at least */
+	uint64_t cached0 = e2e_stat("\"cached_bytes\":");
+	for (int i = 0; i < 100 && held != 0; i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL); /* polling the area, not a synchronisation */
+		held = area_full_bytes(a);
+	}
+	/* Before: held in the area as long as both stay connected. */
+	ck_assert_msg(held == 0, "%llu bytes still in the area, %llu before the decay",
+		      (unsigned long long)held, (unsigned long long)held0);
+	ck_assert_uint_le(e2e_stat("\"cached_bytes\":") + held0, cached0);
+	/* And off the members' budget with them (else a few drains would spend
+	 * it, and the area would take nothing more). */
+	ck_assert_uint_eq(__atomic_load_n(&a->hdr.bytes, __ATOMIC_RELAXED), 0);
+	__atomic_store_n(&f->quit, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(e2e_wait(pid), 0);
+	shma_disconnect();
+	e2e_stop_daemon(&dd);
+	munmap(f, sizeof *f);
+}
+END_TEST
+
+/* ---- a consumer of another uid ---- */
+
+static struct user other;
+static char other_group[32];
+static int have_other;
+static struct e2e_daemon ud;
+
+static void other_create(void)
+{
+	have_other = geteuid() == 0 && make_group(other_group, sizeof other_group, "gu") == 0 &&
+		     make_user(&other, "u", other_group) == 0;
+}
+
+static void other_remove(void)
+{
+	remove_user(&other);
+	remove_group(other_group);
+}
+
+static int on_ud(int (*fn)(void *), void *arg)
+{
+	if (shma_connect(ud.socket) != 0)
+		return 100;
+	while (!__atomic_load_n(&((struct flow *)arg)->go, __ATOMIC_ACQUIRE))
+		sched_yield();
+	int rc = fn(arg);
+	shma_disconnect();
+	return rc;
+}
+
+static int produce_on_ud(void *arg)
+{
+	return on_ud(produce, arg);
+}
+
+static int consume_on_ud(void *arg)
+{
+	return on_ud(consume, arg);
+}
+
+/* The inode of the uid area process pid has mapped; 0 if none. */
+static unsigned long area_inode_of(pid_t pid)
+{
+	char path[64], line[512];
+	snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
+	FILE *m = fopen(path, "r");
+	unsigned long ino = 0;
+	while (m != NULL && ino == 0 && fgets(line, sizeof line, m) != NULL)
+		if (strstr(line, "memfd:shmalloc-uid") == NULL ||
+		    sscanf(line, "%*s %*s %*s %*s %lu", &ino) != 1)
+			ino = 0;
+	if (m != NULL)
+		fclose(m);
+	return ino;
+}
+
+/* The sum of every value of key in the daemon's stats (per class rows). */
+static uint64_t stat_sum(const char *key)
+{
+	char *json;
+	ck_assert_int_eq(shma_stats_json(&json), 0);
+	uint64_t sum = 0;
+	for (char *at = strstr(json, key); at != NULL; at = strstr(at + 1, key))
+		sum += strtoull(at + strlen(key), NULL, 10);
+	free(json);
+	return sum;
+}
+
+#define OTHER_MESSAGES 200000
+
+START_TEST(a_consumer_of_another_uid_has_its_frees_checked_by_the_daemon)
+{
+	if (!have_other) {
+		fprintf(stderr, "SKIP: a_consumer_of_another_uid_has_its_frees_checked_by_the_daemon: "
+			"cannot create users (not root, or no useradd)\n");
+		return;
+	}
+	if (SANITIZED) {
+		TEST_SKIP("under AddressSanitizer the library is in debug mode: no batches");
+		return;
+	}
+	char uid[16];
+	snprintf(uid, sizeof uid, "%lu", (unsigned long)other.uid);
+	const char *const opts[] = {"--allow-uid", uid, "--allow-uid", "0", "--socket-mode",
+				    "0666", "--segment-mode", "0666", NULL};
+	e2e_start_daemon(&ud, opts);
+	char dir[160];
+	snprintf(dir, sizeof dir, "%s/sock", ud.dir);
+	ck_assert_int_eq(chmod(ud.dir, 0711), 0);
+	ck_assert_int_eq(chmod(dir, 0711), 0);
+	struct flow *f = flows_map(1);
+	f->limit = OTHER_MESSAGES;
+	/* Forked before we connect: neither inherits a mapping of ours. */
+	pid_t pp = fork();
+	ck_assert_int_ge(pp, 0);
+	if (pp == 0)
+		_exit(produce_on_ud(f));
+	pid_t pc = fork_as(&other, consume_on_ud, f);
+	ck_assert_int_eq(shma_connect(ud.socket), 0); /* a member of root's area beside the producer */
+	uint64_t flushed0 = stat_sum("\"flushes\":");
+	__atomic_store_n(&f->go, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&f->eaten, __ATOMIC_ACQUIRE) < OTHER_MESSAGES) {
+		ck_assert_int_eq(waitpid(pc, NULL, WNOHANG), 0);
+		sched_yield();
+	}
+	/* Each has an area of its own uid's, never the other's. */
+	unsigned long ip = area_inode_of(pp), ic = area_inode_of(pc);
+	ck_assert_uint_ne(ip, 0);
+	ck_assert_uint_ne(ic, ip);
+	uint64_t flushed = stat_sum("\"flushes\":") - flushed0;
+	__atomic_store_n(&f->quit, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(e2e_wait(pp), 0);
+	ck_assert_int_eq(e2e_wait(pc), 0);
+	/* Every block the consumer freed went to the daemon, which checked it:
+	 * all of them but what its bins still hold (four classes' capacities at
+	 * most).  Through root's area they would not have. */
+	uint64_t bins = 0;
+	for (unsigned k = 0; k < NSIZES; k++)
+		bins += layout_bin_capacity(sizeclass_of(sizes[k]));
+	ck_assert_msg(flushed + bins >= OTHER_MESSAGES, "%llu of %d messages flushed",
+		      (unsigned long long)flushed, OTHER_MESSAGES);
+	ck_assert_int_eq(e2e_log_count(&ud, "refs of its transfer area refused"), 0);
+	shma_disconnect();
+	e2e_stop_daemon(&ud);
+	munmap(f, sizeof *f);
+}
+END_TEST
+
+Suite *make_uidarea_suite(void);
+Suite *make_uidarea_suite(void)
+{
+	Suite *s = suite_create("uidarea");
+	TCase *tc = tcase_create("uidarea");
+	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
+	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, two_processes_of_one_uid_send_no_request_in_steady_state);
+	tcase_add_test(tc, processes_killed_while_batches_are_in_the_area_lose_no_block);
+	tcase_add_test(tc, a_move_cut_at_any_step_in_the_area_is_taken_back_once);
+	tcase_add_test(tc, a_batch_nobody_takes_goes_back_after_the_decay);
+	suite_add_tcase(s, tc);
+	TCase *tu = tcase_create("another uid");
+	tcase_add_unchecked_fixture(tu, other_create, other_remove);
+	tcase_set_timeout(tu, 120);
+	tcase_add_test(tu, a_consumer_of_another_uid_has_its_frees_checked_by_the_daemon);
+	suite_add_tcase(s, tu);
+	return s;
+}
 
 Suite *make_xfer_suite(void);
 Suite *make_xfer_suite(void)

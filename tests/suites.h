@@ -8,6 +8,7 @@
 	XX(options) \
 	XX(heap) \
 	XX(pageheap) \
+	XX(lists) \
 	XX(span) \
 	XX(inflight_unit) \
 	XX(quota_unit) \
@@ -51,5 +52,6 @@
 	XX(harden) \
 	XX(guard) \
 	XX(region) \
+	XX(restart_live) \
 	XX(largeblocks) \
 	XX(sizes)

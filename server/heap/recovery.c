@@ -98,7 +98,7 @@ static int adopt_span(struct heap *h, struct arena *a, uint32_t p, unsigned cls)
 	h->counters[cls].objects_out += s->nout;
 	h->in_use += (uint64_t)s->nout * s->size;
 	if (s->nout < s->objects)
-		span_list_push(&h->partial[cls], s);
+		span_list_push(heap_partial(h, s), s); /* a region's on its own list */
 	return 0;
 }
 
@@ -378,5 +378,6 @@ int heap_recover(struct heap *h)
 		return heap_say(h, "a large block runs past the last arena"), -EINVAL;
 	h->rec.arenas = h->narenas;
 	h->peak = h->in_use;
+	heap_lists_mend(h);
 	return 0;
 }

@@ -53,5 +53,6 @@
 	XX(guard) \
 	XX(region) \
 	XX(restart_live) \
+	XX(run_trust) \
 	XX(largeblocks) \
 	XX(sizes)

@@ -53,3 +53,4 @@ tests_check_shmalloc_SOURCES += tests/e2e/check_largeblocks.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_sizes.c
 tests_check_shmalloc_SOURCES += tests/unit/check_lists.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_restart_live.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_run_trust.c

@@ -22,13 +22,11 @@
 
 #include <string.h>
 
-/* Every span of every arena the heap trusts, in page order. */
+/* Every span of every arena, in page order. */
 static struct span *next_span(struct heap *h, uint32_t *arena, uint32_t *page)
 {
 	for (; *arena < h->narenas; (*arena)++, *page = 0) {
 		struct arena *a = h->arenas[*arena];
-		if (a->quarantined != NULL)
-			continue;
 		while (*page < h->g.npages) {
 			struct span *s = a->span_of_page[(*page)++];
 			if (s != NULL)
@@ -94,9 +92,11 @@ void heap_lists_rebuild(struct heap *h)
 	uint32_t arena = 0, page = 0;
 	struct span *s;
 	while ((s = next_span(h, &arena, &page)) != NULL) {
+		/* Every span unlinked, a quarantined arena's too (nothing of it
+		 * is handed out again, but its links must not name the lists). */
 		s->listed = 0;
 		s->prev = s->next = NULL;
-		if (s->nout > 0 && s->nout < s->objects)
+		if (s->arena->quarantined == NULL && s->nout > 0 && s->nout < s->objects)
 			span_list_push(heap_partial(h, s), s);
 	}
 	h->rec.lists_rebuilt++;

@@ -8,6 +8,7 @@
 	XX(options) \
 	XX(heap) \
 	XX(pageheap) \
+	XX(lists) \
 	XX(span) \
 	XX(regionkeep) \
 	XX(inflight_unit) \
@@ -54,6 +55,8 @@
 	XX(harden) \
 	XX(guard) \
 	XX(region) \
+	XX(restart_live) \
+	XX(run_trust) \
 	XX(largeblocks) \
 	XX(sizes) \
 	XX(heaps) \

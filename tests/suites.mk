@@ -55,3 +55,6 @@ tests_check_shmalloc_SOURCES += tests/e2e/check_sizes.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_backing.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_heaps.c
 tests_check_shmalloc_SOURCES += tests/unit/check_heaps_registry.c
+tests_check_shmalloc_SOURCES += tests/unit/check_lists.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_restart_live.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_run_trust.c

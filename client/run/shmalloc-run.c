@@ -16,6 +16,16 @@
  * signal if it was killed, as a shell does); 125 when it fails itself, 126
  * when COMMAND cannot be executed, 127 when it is not found.
  *
+ * Trust (issue 21, case 13; trust.c): a socket is used only once the
+ * library itself has connected to it -- the peer's uid checked, a Hello
+ * answered, the heap mapped -- so that COMMAND never starts on something
+ * that merely listens and then runs on the C library's malloc.  A socket
+ * named with --socket or $SHMALLOC_SOCKET that fails is refused (125); a
+ * default socket that fails is passed over, said on stderr, for a private
+ * daemon.  The private daemon's directory is checked to be ours and 0700
+ * after mkdtemp, and its segments carry a random instance name (--name),
+ * so that nobody who sees the directory appear can take their names first.
+ *
  * --share-fork sets SHMALLOC_SHARE_FORK=1: a forked child then shares the
  * heap with its parent instead of getting its own copy (preload.c).
  * $SHMALLOC_PRELOAD and $SHMALLOC_DAEMON name the library and the daemon
@@ -26,6 +36,7 @@
 #include "config.h"
 
 #include "installed.h"
+#include "trust.h"
 #include "seg.h"
 
 #include <errno.h>
@@ -123,6 +134,16 @@ static int start_private(struct private_daemon *d)
 		fprintf(stderr, "shmalloc-run: mkdtemp %s: %s\n", d->dir, strerror(errno));
 		return -1;
 	}
+	char why[200], name[32];
+	if (trust_private_dir(d->dir, why, sizeof why) != 0) {
+		fprintf(stderr, "shmalloc-run: the private directory %s: %s\n", d->dir, why);
+		return -1;
+	}
+	if (trust_instance_name(name, sizeof name) != 0) {
+		fprintf(stderr, "shmalloc-run: no random instance name: %s\n", strerror(errno));
+		rmdir(d->dir);
+		return -1;
+	}
 	snprintf(d->socket, sizeof d->socket, "%s/shmallocd.sock", d->dir);
 	snprintf(d->log, sizeof d->log, "%s/shmallocd.log", d->dir);
 	d->pid = fork();
@@ -137,14 +158,19 @@ static int start_private(struct private_daemon *d)
 		/* Not in our process group: a ^C meant for COMMAND must not stop it. */
 		setpgid(0, 0);
 		unsetenv("LD_PRELOAD");
-		execl(daemon_path, "shmallocd", "--socket", d->socket, "--cleanup",
+		execl(daemon_path, "shmallocd", "--socket", d->socket, "--name", name, "--cleanup",
 		      "--log-level", "warn", (char *)NULL);
 		fprintf(stderr, "shmalloc-run: %s: %s\n", daemon_path, strerror(errno));
 		_exit(EXIT_SELF);
 	}
 	for (int i = 0; i < 500; i++) {
 		if (listening(d->socket)) {
-			fprintf(stderr, "shmalloc-run: no daemon listens on the default socket: "
+			if (trust_daemon(d->socket, why, sizeof why) != 0) {
+				fprintf(stderr, "shmalloc-run: the private shmallocd on %s: %s\n",
+					d->socket, why);
+				break;
+			}
+			fprintf(stderr, "shmalloc-run: no daemon to use on the default socket: "
 					"started a private one on %s\n", d->socket);
 			return 0;
 		}
@@ -159,7 +185,8 @@ static int start_private(struct private_daemon *d)
 		}
 		usleep(10000);
 	}
-	fprintf(stderr, "shmalloc-run: the private shmallocd did not listen within 5 s\n");
+	if (!listening(d->socket))
+		fprintf(stderr, "shmalloc-run: the private shmallocd did not listen within 5 s\n");
 	kill(d->pid, SIGKILL);
 	waitpid(d->pid, NULL, 0);
 	remove_private(d);
@@ -275,21 +302,34 @@ int main(int argc, char **argv)
 		return EXIT_SELF;
 	}
 
-	char path[300];
+	char path[300], why[200];
 	const char *explicit_socket = socket_opt ? socket_opt : getenv("SHMALLOC_SOCKET");
-	if (explicit_socket && explicit_socket[0]) {
+	int rc;
+	if (explicit_socket != NULL && explicit_socket[0] != '\0') {
 		snprintf(path, sizeof path, "%s", explicit_socket);
-		if (!listening(path)) {
+		rc = trust_daemon(path, why, sizeof why);
+		if (trust_nobody_listens(rc)) {
 			fprintf(stderr, "shmalloc-run: no shmallocd listens on %s%s; not starting %s\n",
 				path, socket_opt ? "" : " ($SHMALLOC_SOCKET)", command[0]);
+			return EXIT_SELF;
+		}
+		if (rc != 0) {
+			fprintf(stderr, "shmalloc-run: %s%s is no shmallocd to trust: %s; not "
+					"starting %s\n",
+				path, socket_opt ? "" : " ($SHMALLOC_SOCKET)", why, command[0]);
 			return EXIT_SELF;
 		}
 	} else if (seg_default_socket(path, sizeof path) != 0) {
 		fprintf(stderr, "shmalloc-run: the default socket path is too long\n");
 		return EXIT_SELF;
+	} else if ((rc = trust_daemon(path, why, sizeof why)) != 0 && !trust_nobody_listens(rc)) {
+		fprintf(stderr, "shmalloc-run: the default socket %s is no shmallocd to trust (%s): "
+				"not used\n",
+			path, why);
 	}
 	struct private_daemon priv = {.pid = 0};
-	if (!listening(path)) {
+	int explicit = explicit_socket != NULL && explicit_socket[0] != '\0';
+	if (!explicit && rc != 0) {
 		if (start_private(&priv) != 0)
 			return EXIT_SELF;
 		snprintf(path, sizeof path, "%s", priv.socket);

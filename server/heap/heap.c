@@ -234,11 +234,18 @@ static uint32_t min_u32(uint32_t a, uint32_t b)
 
 /* Takes up to want objects from the class's partial spans, as refs (an
  * empty span a region kept: as a run). */
-static uint32_t take_partial(struct span_list *l, uint32_t want, struct heap_batch *b)
+static uint32_t take_partial(struct heap *h, struct span_list *l, uint32_t want,
+			     struct heap_batch *b)
 {
 	uint32_t got = 0;
 	struct span *s;
 	while (got < want && b->nrefs < b->refs_cap && (s = span_list_first(l)) != NULL) {
+		if (!s->listed || heap_partial(h, s) != l) {
+			/* A head that is not this list's (lists.c): rebuilt. */
+			if (!heap_lists_mend(h))
+				break;
+			continue;
+		}
 		if (s->arena->quarantined != NULL) {
 			span_list_remove(l, s);
 			continue;
@@ -296,7 +303,7 @@ int heap_refill(struct heap *h, struct heap_region *rg, unsigned cls, uint32_t w
 	if (cls >= SIZECLASS_COUNT || want == 0)
 		return -EINVAL;
 	batch->nrefs = batch->nruns = 0;
-	uint32_t got = take_partial(rg ? &rg->partial[cls] : &h->partial[cls], want, batch);
+	uint32_t got = take_partial(h, rg ? &rg->partial[cls] : &h->partial[cls], want, batch);
 	int err = 0;
 	while (got < want && err == 0) {
 		if (batch->nrefs >= batch->refs_cap && batch->nruns >= batch->runs_cap)

@@ -123,6 +123,7 @@ struct heap_recovery {
 	uint32_t quarantined;   /* arenas found inconsistent (heap.h: Quarantine) */
 	uint32_t pages_cut;     /* the pages segment was found cut (or grown) and healed (heal.c) */
 	int64_t pages_cut_to;   /* the size it had then */
+	uint32_t lists_rebuilt; /* partial lists found broken and rebuilt (lists.c) */
 };
 void heap_recovery(const struct heap *h, struct heap_recovery *r);
 

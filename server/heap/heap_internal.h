@@ -67,6 +67,14 @@ static inline struct span_list *heap_partial(struct heap *h, struct span *s)
 	return s->region != NULL ? &s->region->partial[s->cls] : &h->partial[s->cls];
 }
 
+/* The partial lists (lists.c): heap_lists_check() is 0 when every list is
+ * whole (walked with a bound), heap_lists_rebuild() makes them again from
+ * the arenas' spans, heap_lists_mend() does the one if the other fails
+ * (1: it had to). */
+int heap_lists_check(struct heap *h);
+void heap_lists_rebuild(struct heap *h);
+int heap_lists_mend(struct heap *h);
+
 /* The arena ref lies in, or NULL. */
 static inline struct arena *heap_arena_of(const struct heap *h, uint64_t ref)
 {

@@ -101,7 +101,7 @@ static int adopt_span(struct heap *h, struct arena *a, uint32_t p, unsigned cls)
 	/* On its region's list if it is a region's: on the heap's, other
 	 * clients' refills took its objects after a restart. */
 	if (s->nout < s->objects)
-		span_list_push(heap_partial(h, s), s);
+		span_list_push(heap_partial(h, s), s); /* a region's on its own list */
 	return 0;
 }
 
@@ -381,5 +381,6 @@ int heap_recover(struct heap *h)
 		return heap_say(h, "a large block runs past the last arena"), -EINVAL;
 	h->rec.arenas = h->narenas;
 	h->peak = h->in_use;
+	heap_lists_mend(h);
 	return 0;
 }

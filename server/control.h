@@ -33,6 +33,11 @@ void daemon_control_prefill(struct daemon *d, struct client *c);
  * while the client runs: the client's word, for stats only. */
 uint64_t daemon_control_xfer_bytes(const struct control_block *cb);
 
+/* Takes back every object the caches of cb (client id's; fd its segment)
+ * hold -- its process is gone, no word moves under us -- believing no
+ * count or ref it did not check (cachewalk.c); returns how many. */
+uint64_t daemon_control_reclaim(struct daemon *d, struct control_block *cb, int fd, uint64_t id);
+
 /* 1 if the batch of a word caught between a bin of cb and an entry
  * (PUTTING, TAKING: shm/layout.h; a transfer cache's or a uid area's) is
  * the bin's, by the count of the bin the word names; anything else is the

@@ -5,7 +5,8 @@
 # (preload.sym).  Installed in $(pkglibdir) ($(libdir)/shmalloc), where
 # shmalloc-run looks for it: a module, not a library to link against.
 pkglib_LTLIBRARIES += libshmalloc-preload.la
-libshmalloc_preload_la_SOURCES = client/lib/preload.c client/lib/fast.h
+libshmalloc_preload_la_SOURCES = client/lib/preload.c client/lib/preload_fork.c \
+	client/lib/preload.h client/lib/fast.h
 libshmalloc_preload_la_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
 libshmalloc_preload_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 libshmalloc_preload_la_LIBADD = libshmclient.la -ldl

@@ -10,6 +10,7 @@ libshmheap_la_SOURCES = server/heap/heap.c server/heap/heap.h \
 	server/heap/span.c server/heap/span.h \
 	server/heap/large.c server/heap/large.h \
 	server/heap/region.c server/heap/heal.c \
+	server/heap/region_list.c server/heap/region_list.h \
 	server/heap/recovery.c server/heap/heap_internal.h \
 	server/heap/roots.c server/heap/roots.h
 libshmheap_la_CPPFLAGS = $(AM_CPPFLAGS) $(HEAP_CPPFLAGS)

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The heaps of a StatsReply (stats.h: stats_fill_heaps): every named heap,
+ * and every region of a shmalloc-run process as a heap of process lifetime
+ * named "run:<pid>" -- the region is the heap of that process, and goes when
+ * it exits (server/heap/region.c).  A region is keyed by its client's id:
+ * its pid, uid and start are the connected client's, or while its process
+ * lives on after its connection ended, the former client's.  Bounded work:
+ * per heap, per span of a region.  Layer: session (no libuv).
+ */
+#include "stats.h"
+
+#include "region_list.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define HEAP_NAME_CAP 24 /* "run:" and a pid */
+
+/* Who client id is (connected, or gone with its region still there). */
+static void region_owner(const struct daemon *d, uint64_t id, Shma__HeapStats *h)
+{
+	for (const struct client *c = d->clients; c != NULL; c = c->next)
+		if (c->id == id && c->hello_done) {
+			h->creator_pid = (uint32_t)c->pid;
+			h->creator_uid = (uint32_t)c->uid;
+			h->created = c->connected_since;
+			return;
+		}
+	pid_t pid;
+	uid_t uid;
+	if (stats_former_of(d, id, &pid, &uid, &h->created) == 0) {
+		h->creator_pid = (uint32_t)pid;
+		h->creator_uid = (uint32_t)uid;
+	}
+}
+
+static int region_row(const struct daemon *d, const struct heap_region_info *ri,
+		      Shma__HeapStats *h, struct dispatch_scratch *s)
+{
+	shma__heap_stats__init(h);
+	char *name = dispatch_scratch_alloc(s, HEAP_NAME_CAP);
+	if (name == NULL)
+		return -ENOMEM;
+	region_owner(d, ri->id, h);
+	snprintf(name, HEAP_NAME_CAP, "run:%u", (unsigned)h->creator_pid);
+	h->name = name;
+	h->lifetime = 1; /* SHMA_HEAP_PROCESS */
+	h->bytes = ri->bytes;
+	h->blocks = ri->blocks;
+	h->spans = ri->spans;
+	h->large_count = ri->large_count;
+	h->processes = h->creator_pid != 0; /* the one whose region it is */
+	return 0;
+}
+
+int stats_fill_heaps(struct daemon *d, Shma__StatsReply *r, struct dispatch_scratch *s)
+{
+	size_t n = heap_region_list(d->heap, NULL, 0);
+	struct heap_region_info *ri = dispatch_scratch_alloc(s, (n ? n : 1) * sizeof *ri);
+	Shma__HeapStats *a = dispatch_scratch_alloc(s, (n ? n : 1) * sizeof *a);
+	Shma__HeapStats **p = dispatch_scratch_alloc(s, (n ? n : 1) * sizeof *p);
+	if (!ri || !a || !p)
+		return -ENOMEM;
+	n = heap_region_list(d->heap, ri, n);
+	for (size_t i = 0; i < n; i++) {
+		if (region_row(d, &ri[i], &a[i], s) != 0)
+			return -ENOMEM;
+		p[i] = &a[i];
+	}
+	r->n_heaps = n;
+	r->heaps = p;
+	return 0;
+}

@@ -18,32 +18,38 @@
 
 #define HEAP_NAME_CAP 24 /* "run:" and a pid */
 
-/* Who client id is (connected, or gone with its region still there). */
-static void region_owner(const struct daemon *d, uint64_t id, Shma__HeapStats *h)
+/* Who client id is (connected, or gone with its region still there): 0,
+ * or -ENOENT when no client is (the region is a named heap's: its key is
+ * no client's id). */
+static int region_owner(const struct daemon *d, uint64_t id, Shma__HeapStats *h)
 {
 	for (const struct client *c = d->clients; c != NULL; c = c->next)
 		if (c->id == id && c->hello_done) {
 			h->creator_pid = (uint32_t)c->pid;
 			h->creator_uid = (uint32_t)c->uid;
 			h->created = c->connected_since;
-			return;
+			return 0;
 		}
 	pid_t pid;
 	uid_t uid;
-	if (stats_former_of(d, id, &pid, &uid, &h->created) == 0) {
-		h->creator_pid = (uint32_t)pid;
-		h->creator_uid = (uint32_t)uid;
-	}
+	if (stats_former_of(d, id, &pid, &uid, &h->created) != 0)
+		return -ENOENT;
+	h->creator_pid = (uint32_t)pid;
+	h->creator_uid = (uint32_t)uid;
+	return 0;
 }
 
+/* Region ri as heap row h: 1 if it is a process's, 0 if not (skipped),
+ * -ENOMEM. */
 static int region_row(const struct daemon *d, const struct heap_region_info *ri,
 		      Shma__HeapStats *h, struct dispatch_scratch *s)
 {
 	shma__heap_stats__init(h);
+	if (region_owner(d, ri->id, h) != 0)
+		return 0;
 	char *name = dispatch_scratch_alloc(s, HEAP_NAME_CAP);
 	if (name == NULL)
 		return -ENOMEM;
-	region_owner(d, ri->id, h);
 	snprintf(name, HEAP_NAME_CAP, "run:%u", (unsigned)h->creator_pid);
 	h->name = name;
 	h->lifetime = 1; /* SHMA_HEAP_PROCESS */
@@ -51,8 +57,8 @@ static int region_row(const struct daemon *d, const struct heap_region_info *ri,
 	h->blocks = ri->blocks;
 	h->spans = ri->spans;
 	h->large_count = ri->large_count;
-	h->processes = h->creator_pid != 0; /* the one whose region it is */
-	return 0;
+	h->processes = 1; /* the one whose region it is: it ends with it */
+	return 1;
 }
 
 int stats_fill_heaps(struct daemon *d, Shma__StatsReply *r, struct dispatch_scratch *s)
@@ -64,12 +70,17 @@ int stats_fill_heaps(struct daemon *d, Shma__StatsReply *r, struct dispatch_scra
 	if (!ri || !a || !p)
 		return -ENOMEM;
 	n = heap_region_list(d->heap, ri, n);
+	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (region_row(d, &ri[i], &a[i], s) != 0)
-			return -ENOMEM;
-		p[i] = &a[i];
+		int rc = region_row(d, &ri[i], &a[k], s);
+		if (rc < 0)
+			return rc;
+		if (rc > 0) {
+			p[k] = &a[k];
+			k++;
+		}
 	}
-	r->n_heaps = n;
+	r->n_heaps = k;
 	r->heaps = p;
 	return 0;
 }

@@ -34,7 +34,12 @@
 	XX(UNPUBLISH, unpublish, 0, 1)     \
 	XX(STATS, stats, 1, 0)             \
 	XX(GOODBYE, goodbye, 0, 0)         \
-	XX(ROOTS, roots, 1, 0)
+	XX(ROOTS, roots, 1, 0)             \
+	XX(HEAP_CREATE, heap_create, 0, 1) \
+	XX(HEAP_OPEN, heap_open, 1, 1)     \
+	XX(HEAP_CLOSE, heap_close, 0, 0)   \
+	XX(HEAP_DESTROY, heap_destroy, 0, 0) \
+	XX(HEAPS, heaps, 1, 0)
 
 /* 1 if a request of this body case may be sent again to a daemon that
  * restarted without answering it (see above), else 0 (an unknown case: 0). */

@@ -54,6 +54,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "guard.h"
+#include "heaps_req.h"
 #include "log.h"
 #include "seg.h"
 #include "stats.h"
@@ -283,6 +284,7 @@ static uint64_t reclaim_caches(struct daemon *d, struct control_block *cb, int f
  * back.  A region client's blocks die with it; a library client has none. */
 static void end_region(struct daemon *d, uint64_t id)
 {
+	heaps_req_client_gone(d, id);
 	uint64_t bytes = heap_region_end(d->heap, id);
 	if (bytes != 0)
 		log_msg(SLOG_DEBUG, "client %llu: its region ended, %llu bytes it still held freed",

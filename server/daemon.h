@@ -24,6 +24,8 @@
 
 /* One peer's session: who it is, what it holds, what it has said.  The
  * connection that carries it (conn.c) points to it; it does not point back. */
+struct heaps;
+
 struct client {
 	struct client *prev, *next;
 	uint64_t id;
@@ -61,6 +63,7 @@ struct daemon {
 	struct options opt;
 	struct heap *heap;
 	struct roots *roots;
+	struct heaps *heaps;     /* named heaps (server/heap/heaps.h) */
 	struct client *clients;
 	struct orphan *orphans;  /* control blocks whose connection ended (control.c) */
 	struct quota_account *accounts;  /* per uid and per process (quota.c) */

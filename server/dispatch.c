@@ -20,6 +20,7 @@
 #include "ctlcap.h"
 #include "lookupwait.h"
 #include "frame.h"
+#include "heaps_req.h"
 #include "log.h"
 #include "ref.h"
 #include "requests.h"
@@ -78,6 +79,13 @@ static enum dispatch_action refuse(struct daemon *d, struct client *c, Shma__Res
 	log_msg(SLOG_INFO, "pid %ld: %s: %s", (long)c->pid, what, wire_strerror(code));
 	dispatch_error(resp, s, id, code, "%s: %s", what, wire_strerror(code));
 	return DISPATCH_REPLY;
+}
+
+enum dispatch_action dispatch_refuse(struct daemon *d, struct client *c, Shma__Response *resp,
+				     struct dispatch_scratch *s, uint64_t id, int code,
+				     const char *what)
+{
+	return refuse(d, c, resp, s, id, code, what);
 }
 
 /* An Error after which the connection closes. */
@@ -222,11 +230,19 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 	uint64_t want = rf->count < WIRE_REFILL_MAX ? rf->count : WIRE_REFILL_MAX;
 	if (want * size > WIRE_REFILL_BYTES_MAX)
 		want = WIRE_REFILL_BYTES_MAX / size ? WIRE_REFILL_BYTES_MAX / size : 1;
-	uint64_t room = quota_room(d, c, size);
+	uint64_t room = quota_room(d, c, size), heap_room;
 	if (want > room)
 		want = room;
 	if (want == 0)
 		return refuse(d, c, resp, s, req->id, ENOMEM, "refill: --client-max-memory");
+	struct heap_region *rg;
+	int hrc = heaps_req_region(d, c, rf->heap_id, size, &rg, &heap_room);
+	if (hrc != 0)
+		return refuse(d, c, resp, s, req->id, -hrc, "refill: heap");
+	if (want > heap_room)
+		want = heap_room;
+	if (want == 0)
+		return refuse(d, c, resp, s, req->id, ENOMEM, "refill: the heap's max_bytes");
 	struct heap_batch b = {0};
 	b.refs_cap = (uint32_t)want;
 	b.runs_cap = WIRE_RUNS_MAX;
@@ -237,7 +253,7 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 	Shma__Run **run_ptrs = dispatch_scratch_alloc(s, WIRE_RUNS_MAX * sizeof *run_ptrs);
 	if (!b.refs || !b.runs || !r || !runs || !run_ptrs)
 		return refuse(d, c, resp, s, req->id, ENOMEM, "refill");
-	int n = heap_refill(d->heap, c->region, rf->size_class, (uint32_t)want, &b);
+	int n = heap_refill(d->heap, rg, rf->size_class, (uint32_t)want, &b);
 	if (n < 0)
 		return refuse(d, c, resp, s, req->id, -n, "refill");
 	if (rf->slot != 0)
@@ -259,7 +275,8 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 
 static const char *free_error(int rc)
 {
-	return rc == -EALREADY ? "double free (object is not out)"
+	return rc == -ESTALE    ? "not an object of the named heap (destroyed?)"
+	       : rc == -EALREADY ? "double free (object is not out)"
 	       : rc == -EUCLEAN ? "its arena is quarantined (the object stays out)"
 				: "not an object of this heap";
 }
@@ -273,7 +290,10 @@ static enum dispatch_action do_flush(struct daemon *d, struct client *c, const S
 	uint64_t first_ref = 0;
 	for (size_t i = 0; i < f->n_refs; i++) {
 		unsigned cls;
-		int rc = heap_free_object(d->heap, f->refs[i], &cls);
+		int rc = f->heap_id == 0 || heap_object_owner(d->heap, f->refs[i]) ==
+						    (SHMA_OWNER_REGION | SHMA_OWNER_HEAP | f->heap_id)
+				 ? heap_free_object(d->heap, f->refs[i], &cls)
+				 : -ESTALE;
 		if (rc == 0) {
 			uint64_t size = sizeclass_size(cls);
 			stats_freed_by(d, c, size, 0);
@@ -316,8 +336,15 @@ static enum dispatch_action do_alloc_large(struct daemon *d, struct client *c,
 		return refuse(d, c, resp, s, req->id, ENOMEM, "alloc large: --client-max-memory");
 	if (quota_large_take(d, c) != 0)
 		return refuse(d, c, resp, s, req->id, EAGAIN, "alloc large: --uid-max-large");
-	uint64_t ref, seg_size;
-	int rc = heap_alloc_large(d->heap, c->region, size, c->id, &ref, &seg_size);
+	uint64_t ref, seg_size, heap_room;
+	struct heap_region *rg;
+	int rc = heaps_req_region(d, c, req->alloc_large->heap_id,
+				  (size + SHMA_PAGE_SIZE - 1) & ~(uint64_t)(SHMA_PAGE_SIZE - 1), &rg,
+				  &heap_room);
+	if (rc == 0 && heap_room == 0)
+		rc = -ENOMEM;
+	if (rc == 0)
+		rc = heap_alloc_large(d->heap, rg, size, c->id, &ref, &seg_size);
 	if (rc != 0) {
 		quota_large_give(c);
 		return refuse(d, c, resp, s, req->id, -rc, "alloc large");

@@ -31,6 +31,11 @@ enum dispatch_action dispatch_request(struct daemon *d, struct client *c,
 void dispatch_error(Shma__Response *resp, struct dispatch_scratch *s, uint64_t id,
 		    int code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* An Error the connection survives, logged and counted against c. */
+enum dispatch_action dispatch_refuse(struct daemon *d, struct client *c, Shma__Response *resp,
+				     struct dispatch_scratch *s, uint64_t id, int code,
+				     const char *what);
+
 /* n zeroed bytes that live until dispatch_done(); NULL when out of memory
  * or out of scratch blocks. */
 void *dispatch_scratch_alloc(struct dispatch_scratch *s, size_t n);

@@ -9,12 +9,12 @@
 # connections; main.c) is the only part that includes libuv's header and links
 # libuv.  Both use the heap library (server/heap/), shm/ and proto/.
 SESSION_SOURCES = server/options.c server/log.c server/access.c server/session.c \
-	server/dispatch.c server/control.c server/inflight.c server/stats.c server/quota.c \
+	server/dispatch.c server/heaps_req.c server/control.c server/inflight.c server/stats.c server/quota.c \
 	server/heaps_stats.c \
 	server/lookupwait.c server/guard.c server/ctlcap.c
 noinst_LTLIBRARIES += libshmsession.la
 libshmsession_la_SOURCES = $(SESSION_SOURCES) server/options.h server/log.h \
-	server/access.h server/session.h server/daemon.h server/dispatch.h \
+	server/access.h server/session.h server/daemon.h server/dispatch.h server/heaps_req.h \
 	server/inflight.h server/stats.h server/quota.h server/control.h server/lookupwait.h \
 	server/guard.h server/ctlcap.h
 libshmsession_la_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS)

@@ -7,6 +7,7 @@
 #include "access.h"
 #include "control.h"
 #include "daemon.h"
+#include "heaps.h"
 #include "log.h"
 #include "seg.h"
 #include "server.h"
@@ -99,6 +100,25 @@ static int open_heap(struct daemon *d)
 	return rc;
 }
 
+/* The registry of named heaps, after the heap's recovery (heaps.h). */
+static int daemon_heaps_open(struct daemon *d)
+{
+	struct heaps_recovered rec;
+	int rc = heaps_open(&d->heaps, d->heap, d->opt.instance,
+			    seg_kind_mode(SEG_HEAPS, d->opt.segment_mode), &rec);
+	if (rc != 0) {
+		log_msg(SLOG_ERROR, "refusing to start: cannot open the named heaps "
+			"(/dev/shm/shmalloc.%s.h0): %s; start with --discard to remove every "
+			"segment of the instance", d->opt.instance, strerror(-rc));
+		return rc;
+	}
+	if (rec.heaps || rec.destroys_done || rec.orphans_ended)
+		log_msg(SLOG_INFO, "named heaps: %u live, %u destroys finished, %u left "
+			"regions ended, %llu bytes freed", rec.heaps, rec.destroys_done,
+			rec.orphans_ended, (unsigned long long)rec.bytes_freed);
+	return 0;
+}
+
 static int open_state(struct daemon *d)
 {
 	if (d->opt.discard)
@@ -114,6 +134,12 @@ static int open_state(struct daemon *d)
 			"(/dev/shm/shmalloc.%s.m): %s; start with --discard to remove every "
 			"segment of the instance",
 			d->opt.instance, strerror(-rc));
+		heap_close(d->heap, 0);
+		return rc;
+	}
+	rc = daemon_heaps_open(d);
+	if (rc != 0) {
+		roots_close(d->roots, 0);
 		heap_close(d->heap, 0);
 		return rc;
 	}
@@ -170,6 +196,7 @@ int main(int argc, char **argv)
 	}
 	int rc = server_run(&d, &perimeter);
 	daemon_control_close(&d, d.opt.cleanup);
+	heaps_close(d.heaps, d.opt.cleanup);
 	roots_close(d.roots, d.opt.cleanup);
 	heap_close(d.heap, d.opt.cleanup);
 	quota_close(&d);

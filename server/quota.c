@@ -22,6 +22,7 @@
  */
 #include "quota.h"
 #include "daemon.h"
+#include "heaps.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -163,11 +164,22 @@ void quota_orphan(struct daemon *d, uid_t uid, int delta)
 		u->orphans--;
 }
 
+/* Roots and named heaps count together against --uid-max-roots (a heap's
+ * count is the registry's, so it holds across restarts). */
 int quota_root_check(const struct daemon *d, const struct client *c)
 {
 	if (c->user == NULL || d->opt.uid_max.roots == 0)
 		return 0;
-	return c->user->roots >= d->opt.uid_max.roots ? -EAGAIN : 0;
+	unsigned heaps = d->heaps != NULL ? heaps_count_uid(d->heaps, c->uid) : 0;
+	return c->user->roots + heaps >= d->opt.uid_max.roots ? -EAGAIN : 0;
+}
+
+int quota_heap_check(const struct daemon *d, const struct client *c)
+{
+	if (d->opt.uid_max.roots == 0 || d->heaps == NULL)
+		return 0;
+	unsigned roots = c->user != NULL ? c->user->roots : 0;
+	return roots + heaps_count_uid(d->heaps, c->uid) >= d->opt.uid_max.roots ? -EAGAIN : 0;
 }
 
 void quota_root_published(struct daemon *d, struct client *c, const char *name)

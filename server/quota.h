@@ -53,6 +53,8 @@ void quota_orphan(struct daemon *d, uid_t uid, int delta);
 int quota_root_check(const struct daemon *d, const struct client *c);
 void quota_root_published(struct daemon *d, struct client *c, const char *name);
 void quota_root_gone(struct daemon *d, const char *name);
+/* -EAGAIN if c's uid has as many roots and named heaps as --uid-max-roots. */
+int quota_heap_check(const struct daemon *d, const struct client *c);
 
 /* At exit: frees the accounts. */
 void quota_close(struct daemon *d);

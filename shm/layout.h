@@ -89,6 +89,10 @@ enum page_kind {
  * never into its caches, so nothing of a region outlives its owner in
  * another process's cache. */
 #define SHMA_PAGE_REGION 1u
+/* With SHMA_PAGE_REGION: the region is a named heap's (server/heap/heaps.c).
+ * No process's default caches ever hold such a block (its flags match no
+ * process's region_flags); the library puts it in its heap's own cache. */
+#define SHMA_PAGE_HEAP 2u
 
 struct page_entry {
 	uint8_t kind;        /* enum page_kind */
@@ -181,6 +185,23 @@ static inline struct page_entry *layout_page_map(void *base,
  * bit 63 set for a region's; written by the daemon before the first page's
  * entry. */
 #define SHMA_OWNER_REGION (UINT64_C(1) << 63)
+/* With SHMA_OWNER_REGION: the region of named heap (owner & SHMA_HEAP_ID_MASK),
+ * an id space of its own (client ids never reach bit 62). */
+#define SHMA_OWNER_HEAP (UINT64_C(1) << 62)
+#define SHMA_HEAP_ID_MASK (SHMA_OWNER_HEAP - 1)
+/* The page map flags of what owner word owner owns. */
+static inline uint16_t layout_owner_flags(uint64_t owner)
+{
+	return !(owner & SHMA_OWNER_REGION) ? 0
+	       : owner & SHMA_OWNER_HEAP   ? SHMA_PAGE_REGION | SHMA_PAGE_HEAP
+					   : SHMA_PAGE_REGION;
+}
+/* Named heaps live: in page 0 of segment 'M' (read-only to clients), from
+ * this offset, one word per registry slot: the heap's id while it lives, 0
+ * once it is destroyed (written only by the daemon; the library checks it
+ * before it takes from a heap's cache). */
+#define SHMA_HEAP_LIVE_OFF 4096u
+#define SHMA_HEAP_SLOTS 512u
 static inline uint64_t *layout_owner(void *base, const struct arena_geometry *g, uint32_t p)
 {
 	return (uint64_t *)((char *)base + g->owner_off) + p;

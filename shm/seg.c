@@ -202,7 +202,7 @@ int seg_instance_segments(const char *instance, int remove)
 
 mode_t seg_kind_mode(enum seg_kind kind, mode_t mode)
 {
-	if (kind == SEG_META || kind == SEG_MANIFEST)
+	if (kind == SEG_META || kind == SEG_MANIFEST || kind == SEG_HEAPS)
 		return mode & ~(mode_t)(S_IWGRP | S_IWOTH);
 	if (kind == SEG_CONTROL)
 		return 0600;

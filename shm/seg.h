@@ -33,6 +33,7 @@ enum seg_kind {
 	SEG_META = 'M',     /* the heap's metadata: one, clients map it read-only */
 	SEG_MANIFEST = 'm', /* the manifest of roots: one */
 	SEG_CONTROL = 'c',  /* a client's control block: one per id */
+	SEG_HEAPS = 'h',    /* the registry of named heaps: one (id 0), the daemon's */
 	SEG_ARENA_V1 = 'a', /* an arena of layout 1: only recognised, to refuse it */
 };
 

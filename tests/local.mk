@@ -15,7 +15,7 @@ tests_check_shmalloc_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) $(LIB_CPPFLAGS
 	-DLISTWALK_PATH='"$(abs_top_builddir)/tests/listwalk"' \
 	-DBADFREE_PATH='"$(abs_top_builddir)/tests/badfree"' \
 	-DCXX_CONTAINERS_PATH='"$(abs_top_builddir)/tests/cxx_containers"' \
-	-DPROBE_PATH='"$(abs_top_builddir)/tests/probe"' -DABS_BUILDDIR='"$(abs_top_builddir)"'
+	-DHEAPPROG_PATH='"$(abs_top_builddir)/tests/heapprog"' -DPROBE_PATH='"$(abs_top_builddir)/tests/probe"' -DABS_BUILDDIR='"$(abs_top_builddir)"'
 tests_check_shmalloc_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_check_shmalloc_LDADD = libshmclient.la libshmsession.la libshmheap.la libshmproto.la \
 	libshmcore.la $(CHECK_LIBS) $(PROTOBUF_C_LIBS)
@@ -61,4 +61,12 @@ tests_uaf_asan_CFLAGS = $(AM_CFLAGS) -fsanitize=address -fno-omit-frame-pointer
 tests_uaf_asan_LDFLAGS = $(AM_LDFLAGS) -fsanitize=address
 tests_uaf_asan_LDADD = libshmclient.la
 endif
+endif
+
+# Named heaps from exec'd programs (the heaps suite).
+if HAVE_CHECK
+check_PROGRAMS += tests/heapprog
+tests_heapprog_SOURCES = tests/e2e/heapprog.c
+tests_heapprog_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
+tests_heapprog_LDADD = libshmclient.la
 endif

@@ -195,8 +195,9 @@ static void free_large(void *p)
 	size_t size;
 	if (!map_large_block(p, &ref, &start, &size))
 		return; /* not ours: ignoring it beats corrupting the heap */
-	if (map_foreign_region(ref)) {
-		/* Another process's region: never kept here (it may end). */
+	if (map_foreign_region(ref) || heap_page(ref)) {
+		/* Another process's region, a named heap's block: never kept
+		 * here (it may end). */
 		send_free_large(ref);
 		return;
 	}
@@ -215,6 +216,8 @@ static void free_placed(void *p)
 {
 	unsigned cls;
 	uint64_t ref = map_small_ref(p, &cls, 0);
+	if (ref != 0 && heap_free_hook(ref, cls))
+		return; /* a named heap's (heap.c) */
 	if (ref != 0 && map_foreign_region(ref))
 		tcache_free_direct(ref);
 	else if (ref != 0)

@@ -218,6 +218,24 @@ void call_flush(uint64_t *refs, size_t n)
 	flush(refs, n, 0);
 }
 
+void call_flush_heap(uint64_t heap_id, uint64_t *refs, size_t n)
+{
+	Shma__Request req;
+	Shma__Flush f;
+	wire_flush(&req, &f, refs, n, 0);
+	f.heap_id = heap_id;
+	conn_send(&req);
+}
+
+call_ticket call_heap_refill_ask(uint64_t heap_id, unsigned cls, uint32_t count)
+{
+	Shma__Request req;
+	Shma__Refill rf;
+	wire_refill(&req, &rf, cls, count, 0);
+	rf.heap_id = heap_id;
+	return conn_send(&req);
+}
+
 void call_flush_in_flight(uint64_t *refs, size_t n)
 {
 	flush(refs, n, 1);
@@ -227,9 +245,15 @@ void call_flush_in_flight(uint64_t *refs, size_t n)
 
 int call_alloc_large(uint64_t size, uint64_t *ref)
 {
+	return call_alloc_large_in(0, size, ref);
+}
+
+int call_alloc_large_in(uint64_t heap_id, uint64_t size, uint64_t *ref)
+{
 	Shma__Request req;
 	Shma__AllocLarge al;
 	wire_alloc_large(&req, &al, size);
+	al.heap_id = heap_id;
 	Shma__Response *resp;
 	int rc = call_for(&req, SHMA__RESPONSE__BODY_ALLOC_LARGE, &resp);
 	uint64_t got = 0;

@@ -54,6 +54,12 @@ SHMA_HIDDEN uint64_t call_object(unsigned cls);
 /* Sends n refs of small objects back in one message nobody waits for
  * (lost with the connection: in flight, they leak). */
 SHMA_HIDDEN void call_flush(uint64_t *refs, size_t n);
+/* The same for objects of named heap heap_id (the daemon takes back only
+ * those that are: client/lib/heap.c). */
+SHMA_HIDDEN void call_flush_heap(uint64_t heap_id, uint64_t *refs, size_t n);
+/* A refill of count objects of class cls from named heap heap_id, recorded
+ * in no slot (call_refill_take() collects it, collected NULL). */
+SHMA_HIDDEN call_ticket call_heap_refill_ask(uint64_t heap_id, unsigned cls, uint32_t count);
 /* The same for refs of refills in flight when a daemon died (salvage). */
 SHMA_HIDDEN void call_flush_in_flight(uint64_t *refs, size_t n);
 
@@ -62,6 +68,8 @@ SHMA_HIDDEN void call_flush_in_flight(uint64_t *refs, size_t n);
  * -errno.  The daemon's answer is believed once the page map says a block
  * of that size starts there (else the block goes back: -EPROTO). */
 SHMA_HIDDEN int call_alloc_large(uint64_t size, uint64_t *ref);
+/* The same from named heap heap_id (0: the default heap). */
+SHMA_HIDDEN int call_alloc_large_in(uint64_t heap_id, uint64_t size, uint64_t *ref);
 /* Gives large block ref back and waits for the daemon to take it. */
 SHMA_HIDDEN void call_free_large(uint64_t ref);
 /* The same, without waiting unless too many answers are out already. */

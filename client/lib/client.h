@@ -273,6 +273,12 @@ SHMA_HIDDEN void *tcache_alloc_slow(unsigned cls);
  * (asked behind the Hello).  0, or -1 with errno set. */
 SHMA_HIDDEN int tcache_connect(unsigned cls);
 SHMA_HIDDEN void tcache_free_slow(unsigned cls, uint64_t ref);
+/* ---- named heaps (heap.c) ---- */
+/* 1 if the page at off of the range is a named heap's block's. */
+SHMA_HIDDEN int heap_page(uint64_t off);
+/* A free of small object ref of class cls: 1 if it was a named heap's
+ * (placed: this thread's cache of that heap, or straight back), else 0. */
+SHMA_HIDDEN int heap_free_hook(uint64_t ref, unsigned cls);
 /* Hands one object straight back to the daemon (a Flush nobody waits for). */
 SHMA_HIDDEN void tcache_free_direct(uint64_t ref);
 SHMA_HIDDEN void tcache_flush_all(void);   /* this thread's caches */

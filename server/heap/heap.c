@@ -321,6 +321,15 @@ int heap_object_class(struct heap *h, uint64_t ref)
 	return span_is_out(s, idx) ? (int)s->cls : -EALREADY;
 }
 
+uint64_t heap_object_owner(struct heap *h, uint64_t ref)
+{
+	struct span *s;
+	uint32_t idx;
+	if (locate(h, ref, &s, &idx) < 0 || !span_is_out(s, idx))
+		return 0;
+	return s->owner;
+}
+
 /* A large block of got bytes is out: the counters say so. */
 
 int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls)

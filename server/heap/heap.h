@@ -155,6 +155,10 @@ int heap_free_object(struct heap *h, uint64_t ref, unsigned *cls);
  * heap_free_object() would return; changes nothing. */
 int heap_object_class(struct heap *h, uint64_t ref);
 
+/* The owner word of the span of out object ref (heap.h: Regions), or 0
+ * (none, or not an object that is out). */
+uint64_t heap_object_owner(struct heap *h, uint64_t ref);
+
 /*
  * A large block: a run of whole pages of one arena (server/heap/large.h),
  * backing store reserved -- the pages of a freed block, still reserved, when

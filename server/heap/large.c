@@ -24,7 +24,7 @@ void large_make(struct arena *a, struct page_run *run, uint64_t owner)
 		__atomic_store_n(&pm[p].kind, PAGE_LARGE_CONT, __ATOMIC_RELEASE);
 	}
 	pm[run->start].cls = 0;
-	pm[run->start].flags = owner & SHMA_OWNER_REGION ? SHMA_PAGE_REGION : 0;
+	pm[run->start].flags = layout_owner_flags(owner);
 	pm[run->start].span_start = run->npages;
 	__atomic_store_n(&pm[run->start].kind, PAGE_LARGE, __ATOMIC_RELEASE);
 	a->large_of_page[run->start] = run;
@@ -180,7 +180,7 @@ static int alloc_jumbo(struct heap *h, uint64_t npages, uint64_t owner, uint64_t
 		__atomic_store_n(&a->page_map[p].kind, PAGE_LARGE_CONT, __ATOMIC_RELEASE);
 	}
 	a->page_map[meta].cls = 0;
-	a->page_map[meta].flags = lazy ? SHMA_PAGE_REGION : 0;
+	a->page_map[meta].flags = layout_owner_flags(owner);
 	a->page_map[meta].span_start = (uint32_t)npages;
 	__atomic_store_n(&a->page_map[meta].kind, PAGE_LARGE, __ATOMIC_RELEASE);
 	(void)r0;

@@ -12,6 +12,8 @@ libshmheap_la_SOURCES = server/heap/heap.c server/heap/heap.h \
 	server/heap/region.c server/heap/heal.c \
 	server/heap/region_list.c server/heap/region_list.h \
 	server/heap/recovery.c server/heap/heap_internal.h \
-	server/heap/roots.c server/heap/roots.h
+	server/heap/roots.c server/heap/roots.h \
+	server/heap/heaps.c server/heap/heaps.h \
+	server/heap/fixedseg.c server/heap/fixedseg.h
 libshmheap_la_CPPFLAGS = $(AM_CPPFLAGS) $(HEAP_CPPFLAGS)
 libshmheap_la_LIBADD = libshmcore.la

@@ -8,11 +8,13 @@
  * the list of used slots for roots_get(), and the free slots.
  */
 #include "roots.h"
+#include "fixedseg.h"
 #include "layout.h"
 #include "seg.h"
 #include "table.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,15 +23,8 @@
 #define ROOTS_VERSION 1u
 #define INDEX_SLOTS (4 * ROOTS_CAPACITY)
 
-struct roots_header {
-	uint64_t magic;
-	uint32_t version;
-	uint32_t capacity;
-	uint32_t entry_size;
-	uint32_t reserved;
-	uint64_t entries_off;
-	char instance[SHMA_INSTANCE_MAX];
-};
+_Static_assert(offsetof(struct fixedseg_header, instance) == 32,
+	       "the roots header as layout 1 wrote it");
 
 struct root_entry {
 	uint32_t used;     /* set last on publish, cleared first on unpublish */
@@ -44,7 +39,7 @@ struct roots {
 	int fd;
 	void *base;
 	size_t size;
-	struct roots_header *hdr;
+	struct fixedseg_header *hdr;
 	struct root_entry *e;
 	struct table index; /* key: slot + 1 */
 	struct table_entry index_mem[INDEX_SLOTS];
@@ -150,63 +145,15 @@ static void load_entries(struct roots *r)
 	}
 }
 
-static void header_init(struct roots *r, const char *instance)
-{
-	struct roots_header *h = r->hdr;
-	h->version = ROOTS_VERSION;
-	h->capacity = ROOTS_CAPACITY;
-	h->entry_size = sizeof(struct root_entry);
-	h->entries_off = SHMA_PAGE_SIZE;
-	strncpy(h->instance, instance, sizeof h->instance - 1);
-	__atomic_store_n(&h->magic, ROOTS_MAGIC, __ATOMIC_RELEASE);
-}
-
-static int header_check(const struct roots_header *h, const char *instance)
-{
-	if (h->magic != ROOTS_MAGIC)
-		return -EINVAL;
-	if (h->version != ROOTS_VERSION)
-		return -EPROTO;
-	if (h->capacity != ROOTS_CAPACITY || h->entry_size != sizeof(struct root_entry) ||
-	    h->entries_off != SHMA_PAGE_SIZE ||
-	    strncmp(h->instance, instance, sizeof h->instance) != 0)
-		return -EINVAL;
-	return 0;
-}
-
-/* Creates the segment, or opens the one there; *fresh says which. */
-static int open_segment(struct roots *r, mode_t mode, int *fresh)
-{
-	int fd = seg_create(r->seg, r->size, mode);
-	*fresh = fd >= 0;
-	if (fd == -EEXIST)
-		fd = seg_adopt(r->seg, mode, NULL); /* -EPERM: not ours */
-	if (fd < 0)
-		return fd;
-	r->fd = fd;
-	if (*fresh)
-		return seg_reserve(fd, 0, r->size);
-	int64_t size = seg_size(fd);
-	if (size < 0)
-		return (int)size;
-	return (uint64_t)size == r->size ? 0 : -EINVAL;
-}
-
 static int map_segment(struct roots *r, const char *instance, mode_t mode)
 {
+	const struct fixedseg_shape want = {ROOTS_MAGIC, ROOTS_VERSION, ROOTS_CAPACITY,
+					    sizeof(struct root_entry), instance};
 	int fresh;
-	int rc = open_segment(r, mode, &fresh);
-	if (rc < 0)
-		return rc;
-	r->base = seg_map(r->fd, 0, r->size, 1, NULL);
-	if (r->base == NULL)
-		return -errno;
+	int rc = fixedseg_open(r->seg, r->size, mode, &want, &r->fd, &r->base, &fresh);
 	r->hdr = r->base;
 	r->e = (struct root_entry *)((char *)r->base + SHMA_PAGE_SIZE);
-	/* A header never finished (its creator died first) holds no roots. */
-	if (fresh || r->hdr->magic == 0)
-		header_init(r, instance);
-	return header_check(r->hdr, instance);
+	return rc;
 }
 
 int roots_open(struct roots **out, const char *instance, mode_t mode)

@@ -33,7 +33,7 @@ static uint64_t valid_mask(const struct span *s, uint32_t w)
 static void write_page_map(struct span *s, uint8_t kind, uint8_t cls)
 {
 	struct page_entry *pm = s->arena->page_map;
-	uint16_t flags = kind == PAGE_SPAN && s->owner != 0 ? SHMA_PAGE_REGION : 0;
+	uint16_t flags = kind == PAGE_SPAN ? layout_owner_flags(s->owner) : 0;
 	for (uint32_t p = s->start; p < s->start + s->npages; p++) {
 		pm[p].cls = cls;
 		pm[p].flags = flags;

@@ -192,16 +192,19 @@ START_TEST(the_requests_table_covers_the_schema)
 			      "Request.%s is not in proto/requests.h", md->fields[i].name);
 		cases++;
 	}
-	ck_assert_uint_eq(cases, 11);
+	ck_assert_uint_eq(cases, 16);
 	ck_assert(!shma_request_known(SHMA__REQUEST__BODY__NOT_SET));
 	const Shma__Request__BodyCase repeat[] = {
 		SHMA__REQUEST__BODY_REFILL, SHMA__REQUEST__BODY_ALLOC_LARGE,
 		SHMA__REQUEST__BODY_STATS, SHMA__REQUEST__BODY_LOOKUP, SHMA__REQUEST__BODY_ROOTS,
+		SHMA__REQUEST__BODY_HEAP_OPEN, SHMA__REQUEST__BODY_HEAPS,
 	};
 	const Shma__Request__BodyCase once[] = {
 		SHMA__REQUEST__BODY_HELLO, SHMA__REQUEST__BODY_FLUSH,
 		SHMA__REQUEST__BODY_FREE_LARGE, SHMA__REQUEST__BODY_PUBLISH,
 		SHMA__REQUEST__BODY_UNPUBLISH, SHMA__REQUEST__BODY_GOODBYE,
+		SHMA__REQUEST__BODY_HEAP_CREATE, SHMA__REQUEST__BODY_HEAP_CLOSE,
+		SHMA__REQUEST__BODY_HEAP_DESTROY,
 		SHMA__REQUEST__BODY__NOT_SET,
 	};
 	for (size_t i = 0; i < sizeof repeat / sizeof repeat[0]; i++)
@@ -213,6 +216,9 @@ START_TEST(the_requests_table_covers_the_schema)
 	ck_assert_int_eq(shma_request_name_checked(SHMA__REQUEST__BODY_UNPUBLISH), 1);
 	ck_assert_int_eq(shma_request_name_checked(SHMA__REQUEST__BODY_REFILL), 0);
 	ck_assert_int_eq(shma_request_name_checked(SHMA__REQUEST__BODY_ROOTS), 0);
+	ck_assert_int_eq(shma_request_name_checked(SHMA__REQUEST__BODY_HEAP_CREATE), 1);
+	ck_assert_int_eq(shma_request_name_checked(SHMA__REQUEST__BODY_HEAP_OPEN), 1);
+	ck_assert_int_eq(shma_request_name_checked(SHMA__REQUEST__BODY_HEAP_DESTROY), 0);
 }
 END_TEST
 

@@ -185,29 +185,30 @@
 	   "1 while its process lives on: its caches go back when it exits.")
 
 /* A named heap (shma_heap_create(3)), or a shmalloc-run process's region
- * shown as a heap of process lifetime ("run:<pid>"). */
+ * shown as a heap of process lifetime ("run:<pid>").  Source HEAP here is
+ * the registry's struct heaps_info (server/heap/heaps.h). */
 #define HEAP_STATS_FIELDS(XX) \
 	XX(name, TEXT, SELF, "name", "name", COL, "heap", "The heap's name.") \
 	XX(heap_id, ID, SELF, "id", "id", COL, "heap_id", \
 	   "The heap's id: the same in every process, never reused (0: a region).") \
-	XX(lifetime, LIFETIME, SELF, "lifetime", "lifetime", COL, "lifetime", \
+	XX(lifetime, LIFETIME, HEAP, "lifetime", "lifetime", COL, "lifetime", \
 	   "persistent, process (its creator's) or last-user (the last process that has it open).") \
-	XX(max_bytes, BYTES, SELF, "max_bytes", "max", COL, "heap_max_bytes", \
+	XX(max_bytes, BYTES, HEAP, "max_bytes", "max", COL, "heap_max_bytes", \
 	   "The heap's own limit (0: none).") \
-	XX(bytes, BYTES, SELF, "bytes", "bytes", COL, "heap_bytes", \
+	XX(bytes, BYTES, HEAP, "bytes", "bytes", COL, "heap_bytes", \
 	   "Bytes of the heap out: objects (class size) and large blocks.") \
-	XX(blocks, COUNT, SELF, "blocks", "blocks", COL, "heap_blocks", \
+	XX(blocks, COUNT, HEAP, "blocks", "blocks", COL, "heap_blocks", \
 	   "Blocks of the heap out (in use or in caches).") \
 	XX(processes, COUNT, SELF, "processes", "processes", COL, "heap_processes", \
 	   "Processes that have the heap open.") \
-	XX(creator_pid, ID, SELF, "creator_pid", "creator", COL, "creator_pid", \
+	XX(creator_pid, ID, HEAP, "creator_pid", "creator", COL, "creator_pid", \
 	   "The pid that created the heap.") \
-	XX(creator_uid, ID, SELF, "creator_uid", "uid", COL, "uid", \
+	XX(creator_uid, ID, HEAP, "creator_uid", "uid", COL, "uid", \
 	   "The uid that created the heap.") \
-	XX(created, TIME, SELF, "created", "created", COL, "heap_created_seconds", \
+	XX(created, TIME, HEAP, "created", "created", COL, "heap_created_seconds", \
 	   "When the heap was created, unix time.") \
-	XX(spans, COUNT, SELF, "spans", "spans", COL, "heap_spans", "Spans of the heap.") \
-	XX(large_count, COUNT, SELF, "large_count", "large", COL, "heap_large_blocks", \
+	XX(spans, COUNT, HEAP, "spans", "spans", COL, "heap_spans", "Spans of the heap.") \
+	XX(large_count, COUNT, HEAP, "large_count", "large", COL, "heap_large_blocks", \
 	   "Large blocks of the heap.")
 
 /* A LIFETIME's word (enum shma_heap_lifetime). */

@@ -640,6 +640,40 @@ START_TEST(heaps_lists_regions)
 }
 END_TEST
 
+/* A named heap is a row of `shmallocctl heaps`, its numbers the registry's
+ * (what shma_heap_in_use() says), and goes when destroyed. */
+START_TEST(heaps_lists_named_heaps)
+{
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	shma_heap_opts_t opts = {SHMA_HEAP_PROCESS, 1 << 20};
+	shma_heap_t *h;
+	ck_assert_int_eq(shma_heap_create("ctl.named", &opts, &h), 0);
+	for (int i = 0; i < 10; i++)
+		ck_assert_ptr_nonnull(shma_heap_malloc(h, 1000));
+	size_t bytes, blocks;
+	ck_assert_int_eq(shma_heap_in_use(h, &bytes, &blocks), 0);
+	ck_assert_int_eq(ctl("heaps --json"), 0);
+	const char *row = strstr(out, "\"name\":\"ctl.named\"");
+	ck_assert_msg(row != NULL, "%s", out);
+	ck_assert_uint_eq(json_num(row, "id"), shma_heap_id(h));
+	ck_assert_ptr_nonnull(strstr(row, "\"lifetime\":\"process\""));
+	ck_assert_uint_eq(json_num(row, "max_bytes"), 1 << 20);
+	ck_assert_uint_eq(json_num(row, "bytes"), bytes);
+	ck_assert_uint_eq(json_num(row, "blocks"), blocks);
+	ck_assert_uint_ge(blocks, 10);
+	ck_assert_uint_eq(json_num(row, "processes"), 1);
+	ck_assert_uint_eq(json_num(row, "creator_pid"), (unsigned long long)getpid());
+	ck_assert_int_eq(ctl("heaps"), 0);
+	ck_assert_msg(strstr(out, "ctl.named") != NULL, "%s", out);
+	ck_assert_int_eq(ctl("stats --prometheus"), 0);
+	ck_assert_msg(strstr(out, "shmalloc_heap_bytes{heap=\"ctl.named\"") != NULL, "%s", out);
+	ck_assert_int_eq(shma_heap_destroy(h), 0);
+	ck_assert_int_eq(ctl("heaps --json"), 0);
+	ck_assert_msg(strstr(out, "ctl.named") == NULL, "%s", out);
+	shma_disconnect();
+}
+END_TEST
+
 /* ---- memory held for clients that are gone ---- */
 
 static int leave_published(void *arg)
@@ -983,6 +1017,7 @@ Suite *make_ctl_suite(void)
 	tcase_add_test(tc, prometheus_series_do_not_churn);
 	tcase_add_test(tc, stats_fields_in_every_view);
 	tcase_add_test(tc, heaps_lists_regions);
+	tcase_add_test(tc, heaps_lists_named_heaps);
 	tcase_add_test(tc, allocations_count_what_was_asked);
 	tcase_add_test(tc, former_client_holds_what_it_left);
 	tcase_add_test(tc, ping_answers);

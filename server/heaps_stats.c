@@ -41,17 +41,14 @@ static int region_owner(const struct daemon *d, uint64_t id, Shma__HeapStats *h)
 	return 0;
 }
 
-/* Region ri as heap row h: 1 if it is a process's, 0 if not (skipped),
- * -ENOMEM. */
+/* Region ri as heap row h, named in name (HEAP_NAME_CAP bytes): 1 if it is
+ * a process's, 0 if not (skipped). */
 static int region_row(const struct daemon *d, const struct heap_region_info *ri,
-		      Shma__HeapStats *h, struct dispatch_scratch *s)
+		      Shma__HeapStats *h, char *name)
 {
 	shma__heap_stats__init(h);
 	if (region_owner(d, ri->id, h) != 0)
 		return 0;
-	char *name = dispatch_scratch_alloc(s, HEAP_NAME_CAP);
-	if (name == NULL)
-		return -ENOMEM;
 	snprintf(name, HEAP_NAME_CAP, "run:%u", (unsigned)h->creator_pid);
 	h->name = name;
 	h->lifetime = 1; /* SHMA_HEAP_PROCESS */
@@ -107,18 +104,17 @@ int stats_fill_heaps(struct daemon *d, Shma__StatsReply *r, struct dispatch_scra
 {
 	size_t n = heap_region_list(d->heap, NULL, 0), named = named_count(d);
 	size_t rows = n + named ? n + named : 1;
+	/* A few blocks whatever the count: the scratch holds a bounded number. */
 	struct heap_region_info *ri = dispatch_scratch_alloc(s, (n ? n : 1) * sizeof *ri);
+	char *names = dispatch_scratch_alloc(s, (n ? n : 1) * HEAP_NAME_CAP);
 	Shma__HeapStats *a = dispatch_scratch_alloc(s, rows * sizeof *a);
 	Shma__HeapStats **p = dispatch_scratch_alloc(s, rows * sizeof *p);
-	if (!ri || !a || !p)
+	if (!ri || !names || !a || !p)
 		return -ENOMEM;
 	n = heap_region_list(d->heap, ri, n);
 	size_t k = named_rows(d, a, p, named);
 	for (size_t i = 0; i < n; i++) {
-		int rc = region_row(d, &ri[i], &a[k], s);
-		if (rc < 0)
-			return rc;
-		if (rc > 0) {
+		if (region_row(d, &ri[i], &a[k], names + i * HEAP_NAME_CAP) > 0) {
 			p[k] = &a[k];
 			k++;
 		}

@@ -9,7 +9,7 @@
 EXTRA_PROGRAMS = bench/bench_glibc bench/bench_jemalloc bench/bench_mimalloc \
 	bench/bench_tcmalloc bench/bench_boost bench/bench_shmalloc
 CLEANFILES += $(EXTRA_PROGRAMS)
-EXTRA_DIST += bench/run-bench.sh bench/plot.gp bench/footprint.sh bench/daemon-cpu.sh
+EXTRA_DIST += bench/heaps.sh bench/run-bench.sh bench/plot.gp bench/footprint.sh bench/daemon-cpu.sh
 
 BENCH_COMMON = bench/main.c bench/bench.h bench/tests.c bench/tests.h \
 	bench/workers.c bench/workers.h bench/ring.h bench/sizes.h
@@ -76,6 +76,8 @@ bench:
 		touch $(BENCH_RESULTS)/shmalloc-build.failed
 	$(AM_V_at)BENCH_DRIVERS="$(BENCH_DRIVERS)" BENCH_SKIPPED="$(BENCH_SKIPPED)" \
 		$(SHELL) $(srcdir)/bench/run-bench.sh $(BENCH_RESULTS)
+	$(AM_V_at)$(MAKE) $(AM_MAKEFLAGS) bench/heapbench$(EXEEXT) >/dev/null 2>&1 && \
+		$(SHELL) $(srcdir)/bench/heaps.sh $(BENCH_RESULTS)
 
 bench-plot:
 	@test -f $(BENCH_RESULTS)/latest.tsv || $(MAKE) $(AM_MAKEFLAGS) bench
@@ -99,3 +101,9 @@ bench_footprint_LDADD = libshmclient.la
 
 bench-footprint: bench/footprint$(EXEEXT) shmallocd$(EXEEXT)
 	$(AM_V_at)$(SHELL) $(srcdir)/bench/footprint.sh
+
+# Named heaps beside the default heap, and a destroy (bench/heaps.sh).
+EXTRA_PROGRAMS += bench/heapbench
+bench_heapbench_SOURCES = bench/heapbench.c
+bench_heapbench_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/client/lib
+bench_heapbench_LDADD = libshmalloc.la

@@ -52,4 +52,6 @@
 	XX(guard) \
 	XX(region) \
 	XX(largeblocks) \
-	XX(sizes)
+	XX(sizes) \
+	XX(heaps) \
+	XX(heaps_registry)

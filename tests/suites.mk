@@ -51,3 +51,5 @@ tests_check_shmalloc_SOURCES += tests/unit/check_guard.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_region.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_largeblocks.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_sizes.c
+tests_check_shmalloc_SOURCES += tests/e2e/check_heaps.c
+tests_check_shmalloc_SOURCES += tests/unit/check_heaps_registry.c

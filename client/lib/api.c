@@ -230,6 +230,8 @@ static void free_placed(void *p)
  * (freecheck.c), then placed. */
 static __attribute__((noinline)) void free_other(void *p)
 {
+	if (heap_free_fast(p))
+		return; /* a named heap's, into this thread's cache of it */
 	if (check_free(p, "free", CHECK_READ_MARK | CHECK_WRITE_MARK))
 		free_placed(p);
 }

@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define HEAP_HANDLES 64u
@@ -60,10 +61,12 @@ static pthread_key_t tc_key;
 static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
 static uint64_t owner_off; /* of the arenas' owner words in their metadata */
 
+/* Per class, what a thread's cache of a heap holds at most (tc_init()). */
+static uint8_t tc_caps[SIZECLASS_COUNT];
+
 static inline uint32_t tc_cap(unsigned cls)
 {
-	uint64_t n = HEAP_TC_BYTES / sizeclass_size(cls);
-	return n < 4 ? 4 : n > HEAP_TC_CAP ? HEAP_TC_CAP : (uint32_t)n;
+	return tc_caps[cls];
 }
 
 /* 1 while heap id lives (the daemon's word; 0 before the heap is mapped). */
@@ -113,10 +116,22 @@ static void forked_child(void)
 		heap_caches[i] = NULL;
 }
 
+/* A process's exit: the exiting thread's caches go back as a thread's exit
+ * sends them (the other threads' stay out in their heaps until those end). */
+static void process_exit(void)
+{
+	thread_gone(NULL);
+}
+
 static void tc_init(void)
 {
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+		uint64_t n = HEAP_TC_BYTES / sizeclass_size(cls);
+		tc_caps[cls] = (uint8_t)(n < 4 ? 4 : n > HEAP_TC_CAP ? HEAP_TC_CAP : n);
+	}
 	pthread_key_create(&tc_key, thread_gone);
 	pthread_atfork(NULL, NULL, forked_child);
+	atexit(process_exit);
 	struct arena_geometry g;
 	if (map_view.arena_size != 0 && layout_geometry(map_view.arena_size, &g) == 0)
 		owner_off = g.owner_off;
@@ -571,25 +586,52 @@ SHMA_EXPORT void *shma_heap_aligned_alloc(shma_heap_t *heap, size_t alignment, s
 
 /* ---- blocks of a heap: whose, and their frees ---- */
 
-/* The named heap whose block starts on (or spans) the page at off, or 0. */
-static uint64_t heap_id_at(uint64_t off)
+/* The named heap of the span or large block whose page entry pe is, the
+ * page at off, or 0. */
+static uint64_t heap_id_of(uint64_t off, const struct page_entry *pe)
 {
-	const struct page_entry *pe = map_page(off);
-	if (pe == NULL || !(pe->flags & SHMA_PAGE_HEAP))
+	if (!(pe->flags & SHMA_PAGE_HEAP))
 		return 0;
-	pthread_once(&tc_once, tc_init);
-	if (owner_off == 0)
-		return 0;
+	if (unlikely(owner_off == 0)) {
+		pthread_once(&tc_once, tc_init);
+		if (owner_off == 0)
+			return 0;
+	}
 	uint32_t arena = (uint32_t)(off >> map_view.arena_shift);
 	uint32_t first = pe->kind == PAGE_SPAN ? pe->span_start
 			 : (uint32_t)((off & (map_view.arena_size - 1)) >> SHMA_PAGE_SHIFT);
-	const uint64_t *owner = (const uint64_t *)(map_view.meta +
-						   layout_meta_offset(map_view.meta_bytes, arena) +
-						   owner_off) + first;
+	const uint64_t *owner = (const uint64_t *)(map_view.meta + (uint64_t)arena *
+							     map_view.meta_bytes +
+						   SHMA_PAGE_SIZE + owner_off) + first;
 	uint64_t w = __atomic_load_n(owner, __ATOMIC_ACQUIRE);
 	if ((w & (SHMA_OWNER_REGION | SHMA_OWNER_HEAP)) != (SHMA_OWNER_REGION | SHMA_OWNER_HEAP))
 		return 0;
 	return w & SHMA_HEAP_ID_MASK;
+}
+
+static uint64_t heap_id_at(uint64_t off)
+{
+	const struct page_entry *pe = map_page(off);
+	return pe != NULL ? heap_id_of(off, pe) : 0;
+}
+
+/* The slot of this thread's cache of heap id, or HEAP_HANDLES: the one
+ * used last first. */
+static __thread unsigned tc_last __attribute__((tls_model("initial-exec")));
+
+static inline struct heap_tc *tc_for_id(uint64_t id)
+{
+	struct heap_tc *t = heap_caches[tc_last];
+	if (likely(t != NULL && t->id == id))
+		return t;
+	for (unsigned i = 0; i < HEAP_HANDLES; i++) {
+		t = heap_caches[i];
+		if (t != NULL && t->id == id) {
+			tc_last = i;
+			return t;
+		}
+	}
+	return NULL;
 }
 
 int heap_page(uint64_t off)
@@ -598,17 +640,39 @@ int heap_page(uint64_t off)
 	return pe != NULL && (pe->flags & SHMA_PAGE_HEAP);
 }
 
+int heap_free_fast(void *p)
+{
+	uint64_t off = (uint64_t)((char *)p - map_view.base);
+	if (off >= __atomic_load_n(&map_view.free_limit, __ATOMIC_ACQUIRE))
+		return 0;
+	struct page_entry e = *map_fast_entry(off);
+	if (!(e.flags & SHMA_PAGE_HEAP) || MAP_ENTRY_NOT_SMALL(e) || !check_fast_ok(p, off, e))
+		return 0;
+	uint64_t id = heap_id_of(off, &e);
+	struct heap_tc *t = id != 0 ? tc_for_id(id) : NULL;
+	/* No look at the live word: a destroyed heap's cache is dropped, never
+	 * flushed, and its pops look. */
+	if (t == NULL || t->count[e.cls] >= tc_cap(e.cls))
+		return 0;
+	check_mark(p);
+	t->refs[e.cls][t->count[e.cls]++] = off;
+	return 1;
+}
+
 int heap_free_hook(uint64_t ref, unsigned cls)
 {
-	if (!heap_page(ref))
+	const struct page_entry *pe = map_page(ref);
+	if (pe == NULL || !(pe->flags & SHMA_PAGE_HEAP))
 		return 0;
-	uint64_t id = heap_id_at(ref);
-	conn_lock();
-	struct shma_heap *h = id != 0 ? handle_of_id(id) : NULL;
-	struct heap_tc *t = h != NULL ? heap_caches[h->index] : NULL;
-	if (t != NULL && t->id == id && heap_live(id) && t->count[cls] < tc_cap(cls)) {
+	uint64_t id = heap_id_of(ref, pe);
+	/* This thread's cache of that heap, no lock: the thread's own. */
+	struct heap_tc *t = id != 0 ? tc_for_id(id) : NULL;
+	if (t != NULL && t->count[cls] < tc_cap(cls) && heap_live(id)) {
 		t->refs[cls][t->count[cls]++] = ref;
-	} else if (conn_ensure() == 0) {
+		return 1;
+	}
+	conn_lock();
+	if (conn_ensure() == 0) {
 		if (id != 0)
 			call_flush_heap(id, &ref, 1);
 		else

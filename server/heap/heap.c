@@ -149,12 +149,13 @@ int heap_alloc_pages(struct heap *h, uint32_t npages, int lazy, struct page_run 
 static int new_span(struct heap *h, unsigned cls, struct heap_region *rg, struct span **out)
 {
 	struct page_run *r;
-	int rc = heap_alloc_pages(h, sizeclass_table[cls].span_pages, rg != NULL, &r);
+	uint64_t owner = rg ? rg->id | SHMA_OWNER_REGION : 0;
+	int rc = heap_alloc_pages(h, sizeclass_table[cls].span_pages, heap_owner_lazy(owner), &r);
 	if (rc < 0)
 		return rc;
-	*out = span_create(h->arenas[r->region], r, cls, rg ? rg->id | SHMA_OWNER_REGION : 0);
+	*out = span_create(h->arenas[r->region], r, cls, owner);
 	if (*out == NULL) {
-		if (rg != NULL)
+		if (heap_owner_lazy(owner))
 			heap_settle_lazy(h, r->region, r->start, r->npages);
 		pageheap_free(h->ph, r, monotonic_ms());
 		return -ENOMEM;
@@ -187,7 +188,7 @@ void heap_release_span(struct heap *h, struct span *s)
 	span_list_remove(heap_partial(h, s), s);
 	if (rg != NULL)
 		DLIST_REMOVE(&rg->spans, s, rprev, rnext);
-	int lazy = s->owner != 0;
+	int lazy = heap_owner_lazy(s->owner);
 	span_destroy(s);
 	if (lazy)
 		heap_settle_lazy(h, r->region, r->start, r->npages);

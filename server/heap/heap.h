@@ -230,6 +230,10 @@ struct heap_region *heap_region(struct heap *h, uint64_t id, int create);
  * there was no region).  What lies in a quarantined arena stays out. */
 uint64_t heap_region_end(struct heap *h, uint64_t id);
 
+/* Frees up to max of the spans of client id's region (what a daemon killed
+ * inside heap_region_end() has done): their bytes.  For tests. */
+uint64_t heap_region_end_spans(struct heap *h, uint64_t id, uint64_t max);
+
 /* Bytes of region r out: objects (class size) and large blocks. */
 uint64_t heap_region_bytes(const struct heap_region *r);
 

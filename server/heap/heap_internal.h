@@ -51,6 +51,14 @@ struct heap_region {
 	struct table large;                    /* ref of each of its large blocks -> 1 */
 };
 
+/* 1 if what owner word owner owns has its pages reserved on first touch:
+ * a client's region's (heap.h: Regions); a named heap's are reserved as the
+ * default heap's are, so its library users get ENOMEM, not SIGBUS. */
+static inline int heap_owner_lazy(uint64_t owner)
+{
+	return (owner & (SHMA_OWNER_REGION | SHMA_OWNER_HEAP)) == SHMA_OWNER_REGION;
+}
+
 /* The partial list span s belongs on: its region's or the heap's. */
 static inline struct span_list *heap_partial(struct heap *h, struct span *s)
 {

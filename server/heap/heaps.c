@@ -384,6 +384,19 @@ int heaps_destroy(struct heaps *r, uint64_t id, uint64_t *freed)
 	return 0;
 }
 
+void heaps_destroy_cut(struct heaps *r, uint64_t id, int step, uint64_t spans)
+{
+	struct heap_entry *e = entry_of(r, id);
+	if (e == NULL)
+		return;
+	__atomic_store_n(&r->live[e - r->e], 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&e->state, ENTRY_DESTROYING, __ATOMIC_RELEASE);
+	if (step >= 2)
+		heap_region_end_spans(r->heap, region_key(id), spans);
+	if (step >= 3)
+		__atomic_store_n(&e->state, ENTRY_FREE, __ATOMIC_RELEASE);
+}
+
 unsigned heaps_count_uid(const struct heaps *r, uid_t uid)
 {
 	unsigned n = 0;

@@ -93,6 +93,12 @@ unsigned heaps_client_gone(struct heaps *r, uint64_t client, uint64_t *freed);
  * its spans and large blocks.  0 and *freed, or -ENOENT. */
 int heaps_destroy(struct heaps *r, uint64_t id, uint64_t *freed);
 
+/* For tests: leaves heap id as a daemon killed inside heaps_destroy() would
+ * -- step 1: its live word cleared and its entry destroying; 2: also
+ * spans of its region freed (up to spans of them); 3: its entry freed too,
+ * the rest of its region still tagged in the metadata. */
+void heaps_destroy_cut(struct heaps *r, uint64_t id, int step, uint64_t spans);
+
 /* Heaps live, made by uid (for the per-uid limit). */
 unsigned heaps_count_uid(const struct heaps *r, uid_t uid);
 /* The live heaps: heaps_next() from *pos = 0 gives each id once, 0 at the end. */

@@ -138,7 +138,7 @@ static uint32_t jumbo_more(const struct heap *h, uint64_t npages)
  * heap, whole, the block from the first one's first free page on. */
 static int alloc_jumbo(struct heap *h, uint64_t npages, uint64_t owner, uint64_t *ref)
 {
-	int lazy = (owner & SHMA_OWNER_REGION) != 0;
+	int lazy = heap_owner_lazy(owner);
 	uint32_t per = h->g.npages, meta = h->g.meta_pages, k = 1 + jumbo_more(h, npages);
 	if (npages > UINT32_MAX - 1 || k > h->max_arenas - h->narenas)
 		return -ENOMEM;
@@ -233,7 +233,7 @@ static int alloc_large(struct heap *h, uint64_t size, uint64_t owner, uint64_t *
 		return 0;
 	}
 	struct page_run *r;
-	int rc = heap_alloc_pages(h, (uint32_t)npages, (owner & SHMA_OWNER_REGION) != 0, &r);
+	int rc = heap_alloc_pages(h, (uint32_t)npages, heap_owner_lazy(owner), &r);
 	if (rc < 0)
 		return rc;
 	struct arena *a = h->arenas[r->region];
@@ -283,7 +283,7 @@ int heap_free_large(struct heap *h, uint64_t ref, uint64_t *size)
 	uint32_t region = r->region, start = r->start, npages = r->npages;
 	heap_region_note_large(h, owner, ref, sz, 0);
 	large_unmake(a, r);
-	if (owner & SHMA_OWNER_REGION)
+	if (heap_owner_lazy(owner))
 		heap_settle_lazy(h, region, start, npages);
 	pageheap_free(h->ph, r, monotonic_ms());
 	if (sz >= HEAP_PUNCH_AT &&

@@ -83,7 +83,8 @@ static int adopt_span(struct heap *h, struct arena *a, uint32_t p, unsigned cls)
 			s->owner = 0; /* unknown as a region's: it stays, shared */
 		} else {
 			/* Lazily reserved: what it holds is not known. */
-			pageheap_unback(h->ph, a->id, p, n);
+			if (heap_owner_lazy(s->owner))
+				pageheap_unback(h->ph, a->id, p, n);
 			heap_region_add_span(rg, s);
 			rg->bytes += (uint64_t)s->nout * s->size;
 			h->region_bytes += (uint64_t)s->nout * s->size;
@@ -97,8 +98,10 @@ static int adopt_span(struct heap *h, struct arena *a, uint32_t p, unsigned cls)
 	h->rec.objects_out += s->nout;
 	h->counters[cls].objects_out += s->nout;
 	h->in_use += (uint64_t)s->nout * s->size;
+	/* On its region's list if it is a region's: on the heap's, other
+	 * clients' refills took its objects after a restart. */
 	if (s->nout < s->objects)
-		span_list_push(&h->partial[cls], s);
+		span_list_push(heap_partial(h, s), s);
 	return 0;
 }
 
@@ -119,7 +122,7 @@ static int adopt_large(struct heap *h, struct arena *a, uint32_t p, uint32_t n)
 	int rc = pageheap_claim(h->ph, a->id, p, here, &r);
 	if (rc < 0)
 		return rc;
-	if (!(large_owner(a, p) & SHMA_OWNER_REGION))
+	if (!heap_owner_lazy(large_owner(a, p)))
 		pageheap_mark_backed(h->ph, a->id, p, here);
 	a->large_of_page[p] = r;
 	uint64_t bytes = arena_page_offset(n);

@@ -97,13 +97,11 @@ static void region_free(struct heap_region *r)
 	free(r);
 }
 
-uint64_t heap_region_end(struct heap *h, uint64_t id)
+/* Frees up to max spans of region r (every object of each): their bytes. */
+static uint64_t end_spans(struct heap *h, struct heap_region *r, uint64_t max)
 {
-	struct heap_region *r = heap_region(h, id, 0);
-	if (r == NULL)
-		return 0;
 	uint64_t freed = 0;
-	while (r->spans != NULL) {
+	for (; r->spans != NULL && max > 0; max--) {
 		struct span *s = r->spans;
 		if (s->arena->quarantined != NULL) {
 			/* What is out there stays out (heap.h: Quarantine). */
@@ -120,6 +118,21 @@ uint64_t heap_region_end(struct heap *h, uint64_t id)
 		freed += bytes;
 		heap_release_span(h, s);
 	}
+	return freed;
+}
+
+uint64_t heap_region_end_spans(struct heap *h, uint64_t id, uint64_t max)
+{
+	struct heap_region *r = heap_region(h, id, 0);
+	return r != NULL ? end_spans(h, r, max) : 0;
+}
+
+uint64_t heap_region_end(struct heap *h, uint64_t id)
+{
+	struct heap_region *r = heap_region(h, id, 0);
+	if (r == NULL)
+		return 0;
+	uint64_t freed = end_spans(h, r, UINT64_MAX);
 	/* The refs first (freeing removes them from the table, which would
 	 * move entries under an iteration), then each block. */
 	size_t n = r->large.used, k = 0, i = 0;

@@ -438,7 +438,7 @@ static void assert_mode(const char *path, mode_t mode, gid_t gid)
 }
 
 /* Every segment of the instance: the pages, the metadata, the manifest and
- * a control block at least.  Metadata ('M', 'm') is writable by its owner
+ * a control block at least.  Metadata ('M', 'm', 'h') is writable by its owner
  * alone, whatever the mode: no client may change what is allocated; a
  * control block is 0600 (its client gets its descriptor from the daemon). */
 static void assert_segment_modes(const struct e2e_daemon *d, mode_t mode, gid_t gid)
@@ -453,7 +453,8 @@ static void assert_segment_modes(const struct e2e_daemon *d, mode_t mode, gid_t 
 			continue;
 		snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
 		const char *kind = strchr("pMcm", e->d_name[strlen(prefix)]);
-		int meta = kind != NULL && (*kind == 'M' || *kind == 'm');
+		int meta = (kind != NULL && (*kind == 'M' || *kind == 'm')) ||
+			   e->d_name[strlen(prefix)] == 'h'; /* the named heaps' registry */
 		/* A control block is its client's alone: it gets the fd. */
 		if (kind != NULL && *kind == 'c')
 			assert_mode(path, 0600, gid);

@@ -12,6 +12,7 @@
  *   heapprog open-hold NAME CLOSE           open, ready, wait, close if CLOSE
  *                                           is 1, ready, wait, exit
  *   heapprog open NAME                      open: its rc
+ *   heapprog create-fill NAME FIRST COUNT ROOT   create (persistent), then fill
  *   heapprog fill NAME FIRST COUNT ROOT     COUNT blocks FIRST.. in heap NAME,
  *                                           patterned, their index (a block of
  *                                           the heap) published as ROOT
@@ -233,6 +234,8 @@ static int do_hold4(const char *name)
 	}
 	for (uint64_t j = 0; j < FRESH; j++)
 		shma_free(fresh[j]);
+	for (uint64_t i = 0; i < HELD; i++)
+		shma_free((void *)held[i].start);
 	printf("overlaps: %llu damaged: %llu\n", (unsigned long long)overlaps,
 	       (unsigned long long)damaged);
 	return after != NULL || overlaps != 0 || damaged != 0;
@@ -346,6 +349,15 @@ int main(int argc, char **argv)
 		int rc = shma_heap_open(argv[2], &h);
 		printf("open: %s\n", ename(rc));
 		return rc != 0;
+	}
+	if (strcmp(cmd, "create-fill") == 0 && argc == 6) {
+		shma_heap_t *h;
+		int rc = shma_heap_create(argv[2], NULL, &h);
+		printf("create: %s\n", ename(rc));
+		if (rc != 0)
+			return 1;
+		return do_fill(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0),
+			       argv[5]);
 	}
 	if (strcmp(cmd, "fill") == 0 && argc == 6)
 		return do_fill(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0),

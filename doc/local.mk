@@ -40,3 +40,17 @@ dist_man_MANS +=doc/shma_connect.3 \
 	doc/shma_unpublish.3 \
 	doc/shma_stats_json.3 \
 	doc/shma_strerror.3
+
+# Named heaps: one page, and a link to it per function.
+dist_man_MANS += doc/shma_heap_create.3 \
+	doc/shma_heap_open.3 \
+	doc/shma_heap_close.3 \
+	doc/shma_heap_destroy.3 \
+	doc/shma_heap_malloc.3 \
+	doc/shma_heap_calloc.3 \
+	doc/shma_heap_realloc.3 \
+	doc/shma_heap_aligned_alloc.3 \
+	doc/shma_heap_of.3 \
+	doc/shma_heap_in_use.3 \
+	doc/shma_heap_id.3 \
+	doc/shma_heap_from_id.3

@@ -10,3 +10,9 @@ noinst_PROGRAMS += examples/containers
 examples_containers_SOURCES = examples/containers.cc
 examples_containers_LDADD = libshmalloc.la
 examples_containers_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/client/lib
+
+# A std::map in a named heap, shared by two programs (shma::heap_allocator).
+noinst_PROGRAMS += examples/heapmap
+examples_heapmap_SOURCES = examples/heapmap.cc
+examples_heapmap_LDADD = libshmalloc.la
+examples_heapmap_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/client/lib

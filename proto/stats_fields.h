@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The stats fields, once: every field of StatsReply and of the messages it
- * lists (ArenaStats, ClassStats, ClientStats, FormerClientStats) with what it
- * is, where the daemon takes it from and how each view names it.  The
+ * lists (ArenaStats, ClassStats, ClientStats, FormerClientStats, HeapStats)
+ * with what it is, where the daemon takes it from and how each view names it.  The
  * daemon's filling (server/stats.c), the JSON of shma_stats_json()
  * (client/lib/stats_json.c), the table of `shmallocctl stats` / `clients`
  * (client/ctl/ctl_table.c) and the Prometheus text of `--prometheus`
@@ -19,7 +19,8 @@
  *           TEXT, ID (names a row: a Prometheus label), HIST (counts per
  *           power-of-two bucket of ns), NS (a total of ns: the histogram's
  *           _sum in Prometheus), LIST (a repeated message, drawn as its
- *           own table), RETIRED (never set: in no view);
+ *           own table), RETIRED (never set: in no view), LIFETIME (a
+ *           heap's enum shma_heap_lifetime: a word; a Prometheus label);
  *   source  where stats_build() takes it: HEAP (the heap's stats struct, same
  *           name), DAEMON (struct daemon, same name), CLIENT (struct client,
  *           same name) or SELF (written out in stats.c);
@@ -108,7 +109,9 @@
 	XX(clients, LIST, SELF, "clients", "clients connected", NONE, "clients", \
 	   "Clients connected (the asking shmallocctl left out).") \
 	XX(former_clients, LIST, SELF, "former_clients", "clients gone, blocks still out", NONE, \
-	   "former_clients", "Clients gone that still hold blocks.")
+	   "former_clients", "Clients gone that still hold blocks.") \
+	XX(heaps, LIST, SELF, "heaps", "heaps", NONE, "heaps", \
+	   "Named heaps, and regions of shmalloc-run processes (heaps of process lifetime).")
 
 #define ARENA_STATS_FIELDS(XX) \
 	XX(id, ID, HEAP, "id", "arena", COL, "arena", "The arena's number.") \
@@ -186,11 +189,45 @@
 	XX(unsettled, FLAG, SELF, "unsettled", "unsettled", COL, "former_client_unsettled", \
 	   "1 while its process lives on: its caches go back when it exits.")
 
+/* A named heap (shma_heap_create(3)), or a shmalloc-run process's region
+ * shown as a heap of process lifetime ("run:<pid>").  Source HEAP here is
+ * the registry's struct heaps_info (server/heap/heaps.h). */
+#define HEAP_STATS_FIELDS(XX) \
+	XX(name, TEXT, SELF, "name", "name", COL, "heap", "The heap's name.") \
+	XX(heap_id, ID, SELF, "id", "id", COL, "heap_id", \
+	   "The heap's id: the same in every process, never reused (0: a region).") \
+	XX(lifetime, LIFETIME, HEAP, "lifetime", "lifetime", COL, "lifetime", \
+	   "persistent, process (its creator's) or last-user (the last process that has it open).") \
+	XX(max_bytes, BYTES, HEAP, "max_bytes", "max", COL, "heap_max_bytes", \
+	   "The heap's own limit (0: none).") \
+	XX(bytes, BYTES, HEAP, "bytes", "bytes", COL, "heap_bytes", \
+	   "Bytes of the heap out: objects (class size) and large blocks.") \
+	XX(blocks, COUNT, HEAP, "blocks", "blocks", COL, "heap_blocks", \
+	   "Blocks of the heap out (in use or in caches).") \
+	XX(processes, COUNT, SELF, "processes", "processes", COL, "heap_processes", \
+	   "Processes that have the heap open.") \
+	XX(creator_pid, ID, HEAP, "creator_pid", "creator", COL, "creator_pid", \
+	   "The pid that created the heap.") \
+	XX(creator_uid, ID, HEAP, "creator_uid", "uid", COL, "uid", \
+	   "The uid that created the heap.") \
+	XX(created, TIME, HEAP, "created", "created", COL, "heap_created_seconds", \
+	   "When the heap was created, unix time.") \
+	XX(spans, COUNT, HEAP, "spans", "spans", COL, "heap_spans", "Spans of the heap.") \
+	XX(large_count, COUNT, HEAP, "large_count", "large", COL, "heap_large_blocks", \
+	   "Large blocks of the heap.")
+
+/* A LIFETIME's word (enum shma_heap_lifetime). */
+static inline const char *stats_lifetime_name(unsigned long long lifetime)
+{
+	return lifetime == 0 ? "persistent" : lifetime == 1 ? "process"
+	       : lifetime == 2 ? "last-user" : "?";
+}
+
 /* Each kind, for code that looks a field up at run time (the test). */
 enum stats_kind {
 	STATS_COUNT, STATS_BYTES, STATS_PAGES, STATS_TOTAL, STATS_TOTAL_BYTES, STATS_TIME,
 	STATS_RATIO, STATS_FLAG, STATS_TEXT, STATS_ID, STATS_HIST, STATS_NS, STATS_LIST,
-	STATS_RETIRED,
+	STATS_RETIRED, STATS_LIFETIME,
 };
 
 struct stats_field {

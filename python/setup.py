@@ -67,7 +67,8 @@ print("shmalloc: shma_lookup_wait %s" % ("found" if lookup_wait else
 # _core's files share names through src/core.h: -fvisibility=hidden keeps
 # them inside the module (PyMODINIT_FUNC exports PyInit__core itself).
 ext = [Extension("shmalloc._core",
-                 ["src/core.c", "src/block.c", "src/handle.c", "src/roots.c"],
+                 ["src/core.c", "src/block.c", "src/handle.c", "src/roots.c",
+                  "src/heap.c"],
                  depends=["src/core.h"],
                  define_macros=[("HAVE_LOOKUP_WAIT", "1" if lookup_wait else "0")],
                  **common)]

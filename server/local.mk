@@ -10,6 +10,7 @@
 # libuv.  Both use the heap library (server/heap/), shm/ and proto/.
 SESSION_SOURCES = server/options.c server/log.c server/access.c server/session.c \
 	server/dispatch.c server/heaps_req.c server/control.c server/cachewalk.c server/inflight.c server/stats.c server/quota.c \
+	server/heaps_stats.c \
 	server/lookupwait.c server/guard.c server/ctlcap.c server/kept.c server/uidarea.c
 noinst_LTLIBRARIES += libshmsession.la
 libshmsession_la_SOURCES = $(SESSION_SOURCES) server/options.h server/log.h \

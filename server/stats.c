@@ -191,6 +191,18 @@ static struct former *former_find(struct daemon *d, uint64_t id)
 	return NULL;
 }
 
+int stats_former_of(const struct daemon *d, uint64_t id, pid_t *pid, uid_t *uid,
+		    int64_t *connected_since)
+{
+	const struct former *f = former_find((struct daemon *)d, id);
+	if (f == NULL)
+		return -ENOENT;
+	*pid = f->pid;
+	*uid = f->uid;
+	*connected_since = f->connected_since;
+	return 0;
+}
+
 static void former_unlink(struct daemon *d, struct former *gone)
 {
 	for (struct former **p = &d->formers; *p != NULL; p = &(*p)->next)
@@ -403,7 +415,7 @@ int stats_build(struct daemon *d, Shma__Response *resp, struct dispatch_scratch 
 	r->malloc_calls = d->retired_mallocs;
 	r->malloc_waits = d->retired_waits;
 	if (fill_arenas(d, r, s) || fill_classes(d, r, s) || fill_clients(d, r, s) ||
-	    fill_formers(d, r, s))
+	    fill_formers(d, r, s) || stats_fill_heaps(d, r, s))
 		return -ENOMEM;
 	resp->body_case = SHMA__RESPONSE__BODY_STATS;
 	resp->stats = r;

@@ -38,6 +38,15 @@ void stats_former_adopted(struct daemon *d, struct client *c);
  * object, what c gives back beyond what it took, off the oldest. */
 void stats_freed_by(struct daemon *d, const struct client *c, uint64_t bytes, uint64_t owner);
 
+/* The former client of id, if there is one (a region's owner whose
+ * connection ended): 0 with its pid, uid and start, or -ENOENT. */
+int stats_former_of(const struct daemon *d, uint64_t id, pid_t *pid, uid_t *uid,
+		    int64_t *connected_since);
+
+/* heaps_stats.c: r's heaps, the named heaps and the regions of shmalloc-run
+ * processes (heaps of process lifetime), their storage in s.  0 or -ENOMEM. */
+int stats_fill_heaps(struct daemon *d, Shma__StatsReply *r, struct dispatch_scratch *s);
+
 /* At exit: forgets the former clients. */
 void stats_close(struct daemon *d);
 

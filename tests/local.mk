@@ -15,6 +15,7 @@ tests_check_shmalloc_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) $(LIB_CPPFLAGS
 	-DLISTWALK_PATH='"$(abs_top_builddir)/tests/listwalk"' \
 	-DBADFREE_PATH='"$(abs_top_builddir)/tests/badfree"' \
 	-DCXX_CONTAINERS_PATH='"$(abs_top_builddir)/tests/cxx_containers"' \
+	-DCXX_HEAPMAP_PATH='"$(abs_top_builddir)/tests/cxx_heapmap"' \
 	-DHEAPPROG_PATH='"$(abs_top_builddir)/tests/heapprog"' -DPROBE_PATH='"$(abs_top_builddir)/tests/probe"' -DABS_BUILDDIR='"$(abs_top_builddir)"'
 tests_check_shmalloc_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_check_shmalloc_LDADD = libshmclient.la libshmsession.la libshmheap.la libshmproto.la \
@@ -38,6 +39,11 @@ check_PROGRAMS += tests/cxx_containers
 tests_cxx_containers_SOURCES = tests/e2e/cxx_containers.cc
 tests_cxx_containers_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
 tests_cxx_containers_LDADD = libshmclient.la
+# A std::map in a named heap (shma::heap_allocator), exec'd by the cxx suite.
+check_PROGRAMS += tests/cxx_heapmap
+tests_cxx_heapmap_SOURCES = tests/e2e/cxx_heapmap.cc
+tests_cxx_heapmap_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
+tests_cxx_heapmap_LDADD = libshmclient.la
 
 # One call of the library, its outcome on one line (the errors and setup suites);
 # install.sh is the setup suite's make install.

@@ -36,6 +36,10 @@ void ctl_print_stats(FILE *f, const Shma__StatsReply *r, time_t now);
  * whose blocks are still out. */
 void ctl_print_clients(FILE *f, const Shma__StatsReply *r, time_t now);
 
+/* The table of `shmallocctl heaps`: the named heaps, and the regions of
+ * shmalloc-run processes as heaps of process lifetime. */
+void ctl_print_heaps(FILE *f, const Shma__StatsReply *r, time_t now);
+
 /* `shmallocctl stats --prometheus`: every metric named shmalloc_*, with its
  * # HELP and # TYPE lines, counters ending in _total; clients and former
  * clients labelled by pid, uid and name (rows of one pid summed). */

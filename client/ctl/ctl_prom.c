@@ -64,6 +64,7 @@ static int row_key_arenas(const void *row)
 	return -1;
 }
 #define row_key_classes row_key_arenas
+#define row_key_heaps row_key_arenas
 static int row_key_clients(const void *row)
 {
 	return (int)((const Shma__ClientStats *)row)->pid;
@@ -83,6 +84,11 @@ static int row_key_former_clients(const void *row)
 	if (prom != NULL) { \
 		fprintf(f, "%s%s=", n++ ? "," : "", (const char *)prom); \
 		label_value(f, r->m); \
+	}
+#define P_LABEL_LIFETIME(prom, m) \
+	if (prom != NULL) { \
+		fprintf(f, "%s%s=", n++ ? "," : "", (const char *)prom); \
+		label_value(f, stats_lifetime_name(r->m)); \
 	}
 #define P_LABEL_COUNT(prom, m)
 #define P_LABEL_BYTES(prom, m)
@@ -137,6 +143,7 @@ static int row_key_former_clients(const void *row)
 #define P_ROW_ID(m, kind, prom, help)
 #define P_ROW_TEXT(m, kind, prom, help)
 #define P_ROW_RETIRED(m, kind, prom, help)
+#define P_ROW_LIFETIME(m, kind, prom, help)
 
 static int by_key(const void *a, const void *b, int (*key)(const void *))
 {
@@ -176,6 +183,7 @@ P_LIST_WRITER(arenas, Shma__ArenaStats, ARENA_STATS_FIELDS)
 P_LIST_WRITER(classes, Shma__ClassStats, CLASS_STATS_FIELDS)
 P_LIST_WRITER(clients, Shma__ClientStats, CLIENT_STATS_FIELDS)
 P_LIST_WRITER(former_clients, Shma__FormerClientStats, FORMER_CLIENT_STATS_FIELDS)
+P_LIST_WRITER(heaps, Shma__HeapStats, HEAP_STATS_FIELDS)
 
 /* ---- the totals ---- */
 
@@ -220,6 +228,7 @@ static void histogram(FILE *f, const char *name, const char *help, const uint64_
 #define P_TOT_ID(prom, help, m)      /* a label of shmalloc_info */
 #define P_TOT_TEXT(prom, help, m)    /* a label of shmalloc_info */
 #define P_TOT_RETIRED(prom, help, m) /* never set */
+#define P_TOT_LIFETIME(prom, help, m) /* only heaps have one: a label */
 
 #define P_INFO_LABEL(m, kind, src, json, label, line, prom, help) P_LABEL_##kind(prom, m)
 

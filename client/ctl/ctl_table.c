@@ -154,6 +154,7 @@ static void v_hist(char *b, size_t n, const uint64_t *h, size_t nh)
 #define T_HIST(b, n, r, m) v_hist(b, n, (r)->m, (r)->n_##m)
 #define T_LIST(b, n, r, m) v_uint(b, n, (unsigned long long)(r)->n_##m)
 #define T_RETIRED(b, n, r, m) (b[0] = '\0')
+#define T_LIFETIME(b, n, r, m) snprintf(b, n, "%s", stats_lifetime_name((r)->m))
 
 /* The least width of a column, by kind; text and dates are left-aligned. */
 #define WIDTH_TEXT 16
@@ -164,7 +165,7 @@ static void v_hist(char *b, size_t n, const uint64_t *h, size_t nh)
 
 static int kind_left(enum stats_kind k)
 {
-	return k == STATS_TEXT || k == STATS_TIME;
+	return k == STATS_TEXT || k == STATS_TIME || k == STATS_LIFETIME;
 }
 
 static int kind_width(enum stats_kind k)
@@ -294,6 +295,7 @@ T_LIST_PRINTER(print_arenas, Shma__ArenaStats, ARENA_STATS_FIELDS)
 T_LIST_PRINTER(print_classes, Shma__ClassStats, CLASS_STATS_FIELDS)
 T_LIST_PRINTER(print_clients, Shma__ClientStats, CLIENT_STATS_FIELDS)
 T_LIST_PRINTER(print_former_clients, Shma__FormerClientStats, FORMER_CLIENT_STATS_FIELDS)
+T_LIST_PRINTER(print_heaps, Shma__HeapStats, HEAP_STATS_FIELDS)
 
 #define T_A_LIST(m, kind, src, json, label, ln, prom, help) T_LIST_##kind(label, m)
 #define T_LIST_COUNT(label, m)
@@ -309,6 +311,7 @@ T_LIST_PRINTER(print_former_clients, Shma__FormerClientStats, FORMER_CLIENT_STAT
 #define T_LIST_HIST(label, m)
 #define T_LIST_NS(label, m)
 #define T_LIST_RETIRED(label, m)
+#define T_LIST_LIFETIME(label, m)
 #define T_LIST_LIST(label, m) \
 	if (!clients_only || strcmp(#m, "clients") == 0 || strcmp(#m, "former_clients") == 0) \
 		print_##m(f, label, r->m, r->n_##m, now);
@@ -321,6 +324,14 @@ static void print_lists(FILE *f, const Shma__StatsReply *r, time_t now, int clie
 void ctl_print_clients(FILE *f, const Shma__StatsReply *r, time_t now)
 {
 	print_lists(f, r, now, 1);
+}
+
+void ctl_print_heaps(FILE *f, const Shma__StatsReply *r, time_t now)
+{
+	const struct stats_field heaps[] = {STATS_REPLY_FIELDS(STATS_FIELD_ENTRY)};
+	for (size_t i = 0; i < sizeof heaps / sizeof *heaps; i++)
+		if (strcmp(heaps[i].member, "heaps") == 0)
+			print_heaps(f, heaps[i].label, r->heaps, r->n_heaps, now);
 }
 
 void ctl_print_stats(FILE *f, const Shma__StatsReply *r, time_t now)

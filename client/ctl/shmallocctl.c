@@ -53,12 +53,14 @@ static const char usage_text[] =
 	"                      classes and clients as a table\n"
 	"  clients             connected clients: pid, uid, held, cached, since\n"
 	"  roots               published names and their refs\n"
+	"  heaps               named heaps (and shmalloc-run processes' regions):\n"
+	"                      name, lifetime, bytes, blocks, processes\n"
 	"  ping                print \"ok\" and exit 0 when the daemon answers\n"
 	"\n"
 	"Options:\n"
 	"  -s, --socket PATH   the daemon's socket (default: $SHMALLOC_SOCKET, else\n"
 	"                      the daemon's default)\n"
-	"  -j, --json          stats as JSON\n"
+	"  -j, --json          stats or heaps as JSON\n"
 	"  -p, --prometheus    stats in the Prometheus text exposition format\n"
 	"  -w, --watch SECONDS redraw stats or clients every SECONDS until SIGINT\n"
 	"  -n, --count N       with --watch: stop after N draws\n"
@@ -131,10 +133,13 @@ static int fail(const struct args *a, const char *what, int rc)
 static void show_stats(const struct args *a, Shma__StatsReply *r)
 {
 	ctl_drop_pid(r, (uint32_t)getpid());
+	int heaps = strcmp(a->cmd, "heaps") == 0;
 	if (a->format == FORMAT_JSON)
-		stats_json_write(stdout, r);
+		stats_json_write(stdout, r, heaps);
 	else if (a->format == FORMAT_PROMETHEUS)
 		ctl_print_prometheus(stdout, r);
+	else if (heaps)
+		ctl_print_heaps(stdout, r, time(NULL));
 	else if (strcmp(a->cmd, "clients") == 0)
 		ctl_print_clients(stdout, r, time(NULL));
 	else
@@ -273,10 +278,13 @@ static int check_args(const struct args *a)
 {
 	const char *c = a->cmd;
 	int stats = strcmp(c, "stats") == 0, clients = strcmp(c, "clients") == 0;
-	if (!stats && !clients && strcmp(c, "roots") && strcmp(c, "ping"))
+	int heaps = strcmp(c, "heaps") == 0;
+	if (!stats && !clients && !heaps && strcmp(c, "roots") && strcmp(c, "ping"))
 		return usage_error("unknown command '%s'", c);
-	if (a->format != FORMAT_TABLE && !stats)
-		return usage_error("--json and --prometheus go with stats, not %s", c);
+	if (a->format == FORMAT_JSON && !stats && !heaps)
+		return usage_error("--json goes with stats or heaps, not %s", c);
+	if (a->format == FORMAT_PROMETHEUS && !stats)
+		return usage_error("--prometheus goes with stats, not %s", c);
 	if (a->watch > 0 && !stats && !clients)
 		return usage_error("--watch goes with stats or clients, not %s", c);
 	if (a->watch > 0 && a->format != FORMAT_TABLE)

@@ -14,6 +14,9 @@
 #define SHMA_CALL_H
 
 #include "client.h"
+#include "stats_fields.h"
+
+#include <stdio.h>
 
 /* ---- refills ---- */
 /* A refill asked of the daemon and not taken in yet: 0 is none.  Good for
@@ -97,8 +100,45 @@ SHMA_HIDDEN void call_side_close(struct side_conn *s);
 /* ---- stats ---- */
 /* The daemon's StatsReply, in (*resp)->stats, valid until conn_done(). */
 SHMA_HIDDEN int stats_fetch(Shma__Response **resp);
-/* stats_json.c: the StatsReply as JSON. */
-SHMA_HIDDEN void stats_json_write(FILE *f, const Shma__StatsReply *r);
+
+/* The stats handed out value by value (call_stats.c), in the order and
+ * under the JSON keys of proto/stats_fields.h: the reply is an OBJECT, its
+ * fields VALUEs, a list field a LIST of n OBJECTs (its rows) ended by
+ * LIST_END.  Every pointer is valid for the call only. */
+enum stats_event { STATS_EV_VALUE, STATS_EV_OBJECT, STATS_EV_OBJECT_END, STATS_EV_LIST,
+		   STATS_EV_LIST_END };
+struct stats_value {
+	enum stats_event event;
+	enum stats_kind kind;   /* of a VALUE */
+	const char *key;        /* a VALUE's or LIST's JSON key */
+	uint64_t u;             /* numbers, ids, flags (0 or 1), LIFETIME */
+	int64_t i;              /* TIME */
+	double d;               /* RATIO */
+	const char *s;          /* TEXT; may be NULL */
+	const uint64_t *hist;   /* HIST: n buckets */
+	size_t n;               /* HIST: buckets; LIST: rows */
+};
+typedef void stats_sink_fn(void *arg, const struct stats_value *v);
+/* Hands r to sink. */
+SHMA_HIDDEN void call_stats_walk(const Shma__StatsReply *r, stats_sink_fn *sink, void *arg);
+/* The same, but of the reply only its heaps: an OBJECT of one LIST. */
+SHMA_HIDDEN void call_stats_walk_heaps(const Shma__StatsReply *r, stats_sink_fn *sink, void *arg);
+/* Asks the daemon for its stats and hands them to sink: 0 or -errno. */
+SHMA_HIDDEN int call_stats(stats_sink_fn *sink, void *arg);
+
+/* stats_json.c: a sink that writes the stats as JSON to f, one object and a
+ * newline. */
+struct stats_json {
+	FILE *f;
+	unsigned depth;   /* objects open */
+	unsigned rows;    /* rows written of the list open */
+	unsigned n[3];    /* members written of each object open */
+};
+SHMA_HIDDEN void stats_json_init(struct stats_json *j, FILE *f);
+SHMA_HIDDEN void stats_json_sink(void *arg, const struct stats_value *v);
+/* The StatsReply as JSON (shmallocctl stats --json); with heaps_only,
+ * {"heaps":[...]} (shmallocctl heaps --json). */
+SHMA_HIDDEN void stats_json_write(FILE *f, const Shma__StatsReply *r, int heaps_only);
 
 /* ---- any request ---- */
 /* Sends req and waits for its response, *resp valid until conn_done():

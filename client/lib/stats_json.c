@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Stats as JSON: shma_stats_json() asks the daemon for its StatsReply and
- * writes it out.  The result is the caller's, freed with free(3), so this is
- * the one place of the library that uses the process's malloc (through
- * open_memstream); shma_malloc never reaches it.  The fields, their keys and
+ * Stats as JSON: shma_stats_json() asks the daemon for its stats and writes
+ * them out, as the call layer hands them over value by value (call.h,
+ * call_stats.c: nothing here sees a protobuf-c type).  The result is the
+ * caller's, freed with free(3), so this is the one place of the library that
+ * uses the process's malloc (through open_memstream); shma_malloc never
+ * reaches it.  The fields, their keys and
  * their order are proto/stats_fields.h's: nothing here names one.
  */
 #include "config.h"
 
+#include "call.h"
 #include "client.h"
 #include "shmalloc.h"
 #include "stats_fields.h"
@@ -31,126 +34,102 @@ static void json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-/* One JSON object or array being written: the comma before all but its
- * first member. */
-struct jw {
-	FILE *f;
-	unsigned n;
-};
-
-static void key(struct jw *w, const char *k)
+/* The comma before all but the first member of the object open. */
+static void key(struct stats_json *j, const char *k)
 {
-	fprintf(w->f, "%s\"%s\":", w->n++ ? "," : "", k);
+	fprintf(j->f, "%s\"%s\":", j->n[j->depth]++ ? "," : "", k);
 }
 
-static void j_uint(struct jw *w, const char *k, unsigned long long v)
+static void hist(FILE *f, const uint64_t *v, size_t n)
 {
-	key(w, k);
-	fprintf(w->f, "%llu", v);
-}
-
-static void j_int(struct jw *w, const char *k, long long v)
-{
-	key(w, k);
-	fprintf(w->f, "%lld", v);
-}
-
-static void j_ratio(struct jw *w, const char *k, double v)
-{
-	key(w, k);
-	fprintf(w->f, "%.4f", v);
-}
-
-static void j_flag(struct jw *w, const char *k, int v)
-{
-	key(w, k);
-	fputs(v ? "true" : "false", w->f);
-}
-
-static void j_text(struct jw *w, const char *k, const char *v)
-{
-	key(w, k);
-	json_string(w->f, v);
-}
-
-static void j_hist(struct jw *w, const char *k, const uint64_t *v, size_t n)
-{
-	key(w, k);
-	fputc('[', w->f);
+	fputc('[', f);
 	for (size_t i = 0; i < n; i++)
-		fprintf(w->f, "%s%llu", i ? "," : "", (unsigned long long)v[i]);
-	fputc(']', w->f);
+		fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)v[i]);
+	fputc(']', f);
 }
 
-/* A field of kind K, member m of *r, under key k (proto/stats_fields.h). */
-#define J_COUNT(w, k, r, m) j_uint(w, k, (unsigned long long)(r)->m)
-#define J_BYTES J_COUNT
-#define J_PAGES J_COUNT
-#define J_TOTAL J_COUNT
-#define J_TOTAL_BYTES J_COUNT
-#define J_NS J_COUNT
-#define J_ID J_COUNT
-#define J_TIME(w, k, r, m) j_int(w, k, (long long)(r)->m)
-#define J_RATIO(w, k, r, m) j_ratio(w, k, (r)->m)
-#define J_FLAG(w, k, r, m) j_flag(w, k, (r)->m != 0)
-#define J_TEXT(w, k, r, m) j_text(w, k, (r)->m)
-#define J_HIST(w, k, r, m) j_hist(w, k, (r)->m, (r)->n_##m)
-#define J_LIST(w, k, r, m) write_##m(w, k, (r)->m, (r)->n_##m)
-#define J_RETIRED(w, k, r, m) ((void)0)
-#define J_FIELD(m, kind, src, json, label, line, prom, help) J_##kind(&o, json, r, m);
-
-/* One array of a list field, each element an object of its fields. */
-#define J_LIST_WRITER(fn, type, FIELDS) \
-	static void fn(struct jw *w, const char *k, type *const *rows, size_t n) \
-	{ \
-		key(w, k); \
-		fputc('[', w->f); \
-		for (size_t i = 0; i < n; i++) { \
-			const type *r = rows[i]; \
-			struct jw o = {w->f, 0}; \
-			fputs(i ? ",{" : "{", w->f); \
-			FIELDS(J_FIELD) \
-			fputc('}', w->f); \
-		} \
-		fputc(']', w->f); \
+/* One value, by its kind (proto/stats_fields.h). */
+static void value(struct stats_json *j, const struct stats_value *v)
+{
+	key(j, v->key);
+	switch (v->kind) {
+	case STATS_TIME:
+		fprintf(j->f, "%lld", (long long)v->i);
+		break;
+	case STATS_RATIO:
+		fprintf(j->f, "%.4f", v->d);
+		break;
+	case STATS_FLAG:
+		fputs(v->u ? "true" : "false", j->f);
+		break;
+	case STATS_TEXT:
+		json_string(j->f, v->s);
+		break;
+	case STATS_HIST:
+		hist(j->f, v->hist, v->n);
+		break;
+	case STATS_LIFETIME:
+		json_string(j->f, stats_lifetime_name(v->u));
+		break;
+	default:
+		fprintf(j->f, "%llu", (unsigned long long)v->u);
+		break;
 	}
+}
 
-J_LIST_WRITER(write_arenas, Shma__ArenaStats, ARENA_STATS_FIELDS)
-J_LIST_WRITER(write_classes, Shma__ClassStats, CLASS_STATS_FIELDS)
-J_LIST_WRITER(write_clients, Shma__ClientStats, CLIENT_STATS_FIELDS)
-J_LIST_WRITER(write_former_clients, Shma__FormerClientStats, FORMER_CLIENT_STATS_FIELDS)
+void stats_json_init(struct stats_json *j, FILE *f)
+{
+	*j = (struct stats_json){.f = f};
+}
 
 /* Per client the allocation counters are "mallocs" and "waits", only the
  * totals "malloc_calls" and "malloc_waits", so a reader that sums every
  * occurrence of a key is right. */
-void stats_json_write(FILE *f, const Shma__StatsReply *r)
+void stats_json_sink(void *arg, const struct stats_value *v)
 {
-	struct jw o = {f, 0};
-	fputc('{', f);
-	STATS_REPLY_FIELDS(J_FIELD)
-	fputs("}\n", f);
+	struct stats_json *j = arg;
+	switch (v->event) {
+	case STATS_EV_VALUE:
+		value(j, v);
+		break;
+	case STATS_EV_OBJECT: /* the reply, or a row of the list open */
+		if (j->depth > 0)
+			fputs(j->rows++ ? ",{" : "{", j->f);
+		else
+			fputc('{', j->f);
+		if (j->depth + 1 < sizeof j->n / sizeof *j->n)
+			j->n[++j->depth] = 0;
+		break;
+	case STATS_EV_OBJECT_END:
+		j->depth--;
+		fputs(j->depth == 0 ? "}\n" : "}", j->f);
+		break;
+	case STATS_EV_LIST:
+		key(j, v->key);
+		fputc('[', j->f);
+		j->rows = 0;
+		break;
+	case STATS_EV_LIST_END:
+		fputc(']', j->f);
+		break;
+	}
 }
 
 SHMA_EXPORT int shma_stats_json(char **json)
 {
 	char *buf = NULL;
 	size_t len = 0;
-	Shma__Response *resp;
-	conn_lock();
-	int rc = stats_fetch(&resp);
-	if (rc == 0) {
-		FILE *f = open_memstream(&buf, &len);
-		if (f == NULL)
+	int rc = -ENOMEM;
+	FILE *f = open_memstream(&buf, &len);
+	if (f != NULL) {
+		struct stats_json j;
+		stats_json_init(&j, f);
+		conn_lock();
+		rc = call_stats(stats_json_sink, &j);
+		conn_unlock();
+		if (fclose(f) != 0 && rc == 0)
 			rc = -ENOMEM;
-		else {
-			stats_json_write(f, resp->stats);
-			if (fclose(f) != 0)
-				rc = -ENOMEM;
-		}
 	}
-	if (resp)
-		conn_done();
-	conn_unlock();
 	if (rc != 0) {
 		free(buf);
 		return rc;

@@ -26,11 +26,18 @@ it (the one handle pickled next carries it, and the Block unpickled from it
 is the new owner).  Nothing is ever freed twice, nor while a view of it is
 exported (BufferError); a forked child holds its parent's owners as
 borrowers.
+
+Named heaps: shmalloc.Heap.create(name, lifetime) is a heap of its own in the
+instance (shma_heap_create(3)); its alloc() gives Blocks as above, and
+destroy() frees all of them at once.  A heap of lifetime PROCESS is gone
+when the process that made it exits or is killed, with every block of it.
 """
 import json as _json
+import weakref as _weakref
 import multiprocessing.reduction as _mpr
 import pickle as _pickle
 
+from . import _core
 from ._core import (Block, Error, HAVE_LOOKUP_WAIT, alloc, connect, disconnect,
                     instance, lookup, lookup_wait, owns, publish, ref_of,
                     same_address, strerror, unpublish, view)
@@ -42,9 +49,10 @@ except ImportError:  # the core works without NumPy
     _np = None
     _numpy = None
 
-__all__ = ["Block", "Error", "HAVE_LOOKUP_WAIT", "alloc", "connect", "disconnect",
-           "dumps", "loads", "lookup", "lookup_wait", "numpy", "owns", "publish",
-           "same_address", "stats", "strerror", "unpublish", "Pickler"]
+__all__ = ["Block", "Error", "HAVE_LOOKUP_WAIT", "Heap", "LAST_USER", "PERSISTENT",
+           "PROCESS", "alloc", "connect", "disconnect", "dumps", "loads", "lookup",
+           "lookup_wait", "numpy", "owns", "publish", "same_address", "stats",
+           "strerror", "unpublish", "Pickler"]
 
 
 def stats():
@@ -53,6 +61,115 @@ def stats():
 
 
 from ._core import stats_json as _core_stats_json  # noqa: E402
+
+
+# ---- named heaps ------------------------------------------------------------
+
+#: Lifetimes of a Heap (enum shma_heap_lifetime): until destroy(), across its
+#: creator's exit and daemon restarts; until the creating process exits or
+#: dies; until the last process that has it open closes it or dies.
+PERSISTENT, PROCESS, LAST_USER = 0, 1, 2
+
+# The Blocks alloc() made in this process, per heap id (whichever Heap
+# object made them): destroy() frees them all with the heap.
+_heap_blocks = {}
+
+
+class Heap:
+    """A named heap (shma_heap_create(3)): a pool of the shared heap with a
+    lifetime of its own, whose blocks all go at once when it is destroyed.
+
+    Made by Heap.create() or Heap.open(), never by calling Heap().  Its
+    blocks are ordinary Blocks (the caller of alloc() owns each; they pickle
+    and hand over as any Block).  destroy() frees every block of the heap, in
+    every process: the Blocks made here of it are freed with it (it refuses,
+    with BufferError, while one has a view exported); Blocks of it elsewhere
+    -- borrowers, and owners in other processes -- must not be used after.
+    A Heap is a context manager: leaving the with block closes it.
+    """
+
+    __slots__ = ("_id", "_name", "_closed")
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("shmalloc.Heap: use Heap.create() or Heap.open()")
+
+    @classmethod
+    def _of(cls, heap_id, name):
+        h = object.__new__(cls)
+        h._id, h._name, h._closed = heap_id, name, False
+        return h
+
+    @classmethod
+    def create(cls, name, lifetime=PERSISTENT, max_bytes=0):
+        """A new heap called name (a root's rules: at most 63 bytes) of
+        lifetime PERSISTENT, PROCESS or LAST_USER, and at most max_bytes
+        bytes out (0: no limit of its own; past it alloc() fails, ENOMEM).
+        shmalloc.Error (EEXIST: the name is taken; EINVAL ...)."""
+        return cls._of(_core._heap_create(name, lifetime, max_bytes), name)
+
+    @classmethod
+    def open(cls, name):
+        """The existing heap called name (shmalloc.Error ENOENT if none)."""
+        return cls._of(_core._heap_open(name), name)
+
+    @property
+    def id(self):
+        """The heap's id: the same in every process, never reused."""
+        return self._id
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def closed(self):
+        """True after close() or destroy()."""
+        return self._closed
+
+    def _live(self):
+        if self._closed:
+            raise ValueError("shmalloc.Heap %r: closed" % self._name)
+        return self._id
+
+    def alloc(self, size, zero=False):
+        """A new Block of size bytes in this heap (zeroed if zero), owned by
+        the caller.  shmalloc.Error ENOMEM past max_bytes or the instance's
+        limits, ENOENT once the heap is destroyed."""
+        b = _core._heap_alloc(self._live(), size, zero)
+        _heap_blocks.setdefault(self._id, _weakref.WeakSet()).add(b)
+        return b
+
+    def in_use(self):
+        """(bytes, blocks) of the heap out, in every process: objects at
+        their class size and large blocks, in use or in caches."""
+        return _core._heap_in_use(self._live())
+
+    def close(self):
+        """Give up this process's handle; the heap lives on (a LAST_USER
+        heap ends with its last handle anywhere).  Its Blocks stay valid.
+        Closing twice does nothing."""
+        if not self._closed:
+            self._closed = True
+            _core._heap_close(self._id)
+
+    def destroy(self):
+        """Free every block of the heap at once, in every process, and close
+        this handle.  BufferError (and nothing done) while a Block of it made
+        in this process has a view exported."""
+        _core._heap_destroy(self._live(), list(_heap_blocks.get(self._id, ())))
+        self._closed = True
+        _heap_blocks.pop(self._id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __repr__(self):
+        return "<shmalloc.Heap %r id=%d%s>" % (self._name, self._id,
+                                              " closed" if self._closed else "")
 
 
 class _NumpyScope:

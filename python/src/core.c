@@ -22,6 +22,26 @@ PyObject *raise_errno(int rc)
 	return NULL;
 }
 
+PyObject *alloc_block(shma_heap_t *heap, Py_ssize_t size, int zero)
+{
+	void *p;
+	int e;
+	Py_BEGIN_ALLOW_THREADS
+	errno = 0;
+	if (heap != NULL)
+		p = zero ? shma_heap_calloc(heap, 1, (size_t)size) : shma_heap_malloc(heap, (size_t)size);
+	else
+		p = zero ? shma_calloc(1, (size_t)size) : shma_malloc((size_t)size);
+	e = errno;
+	Py_END_ALLOW_THREADS
+	if (p == NULL)
+		return raise_errno(e ? e : ENOMEM);
+	PyObject *b = block_new(p, size, 1);
+	if (b == NULL)
+		free_shared(p);
+	return b;
+}
+
 PyDoc_STRVAR(alloc_doc,
 "alloc(size, zero=False) -> Block\n--\n\n"
 "A new block of size bytes in the shared heap (zeroed if zero), owned by\n"
@@ -40,19 +60,7 @@ static PyObject *core_alloc(PyObject *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_ValueError, "shmalloc.alloc: negative size");
 		return NULL;
 	}
-	void *p;
-	int e;
-	Py_BEGIN_ALLOW_THREADS
-	errno = 0;
-	p = zero ? shma_calloc(1, (size_t)size) : shma_malloc((size_t)size);
-	e = errno;
-	Py_END_ALLOW_THREADS
-	if (p == NULL)
-		return raise_errno(e ? e : ENOMEM);
-	PyObject *b = block_new(p, size, 1);
-	if (b == NULL)
-		free_shared(p);
-	return b;
+	return alloc_block(NULL, size, zero);
 }
 
 PyDoc_STRVAR(connect_doc,
@@ -203,6 +211,7 @@ PyMODINIT_FUNC PyInit__core(void)
 		"A libshmalloc error: errno and strerror (shma_strerror's text) set.",
 		PyExc_OSError, NULL);
 	if (error_type == NULL || PyModule_AddFunctions(m, root_methods) != 0 ||
+	    PyModule_AddFunctions(m, heap_methods) != 0 ||
 	    PyModule_AddObjectRef(m, "Error", error_type) != 0 ||
 	    PyModule_AddObjectRef(m, "Block", (PyObject *)&block_type) != 0 ||
 	    PyModule_AddObjectRef(m, "HAVE_LOOKUP_WAIT", HAVE_LOOKUP_WAIT ? Py_True : Py_False) != 0) {

@@ -7,6 +7,7 @@
  *   handle.c  the instance's id, pickling a Block to a handle and back,
  *             view()
  *   roots.c   publish, lookup, lookup_wait, unpublish
+ *   heap.c    named heaps, by id (shmalloc.Heap is written over them)
  *   core.c    the other module functions (alloc, connect, stats, ...),
  *             shmalloc.Error and the module's setup
  *
@@ -40,6 +41,9 @@ typedef struct {
 extern PyObject *error_type; /* shmalloc.Error, an OSError */
 /* Raises shmalloc.Error(errno, shma_strerror(errno)); rc is -errno or errno. */
 PyObject *raise_errno(int rc);
+/* A new owner Block of size bytes (zeroed if zero) in heap (NULL: the
+ * default heap), taken without the GIL; NULL with shmalloc.Error set. */
+PyObject *alloc_block(shma_heap_t *heap, Py_ssize_t size, int zero);
 
 /* block.c */
 extern PyTypeObject block_type;
@@ -66,5 +70,7 @@ PyObject *core_view_py(PyObject *self, PyObject *args);
 
 /* roots.c: the module functions of roots, added to the module at setup. */
 extern PyMethodDef root_methods[];
+/* heap.c: the module functions of named heaps, added the same way. */
+extern PyMethodDef heap_methods[];
 
 #endif

@@ -10,6 +10,7 @@ libshmheap_la_SOURCES = server/heap/heap.c server/heap/heap.h \
 	server/heap/span.c server/heap/span.h \
 	server/heap/large.c server/heap/large.h \
 	server/heap/region.c server/heap/regionkeep.c server/heap/heal.c server/heap/lists.c \
+	server/heap/region_list.c server/heap/region_list.h \
 	server/heap/recovery.c server/heap/heap_internal.h \
 	server/heap/roots.c server/heap/roots.h \
 	server/heap/heaps.c server/heap/heaps.h \

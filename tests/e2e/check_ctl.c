@@ -9,10 +9,12 @@
  */
 #include "e2e.h"
 #include "frame.h"
+#include "raw.h"
 #include "shmalloc.h"
 #include "shmalloc.pb-c.h"
 #include "sizeclass.h"
 #include "stats_fields.h"
+#include "wire.h"
 
 #include <check.h>
 #include <regex.h>
@@ -120,6 +122,32 @@ static int cache_blocks(void *arg)
 	if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
 		return 2;
 	return 0;
+}
+
+/* A third: a region besides, on a raw connection of its own (as a
+ * shmalloc-run process has), with REGION_N objects and a large block, then
+ * the first workload's blocks; its region ends when it exits. */
+#define REGION_N 30
+#define REGION_SIZE 64
+
+static int hold_region(void *arg)
+{
+	int fd = raw_region_peer(e2e.socket);
+	if (fd < 0)
+		return 11;
+	uint64_t refs[REGION_N];
+	for (size_t n = 0; n < REGION_N;) {
+		size_t got = raw_refill_refs(fd, sizeclass_of(REGION_SIZE),
+					     (uint32_t)(REGION_N - n), refs + n);
+		if (got == 0)
+			return 13;
+		n += got;
+	}
+	Shma__Response *r = raw_alloc_large(fd, LARGE_SIZE);
+	if (r->body_case != SHMA__RESPONSE__BODY_ALLOC_LARGE)
+		return 14;
+	shma__response__free_unpacked(r, NULL);
+	return hold_blocks(arg);
 }
 
 /* Starts workload fn in a child and waits until it says it is ready. */
@@ -328,6 +356,7 @@ static const struct stats_field class_fields[] = {CLASS_STATS_FIELDS(STATS_FIELD
 static const struct stats_field client_fields[] = {CLIENT_STATS_FIELDS(STATS_FIELD_ENTRY)};
 static const struct stats_field former_fields[] = {
 	FORMER_CLIENT_STATS_FIELDS(STATS_FIELD_ENTRY)};
+static const struct stats_field heap_fields[] = {HEAP_STATS_FIELDS(STATS_FIELD_ENTRY)};
 
 /* A message of the schema, its list in proto/stats_fields.h, and (for the
  * lists of StatsReply) the member of StatsReply that holds its rows. */
@@ -349,6 +378,8 @@ static const struct scope scopes[] = {
 	 sizeof client_fields / sizeof *client_fields, "clients"},
 	{&shma__former_client_stats__descriptor, former_fields,
 	 sizeof former_fields / sizeof *former_fields, "former_clients"},
+	{&shma__heap_stats__descriptor, heap_fields, sizeof heap_fields / sizeof *heap_fields,
+	 "heaps"},
 };
 
 /* The only fields a view may leave out, and why (the list's help says so
@@ -489,7 +520,7 @@ static void check_prometheus(const char *text)
 					      sc->desc->name, f->member);
 				continue;
 			}
-			if (f->kind == STATS_ID || f->kind == STATS_TEXT)
+			if (f->kind == STATS_ID || f->kind == STATS_TEXT || f->kind == STATS_LIFETIME)
 				snprintf(want, sizeof want, "%s=\"", f->prom);
 			else if (f->kind == STATS_NS)
 				snprintf(want, sizeof want, "\nshmalloc_%s ", f->prom);
@@ -542,7 +573,7 @@ START_TEST(stats_fields_in_every_view)
 	pid_t leaver = e2e_fork(leave_blocks, NULL);
 	ck_assert_int_eq(e2e_wait(leaver), 0);
 	wait_former(leaver);
-	pid_t pid = start_workload();
+	pid_t pid = start_workload_of(hold_region); /* a heap row: its region */
 	char path[512];
 	snprintf(path, sizeof path, "%s/stats.json", e2e.dir);
 	ck_assert_int_eq(e2e_wait(e2e_fork(library_json, path)), 0);
@@ -565,6 +596,119 @@ START_TEST(stats_fields_in_every_view)
 }
 END_TEST
 
+
+/* ---- heaps ---- */
+
+/* A shmalloc-run process's region is a heap of process lifetime in
+ * `shmallocctl heaps` (table and --json): named run:<pid>, its blocks and
+ * bytes what the process took in it, its creator the process; gone with
+ * the process. */
+START_TEST(heaps_lists_regions)
+{
+	pid_t pid = start_workload_of(hold_region);
+	char name[48];
+	snprintf(name, sizeof name, "run:%d", (int)pid);
+	ck_assert_int_eq(ctl("heaps"), 0);
+	ck_assert_msg(strstr(out, "heaps (1)\n") != NULL, "%s", out);
+	const char *row = strstr(out, name);
+	ck_assert_msg(row != NULL && strstr(row, "process") != NULL, "%s", out);
+	for (const char *const *h = (const char *const[]){"name", "lifetime", "bytes", "blocks",
+							   "processes", NULL};
+	     *h != NULL; h++)
+		ck_assert_msg(strstr(out, *h) != NULL, "no column %s: %s", *h, out);
+	ck_assert_int_eq(ctl("heaps --json"), 0);
+	ck_assert_msg(strncmp(out, "{\"heaps\":[{", 10) == 0, "%s", out);
+	char want[64];
+	snprintf(want, sizeof want, "\"name\":\"%s\"", name);
+	row = strstr(out, want);
+	ck_assert_msg(row != NULL, "%s", out);
+	ck_assert_ptr_nonnull(strstr(row, "\"lifetime\":\"process\""));
+	ck_assert_uint_eq(json_num(row, "blocks"), REGION_N + 1);
+	ck_assert_uint_eq(json_num(row, "bytes"),
+			  REGION_N * sizeclass_size(sizeclass_of(REGION_SIZE)) + LARGE_SIZE);
+	ck_assert_uint_eq(json_num(row, "large_count"), 1);
+	ck_assert_uint_eq(json_num(row, "processes"), 1);
+	ck_assert_uint_eq(json_num(row, "creator_pid"), (unsigned long long)pid);
+	ck_assert_int_eq(ctl("heaps --prometheus"), WIRE_EXIT_USAGE);
+	stop_workload(pid);
+	int gone = 0;
+	for (int i = 0; i < 2000 && !gone; i++) {
+		ck_assert_int_eq(ctl("heaps --json"), 0);
+		gone = strstr(out, want) == NULL;
+	}
+	ck_assert_msg(gone, "the region of %d outlived it: %s", (int)pid, out);
+}
+END_TEST
+
+/* Many regions at once (a shell pipeline under shmalloc-run has dozens):
+ * every one is a row, and the stats are still answered (planted: a
+ * scratch block per row's name, which ran the daemon's reply scratch out
+ * of blocks past a few rows -- an empty reply, EPROTO in the library). */
+#define MANY_REGIONS 24
+
+static int hold_many_regions(void *arg)
+{
+	(void)arg;
+	uint64_t ref;
+	for (int i = 0; i < MANY_REGIONS; i++) {
+		int fd = raw_region_peer(e2e.socket);
+		if (fd < 0 || raw_refill_refs(fd, sizeclass_of(REGION_SIZE), 1, &ref) != 1)
+			return 21;
+	}
+	char c;
+	if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+		return 22;
+	return 0;
+}
+
+START_TEST(heaps_lists_many_regions)
+{
+	pid_t pid = start_workload_of(hold_many_regions);
+	ck_assert_int_eq(ctl("heaps --json"), 0);
+	char want[48];
+	snprintf(want, sizeof want, "\"name\":\"run:%d\"", (int)pid);
+	int rows = 0;
+	for (const char *p = strstr(out, want); p != NULL; p = strstr(p + 1, want))
+		rows++;
+	ck_assert_msg(rows == MANY_REGIONS, "%d rows of %d: %s", rows, MANY_REGIONS, out);
+	ck_assert_int_eq(ctl("stats --json"), 0);
+	stop_workload(pid);
+}
+END_TEST
+
+/* A named heap is a row of `shmallocctl heaps`, its numbers the registry's
+ * (what shma_heap_in_use() says), and goes when destroyed. */
+START_TEST(heaps_lists_named_heaps)
+{
+	ck_assert_int_eq(shma_connect(e2e.socket), 0);
+	shma_heap_opts_t opts = {SHMA_HEAP_PROCESS, 1 << 20};
+	shma_heap_t *h;
+	ck_assert_int_eq(shma_heap_create("ctl.named", &opts, &h), 0);
+	for (int i = 0; i < 10; i++)
+		ck_assert_ptr_nonnull(shma_heap_malloc(h, 1000));
+	size_t bytes, blocks;
+	ck_assert_int_eq(shma_heap_in_use(h, &bytes, &blocks), 0);
+	ck_assert_int_eq(ctl("heaps --json"), 0);
+	const char *row = strstr(out, "\"name\":\"ctl.named\"");
+	ck_assert_msg(row != NULL, "%s", out);
+	ck_assert_uint_eq(json_num(row, "id"), shma_heap_id(h));
+	ck_assert_ptr_nonnull(strstr(row, "\"lifetime\":\"process\""));
+	ck_assert_uint_eq(json_num(row, "max_bytes"), 1 << 20);
+	ck_assert_uint_eq(json_num(row, "bytes"), bytes);
+	ck_assert_uint_eq(json_num(row, "blocks"), blocks);
+	ck_assert_uint_ge(blocks, 10);
+	ck_assert_uint_eq(json_num(row, "processes"), 1);
+	ck_assert_uint_eq(json_num(row, "creator_pid"), (unsigned long long)getpid());
+	ck_assert_int_eq(ctl("heaps"), 0);
+	ck_assert_msg(strstr(out, "ctl.named") != NULL, "%s", out);
+	ck_assert_int_eq(ctl("stats --prometheus"), 0);
+	ck_assert_msg(strstr(out, "shmalloc_heap_bytes{heap=\"ctl.named\"") != NULL, "%s", out);
+	ck_assert_int_eq(shma_heap_destroy(h), 0);
+	ck_assert_int_eq(ctl("heaps --json"), 0);
+	ck_assert_msg(strstr(out, "ctl.named") == NULL, "%s", out);
+	shma_disconnect();
+}
+END_TEST
 
 /* ---- memory held for clients that are gone ---- */
 
@@ -908,6 +1052,9 @@ Suite *make_ctl_suite(void)
 	tcase_add_test(tc, prometheus_labels);
 	tcase_add_test(tc, prometheus_series_do_not_churn);
 	tcase_add_test(tc, stats_fields_in_every_view);
+	tcase_add_test(tc, heaps_lists_regions);
+	tcase_add_test(tc, heaps_lists_named_heaps);
+	tcase_add_test(tc, heaps_lists_many_regions);
 	tcase_add_test(tc, allocations_count_what_was_asked);
 	tcase_add_test(tc, former_client_holds_what_it_left);
 	tcase_add_test(tc, ping_answers);

@@ -89,6 +89,26 @@ START_TEST(allocate_of_an_impossible_size_throws)
 }
 END_TEST
 
+/* A std::map in a named heap (shma::heap_allocator): built by one program,
+ * which exits leaving its persistent heap; read, grown and destroyed with
+ * the heap by a second, which reaches the heap by the allocator's id alone.
+ * Every byte comes back. */
+START_TEST(heap_map_across_exec)
+{
+	uint64_t start = in_use_at_start();
+	const char *const build[] = {CXX_HEAPMAP_PATH, "build", NULL};
+	const char *const read[] = {CXX_HEAPMAP_PATH, "read", NULL};
+	char out[4096];
+	int status = e2e_run(build, out, sizeof out);
+	ck_assert_msg(status == 0, "cxx_heapmap build: exit %d: %s", status, out);
+	/* 2000 nodes and their strings' storage, 100 B each at least. */
+	ck_assert_uint_ge(e2e_stat(IN_USE), start + 200000);
+	status = e2e_run(read, out, sizeof out);
+	ck_assert_msg(status == 0, "cxx_heapmap read: exit %d: %s", status, out);
+	assert_in_use_back_to(start);
+}
+END_TEST
+
 Suite *make_cxx_suite(void);
 Suite *make_cxx_suite(void)
 {
@@ -97,6 +117,7 @@ Suite *make_cxx_suite(void)
 	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, containers_in_one_process);
+	tcase_add_test(tc, heap_map_across_exec);
 	tcase_add_test(tc, containers_across_fork);
 	tcase_add_test(tc, allocate_of_an_impossible_size_throws);
 	tcase_add_test(tc, containers_across_exec);

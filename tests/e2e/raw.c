@@ -146,17 +146,37 @@ void raw_hello(int fd, uint32_t version, uint64_t checksum)
 	raw_send(fd, &req);
 }
 
-int raw_peer(const char *socket)
+/* A connection that said hello (asking for a region with region), or -1. */
+static int hello_peer(const char *socket, int region)
 {
 	int fd = raw_connect(socket);
-	ck_assert_int_ge(fd, 0);
+	if (fd < 0)
+		return -1;
 	Shma__Request req;
 	Shma__Hello h;
 	wire_hello(&req, &h, NULL, 0);
+	if (region)
+		wire_hello_region(&req);
 	Shma__Response *r = raw_call(fd, &req);
-	ck_assert_int_eq(r->body_case, SHMA__RESPONSE__BODY_HELLO);
+	int ok = r->body_case == SHMA__RESPONSE__BODY_HELLO;
 	shma__response__free_unpacked(r, NULL);
+	if (!ok) {
+		close(fd);
+		return -1;
+	}
 	return fd;
+}
+
+int raw_peer(const char *socket)
+{
+	int fd = hello_peer(socket, 0);
+	ck_assert_int_ge(fd, 0);
+	return fd;
+}
+
+int raw_region_peer(const char *socket)
+{
+	return hello_peer(socket, 1);
 }
 
 void raw_expect_error(Shma__Response *r, int code)

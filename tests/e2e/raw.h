@@ -49,6 +49,9 @@ Shma__Response *raw_call(int fd, Shma__Request *req);
 void raw_hello(int fd, uint32_t version, uint64_t checksum);
 /* A connection that said a proper Hello and had its answer. */
 int raw_peer(const char *socket);
+/* The same, asking for a region in its Hello (as the preload library
+ * does): the fd, or -1. */
+int raw_region_peer(const char *socket);
 
 /* The answer must be an Error with code and a message; frees it. */
 void raw_expect_error(Shma__Response *r, int code);

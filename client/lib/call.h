@@ -14,6 +14,7 @@
 #define SHMA_CALL_H
 
 #include "client.h"
+#include "rootname.h"
 #include "stats_fields.h"
 
 #include <stdio.h>
@@ -96,6 +97,24 @@ SHMA_HIDDEN int call_side_lookup(struct side_conn *s, const char *name, uint32_t
 SHMA_HIDDEN int call_side_silent(const struct side_conn *s);
 /* Says Goodbye (not waited for), closes and frees s (NULL: nothing). */
 SHMA_HIDDEN void call_side_close(struct side_conn *s);
+
+/* ---- named heaps (call_heap.c) ---- */
+/* What the daemon says of a heap it created or opened. */
+struct call_heap {
+	uint64_t id;
+	uint32_t lifetime;
+	uint64_t max_bytes;
+	char name[ROOT_NAME_MAX + 1];
+};
+/* HeapCreate / HeapOpen: 0 and *out, or -errno (the daemon's Error too). */
+SHMA_HIDDEN int call_heap_create(const char *name, uint32_t lifetime, uint64_t max_bytes,
+				 struct call_heap *out);
+SHMA_HIDDEN int call_heap_open(const char *name, struct call_heap *out);
+/* HeapDestroy (destroy) or HeapClose of heap id: 0 or -errno. */
+SHMA_HIDDEN int call_heap_end(uint64_t id, int destroy);
+/* Heaps of one id: its bytes, blocks and name (each NULL: not wanted). */
+SHMA_HIDDEN int call_heap_stats(uint64_t id, uint64_t *bytes, uint64_t *blocks, char *name,
+				size_t size);
 
 /* ---- stats ---- */
 /* The daemon's StatsReply, in (*resp)->stats, valid until conn_done(). */

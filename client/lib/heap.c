@@ -167,9 +167,9 @@ static struct shma_heap *handle_of_id(uint64_t id)
 	return NULL;
 }
 
-static struct shma_heap *handle_new(const Shma__HeapReply *r)
+static struct shma_heap *handle_new(const struct call_heap *r)
 {
-	struct shma_heap *h = handle_of_id(r->heap_id);
+	struct shma_heap *h = handle_of_id(r->id);
 	if (h != NULL)
 		return h;
 	for (unsigned i = 0; i < HEAP_HANDLES; i++) {
@@ -179,42 +179,28 @@ static struct shma_heap *handle_new(const Shma__HeapReply *r)
 		h->index = i;
 		h->lifetime = r->lifetime;
 		h->max_bytes = r->max_bytes;
-		strncpy(h->name, r->name != NULL ? r->name : "", sizeof h->name - 1);
-		__atomic_store_n(&h->id, r->heap_id, __ATOMIC_RELEASE);
+		memcpy(h->name, r->name, sizeof h->name); /* both NUL-terminated, as long */
+		__atomic_store_n(&h->id, r->id, __ATOMIC_RELEASE);
 		return h;
 	}
 	return NULL;
 }
 
-/* Sends req (HeapCreate or HeapOpen) and makes the handle; with the lock
+/* The handle of the heap the daemon answered with (rc 0); with the lock
  * held.  0 or -errno. */
-static int heap_call(Shma__Request *req, shma_heap_t **heap)
+static int heap_handle(int rc, const struct call_heap *r, shma_heap_t **heap)
 {
-	Shma__Response *resp;
-	int rc = conn_call(req, &resp);
-	if (rc == 0 && (resp->body_case != SHMA__RESPONSE__BODY_HEAP || resp->heap->heap_id == 0))
-		rc = -EPROTO;
-	if (rc == 0) {
-		pthread_once(&tc_once, tc_init);
-		*heap = handle_new(resp->heap);
-		if (*heap == NULL)
-			rc = -EMFILE;
-	}
-	if (resp != NULL)
-		conn_done();
-	return rc;
+	if (rc != 0)
+		return rc;
+	pthread_once(&tc_once, tc_init);
+	*heap = handle_new(r);
+	return *heap == NULL ? -EMFILE : 0;
 }
 
 static int heap_open_locked(const char *name, shma_heap_t **heap)
 {
-	Shma__Request req;
-	Shma__HeapOpen ho;
-	shma__request__init(&req);
-	shma__heap_open__init(&ho);
-	ho.name = (char *)name;
-	req.body_case = SHMA__REQUEST__BODY_HEAP_OPEN;
-	req.heap_open = &ho;
-	return heap_call(&req, heap);
+	struct call_heap r;
+	return heap_handle(call_heap_open(name, &r), &r, heap);
 }
 
 SHMA_EXPORT int shma_heap_create(const char *name, const shma_heap_opts_t *opts,
@@ -227,17 +213,11 @@ SHMA_EXPORT int shma_heap_create(const char *name, const shma_heap_opts_t *opts,
 		return rc == -ENAMETOOLONG ? -EINVAL : rc;
 	if (opts != NULL && (unsigned)opts->lifetime > SHMA_HEAP_LAST_USER)
 		return -EINVAL;
-	Shma__Request req;
-	Shma__HeapCreate hc;
-	shma__request__init(&req);
-	shma__heap_create__init(&hc);
-	hc.name = (char *)name;
-	hc.lifetime = opts != NULL ? (uint32_t)opts->lifetime : SHMA_HEAP_PERSISTENT;
-	hc.max_bytes = opts != NULL ? opts->max_bytes : 0;
-	req.body_case = SHMA__REQUEST__BODY_HEAP_CREATE;
-	req.heap_create = &hc;
+	struct call_heap r;
 	conn_lock();
-	rc = heap_call(&req, heap);
+	rc = call_heap_create(name, opts != NULL ? (uint32_t)opts->lifetime : SHMA_HEAP_PERSISTENT,
+			      opts != NULL ? opts->max_bytes : 0, &r);
+	rc = heap_handle(rc, &r, heap);
 	conn_unlock();
 	return rc;
 }
@@ -252,31 +232,6 @@ SHMA_EXPORT int shma_heap_open(const char *name, shma_heap_t **heap)
 	conn_lock();
 	rc = heap_open_locked(name, heap);
 	conn_unlock();
-	return rc;
-}
-
-/* Sends HeapClose or HeapDestroy of h; with the lock held.  0 or -errno. */
-static int heap_end_call(struct shma_heap *h, int destroy)
-{
-	Shma__Request req;
-	Shma__HeapClose hc;
-	Shma__HeapDestroy hd;
-	shma__request__init(&req);
-	if (destroy) {
-		shma__heap_destroy__init(&hd);
-		hd.heap_id = h->id;
-		req.body_case = SHMA__REQUEST__BODY_HEAP_DESTROY;
-		req.heap_destroy = &hd;
-	} else {
-		shma__heap_close__init(&hc);
-		hc.heap_id = h->id;
-		req.body_case = SHMA__REQUEST__BODY_HEAP_CLOSE;
-		req.heap_close = &hc;
-	}
-	Shma__Response *resp;
-	int rc = conn_call(&req, &resp);
-	if (resp != NULL)
-		conn_done();
 	return rc;
 }
 
@@ -299,7 +254,7 @@ SHMA_EXPORT void shma_heap_close(shma_heap_t *heap)
 	if (t != NULL && t->id == heap->id)
 		tc_empty(t); /* before the close: a last-user heap ends with it */
 	if (conn_ensure() == 0)
-		heap_end_call(heap, 0);
+		call_heap_end(heap->id, 0);
 	handle_drop(heap);
 	conn_unlock();
 }
@@ -315,7 +270,7 @@ SHMA_EXPORT int shma_heap_destroy(shma_heap_t *heap)
 		memset(t->count, 0, sizeof t->count);
 	int rc = conn_ensure();
 	if (rc == 0)
-		rc = heap_end_call(heap, 1);
+		rc = call_heap_end(heap->id, 1);
 	if (rc == 0 || rc == -ENOENT)
 		handle_drop(heap);
 	conn_unlock();
@@ -327,38 +282,6 @@ SHMA_EXPORT uint64_t shma_heap_id(const shma_heap_t *heap)
 	return heap != NULL ? heap->id : 0;
 }
 
-/* The heap of id, as the daemon says (Heaps): 0 and *st, or -errno; with
- * the lock held. */
-static int heap_stats(uint64_t id, uint64_t *bytes, uint64_t *blocks, char *name, size_t size)
-{
-	Shma__Request req;
-	Shma__Heaps hs;
-	shma__request__init(&req);
-	shma__heaps__init(&hs);
-	hs.heap_id = id;
-	req.body_case = SHMA__REQUEST__BODY_HEAPS;
-	req.heaps = &hs;
-	Shma__Response *resp;
-	int rc = conn_call(&req, &resp);
-	if (rc == 0 && (resp->body_case != SHMA__RESPONSE__BODY_HEAPS || resp->heaps->n_heaps != 1 ||
-			resp->heaps->heaps[0]->heap_id != id))
-		rc = -EPROTO;
-	if (rc == 0) {
-		const Shma__HeapStats *st = resp->heaps->heaps[0];
-		if (bytes != NULL)
-			*bytes = st->bytes;
-		if (blocks != NULL)
-			*blocks = st->blocks;
-		if (name != NULL && size > 0) {
-			strncpy(name, st->name != NULL ? st->name : "", size - 1);
-			name[size - 1] = '\0';
-		}
-	}
-	if (resp != NULL)
-		conn_done();
-	return rc;
-}
-
 SHMA_EXPORT shma_heap_t *shma_heap_from_id(uint64_t id)
 {
 	struct shma_heap *h = handle_of_id(id);
@@ -368,7 +291,7 @@ SHMA_EXPORT shma_heap_t *shma_heap_from_id(uint64_t id)
 	conn_lock();
 	int rc = conn_ensure();
 	if (rc == 0)
-		rc = heap_stats(id, NULL, NULL, name, sizeof name);
+		rc = call_heap_stats(id, NULL, NULL, name, sizeof name);
 	if (rc == 0)
 		rc = heap_open_locked(name, &h);
 	if (rc == 0 && h->id != id)
@@ -389,7 +312,7 @@ SHMA_EXPORT int shma_heap_in_use(shma_heap_t *heap, size_t *bytes, size_t *block
 	conn_lock();
 	int rc = conn_ensure();
 	if (rc == 0)
-		rc = heap_stats(heap->id, &by, &bl, NULL, 0);
+		rc = call_heap_stats(heap->id, &by, &bl, NULL, 0);
 	conn_unlock();
 	if (rc == 0) {
 		if (bytes != NULL)

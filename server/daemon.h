@@ -26,6 +26,8 @@
  * connection that carries it (conn.c) points to it; it does not point back. */
 struct heaps;
 
+#define DAEMON_HEAP_CHARGES 8
+
 struct client {
 	struct client *prev, *next;
 	uint64_t id;
@@ -53,6 +55,13 @@ struct client {
 	struct {
 		uint64_t ref, since_ms;
 	} kept[SHMA_LARGE_KEEP];
+	/* What it holds of each named heap it allocated from (heaps_req.c):
+	 * bytes and large blocks charged to it, given back when the heap ends
+	 * whole (a destroy frees them without a word from the client). */
+	struct {
+		uint64_t heap_id, bytes;
+		uint32_t large;
+	} heap_charge[DAEMON_HEAP_CHARGES];
 };
 
 /* Control blocks made ahead of the Hellos that take them (control.c,

@@ -261,6 +261,7 @@ static enum dispatch_action do_refill(struct daemon *d, struct client *c, const 
 	if (rf->slot != 0)
 		inflight_note(&c->inflight, rf->slot - 1, rf->size_class, req->id, &b);
 	quota_held(c, (int64_t)((uint64_t)n * size));
+	heaps_req_charge(c, rf->heap_id, (uint64_t)n * size, 0);
 	r->size_class = rf->size_class;
 	r->n_refs = b.nrefs;
 	r->refs = b.refs;
@@ -300,6 +301,7 @@ static enum dispatch_action do_flush(struct daemon *d, struct client *c, const S
 			uint64_t size = sizeclass_size(cls);
 			stats_freed_by(d, c, size, 0);
 			quota_held(c, -(int64_t)size);
+			heaps_req_uncharge(c, f->heap_id, size, 0);
 			accepted++;
 			continue;
 		}
@@ -352,6 +354,7 @@ static enum dispatch_action do_alloc_large(struct daemon *d, struct client *c,
 		return refuse(d, c, resp, s, req->id, -rc, "alloc large");
 	}
 	quota_held(c, (int64_t)seg_size);
+	heaps_req_charge(c, req->alloc_large->heap_id, seg_size, 1);
 	d->large_requested_bytes += size;
 	d->large_granted_bytes += seg_size;
 	inflight_note_large(&c->inflight, req->id, ref);
@@ -359,6 +362,7 @@ static enum dispatch_action do_alloc_large(struct daemon *d, struct client *c,
 	if (r == NULL) {
 		heap_free_large(d->heap, ref, NULL);
 		quota_held(c, -(int64_t)seg_size);
+		heaps_req_uncharge(c, req->alloc_large->heap_id, seg_size, 1);
 		quota_large_give(c);
 		return refuse(d, c, resp, s, req->id, ENOMEM, "alloc large");
 	}
@@ -377,6 +381,7 @@ static enum dispatch_action do_free_large(struct daemon *d, struct client *c,
 		return refuse(d, c, resp, s, req->id, -rc, "free large");
 	stats_freed_by(d, c, size, owner);
 	quota_held(c, -(int64_t)size);
+	heaps_req_uncharge(c, heaps_req_owner_heap(owner), size, 1);
 	quota_large_give(c);
 	return answer_ok(resp, s, req->id);
 }

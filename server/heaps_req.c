@@ -53,6 +53,69 @@ static enum dispatch_action answer_ok(Shma__Response *resp, struct dispatch_scra
 	return DISPATCH_REPLY;
 }
 
+/* ---- what each client holds of each heap ---- */
+
+void heaps_req_charge(struct client *c, uint64_t heap_id, uint64_t bytes, uint32_t large)
+{
+	if (heap_id == 0)
+		return;
+	int empty = -1;
+	for (int i = 0; i < DAEMON_HEAP_CHARGES; i++) {
+		if (c->heap_charge[i].heap_id == heap_id) {
+			c->heap_charge[i].bytes += bytes;
+			c->heap_charge[i].large += large;
+			return;
+		}
+		if (c->heap_charge[i].heap_id == 0 && empty < 0)
+			empty = i;
+	}
+	if (empty >= 0) {
+		c->heap_charge[empty].heap_id = heap_id;
+		c->heap_charge[empty].bytes = bytes;
+		c->heap_charge[empty].large = large;
+	}
+}
+
+void heaps_req_uncharge(struct client *c, uint64_t heap_id, uint64_t bytes, uint32_t large)
+{
+	for (int i = 0; heap_id != 0 && i < DAEMON_HEAP_CHARGES; i++) {
+		if (c->heap_charge[i].heap_id != heap_id)
+			continue;
+		c->heap_charge[i].bytes -= bytes < c->heap_charge[i].bytes ? bytes
+									  : c->heap_charge[i].bytes;
+		c->heap_charge[i].large -= large < c->heap_charge[i].large ? large
+									  : c->heap_charge[i].large;
+		return;
+	}
+}
+
+uint64_t heaps_req_owner_heap(uint64_t owner)
+{
+	const uint64_t tag = SHMA_OWNER_REGION | SHMA_OWNER_HEAP;
+	return (owner & tag) == tag ? owner & ~tag : 0;
+}
+
+/* After a heap ended (destroyed, its last user gone, its creator dead):
+ * every live client's charge of a heap that no longer is comes off it --
+ * its bytes and its large blocks, as if it had freed them. */
+static void settle_charges(struct daemon *d)
+{
+	struct heaps_info info;
+	for (struct client *c = d->clients; c != NULL; c = c->next) {
+		for (int i = 0; i < DAEMON_HEAP_CHARGES; i++) {
+			uint64_t id = c->heap_charge[i].heap_id;
+			if (id == 0 || heaps_info(d->heaps, id, &info) == 0)
+				continue;
+			quota_held(c, -(int64_t)c->heap_charge[i].bytes);
+			for (uint32_t k = 0; k < c->heap_charge[i].large; k++)
+				quota_large_give(c);
+			c->heap_charge[i].heap_id = 0;
+			c->heap_charge[i].bytes = 0;
+			c->heap_charge[i].large = 0;
+		}
+	}
+}
+
 HEAPS_REQ_HANDLER(heap_create)
 {
 	if (d->heaps == NULL)
@@ -94,6 +157,7 @@ HEAPS_REQ_HANDLER(heap_close)
 	if (freed != 0)
 		log_msg(SLOG_DEBUG, "heap %llu: its last user closed it, %llu bytes freed",
 			(unsigned long long)req->heap_close->heap_id, (unsigned long long)freed);
+	settle_charges(d);
 	return answer_ok(resp, s, req->id);
 }
 
@@ -107,6 +171,7 @@ HEAPS_REQ_HANDLER(heap_destroy)
 		return heap_answer_error(resp, s, req->id, -rc, "heap destroy");
 	log_msg(SLOG_DEBUG, "pid %ld: heap %llu destroyed, %llu bytes freed", (long)c->pid,
 		(unsigned long long)req->heap_destroy->heap_id, (unsigned long long)freed);
+	settle_charges(d);
 	return answer_ok(resp, s, req->id);
 }
 
@@ -196,6 +261,8 @@ void heaps_req_client_gone(struct daemon *d, uint64_t id)
 		return;
 	uint64_t freed;
 	unsigned n = heaps_client_gone(d->heaps, id, &freed);
+	if (n != 0)
+		settle_charges(d);
 	if (n != 0)
 		log_msg(SLOG_DEBUG, "client %llu: %u heap(s) of its lifetime destroyed, %llu bytes",
 			(unsigned long long)id, n, (unsigned long long)freed);

@@ -25,6 +25,16 @@ HEAPS_REQ_HANDLER(heaps);
 int heaps_req_region(struct daemon *d, const struct client *c, uint64_t heap_id, uint64_t size,
 		     struct heap_region **rg, uint64_t *room);
 
+/* What c took of heap_id (bytes, and large blocks: 1 or 0) is charged to
+ * it apart, and what it gives back of it (a Flush of the heap, a FreeLarge
+ * of one of its blocks) comes off; heap_id 0 is no heap's: nothing.  Past
+ * DAEMON_HEAP_CHARGES heaps at once a client's further ones are not kept
+ * apart (their bytes stay on it when they end, as before). */
+void heaps_req_charge(struct client *c, uint64_t heap_id, uint64_t bytes, uint32_t large);
+void heaps_req_uncharge(struct client *c, uint64_t heap_id, uint64_t bytes, uint32_t large);
+/* The heap a block's owner word names (SHMA_OWNER_HEAP), or 0. */
+uint64_t heaps_req_owner_heap(uint64_t owner);
+
 /* Client id is gone for good (control.c): its heaps closed, the heaps of
  * its process lifetime destroyed. */
 void heaps_req_client_gone(struct daemon *d, uint64_t id);

@@ -339,6 +339,39 @@ START_TEST(per_uid_limits_count_heaps)
 }
 END_TEST
 
+/* A program that fills a heap to 12 MiB and destroys it, four times over,
+ * under --client-max-memory 16M and --uid-max-large 4: the destroy gives
+ * back, with the blocks, what they counted against the client (bytes, large
+ * blocks).  Planted bug: the destroy freeing the blocks but not settling
+ * the clients' charges (heaps_req.c: settle_charges()) -- the second round
+ * gets ENOMEM (its 12 MiB still held), or EAGAIN (three large blocks still
+ * counted on the uid). */
+START_TEST(a_destroyed_heap_gives_back_what_it_counted_against_its_users)
+{
+	struct e2e_daemon d;
+	static const char *const limits[] = {"--client-max-memory", "16M", "--uid-max-large",
+					     "4", NULL};
+	e2e_start_daemon(&d, limits);
+	ck_assert_int_eq(shma_connect(d.socket), 0);
+	for (int round = 0; round < 4; round++) {
+		shma_heap_t *h;
+		ck_assert_int_eq(shma_heap_create("filled", NULL, &h), 0);
+		for (int i = 0; i < 3; i++)
+			ck_assert_msg(shma_heap_malloc(h, (size_t)3 << 20) != NULL,
+				      "round %d: large block %d: %s", round, i, strerror(errno));
+		for (int i = 0; i < 3000; i++)
+			ck_assert_msg(shma_heap_malloc(h, 1024) != NULL, "round %d: block %d: %s",
+				      round, i, strerror(errno));
+		ck_assert_int_eq(shma_heap_destroy(h), 0);
+	}
+	void *p = shma_malloc((size_t)12 << 20);
+	ck_assert_msg(p != NULL, "a default block after the rounds: %s", strerror(errno));
+	shma_free(p);
+	shma_disconnect();
+	e2e_stop_daemon(&d);
+}
+END_TEST
+
 /* A uid that may not use the instance can neither create, open nor destroy
  * a heap: root not in --allow-uid (an observer: EACCES per request), and an
  * unlisted uid (EACCES at connect).  Planted bug: the heap requests let
@@ -396,6 +429,7 @@ Suite *make_heaps_suite(void)
 	tcase_add_test(tc, max_bytes_gives_enomem_exactly_past_the_limit);
 	tcase_add_test(tc, names_follow_the_roots_rules);
 	tcase_add_test(tc, per_uid_limits_count_heaps);
+	tcase_add_test(tc, a_destroyed_heap_gives_back_what_it_counted_against_its_users);
 	tcase_add_test(tc, an_unlisted_uid_cannot_create_open_or_destroy);
 	suite_add_tcase(s, tc);
 	return s;

@@ -149,6 +149,10 @@ def main():
                                                   note))
     fastest = min(results[1:], key=lambda r: statistics.median(r[1]))[0]
     print("fastest: %s" % fastest)
+    # The array's block goes back before the daemon does: freed after it
+    # (at the interpreter's exit), it would reach for a daemon that is gone.
+    del shared, results
+    shmalloc.disconnect()
     if daemon is not None:
         daemon.terminate()
         daemon.wait()

@@ -606,6 +606,10 @@ void *seg_map_at(int fd, size_t len, int writable, void *addr)
 void *seg_map_sparse(int fd, size_t len, int writable, size_t align)
 {
 	int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+	/* A hugetlb segment maps only at an address of its page size. */
+	int huge = seg_huge_page_size(fd);
+	if (huge > 0 && (size_t)huge > align)
+		align = (size_t)huge;
 	if (align <= 4096) {
 		/* mmap aligns to the page: no reservation to trim first. */
 		void *p = mmap(NULL, len, prot, MAP_SHARED | MAP_NORESERVE, fd, 0);

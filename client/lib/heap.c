@@ -16,11 +16,13 @@
  * that races a destroy frees nothing of what took the pages since.
  *
  * Blocks of a named heap carry SHMA_PAGE_HEAP in their page map entry, which
- * matches no process's region_flags: shma_free() sends them to its slow
- * path, and heap_free_hook() puts them in this thread's cache of that heap
- * (if this process has it open, and it lives) or straight back with the id.
- * So no default cache (thread bins, transfer cache, large-block cache) ever
- * holds a heap's block.
+ * matches no process's region_flags: shma_free() sends them to free_other(),
+ * whose heap_free_fast() (heapfast.h) pushes a small one on this thread's
+ * cache of its heap, found from the span's owner word by the id's registry
+ * slot (heap_slot_handle[], kept here with the handles); else
+ * heap_free_hook() puts it in that cache (if this process has the heap open,
+ * and it lives) or straight back with the id.  So no default cache (thread
+ * bins, transfer cache, large-block cache) ever holds a heap's block.
  */
 #include "config.h"
 

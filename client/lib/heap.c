@@ -46,7 +46,13 @@ struct shma_heap {
 };
 
 static struct shma_heap handles[HEAP_HANDLES];
-__thread struct heap_tc *heap_caches[HEAP_HANDLES + 1] __attribute__((tls_model("initial-exec")));
+/* What heap_caches[] holds where a thread has no cache: id and owner 0,
+ * which no handle's id and no span's owner word is, so the fast paths need
+ * no test of NULL.  Never written (nothing ever matches it). */
+struct heap_tc heap_tc_none;
+__thread struct heap_tc *heap_caches[HEAP_HANDLES + 1] __attribute__((tls_model("initial-exec"))) = {
+	[0 ... HEAP_HANDLES] = &heap_tc_none};
+uint64_t heap_arena_mask;
 uint8_t heap_slot_handle[SHMA_HEAP_SLOTS] = {[0 ... SHMA_HEAP_SLOTS - 1] = HEAP_HANDLES};
 int64_t heap_owner_delta;
 static pthread_key_t tc_key;
@@ -90,9 +96,9 @@ static void thread_gone(void *arg)
 	conn_lock();
 	for (unsigned i = 0; i < HEAP_HANDLES; i++) {
 		struct heap_tc *t = heap_caches[i];
-		if (t == NULL)
+		if (t == &heap_tc_none)
 			continue;
-		heap_caches[i] = NULL;
+		heap_caches[i] = &heap_tc_none;
 		tc_empty(t);
 		prim_free(t, sizeof *t);
 	}
@@ -105,7 +111,7 @@ static void thread_gone(void *arg)
 static void forked_child(void)
 {
 	for (unsigned i = 0; i < HEAP_HANDLES; i++)
-		heap_caches[i] = NULL;
+		heap_caches[i] = &heap_tc_none;
 }
 
 /* A process's exit: the exiting thread's caches go back as a thread's exit
@@ -127,6 +133,7 @@ static void tc_init(void)
 	struct arena_geometry g;
 	if (map_view.arena_size != 0 && layout_geometry(map_view.arena_size, &g) == 0)
 		owner_off = g.owner_off;
+	heap_arena_mask = map_view.arena_size - 1;
 	if (owner_off != 0)
 		__atomic_store_n(&heap_owner_delta,
 				 (int64_t)owner_off - (int64_t)map_view.page_map_off, __ATOMIC_RELEASE);
@@ -137,9 +144,9 @@ static void tc_init(void)
 static struct heap_tc *tc_of(struct shma_heap *h)
 {
 	struct heap_tc *t = heap_caches[h->index];
-	if (t != NULL && t->id == h->id)
+	if (t->id == h->id)
 		return t;
-	if (t == NULL) {
+	if (t == &heap_tc_none) {
 		t = prim_alloc(sizeof *t);
 		if (t == NULL)
 			return NULL;
@@ -286,7 +293,7 @@ static int heap_end_call(struct shma_heap *h, int destroy)
 static void handle_drop(struct shma_heap *h)
 {
 	struct heap_tc *t = heap_caches[h->index];
-	if (t != NULL && t->id == h->id)
+	if (t->id == h->id)
 		tc_empty(t);
 	uint8_t *sh = &heap_slot_handle[h->id & (SHMA_HEAP_SLOTS - 1)];
 	if (*sh == h->index)
@@ -300,7 +307,7 @@ SHMA_EXPORT void shma_heap_close(shma_heap_t *heap)
 		return;
 	conn_lock();
 	struct heap_tc *t = heap_caches[heap->index];
-	if (t != NULL && t->id == heap->id)
+	if (t->id == heap->id)
 		tc_empty(t); /* before the close: a last-user heap ends with it */
 	if (conn_ensure() == 0)
 		heap_end_call(heap, 0);
@@ -315,7 +322,7 @@ SHMA_EXPORT int shma_heap_destroy(shma_heap_t *heap)
 	conn_lock();
 	/* Dropped, not flushed: the destroy takes every object back. */
 	struct heap_tc *t = heap_caches[heap->index];
-	if (t != NULL && t->id == heap->id)
+	if (t->id == heap->id)
 		memset(t->count, 0, sizeof t->count);
 	int rc = conn_ensure();
 	if (rc == 0)
@@ -539,7 +546,7 @@ SHMA_EXPORT void *shma_heap_malloc(shma_heap_t *heap, size_t size)
 		unsigned cls = sizeclass_of(size);
 		struct heap_tc *t = heap_caches[heap->index];
 		uint64_t id = heap->id;
-		if (likely(t != NULL && t->id == id)) {
+		if (likely(t->id == id)) {
 			uint32_t n = t->count[cls];
 			if (likely(n != 0 && __atomic_load_n(t->live, __ATOMIC_ACQUIRE) == id)) {
 				t->count[cls] = n - 1;
@@ -643,7 +650,7 @@ static uint64_t heap_id_at(uint64_t off)
 static inline struct heap_tc *tc_for_id(uint64_t id)
 {
 	struct heap_tc *t = heap_caches[heap_slot_handle[id & (SHMA_HEAP_SLOTS - 1)]];
-	return t != NULL && t->id == id ? t : NULL;
+	return t->id == id ? t : NULL; /* id is not 0: never heap_tc_none */
 }
 
 int heap_page(uint64_t off)

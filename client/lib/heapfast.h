@@ -5,8 +5,8 @@
  * small block freed by shma_free() (inlined in api.c's free_other(), so
  * shma_free() itself is the same machine code as before heaps).
  *
- * heap_caches[i] is this thread's cache of the heap of handle i (NULL for
- * none, and always for i == HEAP_HANDLES); heap_slot_handle[s] is the handle
+ * heap_caches[i] is this thread's cache of the heap of handle i
+ * (&heap_tc_none for none, and always for i == HEAP_HANDLES); heap_slot_handle[s] is the handle
  * of the heap in registry slot s (an id's low 9 bits) this process has open,
  * else HEAP_HANDLES.  So a free finds its cache from the span's owner word
  * in two loads: no search, no lock, no system call.
@@ -54,6 +54,11 @@ extern uint8_t heap_slot_handle[SHMA_HEAP_SLOTS] SHMA_HIDDEN;
  * a page entry (mapped, harmless) and no thread has a heap's cache to
  * match it. */
 extern int64_t heap_owner_delta SHMA_HIDDEN;
+/* heap_caches[]' entry where a thread has no cache (never NULL). */
+extern struct heap_tc heap_tc_none SHMA_HIDDEN;
+/* map_view.arena_size - 1, from the first heap opened (0 before, when no
+ * thread has a heap's cache for a free to find). */
+extern uint64_t heap_arena_mask SHMA_HIDDEN;
 /* Per class, what a thread's cache of a heap holds at most. */
 extern uint8_t heap_tc_caps[SIZECLASS_COUNT] SHMA_HIDDEN;
 
@@ -77,7 +82,7 @@ static inline int heap_free_fast(void *p)
 	/* The object-start test and the freed mark (check_fast_ok()); a byte
 	 * that is no class has check_recip 0 and fails it.  x: p's offset in
 	 * its span. */
-	uint64_t x = (off & (map_view.arena_size - 1)) - ((ev >> 32) << SHMA_PAGE_SHIFT);
+	uint64_t x = (off & heap_arena_mask) - ((ev >> 32) << SHMA_PAGE_SHIFT);
 	uint64_t c = check_recip[cls], key = check_key;
 	if (!(x * c < c) || ((const uint64_t *)p)[CHECK_MARK_WORD] == key)
 		return 0;
@@ -86,7 +91,7 @@ static inline int heap_free_fast(void *p)
 			     (x >> SHMA_PAGE_SHIFT);
 	uint64_t w = __atomic_load_n(ow, __ATOMIC_RELAXED);
 	struct heap_tc *t = heap_caches[heap_slot_handle[w & (SHMA_HEAP_SLOTS - 1)]];
-	if (t == NULL || t->owner != w)
+	if (t->owner != w)
 		return 0;
 	uint32_t n = t->count[cls];
 	if (n >= heap_tc_caps[cls])

@@ -534,8 +534,9 @@ static __attribute__((noinline)) void *heap_malloc_other(struct shma_heap *h, si
 
 /* The fast path: a pop from this thread's cache of the heap (a TLS load
  * and an index), after one look at the heap's live word through the
- * cache's pointer to it.  t->id is never 0, so a closed handle (id 0)
- * fails the tag's test and goes to heap_malloc_other(). */
+ * cache's pointer to it.  A closed handle (id 0) fails the tag's test, or
+ * matches heap_tc_none's id 0 and finds its counts 0: heap_small_slow()
+ * says EINVAL. */
 SHMA_EXPORT void *shma_heap_malloc(shma_heap_t *heap, size_t size)
 {
 	if (unlikely(heap == NULL)) {

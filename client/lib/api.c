@@ -15,6 +15,7 @@
 #include "debug.h"
 #include "fast.h"
 #include "freecheck.h"
+#include "heapfast.h"
 #include "seg.h"
 #include "shmalloc.h"
 
@@ -217,14 +218,22 @@ static void free_placed(void *p)
 		free_large(p);
 }
 
-/* What shma_free() does not place itself, or whose test failed: judged
- * (freecheck.c), then placed. */
+/* What shma_free() does not place itself: judged (freecheck.c), then
+ * placed. */
+static __attribute__((noinline)) void free_judged(void *p)
+{
+	if (check_free(p, "free", CHECK_READ_MARK | CHECK_WRITE_MARK))
+		free_placed(p);
+}
+
+/* What shma_free()'s test of the page failed, p within free_limit: a named
+ * heap's small block into this thread's cache of it (heapfast.h), else
+ * free_judged(). */
 static __attribute__((noinline)) void free_other(void *p)
 {
 	if (heap_free_fast(p))
-		return; /* a named heap's, into this thread's cache of it */
-	if (check_free(p, "free", CHECK_READ_MARK | CHECK_WRITE_MARK))
-		free_placed(p);
+		return;
+	free_judged(p);
 }
 
 /* A push of ref onto the calling thread's bin cls, or the slow path when
@@ -263,7 +272,7 @@ static __attribute__((noinline)) void free_checked(void *p)
 		debug_free(p);
 		return;
 	}
-	free_other(p);
+	free_judged(p); /* beyond free_limit: no named heap's block seen yet */
 }
 
 /* free_limit is 0 in debug mode and until the heap is mapped, and NULL is

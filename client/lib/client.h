@@ -292,10 +292,7 @@ SHMA_HIDDEN int heap_page(uint64_t off);
 /* A free of small object ref of class cls: 1 if it was a named heap's
  * (placed: this thread's cache of that heap, or straight back), else 0. */
 SHMA_HIDDEN int heap_free_hook(uint64_t ref, unsigned cls);
-/* shma_free()'s first try when its test of the page failed: 1 if p was a
- * named heap's small object, judged as the fast path judges and put in
- * this thread's cache of that heap; else 0 (nothing done). */
-SHMA_HIDDEN int heap_free_fast(void *p);
+/* heap_free_fast(): heapfast.h. */
 /* Hands one object straight back to the daemon (a Flush nobody waits for). */
 SHMA_HIDDEN void tcache_free_direct(uint64_t ref);
 SHMA_HIDDEN void tcache_flush_all(void);   /* this thread's caches */

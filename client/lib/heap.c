@@ -16,16 +16,19 @@
  * that races a destroy frees nothing of what took the pages since.
  *
  * Blocks of a named heap carry SHMA_PAGE_HEAP in their page map entry, which
- * matches no process's region_flags: shma_free() sends them to its slow
- * path, and heap_free_hook() puts them in this thread's cache of that heap
- * (if this process has it open, and it lives) or straight back with the id.
- * So no default cache (thread bins, transfer cache, large-block cache) ever
- * holds a heap's block.
+ * matches no process's region_flags: shma_free() sends them to free_other(),
+ * whose heap_free_fast() (heapfast.h) pushes a small one on this thread's
+ * cache of its heap, found from the span's owner word by the id's registry
+ * slot (heap_slot_handle[], kept here with the handles); else
+ * heap_free_hook() puts it in that cache (if this process has the heap open,
+ * and it lives) or straight back with the id.  So no default cache (thread
+ * bins, transfer cache, large-block cache) ever holds a heap's block.
  */
 #include "config.h"
 
 #include "call.h"
 #include "freecheck.h"
+#include "heapfast.h"
 #include "rootname.h"
 #include "shmalloc.h"
 
@@ -33,12 +36,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define HEAP_HANDLES 64u
-/* A thread's cache of one heap holds at most HEAP_TC_CAP objects of a class
- * (fewer of the big ones: HEAP_TC_BYTES' worth, at least 4). */
-#define HEAP_TC_CAP 64u
-#define HEAP_TC_BYTES ((uint64_t)64 << 10)
 
 struct shma_heap {
 	uint64_t id;         /* 0: a free slot */
@@ -48,25 +45,26 @@ struct shma_heap {
 	char name[ROOT_NAME_MAX + 1];
 };
 
-struct heap_tc {
-	uint64_t id; /* of the heap its objects are of */
-	uint32_t count[SIZECLASS_COUNT];
-	uint64_t refs[SIZECLASS_COUNT][HEAP_TC_CAP];
-};
-
 static struct shma_heap handles[HEAP_HANDLES];
-static __thread struct heap_tc *heap_caches[HEAP_HANDLES]
-	__attribute__((tls_model("initial-exec")));
+/* What heap_caches[] holds where a thread has no cache: id and owner 0,
+ * which no handle's id and no span's owner word is, so the fast paths need
+ * no test of NULL.  Never written (nothing ever matches it). */
+struct heap_tc heap_tc_none;
+__thread struct heap_tc *heap_caches[HEAP_HANDLES + 1] __attribute__((tls_model("initial-exec"))) = {
+	[0 ... HEAP_HANDLES] = &heap_tc_none};
+uint64_t heap_arena_mask;
+uint8_t heap_slot_handle[SHMA_HEAP_SLOTS] = {[0 ... SHMA_HEAP_SLOTS - 1] = HEAP_HANDLES};
+int64_t heap_owner_delta;
 static pthread_key_t tc_key;
 static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
 static uint64_t owner_off; /* of the arenas' owner words in their metadata */
 
 /* Per class, what a thread's cache of a heap holds at most (tc_init()). */
-static uint8_t tc_caps[SIZECLASS_COUNT];
+uint8_t heap_tc_caps[SIZECLASS_COUNT];
 
 static inline uint32_t tc_cap(unsigned cls)
 {
-	return tc_caps[cls];
+	return heap_tc_caps[cls];
 }
 
 /* 1 while heap id lives (the daemon's word; 0 before the heap is mapped). */
@@ -98,9 +96,9 @@ static void thread_gone(void *arg)
 	conn_lock();
 	for (unsigned i = 0; i < HEAP_HANDLES; i++) {
 		struct heap_tc *t = heap_caches[i];
-		if (t == NULL)
+		if (t == &heap_tc_none)
 			continue;
-		heap_caches[i] = NULL;
+		heap_caches[i] = &heap_tc_none;
 		tc_empty(t);
 		prim_free(t, sizeof *t);
 	}
@@ -113,7 +111,7 @@ static void thread_gone(void *arg)
 static void forked_child(void)
 {
 	for (unsigned i = 0; i < HEAP_HANDLES; i++)
-		heap_caches[i] = NULL;
+		heap_caches[i] = &heap_tc_none;
 }
 
 /* A process's exit: the exiting thread's caches go back as a thread's exit
@@ -127,7 +125,7 @@ static void tc_init(void)
 {
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
 		uint64_t n = HEAP_TC_BYTES / sizeclass_size(cls);
-		tc_caps[cls] = (uint8_t)(n < 4 ? 4 : n > HEAP_TC_CAP ? HEAP_TC_CAP : n);
+		heap_tc_caps[cls] = (uint8_t)(n < 4 ? 4 : n > HEAP_TC_CAP ? HEAP_TC_CAP : n);
 	}
 	pthread_key_create(&tc_key, thread_gone);
 	pthread_atfork(NULL, NULL, forked_child);
@@ -135,6 +133,10 @@ static void tc_init(void)
 	struct arena_geometry g;
 	if (map_view.arena_size != 0 && layout_geometry(map_view.arena_size, &g) == 0)
 		owner_off = g.owner_off;
+	heap_arena_mask = map_view.arena_size - 1;
+	if (owner_off != 0)
+		__atomic_store_n(&heap_owner_delta,
+				 (int64_t)owner_off - (int64_t)map_view.page_map_off, __ATOMIC_RELEASE);
 }
 
 /* This thread's cache of heap h, made if it has none (or one of the heap
@@ -142,9 +144,9 @@ static void tc_init(void)
 static struct heap_tc *tc_of(struct shma_heap *h)
 {
 	struct heap_tc *t = heap_caches[h->index];
-	if (t != NULL && t->id == h->id)
+	if (t->id == h->id)
 		return t;
-	if (t == NULL) {
+	if (t == &heap_tc_none) {
 		t = prim_alloc(sizeof *t);
 		if (t == NULL)
 			return NULL;
@@ -153,6 +155,10 @@ static struct heap_tc *tc_of(struct shma_heap *h)
 		tc_empty(t);
 	}
 	t->id = h->id;
+	t->owner = SHMA_OWNER_REGION | SHMA_OWNER_HEAP | h->id;
+	/* Mapped by now (the handle was made on a connection), never moved. */
+	t->live = (const uint64_t *)(map_view.meta + SHMA_HEAP_LIVE_OFF) +
+		  (h->id & (SHMA_HEAP_SLOTS - 1));
 	heap_caches[h->index] = t;
 	return t;
 }
@@ -181,6 +187,8 @@ static struct shma_heap *handle_new(const struct call_heap *r)
 		h->max_bytes = r->max_bytes;
 		memcpy(h->name, r->name, sizeof h->name); /* both NUL-terminated, as long */
 		__atomic_store_n(&h->id, r->id, __ATOMIC_RELEASE);
+		__atomic_store_n(&heap_slot_handle[r->id & (SHMA_HEAP_SLOTS - 1)], (uint8_t)i,
+				 __ATOMIC_RELEASE);
 		return h;
 	}
 	return NULL;
@@ -240,8 +248,11 @@ SHMA_EXPORT int shma_heap_open(const char *name, shma_heap_t **heap)
 static void handle_drop(struct shma_heap *h)
 {
 	struct heap_tc *t = heap_caches[h->index];
-	if (t != NULL && t->id == h->id)
+	if (t->id == h->id)
 		tc_empty(t);
+	uint8_t *sh = &heap_slot_handle[h->id & (SHMA_HEAP_SLOTS - 1)];
+	if (*sh == h->index)
+		__atomic_store_n(sh, (uint8_t)HEAP_HANDLES, __ATOMIC_RELEASE);
 	__atomic_store_n(&h->id, 0, __ATOMIC_RELEASE);
 }
 
@@ -251,7 +262,7 @@ SHMA_EXPORT void shma_heap_close(shma_heap_t *heap)
 		return;
 	conn_lock();
 	struct heap_tc *t = heap_caches[heap->index];
-	if (t != NULL && t->id == heap->id)
+	if (t->id == heap->id)
 		tc_empty(t); /* before the close: a last-user heap ends with it */
 	if (conn_ensure() == 0)
 		call_heap_end(heap->id, 0);
@@ -266,7 +277,7 @@ SHMA_EXPORT int shma_heap_destroy(shma_heap_t *heap)
 	conn_lock();
 	/* Dropped, not flushed: the destroy takes every object back. */
 	struct heap_tc *t = heap_caches[heap->index];
-	if (t != NULL && t->id == heap->id)
+	if (t->id == heap->id)
 		memset(t->count, 0, sizeof t->count);
 	int rc = conn_ensure();
 	if (rc == 0)
@@ -393,6 +404,10 @@ static void *heap_large(struct shma_heap *h, size_t size, size_t align)
 
 static __attribute__((noinline)) void *heap_small_slow(struct shma_heap *h, unsigned cls)
 {
+	if (h->id == 0) {
+		errno = EINVAL;
+		return NULL;
+	}
 	conn_lock();
 	int rc = conn_ensure();
 	struct heap_tc *t = NULL;
@@ -414,20 +429,19 @@ static __attribute__((noinline)) void *heap_small_slow(struct shma_heap *h, unsi
 	conn_unlock();
 	if (p == NULL)
 		errno = rc == 0 || rc == -ENOMEM ? ENOMEM : -rc;
-	return p;
+	return check_fresh(p);
 }
 
-/* The fast path: this thread's cache of the heap, after one look at the
- * heap's live word. */
-static inline void *heap_malloc(struct shma_heap *h, size_t size)
+/* What shma_heap_malloc() does not do inline: a closed handle, an empty
+ * stack, a large size, not connected yet. */
+static __attribute__((noinline)) void *heap_malloc_other(struct shma_heap *h, size_t size)
 {
-	if (likely(size < map_view.large_threshold)) {
-		unsigned cls = sizeclass_of(size);
-		struct heap_tc *t = heap_caches[h->index];
-		if (likely(t != NULL && t->id == h->id && t->count[cls] != 0 && heap_live(h->id)))
-			return check_clear(map_ptr(t->refs[cls][--t->count[cls]]));
-		return check_fresh(heap_small_slow(h, cls));
+	if (h->id == 0) {
+		errno = EINVAL;
+		return NULL;
 	}
+	if (likely(size < map_view.large_threshold))
+		return heap_small_slow(h, sizeclass_of(size));
 	if (map_view.large_threshold == 0) {
 		/* Not connected yet (a handle of a heap another process made,
 		 * from its id): connect, then start again. */
@@ -436,18 +450,36 @@ static inline void *heap_malloc(struct shma_heap *h, size_t size)
 			errno = -rc;
 			return NULL;
 		}
-		return heap_malloc(h, size);
+		return shma_heap_malloc(h, size);
 	}
 	return heap_large(h, size ? size : 1, 1);
 }
 
+/* The fast path: a pop from this thread's cache of the heap (a TLS load
+ * and an index), after one look at the heap's live word through the
+ * cache's pointer to it.  A closed handle (id 0) fails the tag's test, or
+ * matches heap_tc_none's id 0 and finds its counts 0: heap_small_slow()
+ * says EINVAL. */
 SHMA_EXPORT void *shma_heap_malloc(shma_heap_t *heap, size_t size)
 {
-	if (unlikely(heap == NULL || heap->id == 0)) {
+	if (unlikely(heap == NULL)) {
 		errno = EINVAL;
 		return NULL;
 	}
-	return heap_malloc(heap, size);
+	if (likely(size < map_view.large_threshold)) {
+		unsigned cls = sizeclass_of(size);
+		struct heap_tc *t = heap_caches[heap->index];
+		uint64_t id = heap->id;
+		if (likely(t->id == id)) {
+			uint32_t n = t->count[cls];
+			if (likely(n != 0 && __atomic_load_n(t->live, __ATOMIC_ACQUIRE) == id)) {
+				t->count[cls] = n - 1;
+				return check_clear(map_ptr(t->refs[cls][n - 1]));
+			}
+		}
+		return heap_small_slow(heap, cls);
+	}
+	return heap_malloc_other(heap, size);
 }
 
 SHMA_EXPORT void *shma_heap_calloc(shma_heap_t *heap, size_t n, size_t size)
@@ -538,48 +570,17 @@ static uint64_t heap_id_at(uint64_t off)
 	return pe != NULL ? heap_id_of(off, pe) : 0;
 }
 
-/* The slot of this thread's cache of heap id, or HEAP_HANDLES: the one
- * used last first. */
-static __thread unsigned tc_last __attribute__((tls_model("initial-exec")));
-
+/* This thread's cache of heap id, or NULL: by the id's registry slot. */
 static inline struct heap_tc *tc_for_id(uint64_t id)
 {
-	struct heap_tc *t = heap_caches[tc_last];
-	if (likely(t != NULL && t->id == id))
-		return t;
-	for (unsigned i = 0; i < HEAP_HANDLES; i++) {
-		t = heap_caches[i];
-		if (t != NULL && t->id == id) {
-			tc_last = i;
-			return t;
-		}
-	}
-	return NULL;
+	struct heap_tc *t = heap_caches[heap_slot_handle[id & (SHMA_HEAP_SLOTS - 1)]];
+	return t->id == id ? t : NULL; /* id is not 0: never heap_tc_none */
 }
 
 int heap_page(uint64_t off)
 {
 	const struct page_entry *pe = map_page(off);
 	return pe != NULL && (pe->flags & SHMA_PAGE_HEAP);
-}
-
-int heap_free_fast(void *p)
-{
-	uint64_t off = (uint64_t)((char *)p - map_view.base);
-	if (off >= __atomic_load_n(&map_view.free_limit, __ATOMIC_ACQUIRE))
-		return 0;
-	struct page_entry e = *map_fast_entry(off);
-	if (!(e.flags & SHMA_PAGE_HEAP) || MAP_ENTRY_NOT_SMALL(e) || !check_fast_ok(p, off, e))
-		return 0;
-	uint64_t id = heap_id_of(off, &e);
-	struct heap_tc *t = id != 0 ? tc_for_id(id) : NULL;
-	/* No look at the live word: a destroyed heap's cache is dropped, never
-	 * flushed, and its pops look. */
-	if (t == NULL || t->count[e.cls] >= tc_cap(e.cls))
-		return 0;
-	check_mark(p);
-	t->refs[e.cls][t->count[e.cls]++] = off;
-	return 1;
 }
 
 int heap_free_hook(uint64_t ref, unsigned cls)

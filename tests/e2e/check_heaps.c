@@ -415,6 +415,53 @@ START_TEST(an_unlisted_uid_cannot_create_open_or_destroy)
 }
 END_TEST
 
+/* A block freed by a thread that has its heap open goes back to that heap:
+ * into this thread's cache of it (the next shma_heap_malloc of the class
+ * hands it out again), never to the default heap's cache nor to another
+ * heap's, for heaps of neighbouring handles and registry slots and for
+ * several classes.  Planted bug: heap_free_fast() (heapfast.h) pushing on
+ * the cache of handle 0 without the owner word's test (B's block comes out
+ * of A). */
+START_TEST(a_heap_block_freed_goes_back_to_its_heap)
+{
+	struct e2e_daemon d;
+	e2e_start_daemon(&d, NULL);
+	ck_assert_int_eq(shma_connect(d.socket), 0);
+	shma_heap_t *a, *b;
+	ck_assert_int_eq(shma_heap_create("back.a", NULL, &a), 0);
+	ck_assert_int_eq(shma_heap_create("back.b", NULL, &b), 0);
+	ck_assert_uint_ne(shma_heap_id(a), shma_heap_id(b));
+	static const size_t sizes[] = {16, 64, 100, 1000, 4000};
+	for (unsigned i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		size_t n = sizes[i];
+		for (int round = 0; round < 3; round++) {
+			void *pa = shma_heap_malloc(a, n), *pb = shma_heap_malloc(b, n);
+			void *pd = shma_malloc(n);
+			ck_assert(pa != NULL && pb != NULL && pd != NULL);
+			ck_assert_ptr_eq(shma_heap_of(pa), a);
+			ck_assert_ptr_eq(shma_heap_of(pb), b);
+			ck_assert_ptr_null(shma_heap_of(pd));
+			/* Freed in an order that a cache by "last used" would mix. */
+			shma_free(pb);
+			shma_free(pa);
+			shma_free(pd);
+			void *qd = shma_malloc(n), *qb = shma_heap_malloc(b, n);
+			void *qa = shma_heap_malloc(a, n);
+			ck_assert_msg(qa == pa && qb == pb && qd == pd,
+				      "size %zu: a %p->%p b %p->%p default %p->%p", n, pa, qa, pb, qb,
+				      pd, qd);
+			shma_free(qa);
+			shma_free(qb);
+			shma_free(qd);
+		}
+	}
+	ck_assert_int_eq(shma_heap_destroy(a), 0);
+	ck_assert_int_eq(shma_heap_destroy(b), 0);
+	shma_disconnect();
+	e2e_stop_daemon(&d);
+}
+END_TEST
+
 Suite *make_heaps_suite(void);
 Suite *make_heaps_suite(void)
 {
@@ -431,6 +478,7 @@ Suite *make_heaps_suite(void)
 	tcase_add_test(tc, per_uid_limits_count_heaps);
 	tcase_add_test(tc, a_destroyed_heap_gives_back_what_it_counted_against_its_users);
 	tcase_add_test(tc, an_unlisted_uid_cannot_create_open_or_destroy);
+	tcase_add_test(tc, a_heap_block_freed_goes_back_to_its_heap);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -230,7 +230,11 @@ static void tools_alloc(void *p, size_t n, size_t usable)
 static void tools_free(void *p, size_t usable)
 {
 	unsigned cls;
-	int small = map_small_ref(p, &cls, 0) != 0;
+	uint64_t ref = map_small_ref(p, &cls, 0);
+	/* A named heap's block goes to the thread's cache of that heap, whose
+	 * pop (shma_heap_malloc(), no debug path of its own) writes the freed
+	 * mark into it: left accessible, as a large block is. */
+	int small = ref != 0 && !heap_page(ref);
 #ifdef HAVE_VALGRIND_MEMCHECK_H
 	if (debug_flags & DEBUG_VALGRIND) {
 		VALGRIND_FREELIKE_BLOCK(p, 0);

@@ -18,15 +18,11 @@ FUZZ_CPPFLAGS = $(AM_CPPFLAGS) $(SERVER_CPPFLAGS) -I$(top_srcdir)/tests/fuzz \
 	$(PROTOBUF_C_CFLAGS)
 FUZZ_PROTO = $(top_srcdir)/proto/frame.c $(top_srcdir)/proto/wire.c $(top_srcdir)/proto/requests.c \
 	$(top_builddir)/proto/shmalloc.pb-c.c
-FUZZ_SHM = $(top_srcdir)/shm/seg.c $(top_srcdir)/shm/layout.c $(top_srcdir)/shm/sizeclass.c \
-	$(top_srcdir)/shm/rootname.c $(top_srcdir)/shm/table.c
+# The libraries' own lists (Makefile.am, server/local.mk, server/heap/local.mk):
+# a file added to one is compiled here too.
+FUZZ_SHM = $(CORE_SOURCES:%=$(top_srcdir)/%)
 FUZZ_SESSION = $(SESSION_SOURCES:%=$(top_srcdir)/%)
-FUZZ_HEAP = $(top_srcdir)/server/heap/heap.c $(top_srcdir)/server/heap/arena.c \
-	$(top_srcdir)/server/heap/segments.c $(top_srcdir)/server/heap/counters.c \
-	$(top_srcdir)/server/heap/pageheap.c $(top_srcdir)/server/heap/span.c \
-	$(top_srcdir)/server/heap/large.c $(top_srcdir)/server/heap/recovery.c \
-	$(top_srcdir)/server/heap/region.c $(top_srcdir)/server/heap/heal.c \
-	$(top_srcdir)/server/heap/roots.c
+FUZZ_HEAP = $(HEAP_SOURCES:%=$(top_srcdir)/%)
 FUZZ_SERVER = $(FUZZ_SESSION) $(FUZZ_HEAP)
 FUZZ_TARGETS = tests/fuzz/fuzz_frame tests/fuzz/fuzz_dispatch
 CLEANFILES += $(FUZZ_TARGETS)

@@ -33,6 +33,7 @@
 
 #include "call.h"
 #include "debug.h"
+#include "distrust.h"
 #include "xfer.h"
 
 #include <errno.h>
@@ -266,7 +267,9 @@ static struct tcache *fresh_cache(struct control_block *cb, unsigned i, int rese
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
 		t->batch[cls] = (uint16_t)(BATCH_START < batch_cap(cls) ? BATCH_START
 									  : batch_cap(cls));
-		t->hot[cls].low = t->batch[cls] / 2;
+		/* low <= room, which the fast path's one compare needs: a bin not
+		 * reserved yet takes the slow path whatever its count says. */
+		t->hot[cls].low = t->hot[cls].room ? t->batch[cls] / 2 : 0;
 	}
 	return t;
 }
@@ -541,6 +544,11 @@ int tcache_connect(unsigned cls)
 
 void *tcache_alloc_slow(unsigned cls)
 {
+	/* The fast path refuses a count past the room or a top ref outside
+	 * the heap (a broken daemon's): mended here, said once. */
+	struct tcache *me = tcache_self;
+	if (me != NULL && me->slot != NULL)
+		distrust_bin(me, cls);
 	void *p = xfer_alloc(cls); /* a sibling's batch: no lock, no round trip */
 	if (p != NULL)
 		return p;
@@ -581,7 +589,7 @@ void *tcache_alloc_slow(unsigned cls)
 		t->hot[cls].low = 0; /* the fast path until the bin is empty */
 	}
 	conn_unlock();
-	if (b->count == 0) {
+	if (distrust_bin(t, cls) == 0) {
 		errno = rc == -ENOMEM || rc == 0 ? ENOMEM : -rc;
 		return NULL;
 	}

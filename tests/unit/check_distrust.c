@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What a broken daemon could change under the library (client/lib/
+ * distrust.c, fast.h, xfer.c): the test writes into its own control block
+ * as a daemon could (the library maps it read-write, and so does the
+ * daemon), against the model daemon (modeld.h), and checks that malloc
+ * hands out no pointer outside the heap and no block twice, and that each
+ * fault is counted (said once on stderr).  Each test names the planted bug
+ * it catches.
+ */
+#include "config.h"
+
+#include "client.h"
+#include "distrust.h"
+#include "modeld.h"
+#include "shmalloc.h"
+#include "sizeclass.h"
+
+#include <check.h>
+#include <stdlib.h>
+
+#define OBJ 64
+#define MANY 600
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* n blocks of size bytes from malloc: every one inside the heap's range,
+ * past its first page, and no two overlapping. */
+static void assert_sane(void **p, unsigned n, size_t size)
+{
+	for (unsigned i = 0; i < n; i++) {
+		ck_assert_ptr_nonnull(p[i]);
+		uint64_t off = (uint64_t)((char *)p[i] - map_view.base);
+		ck_assert_msg(off > 0 && off < map_view.range, "block %u at ref %#llx: outside the heap",
+			      i, (unsigned long long)off);
+	}
+	qsort(p, n, sizeof *p, cmp_ptr);
+	for (unsigned i = 1; i < n; i++)
+		ck_assert_msg((char *)p[i] - (char *)p[i - 1] >= (ptrdiff_t)size,
+			      "blocks %p and %p overlap", p[i - 1], p[i]);
+}
+
+/* Starts the model, and one malloc of OBJ bytes (p[0]) gives the thread its
+ * cache and its bin of the class a refill: the thread's cache. */
+static struct tcache *first_block(struct modeld *m, void **p)
+{
+	modeld_start(m, 3600000);
+	p[0] = shma_malloc(OBJ);
+	ck_assert_ptr_nonnull(p[0]);
+	ck_assert_ptr_nonnull(tcache_self);
+	return tcache_self;
+}
+
+/* The rest of p[MANY] from malloc, each block sane; the model stopped. */
+static void malloc_rest(struct modeld *m, void **p)
+{
+	for (unsigned i = 1; i < MANY; i++)
+		p[i] = shma_malloc(OBJ);
+	assert_sane(p, MANY, OBJ);
+	modeld_stop(m);
+}
+
+/* A bin's count set past its reserved refs in the control block, over
+ * refs of a block handed out already: the bin is emptied (its blocks
+ * leaked), the next mallocs refill, and every block is sane.  Catches: the
+ * fast path's old bound (n <= low only), which popped the refs past the
+ * room: the same block 8 times. */
+START_TEST(a_count_past_the_room_is_refused)
+{
+	static void *p[MANY];
+	struct modeld m;
+	struct tcache *t = first_block(&m, p);
+	unsigned cls = sizeclass_of(OBJ);
+	uint32_t room = t->hot[cls].room;
+	ck_assert_uint_gt(room, 0);
+	uint64_t before = distrust_seen(DISTRUST_COUNT);
+	/* What a broken daemon could leave: a count past the bin's reserved
+	 * refs, over refs (the next bin's, say) of a block handed out. */
+	for (uint32_t i = room; i < room + 7; i++)
+		t->hot[cls].stack[i] = shma_ref(p[0]);
+	__atomic_store_n(&t->slot->bins[cls].count, room + 7, __ATOMIC_RELEASE);
+	malloc_rest(&m, p);
+	ck_assert_uint_eq(distrust_seen(DISTRUST_COUNT), before + 1);
+}
+END_TEST
+
+/* Refs of 0 and past the heap's range on top of a bin whose count is
+ * within its room: neither is handed out (dropped, counted).  Catches: no
+ * range test in fast_pop() (malloc returned the heap's base, then a
+ * pointer past the heap). */
+START_TEST(refs_outside_the_heap_in_a_bin_are_dropped)
+{
+	static void *p[MANY];
+	struct modeld m;
+	struct tcache *t = first_block(&m, p);
+	unsigned cls = sizeclass_of(OBJ);
+	uint32_t *count = &t->slot->bins[cls].count;
+	uint32_t n = __atomic_load_n(count, __ATOMIC_ACQUIRE);
+	ck_assert_uint_lt(n + 3, t->hot[cls].room);
+	uint64_t before = distrust_seen(DISTRUST_BIN_REF);
+	t->hot[cls].stack[n] = 0;
+	t->hot[cls].stack[n + 1] = map_view.range + 4096;
+	t->hot[cls].stack[n + 2] = UINT64_MAX - 7;
+	__atomic_store_n(count, n + 3, __ATOMIC_RELEASE);
+	malloc_rest(&m, p);
+	ck_assert_uint_eq(distrust_seen(DISTRUST_BIN_REF), before + 3);
+}
+END_TEST
+
+Suite *make_distrust_suite(void);
+Suite *make_distrust_suite(void)
+{
+	Suite *s = suite_create("distrust");
+	TCase *tc = tcase_create("distrust");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, a_count_past_the_room_is_refused);
+	tcase_add_test(tc, refs_outside_the_heap_in_a_bin_are_dropped);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -18,6 +18,7 @@
 
 #include <check.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define OBJ 64
 #define MANY 600
@@ -111,6 +112,37 @@ START_TEST(refs_outside_the_heap_in_a_bin_are_dropped)
 }
 END_TEST
 
+/* A full entry of the process's transfer cache, as a sibling thread's put
+ * would leave it (slot 0's, not the daemon's first batch), holding a ref
+ * inside a block handed out, one of another class, one in a page that is
+ * no span's and 0: none enters the bin (each counted), every block sane.
+ * Catches: take() checking only the daemon's first batches (slot
+ * SHMA_XFER_NO_SLOT), which it did: malloc returned p[0] + 16. */
+START_TEST(bad_refs_in_a_siblings_transfer_entry_are_dropped)
+{
+	static void *p[MANY];
+	struct modeld m;
+	struct tcache *t = first_block(&m, p);
+	unsigned cls = sizeclass_of(OBJ);
+	ck_assert_uint_eq(t->pending[cls], 0);
+	void *other = shma_malloc(4 * OBJ);
+	ck_assert_ptr_nonnull(other);
+	struct control_block *cb = conn_control();
+	uint64_t bad[] = {shma_ref(p[0]) + 16, shma_ref(other), SHMA_PAGE_SIZE, 0};
+	uint32_t n = sizeof bad / sizeof bad[0];
+	memcpy(cb->xfer_refs[cls][0], bad, sizeof bad);
+	cb->hdr.xfer_bytes += n * sizeclass_size(cls); /* what a put takes of the budget */
+	__atomic_store_n(&cb->hdr.xfer[cls].reserved, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&cb->hdr.xfer[cls].state[0], layout_xfer_word(SHMA_XFER_FULL, n, 0, 0),
+			 __ATOMIC_RELEASE);
+	uint64_t before = distrust_seen(DISTRUST_XFER_REF);
+	malloc_rest(&m, p);
+	ck_assert_uint_eq(distrust_seen(DISTRUST_XFER_REF), before + n);
+	ck_assert_uint_eq(__atomic_load_n(&cb->hdr.xfer[cls].state[0], __ATOMIC_ACQUIRE),
+			  SHMA_XFER_EMPTY);
+}
+END_TEST
+
 Suite *make_distrust_suite(void);
 Suite *make_distrust_suite(void)
 {
@@ -119,6 +151,7 @@ Suite *make_distrust_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, a_count_past_the_room_is_refused);
 	tcase_add_test(tc, refs_outside_the_heap_in_a_bin_are_dropped);
+	tcase_add_test(tc, bad_refs_in_a_siblings_transfer_entry_are_dropped);
 	suite_add_tcase(s, tc);
 	return s;
 }

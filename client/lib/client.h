@@ -171,7 +171,8 @@ SHMA_HIDDEN int map_setup(const struct heap_shape *h);
  * i-th descriptor of the reply (1 pages, 2 metadata) is ours to hold: 1, or
  * 0 (the caller closes it).  take: the one of kind, or -1; the caller owns
  * it.  note_pages: fd is the pages we map.  same_heap: the pages passed now
- * are those: 0, or -ESTALE.  drop: closes what the handshake left. */
+ * are those: 0, or -ESTALE (another file), or -EPROTO (cut short: a SIGBUS
+ * past the cut).  drop: closes what the handshake left. */
 SHMA_HIDDEN int backing_keep(size_t i, int fd);
 SHMA_HIDDEN int backing_take(int kind); /* enum seg_kind */
 /* The uid's transfer area passed with the Hello, or -1; the caller owns it. */

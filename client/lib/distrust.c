@@ -11,7 +11,10 @@
 #include "distrust.h"
 #include "sizeclass.h"
 
+#include "seg.h"
+
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static uint64_t seen[DISTRUST_KINDS];
@@ -68,4 +71,19 @@ int distrust_ref_ok(uint64_t ref, unsigned cls)
 	unsigned c;
 	return ref != 0 && ref < map_view.range && map_view.range - ref >= sizeclass_size(cls) &&
 	       map_small_ref(map_ptr(ref), &c, 1) == ref && c == cls;
+}
+
+int distrust_segments_whole(void)
+{
+	int fd = backing_take(SEG_META); /* passed with this Hello; -1 if none */
+	int ok = distrust_size_ok(fd, map_view.meta_size);
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+int distrust_size_ok(int fd, uint64_t len)
+{
+	struct stat st;
+	return fd < 0 || fstat(fd, &st) != 0 || (uint64_t)st.st_size >= len;
 }

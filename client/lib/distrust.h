@@ -35,4 +35,11 @@ SHMA_HIDDEN uint32_t distrust_bin(struct tcache *t, unsigned cls);
  * bin from a transfer entry, xfer.c). */
 SHMA_HIDDEN int distrust_ref_ok(uint64_t ref, unsigned cls);
 
+/* On a reconnection: 1 unless segment 'M' as this Hello passed it is shorter
+ * than what we map of it ('p': backing_same_heap()).  A segment cut short
+ * would SIGBUS the process at its next touch past the cut. */
+SHMA_HIDDEN int distrust_segments_whole(void);
+/* 1 if fd is a file of len bytes at least (or fstat cannot tell). */
+SHMA_HIDDEN int distrust_size_ok(int fd, uint64_t len);
+
 #endif

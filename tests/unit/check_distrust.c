@@ -13,12 +13,15 @@
 #include "client.h"
 #include "distrust.h"
 #include "modeld.h"
+#include "seg.h"
 #include "shmalloc.h"
 #include "sizeclass.h"
 
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define OBJ 64
 #define MANY 600
@@ -143,6 +146,89 @@ START_TEST(bad_refs_in_a_siblings_transfer_entry_are_dropped)
 }
 END_TEST
 
+/* The page entry of a freed block's page changed to a class of 256-byte
+ * objects whose span, by the entry, ends before that page: the free is
+ * refused (counted), and no malloc of 256 bytes returns the 64-byte block
+ * (which would overlap its neighbours).  Catches: check_fast_ok() without
+ * its span bound (the free pushed the block on the 256-byte bin), and
+ * judge_small() letting such a free go on. */
+START_TEST(a_page_entry_whose_span_misses_the_page_is_not_believed)
+{
+	static void *p[MANY];
+	struct modeld m;
+	first_block(&m, p);
+	unsigned big = sizeclass_of(256);
+	ck_assert_uint_eq(sizeclass_size(big), 256);
+	uint32_t pages = sizeclass_table[big].span_pages;
+	for (unsigned i = 1; i < MANY; i++)
+		p[i] = shma_malloc(OBJ);
+	void *b = shma_malloc(256); /* the 256-byte bin made ready */
+	ck_assert_ptr_nonnull(b);
+	shma_free(b);
+	/* A block at a 256-byte boundary on a page past the first few. */
+	unsigned k = MANY;
+	for (unsigned i = 0; i < MANY && k == MANY; i++) {
+		uint64_t off = shma_ref(p[i]);
+		if (off % 256 == 0 && ((off & (map_view.arena_size - 1)) >> SHMA_PAGE_SHIFT) > pages)
+			k = i;
+	}
+	ck_assert_uint_lt(k, MANY);
+	uint64_t off = shma_ref(p[k]);
+	uint64_t msize;
+	char *meta = modeld_map_meta(m.instance, &m.g, MODELD_ARENAS, &msize);
+	ck_assert_ptr_nonnull(meta);
+	struct page_entry *e = &modeld_page_map(meta, &m.g, 0)[off >> SHMA_PAGE_SHIFT];
+	uint32_t page = (uint32_t)(off >> SHMA_PAGE_SHIFT);
+	e->cls = (uint8_t)big;
+	e->span_start = page - pages; /* the page is just past that span */
+	uint64_t before = distrust_seen(DISTRUST_PAGE_MAP);
+	shma_free(p[k]);
+	ck_assert_uint_eq(distrust_seen(DISTRUST_PAGE_MAP), before + 1);
+	for (unsigned i = 0; i < 8; i++)
+		ck_assert_ptr_ne(shma_malloc(256), p[k]);
+	munmap(meta, msize);
+	modeld_stop(&m);
+}
+END_TEST
+
+/* A file of n bytes (a memfd), or -1. */
+static int file_of(uint64_t n)
+{
+	int fd = memfd_create("distrust", MFD_CLOEXEC);
+	if (fd >= 0 && ftruncate(fd, (off_t)n) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* On a reconnection the segments the Hello passes are checked whole
+ * against what is mapped of them: 'M' a page short and 'p' a page short
+ * are refused, whole ones taken.  Catches: distrust_size_ok() believing
+ * any size (the process mapped on and died of SIGBUS at its next touch
+ * past the cut). */
+START_TEST(segments_cut_short_are_refused_at_a_reconnection)
+{
+	static void *p[1];
+	struct modeld m;
+	first_block(&m, p);
+	int fd = file_of(map_view.meta_size - SHMA_PAGE_SIZE);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(backing_keep(2, fd), 1) /* the reply's metadata */;
+	ck_assert_int_eq(distrust_segments_whole(), 0);
+	fd = file_of(map_view.meta_size);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(backing_keep(2, fd), 1) /* the reply's metadata */;
+	ck_assert_int_eq(distrust_segments_whole(), 1);
+	fd = file_of(map_view.range - SHMA_PAGE_SIZE);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(distrust_size_ok(fd, map_view.range), 0);
+	ck_assert_int_eq(distrust_size_ok(fd, map_view.range - SHMA_PAGE_SIZE), 1);
+	close(fd);
+	modeld_stop(&m);
+}
+END_TEST
+
 Suite *make_distrust_suite(void);
 Suite *make_distrust_suite(void)
 {
@@ -152,6 +238,8 @@ Suite *make_distrust_suite(void)
 	tcase_add_test(tc, a_count_past_the_room_is_refused);
 	tcase_add_test(tc, refs_outside_the_heap_in_a_bin_are_dropped);
 	tcase_add_test(tc, bad_refs_in_a_siblings_transfer_entry_are_dropped);
+	tcase_add_test(tc, a_page_entry_whose_span_misses_the_page_is_not_believed);
+	tcase_add_test(tc, segments_cut_short_are_refused_at_a_reconnection);
 	suite_add_tcase(s, tc);
 	return s;
 }

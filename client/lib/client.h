@@ -59,6 +59,9 @@ struct heap_view {
 	 * less its page map's bytes (see map_fast_entry()). */
 	uint64_t pm_gap;
 	uint64_t range;
+	/* range - 1 (0 unmapped): a ref popped is 0 < ref < range, that is
+	 * ref - 1 < pop_limit (fast.h). */
+	uint64_t pop_limit;
 	uint64_t heap_base;       /* the instance's base (== base when same_address) */
 	int same_address;
 	const char *meta;         /* 'M', mapped read-only */
@@ -313,7 +316,10 @@ struct tcache_hot {
 	 * refs are reserved (tcache.c), then the bin's high water (twice
 	 * its largest batch, within the layout's capacity). */
 	uint16_t room;
-	uint32_t unused;
+	/* room - low (low <= room always), so that the fast path's bound of a
+	 * count the daemon can write, low < n <= room, is one subtract and a
+	 * compare: n - low - 1 < reach.  tcache.c's set_low()/set_room(). */
+	uint32_t reach;
 };
 
 struct tcache {

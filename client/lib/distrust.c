@@ -59,7 +59,7 @@ uint32_t distrust_bin(struct tcache *t, unsigned cls)
 		n = 0;
 		__atomic_store_n(count, 0, __ATOMIC_RELEASE);
 	}
-	while (n > 0 && h->stack[n - 1] - 1 >= map_view.range - 1) {
+	while (n > 0 && h->stack[n - 1] - 1 >= map_view.pop_limit) {
 		distrust_note(DISTRUST_BIN_REF);
 		__atomic_store_n(count, --n, __ATOMIC_RELEASE);
 	}

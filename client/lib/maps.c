@@ -134,6 +134,7 @@ int map_setup(const struct heap_shape *h)
 		return rc;
 	}
 	map_view.range = h->range;
+	map_view.pop_limit = h->range - 1;
 	map_view.heap_base = h->base;
 	map_view.same_address = at_base;
 	map_view.meta = meta;

@@ -147,6 +147,7 @@ static void flush_bin(struct tcache *t, unsigned cls, uint32_t n)
 	uint64_t refs[FLUSH_CHUNK];
 	if (!conn_connected())
 		return; /* keep them: the daemon may give us our control block back */
+	distrust_bin(t, cls); /* never a count past the bin's refs read */
 	while (n > 0 && b->count > 0) {
 		uint32_t k = n < FLUSH_CHUNK ? n : FLUSH_CHUNK;
 		if (k > b->count)
@@ -620,6 +621,11 @@ void tcache_free_direct(uint64_t ref)
 
 void tcache_free_slow(unsigned cls, uint64_t ref)
 {
+	/* A count past the room (a broken daemon's) sends the fast path here:
+	 * mended before anything reads the bin. */
+	struct tcache *me = tcache_self;
+	if (me != NULL && me->slot != NULL)
+		distrust_bin(me, cls);
 	if (xfer_free(cls, ref)) /* half the full bin to a sibling: no lock */
 		return;
 	conn_lock();

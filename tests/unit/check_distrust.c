@@ -229,6 +229,32 @@ START_TEST(segments_cut_short_are_refused_at_a_reconnection)
 }
 END_TEST
 
+/* A bin's count set past its room, then a free of the class: the free
+ * finds the bin emptied (its blocks leaked) and sends the daemon nothing
+ * of the refs past the room.  Catches: tcache_free_slow() and flush_bin()
+ * believing the count (the free flushed half of it: some 1 000 refs read
+ * past the bin, the block freed among them). */
+START_TEST(a_free_into_a_bin_counted_past_its_room_flushes_nothing_of_it)
+{
+	static void *p[1];
+	struct modeld m;
+	struct tcache *t = first_block(&m, p);
+	unsigned cls = sizeclass_of(OBJ);
+	uint32_t room = t->hot[cls].room;
+	for (uint32_t i = room; i < room + 2000; i++)
+		t->hot[cls].stack[i] = shma_ref(p[0]);
+	modeld_sync(&m);
+	uint64_t flushed = m.log->flushed_refs, before = distrust_seen(DISTRUST_COUNT);
+	__atomic_store_n(&t->slot->bins[cls].count, room + 2000, __ATOMIC_RELEASE);
+	shma_free(p[0]);
+	modeld_sync(&m);
+	ck_assert_uint_eq(m.log->flushed_refs, flushed);
+	ck_assert_uint_eq(distrust_seen(DISTRUST_COUNT), before + 1);
+	ck_assert_uint_eq(t->slot->bins[cls].count, 1); /* the block freed, alone */
+	modeld_stop(&m);
+}
+END_TEST
+
 Suite *make_distrust_suite(void);
 Suite *make_distrust_suite(void)
 {
@@ -240,6 +266,7 @@ Suite *make_distrust_suite(void)
 	tcase_add_test(tc, bad_refs_in_a_siblings_transfer_entry_are_dropped);
 	tcase_add_test(tc, a_page_entry_whose_span_misses_the_page_is_not_believed);
 	tcase_add_test(tc, segments_cut_short_are_refused_at_a_reconnection);
+	tcase_add_test(tc, a_free_into_a_bin_counted_past_its_room_flushes_nothing_of_it);
 	suite_add_tcase(s, tc);
 	return s;
 }

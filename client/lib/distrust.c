@@ -24,8 +24,8 @@ static const char *const what[DISTRUST_KINDS] = {
 	[DISTRUST_BIN_REF] = "a ref in a bin outside the heap (dropped)",
 	[DISTRUST_XFER_REF] = "a ref in the transfer cache that is no object of its class "
 			      "(dropped)",
-	[DISTRUST_PAGE_MAP] = "a page map entry whose span does not hold its page (the free "
-			      "refused)",
+	[DISTRUST_PAGE_MAP] = "a page map entry whose span does not hold its page (the block "
+			      "handed straight back)",
 };
 
 void distrust_note(enum distrust_kind kind)

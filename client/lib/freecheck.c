@@ -335,8 +335,10 @@ static int judge_small(void *p, const char *what, uint64_t off, struct page_entr
 		    map_view.arena_size >> SHMA_PAGE_SHIFT) {
 		/* The page map contradicts itself (a broken daemon): not the
 		 * program's fault, but nothing to put in a bin either -- the
-		 * block is refused (leaked), said once. */
+		 * block goes straight back to the daemon, whose to judge it is
+		 * (it quarantines the arena), said once. */
 		distrust_note(DISTRUST_PAGE_MAP);
+		tcache_free_direct(off);
 		return 0;
 	}
 	uint64_t start = (off & ~(map_view.arena_size - 1)) + ((uint64_t)e.span_start << SHMA_PAGE_SHIFT);

@@ -147,8 +147,8 @@ START_TEST(bad_refs_in_a_siblings_transfer_entry_are_dropped)
 END_TEST
 
 /* The page entry of a freed block's page changed to a class of 256-byte
- * objects whose span, by the entry, ends before that page: the free is
- * refused (counted), and no malloc of 256 bytes returns the 64-byte block
+ * objects whose span, by the entry, ends before that page: the block goes
+ * straight back to the daemon (counted), never into a bin, and no malloc of 256 bytes returns the 64-byte block
  * (which would overlap its neighbours).  Catches: check_fast_ok() without
  * its span bound (the free pushed the block on the 256-byte bin), and
  * judge_small() letting such a free go on. */
@@ -182,8 +182,12 @@ START_TEST(a_page_entry_whose_span_misses_the_page_is_not_believed)
 	e->cls = (uint8_t)big;
 	e->span_start = page - pages; /* the page is just past that span */
 	uint64_t before = distrust_seen(DISTRUST_PAGE_MAP);
+	modeld_sync(&m);
+	uint64_t flushed = m.log->flushed_refs;
 	shma_free(p[k]);
 	ck_assert_uint_eq(distrust_seen(DISTRUST_PAGE_MAP), before + 1);
+	modeld_sync(&m);
+	ck_assert_uint_eq(m.log->flushed_refs, flushed + 1); /* the daemon's to judge */
 	for (unsigned i = 0; i < 8; i++)
 		ck_assert_ptr_ne(shma_malloc(256), p[k]);
 	munmap(meta, msize);

@@ -19,6 +19,7 @@
 	XX(table) \
 	XX(wire) \
 	XX(libcache) \
+	XX(distrust) \
 	XX(largecache) \
 	XX(e2e) \
 	XX(alloc) \

@@ -15,6 +15,7 @@ tests_check_shmalloc_SOURCES += tests/unit/check_dispatch.c
 tests_check_shmalloc_SOURCES += tests/unit/check_table.c
 tests_check_shmalloc_SOURCES += tests/unit/check_wire.c
 tests_check_shmalloc_SOURCES += tests/unit/check_libcache.c tests/unit/modeld.c tests/unit/modeld.h
+tests_check_shmalloc_SOURCES += tests/unit/check_distrust.c
 tests_check_shmalloc_SOURCES += tests/unit/check_largecache.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_e2e.c
 tests_check_shmalloc_SOURCES += tests/e2e/check_alloc.c

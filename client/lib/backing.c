@@ -19,6 +19,7 @@
 #include "config.h"
 
 #include "client.h"
+#include "distrust.h"
 #include "seg.h"
 
 #include <errno.h>
@@ -78,6 +79,8 @@ int backing_same_heap(void)
 		goto same; /* a daemon that passes nothing: maps.c's checks alone */
 	struct stat st;
 	int rc = fstat(fd, &st) == 0 && st.st_dev == bk.dev && st.st_ino == bk.ino ? 0 : -ESTALE;
+	if (rc == 0 && !distrust_size_ok(fd, map_view.range))
+		rc = -EPROTO; /* cut short since we mapped it: a SIGBUS past the cut */
 	close(fd);
 	return rc;
 same:

@@ -59,6 +59,9 @@ struct heap_view {
 	 * less its page map's bytes (see map_fast_entry()). */
 	uint64_t pm_gap;
 	uint64_t range;
+	/* range - 1 (0 unmapped): a ref popped is 0 < ref < range, that is
+	 * ref - 1 < pop_limit (fast.h). */
+	uint64_t pop_limit;
 	uint64_t heap_base;       /* the instance's base (== base when same_address) */
 	int same_address;
 	const char *meta;         /* 'M', mapped read-only */
@@ -171,7 +174,8 @@ SHMA_HIDDEN int map_setup(const struct heap_shape *h);
  * i-th descriptor of the reply (1 pages, 2 metadata) is ours to hold: 1, or
  * 0 (the caller closes it).  take: the one of kind, or -1; the caller owns
  * it.  note_pages: fd is the pages we map.  same_heap: the pages passed now
- * are those: 0, or -ESTALE.  drop: closes what the handshake left. */
+ * are those: 0, or -ESTALE (another file), or -EPROTO (cut short: a SIGBUS
+ * past the cut).  drop: closes what the handshake left. */
 SHMA_HIDDEN int backing_keep(size_t i, int fd);
 SHMA_HIDDEN int backing_take(int kind); /* enum seg_kind */
 /* The uid's transfer area passed with the Hello, or -1; the caller owns it. */
@@ -309,7 +313,10 @@ struct tcache_hot {
 	 * refs are reserved (tcache.c), then the bin's high water (twice
 	 * its largest batch, within the layout's capacity). */
 	uint16_t room;
-	uint32_t unused;
+	/* room - low (low <= room always), so that the fast path's bound of a
+	 * count the daemon can write, low < n <= room, is one subtract and a
+	 * compare: n - low - 1 < reach.  tcache.c's set_low()/set_room(). */
+	uint32_t reach;
 };
 
 struct tcache {

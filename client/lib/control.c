@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include "conn.h"
+#include "distrust.h"
 #include "seg.h"
 
 #include <errno.h>
@@ -116,7 +117,9 @@ int ctl_map(const char *instance, uint64_t client_id, int fd, int readopt)
 	if (cb.ctl != NULL && readopt && client_id == cb.client_id) {
 		if (fd >= 0)
 			close(fd);
-		return 0; /* re-adopted: the block we map already, caches intact */
+		/* Re-adopted: the block we map already, caches intact -- if it is
+		 * still whole (a block cut short would SIGBUS us past the cut). */
+		return distrust_size_ok(cb.ctl_fd, sizeof(struct control_block)) ? 0 : -EPROTO;
 	}
 	if (cb.ctl != NULL) {
 		/* A new block: threads leave their slots in the old one. */

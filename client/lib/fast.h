@@ -31,9 +31,18 @@ static inline void *fast_pop(unsigned cls, size_t size)
 	uint32_t *count = &s->bins[cls].count;
 	const struct tcache_hot *h = &t->hot[cls];
 	uint32_t n = *count;
-	if (unlikely(n <= h->low))
+	/* low < n <= room in one compare (reach is room - low), as
+	 * the daemon can write the count: a count past the bin's reserved refs
+	 * goes to the slow path, which says so (distrust_bin()); and so does a
+	 * top ref of 0 or past the heap's range (the daemon can write the refs
+	 * too: a ref's class is checked where it enters the bin, xfer.c, call.c). */
+	if (unlikely(n - h->low - 1 >= h->reach))
 		return NULL;
-	void *p = tcache_pop(count, h->stack, n);
+	uint64_t ref = h->stack[n - 1];
+	if (unlikely(ref - 1 >= map_view.pop_limit)) /* 0 is no object's ref */
+		return NULL;
+	*count = n - 1;
+	void *p = map_ptr(ref);
 	if (p == NULL)
 		__builtin_unreachable(); /* base + a ref: so the caller's test of NULL goes */
 	s->class_mallocs[cls]++;

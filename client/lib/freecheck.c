@@ -23,6 +23,7 @@
  */
 #include "config.h"
 
+#include "distrust.h"
 #include "freecheck.h"
 #include "debug.h"
 #include "seg.h"
@@ -41,6 +42,7 @@ enum check_mode { MODE_SILENT, MODE_WARN, MODE_ABORT };
 
 uint64_t check_key;
 uint64_t check_recip[256];
+uint32_t check_span[256];
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static uint32_t bin_first[SIZECLASS_COUNT];
@@ -71,9 +73,13 @@ static enum check_mode mode_now(void)
 static void init(void)
 {
 	layout_bin_firsts(bin_first);
-	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
+	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
+		__atomic_store_n(&check_span[cls],
+				 (uint32_t)sizeclass_table[cls].span_pages << SHMA_PAGE_SHIFT,
+				 __ATOMIC_RELAXED);
 		__atomic_store_n(&check_recip[cls], UINT64_MAX / sizeclass_size(cls) + 1,
 				 __ATOMIC_RELAXED);
+	}
 }
 
 /* The freed mark of the heap mapped here: the same in every process of the
@@ -324,9 +330,17 @@ static int judge_small(void *p, const char *what, uint64_t off, struct page_entr
 {
 	uint64_t size = sizeclass_size(e.cls);
 	uint64_t page = (off & (map_view.arena_size - 1)) >> SHMA_PAGE_SHIFT;
-	if (page < e.span_start || page - e.span_start >= sizeclass_table[e.cls].span_pages)
-		return 1; /* the page map contradicts itself: the daemon's to judge (it
-			   * quarantines the arena), not the program's fault */
+	if (page < e.span_start || page - e.span_start >= sizeclass_table[e.cls].span_pages ||
+	    (uint64_t)e.span_start + sizeclass_table[e.cls].span_pages >
+		    map_view.arena_size >> SHMA_PAGE_SHIFT) {
+		/* The page map contradicts itself (a broken daemon): not the
+		 * program's fault, but nothing to put in a bin either -- the
+		 * block goes straight back to the daemon, whose to judge it is
+		 * (it quarantines the arena), said once. */
+		distrust_note(DISTRUST_PAGE_MAP);
+		tcache_free_direct(off);
+		return 0;
+	}
 	uint64_t start = (off & ~(map_view.arena_size - 1)) + ((uint64_t)e.span_start << SHMA_PAGE_SHIFT);
 	uint64_t idx = (off - start) / size;
 	if (idx >= sizeclass_table[e.cls].objects) {

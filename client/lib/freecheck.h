@@ -50,6 +50,11 @@ extern uint64_t check_key SHMA_HIDDEN;
  * and 0 until set: such a free takes the slow path (which sets them), so
  * the fast path needs no test of the class of its own. */
 extern uint64_t check_recip[256] SHMA_HIDDEN;
+/* Per class, the bytes of its span (0 for a byte that is no class, and
+ * until set): a page entry whose span_start puts p outside its class's span
+ * (a broken daemon's page map) fails the fast test, and the slow path
+ * refuses it (judge_small()). */
+extern uint32_t check_span[256] SHMA_HIDDEN;
 
 /* The fast path's test of a free of p (offset off, page entry e of a span):
  * 1 if e.cls is a class, p an object's start, and p carries no freed mark.
@@ -60,7 +65,7 @@ static inline int check_fast_ok(const void *p, uint64_t off, struct page_entry e
 	uint64_t arena = off >> map_view.arena_shift << map_view.arena_shift;
 	uint64_t x = off - arena - ((uint64_t)e.span_start << SHMA_PAGE_SHIFT);
 	uint64_t c = check_recip[e.cls];
-	return x * c < c && ((const uint64_t *)p)[CHECK_MARK_WORD] != check_key;
+	return x < check_span[e.cls] && x * c < c && ((const uint64_t *)p)[CHECK_MARK_WORD] != check_key;
 }
 
 /* Marks p freed: before its ref goes into a cache. */

@@ -15,7 +15,7 @@ libshmclient_la_SOURCES = client/lib/client.h client/lib/api.c client/lib/call.h
 	client/lib/call_heap.c client/lib/prim.c client/lib/stats_json.c client/lib/call_stats.c \
 	client/lib/debug.c client/lib/debug.h client/lib/freecheck.c client/lib/freecheck.h \
 	client/lib/connerr.c client/lib/connerr.h client/lib/lookupwait.c \
-	client/lib/sideconn.c client/lib/backing.c
+	client/lib/sideconn.c client/lib/backing.c client/lib/distrust.c client/lib/distrust.h
 libshmclient_la_CPPFLAGS = $(AM_CPPFLAGS) $(LIB_CPPFLAGS)
 libshmclient_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 libshmclient_la_LIBADD = libshmproto.la libshmcore.la $(PROTOBUF_C_LIBS)

@@ -23,6 +23,7 @@
 #include "config.h"
 
 #include "client.h"
+#include "distrust.h"
 #include "debug.h"
 #include "seg.h"
 
@@ -105,8 +106,13 @@ int map_setup(const struct heap_shape *h)
 		if (h->arena_size != map_view.arena_size || strcmp(h->instance, map_view.instance) ||
 		    h->range != map_view.range || h->base != map_view.heap_base)
 			return -EPROTO;
-		if (backing_same_heap() != 0)
-			return -ESTALE;
+		rc = backing_same_heap();
+		if (rc != 0)
+			return rc;
+		/* Cut short since we mapped them, the next touch past the cut
+		 * would be a SIGBUS: refused, the connection with it. */
+		if (!distrust_segments_whole())
+			return -EPROTO;
 		map_view.large_threshold = h->large_threshold;
 		map_fast_update();
 		return 0;
@@ -128,6 +134,7 @@ int map_setup(const struct heap_shape *h)
 		return rc;
 	}
 	map_view.range = h->range;
+	map_view.pop_limit = h->range - 1;
 	map_view.heap_base = h->base;
 	map_view.same_address = at_base;
 	map_view.meta = meta;

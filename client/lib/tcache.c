@@ -33,6 +33,7 @@
 
 #include "call.h"
 #include "debug.h"
+#include "distrust.h"
 #include "xfer.h"
 
 #include <errno.h>
@@ -146,6 +147,7 @@ static void flush_bin(struct tcache *t, unsigned cls, uint32_t n)
 	uint64_t refs[FLUSH_CHUNK];
 	if (!conn_connected())
 		return; /* keep them: the daemon may give us our control block back */
+	distrust_bin(t, cls); /* never a count past the bin's refs read */
 	while (n > 0 && b->count > 0) {
 		uint32_t k = n < FLUSH_CHUNK ? n : FLUSH_CHUNK;
 		if (k > b->count)
@@ -238,6 +240,20 @@ static void make_key(void)
 	pthread_key_create(&exit_key, thread_exit);
 }
 
+/* Bin cls's low mark and room, with reach (room - low) kept with them:
+ * the fast path's bound (client.h, struct tcache_hot).  low <= room. */
+static void set_low(struct tcache *t, unsigned cls, uint32_t low)
+{
+	t->hot[cls].low = (uint16_t)low;
+	t->hot[cls].reach = t->hot[cls].room - t->hot[cls].low;
+}
+
+static void set_room(struct tcache *t, unsigned cls, uint32_t room)
+{
+	t->hot[cls].room = (uint16_t)room;
+	t->hot[cls].reach = t->hot[cls].room - t->hot[cls].low;
+}
+
 /* A fresh cache on slot i of cb, its bins empty; room[] kept if the slot's
  * bins are reserved already (a slot of this block some thread used). */
 static struct tcache *fresh_cache(struct control_block *cb, unsigned i, int reserved)
@@ -259,14 +275,16 @@ static struct tcache *fresh_cache(struct control_block *cb, unsigned i, int rese
 	t->slot = s;
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
 		t->hot[cls].stack = &cb->refs[i][bin_first[cls]];
-		t->hot[cls].room = reserved ? room[cls] : 0;
+		t->hot[cls].room = reserved ? room[cls] : 0; /* reach: set_low() below */
 	}
 	t->index = i;
 	t->generation = conn_generation();
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
 		t->batch[cls] = (uint16_t)(BATCH_START < batch_cap(cls) ? BATCH_START
 									  : batch_cap(cls));
-		t->hot[cls].low = t->batch[cls] / 2;
+		/* low <= room, which the fast path's one compare needs: a bin not
+		 * reserved yet takes the slow path whatever its count says. */
+		set_low(t, cls, t->hot[cls].room ? t->batch[cls] / 2u : 0);
 	}
 	return t;
 }
@@ -380,7 +398,7 @@ static int bin_ready(struct tcache *t, unsigned cls)
 	 * and a page it reads that was never reserved reads as zeros. */
 	int rc = conn_reserve_refs(t->index, bin_first[cls], high_water(cls));
 	if (rc == 0)
-		t->hot[cls].room = (uint16_t)high_water(cls);
+		set_room(t, cls, high_water(cls));
 	return rc;
 }
 
@@ -453,7 +471,7 @@ static void adapt_batch(struct tcache *t, unsigned cls)
 	else if (since > SHRINK_AFTER_NS && b / 2 >= BATCH_START)
 		b /= 2;
 	t->batch[cls] = (uint16_t)b;
-	t->hot[cls].low = (uint16_t)(b / 2);
+	set_low(t, cls, b / 2);
 }
 
 /* How many objects a refill of cls asks for: the batch, but no more than the
@@ -541,6 +559,11 @@ int tcache_connect(unsigned cls)
 
 void *tcache_alloc_slow(unsigned cls)
 {
+	/* The fast path refuses a count past the room or a top ref outside
+	 * the heap (a broken daemon's): mended here, said once. */
+	struct tcache *me = tcache_self;
+	if (me != NULL && me->slot != NULL)
+		distrust_bin(me, cls);
 	void *p = xfer_alloc(cls); /* a sibling's batch: no lock, no round trip */
 	if (p != NULL)
 		return p;
@@ -578,10 +601,10 @@ void *tcache_alloc_slow(unsigned cls)
 	} else if (conn_connected() &&
 		   (t->pending[cls] == 0 || !call_ticket_live(t->pending[cls]))) {
 		t->pending[cls] = call_refill_ask(t->index, cls, refill_count(t, cls));
-		t->hot[cls].low = 0; /* the fast path until the bin is empty */
+		set_low(t, cls, 0); /* the fast path until the bin is empty */
 	}
 	conn_unlock();
-	if (b->count == 0) {
+	if (distrust_bin(t, cls) == 0) {
 		errno = rc == -ENOMEM || rc == 0 ? ENOMEM : -rc;
 		return NULL;
 	}
@@ -598,6 +621,11 @@ void tcache_free_direct(uint64_t ref)
 
 void tcache_free_slow(unsigned cls, uint64_t ref)
 {
+	/* A count past the room (a broken daemon's) sends the fast path here:
+	 * mended before anything reads the bin. */
+	struct tcache *me = tcache_self;
+	if (me != NULL && me->slot != NULL)
+		distrust_bin(me, cls);
 	if (xfer_free(cls, ref)) /* half the full bin to a sibling: no lock */
 		return;
 	conn_lock();
@@ -622,7 +650,7 @@ void tcache_free_slow(unsigned cls, uint64_t ref)
 		if (call_ticket_ready(t->pending[cls])) {
 			take_refill(t, cls, t->pending[cls]);
 			t->pending[cls] = 0;
-			t->hot[cls].low = (uint16_t)(t->batch[cls] / 2);
+			set_low(t, cls, t->batch[cls] / 2u);
 		}
 		flush_bin(t, cls, b->count / 2);
 	}

@@ -38,6 +38,7 @@
 #include "config.h"
 
 #include "call.h"
+#include "distrust.h"
 #include "xfer.h"
 
 #include <errno.h>
@@ -151,28 +152,24 @@ static void entry_accessible(uint64_t *refs, uint32_t n)
 #endif
 }
 
-/* A ref the daemon put in an entry (a new block's first batches): the start
- * of an object of class cls, by the read-only page map, as a refill's. */
-static int daemon_ref_ok(uint64_t ref, unsigned cls)
-{
-	unsigned c;
-	return ref != 0 && ref < map_view.range && map_view.range - ref >= sizeclass_size(cls) &&
-	       map_small_ref(map_ptr(ref), &c, 1) == ref && c == cls;
-}
-
-/* Entry e of class cls is the daemon's, claimed TAKING(n, c, slot): keeps
- * its refs that are objects of the class (moved down), says how many in the
- * word before they move; what is not ours is neither used nor given back. */
+/* Entry e of class cls, claimed TAKING(n, c, slot): keeps its refs that are
+ * objects of the class by the read-only page map (moved down), says how many
+ * in the word before they move; what is not ours is neither used nor given
+ * back.  Every entry is checked, not only the daemon's first batches: the
+ * daemon can write the control block, and any process of the uid (or the
+ * daemon) the uid's area. */
 static uint32_t keep_daemon_refs(uint64_t *state, uint64_t *refs, unsigned e,
-				 unsigned cls, uint32_t n, uint32_t c, uint32_t slot)
+				 unsigned cls, uint32_t n, uint32_t c, uint32_t slot, uint64_t tag)
 {
 	uint32_t k = 0;
 	entry_accessible(refs, n);
 	for (uint32_t i = 0; i < n; i++)
-		if (daemon_ref_ok(refs[i], cls))
+		if (distrust_ref_ok(refs[i], cls))
 			refs[k++] = refs[i];
+		else
+			distrust_note(DISTRUST_XFER_REF);
 	if (k != n)
-		__atomic_store_n(&state[e], layout_xfer_word(SHMA_XFER_TAKING, k, c, slot),
+		__atomic_store_n(&state[e], layout_xfer_word(SHMA_XFER_TAKING, k, c, slot) | tag,
 				 __ATOMIC_RELEASE);
 	return k;
 }
@@ -259,10 +256,9 @@ static uint32_t take(struct tcache *t, unsigned cls, uint32_t room, const struct
 						 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 			continue;
 		uint32_t had = n;
-		/* The daemon's first batches (in the process's own cache only:
-		 * no tag there, the daemon writes no FULL word in a uid's area). */
-		if (pl->tag == 0 && layout_xfer_slot(w) == SHMA_XFER_NO_SLOT)
-			n = keep_daemon_refs(pl->state, pl->refs[e], e, cls, n, c, t->index);
+		/* The daemon's first batches, a sibling's, another process's:
+		 * each ref checked before it enters the bin. */
+		n = keep_daemon_refs(pl->state, pl->refs[e], e, cls, n, c, t->index, pl->tag);
 		memcpy(t->hot[cls].stack + c, pl->refs[e], n * sizeof(uint64_t));
 		__atomic_store_n(&b->count, c + n, __ATOMIC_RELEASE);
 		__atomic_store_n(&pl->state[e], SHMA_XFER_EMPTY, __ATOMIC_RELEASE);

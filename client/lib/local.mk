@@ -10,7 +10,7 @@ include_HEADERS += client/lib/shmalloc.hpp
 noinst_LTLIBRARIES += libshmclient.la
 libshmclient_la_SOURCES = client/lib/client.h client/lib/api.c client/lib/call.h client/lib/call.c \
 	client/lib/conn.h client/lib/transport.c client/lib/handshake.c client/lib/control.c \
-	client/lib/peer.c client/lib/maps.c client/lib/tcache.c client/lib/xfer.c client/lib/xfer.h \
+	client/lib/peer.c client/lib/maps.c client/lib/tcache.c client/lib/tslots.c client/lib/tslots.h client/lib/xfer.c client/lib/xfer.h \
 	client/lib/largecache.c client/lib/pballoc.c client/lib/heap.c client/lib/heapfast.h \
 	client/lib/call_heap.c client/lib/prim.c client/lib/stats_json.c client/lib/call_stats.c \
 	client/lib/debug.c client/lib/debug.h client/lib/freecheck.c client/lib/freecheck.h \

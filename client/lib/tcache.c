@@ -34,6 +34,7 @@
 #include "call.h"
 #include "debug.h"
 #include "distrust.h"
+#include "tslots.h"
 #include "xfer.h"
 
 #include <errno.h>
@@ -56,39 +57,6 @@
 
 __thread struct tcache *tcache_self __attribute__((tls_model("initial-exec")));
 
-/* Slots a thread left, parked for the next thread to take: at most
- * PARK_STOCKED keep their cached blocks (and refills asked ahead of need),
- * the rest are emptied; every one keeps its reserved bins. */
-#define PARK_STOCKED 8u
-
-/* This process's side of the slots, SHMA_CONTROL_SLOTS of each, from
- * prim_alloc() at the first slot taken (its pages are made as slots are
- * used: a process with 4 threads touches a few of its 59 MiB).
- *
- * owned[i]: 1 while locals[i] is a live thread's cache, with the lock held.
- * After shma_disconnect() and a new connection, slot i of the new control
- * block may be free while a thread still pops from and pushes to slot i of
- * the old one through locals[i] (its fast path does not look at the
- * generation): take_slot() must not hand locals[i] to another thread then.
- * It did: two threads shared one cache (blocks handed to both) or one zeroed
- * the other's under it (SIGSEGV in the fast path).
- *
- * parked[0, nparked): slots threads left, the last left on top, of the
- * control block of generation park_generation; stocked[i] 1 if slot i kept
- * its blocks (it is in use still, for the daemon: it takes them back if we
- * die).  A thread's start then takes a slot whose bins are reserved and
- * often full, and its exit makes no system call: no fallocate per bin, no
- * refill per class, no flush. */
-struct slot_side {
-	uint64_t park_generation;
-	uint32_t nparked;
-	uint32_t nstocked;
-	uint8_t owned[SHMA_CONTROL_SLOTS];
-	uint8_t stocked[SHMA_CONTROL_SLOTS];
-	uint32_t parked[SHMA_CONTROL_SLOTS];
-	struct tcache locals[SHMA_CONTROL_SLOTS];
-};
-static struct slot_side *sides;
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
@@ -164,9 +132,7 @@ static void flush_bin(struct tcache *t, unsigned cls, uint32_t n)
 
 static int take_refill(struct tcache *t, unsigned cls, call_ticket ticket);
 
-/* Collects the refills asked ahead of need, then sends every bin back;
- * with the lock held and the connection current. */
-static void flush_everything(struct tcache *t)
+void tcache_flush_everything(struct tcache *t)
 {
 	for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++) {
 		if (t->pending[cls] && call_ticket_live(t->pending[cls]))
@@ -174,34 +140,6 @@ static void flush_everything(struct tcache *t)
 		t->pending[cls] = 0;
 		flush_bin(t, cls, UINT32_MAX);
 	}
-}
-
-/* Drops the parked slots if they are of an older control block (their
- * blocks are the daemon's to take back when this process is gone); with the
- * lock held. */
-static void park_check(void)
-{
-	if (sides->park_generation != conn_generation()) {
-		sides->nparked = sides->nstocked = 0;
-		sides->park_generation = conn_generation();
-	}
-}
-
-/* Leaves slot t to the next thread: stocked (bins and pending refills kept,
- * the slot in use still) while fewer than PARK_STOCKED are, else emptied.
- * With the lock held and the connection current. */
-static void park(struct tcache *t)
-{
-	park_check();
-	unsigned i = t->index;
-	sides->stocked[i] = sides->nstocked < PARK_STOCKED;
-	if (sides->stocked[i]) {
-		sides->nstocked++;
-	} else {
-		flush_everything(t);
-		__atomic_store_n(&t->slot->in_use, 0, __ATOMIC_RELEASE);
-	}
-	sides->parked[sides->nparked++] = i;
 }
 
 static void thread_exit(void *arg)
@@ -220,14 +158,14 @@ static void thread_exit(void *arg)
 		cb->hdr.retired_mallocs += t->slot->mallocs;
 		cb->hdr.retired_waits += t->slot->waits;
 		t->slot->mallocs = t->slot->waits = 0;
-		park(t);
+		tslots_park(t);
 	} else if (!mine) {
 		/* A slot of an older block: no thread of ours takes it again. */
 		__atomic_store_n(&t->slot->in_use, 0, __ATOMIC_RELEASE);
 	}
 	/* Mine but offline: the slot stays taken with its blocks, so that no
 	 * thread clears it: the daemon takes them back when we are gone. */
-	sides->owned[t->index] = 0;
+	tslots_leave(t->index);
 	if (!mine || !conn_connected())
 		t->slot = NULL;
 	conn_unlock();
@@ -254,12 +192,9 @@ static void set_room(struct tcache *t, unsigned cls, uint32_t room)
 	t->hot[cls].reach = t->hot[cls].room - t->hot[cls].low;
 }
 
-/* A fresh cache on slot i of cb, its bins empty; room[] kept if the slot's
- * bins are reserved already (a slot of this block some thread used). */
-static struct tcache *fresh_cache(struct control_block *cb, unsigned i, int reserved)
+struct tcache *tcache_fresh(struct tcache *t, struct control_block *cb, unsigned i, int reserved)
 {
 	struct control_slot *s = &cb->slots[i];
-	struct tcache *t = &sides->locals[i];
 	uint16_t room[SIZECLASS_COUNT];
 	if (reserved)
 		for (unsigned cls = 0; cls < SIZECLASS_COUNT; cls++)
@@ -289,71 +224,6 @@ static struct tcache *fresh_cache(struct control_block *cb, unsigned i, int rese
 	return t;
 }
 
-/* Takes slot i (free, not owned) of cb; NULL if another took it first. */
-static struct tcache *claim(struct control_block *cb, unsigned i, int reserved)
-{
-	uint32_t zero = 0;
-	if (!__atomic_compare_exchange_n(&cb->slots[i].in_use, &zero, 1, 0, __ATOMIC_ACQ_REL,
-					 __ATOMIC_RELAXED))
-		return NULL;
-	sides->owned[i] = 1;
-	return fresh_cache(cb, i, reserved);
-}
-
-/* Takes a slot of the control block: the last one a thread left, else one
- * never used, else any free one; with the lock held.  NULL when there is
- * none (or no memory for our side of them). */
-static struct tcache *take_slot(void)
-{
-	struct control_block *cb = conn_control();
-	if (cb == NULL)
-		return NULL;
-	if (sides == NULL && (sides = prim_alloc(sizeof *sides)) == NULL)
-		return NULL;
-	park_check();
-	while (sides->nparked > 0) {
-		unsigned i = sides->parked[--sides->nparked];
-		struct tcache *t = &sides->locals[i];
-		int stocked = sides->stocked[i];
-		if (stocked) {
-			sides->stocked[i] = 0;
-			sides->nstocked--;
-		}
-		if (sides->owned[i] || t->generation != conn_generation())
-			continue;
-		if (stocked) {
-			/* Ours still, its bins as the last thread left them. */
-			sides->owned[i] = 1;
-			return t;
-		}
-		if ((t = claim(cb, i, 1)) != NULL)
-			return t;
-	}
-	/* A slot never used: its header reserved, then slots_taken raised past
-	 * it (the daemon reads no further), then the slot taken.  We hold the
-	 * lock: no other thread of ours writes slots_taken. */
-	for (uint32_t i = cb->hdr.slots_taken; i < SHMA_CONTROL_SLOTS; i++) {
-		if (sides->owned[i])
-			continue; /* a thread's cache still, on an older block */
-		if (conn_reserve_slot_headers(cb->hdr.slots_taken, i + 1) != 0)
-			return NULL; /* no room in /dev/shm: this thread goes uncached */
-		__atomic_store_n(&cb->hdr.slots_taken, i + 1, __ATOMIC_RELEASE);
-		struct tcache *t = claim(cb, i, 0);
-		if (t != NULL)
-			return t;
-	}
-	/* All taken once: one a thread left that is not parked (its block was
-	 * replaced under it), if any. */
-	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS; i++) {
-		if (sides->owned[i])
-			continue;
-		struct tcache *t = claim(cb, i, 0);
-		if (t != NULL)
-			return t;
-	}
-	return NULL; /* more threads than slots: this one goes uncached */
-}
-
 /* The calling thread's cache, connecting and taking a slot if needed; NULL
  * with errno set when there is none.  With the lock held. */
 static struct tcache *self_locked(void)
@@ -372,11 +242,11 @@ static struct tcache *self_locked(void)
 		/* A new control block: the old slot's blocks are the daemon's to
 		 * take back when this process is gone. */
 		t->slot = NULL;
-		sides->owned[t->index] = 0;
+		tslots_leave(t->index);
 		tcache_self = NULL;
 	}
 	pthread_once(&exit_once, make_key);
-	t = take_slot();
+	t = tslots_take();
 	if (t == NULL) {
 		errno = EAGAIN;
 		return NULL;
@@ -503,17 +373,6 @@ static int refill_now(struct tcache *t, unsigned cls)
 	return rc;
 }
 
-/* 1 if no thread of ours holds a slot of any control block, old or new. */
-static int no_slot_owned(void)
-{
-	if (sides == NULL)
-		return 1;
-	for (unsigned i = 0; i < SHMA_CONTROL_SLOTS; i++)
-		if (sides->owned[i])
-			return 0;
-	return 1;
-}
-
 /* The calling thread's cache, as self_locked(); when that connects us with
  * no slot of ours held anywhere, the first refill of cls rides behind the
  * Hello (call_connect_refill()): the block is new, this thread takes its
@@ -526,9 +385,9 @@ static struct tcache *first_refill(unsigned cls)
 	/* The first batches of the small classes come in the new block
 	 * (shm/layout.h: layout_prefilled()): for those the Hello goes alone
 	 * (self_locked() connects), for the others a refill rides behind it. */
-	if (!conn_connected() && no_slot_owned())
+	if (!conn_connected() && tslots_none_owned())
 		conn_want_first_batches(1);
-	if (!conn_connected() && no_slot_owned() && !layout_prefilled(cls)) {
+	if (!conn_connected() && tslots_none_owned() && !layout_prefilled(cls)) {
 		uint32_t n = BATCH_START < batch_cap(cls) ? BATCH_START : batch_cap(cls);
 		uint64_t room = THREAD_CACHE_MAX / sizeclass_size(cls);
 		int rc = call_connect_refill(cls, n < room ? n : room > 8 ? (uint32_t)room : 8, &id);
@@ -674,26 +533,12 @@ void tcache_flush_all(void)
 	if (!conn_connected())
 		return;
 	xfer_flush_all(); /* the batches between our threads go back too */
-	if (sides == NULL)
-		return;
-	/* The slots parked with their blocks: no thread will take them from
-	 * the block we are leaving. */
-	park_check();
-	for (uint32_t k = 0; k < sides->nparked; k++) {
-		unsigned i = sides->parked[k];
-		struct tcache *t = &sides->locals[i];
-		if (!sides->stocked[i] || sides->owned[i] || t->generation != conn_generation())
-			continue;
-		flush_everything(t);
-		sides->stocked[i] = 0;
-		__atomic_store_n(&t->slot->in_use, 0, __ATOMIC_RELEASE);
-	}
-	sides->nstocked = 0;
+	tslots_flush_parked();
 	struct tcache *t = tcache_self;
 	if (t == NULL || t->slot == NULL)
 		return;
 	if (t->generation == conn_generation())
-		flush_everything(t);
+		tcache_flush_everything(t);
 }
 
 void tcache_forget(void)
@@ -701,8 +546,5 @@ void tcache_forget(void)
 	/* After fork(): the slot belongs to the parent's control block, and
 	 * the parent's other threads are not here. */
 	tcache_self = NULL;
-	if (sides != NULL) {
-		memset(sides->owned, 0, sizeof sides->owned);
-		sides->nparked = sides->nstocked = 0;
-	}
+	tslots_forget();
 }

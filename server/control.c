@@ -523,6 +523,10 @@ static int recover_one(void *arg, uint64_t id)
 	 * make us free its blocks) is left alone, never believed. */
 	const char *foreign;
 	int fd = seg_adopt(name, seg_kind_mode(SEG_CONTROL, d->opt.segment_mode), &foreign);
+	if (fd == -EPERM && seg_drop_stillborn(name)) {
+		log_msg(SLOG_INFO, "control block %s: empty, its creation cut short: removed", name);
+		return 0;
+	}
 	if (fd == -EPERM) {
 		if (foreign_seen++ < FOREIGN_LOGGED)
 			log_msg(SLOG_WARN, "control block %s is not ours (%s): left alone, not "

@@ -358,6 +358,20 @@ int seg_foreign(const char *name, mode_t mode)
 	return not_ours(&st, mode) != NULL;
 }
 
+int seg_drop_stillborn(const char *name)
+{
+	if (backing.kind == SEG_BACKING_MEMFD)
+		return 0;
+	int fd = dir_open(name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	struct stat st;
+	int stillborn = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+			st.st_size == 0;
+	close(fd);
+	return stillborn && seg_unlink(name) == 0;
+}
+
 int seg_unlink(const char *name)
 {
 	if (backing.kind == SEG_BACKING_MEMFD) {

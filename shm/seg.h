@@ -128,6 +128,11 @@ void seg_set_group(gid_t gid);
 int seg_open(const char *name, int writable);
 
 int seg_unlink(const char *name);
+/* Removes segment name if it is ours and empty -- a creation cut short
+ * (the daemon killed between its open and its truncate, before the group
+ * and mode were set): 1 if it did, else 0.  It holds nothing, so nothing is
+ * lost; a file of another uid is never touched. */
+int seg_drop_stillborn(const char *name);
 
 /* How many segments of the instance exist (in /dev/shm); with remove, unlinks
  * those owned by this process's uid (never another user's) and returns how

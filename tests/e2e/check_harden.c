@@ -337,6 +337,34 @@ START_TEST(a_client_cutting_the_pages_segment_is_undone)
 }
 END_TEST
 
+/* A daemon SIGKILLed between a control block's open and its truncate (a
+ * spare made 2 ms after a Hello) leaves an empty file of its own, of root's
+ * group rather than the served one: the restarted daemon removes it, and a
+ * --cleanup stop leaves no segment.  Planted bug: recovery leaving every
+ * file not of the configured group alone (seg_drop_stillborn() not asked)
+ * -- a_client_cutting_the_pages_segment_is_undone failed so now and then
+ * in CI with "test_segments_left == 1". */
+START_TEST(a_control_block_cut_short_by_a_kill_is_removed_at_the_restart)
+{
+	USERS_OR_SKIP();
+	start();
+	ck_assert_int_eq(run_as(&victim, allocate_a_little, NULL), 0);
+	e2e_kill_daemon(&d);
+	char name[128];
+	snprintf(name, sizeof name, "/shmalloc.%s.c%u", d.instance, 999999u);
+	int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	char gid[16];
+	snprintf(gid, sizeof gid, "%lu", (unsigned long)victim.gid);
+	const char *const opts[] = {"--allow-gid", gid, "--allow-uid", "0", "--cleanup", NULL};
+	ck_assert_int_eq(e2e_restart_daemon(&d, opts), 0);
+	ck_assert(logged("empty, its creation cut short: removed"));
+	still_serves_the_victim();
+	finish();
+}
+END_TEST
+
 /* ---- (11) an outsider's empty files under the names the daemon tries ---- */
 
 #define SQUATTED 40 /* the name and base-1..base-40: past the 16 it tried */
@@ -735,6 +763,7 @@ Suite *make_harden_suite(void)
 	tcase_add_test(tc, bins_over_unreserved_refs_make_no_tmpfs_pages);
 	tcase_add_test(tc, a_client_filling_its_control_block_is_emptied);
 	tcase_add_test(tc, a_client_cutting_the_pages_segment_is_undone);
+	tcase_add_test(tc, a_control_block_cut_short_by_a_kill_is_removed_at_the_restart);
 	tcase_add_test(tc, squatted_names_past_the_first_sixteen_do_not_stop_a_start);
 	tcase_add_test(tc, reconnecting_at_the_cap_gains_nothing);
 	tcase_add_test(tc, per_user_counts_survive_a_restart);
